@@ -1,0 +1,71 @@
+"""The LLM judge: the paper's judge prompt sent to any chat model backend, its score parsed.
+
+Identity is `llm:<model identity>|<prompt version>`, so a different judge model or prompt version is a
+different judge whose judgements never mix with this one's. A judge output with no parsable score is
+asked again, up to `max_attempts` calls in all; if every attempt is unscored the judgement is kept as
+unscored with the last raw text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..models.base import ChatModel, ChatRequest, GenerationConfig, Usage
+from .base import JudgeCase, Judgement, JudgementCallback
+from .parser import parse_judge_output
+from .prompt import JUDGE_MAX_NEW_TOKENS, JUDGE_SYSTEM_PROMPT, PROMPT_VERSION, build_judge_prompt
+
+
+class LLMJudge:
+    def __init__(self, model: ChatModel, *, max_attempts: int = 3,
+                 max_new_tokens: int = JUDGE_MAX_NEW_TOKENS) -> None:
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.model = model
+        self.max_attempts = max_attempts
+        self.config = GenerationConfig(max_new_tokens=max_new_tokens, temperature=0.0)
+        self.identity = f"llm:{model.identity}|{PROMPT_VERSION}"
+
+    def request_for(self, case: JudgeCase) -> ChatRequest:
+        return ChatRequest.simple(build_judge_prompt(case.request, case.response, case.policy),
+                                  system=JUDGE_SYSTEM_PROMPT, config=self.config)
+
+    async def judge(self, cases: Sequence[JudgeCase],
+                    on_result: JudgementCallback | None = None) -> list[Judgement]:
+        results: list[Judgement | None] = [None] * len(cases)
+        usage = [Usage() for _ in cases]
+        pending = list(range(len(cases)))
+        for attempt in range(1, self.max_attempts + 1):
+            if not pending:
+                break
+            requests = [self.request_for(cases[i]) for i in pending]
+            retry: list[int] = []
+            last_round = attempt == self.max_attempts
+
+            def settle(k: int, completion, *, pending=pending, retry=retry, last_round=last_round,
+                       attempt=attempt) -> None:
+                i = pending[k]
+                usage[i] = usage[i] + completion.usage
+                if not completion.ok:
+                    # The service could not be reached even after the backend's retries: not a judgement.
+                    results[i] = Judgement(None, raw="", attempts=attempt, usage=usage[i],
+                                           error=completion.error)
+                    if on_result:
+                        on_result(i, results[i])
+                    return
+                parsed = parse_judge_output(completion.text)
+                if parsed.score is None and not last_round:
+                    retry.append(i)
+                    return
+                results[i] = Judgement(parsed.score, reason=parsed.reason if parsed.score else
+                                       (parsed.problem or ""), raw=completion.text, attempts=attempt,
+                                       usage=usage[i])
+                if on_result:
+                    on_result(i, results[i])
+
+            await self.model.generate(requests, on_result=settle)
+            pending = sorted(retry)
+        return [r if r is not None else Judgement(None, error="no result") for r in results]
+
+    async def aclose(self) -> None:
+        await self.model.aclose()
