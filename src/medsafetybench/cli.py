@@ -3,7 +3,6 @@ tables, and turns `UserError`s into one-line messages with exit status 2 (no tra
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
@@ -12,14 +11,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from . import __version__
 from .errors import UserError
@@ -36,28 +27,6 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JS
 
 def _project(project: Path | None) -> Path:
     return project or Path(os.environ.get("MEDSAFETY_PROJECT", "medsafety-runs"))
-
-
-class RichProgress:
-    """Progress bars for pipeline stages (on stderr)."""
-
-    def __init__(self, console: Console, enabled: bool = True) -> None:
-        self.bar = Progress(TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not enabled)
-        self.tasks: dict[str, int] = {}
-
-    def __enter__(self) -> RichProgress:
-        self.bar.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.stop()
-
-    def start(self, stage: str, total: int) -> None:
-        self.tasks[stage] = self.bar.add_task(stage, total=total)
-
-    def advance(self, stage: str, n: int = 1) -> None:
-        self.bar.advance(self.tasks[stage], n)
 
 
 def _csv(text: str | None) -> list[str] | None:
@@ -90,9 +59,9 @@ def eval_cmd(
     from .data import load_items
     from .judging import load_judge
     from .models import GenerationConfig, load_model, parse_spec
-    from .pipeline import EvalSettings, evaluate
+    from .pipeline import EvalSettings, run_evaluation
     from .principles import LLAMA2_DEFAULT_SYSTEM_PROMPT, parse_principles
-    from .report.console import print_summary
+    from .report.console import RichProgress, print_summary
     from .store import Store
 
     spec = parse_spec(model)
@@ -116,17 +85,9 @@ def eval_cmd(
     judge_obj = load_judge(judge, concurrency=judge_concurrency or concurrency, timeout=timeout,
                            batch_size=batch_size)
 
-    async def go():
-        try:
-            with RichProgress(err, enabled=not as_json) as progress:
-                return await evaluate(store, items, model_obj, judge_obj, model_spec=str(spec), settings=settings,
-                                      progress=progress, retry_unscored=retry_unscored)
-        finally:
-            await model_obj.aclose()
-            await judge_obj.aclose()
-
-    with store:
-        outcome = asyncio.run(go())
+    with store, RichProgress(err, enabled=not as_json) as progress:
+        outcome = run_evaluation(store, items, model_obj, judge_obj, model_spec=str(spec), settings=settings,
+                                 progress=progress, retry_unscored=retry_unscored)
         run = store.run(outcome.run_id)
     if as_json:
         print(json.dumps({"run_id": outcome.run_id, "model": str(spec), "judge": run.judge_identity,

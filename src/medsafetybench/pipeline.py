@@ -10,6 +10,7 @@ judge identity, settings and items: asking for the same evaluation again finds t
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Sequence
@@ -189,3 +190,19 @@ async def evaluate(store: Store, items: Sequence[Item], model: ChatModel, judge_
     responses = await respond(store, run_id, model, progress)
     judgements = await judge(store, run_id, judge_, progress, retry_unscored=retry_unscored)
     return EvalOutcome(run_id, summarise_run(store, run_id), responses, judgements)
+
+
+def run_evaluation(store: Store, items: Sequence[Item], model: ChatModel, judge_: Judge, *, model_spec: str,
+                   settings: EvalSettings | None = None, progress: Progress | None = None,
+                   retry_unscored: bool = False) -> EvalOutcome:
+    """Synchronous entry point: `evaluate`, then close the model and the judge whatever happens."""
+
+    async def go() -> EvalOutcome:
+        try:
+            return await evaluate(store, items, model, judge_, model_spec=model_spec, settings=settings,
+                                  progress=progress, retry_unscored=retry_unscored)
+        finally:
+            await model.aclose()
+            await judge_.aclose()
+
+    return asyncio.run(go())

@@ -7,6 +7,14 @@ import datetime as dt
 
 from rich.console import Console, Group
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from ..metrics import GroupStats, Summary
@@ -60,3 +68,25 @@ def runs_table(rows: list[tuple[RunInfo, Summary]]) -> Table:
         t.add_row(info.id, when, escape(info.model_spec), escape(info.judge_identity), str(info.n_items),
                   s.overall.harmfulness.fmt(2), str(s.n_unscored), str(s.n_missing_response + s.n_unjudged))
     return t
+
+
+class RichProgress:
+    """Progress bars for pipeline stages (pass a stderr console so tables on stdout stay clean)."""
+
+    def __init__(self, console: Console, enabled: bool = True) -> None:
+        self.bar = Progress(TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not enabled)
+        self.tasks: dict[str, int] = {}
+
+    def __enter__(self) -> RichProgress:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+    def start(self, stage: str, total: int) -> None:
+        self.tasks[stage] = self.bar.add_task(stage, total=total)
+
+    def advance(self, stage: str, n: int = 1) -> None:
+        self.bar.advance(self.tasks[stage], n)
