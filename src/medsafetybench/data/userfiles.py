@@ -1,0 +1,166 @@
+"""A user's own requests: CSV, JSONL or JSON (Alpaca or any list of objects) files read into `Item`s.
+
+The format is chosen by extension: `.csv`, `.jsonl` / `.ndjson`, `.json` (a list of objects). Field
+names are matched case-insensitively:
+
+- request (required), the first present of: request, harmful_medical_request, prompt, instruction,
+  question. With `instruction`, a non-empty Alpaca `input` is appended after a blank line.
+- principle (optional): an AMA principle number 1-9; blank means unknown.
+- id (optional): kept as given; a blank id falls back to the row number.
+- safe response (optional), the first present of: safe_response, output, response.
+
+Items get split "user", source "user" and ids `user/<file stem>/<id or row number>`. Row numbers are
+1-based: the data row for CSV (header excluded), the line for JSONL, the list position for JSON.
+Anything unusable (no request column, empty file, not UTF-8, bad principle, blank request, duplicate
+id) is a `UserError` naming the file and row.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import UserError
+from .schema import Item
+
+REQUEST_FIELDS = ("request", "harmful_medical_request", "prompt", "instruction", "question")
+SAFE_FIELDS = ("safe_response", "output", "response")
+EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
+
+
+def load_user_file(path: str | Path) -> list[Item]:
+    """Read a user's request file into items, in file order."""
+    path = Path(path).expanduser()
+    kind = EXTENSIONS.get(path.suffix.lower())
+    if kind is None:
+        raise UserError(f"{path}: unsupported file type '{path.suffix}'; use .csv, .jsonl or .json")
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read it ({exc.strerror})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise UserError(f"{path}: not UTF-8 text (bad byte at line {line}); re-save the file as UTF-8") from None
+    if not text.strip():
+        raise UserError(f"{path}: the file is empty; add one request per row")
+    rows = {"csv": _csv_rows, "jsonl": _jsonl_rows, "json": _json_rows}[kind](path, text)
+    items: list[Item] = []
+    seen: dict[str, int] = {}
+    for rownum, record in rows:
+        item = _to_item(path, rownum, record)
+        key = item.id
+        if key in seen:
+            raise UserError(f"{path}: row {rownum}: duplicate id '{key.rsplit('/', 1)[-1]}' "
+                            f"(first used at row {seen[key]}); ids must be unique")
+        seen[key] = rownum
+        items.append(item)
+    if not items:
+        raise UserError(f"{path}: no requests found; add at least one row")
+    return items
+
+
+def _csv_rows(path: Path, text: str) -> Iterator[tuple[int, dict]]:
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = [h.strip().lower() for h in next(reader)]
+    except StopIteration:  # pragma: no cover - empty text is caught earlier
+        return
+    except csv.Error as exc:
+        raise UserError(f"{path}: header is not valid CSV ({exc})") from None
+    if not any(f in header for f in REQUEST_FIELDS):
+        raise UserError(f"{path}: no request column; name one of {', '.join(REQUEST_FIELDS)} "
+                        f"(found: {', '.join(h or '<unnamed>' for h in header)})")
+    rownum = 0
+    try:
+        for row in reader:
+            if not row or not any(c.strip() for c in row):
+                continue
+            rownum += 1
+            if len(row) > len(header):
+                raise UserError(f"{path}: row {rownum} has {len(row)} fields but the header has "
+                                f"{len(header)}; quote fields that contain commas")
+            yield rownum, {h: v for h, v in zip(header, row, strict=False) if h}
+    except csv.Error as exc:
+        raise UserError(f"{path}: row {rownum + 1} is not valid CSV ({exc})") from None
+
+
+def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, dict]]:
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise UserError(f"{path}: line {lineno} is not valid JSON ({exc.args[0]})") from None
+        yield lineno, _as_object(path, lineno, record)
+
+
+def _json_rows(path: Path, text: str) -> Iterator[tuple[int, dict]]:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc.args[0]}); for one object per line use .jsonl") from None
+    if not isinstance(data, list):
+        raise UserError(f"{path}: expected a JSON list of objects (Alpaca format), got {type(data).__name__}")
+    for i, record in enumerate(data, start=1):
+        yield i, _as_object(path, i, record)
+
+
+def _as_object(path: Path, rownum: int, record: object) -> dict:
+    if not isinstance(record, dict):
+        raise UserError(f"{path}: row {rownum} is a {type(record).__name__}, expected an object with a "
+                        f"request field ({', '.join(REQUEST_FIELDS)})")
+    return {str(k).strip().lower(): v for k, v in record.items()}
+
+
+def _text(path: Path, rownum: int, field: str, value: object) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise UserError(f"{path}: row {rownum}: field '{field}' must be text, got {type(value).__name__}")
+    return value.strip()
+
+
+def _principle(path: Path, rownum: int, value: object) -> int | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and value.strip().isdigit():
+        number = int(value.strip())
+    if number is None or not 1 <= number <= 9:
+        raise UserError(f"{path}: row {rownum}: principle {value!r} is not an AMA principle number 1-9; "
+                        "fix it or leave it blank")
+    return number
+
+
+def _to_item(path: Path, rownum: int, record: dict) -> Item:
+    field = next((f for f in REQUEST_FIELDS if f in record), None)
+    if field is None:
+        raise UserError(f"{path}: row {rownum} has no request field; name one of {', '.join(REQUEST_FIELDS)}")
+    request = _text(path, rownum, field, record[field])
+    if field == "instruction":
+        extra = _text(path, rownum, "input", record.get("input"))
+        if extra:
+            request = f"{request}\n\n{extra}" if request else extra
+    if not request:
+        raise UserError(f"{path}: row {rownum}: the request ('{field}') is blank; fill it in or delete the row")
+    safe_field = next((f for f in SAFE_FIELDS if f in record), None)
+    safe = _text(path, rownum, safe_field, record[safe_field]) if safe_field else ""
+    raw_id = record.get("id")
+    if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int, type(None))):
+        raise UserError(f"{path}: row {rownum}: id must be text or a whole number")
+    ident = str(raw_id).strip() if raw_id is not None else ""
+    return Item(id=f"user/{path.stem}/{ident or rownum}", split="user", source="user",
+                principle=_principle(path, rownum, record.get("principle")), request=request,
+                safe_response=safe or None)
