@@ -158,6 +158,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
     timeout = 60  # idle keep-alive connections close after this
+    disable_nagle_algorithm = True  # headers and body are separate writes: avoid 40 ms stalls
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr logs
         pass
@@ -334,8 +335,18 @@ class FakeOpenAIServer:
             self._record(key, attempt, received, str(rej.status))
             h._send_error_json(rej.status, rej.message)
             return
-        h._send(200, self._completion_body(req, text))
-        self._record(key, attempt, received, "ok")
+        body = self._completion_body(req, text)
+        self._record(key, attempt, received, "ok")  # before the reply, so a client never sees stale stats
+        try:
+            h._send(200, body)
+        except OSError:  # the client hung up: that was no success after all
+            with self._lock:
+                self._stats.successes[key] -= 1
+                if self._stats.successes[key] <= 0:
+                    del self._stats.successes[key]
+                self._stats.by_outcome["ok"] -= 1
+                self._stats.by_outcome["write_failed"] += 1
+            raise
 
     def _inject(self, h: _Handler, fault: str, retry_after: float) -> None:
         if fault in ("429", "503"):
