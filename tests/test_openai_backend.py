@@ -217,3 +217,12 @@ def test_model_survives_a_second_event_loop(fake_openai):
 def test_empty_batch(fake_openai):
     assert run(fast_model(fake_openai), []) == []
     assert fake_openai.stats().total_calls == 0
+
+
+def test_error_in_on_result_propagates_and_stops_workers(fake_openai):
+    def boom(i, c):
+        raise RuntimeError("store is full")
+
+    with pytest.raises(RuntimeError, match="store is full"):
+        run(fast_model(fake_openai, concurrency=2), [ChatRequest.simple(f"q{i}") for i in range(50)], boom)
+    assert fake_openai.stats().total_calls < 50

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import openai
+from openai.types.chat import ChatCompletion
 
 from ..errors import UserError
 from .base import ChatRequest, Completion, ResultCallback, Usage
@@ -196,7 +197,9 @@ class OpenAIChatModel:
         while True:
             try:
                 async with self._sem:
-                    resp = await client.chat.completions.create(**params)
+                    # client.post = chat.completions.create minus the SDK's recursive TypedDict
+                    # transform of the body (a quarter of the client's CPU per call; ours is plain JSON)
+                    resp = await client.post("/chat/completions", body=params, cast_to=ChatCompletion)
                 return self._parse(resp)
             except Exception as exc:  # noqa: BLE001 - _classify re-raises what is not an API failure
                 retryable, delay, msg = self._classify(exc)
