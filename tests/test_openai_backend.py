@@ -226,3 +226,9 @@ def test_error_in_on_result_propagates_and_stops_workers(fake_openai):
     with pytest.raises(RuntimeError, match="store is full"):
         run(fast_model(fake_openai, concurrency=2), [ChatRequest.simple(f"q{i}") for i in range(50)], boom)
     assert fake_openai.stats().total_calls < 50
+
+
+@pytest.mark.parametrize("options", [{"concurrency": 0}, {"timeout": "soon"}, {"max_retries": -1}])
+def test_bad_options_are_user_errors(openai_env_clean, options):
+    with pytest.raises(UserError, match="openai backend"):
+        load_model("openai:m@http://127.0.0.1:9/v1", **options)

@@ -73,6 +73,12 @@ class OpenAIChatModel:
                  backoff_base: float = 0.5, backoff_cap: float = 30.0) -> None:
         if not model:
             raise UserError("openai backend: no model name given; write e.g. openai:gpt-4o-mini")
+        try:
+            concurrency, timeout, max_retries = int(concurrency), float(timeout), int(max_retries)
+            backoff_base, backoff_cap = float(backoff_base), float(backoff_cap)
+        except (TypeError, ValueError) as exc:
+            raise UserError("openai backend: concurrency and max_retries must be integers, timeout and "
+                            f"backoff settings numbers of seconds ({exc})") from None
         if int(concurrency) < 1:
             raise UserError(f"openai backend: concurrency must be at least 1 (got {concurrency})")
         if float(timeout) <= 0:
