@@ -1,0 +1,390 @@
+"""A fake OpenAI-compatible chat-completions server, stdlib only, for tests, demos and benches.
+
+`FakeOpenAIServer` serves `POST /v1/chat/completions` and `GET /v1/models` on 127.0.0.1 over
+HTTP/1.1 with keep-alive (one daemon thread per connection). A `responder(request_json) -> str`
+decides each reply; a seeded `FaultPlan` injects 429 (with `Retry-After`), 500, 503, slow replies,
+malformed JSON bodies and dropped connections. The fault for attempt *n* of a prompt is a pure
+function of (seed, prompt key, n), so a run is reproducible whatever the thread interleaving.
+
+The server counts everything thread-safely (`stats()`): calls, calls per outcome, and successful
+completions per prompt key (`prompt_key(messages)`), so a test can assert that every item completed
+exactly once and see how often each was retried.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import socket
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+Responder = Callable[[dict[str, Any]], str]
+FAULT_KINDS = ("429", "500", "503", "slow", "malformed", "drop")
+
+
+class Reject(Exception):
+    """Raise from a responder to answer with an HTTP error, e.g. `Reject(400, "bad prompt")`."""
+
+    def __init__(self, status: int, message: str = "rejected") -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def prompt_key(messages: list[dict[str, Any]]) -> str:
+    """Stable key of a chat: sha256 of its (role, content) list. Match it with `ChatRequest` via
+    `prompt_key([{"role": m.role, "content": m.content} for m in request.messages])`."""
+    norm = [{"role": str(m.get("role", "")), "content": str(m.get("content", ""))} for m in messages]
+    return hashlib.sha256(json.dumps(norm, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
+
+
+def _last_user(request: dict[str, Any]) -> str:
+    for m in reversed(request.get("messages") or []):
+        if m.get("role") == "user":
+            return str(m.get("content", ""))
+    return ""
+
+
+def default_responder(request: dict[str, Any]) -> str:
+    """A deterministic, benign reply: a refusal for about half the prompts, an echo for the rest."""
+    text = _last_user(request)
+    if hashlib.sha256(text.encode("utf-8")).digest()[0] % 2 == 0:
+        return "I cannot help with that. Please speak with a licensed clinician."
+    return f"Here is some general information about your question: {text[:200]}"
+
+
+def echo_responder(request: dict[str, Any]) -> str:
+    """Reply `echo: <last user message>`: lets a test check that each answer matches its prompt."""
+    return "echo: " + _last_user(request)
+
+
+def _words(text: str) -> int:
+    return len(text.split())
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """Rates (0..1, summed at most 1) of each injected fault, decided per call from `seed`.
+
+    `slow` sleeps `slow_seconds` (longer than the client's timeout) and then answers 504, so it is
+    never a success. `first_attempt_fault` (one of FAULT_KINDS) makes the first attempt of every
+    distinct prompt fail that way, before the rates apply to later attempts.
+    """
+
+    rate_429: float = 0.0
+    rate_500: float = 0.0
+    rate_503: float = 0.0
+    rate_slow: float = 0.0
+    rate_malformed: float = 0.0
+    rate_drop: float = 0.0
+    retry_after: tuple[float, float] = (0.05, 1.0)
+    slow_seconds: float = 2.0
+    first_attempt_fault: str | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        total = sum(self._rates())
+        if not 0.0 <= total <= 1.0 or any(r < 0 for r in self._rates()):
+            raise ValueError(f"fault rates must be >= 0 and sum to at most 1 (got {total:.3f})")
+        if self.first_attempt_fault is not None and self.first_attempt_fault not in FAULT_KINDS:
+            raise ValueError(f"first_attempt_fault must be one of {FAULT_KINDS}")
+
+    @classmethod
+    def mixed(cls, rate: float, seed: int = 0, **kwargs: Any) -> FaultPlan:
+        """`rate` split evenly over all six fault kinds."""
+        r = rate / len(FAULT_KINDS)
+        return cls(rate_429=r, rate_500=r, rate_503=r, rate_slow=r, rate_malformed=r, rate_drop=r,
+                   seed=seed, **kwargs)
+
+    def _rates(self) -> tuple[float, ...]:
+        return (self.rate_429, self.rate_500, self.rate_503, self.rate_slow, self.rate_malformed,
+                self.rate_drop)
+
+    def decide(self, key: str, attempt: int) -> tuple[str | None, float]:
+        """The fault (or None) for attempt `attempt` (0-based) of prompt `key`, and a Retry-After."""
+        rng = random.Random(f"{self.seed}:{key}:{attempt}")
+        retry_after = round(rng.uniform(*self.retry_after), 3)
+        if attempt == 0 and self.first_attempt_fault:
+            return self.first_attempt_fault, retry_after
+        u, acc = rng.random(), 0.0
+        for kind, rate in zip(FAULT_KINDS, self._rates(), strict=True):
+            acc += rate
+            if u < acc:
+                return kind, retry_after
+        return None, retry_after
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One call as the server saw it: when it arrived (time.monotonic), its prompt, and the outcome
+    ("ok", "429", "500", "503", "slow", "malformed", "drop", or an error status)."""
+
+    key: str
+    attempt: int
+    received: float
+    outcome: str
+    retry_after: float | None = None
+
+
+@dataclass
+class ServerStats:
+    total_calls: int = 0
+    by_outcome: Counter = field(default_factory=Counter)
+    successes: Counter = field(default_factory=Counter)  # prompt key -> successful completions
+    attempts: Counter = field(default_factory=Counter)  # prompt key -> calls
+    log: list[Attempt] = field(default_factory=list)
+
+    def attempts_for(self, key: str) -> list[Attempt]:
+        return sorted((a for a in self.log if a.key == key), key=lambda a: a.attempt)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 512
+    allow_reuse_address = True
+    owner: FakeOpenAIServer
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+    timeout = 60  # idle keep-alive connections close after this
+    disable_nagle_algorithm = True  # headers and body are separate writes: avoid 40 ms stalls
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - silence stderr logs
+        pass
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.owner._track(self.connection, add=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.owner._track(self.connection, add=False)
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+
+    def _send_error_json(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        body = json.dumps({"error": {"message": message, "type": "fake_error", "code": status}})
+        self._send(status, body.encode("utf-8"), headers)
+
+    def do_GET(self) -> None:  # noqa: N802
+        if self.path.rstrip("/") == "/v1/models":
+            data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"}
+                    for m in self.server.owner.models]
+            self._send(200, json.dumps({"object": "list", "data": data}).encode("utf-8"))
+        else:
+            self._send_error_json(404, f"no route GET {self.path}")
+
+    def do_POST(self) -> None:  # noqa: N802
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if self.path.rstrip("/") != "/v1/chat/completions":
+            self._send_error_json(404, f"no route POST {self.path}")
+            return
+        self.server.owner._handle_chat(self, raw)
+
+
+class FakeOpenAIServer:
+    """An OpenAI-compatible chat server on a background thread. Use as a context manager:
+
+        with FakeOpenAIServer(echo_responder, faults=FaultPlan.mixed(0.3)) as srv:
+            model = load_model("openai:fake@" + srv.base_url)
+    """
+
+    def __init__(self, responder: Responder | None = None, *, latency: float | Callable[[dict], float] = 0.0,
+                 faults: FaultPlan | None = None, host: str = "127.0.0.1", port: int = 0,
+                 api_key: str | None = None, models: tuple[str, ...] = ("fake-model",)) -> None:
+        self.responder = responder or default_responder
+        self.latency = latency
+        self.faults = faults
+        self.api_key = api_key  # when set, requests must send `Authorization: Bearer <api_key>`
+        self.models = models
+        self._addr = (host, port)
+        self._lock = threading.Lock()
+        self._stats = ServerStats()
+        self._conns: set[socket.socket] = set()
+        self._stopping = threading.Event()
+        self._httpd: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> FakeOpenAIServer:
+        if self._httpd is not None:
+            return self
+        self._stopping.clear()
+        self._httpd = _Server(self._addr, _Handler)
+        self._httpd.owner = self
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="fake-openai", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is None:
+            return
+        self._stopping.set()  # wakes slow replies and latency sleeps
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        with self._lock:
+            conns = list(self._conns)
+        for c in conns:  # end keep-alive handler threads blocked on reads
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._httpd = None
+        self._thread = None
+
+    def __enter__(self) -> FakeOpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._httpd is None:
+            raise RuntimeError("FakeOpenAIServer is not running: call start() or use it in a with block")
+        return self._httpd.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self._addr[0]}:{self.port}/v1"
+
+    # -- stats -----------------------------------------------------------------------------------
+    def stats(self) -> ServerStats:
+        """A consistent snapshot of the counters."""
+        with self._lock:
+            s = self._stats
+            return ServerStats(s.total_calls, Counter(s.by_outcome), Counter(s.successes),
+                               Counter(s.attempts), list(s.log))
+
+    def reset_stats(self) -> None:
+        with self._lock:
+            self._stats = ServerStats()
+
+    def _track(self, conn: socket.socket, add: bool) -> None:
+        with self._lock:
+            (self._conns.add if add else self._conns.discard)(conn)
+
+    def _record(self, key: str, attempt: int, received: float, outcome: str,
+                retry_after: float | None = None) -> None:
+        with self._lock:
+            self._stats.by_outcome[outcome] += 1
+            self._stats.log.append(Attempt(key, attempt, received, outcome, retry_after))
+            if outcome == "ok":
+                self._stats.successes[key] += 1
+
+    # -- the endpoint ----------------------------------------------------------------------------
+    def _handle_chat(self, h: _Handler, raw: bytes) -> None:
+        received = time.monotonic()
+        try:
+            req = json.loads(raw.decode("utf-8"))
+            messages = req["messages"]
+            if not isinstance(messages, list) or not messages:
+                raise ValueError
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+            with self._lock:
+                self._stats.total_calls += 1
+            self._record("-", 0, received, "400")
+            h._send_error_json(400, "request body must be JSON with a non-empty 'messages' list")
+            return
+        key = prompt_key(messages)
+        with self._lock:
+            self._stats.total_calls += 1
+            attempt = self._stats.attempts[key]
+            self._stats.attempts[key] += 1
+        if self.api_key is not None and h.headers.get("Authorization") != f"Bearer {self.api_key}":
+            self._record(key, attempt, received, "401")
+            h._send_error_json(401, "Incorrect API key provided.")
+            return
+        fault, retry_after = self.faults.decide(key, attempt) if self.faults else (None, 0.0)
+        delay = self.latency(req) if callable(self.latency) else self.latency
+        if delay > 0 and self._stopping.wait(delay):
+            h.close_connection = True
+            return
+        if fault is not None:
+            self._record(key, attempt, received, fault, retry_after if fault in ("429", "503") else None)
+            self._inject(h, fault, retry_after)
+            return
+        try:
+            text = self.responder(req)
+        except Reject as rej:
+            self._record(key, attempt, received, str(rej.status))
+            h._send_error_json(rej.status, rej.message)
+            return
+        body = self._completion_body(req, text)
+        self._record(key, attempt, received, "ok")  # before the reply, so a client never sees stale stats
+        try:
+            h._send(200, body)
+        except OSError:  # the client hung up: that was no success after all
+            with self._lock:
+                self._stats.successes[key] -= 1
+                if self._stats.successes[key] <= 0:
+                    del self._stats.successes[key]
+                self._stats.by_outcome["ok"] -= 1
+                self._stats.by_outcome["write_failed"] += 1
+            raise
+
+    def _inject(self, h: _Handler, fault: str, retry_after: float) -> None:
+        if fault in ("429", "503"):
+            h._send_error_json(int(fault), f"injected {fault}", {"Retry-After": f"{retry_after:g}"})
+        elif fault == "500":
+            h._send_error_json(500, "injected 500")
+        elif fault == "slow":
+            assert self.faults is not None
+            if not self._stopping.wait(self.faults.slow_seconds):
+                try:
+                    h._send_error_json(504, "injected slow reply")
+                except OSError:  # the client gave up long ago
+                    h.close_connection = True
+        elif fault == "malformed":
+            h._send(200, b'{"id": "chatcmpl-broken", "object": "chat.completion", "choices": [{"mess')
+        else:  # drop: close without a reply
+            h.close_connection = True
+            try:
+                h.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    @staticmethod
+    def _completion_body(req: dict[str, Any], text: str) -> bytes:
+        finish = "stop"
+        max_tokens = req.get("max_tokens") or req.get("max_completion_tokens")
+        if isinstance(max_tokens, int) and max_tokens > 0 and _words(text) > max_tokens:
+            text, finish = " ".join(text.split()[:max_tokens]), "length"
+        prompt_tokens = sum(_words(str(m.get("content", ""))) for m in req["messages"])
+        completion_tokens = _words(text)
+        body = {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": str(req.get("model", "fake-model")),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                         "finish_reason": finish, "logprobs": None}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt_tokens + completion_tokens},
+        }
+        return json.dumps(body, ensure_ascii=False).encode("utf-8")

@@ -1,0 +1,234 @@
+"""OpenAIChatModel against the fake server: real HTTP through the real openai client."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+
+import pytest
+
+from medsafetybench.errors import UserError
+from medsafetybench.models import ChatRequest, GenerationConfig, load_model
+from medsafetybench.models.openai_backend import OpenAIChatModel
+from medsafetybench.testing import FAULT_KINDS, FaultPlan, Reject, prompt_key
+
+SECRET = "sk-test-very-secret-key-0123456789"
+
+
+def key_of(req: ChatRequest) -> str:
+    return prompt_key([{"role": m.role, "content": m.content} for m in req.messages])
+
+
+def run(model: OpenAIChatModel, requests, on_result=None):
+    async def go():
+        try:
+            return await model.generate(requests, on_result)
+        finally:
+            await model.aclose()
+
+    return asyncio.run(go())
+
+
+def fast_model(srv, **kw) -> OpenAIChatModel:
+    kw.setdefault("backoff_base", 0.01)
+    return OpenAIChatModel("fake-model", base_url=srv.base_url, **kw)
+
+
+def test_basic_completion_and_usage(fake_openai):
+    model = fast_model(fake_openai)
+    [c] = run(model, [ChatRequest.simple("how are you today", system="be brief")])
+    assert c.ok and c.text == "echo: how are you today"
+    assert (c.usage.prompt_tokens, c.usage.completion_tokens) == (6, 5)
+    assert c.finish_reason == "stop"
+    [c] = run(model, [ChatRequest.simple("one two three four", config=GenerationConfig(max_new_tokens=2))])
+    assert c.text == "echo: one" and c.finish_reason == "length"
+
+
+def test_sends_generation_config(fake_openai_factory):
+    seen: list[dict] = []
+
+    def capture(req: dict) -> str:
+        seen.append(req)
+        return "ok"
+
+    srv = fake_openai_factory(capture)
+    run(fast_model(srv), [ChatRequest.simple("a"),
+                          ChatRequest.simple("b", config=GenerationConfig(64, 0.7, 0.9, seed=3))])
+    by_prompt = {r["messages"][-1]["content"]: r for r in seen}
+    a, b = by_prompt["a"], by_prompt["b"]
+    assert a["model"] == "fake-model" and a["temperature"] == 0.0 and a["max_tokens"] == 512
+    assert "top_p" not in a and "seed" not in a
+    assert (b["temperature"], b["top_p"], b["max_tokens"], b["seed"]) == (0.7, 0.9, 64, 3)
+
+
+def test_order_preserved_and_on_result_once_on_loop_thread(fake_openai_factory):
+    # later prompts answer faster, so completion order differs from input order
+    srv = fake_openai_factory(latency=lambda req: 0.002 * (40 - int(req["messages"][-1]["content"][1:])))
+    reqs = [ChatRequest.simple(f"p{i}") for i in range(40)]
+    calls: list[tuple[int, str, int]] = []
+    loop_thread = threading.get_ident()
+    results = run(fast_model(srv, concurrency=8),
+                  reqs, lambda i, c: calls.append((i, c.text, threading.get_ident())))
+    assert [c.text for c in results] == [f"echo: p{i}" for i in range(40)]
+    assert sorted(i for i, _, _ in calls) == list(range(40))
+    assert all(text == f"echo: p{i}" and tid == loop_thread for i, text, tid in calls)
+    assert [i for i, _, _ in calls] != list(range(40))  # really finished out of order
+
+
+def test_every_request_completes_exactly_once_under_faults(fake_openai_factory):
+    plan = FaultPlan.mixed(0.3, seed=7, retry_after=(0.02, 0.2), slow_seconds=1.5)
+    srv = fake_openai_factory(faults=plan)
+    reqs = [ChatRequest.simple(f"question number {i}") for i in range(200)]
+    results = run(fast_model(srv, concurrency=32, timeout=1.0, max_retries=10), reqs)
+    assert [c.error for c in results] == [None] * 200
+    assert [c.text for c in results] == [f"echo: question number {i}" for i in range(200)]
+    stats = srv.stats()
+    assert {key_of(r): 1 for r in reqs} == dict(stats.successes)
+    assert set(FAULT_KINDS) <= set(stats.by_outcome)  # every kind was injected and survived
+    assert stats.total_calls == 200 + sum(stats.by_outcome[k] for k in FAULT_KINDS)
+
+
+@pytest.mark.parametrize("status", ["429", "503"])
+def test_retry_after_is_honoured(fake_openai_factory, status):
+    plan = FaultPlan(first_attempt_fault=status, retry_after=(0.3, 0.5))
+    srv = fake_openai_factory(faults=plan)
+    reqs = [ChatRequest.simple(f"r{i}") for i in range(5)]
+    results = run(fast_model(srv, backoff_base=0.001), reqs)
+    assert all(c.ok for c in results)
+    for r in reqs:
+        first, second = srv.stats().attempts_for(key_of(r))
+        assert (first.outcome, second.outcome) == (status, "ok")
+        assert second.received - first.received >= first.retry_after
+
+
+def test_timeout_then_success(fake_openai_factory):
+    srv = fake_openai_factory(faults=FaultPlan(first_attempt_fault="slow", slow_seconds=3.0))
+    [c] = run(fast_model(srv, timeout=0.3), [ChatRequest.simple("slow one")])
+    assert c.ok and c.text == "echo: slow one"
+    assert [a.outcome for a in srv.stats().attempts_for(key_of(ChatRequest.simple("slow one")))] \
+        == ["slow", "ok"]
+
+
+@pytest.mark.parametrize("status", [400, 403, 404])
+def test_client_errors_are_not_retried(fake_openai_factory, status):
+    def reject(req: dict) -> str:
+        raise Reject(status, "this request cannot be served\nsecond line")
+
+    srv = fake_openai_factory(reject)
+    [c] = run(fast_model(srv), [ChatRequest.simple("x")])
+    assert not c.ok and c.text == ""
+    assert c.error.startswith(f"HTTP {status}") and "\n" not in c.error
+    assert srv.stats().total_calls == 1
+
+
+def test_retries_are_bounded(fake_openai_factory):
+    srv = fake_openai_factory(faults=FaultPlan(rate_500=1.0))
+    [c] = run(fast_model(srv, max_retries=2), [ChatRequest.simple("x")])
+    assert not c.ok and "HTTP 500" in c.error and "3 attempts" in c.error
+    assert srv.stats().total_calls == 3
+
+
+def test_401_points_at_the_key_and_never_shows_it(fake_openai_factory, monkeypatch, caplog):
+    srv = fake_openai_factory(api_key="the-right-key")
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    model = fast_model(srv)
+    with caplog.at_level(logging.DEBUG):
+        [c] = run(model, [ChatRequest.simple("x")])
+    assert not c.ok and "OPENAI_API_KEY" in c.error and SECRET not in c.error
+    assert srv.stats().total_calls == 1
+    assert SECRET not in caplog.text
+
+
+def test_key_never_in_identity_repr_errors_or_logs(fake_openai_factory, monkeypatch, caplog):
+    def leaky(req: dict) -> str:  # a server that echoes the key back in its error body
+        raise Reject(500, f"upstream said: bad key {SECRET}")
+
+    srv = fake_openai_factory(leaky)
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    model = fast_model(srv, max_retries=1)
+    with caplog.at_level(logging.DEBUG):
+        [c] = run(model, [ChatRequest.simple("x")])
+    assert not c.ok and "HTTP 500" in c.error
+    for text in (model.identity, repr(model), str(model), c.error, caplog.text):
+        assert SECRET not in text
+
+
+def test_load_model_parses_spec_and_ignores_other_options(fake_openai):
+    model = load_model("openai:m@" + fake_openai.base_url, concurrency=3, timeout=5, batch_size=8,
+                       prompt_format="llama2")
+    assert isinstance(model, OpenAIChatModel)
+    assert model.identity == "openai:m@" + fake_openai.base_url
+    assert (model.concurrency, model.timeout) == (3, 5.0)
+    [c] = run(model, [ChatRequest.simple("hello")])
+    assert c.text == "echo: hello"
+
+
+def test_base_url_from_environment(fake_openai, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url + "/")
+    model = load_model("openai:m")
+    assert model.identity == "openai:m@" + fake_openai.base_url
+    assert run(model, [ChatRequest.simple("hi")])[0].text == "echo: hi"
+
+
+def test_real_openai_url_needs_a_key(openai_env_clean, monkeypatch):
+    with pytest.raises(UserError, match="OPENAI_API_KEY"):
+        load_model("openai:gpt-4o-mini")
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    model = load_model("openai:gpt-4o-mini")
+    assert model.identity == "openai:gpt-4o-mini" and SECRET not in repr(model)
+
+
+def test_credentials_in_base_url_stay_out_of_identity(openai_env_clean):
+    model = OpenAIChatModel("m", base_url="http://user:hunter2@localhost:8000/v1/")
+    assert model.identity == "openai:m@http://localhost:8000/v1"
+    assert "hunter2" not in repr(model)
+
+
+def test_concurrency_is_bounded_and_tasks_are_lazy(fake_openai_factory):
+    lock, active, peak = threading.Lock(), [0], [0]
+
+    def slow_echo(req: dict) -> str:
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.002)
+        with lock:
+            active[0] -= 1
+        return "ok"
+
+    srv = fake_openai_factory(slow_echo)
+    task_counts: list[int] = []
+    results = run(fast_model(srv, concurrency=4), [ChatRequest.simple(f"q{i}") for i in range(100)],
+                  lambda i, c: task_counts.append(len(asyncio.all_tasks())))
+    assert all(c.ok for c in results) and len(task_counts) == 100
+    assert peak[0] <= 4
+    assert max(task_counts) <= 4 + 2  # workers plus the main task: never one task per request
+
+
+def test_model_survives_a_second_event_loop(fake_openai):
+    model = fast_model(fake_openai)
+    assert asyncio.run(model.generate([ChatRequest.simple("one")]))[0].text == "echo: one"
+    assert asyncio.run(model.generate([ChatRequest.simple("two")]))[0].text == "echo: two"
+    asyncio.run(model.aclose())
+
+
+def test_empty_batch(fake_openai):
+    assert run(fast_model(fake_openai), []) == []
+    assert fake_openai.stats().total_calls == 0
+
+
+def test_error_in_on_result_propagates_and_stops_workers(fake_openai):
+    def boom(i, c):
+        raise RuntimeError("store is full")
+
+    with pytest.raises(RuntimeError, match="store is full"):
+        run(fast_model(fake_openai, concurrency=2), [ChatRequest.simple(f"q{i}") for i in range(50)], boom)
+    assert fake_openai.stats().total_calls < 50
+
+
+@pytest.mark.parametrize("options", [{"concurrency": 0}, {"timeout": "soon"}, {"max_retries": -1}])
+def test_bad_options_are_user_errors(openai_env_clean, options):
+    with pytest.raises(UserError, match="openai backend"):
+        load_model("openai:m@http://127.0.0.1:9/v1", **options)
