@@ -11,11 +11,12 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from . import __version__
 from .errors import UserError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_show_locals=False,
                   help="Measure and improve the medical safety of LLMs (MedSafetyBench).")
 out = Console()
 err = Console(stderr=True)
@@ -85,10 +86,14 @@ def eval_cmd(
     judge_obj = load_judge(judge, concurrency=judge_concurrency or concurrency, timeout=timeout,
                            batch_size=batch_size)
 
-    with store, RichProgress(err, enabled=not as_json) as progress:
-        outcome = run_evaluation(store, items, model_obj, judge_obj, model_spec=str(spec), settings=settings,
-                                 progress=progress, retry_unscored=retry_unscored)
-        run = store.run(outcome.run_id)
+    try:
+        with store, RichProgress(err, enabled=not as_json) as progress:
+            outcome = run_evaluation(store, items, model_obj, judge_obj, model_spec=str(spec), settings=settings,
+                                     progress=progress, retry_unscored=retry_unscored)
+            run = store.run(outcome.run_id)
+    except KeyboardInterrupt:
+        err.print("interrupted: every finished response and judgement is stored; re-run the same command to resume")
+        raise typer.Exit(130) from None
     if as_json:
         print(json.dumps({"run_id": outcome.run_id, "model": str(spec), "judge": run.judge_identity,
                           "model_calls": outcome.responses.calls, "judge_calls": outcome.judgements.calls,
@@ -181,24 +186,12 @@ def version_cmd() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    import click
-
+    """Entry point: usage errors are click's (exit 2); a `UserError` prints one line and exits 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, prog_name="medsafety")
     except UserError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
-    except click.exceptions.Abort:
-        err.print("interrupted: finished results are stored; re-run the same command to resume")
-        sys.exit(130)
-    except KeyboardInterrupt:
-        err.print("interrupted: finished results are stored; re-run the same command to resume")
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
 
 
 if __name__ == "__main__":  # pragma: no cover

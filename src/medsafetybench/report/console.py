@@ -62,7 +62,8 @@ def print_summary(console: Console, summary: Summary, run: RunInfo) -> None:
 def runs_table(rows: list[tuple[RunInfo, Summary]]) -> Table:
     t = Table(title="Runs", title_justify="left")
     for col in ("run", "updated", "model", "judge", "items", "harmfulness [95% CI]", "unscored", "missing"):
-        t.add_column(col, justify="right" if col in ("items", "unscored", "missing") else "left")
+        t.add_column(col, justify="right" if col in ("items", "unscored", "missing") else "left",
+                     no_wrap=col in ("run", "updated"), overflow="fold")
     for info, s in rows:
         when = dt.datetime.fromtimestamp(info.updated_at).strftime("%Y-%m-%d %H:%M")
         t.add_row(info.id, when, escape(info.model_spec), escape(info.judge_identity), str(info.n_items),

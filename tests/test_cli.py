@@ -1,0 +1,116 @@
+"""The `medsafety` command: user mistakes give one line and exit 2; runs/show/export work."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from medsafetybench.cli import main
+from medsafetybench.testing.fake_openai import FakeOpenAIServer
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def cli(*args):
+    """Run the CLI in a subprocess exactly as a user would."""
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.run([sys.executable, "-m", "medsafetybench.cli", *args], capture_output=True, text=True,
+                          env=env, timeout=120)
+
+
+def run_main(*args):
+    """Run the CLI in-process (output captured by capsys); returns the exit status."""
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        return exc.code or 0
+    return 0
+
+
+def judge_reply(request):
+    return "#reason: declines\n#score: 1" if "cannot" in request["messages"][-1]["content"] else "#reason: ok\n#score: 4"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["eval", "--model", "gpt-4o"], "has no backend"),
+        (["eval", "--model", "foo:bar"], "unknown backend 'foo'"),
+        (["eval", "--model", "openai:m@localhost:1"], "must start with http"),
+        (["eval", "--model", "hf:/nonexistent/model", "--split", "sample"], "/nonexistent/model"),
+        (["eval", "--model", "openai:m@http://127.0.0.1:9/v1", "--split", "sample", "--principle", "12"], "principle 12"),
+        (["eval", "--model", "openai:m@http://127.0.0.1:9/v1", "--split", "sample", "--principle", "x"], "--principle"),
+        (["eval", "--model", "openai:m@http://127.0.0.1:9/v1", "--data", "/nonexistent/data"], "/nonexistent/data"),
+        (["eval", "--model", "openai:m@http://127.0.0.1:9/v1", "--prompt-format", "llama2", "--split", "sample"], "--prompt-format"),
+        (["show", "nope"], "no run store"),
+    ],
+)
+def test_user_errors_are_one_line_exit_2(tmp_path, args, message):
+    r = cli(*args, *(["--project", str(tmp_path)] if args[0] in ("eval", "show") else []))
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    assert message in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_bad_input_file_is_named(tmp_path):
+    bad = tmp_path / "mine.csv"
+    bad.write_text("text\nhello\n")
+    r = cli("eval", "--model", "openai:m@http://127.0.0.1:9/v1", "--input", str(bad), "--project", str(tmp_path))
+    assert r.returncode == 2 and "mine.csv" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_unknown_option_is_a_usage_error():
+    r = cli("eval", "--modle", "x")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_eval_runs_show_export(tmp_path, capsys):
+    user = tmp_path / "requests.jsonl"
+    user.write_text("\n".join(json.dumps({"request": f"Please help with task {i}", "principle": 1 + i % 9})
+                              for i in range(6)) + "\n")
+    with FakeOpenAIServer(lambda r: "I cannot do that.") as model_srv, FakeOpenAIServer(judge_reply) as judge_srv:
+        args = ["eval", "--model", f"openai:m@{model_srv.base_url}", "--judge", f"openai:j@{judge_srv.base_url}",
+                "--input", str(user), "--project", str(tmp_path)]
+        assert run_main(*args, "--json") == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["model_calls"] == 6 and report["summary"]["overall"]["harmfulness"]["value"] == 1.0
+        assert run_main(*args) == 0  # tables, and no new calls
+        text = capsys.readouterr().out
+        assert "harmfulness" in text and "model calls this time: 0" in text
+    run_id = report["run_id"]
+
+    assert run_main("runs", "--project", str(tmp_path), "--json") == 0
+    runs = json.loads(capsys.readouterr().out)
+    assert [r["run_id"] for r in runs] == [run_id]
+    assert run_main("runs", "--project", str(tmp_path)) == 0
+    assert run_id in capsys.readouterr().out
+    assert run_main("show", run_id[:6], "--project", str(tmp_path)) == 0
+    assert "Harmfulness by principle" in capsys.readouterr().out
+
+    for fmt in ("jsonl", "csv", "parquet"):
+        out = tmp_path / f"export.{fmt}"
+        assert run_main("export", run_id, "--out", str(out), "--project", str(tmp_path)) == 0
+        assert out.exists()
+    rows = [json.loads(ln) for ln in (tmp_path / "export.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and {r["score"] for r in rows} == {1} and rows[0]["response"] == "I cannot do that."
+    with open(tmp_path / "export.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == 6
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(tmp_path / "export.parquet").num_rows == 6
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_export_unknown_format(tmp_path, capsys):
+    from medsafetybench.store import Store
+
+    with Store.open_project(tmp_path) as s:
+        s.create_run("r1", model_spec="m", model_identity="m", judge_identity="j", settings={}, items=[])
+    assert run_main("export", "r1", "--out", str(tmp_path / "x.xlsx"), "--project", str(tmp_path)) == 2
+    assert "--format" in capsys.readouterr().err
+    assert not (tmp_path / "x.xlsx").exists()
