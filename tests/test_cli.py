@@ -114,3 +114,35 @@ def test_export_unknown_format(tmp_path, capsys):
     assert run_main("export", "r1", "--out", str(tmp_path / "x.xlsx"), "--project", str(tmp_path)) == 2
     assert "--format" in capsys.readouterr().err
     assert not (tmp_path / "x.xlsx").exists()
+
+
+def test_api_key_never_reaches_store_output_or_exports(tmp_path):
+    secret = "sk-test-DO-NOT-LEAK-0123456789"
+    with FakeOpenAIServer(lambda r: "I cannot do that.", api_key=secret) as model_srv, \
+            FakeOpenAIServer(judge_reply, api_key=secret) as judge_srv:
+        env_args = ["eval", "--model", f"openai:m@{model_srv.base_url}", "--judge", f"openai:j@{judge_srv.base_url}",
+                    "--split", "sample", "--limit", "3", "--project", str(tmp_path), "--json"]
+        env = {**os.environ, "PYTHONPATH": SRC, "OPENAI_API_KEY": secret}
+        r = subprocess.run([sys.executable, "-m", "medsafetybench.cli", *env_args], capture_output=True, text=True,
+                           env=env, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert model_srv.stats().by_outcome["ok"] == 3  # the key was sent and accepted
+        run_id = json.loads(r.stdout)["run_id"]
+        exported = tmp_path / "out.jsonl"
+        e = subprocess.run([sys.executable, "-m", "medsafetybench.cli", "export", run_id, "--out", str(exported),
+                            "--project", str(tmp_path)], capture_output=True, text=True, env=env, timeout=60)
+        assert e.returncode == 0
+    blobs = [r.stdout, r.stderr, e.stdout, e.stderr, exported.read_text()]
+    blobs += [p.read_bytes().decode("latin-1") for p in tmp_path.glob("medsafety.db*")]
+    assert not any(secret in b for b in blobs)
+
+
+def test_wrong_api_key_fails_without_storing_and_exits_1(tmp_path):
+    with FakeOpenAIServer(lambda r: "x", api_key="right") as srv:
+        env = {**os.environ, "PYTHONPATH": SRC, "OPENAI_API_KEY": "wrong-key-123"}
+        r = subprocess.run([sys.executable, "-m", "medsafetybench.cli", "eval", "--model", f"openai:m@{srv.base_url}",
+                            "--judge", f"openai:j@{srv.base_url}", "--split", "sample", "--limit", "2",
+                            "--project", str(tmp_path)], capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 1
+    assert "OPENAI_API_KEY" in r.stderr and "wrong-key-123" not in r.stderr + r.stdout
+    assert "Traceback" not in r.stderr
