@@ -8,9 +8,19 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def torch_one_thread():
+    """Run torch on one thread while tiny-model tests run: ops this small only lose to thread
+    overhead, badly so on a shared machine. The previous setting is restored at session end."""
+    torch = pytest.importorskip("torch")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, torch_one_thread: None) -> Path:
     """A freshly built, pre-trained tiny Llama (model + tokenizer via save_pretrained)."""
-    pytest.importorskip("torch")
     pytest.importorskip("transformers")
     from medsafetybench.tiny import build_tiny_llama
 

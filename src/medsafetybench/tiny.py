@@ -115,7 +115,7 @@ def build_tiny_llama(out_dir: Path, *, seed: int = 0, pretrain_steps: int = 300,
                      vocab_size: int = 1024) -> Path:
     """Build, pre-train and save the tiny Llama (model + tokenizer) into `out_dir`; return it.
 
-    Deterministic given `seed` (CPU, fixed corpus, fixed init). About 10-20 s on two CPU cores with the
+    Deterministic given `seed` (CPU, one thread, fixed corpus, fixed init). About 10-20 s with the
     default 300 steps; `pretrain_steps=0` saves the randomly initialised model (for fast tests).
     """
     torch = require("torch", "hf", "Building the tiny model")
@@ -137,7 +137,12 @@ def build_tiny_llama(out_dir: Path, *, seed: int = 0, pretrain_steps: int = 300,
     model.generation_config.pad_token_id = tokenizer.pad_token_id
 
     if pretrain_steps > 0:
-        _pretrain(torch, model, tokenizer, corpus, steps=pretrain_steps, seed=seed)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # ops this small gain nothing from threads; one thread is also reproducible
+        try:
+            _pretrain(torch, model, tokenizer, corpus, steps=pretrain_steps, seed=seed)
+        finally:
+            torch.set_num_threads(threads)
     model.eval()
 
     out_dir.mkdir(parents=True, exist_ok=True)
