@@ -3,8 +3,9 @@
 `HFChatModel` loads through the same `from_pretrained` path for local directories and hub ids, renders
 each chat with a prompt format (`formats.py`), groups requests that share a `GenerationConfig`, sorts
 each group by prompt length (less padding), and generates left-padded batches: greedy when
-temperature is 0, else sampling seeded by the config's seed. Outputs come back in input order;
-`on_result` fires on the event-loop thread after each batch while `generate` runs in a worker thread.
+temperature is 0, else sampling seeded by the config's seed (sampled outputs then depend on the batch
+they were in). A batch that runs out of memory is split in half and retried. Outputs come back in
+input order; `on_result` fires on the event-loop thread after each batch while `generate` runs in a worker thread.
 
 Greedy batched decoding gives the same tokens as one-at-a-time decoding (left padding, attention mask
 and position ids derived from the mask; tests pin it on the tiny model). On GPUs, bf16 kernels may
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,6 +126,7 @@ class HFChatModel:
         self.model: Any = None
         self.tokenizer: Any = None
         self._identity: str | None = None
+        self._lock = threading.Lock()  # one generate at a time: seeds are global, memory is finite
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, **options: Any) -> HFChatModel:
@@ -194,7 +197,7 @@ class HFChatModel:
         results: list[Completion | None] = [None] * len(requests)
         for batch in self._plan(requests, prompts):
             config = requests[batch[0]].config
-            outs = await asyncio.to_thread(self._generate_batch, [prompts[i] for i in batch], config)
+            outs = await asyncio.to_thread(self._generate_safely, [prompts[i] for i in batch], config)
             for i, completion in zip(batch, outs, strict=True):
                 results[i] = completion
                 if on_result is not None:
@@ -211,6 +214,22 @@ class HFChatModel:
             idx.sort(key=lambda i: (len(prompts[i]), i))
             batches += [idx[s:s + self.batch_size] for s in range(0, len(idx), self.batch_size)]
         return batches
+
+    def _generate_safely(self, prompts: list[list[int]], config: GenerationConfig) -> list[Completion]:
+        """One batch under the model lock; on out-of-memory, halve the batch (a single prompt that
+        still does not fit comes back as a failed Completion, to be retried by a later run)."""
+        try:
+            with self._lock:
+                return self._generate_batch(prompts, config)
+        except RuntimeError as exc:  # torch.OutOfMemoryError is a RuntimeError
+            if "out of memory" not in str(exc).lower():
+                raise
+            if self.device.startswith("cuda"):
+                self._torch.cuda.empty_cache()
+            if len(prompts) == 1:
+                return [Completion(text="", error=f"out of memory: {str(exc).splitlines()[0]}")]
+            half = len(prompts) // 2
+            return self._generate_safely(prompts[:half], config) + self._generate_safely(prompts[half:], config)
 
     def _generate_batch(self, prompts: list[list[int]], config: GenerationConfig) -> list[Completion]:
         torch, tok = self._torch, self.tokenizer
