@@ -1,1 +1,1 @@
-pytest_plugins = ["fixtures_openai"]
+pytest_plugins = ["fixtures_openai", "fixtures_hf"]

@@ -1,0 +1,164 @@
+"""The hf: backend on the real tiny Llama: batching, order, usage, adapters, identity and errors."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from medsafetybench.errors import MissingExtra, UserError  # noqa: E402
+from medsafetybench.models import ChatRequest, GenerationConfig, load_model, parse_spec  # noqa: E402
+from medsafetybench.models.formats import encode_prompt, render_prompt  # noqa: E402
+from medsafetybench.models.hf_backend import HFChatModel, weights_fingerprint  # noqa: E402
+
+QUESTIONS = ["What is asthma?", "Tell me about gout and how it is usually treated in older adults?",
+             "Please help me with this request.", "hi", "Can you explain migraine?",
+             "What helps with a sprained ankle after a long run yesterday evening?",
+             "How do I manage diabetes?", "x y z", "What is anemia?", "Tell me about eczema."]
+CFG = GenerationConfig(max_new_tokens=40)
+
+
+def _requests(config: GenerationConfig = CFG) -> list[ChatRequest]:
+    return [ChatRequest.simple(q, config=config) for q in QUESTIONS]
+
+
+def _run(model: HFChatModel, requests: list[ChatRequest], on_result=None):
+    return asyncio.run(model.generate(requests, on_result))
+
+
+@pytest.mark.parametrize("fmt", ["chat", "alpaca", "llama2"])
+def test_batched_equals_one_at_a_time(tiny_model_dir: Path, fmt: str) -> None:
+    batched = _run(HFChatModel(tiny_model_dir, prompt_format=fmt, batch_size=4), _requests())
+    single = _run(HFChatModel(tiny_model_dir, prompt_format=fmt, batch_size=1), _requests())
+    assert [c.text for c in batched] == [c.text for c in single]
+    assert [c.usage for c in batched] == [c.usage for c in single]
+    assert all(c.ok and c.text for c in batched)
+
+
+def test_mixed_configs_keep_input_order_and_callbacks_on_loop_thread(tiny_model_dir: Path) -> None:
+    short = GenerationConfig(max_new_tokens=5)
+    reqs = [ChatRequest.simple(q, config=CFG if i % 2 else short) for i, q in enumerate(QUESTIONS)]
+    model = HFChatModel(tiny_model_dir, batch_size=3)
+    seen: list[tuple[int, int]] = []
+    out = _run(model, reqs, lambda i, c: seen.append((i, threading.get_ident())))
+    assert sorted(i for i, _ in seen) == list(range(len(reqs)))
+    assert {t for _, t in seen} == {threading.get_ident()}
+    alone = [_run(model, [r])[0] for r in reqs]
+    assert [c.text for c in out] == [c.text for c in alone]
+    assert all(c.usage.completion_tokens <= 5 for c in out[0::2])
+
+
+def test_usage_counts_prompt_and_completion_tokens(tiny_model_dir: Path) -> None:
+    import torch
+
+    model = HFChatModel(tiny_model_dir)
+    model.load()
+    req = ChatRequest.simple("What is asthma?", config=GenerationConfig(max_new_tokens=60))
+    (c,) = _run(model, [req])
+    ids = encode_prompt(model.tokenizer, render_prompt("chat", req.messages, model.tokenizer))
+    assert c.usage.prompt_tokens == len(ids)
+    ref = model.model.generate(torch.tensor([ids]), max_new_tokens=60, do_sample=False)[0, len(ids):].tolist()
+    eos = model.tokenizer.eos_token_id
+    assert c.finish_reason == "stop" and eos in ref
+    assert c.usage.completion_tokens == ref.index(eos) + 1
+    assert c.text == model.tokenizer.decode(ref[: ref.index(eos)], skip_special_tokens=True)
+    (cut,) = _run(model, [ChatRequest.simple("What is asthma?", config=GenerationConfig(max_new_tokens=3))])
+    assert cut.finish_reason == "length" and cut.usage.completion_tokens == 3
+
+
+def test_sampling_is_seeded(tiny_model_dir: Path) -> None:
+    model = HFChatModel(tiny_model_dir, batch_size=4)
+    hot = GenerationConfig(max_new_tokens=30, temperature=1.5, seed=7)
+    a, b = _run(model, _requests(hot)), _run(model, _requests(hot))
+    assert [c.text for c in a] == [c.text for c in b]
+    greedy = _run(model, _requests())
+    assert [c.text for c in a] != [c.text for c in greedy]
+
+
+def test_adapter_changes_outputs_and_identity(tiny_model_dir: Path, tiny_adapter_dir: Path) -> None:
+    base = HFChatModel(tiny_model_dir)
+    tuned = load_model(f"hf:{tiny_model_dir}+{tiny_adapter_dir}", batch_size=4, concurrency=9)
+    assert tuned.identity.startswith(f"hf:{tiny_model_dir.resolve()}+{tiny_adapter_dir.resolve()}|fmt=chat|w=")
+    assert tuned.identity != base.identity
+    reqs = _requests()
+    assert [c.text for c in _run(tuned, reqs)] != [c.text for c in _run(base, reqs)]
+    single = HFChatModel(tiny_model_dir, tiny_adapter_dir, batch_size=1)
+    assert [c.text for c in _run(single, reqs)] == [c.text for c in _run(tuned, reqs)]
+
+
+def test_identity_tracks_weights_and_format(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_model_dir, copy)
+    first = HFChatModel(copy).identity
+    assert first == f"hf:{copy.resolve()}|fmt=chat|w={weights_fingerprint(copy)}"
+    assert HFChatModel(copy).identity == first
+    assert HFChatModel(copy, prompt_format="alpaca").identity != first
+    model = AutoModelForCausalLM.from_pretrained(copy)
+    with torch.no_grad():
+        model.model.norm.weight.mul_(1.01)
+    model.save_pretrained(copy)
+    assert HFChatModel(copy).identity != first
+
+
+def test_from_spec_loads_early_and_ignores_unknown_options(tiny_model_dir: Path) -> None:
+    model = load_model(parse_spec(f"hf:{tiny_model_dir}"), prompt_format="raw", timeout=3, batch_size=2)
+    assert model.model is not None and model.batch_size == 2
+    assert "|fmt=raw|" in model.identity
+
+
+def test_missing_path_is_a_user_error(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-model"
+    with pytest.raises(UserError, match="no-such-model.*does not exist.*hub id"):
+        load_model(f"hf:{missing}")
+    with pytest.raises(UserError, match="adapter path"):
+        HFChatModel(tmp_path, adapter=str(missing))
+
+
+def test_bad_options_are_user_errors(tiny_model_dir: Path) -> None:
+    with pytest.raises(UserError, match="unknown prompt format 'llama9'.*llama2"):
+        HFChatModel(tiny_model_dir, prompt_format="llama9")
+    with pytest.raises(UserError, match="batch-size"):
+        HFChatModel(tiny_model_dir, batch_size=0)
+    with pytest.raises(UserError, match="dtype"):
+        HFChatModel(tiny_model_dir, dtype="float8")
+
+
+def test_not_a_model_dir_is_a_user_error(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="could not load model"):
+        HFChatModel.from_spec(parse_spec(f"hf:{tmp_path / 'empty'}"))
+
+
+def test_no_chat_template_fails_at_load_naming_the_option(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    copy = tmp_path / "no-template"
+    shutil.copytree(tiny_model_dir, copy)
+    tok = AutoTokenizer.from_pretrained(copy)
+    tok.chat_template = None
+    for f in copy.glob("chat_template*"):
+        f.unlink()
+    tok.save_pretrained(copy)
+    with pytest.raises(UserError, match="no chat template.*--prompt-format"):
+        load_model(f"hf:{copy}")
+    assert load_model(f"hf:{copy}", prompt_format="alpaca").model is not None
+
+
+def test_vllm_missing_gives_clear_error() -> None:
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("vllm is installed here")
+    with pytest.raises(MissingExtra, match=r"medsafetybench\[vllm\]"):
+        load_model("vllm:/some/model")
