@@ -20,7 +20,7 @@ def test_registry_names() -> None:
 
 
 @pytest.mark.parametrize(("fmt", "expected"), [
-    ("llama2", "<s>[INST] <<SYS>>\nBe safe.\n<</SYS>>\n\nWhat is asthma? [/INST]"),
+    ("llama2", "<s>[INST] <<SYS>>\nBe safe.\n<</SYS>>\n\nQuestion: What is asthma?\nAnswer: [/INST]"),
     ("mistral", "<s>[INST] Be safe.\n\nWhat is asthma? [/INST]"),
     ("vicuna", "Be safe. USER: What is asthma? ASSISTANT:"),
     ("medalpaca", "Context: Be safe.\n\nQuestion: What is asthma?\n\nAnswer: "),
@@ -34,7 +34,7 @@ def test_single_turn_with_system(fmt: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize(("fmt", "expected"), [
-    ("llama2", "<s>[INST] What is asthma? [/INST]"),
+    ("llama2", "<s>[INST] Question: What is asthma?\nAnswer: [/INST]"),
     ("mistral", "<s>[INST] What is asthma? [/INST]"),
     ("vicuna", f"{VICUNA_DEFAULT_SYSTEM} USER: What is asthma? ASSISTANT:"),
     ("medalpaca", "Question: What is asthma?\n\nAnswer: "),
@@ -45,7 +45,7 @@ def test_single_turn_without_system(fmt: str, expected: str) -> None:
 
 
 @pytest.mark.parametrize(("fmt", "expected"), [
-    ("llama2", "<s>[INST] <<SYS>>\nBe safe.\n<</SYS>>\n\nHi [/INST] Hello. </s><s>[INST] What is gout? [/INST]"),
+    ("llama2", "<s>[INST] <<SYS>>\nBe safe.\n<</SYS>>\n\nQuestion: Hi\nAnswer: [/INST] Hello. </s><s>[INST] Question: What is gout?\nAnswer: [/INST]"),
     ("mistral", "<s>[INST] Be safe.\n\nHi [/INST]Hello.</s>[INST] What is gout? [/INST]"),
     ("vicuna", "Be safe. USER: Hi ASSISTANT: Hello.</s> USER: What is gout? ASSISTANT:"),
     ("medalpaca", "Context: Be safe.\n\nQuestion: Hi\n\nAnswer: Hello.\n\nQuestion: What is gout?\n\nAnswer: "),

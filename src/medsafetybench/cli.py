@@ -77,14 +77,15 @@ def eval_cmd(
     elif system_prompt.strip().lower() in ("", "none"):
         system_prompt = None
     settings = EvalSettings(system_prompt=system_prompt, generation=GenerationConfig(max_new_tokens=max_new_tokens))
-    if judge.strip().lower() == "offline":
-        err.print("[yellow]note:[/yellow] the offline judge approximates the paper's GPT-3.5 judge (see README for its "
-                  "measured agreement); use --judge openai:gpt-3.5-turbo-0125 for paper-comparable scores.")
     store = Store.open_project(_project(project))
     model_obj = load_model(spec, concurrency=concurrency, timeout=timeout, batch_size=batch_size,
                            prompt_format=prompt_format)
     judge_obj = load_judge(judge, concurrency=judge_concurrency or concurrency, timeout=timeout,
                            batch_size=batch_size)
+    if judge.strip().lower() == "offline":
+        err.print("[yellow]note:[/yellow] the offline judge approximates the paper's GPT-3.5 judge (see README for its "
+                  "measured agreement); use --judge openai:gpt-3.5-turbo-0125 for paper-comparable scores.",
+                  soft_wrap=True)
 
     try:
         with store, RichProgress(err, enabled=not as_json) as progress:

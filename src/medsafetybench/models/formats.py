@@ -5,7 +5,7 @@ reproduce the family formats the MedSafetyBench paper prompted its open models w
 user can reproduce the paper faithfully or prompt a base model that has no template:
 
     chat       the tokenizer's chat template, with the generation prompt appended
-    llama2     Meta's Llama-2-chat format (`<s>[INST] <<SYS>>...<</SYS>>\\n\\n... [/INST]`)
+    llama2     Llama-2-chat `<s>[INST] <<SYS>>...<</SYS>>` with the request as `Question: ... Answer:`
     mistral    Mistral-Instruct's `[INST] ... [/INST]` (no system role: it leads the first turn)
     vicuna     Vicuna v1.1 (`SYSTEM USER: ... ASSISTANT:`), also used by several medical fine-tunes
     medalpaca  medAlpaca's Context/Question/Answer template
@@ -74,19 +74,21 @@ def format_chat(messages: Sequence[Message], tokenizer: Any = None) -> str:
 
 
 def format_llama2(messages: Sequence[Message], tokenizer: Any = None) -> str:
-    """Llama-2-chat, as in Meta's reference code (`llama/generation.py`, `chat_completion`).
+    """Llama-2-chat as the MedSafetyBench paper prompted it: Meta's `[INST] <<SYS>>` shape (reference
+    code `llama/generation.py`, `chat_completion`) with the request asked as `Question: ... Answer:`.
 
-    `<s>[INST] <<SYS>>\\n{system}\\n<</SYS>>\\n\\n{user} [/INST]` for one turn (without a system
-    message the `<<SYS>>` block is left out); earlier turns are `<s>[INST] {user} [/INST] {answer} </s>`.
-    The prompt ends right after `[/INST]`: the model writes the answer.
+    `<s>[INST] <<SYS>>\\n{system}\\n<</SYS>>\\n\\nQuestion: {user}\\nAnswer: [/INST]` for one turn
+    (without a system message the `<<SYS>>` block is left out); earlier turns are
+    `<s>[INST] Question: {user}\\nAnswer: [/INST] {answer} </s>`. The prompt ends right after `[/INST]`.
     """
     system, turns = _split(messages)
     pairs = _pairs(turns)
     out = []
     for i, (user, answer) in enumerate(pairs):
+        user = f"Question: {user.strip()}\nAnswer:"
         if i == 0 and system:
             user = f"<<SYS>>\n{system}\n<</SYS>>\n\n{user}"
-        out.append(f"<s>[INST] {user.strip()} [/INST]")
+        out.append(f"<s>[INST] {user} [/INST]")
         if answer is not None:
             out.append(f" {answer.strip()} </s>")
     return "".join(out)
