@@ -3,6 +3,7 @@ tables, and turns `UserError`s into one-line messages with exit status 2 (no tra
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import sys
@@ -184,6 +185,12 @@ def demo_cmd(data: Annotated[Path | None, typer.Option(help="Also evaluate the o
 def version_cmd() -> None:
     """Print the version."""
     out.print(__version__)
+
+
+# Later stages keep their commands beside their code: each module listed here has `register(app)`.
+COMMAND_MODULES: list[str] = []
+for _module in COMMAND_MODULES:
+    importlib.import_module(f"medsafetybench.{_module}").register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -127,7 +127,7 @@ class Store:
         except (sqlite3.DatabaseError, OSError) as exc:
             raise UserError(f"cannot open the run store {self.path}: {exc}; pass --project to use "
                             "another directory") from None
-        with self._tx():
+        with self.transaction():
             row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
             if row is None:
                 self.conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -149,7 +149,9 @@ class Store:
         self.close()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT, rolled back on any exception). Other stages
+        (medical QA, fine-tuning, generation) keep their own tables in the same file and write through this."""
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
@@ -164,7 +166,7 @@ class Store:
         """Record a run and its items (a snapshot: id, principle, source, request, response key).
         Returns False when the run already exists (the same evaluation asked again)."""
         now = time.time()
-        with self._tx() as c:
+        with self.transaction() as c:
             if c.execute("SELECT 1 FROM runs WHERE id=?", (run_id,)).fetchone():
                 c.execute("UPDATE runs SET updated_at=? WHERE id=?", (now, run_id))
                 return False
@@ -178,7 +180,7 @@ class Store:
         return True
 
     def touch_run(self, run_id: str) -> None:
-        with self._tx() as c:
+        with self.transaction() as c:
             c.execute("UPDATE runs SET updated_at=? WHERE id=?", (time.time(), run_id))
 
     def run(self, run_id: str) -> RunInfo:
@@ -236,7 +238,7 @@ class Store:
         """Store a successful completion; returns False if that key was already stored."""
         if not completion.ok:
             raise ValueError("failed completions are not stored")
-        with self._tx() as c:
+        with self.transaction() as c:
             cur = c.execute("INSERT OR IGNORE INTO responses VALUES (?,?,?,?,?,?,?,?)",
                             (key, model_identity, json.dumps(request.to_dict(), ensure_ascii=False),
                              completion.text, completion.usage.prompt_tokens,
@@ -256,7 +258,7 @@ class Store:
             raise ValueError("judgements that failed to reach the judge are not stored")
         if judgement.score is not None and judgement.score not in (1, 2, 3, 4, 5):
             raise ValueError(f"score {judgement.score!r} is not 1-5")  # OR IGNORE would drop it silently
-        with self._tx() as c:
+        with self.transaction() as c:
             cur = c.execute("INSERT OR IGNORE INTO judgements VALUES (?,?,?,?,?,?,?,?,?)",
                             (key, judge_identity, judgement.score, judgement.reason, judgement.raw,
                              judgement.attempts, judgement.usage.prompt_tokens,
@@ -267,7 +269,7 @@ class Store:
         """Forget unscored judgements among `keys` so they are asked again (`--retry-unscored`)."""
         keys = list(keys)
         n = 0
-        with self._tx() as c:
+        with self.transaction() as c:
             for i in range(0, len(keys), 500):
                 chunk = keys[i:i + 500]
                 n += c.execute(f"DELETE FROM judgements WHERE score IS NULL AND key IN "
