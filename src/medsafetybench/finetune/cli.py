@@ -1,0 +1,187 @@
+"""`medsafety finetune` and `medsafety sweep`: thin CLI layers over `finetune.train` and `finetune.sweep`
+(registered into the main app by `cli.COMMAND_MODULES`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+out = Console()
+err = Console(stderr=True)
+
+Opt = typer.Option
+
+
+class RichTrainProgress:
+    """A rich bar over optimizer steps with the latest training loss."""
+
+    def __init__(self, console: Console, label: str) -> None:
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), console=console)
+        self.label = label
+        self.task: int | None = None
+
+    def start(self, total_steps: int) -> None:
+        self.progress.start()
+        self.task = self.progress.add_task(f"train {self.label}", total=total_steps, loss="-")
+
+    def update(self, step: int, loss: float | None) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, completed=step, loss="-" if loss is None else f"{loss:.4f}")
+            if step >= (self.progress.tasks[0].total or 0):
+                self.progress.stop()
+
+
+def _settings(epochs: float, lr: float, lora_r: int, lora_alpha: int, lora_dropout: float, target_modules: str,
+              batch_size: int, micro_batch_size: int, cutoff_len: int, warmup_steps: int, seed: int,
+              train_on_inputs: bool, prompt_template: str, max_steps: int | None):
+    from .train import LoraSettings
+
+    return LoraSettings(epochs=epochs, lr=lr, lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
+                        target_modules=tuple(t.strip() for t in target_modules.split(",") if t.strip()),
+                        batch_size=batch_size, micro_batch_size=micro_batch_size, cutoff_len=cutoff_len,
+                        warmup_steps=warmup_steps, seed=seed, train_on_inputs=train_on_inputs,
+                        prompt_template=prompt_template, max_steps=max_steps).validate()
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("finetune")
+    def finetune_cmd(
+        base: Annotated[str, Opt("--base", help="Base model: hf:PATH (a save_pretrained folder).")],
+        data: Annotated[str | None, Opt("--data", help="med (MedSafety-Improve), gen (general safety) or both.")] = None,
+        n: Annotated[int | None, Opt("--n", help="Demonstrations to train on (official split when n matches one).")] = None,
+        out_dir: Annotated[Path | None, Opt("--out", help="Output folder (default ./finetune-<data>-n<n>).")] = None,
+        data_file: Annotated[Path | None, Opt("--data-file", help="Your own Alpaca JSON/JSONL instead of --data.")] = None,
+        data_dir: Annotated[Path | None, Opt("--data-dir", help="Local copy of the official release (else $MEDSAFETYBENCH_DATA or cache).")] = None,
+        epochs: Annotated[float, Opt(help="Training epochs (paper: 3).")] = 3.0,
+        lr: Annotated[float, Opt("--lr", help="Learning rate (paper: 3e-4).")] = 3e-4,
+        lora_r: Annotated[int, Opt(help="LoRA rank (paper: 8).")] = 8,
+        lora_alpha: Annotated[int, Opt(help="LoRA alpha (paper: 16).")] = 16,
+        lora_dropout: Annotated[float, Opt(help="LoRA dropout (paper: 0.05).")] = 0.05,
+        target_modules: Annotated[str, Opt(help="Comma list of modules to adapt (paper: q_proj,v_proj).")] = "q_proj,v_proj",
+        batch_size: Annotated[int, Opt(help="Examples per optimizer step (paper: 128).")] = 128,
+        micro_batch_size: Annotated[int, Opt(help="Examples per forward pass (paper: 4).")] = 4,
+        cutoff_len: Annotated[int, Opt(help="Maximum tokens per example (paper: 256).")] = 256,
+        warmup_steps: Annotated[int, Opt(help="Linear warm-up steps (alpaca-lora: 100).")] = 100,
+        max_steps: Annotated[int | None, Opt(help="Stop after this many optimizer steps.")] = None,
+        seed: Annotated[int, Opt(help="Seed for sampling data and training.")] = 0,
+        merge: Annotated[bool, Opt("--merge", help="Also write the merged model to OUT/merged.")] = False,
+        train_on_inputs: Annotated[bool, Opt("--train-on-inputs", help="Train on prompt tokens too (default: mask them).")] = False,
+        prompt_template: Annotated[str, Opt(help="alpaca (paper) or chat (the tokenizer's chat template).")] = "alpaca",
+        resume: Annotated[bool, Opt("--resume", help="Continue an interrupted run from its last checkpoint.")] = False,
+        as_json: Annotated[bool, Opt("--json", help="Print the manifest as JSON.")] = False,
+    ) -> None:
+        """LoRA safety fine-tuning as in the paper; writes an adapter usable as hf:BASE+OUT."""
+        from .data import resolve_training_data
+        from .train import finetune
+
+        settings = _settings(epochs, lr, lora_r, lora_alpha, lora_dropout, target_modules, batch_size,
+                             micro_batch_size, cutoff_len, warmup_steps, seed, train_on_inputs, prompt_template,
+                             max_steps)
+        td = resolve_training_data(data, n, data_file=data_file, data_dir=data_dir, seed=seed)
+        target = out_dir or Path(f"finetune-{td.kind}-n{td.n}")
+        progress = None if as_json else RichTrainProgress(err, f"{td.kind} n={td.n}")
+        try:
+            result = finetune(base, td, target, settings, merge=merge, resume=resume, data_dir=data_dir,
+                              progress=progress)
+        except KeyboardInterrupt:
+            err.print("interrupted: re-run the same command with --resume to continue from the last checkpoint")
+            raise typer.Exit(130) from None
+        m = result.manifest
+        if as_json:
+            print(json.dumps(m, indent=1))
+            return
+        if result.reused:
+            out.print(f"already finished: {escape(str(result.out))}")
+        out.print(f"adapter: {escape(str(result.out))}  ({m['data']['examples']} examples, {m['steps']} steps, "
+                  f"final loss {m['final_loss']:.4f}, {m['train_seconds']:.1f} s, {m['tokens_per_second']} tokens/s)")
+        if m.get("merged"):
+            out.print(f"merged model: {escape(m['merged'])}")
+        out.print(f"use it as: {escape(m['model_spec'])}  (with --prompt-format {m['hyperparameters']['prompt_template']})")
+
+    @app.command("sweep")
+    def sweep_cmd(
+        base: Annotated[str, Opt("--base", help="Base model: hf:PATH.")],
+        data: Annotated[str, Opt("--data", help="Comma list of med, gen, both.")] = "med,gen,both",
+        n: Annotated[str, Opt("--n", help="Comma list of n (the base is n=0).")] = "200,400,600,800,900",
+        judge: Annotated[str, Opt("--judge", "-j", help="'offline' or a model spec for an LLM judge.")] = "offline",
+        limit: Annotated[int | None, Opt(min=1, help="Evaluate on the first N MedSafety-Eval items.")] = None,
+        medqa: Annotated[str | None, Opt("--medqa", help="Comma list of medical QA tasks (needs medsafetybench.medqa).")] = None,
+        medqa_dir: Annotated[Path | None, Opt("--medqa-dir", help="Medical QA folder for over-refusal questions (else $MEDSAFETYBENCH_MEDQA).")] = None,
+        benign: Annotated[Path | None, Opt("--benign", help="Benign questions file (CSV/JSONL/JSON with a question column).")] = None,
+        benign_limit: Annotated[int, Opt(min=1, help="Benign questions for over-refusal.")] = 200,
+        data_dir: Annotated[Path | None, Opt("--data-dir", help="Local copy of the official release.")] = None,
+        project: Annotated[Path | None, Opt("--project", help="Project directory (run store and adapters).")] = None,
+        max_new_tokens: Annotated[int, Opt(min=1, help="New tokens per response (paper: 512).")] = 512,
+        batch_size: Annotated[int, Opt(min=1, help="Generation batch size.")] = 8,
+        epochs: Annotated[float, Opt(help="Training epochs (paper: 3).")] = 3.0,
+        lr: Annotated[float, Opt("--lr", help="Learning rate (paper: 3e-4).")] = 3e-4,
+        lora_r: Annotated[int, Opt(help="LoRA rank.")] = 8,
+        lora_alpha: Annotated[int, Opt(help="LoRA alpha.")] = 16,
+        lora_dropout: Annotated[float, Opt(help="LoRA dropout.")] = 0.05,
+        target_modules: Annotated[str, Opt(help="Modules to adapt.")] = "q_proj,v_proj",
+        train_batch_size: Annotated[int, Opt(help="Training batch (paper: 128).")] = 128,
+        micro_batch_size: Annotated[int, Opt(help="Training micro-batch (paper: 4).")] = 4,
+        cutoff_len: Annotated[int, Opt(help="Maximum tokens per training example.")] = 256,
+        warmup_steps: Annotated[int, Opt(help="Warm-up steps (alpaca-lora: 100).")] = 100,
+        seed: Annotated[int, Opt(help="Seed.")] = 0,
+        prompt_template: Annotated[str, Opt(help="alpaca or chat: for training and for evaluating every point.")] = "alpaca",
+        as_json: Annotated[bool, Opt("--json", help="Print the points as JSON.")] = False,
+    ) -> None:
+        """The paper's study: fine-tune at each n per data kind, evaluate each point with the same judge on
+        the same items, compare with the base (n=0), measure over-refusal. Everything is cached."""
+        from ..cli import _project
+        from ..report.console import RichProgress
+        from ..store import Store
+        from .sweep import SweepPlan, kinds_from, parse_ns, run_sweep
+
+        settings = _settings(epochs, lr, lora_r, lora_alpha, lora_dropout, target_modules, train_batch_size,
+                             micro_batch_size, cutoff_len, warmup_steps, seed, False, prompt_template, None)
+        plan = SweepPlan(base=base, kinds=kinds_from(data), ns=parse_ns(n), judge=judge, settings=settings,
+                         limit=limit, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                         data_dir=str(data_dir) if data_dir else None, benign_file=str(benign) if benign else None,
+                         medqa_dir=str(medqa_dir) if medqa_dir else None, benign_limit=benign_limit,
+                         medqa_tasks=tuple(t.strip() for t in medqa.split(",")) if medqa else None)
+        proj = _project(project)
+        store = Store.open_project(proj)
+
+        def train_progress(label: str, _n: int):
+            return None if as_json else RichTrainProgress(err, label)
+
+        with store, RichProgress(err, enabled=not as_json) as progress:
+            result = run_sweep(store, plan, proj, progress=progress, train_progress=train_progress,
+                               log=(lambda s: None) if as_json else (lambda s: err.print(escape(s))))
+        if as_json:
+            print(json.dumps({"sweep_id": result.sweep_id, "points": [p.to_dict() for p in result.points],
+                              "over_refusal_note": result.benign_note, "medqa_note": result.medqa_note},
+                             indent=1, default=str))
+            return
+        out.print(sweep_table(result))
+        for note in (result.benign_note, result.medqa_note):
+            if note:
+                out.print(escape(note))
+        out.print(f"sweep {result.sweep_id}: rows in table sweep_points of {store.path}")
+
+
+def sweep_table(result) -> Table:  # noqa: ANN001 - SweepResult, imported lazily
+    t = Table(title=f"sweep {result.sweep_id}: harmfulness (1-5, lower is safer), vs base on the same items",
+              title_justify="left", show_edge=False, pad_edge=False)
+    for col in ("data", "n", "harmfulness [95% CI]", "diff vs base [95% CI]", "Wilcoxon p",
+                "over-refusal [95% CI]", "MedQA acc"):
+        t.add_column(col, justify="left" if col == "data" else "right", no_wrap=True)
+    for p in result.points:
+        d = p.vs_base
+        r = p.over_refusal
+        acc = p.medqa.get("accuracy") if isinstance(p.medqa, dict) else None
+        t.add_row(p.data_kind, str(p.n), p.harmfulness.fmt(2), d.difference.fmt(2) if d else "-",
+                  "-" if d is None or d.wilcoxon_p is None else f"{d.wilcoxon_p:.3g}",
+                  r.rate.fmt(2) + f" ({r.refused}/{r.n})" if r else "n/a",
+                  f"{acc:.3f}" if isinstance(acc, (int, float)) else "n/a")
+    return t
