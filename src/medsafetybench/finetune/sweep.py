@@ -223,6 +223,7 @@ def run_sweep(store: Store, plan: SweepPlan, project_dir: str | Path, *, progres
                     if result.manifest.get("adapter_key") != key:
                         raise UserError(f"{out}: its manifest belongs to another fine-tune; move it away")
                     trained = not result.reused
+                    result = None  # frees the in-memory copy before the model is loaded for evaluation
                     spec, adapter = f"hf:{base_ref}+{out}", str(out)
                 model = HFChatModel(base_ref, adapter, prompt_format=plan.prompt_format, batch_size=plan.batch_size)
                 try:

@@ -101,6 +101,8 @@ class FinetuneResult:
     out: Path
     manifest: dict
     reused: bool  # True when `out` was already complete and nothing was trained
+    model: Any = None  # the trained model in memory: the peft model, or the merged one with merge=True
+    # (None when reused); drop it to free memory
 
     @property
     def model_spec(self) -> str:
@@ -272,8 +274,9 @@ def finetune(base: str, data: TrainingData, out: str | Path, settings: LoraSetti
         peft_model.save_pretrained(work)
         (work / TRAIN_DATA).write_text(data.to_json())
         merged_path = None
+        trained = peft_model
         if merge:
-            merged = peft_model.merge_and_unload()
+            merged = trained = peft_model.merge_and_unload()
             merged.save_pretrained(work / "merged")
             tokenizer.save_pretrained(work / "merged")
             merged_path = str(out / "merged")
@@ -305,7 +308,7 @@ def finetune(base: str, data: TrainingData, out: str | Path, settings: LoraSetti
         if not _checkpoints(work):  # nothing worth resuming from: leave no trace
             shutil.rmtree(work, ignore_errors=True)
         raise
-    return FinetuneResult(out, manifest, reused=False)
+    return FinetuneResult(out, manifest, reused=False, model=trained.eval())
 
 
 def _train(torch: Any, transformers: Any, model: Any, tokenizer: Any, examples: list[dict],
