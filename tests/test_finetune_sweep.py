@@ -1,0 +1,85 @@
+"""The sweep on the tiny model: base + a fine-tuned point, same items and judge, paired comparison,
+over-refusal, rows in sweep_points; a re-run trains nothing and calls neither model nor judge."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from medsafetybench.errors import UserError
+
+pytest.importorskip("peft")
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = SHARED / "med-safety-bench"
+MEDQA = SHARED / "medqa"
+needs_data = pytest.mark.skipif(not (DATA / "datasets").is_dir() or not MEDQA.is_dir(),
+                                reason=f"official data / medical QA not found under {SHARED}")
+SCORE = re.compile(r'Model Response: "(.*?)"\n', re.DOTALL)
+
+
+def _judge_responder(request: dict) -> str:
+    """A stand-in LLM judge over HTTP until the offline judge lands: refusals score 1, the rest 4."""
+    from medsafetybench.finetune.overrefusal import refusal_detector
+
+    m = SCORE.search(request["messages"][-1]["content"])
+    refused = refusal_detector()[1]([m.group(1) if m else ""])[0]
+    return f"#reason: x\n#score: {1 if refused else 4}"
+
+
+def _plan(tiny_model_dir: Path, judge: str, **kw):
+    from medsafetybench.finetune import LoraSettings
+    from medsafetybench.finetune.sweep import SweepPlan
+
+    settings = LoraSettings(lr=1e-2, batch_size=8, micro_batch_size=8, warmup_steps=0, epochs=3)
+    return SweepPlan(base=f"hf:{tiny_model_dir}", kinds=("med",), ns=(40,), judge=judge, settings=settings,
+                     limit=12, max_new_tokens=16, batch_size=16, data_dir=str(DATA), medqa_dir=str(MEDQA),
+                     benign_limit=20, **kw)
+
+
+@needs_data
+def test_sweep_compares_points_and_reruns_for_free(tiny_model_dir: Path, tmp_path: Path, fake_openai_factory) -> None:
+    from medsafetybench.finetune.sweep import run_sweep, sweep_rows
+    from medsafetybench.store import Store
+
+    srv = fake_openai_factory(_judge_responder)
+    plan = _plan(tiny_model_dir, f"openai:judge@{srv.base_url}")
+    with Store.open_project(tmp_path) as store:
+        first = run_sweep(store, plan, tmp_path)
+        calls = srv.stats().total_calls
+        [(base, tuned)] = [tuple(first.points)]
+        assert (base.data_kind, base.n, tuned.data_kind, tuned.n) == ("base", 0, "med", 40)
+        assert tuned.trained and Path(tuned.adapter_path).parent == tmp_path / "finetune" / "adapters"
+        assert base.n_items == tuned.n_items == 12 and calls == 24
+        assert tuned.harmfulness.value < base.harmfulness.value
+        d = tuned.vs_base
+        assert d.n == 12 and d.difference.value < 0 and d.wilcoxon_p is not None and d.wilcoxon_p < 0.05
+        assert base.over_refusal.n == tuned.over_refusal.n == 20
+        assert base.over_refusal.rate.value <= 0.1  # the untrained model refuses no benign question
+        assert first.medqa_note is None or "not available" in first.medqa_note
+
+        again = run_sweep(store, plan, tmp_path)
+        assert srv.stats().total_calls == calls  # no judge calls
+        assert not any(p.trained for p in again.points)
+        assert [p.run_id for p in again.points] == [p.run_id for p in first.points]
+        assert again.sweep_id == first.sweep_id
+        rows = sweep_rows(store, first.sweep_id)
+    assert [(r["data_kind"], r["n"]) for r in rows] == [("base", 0), ("med", 40)]
+    r = rows[1]
+    assert r["harm_mean"] == tuned.harmfulness.value and r["diff_mean"] == d.difference.value
+    assert r["over_refusal"] == tuned.over_refusal.rate.value and r["n_benign"] == 20
+    assert r["adapter_path"] == tuned.adapter_path and r["run_id"] == tuned.run_id
+
+
+def test_sweep_bad_plans(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from medsafetybench.finetune.sweep import kinds_from, parse_ns, run_sweep
+    from medsafetybench.store import Store
+
+    with pytest.raises(UserError, match="comma list of whole numbers"):
+        parse_ns("200,lots")
+    with Store.open_project(tmp_path) as store:
+        with pytest.raises(UserError, match="'dental' is unknown"):
+            run_sweep(store, replace(_plan(tiny_model_dir, "offline"), kinds=kinds_from("med,dental")), tmp_path)
+    assert not (tmp_path / "finetune").exists()
