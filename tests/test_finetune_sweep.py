@@ -73,7 +73,7 @@ def test_sweep_compares_points_and_reruns_for_free(tiny_model_dir: Path, tmp_pat
     assert r["adapter_path"] == tuned.adapter_path and r["run_id"] == tuned.run_id
 
 
-def test_sweep_bad_plans(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_sweep_bad_plans(tmp_path: Path) -> None:
     from medsafetybench.finetune.sweep import kinds_from, parse_ns, run_sweep
     from medsafetybench.store import Store
 
@@ -81,5 +81,5 @@ def test_sweep_bad_plans(tiny_model_dir: Path, tmp_path: Path) -> None:
         parse_ns("200,lots")
     with Store.open_project(tmp_path) as store:
         with pytest.raises(UserError, match="'dental' is unknown"):
-            run_sweep(store, replace(_plan(tiny_model_dir, "offline"), kinds=kinds_from("med,dental")), tmp_path)
+            run_sweep(store, replace(_plan(tmp_path, "offline"), kinds=kinds_from("med,dental")), tmp_path)
     assert not (tmp_path / "finetune").exists()
