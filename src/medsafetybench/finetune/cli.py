@@ -99,12 +99,14 @@ def register(app: typer.Typer) -> None:
             print(json.dumps(m, indent=1))
             return
         if result.reused:
-            out.print(f"already finished: {escape(str(result.out))}")
+            out.print(f"already finished: {escape(str(result.out))}", soft_wrap=True)
         out.print(f"adapter: {escape(str(result.out))}  ({m['data']['examples']} examples, {m['steps']} steps, "
-                  f"final loss {m['final_loss']:.4f}, {m['train_seconds']:.1f} s, {m['tokens_per_second']} tokens/s)")
+                  f"final loss {m['final_loss']:.4f}, {m['train_seconds']:.1f} s, {m['tokens_per_second']} tokens/s)",
+                  soft_wrap=True)
         if m.get("merged"):
-            out.print(f"merged model: {escape(m['merged'])}")
-        out.print(f"use it as: {escape(m['model_spec'])}  (with --prompt-format {m['hyperparameters']['prompt_template']})")
+            out.print(f"merged model: {escape(m['merged'])}", soft_wrap=True)
+        out.print(f"use it as: {escape(m['model_spec'])}  (with --prompt-format {m['hyperparameters']['prompt_template']})",
+                  soft_wrap=True)
 
     @app.command("sweep")
     def sweep_cmd(

@@ -327,13 +327,14 @@ def _train(torch: Any, transformers: Any, model: Any, tokenizer: Any, examples: 
         max_steps=settings.max_steps or -1, learning_rate=settings.lr, warmup_steps=settings.warmup_steps,
         lr_scheduler_type="linear", optim="adamw_torch", logging_steps=1, save_strategy="steps",
         save_steps=save_steps, save_total_limit=1, eval_strategy="no", report_to="none", seed=settings.seed,
-        data_seed=settings.seed, use_cpu=not precision, disable_tqdm=progress is not None,
+        data_seed=settings.seed, use_cpu=not precision, disable_tqdm=True,
         dataloader_num_workers=0, remove_unused_columns=False, **precision)
     collator = transformers.DataCollatorForSeq2Seq(tokenizer, pad_to_multiple_of=8, padding=True,
                                                    label_pad_token_id=-100, return_tensors="pt")
     callbacks = [_progress_callback(transformers, progress, total)] if progress is not None else []
     trainer = transformers.Trainer(model=peft_model, args=args, train_dataset=examples, data_collator=collator,
                                    processing_class=tokenizer, callbacks=callbacks)
+    trainer.remove_callback(transformers.PrinterCallback)  # progress goes to `progress`, never to stdout
     checkpoint = str(_checkpoints(work)[-1]) if resume and _checkpoints(work) else None
     t0 = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=checkpoint)
