@@ -221,8 +221,11 @@ def _checkpoints(path: Path) -> list[Path]:
 def finetune(base: str, data: TrainingData, out: str | Path, settings: LoraSettings | None = None, *,
              merge: bool = False, resume: bool = False, data_dir: str | Path | None = None,
              device: str | None = None, progress: TrainProgress | None = None,
-             check_overlap: bool = True) -> FinetuneResult:
-    """Fine-tune `base` on `data` into `out` (see module docstring); returns the manifest."""
+             check_overlap: bool = True, save_steps: int | None = None) -> FinetuneResult:
+    """Fine-tune `base` on `data` into `out` (see module docstring); returns the manifest.
+
+    `save_steps`: optimizer steps between resumable checkpoints (default: a tenth of the run, so about
+    ten checkpoints, the last one kept); 0 saves none (a killed run then starts over)."""
     settings = (settings or LoraSettings()).validate()
     out = Path(out).expanduser().resolve()
     base_ref, source = resolve_base(base)
@@ -269,7 +272,7 @@ def finetune(base: str, data: TrainingData, out: str | Path, settings: LoraSetti
     state_file.write_text(json.dumps({"key": key}) + "\n")
     try:
         result = _train(torch, transformers, model, tokenizer, examples, settings, work, precision,
-                        LoraConfig, get_peft_model, resume, progress)
+                        LoraConfig, get_peft_model, resume, progress, save_steps)
         peft_model, stats = result
         peft_model.save_pretrained(work)
         (work / TRAIN_DATA).write_text(data.to_json())
@@ -313,20 +316,21 @@ def finetune(base: str, data: TrainingData, out: str | Path, settings: LoraSetti
 
 def _train(torch: Any, transformers: Any, model: Any, tokenizer: Any, examples: list[dict],
            settings: LoraSettings, work: Path, precision: dict, LoraConfig: Any, get_peft_model: Any,
-           resume: bool, progress: TrainProgress | None) -> tuple[Any, dict]:
+           resume: bool, progress: TrainProgress | None, save_steps: int | None) -> tuple[Any, dict]:
     transformers.set_seed(settings.seed)
     lora = LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
                       target_modules=list(settings.target_modules), bias="none", task_type="CAUSAL_LM")
     peft_model = get_peft_model(model, lora)
     steps_per_epoch = max(1, -(-len(examples) // settings.batch_size))
     total = settings.max_steps or int(-(-steps_per_epoch * settings.epochs // 1))
-    save_steps = max(1, total // 10)
+    if save_steps is None:
+        save_steps = max(1, total // 10)
     args = transformers.TrainingArguments(
         output_dir=str(work / "checkpoints"), per_device_train_batch_size=settings.micro_batch_size,
         gradient_accumulation_steps=settings.grad_accum, num_train_epochs=settings.epochs,
         max_steps=settings.max_steps or -1, learning_rate=settings.lr, warmup_steps=settings.warmup_steps,
-        lr_scheduler_type="linear", optim="adamw_torch", logging_steps=1, save_strategy="steps",
-        save_steps=save_steps, save_total_limit=1, eval_strategy="no", report_to="none", seed=settings.seed,
+        lr_scheduler_type="linear", optim="adamw_torch", logging_steps=1,
+        save_strategy="steps" if save_steps > 0 else "no", save_steps=max(1, save_steps), save_total_limit=1, eval_strategy="no", report_to="none", seed=settings.seed,
         data_seed=settings.seed, use_cpu=not precision, disable_tqdm=True,
         dataloader_num_workers=0, remove_unused_columns=False, **precision)
     collator = transformers.DataCollatorForSeq2Seq(tokenizer, pad_to_multiple_of=8, padding=True,
