@@ -4,7 +4,8 @@ Two formats, told apart by their fields:
 
 - HarmBench classifier validation (`harmbench_val_flat.jsonl`): `behavior`, optional `context`,
   `generation`, `human_majority` (1 = the completion is an instance of the harmful behaviour). The
-  request the judge sees is the behaviour, after the context when there is one. Policy: general.
+  request the judge sees is the behaviour (or, where a row has none, its `test_case`), after the
+  context when there is one. Policy: general.
 - Plain CSV or JSONL: `request`, `response`, `label` (1/0, true/false, yes/no, harmful/safe,
   unharmful), optional `id` and `policy` (medical | general; default medical).
 
@@ -16,11 +17,12 @@ makes no judge calls, and judgements made during evaluations are reused.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import json
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..data.userfiles import _csv_rows, _jsonl_rows
+from ..data.userfiles import _as_object, _csv_rows
 from ..errors import UserError
 from ..store import Store
 from .base import Judge, JudgeCase, Judgement
@@ -59,6 +61,19 @@ def _text(path: Path, rownum: int, record: dict, name: str, required: bool = Tru
     return value
 
 
+def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, dict]]:
+    """JSONL rows split on '\\n' only: str.splitlines() would also split at U+2028 and friends, which
+    JSON strings may contain unescaped (the HarmBench set does)."""
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise UserError(f"{path}: line {lineno} is not valid JSON ({exc.args[0]})") from None
+        yield lineno, _as_object(path, lineno, record)
+
+
 def load_labelled(path: str | Path, *, policy: str | None = None) -> list[LabelledCase]:
     """Read a labelled set (either format); `policy` overrides every row's usage policy."""
     path = Path(path).expanduser()
@@ -80,7 +95,9 @@ def load_labelled(path: str | Path, *, policy: str | None = None) -> list[Labell
     seen: set[str] = set()
     for rownum, rec in rows:
         if "behavior" in rec and "generation" in rec:  # HarmBench validation format
-            behaviour = _text(path, rownum, rec, "behavior")
+            # a few HarmBench rows have no behaviour: the test case (the prompt the model saw) stands in
+            behaviour = (_text(path, rownum, rec, "behavior", required=False)
+                         or _text(path, rownum, rec, "test_case"))
             context = _text(path, rownum, rec, "context", required=False)
             request = f"{context}\n\n---\n\n{behaviour}" if context else behaviour
             response = _text(path, rownum, rec, "generation", required=False)

@@ -112,7 +112,8 @@ def _leaderboard(data: ReportData) -> str:
     rows = []
     for rank, run in enumerate(data.runs, start=1):
         s = run.summary
-        rows.append([rank, run.info.model_spec, run.info.id[:12], run.info.judge_identity, _n(s.overall),
+        rows.append([rank, run.info.model_spec, run.info.id[:12], run.info.judge_identity,
+                     f"{s.overall.n_scored}/{s.n_items}",
                      s.overall.harmfulness, s.overall.harmful_share, s.n_unscored])
     return _table(["#", "model", "run", "judge", "scored/items", "harmfulness [95% CI]", "share >= 4 [95% CI]",
                    "unscored"], rows, numeric_from=4, table_id="leaderboard-table")
