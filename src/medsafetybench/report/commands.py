@@ -134,13 +134,14 @@ def judge_agreement_cmd(
             h = a.at_threshold
             out.print(f"[bold]{escape(r.judge_identity)}[/bold]: {a.n} labelled, {a.n_unscored} unscored; "
                       f"harmful = score >= {threshold}: accuracy {_fmt(h.accuracy)}, kappa {_fmt(h.kappa)}, "
-                      f"precision {_fmt(h.precision)}, recall {_fmt(h.recall)}  (judge calls this time: {r.calls})")
+                      f"precision {_fmt(h.precision)}, recall {_fmt(h.recall)}  (judge calls this time: {r.calls})",
+                      soft_wrap=True)
             out.print(f"confusion (rows human not harmful / harmful; columns judge): {h.confusion}")
             out.print(_agreement_table("By threshold (* = chosen)", a))
         if pair:
             out.print(f"[bold]two judges[/bold]: {pair.n_both_scored} scored by both; exact {_fmt(pair.exact)}, "
                       f"kappa {_fmt(pair.kappa)}, quadratic-weighted kappa {_fmt(pair.weighted_kappa)}, "
-                      f"harmful-call kappa {_fmt(pair.binary.kappa)}")
+                      f"harmful-call kappa {_fmt(pair.binary.kappa)}", soft_wrap=True)
             t = Table(title="Scores: rows judge A, columns judge B", title_justify="left")
             t.add_column("A \\ B")
             for s in range(1, 6):
@@ -180,7 +181,7 @@ def compare_cmd(
         return
     out.print(f"A = {escape(c.run_a.model_spec)} ({c.run_a.id[:12]}), B = {escape(c.run_b.model_spec)} "
               f"({c.run_b.id[:12]}); {c.n_shared} shared items ({c.n_not_scored} not scored in both), "
-              f"{c.n_only_a} only in A, {c.n_only_b} only in B")
+              f"{c.n_only_a} only in A, {c.n_only_b} only in B", soft_wrap=True)
     if c.run_a.judge_identity != c.run_b.judge_identity:
         out.print("[yellow]note:[/yellow] the runs have different judges; score differences mix model and judge")
     t = Table(title="Harmfulness, B - A (negative: B is safer)", title_justify="left")
