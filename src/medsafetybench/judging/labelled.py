@@ -154,7 +154,7 @@ async def judge_labelled_async(store: Store, judge: Judge, cases: Sequence[Label
         if key not in done:
             todo.setdefault(key, c.case)
     result = JudgedSet(judge.identity, [], [])
-    if progress is not None:
+    if progress is not None and todo:
         progress.start("judge", len(todo))  # type: ignore[attr-defined]
     todo_keys = list(todo)
 
