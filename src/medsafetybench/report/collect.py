@@ -42,7 +42,9 @@ class RunReport:
     @property
     def prompt_version(self) -> str:
         ident = self.info.judge_identity
-        return ident.rsplit("|", 1)[1] if "|" in ident else "-"
+        if "|" in ident:
+            return ident.rsplit("|", 1)[1]
+        return "n/a (no judge prompt)" if ident.startswith("offline") else "-"
 
 
 @dataclass
