@@ -51,6 +51,8 @@ def _letter(t: str, choices: tuple[str, ...], options: tuple[str, ...]) -> int |
     m = re.fullmatch(rf"[\(\[]?([{cls}{lower}])[\)\]]?[.:]?", t)
     if m:
         return choices.index(m.group(1).upper())
+    if re.search(rf"(?<![\w'’])[{cls}](?:\)|\.)?\s*(?:or|and|/)\s*\(?[{cls}](?![\w'’])", t):
+        return None  # hedged between options ("A or C")
     # "answer is (B)", "Answer: b", "correct option is B", "final answer: C"
     anchored = re.findall(rf"\b(?:answer|option|choice)\s*(?:is|would be|:|=|-)?\s*(?:option|choice)?\s*[\(\[]?([{cls}{lower}])\b(?![\'’]\w)",
                           t, flags=re.IGNORECASE)
