@@ -8,8 +8,16 @@ from pathlib import Path
 import pytest
 
 from medsafetybench.errors import UserError
-from medsafetybench.medqa.tasks import (DATA_ENV, TASKS, load_task, medmcqa_prompt, medqa_prompt, mmlu_prompt,
-                                        pubmedqa_prompt, resolve_tasks)
+from medsafetybench.medqa.tasks import (
+    DATA_ENV,
+    TASKS,
+    load_task,
+    medmcqa_prompt,
+    medqa_prompt,
+    mmlu_prompt,
+    pubmedqa_prompt,
+    resolve_tasks,
+)
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "medqa"
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data/medqa (released QA files) not present")

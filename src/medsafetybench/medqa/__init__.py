@@ -6,7 +6,15 @@ computes accuracies and paired McNemar comparisons; `cli.py` is `medsafety medqa
 """
 
 from .extract import extract_choice
-from .runner import MedQAComparison, MedQAResult, TaskResult, compare_medqa, compare_results, evaluate_medqa, mcnemar
+from .runner import (
+           MedQAComparison,
+           MedQAResult,
+           TaskResult,
+           compare_medqa,
+           compare_results,
+           evaluate_medqa,
+           mcnemar,
+)
 from .tasks import DEFAULT_TASKS, GROUPS, PROMPT_VERSION, TASKS, Question, Task, load_task, resolve_tasks
 
 __all__ = ["DEFAULT_TASKS", "GROUPS", "PROMPT_VERSION", "TASKS", "MedQAComparison", "MedQAResult", "Question", "Task",

@@ -122,7 +122,7 @@ def _open_model(spec: ModelSpec, batch_size: int, options: dict[str, Any]) -> tu
                         device=options.get("device"), dtype=options.get("dtype"))
         return m, f"{m.identity}|loglik", LOGLIK
     if spec.backend == "openai":
-        m = load_model(spec, concurrency=options.get("concurrency", 16), timeout=options.get("timeout", 120.0))
+        m = load_model(spec, **{k: options[k] for k in ("concurrency", "timeout", "api_key") if options.get(k) is not None})
         return m, m.identity, GENERATE
     raise UserError(f"medical QA scores local models by log-likelihood (hf:) or chat APIs by generation (openai:); "
                     f"'{spec}' is {spec.backend}: use hf: with the same weights")
