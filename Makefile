@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(VENV)/bin/medsafety demo $(if $(DATA),--data $(DATA),)
 
 test: $(STAMP)
-	$(PY) -m ruff check src tests bench tools
+	$(PY) -m ruff check src tests bench $(wildcard tools)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
