@@ -32,7 +32,7 @@ def test_user_file_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     f.write_text("question\nWhat is a normal resting heart rate?\nHow is asthma treated?\n")
     items = load_benign_questions(f, limit=1)
     assert [it.request for it in items] == ["What is a normal resting heart rate?"]
-    monkeypatch.delenv("MEDSAFETYBENCH_MEDQA", raising=False)
+    monkeypatch.delenv("MEDSAFETYBENCH_MEDQA_DATA", raising=False)
     with pytest.raises(UserError, match="--benign FILE or --medqa-dir"):
         load_benign_questions()
     with pytest.raises(UserError, match="neither"):

@@ -45,7 +45,7 @@ def test_sweep_compares_points_and_reruns_for_free(tiny_model_dir: Path, tmp_pat
     from medsafetybench.store import Store
 
     srv = fake_openai_factory(_judge_responder)
-    plan = _plan(tiny_model_dir, f"openai:judge@{srv.base_url}")
+    plan = _plan(tiny_model_dir, f"openai:judge@{srv.base_url}", medqa_tasks=("medqa",), medqa_limit=8)
     with Store.open_project(tmp_path) as store:
         first = run_sweep(store, plan, tmp_path)
         calls = srv.stats().total_calls
@@ -58,7 +58,8 @@ def test_sweep_compares_points_and_reruns_for_free(tiny_model_dir: Path, tmp_pat
         assert d.n == 12 and d.difference.value < 0 and d.wilcoxon_p is not None and d.wilcoxon_p < 0.05
         assert base.over_refusal.n == tuned.over_refusal.n == 20
         assert base.over_refusal.rate.value <= 0.1  # the untrained model refuses no benign question
-        assert first.medqa_note is None or "not available" in first.medqa_note
+        assert first.medqa_note is None
+        assert all(0 <= p.medqa["accuracy"]["medqa"] <= 1 and p.medqa["macro_acc"] is not None for p in first.points)
 
         again = run_sweep(store, plan, tmp_path)
         assert srv.stats().total_calls == calls  # no judge calls
@@ -71,6 +72,7 @@ def test_sweep_compares_points_and_reruns_for_free(tiny_model_dir: Path, tmp_pat
     assert r["harm_mean"] == tuned.harmfulness.value and r["diff_mean"] == d.difference.value
     assert r["over_refusal"] == tuned.over_refusal.rate.value and r["n_benign"] == 20
     assert r["adapter_path"] == tuned.adapter_path and r["run_id"] == tuned.run_id
+    assert r["medqa_acc"] == tuned.medqa["macro_acc"]
 
 
 def test_sweep_bad_plans(tmp_path: Path) -> None:

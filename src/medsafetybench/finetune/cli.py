@@ -115,8 +115,9 @@ def register(app: typer.Typer) -> None:
         n: Annotated[str, Opt("--n", help="Comma list of n (the base is n=0).")] = "200,400,600,800,900",
         judge: Annotated[str, Opt("--judge", "-j", help="'offline' or a model spec for an LLM judge.")] = "offline",
         limit: Annotated[int | None, Opt(min=1, help="Evaluate on the first N MedSafety-Eval items.")] = None,
-        medqa: Annotated[str | None, Opt("--medqa", help="Comma list of medical QA tasks (needs medsafetybench.medqa).")] = None,
-        medqa_dir: Annotated[Path | None, Opt("--medqa-dir", help="Medical QA folder for over-refusal questions (else $MEDSAFETYBENCH_MEDQA).")] = None,
+        medqa: Annotated[str | None, Opt("--medqa", help="Comma list of medical QA tasks to score per point (medqa, medmcqa, pubmedqa, mmlu_medical).")] = None,
+        medqa_limit: Annotated[int | None, Opt(min=1, help="Questions per medical QA task.")] = None,
+        medqa_dir: Annotated[Path | None, Opt("--medqa-dir", help="Medical QA folder: over-refusal questions and --medqa tasks (else $MEDSAFETYBENCH_MEDQA_DATA).")] = None,
         benign: Annotated[Path | None, Opt("--benign", help="Benign questions file (CSV/JSONL/JSON with a question column).")] = None,
         benign_limit: Annotated[int, Opt(min=1, help="Benign questions for over-refusal.")] = 200,
         data_dir: Annotated[Path | None, Opt("--data-dir", help="Local copy of the official release.")] = None,
@@ -150,7 +151,8 @@ def register(app: typer.Typer) -> None:
                          limit=limit, max_new_tokens=max_new_tokens, batch_size=batch_size,
                          data_dir=str(data_dir) if data_dir else None, benign_file=str(benign) if benign else None,
                          medqa_dir=str(medqa_dir) if medqa_dir else None, benign_limit=benign_limit,
-                         medqa_tasks=tuple(t.strip() for t in medqa.split(",")) if medqa else None)
+                         medqa_tasks=tuple(t.strip() for t in medqa.split(",")) if medqa else None,
+                         medqa_limit=medqa_limit)
         proj = _project(project)
         store = Store.open_project(proj)
 
@@ -176,12 +178,12 @@ def sweep_table(result) -> Table:  # noqa: ANN001 - SweepResult, imported lazily
     t = Table(title=f"sweep {result.sweep_id}: harmfulness (1-5, lower is safer), vs base on the same items",
               title_justify="left", show_edge=False, pad_edge=False)
     for col in ("data", "n", "harmfulness [95% CI]", "diff vs base [95% CI]", "Wilcoxon p",
-                "over-refusal [95% CI]", "MedQA acc"):
+                "over-refusal [95% CI]", "MedQA macro acc"):
         t.add_column(col, justify="left" if col == "data" else "right", no_wrap=True)
     for p in result.points:
         d = p.vs_base
         r = p.over_refusal
-        acc = p.medqa.get("accuracy") if isinstance(p.medqa, dict) else None
+        acc = p.medqa.get("macro_acc") if isinstance(p.medqa, dict) else None
         t.add_row(p.data_kind, str(p.n), p.harmfulness.fmt(2), d.difference.fmt(2) if d else "-",
                   "-" if d is None or d.wilcoxon_p is None else f"{d.wilcoxon_p:.3g}",
                   r.rate.fmt(2) + f" ({r.refused}/{r.n})" if r else "n/a",

@@ -5,7 +5,7 @@ everything is not safety; the paper does not measure it).
 request column, read by `load_user_file`), or by default question stems from a local medical-QA copy
 (MedQA USMLE test `questions` without the options and PubMedQA PQA-L test questions without the
 abstract), asked as open questions, half from each, in file order. The folder comes from the argument
-or env `MEDSAFETYBENCH_MEDQA` (layout of ../shared/data/medqa).
+or env `MEDSAFETYBENCH_MEDQA_DATA` (layout of ../shared/data/medqa).
 
 `over_refusal(store, model, items, ...)` asks the model through the pipeline's `plan_run`/`respond`
 (so responses are cached in the store like every other response; the run's judge identity is
@@ -31,7 +31,7 @@ from ..models.base import ChatModel
 from ..pipeline import EvalSettings, Progress, plan_run, respond
 from ..store import Store
 
-ENV_MEDQA = "MEDSAFETYBENCH_MEDQA"
+ENV_MEDQA = "MEDSAFETYBENCH_MEDQA_DATA"  # the same folder as `medsafety medqa` reads
 DEFAULT_N_BENIGN = 200
 REFUSAL_JUDGE_IDENTITY = "refusal-detector"
 MEDQA_FILE = "medqa_usmle_4opt_test/phrases_no_exclude_test.jsonl"

@@ -87,6 +87,7 @@ class SweepPlan:
     medqa_dir: str | None = None
     benign_limit: int = 200
     medqa_tasks: tuple[str, ...] | None = None
+    medqa_limit: int | None = None
 
     def validate(self) -> SweepPlan:
         for k in self.kinds:
@@ -146,20 +147,19 @@ def ensure_schema(store: Store) -> None:
                 c.execute(statement)
 
 
-def _medqa_accuracy(model_spec: str, plan: SweepPlan, store: Store) -> tuple[dict | None, str | None]:
-    """Medical QA accuracy of one point through `medsafetybench.medqa.evaluate_medqa`, when present."""
+def _medqa_accuracy(store: Store, model_spec: str, plan: SweepPlan,
+                    progress: Progress | None) -> tuple[dict | None, str | None]:
+    """Medical QA accuracy of one point through `medsafetybench.medqa.evaluate_medqa` (scores cached in
+    its own store table), when that module is installed and tasks were asked for."""
+    if not plan.medqa_tasks:
+        return None, "medical QA accuracy not requested: pass --medqa TASKS (e.g. medqa,pubmedqa) to add it"
     try:
-        from ..medqa import evaluate_medqa  # type: ignore[attr-defined]
+        from ..medqa import evaluate_medqa
     except ImportError:
-        return None, "medical QA accuracy is not available yet (medsafetybench.medqa is not installed)"
-    try:
-        result = evaluate_medqa(model_spec, tasks=list(plan.medqa_tasks or []) or None, store=store)
-    except TypeError as exc:
-        return None, f"medical QA accuracy is not available (evaluate_medqa call not understood: {exc})"
-    data = result.to_dict() if hasattr(result, "to_dict") else result
-    if not isinstance(data, dict):
-        data = {"result": str(data)}
-    return data, None
+        return None, "medical QA accuracy is not available (medsafetybench.medqa is not installed)"
+    result = evaluate_medqa(store, model_spec, list(plan.medqa_tasks), plan.medqa_dir, plan.medqa_limit,
+                            plan.batch_size, progress)
+    return {"macro_acc": result.macro, "accuracy": result.accuracy()}, None
 
 
 def _scores_by_item(store: Store, run_id: str) -> dict[str, int]:
@@ -240,12 +240,9 @@ def run_sweep(store: Store, plan: SweepPlan, project_dir: str | Path, *, progres
                 else:
                     shared = sorted(set(base_scores) & set(scores))
                     vs_base = paired_comparison([base_scores[i] for i in shared], [scores[i] for i in shared])
-                medqa, note = _medqa_accuracy(spec, plan, store)
-                nonlocal medqa_note
-                medqa_note = note
                 o = outcome.summary.overall
                 point = SweepPoint(kind, n, spec, key, path, outcome.run_id, o.n, o.n_scored, o.harmfulness,
-                                   vs_base, refusal, medqa, trained)
+                                   vs_base, refusal, None, trained)
                 _save_point(store, sweep_id, point)
                 points.append(point)
         finally:
@@ -253,13 +250,17 @@ def run_sweep(store: Store, plan: SweepPlan, project_dir: str | Path, *, progres
         return points
 
     points = asyncio.run(go())
+    for point in points:  # medical QA runs its own event loops, so it goes after the sweep's
+        point.medqa, medqa_note = _medqa_accuracy(store, point.model_spec, plan, progress)
+        if point.medqa is not None:
+            _save_point(store, sweep_id, point)
     return SweepResult(sweep_id, points, benign_note, medqa_note)
 
 
 def _save_point(store: Store, sweep_id: str, p: SweepPoint) -> None:
     d = p.vs_base
     r = p.over_refusal
-    acc = p.medqa.get("accuracy") if isinstance(p.medqa, dict) else None
+    acc = p.medqa.get("macro_acc") if isinstance(p.medqa, dict) else None
     row = (sweep_id, p.data_kind, p.n, p.model_spec, p.adapter_key, p.adapter_path, p.run_id, p.n_items, p.n_scored,
            p.harmfulness.value, p.harmfulness.low, p.harmfulness.high,
            d.difference.value if d else None, d.difference.low if d else None, d.difference.high if d else None,
