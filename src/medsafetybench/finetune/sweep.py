@@ -195,7 +195,7 @@ def run_sweep(store: Store, plan: SweepPlan, project_dir: str | Path, *, progres
     with store.transaction() as c:
         c.execute("INSERT OR IGNORE INTO sweeps VALUES (?, ?, ?, ?, ?)",
                   (sweep_id, time.time(), plan.base, judge.identity, json.dumps(plan.to_dict(), sort_keys=True)))
-    adapters = Path(project_dir) / "finetune" / "adapters"
+    adapters = Path(project_dir).expanduser().resolve() / "finetune" / "adapters"
     settings = EvalSettings(system_prompt=plan.system_prompt,
                             generation=GenerationConfig(max_new_tokens=plan.max_new_tokens))
     points_todo = [(BASE_KIND, 0)] + sorted(datasets, key=lambda kn: (plan.kinds.index(kn[0]), kn[1]))
