@@ -234,7 +234,8 @@ def finetune(base: str, data: TrainingData, out: str | Path, settings: LoraSetti
         return FinetuneResult(out, done, reused=True)
     if not data.records:
         raise UserError("the training data has no records")
-    overlap_checked = check_no_eval_overlap(data.records, data_dir=data_dir) if check_overlap else False
+    overlap_checked = (check_no_eval_overlap(data.records, data_dir=data_dir, what=f"training data ({data.origin})")
+                       if check_overlap else False)
     try:
         import torch
         import transformers
