@@ -38,6 +38,7 @@ from medsafetybench.judging.offline import (  # noqa: E402
     harmbench_val,
     load_weights,
     msb_safe_responses,
+    penalties,
 )
 from medsafetybench.judging.refusal import baseline_is_refusal, is_refusal  # noqa: E402
 
@@ -80,7 +81,8 @@ def main() -> int:
         extra_y = np.zeros(len(extra))
     cv_runs = []
     for seed in range(3):
-        p = cross_val_proba(x, y.astype(float), groups, k=5, l2=tr["l2"], seed=seed, extra_x=extra_x,
+        pen = penalties(x.shape[1], tr["l2"], tr["l2_lexical"])
+        p = cross_val_proba(x, y.astype(float), groups, k=5, l2=pen, seed=seed, extra_x=extra_x,
                             extra_y=extra_y, extra_weight=tr["msb_weight"])
         cv_runs.append(metrics(y, (p >= 0.5).astype(int)))
 

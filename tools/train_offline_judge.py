@@ -31,6 +31,7 @@ from medsafetybench.judging.offline import (
     fit_logistic,
     harmbench_val,
     msb_safe_responses,
+    penalties,
 )
 
 
@@ -53,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="../shared/data", help="shared data folder")
     ap.add_argument("--out", default="src/medsafetybench/judging/offline_judge.json")
-    ap.add_argument("--l2", type=float, default=300.0, help="L2 penalty (chosen by grouped CV)")
+    ap.add_argument("--l2", type=float, default=300.0, help="L2 penalty on embedding features (chosen by grouped CV)")
+    ap.add_argument("--l2-lexical", type=float, default=10.0,
+                    help="L2 penalty on the lexical features and the cosine (chosen by grouped CV)")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--msb-weight", type=float, default=0.3,
@@ -74,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         extra_y = np.zeros(n_extra)
     print(f"features: {x.shape} in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
 
-    p_cv = cross_val_proba(x, y, groups, k=args.folds, l2=args.l2, seed=args.seed,
+    pen = penalties(x.shape[1], args.l2, args.l2_lexical)
+    p_cv = cross_val_proba(x, y, groups, k=args.folds, l2=pen, seed=args.seed,
                            extra_x=extra_x, extra_y=extra_y, extra_weight=args.msb_weight)
     cv = metrics(y, (p_cv >= 0.5).astype(int))
 
@@ -84,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         fw = np.concatenate([np.ones(len(y)), np.full(n_extra, args.msb_weight)])
     else:
         fx, fy, fw = x, y, None
-    model = fit_logistic(fx, fy, l2=args.l2, sample_weight=fw)
+    model = fit_logistic(fx, fy, l2=pen, sample_weight=fw)
     payload = {
         "model_name": MODEL_NAME,
         "feature_version": FEATURE_VERSION,
@@ -95,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             "data": "HarmBench classifier validation set, 602 rows, human-majority labels; "
                     "weights fitted on ALL rows",
             "l2": args.l2,
+            "l2_lexical": args.l2_lexical,
             "msb_train_safe_responses": n_extra,
             "msb_weight": args.msb_weight,
             "cv": {"folds": args.folds, "grouped_by": "behavior_id", "seed": args.seed, **cv},

@@ -145,17 +145,25 @@ class LogisticModel:
                    np.asarray(d["weights"], float), float(d["bias"]))
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, sample_weight: np.ndarray | None = None,
-                 iters: int = 50) -> LogisticModel:
-    """Deterministic L2 logistic regression (bias unpenalised) on standardised features."""
+def penalties(n_features: int, l2: float, l2_lexical: float) -> np.ndarray:
+    """Per-feature L2 penalty: the few hand-made features (lexical + cosine) are shrunk less than the
+    768 embedding dimensions."""
+    pen = np.full(n_features, float(l2))
+    pen[:len(LEXICAL_NAMES) + 1] = l2_lexical
+    return pen
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float | np.ndarray = 1.0,
+                 sample_weight: np.ndarray | None = None, iters: int = 50) -> LogisticModel:
+    """Deterministic L2 logistic regression (bias unpenalised) on standardised features; `l2` is one
+    penalty or one per feature."""
     mean = x.mean(axis=0)
     scale = x.std(axis=0)
     scale[scale < 1e-8] = 1.0
     xs = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
     sw = np.ones(len(x)) if sample_weight is None else np.asarray(sample_weight, float)
     w = np.zeros(xs.shape[1])
-    reg = np.full(xs.shape[1], l2)
-    reg[-1] = 0.0
+    reg = np.append(np.broadcast_to(np.asarray(l2, float), (x.shape[1],)), 0.0)
     for _ in range(iters):
         p = 1.0 / (1.0 + np.exp(-np.clip(xs @ w, -40, 40)))
         grad = xs.T @ (sw * (p - y)) + reg * w
@@ -176,7 +184,8 @@ def grouped_folds(groups: Sequence[str], k: int, seed: int = 0) -> list[np.ndarr
     return [np.array([i for i, g in enumerate(groups) if fold_of[g] == f], dtype=int) for f in range(k)]
 
 
-def cross_val_proba(x: np.ndarray, y: np.ndarray, groups: Sequence[str], k: int = 5, l2: float = 1.0,
+def cross_val_proba(x: np.ndarray, y: np.ndarray, groups: Sequence[str], k: int = 5,
+                    l2: float | np.ndarray = 1.0,
                     seed: int = 0, extra_x: np.ndarray | None = None, extra_y: np.ndarray | None = None,
                     extra_weight: float = 1.0) -> np.ndarray:
     """Out-of-fold p(harmful) for every row; extra rows (other data) join every training fold only."""
