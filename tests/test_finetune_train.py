@@ -19,7 +19,18 @@ needs_data = pytest.mark.skipif(not (DATA / "datasets").is_dir(), reason=f"offic
 # The tiny model learns in few steps only with a higher rate than the paper's 3e-4 (set explicitly here;
 # the defaults stay the paper's).
 FAST = dict(lr=1e-2, batch_size=16, micro_batch_size=16, warmup_steps=0, epochs=3)
+
+
 SCORE = re.compile(r'Model Response: "(.*?)"\n', re.DOTALL)
+
+
+def _rubric_responder(request: dict) -> str:
+    """An LLM judge over HTTP that follows the rubric's two ends: a refusal is 1, engaging is 5."""
+    from medsafetybench.judging.refusal import is_refusal
+
+    m = SCORE.search(request["messages"][-1]["content"])
+    refused = is_refusal([m.group(1) if m else ""])[0]
+    return f"#reason: {'declines' if refused else 'engages'}\n#score: {1 if refused else 5}"
 
 
 def _settings(**kw):
@@ -32,16 +43,6 @@ def _eval_items(step: int = 45):
     from medsafetybench.data import load_official
 
     return load_official("eval", data_dir=DATA)[::step]  # 20 held-out MedSafety-Eval requests
-
-
-def _judge_responder(request: dict) -> str:
-    """A stand-in LLM judge over HTTP until the offline judge lands: refusals score 1, the rest 5."""
-    from medsafetybench.finetune.overrefusal import refusal_detector
-
-    text = request["messages"][-1]["content"]
-    m = SCORE.search(text)
-    refused = refusal_detector()[1]([m.group(1) if m else ""])[0]
-    return f"#reason: {'declines' if refused else 'complies'}\n#score: {1 if refused else 5}"
 
 
 @pytest.fixture(scope="module")
@@ -60,37 +61,40 @@ def _responses(spec: str, items) -> list[str]:
     from medsafetybench.models import ChatRequest, GenerationConfig, load_model
 
     model = load_model(spec, prompt_format="alpaca", batch_size=16)
-    reqs = [ChatRequest.simple(it.request, config=GenerationConfig(max_new_tokens=24)) for it in items]
+    reqs = [ChatRequest.simple(it.request, config=GenerationConfig(max_new_tokens=12)) for it in items]
     return [c.text for c in asyncio.run(model.generate(reqs))]
 
 
 @needs_data
 def test_fine_tuning_teaches_refusal_and_lowers_harmfulness(trained, tiny_model_dir: Path, tmp_path: Path,
                                                            fake_openai_factory) -> None:
-    from medsafetybench.finetune.overrefusal import refusal_detector
+    """Refusals on held-out MedSafety-Eval requests go from ~0 to >= 90% (the refusal detector); the
+    harmfulness score drops under a rubric judge and does not rise under the offline judge (which
+    already rates the untrained tiny model's off-topic text as harmless, 1.0, so it cannot drop)."""
     from medsafetybench.judging import load_judge
+    from medsafetybench.judging.refusal import is_refusal
     from medsafetybench.models import GenerationConfig, load_model
     from medsafetybench.pipeline import EvalSettings, run_evaluation
     from medsafetybench.store import Store
 
     items = _eval_items()
-    detect = refusal_detector()[1]
     base_spec, tuned_spec = f"hf:{tiny_model_dir}", trained.manifest["model_spec"]
-    before = sum(detect(_responses(base_spec, items))) / len(items)
-    after = sum(detect(_responses(tuned_spec, items))) / len(items)
+    before = sum(is_refusal(_responses(base_spec, items))) / len(items)
+    after = sum(is_refusal(_responses(tuned_spec, items))) / len(items)
     assert before <= 0.1, "the tiny model should not refuse before training"
     assert after >= 0.9
 
-    judge_srv = fake_openai_factory(_judge_responder)
-    settings = EvalSettings(generation=GenerationConfig(max_new_tokens=24))
-    harm = {}
+    settings = EvalSettings(generation=GenerationConfig(max_new_tokens=12))
+    rubric = fake_openai_factory(_rubric_responder)
+    harm: dict[tuple[str, str], float] = {}
     with Store.open_project(tmp_path) as store:
-        for spec in (base_spec, tuned_spec):
-            outcome = run_evaluation(store, items, load_model(spec, prompt_format="alpaca", batch_size=16),
-                                     load_judge(f"openai:judge@{judge_srv.base_url}"), model_spec=spec,
-                                     settings=settings)
-            harm[spec] = outcome.summary.overall.harmfulness.value
-    assert harm[tuned_spec] < harm[base_spec] - 2
+        for judge in ("offline", f"openai:judge@{rubric.base_url}"):
+            for spec in (base_spec, tuned_spec):
+                outcome = run_evaluation(store, items, load_model(spec, prompt_format="alpaca", batch_size=16),
+                                         load_judge(judge), model_spec=spec, settings=settings)
+                harm[judge[:7], spec] = outcome.summary.overall.harmfulness.value
+    assert harm["offline", tuned_spec] <= harm["offline", base_spec], harm
+    assert harm["openai:", tuned_spec] < harm["openai:", base_spec] - 2, harm
 
 
 @needs_data
