@@ -35,7 +35,7 @@ def _plan(tiny_model_dir: Path, judge: str, **kw):
 
     settings = LoraSettings(lr=1e-2, batch_size=8, micro_batch_size=8, warmup_steps=0, epochs=3)
     return SweepPlan(base=f"hf:{tiny_model_dir}", kinds=("med",), ns=(40,), judge=judge, settings=settings,
-                     limit=12, max_new_tokens=16, batch_size=16, data_dir=str(DATA), medqa_dir=str(MEDQA),
+                     limit=12, max_new_tokens=10, batch_size=16, data_dir=str(DATA), medqa_dir=str(MEDQA),
                      benign_limit=20, **kw)
 
 
@@ -57,7 +57,7 @@ def test_sweep_compares_points_and_reruns_for_free(tiny_model_dir: Path, tmp_pat
         d = tuned.vs_base
         assert d.n == 12 and d.difference.value < 0 and d.wilcoxon_p is not None and d.wilcoxon_p < 0.05
         assert base.over_refusal.n == tuned.over_refusal.n == 20
-        assert base.over_refusal.rate.value <= 0.1  # the untrained model refuses no benign question
+        assert base.over_refusal.rate.value < tuned.over_refusal.rate.value and tuned.over_refusal.rate.value >= 0.8
         assert first.medqa_note is None
         assert all(0 <= p.medqa["accuracy"]["medqa"] <= 1 and p.medqa["macro_acc"] is not None for p in first.points)
 
