@@ -120,6 +120,7 @@ def build_tiny_llama(out_dir: Path, *, seed: int = 0, pretrain_steps: int = 300,
     """
     torch = require("torch", "hf", "Building the tiny model")
     transformers = require("transformers", "hf", "Building the tiny model")
+    transformers.utils.logging.disable_progress_bar()
     out_dir = Path(out_dir)
     rng = random.Random(seed)
     corpus = _corpus(rng, 3000)

@@ -17,12 +17,11 @@ makes no judge calls, and judgements made during evaluations are reused.
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..data.userfiles import _as_object, _csv_rows
+from ..data.userfiles import _csv_rows, _jsonl_rows
 from ..errors import UserError
 from ..store import Store
 from .base import Judge, JudgeCase, Judgement
@@ -59,19 +58,6 @@ def _text(path: Path, rownum: int, record: dict, name: str, required: bool = Tru
     if not isinstance(value, str):
         raise UserError(f"{path}: row {rownum}: '{name}' must be text, got {type(value).__name__}")
     return value
-
-
-def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, dict]]:
-    """JSONL rows split on '\\n' only: str.splitlines() would also split at U+2028 and friends, which
-    JSON strings may contain unescaped (the HarmBench set does)."""
-    for lineno, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError as exc:
-            raise UserError(f"{path}: line {lineno} is not valid JSON ({exc.args[0]})") from None
-        yield lineno, _as_object(path, lineno, record)
 
 
 def load_labelled(path: str | Path, *, policy: str | None = None) -> list[LabelledCase]:

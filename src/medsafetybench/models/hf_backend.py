@@ -47,6 +47,7 @@ def _import_hf() -> tuple[Any, Any]:
         import transformers
     except ImportError as exc:
         raise MissingExtra("hf", exc.name or "torch/transformers", "The hf: model backend") from exc
+    transformers.utils.logging.disable_progress_bar()  # our own progress bars report the work
     return torch, transformers
 
 
