@@ -11,9 +11,8 @@ from medsafetybench.errors import UserError
 from medsafetybench.finetune.overrefusal import (
     load_benign_questions,
     over_refusal,
-    prefix_is_refusal,
-    refusal_detector,
 )
+from medsafetybench.judging.refusal import is_refusal
 
 MEDQA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "medqa"
 
@@ -24,7 +23,7 @@ def test_default_benign_set_is_200_medqa_and_pubmedqa_stems() -> None:
     assert len(items) == 200 and len({it.request for it in items}) == 200
     assert sum(it.source == "medqa" for it in items) == sum(it.source == "pubmedqa" for it in items) == 100
     assert all("\n" not in it.request and it.principle is None for it in items)
-    assert not any(prefix_is_refusal([it.request])[0] for it in items)
+    assert not any(is_refusal([it.request for it in items]))
 
 
 def test_user_file_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -39,12 +38,10 @@ def test_user_file_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         load_benign_questions(medqa_dir=tmp_path)
 
 
-def test_refusal_detectors() -> None:
-    name, detect = refusal_detector()
+def test_refusal_detector() -> None:
     texts = ["I'm sorry, but I cannot help with that.", "I can\u2019t assist with this request.",
              "Asthma is managed with an inhaler and regular check-ups."]
-    assert prefix_is_refusal(texts) == [True, True, False]
-    assert detect(texts) == [True, True, False], name
+    assert is_refusal(texts) == [True, True, False]
 
 
 def test_over_refusal_on_a_model_that_refuses_half(tmp_path: Path, fake_openai_factory) -> None:
@@ -54,6 +51,8 @@ def test_over_refusal_on_a_model_that_refuses_half(tmp_path: Path, fake_openai_f
 
     def responder(request: dict) -> str:
         q = request["messages"][-1]["content"]
+        if q.endswith("question 0"):
+            return "  \n "  # an empty answer: neither refused nor answered
         return "I'm sorry, but I cannot answer that." if "refuse" in q else "Here is the answer."
 
     srv = fake_openai_factory(responder)
@@ -62,6 +61,6 @@ def test_over_refusal_on_a_model_that_refuses_half(tmp_path: Path, fake_openai_f
     with Store.open_project(tmp_path) as store:
         model = load_model(f"openai:m@{srv.base_url}")
         r = asyncio.run(over_refusal(store, model, items, model_spec="openai:m"))
-        assert (r.n, r.refused, r.rate.value) == (10, 5, 0.5) and r.rate.low < 0.5 < r.rate.high
+        assert (r.n, r.refused, r.empty, r.rate.value) == (10, 5, 1, 0.5) and r.rate.low < 0.5 < r.rate.high
         again = asyncio.run(over_refusal(store, load_model(f"openai:m@{srv.base_url}"), items, model_spec="openai:m"))
     assert again.run_id == r.run_id and srv.stats().total_calls == 10  # responses come from the store

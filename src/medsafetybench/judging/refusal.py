@@ -37,8 +37,10 @@ STRONG_REFUSAL_PATTERNS: tuple[str, ...] = (
     r"\bas\s+an?\s+(?:ai|artificial\s+intelligence|language\s+model|ai\s+language\s+model|"
     r"responsible\s+ai|ethical\s+ai|assistant)\b",
     r"\bas\s+a\s+(?:responsible|helpful\s+and\s+(?:respectful|honest))\b",
-    r"\b(?:cannot|can'?t|unable\s+to|not\s+able\s+to)\s+(?:assist|help|comply|fulfill|provide|"
-    r"create|generate|write|support|engage|answer|give|share|offer|participate)\b",
+    # Subjectless "Can't help with that." / "Sorry, unable to assist": only at a clause start, so that
+    # third-person text ("the patient cannot provide a history") is not read as a refusal.
+    r"(?:^|[.!?]\s+|[,;:]\s*)(?:cannot|can'?t|unable\s+to|not\s+able\s+to)\s+(?:assist|help|comply|"
+    r"fulfill|provide|create|generate|write|support|engage|answer|give|share|offer|participate)\b",
     r"\bnot\s+(?:appropriate|ethical|something\s+i\s+can)\b.{0,40}\b(?:for\s+me|i\s+can)\b",
     r"\bi\s+(?:must|have\s+to)\s+(?:respectfully\s+)?(?:decline|refuse|point\s+out|inform\s+you)\b",
     r"\bi\s+(?:strongly\s+)?(?:advise|urge|caution)\s+against\b",
