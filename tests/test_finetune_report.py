@@ -1,5 +1,5 @@
 """finetune.report: the sweep sections of the HTML report, from `sweep_points` rows written by the sweep's
-own writer (`sweep._save_point`) over a store of fixture runs (no training, no model, no judge)."""
+own writer (`sweep.save_point`) over a store of fixture runs (no training, no model, no judge)."""
 
 import pytest
 
@@ -32,7 +32,7 @@ def project(tmp_path):
     sweep.ensure_schema(store)
     for p in [point("base", 0, a, 3.0, 0.1, 0.40), point("med", 200, b, 2.0, 0.3, 0.38),
               point("med", 100, b, 2.5, 0.2), point("gen", 100, b, 2.8, 0.15, 0.41)]:
-        sweep._save_point(store, SID, p)
+        sweep.save_point(store, SID, p)
     yield store, a, b
     store.close()
 
@@ -85,7 +85,7 @@ def test_without_qa_or_over_refusal(tmp_path):
     store, a, b = build_store(tmp_path / "p")
     sweep.ensure_schema(store)
     for p in [point("base", 0, a, 3.0), point("both", 200, b, 2.0)]:
-        sweep._save_point(store, SID, p)
+        sweep.save_point(store, SID, p)
     [sw] = ftr.report_sections(store, store.runs())
     [table] = [x for x in sw.blocks if isinstance(x, sec.TableBlock)]
     assert "medical QA acc" not in table.columns and table.rows[1][:2] == ["medical + general", 200]
@@ -112,7 +112,7 @@ def test_report_command_shows_sections(project, tmp_path, capsys):
 
 def test_several_sweeps_get_their_own_keys(project):
     store, a, b = project
-    sweep._save_point(store, "fedcba9876543210", point("base", 0, a, 3.1, medqa=0.5))
+    sweep.save_point(store, "fedcba9876543210", point("base", 0, a, 3.1, medqa=0.5))
     secs = ftr.report_sections(store, store.runs())
     assert [s.key for s in secs] == ["finetune-sweep-01234567", "finetune-sweep-fedcba98", "finetune-tradeoff"]
     assert [s.figures[0].name for s in secs] == [s.key for s in secs]

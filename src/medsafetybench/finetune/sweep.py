@@ -243,7 +243,7 @@ def run_sweep(store: Store, plan: SweepPlan, project_dir: str | Path, *, progres
                 o = outcome.summary.overall
                 point = SweepPoint(kind, n, spec, key, path, outcome.run_id, o.n, o.n_scored, o.harmfulness,
                                    vs_base, refusal, None, trained)
-                _save_point(store, sweep_id, point)
+                save_point(store, sweep_id, point)
                 points.append(point)
         finally:
             await judge.aclose()
@@ -253,11 +253,11 @@ def run_sweep(store: Store, plan: SweepPlan, project_dir: str | Path, *, progres
     for point in points:  # medical QA runs its own event loops, so it goes after the sweep's
         point.medqa, medqa_note = _medqa_accuracy(store, point.model_spec, plan, progress)
         if point.medqa is not None:
-            _save_point(store, sweep_id, point)
+            save_point(store, sweep_id, point)
     return SweepResult(sweep_id, points, benign_note, medqa_note)
 
 
-def _save_point(store: Store, sweep_id: str, p: SweepPoint) -> None:
+def save_point(store: Store, sweep_id: str, p: SweepPoint) -> None:
     d = p.vs_base
     r = p.over_refusal
     acc = p.medqa.get("macro_acc") if isinstance(p.medqa, dict) else None
