@@ -23,6 +23,8 @@ def test_add_is_content_keyed_and_keeps_first_provenance(tmp_path: Path) -> None
             ("Request about topic A", "gcg", "hf:x", 7, "* * *", "k1", 2)
         assert c.status == "pending" and c.created_at > 0
         assert len(cs.list(principles=[4])) == 1
+        assert cs.add([a], "v1") == (0, 0)  # the same reply read again (a cached re-run) changes nothing
+        assert cs.get(candidate_id(3, "Request about topic A")).times_seen == 2
     with Store(tmp_path / "db.sqlite") as store:  # survives reopening
         assert len(CandidateStore(store).list()) == 2
 

@@ -55,7 +55,7 @@ def test_prompt_method_extracts_and_caches(fake_openai_factory, tmp_path: Path) 
         assert c.prompts_version == prompts.PROMPTS_VERSION
         assert srv.stats().total_calls == 2
         again = asyncio.run(generate_by_prompting(store, model, 4, count=3, calls=2, temperature=0.7))
-        assert again.calls == 0 and again.added == 0 and srv.stats().total_calls == 2
+        assert again.calls == 0 and again.added == 0 and again.repeats == 0 and srv.stats().total_calls == 2
 
 
 def test_prompt_text_names_principle_and_jargon() -> None:

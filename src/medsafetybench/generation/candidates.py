@@ -1,9 +1,9 @@
 """Generated candidates and their provenance, in the project's store (tables `gen_candidates`,
-`gen_decisions`).
+`gen_sightings`, `gen_decisions`).
 
 A candidate is one extracted request for one AMA principle. Its id is a content hash of (principle,
 request), so generating the same request again never makes a second row; the first generation's
-provenance is kept and `times_seen` counts the repeats. Each row records how it was made (method,
+provenance is kept and `times_seen` counts the distinct replies it appeared in (`gen_sightings`). Each row records how it was made (method,
 generator identity, seed, GCG suffix, prompts version, the cache key of the raw reply), what the
 filters said (`filter_status` kept/dropped with reasons and scores), its safe response (with the
 writer's identity), and the review: `status` is `pending` until a person accepts, edits (accepted
@@ -51,6 +51,11 @@ CREATE TABLE IF NOT EXISTS gen_candidates (
     updated_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS gen_candidates_status ON gen_candidates(status, principle);
+CREATE TABLE IF NOT EXISTS gen_sightings (
+    candidate_id TEXT NOT NULL REFERENCES gen_candidates(id),
+    raw_key TEXT NOT NULL,
+    PRIMARY KEY (candidate_id, raw_key)
+);
 CREATE TABLE IF NOT EXISTS gen_decisions (
     candidate_id TEXT NOT NULL REFERENCES gen_candidates(id),
     decision TEXT NOT NULL,
@@ -138,12 +143,17 @@ class CandidateStore:
         self.conn.executescript(_SCHEMA)
 
     def add(self, new: Iterable[NewCandidate], prompts_version: str) -> tuple[int, int]:
-        """Insert candidates; returns (added, already present). Repeats only bump `times_seen`."""
+        """Insert candidates; returns (added, seen before). A request seen again in another reply only
+        bumps `times_seen`; the same reply read again (a re-run served from the cache) changes nothing."""
         added = seen = 0
         now = time.time()
         with self.store.transaction() as c:
             for n in new:
                 cid = candidate_id(n.principle, n.request)
+                if n.raw_key is not None:
+                    if c.execute("SELECT 1 FROM gen_sightings WHERE candidate_id=? AND raw_key=?",
+                                 (cid, n.raw_key)).fetchone():
+                        continue
                 cur = c.execute(
                     "INSERT OR IGNORE INTO gen_candidates (id, principle, request, method, generator, seed, suffix, "
                     "prompts_version, raw_key, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
@@ -154,6 +164,8 @@ class CandidateStore:
                 else:
                     seen += 1
                     c.execute("UPDATE gen_candidates SET times_seen = times_seen + 1 WHERE id=?", (cid,))
+                if n.raw_key is not None:
+                    c.execute("INSERT INTO gen_sightings VALUES (?,?)", (cid, n.raw_key))
         return added, seen
 
     def get(self, cid: str) -> Candidate:

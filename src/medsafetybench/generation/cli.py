@@ -12,15 +12,30 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from ..cli import JsonOpt, ProjectOpt, _project, err, out
 from ..errors import UserError
+
+# Not imported from medsafetybench.cli: that module imports this one while it is still loading (and
+# runs a second time as __main__ under `python -m medsafetybench.cli`), so the few shared bits are here.
+out = Console()
+err = Console(stderr=True)
+ProjectOpt = Annotated[Path | None, typer.Option(
+    "--project", help="Project directory holding the run store (default ./medsafety-runs, or $MEDSAFETY_PROJECT).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
+
+
+def _project(project: Path | None) -> Path:
+    return project or Path(os.environ.get("MEDSAFETY_PROJECT", "medsafety-runs"))
 
 gen_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
                       help="Grow the benchmark: generate, filter, review and export new harmful medical requests.")
@@ -46,7 +61,7 @@ def _print_report(report, as_json: bool, what: str) -> None:
         print(json.dumps(d, indent=2))
     else:
         out.print(f"{what}: {d['calls']} model call(s), {d['extracted']} item(s) extracted, {d['added']} new "
-                  f"candidate(s) pending review, {d['repeats']} already known")
+                  f"candidate(s) pending review, {d['repeats']} seen before in other replies")
     if report.failed:
         err.print(f"[red]{report.failed} call(s) failed[/red] (first: {report.errors[0]}); re-run to retry them")
         raise typer.Exit(1)
@@ -108,7 +123,7 @@ def gcg_cmd(generator: GeneratorOpt, principle: PrincipleOpt,
                                          log=None if as_json else err.print)
     if not as_json:
         out.print(f"GCG: best loss {result.best_loss:.3f} after {result.steps_run} step(s), "
-                  f"success: {result.success}; suffix {result.suffix!r}")
+                  f"success: {result.success}; suffix {result.suffix!r}", markup=False, highlight=False)
     _print_report(report, as_json, "gcg")
 
 
@@ -149,7 +164,10 @@ def filter_cmd(threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="
     if as_json:
         print(json.dumps(counts | {"results": [r.__dict__ for r in results]}, indent=2, ensure_ascii=False))
     else:
-        out.print(f"filtered {len(results)} pending candidate(s): {counts['kept']} kept, {counts['dropped']} dropped")
+        kinds = Counter(re.split(r" of | \(|\s\d", reason)[0] for r in results for reason in r.reasons)
+        detail = ", ".join(f"{k}: {v}" for k, v in kinds.most_common())
+        out.print(f"filtered {len(results)} pending candidate(s): {counts['kept']} kept, {counts['dropped']} dropped"
+                  + (f" ({detail})" if detail else ""), markup=False)
 
 
 @gen_app.command("safe-responses")
@@ -233,7 +251,7 @@ def list_cmd(status: Annotated[str | None, typer.Option(help="pending, accepted 
     table = Table("id", "p", "method", "status", "filter", "request", "reasons")
     for c in rows:
         table.add_row(c.id, str(c.principle), c.method, c.status, c.filter_status,  # model text: never markup
-                      Text(c.final_request[:70]), Text("; ".join(c.filter_reasons)[:60]))
+                      Text(c.final_request[:100]), Text("; ".join(c.filter_reasons)[:100]))
     out.print(table)
     out.print(", ".join(f"{k}: {v}" for k, v in counts.items()))
 
