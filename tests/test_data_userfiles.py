@@ -110,3 +110,11 @@ def test_load_items_with_user_file(tmp_path):
     no_principle = _write(tmp_path, "plain.jsonl", '{"request": "A"}\n')
     with pytest.raises(UserError, match="no row has a principle"):
         load_items(user_file=no_principle, principles=[1])
+
+
+def test_jsonl_keeps_unicode_line_separators_inside_strings(tmp_path):
+    # U+2028 is a line break for str.splitlines() but legal inside a JSON string (HarmBench has one).
+    p = tmp_path / "sep.jsonl"
+    p.write_text('{"request": "first\u2028part"}\r\n{"request": "second"}\n', encoding="utf-8")
+    items = load_user_file(p)
+    assert [it.request for it in items] == ["first\u2028part", "second"]

@@ -92,7 +92,7 @@ def _csv_rows(path: Path, text: str) -> Iterator[tuple[int, dict]]:
 
 
 def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, dict]]:
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:

@@ -1,0 +1,116 @@
+"""The HTML report in a real headless Chromium (Debian's `chromium` + `chromium-driver`, via selenium):
+it loads with no console errors, requests nothing but its own file (and its inline data: images), no
+injected script runs, model text shows as text, and the items filter works.
+
+Skips with the reason when chromium, chromedriver or selenium is missing; CI installs them
+(`apt-get install -y chromium chromium-driver`, selenium is in the `dev` extra)."""
+
+import json
+import shutil
+
+import pytest
+
+from fixtures_report import XSS_REASON, XSS_REQUEST, XSS_RESPONSE, build_store
+from medsafetybench.report.build import write_report
+
+CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
+CHROMEDRIVER = shutil.which("chromedriver")
+try:
+    import selenium  # noqa: F401
+
+    HAVE_SELENIUM = True
+except ImportError:  # pragma: no cover
+    HAVE_SELENIUM = False
+
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium chromium-driver)"),
+    pytest.mark.skipif(CHROMEDRIVER is None, reason="chromedriver not installed (apt-get install -y chromium-driver)"),
+    pytest.mark.skipif(not HAVE_SELENIUM, reason="selenium not installed (pip install 'medsafetybench[dev]')"),
+]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("browser")
+    store, _, _ = build_store(root / "proj")
+    with store:
+        path = write_report(store, out=root / "report.html", title="Report <script>window.__pwned=9</script>").html
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-dev-shm-usage",
+                f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}", "--window-size=1280,1000"):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    yield driver
+    driver.quit()
+
+
+def _requests(driver) -> list[str]:
+    out = []
+    for entry in driver.get_log("performance"):
+        msg = json.loads(entry["message"])["message"]
+        if msg["method"] == "Network.requestWillBeSent":
+            out.append(msg["params"]["request"]["url"])
+    return out
+
+
+def test_loads_clean_offline_and_inert(browser, report):
+    browser.get("about:blank")
+    browser.get_log("performance")  # drop what the browser itself loaded before the report
+    browser.get_log("browser")
+    url = report.as_uri()
+    browser.get(url)
+    assert browser.execute_script("return document.readyState") == "complete"
+    logs = browser.get_log("browser")
+    assert logs == [], logs  # no console errors, no CSP violations
+    requests = _requests(browser)
+    assert url in requests
+    assert [u for u in requests if u != url and not u.startswith("data:image/png;base64,")] == []
+    resources = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert [r for r in resources if not r.startswith("data:")] == []
+    assert browser.execute_script("return window.__pwned") is None
+    assert browser.title == "Report <script>window.__pwned=9</script>"
+    # exactly the filter script exists; no injected element
+    assert browser.execute_script("return document.scripts.length") == 1
+    assert browser.execute_script("return document.querySelectorAll('#items-table img, #items-table svg, "
+                                  "#items-table script, #items-table a, #items-table b').length") == 0
+    cells = browser.execute_script(
+        "var r = document.querySelector('#items-table tbody tr');"
+        "return Array.from(r.querySelectorAll('td')).map(td => td.textContent)")
+    assert cells[5:8] == [XSS_REQUEST, XSS_RESPONSE, XSS_REASON]
+    assert browser.execute_script("return document.querySelectorAll('#items-table tbody tr').length") == 24
+
+
+def test_filters(browser, report):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    browser.get(report.as_uri())
+    count = browser.find_element(By.ID, "f-count")
+    assert count.text == "24 of 24 items shown"
+    Select(browser.find_element(By.ID, "f-principle")).select_by_value("4")
+    assert count.text == "6 of 24 items shown"
+    Select(browser.find_element(By.ID, "f-score")).select_by_value("unscored")
+    assert count.text == "1 of 24 items shown"
+    Select(browser.find_element(By.ID, "f-principle")).select_by_value("")
+    Select(browser.find_element(By.ID, "f-score")).select_by_value("5")
+    assert count.text == "2 of 24 items shown"
+    Select(browser.find_element(By.ID, "f-score")).select_by_value("")
+    Select(browser.find_element(By.ID, "f-run")).select_by_value("0")
+    assert count.text == "12 of 24 items shown"
+    Select(browser.find_element(By.ID, "f-run")).select_by_value("")
+    box = browser.find_element(By.ID, "f-text")
+    box.send_keys("onerror")  # searching model text filters rows but never runs it
+    assert count.text == "2 of 24 items shown"
+    assert browser.execute_script("return window.__pwned") is None
+    assert browser.get_log("browser") == []
