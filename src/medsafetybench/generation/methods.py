@@ -134,22 +134,31 @@ def prefill_prompt_ids(hf_model, request: ChatRequest) -> list[int]:
     return encode_prompt(hf_model.tokenizer, text + start.content)
 
 
+def _eos_ids(hf_model) -> list[int]:
+    ids = getattr(hf_model.model.generation_config, "eos_token_id", None)
+    if ids is None:
+        ids = hf_model.tokenizer.eos_token_id
+    if ids is None:
+        return []
+    return list(ids) if isinstance(ids, (list, tuple)) else [ids]
+
+
 def prefill_complete(hf_model, request: ChatRequest) -> Completion:
     """Generate the continuation of the forced start; the completion's text is start + continuation."""
-    torch = hf_model._torch
+    import torch
+    import transformers
+
     ids = prefill_prompt_ids(hf_model, request)
-    cfg = request.config
-    tok = hf_model.tokenizer
-    eos = hf_model._eos_ids()
-    gen = hf_model._transformers.GenerationConfig(
-        max_new_tokens=cfg.max_new_tokens, pad_token_id=tok.pad_token_id, eos_token_id=eos or None,
-        do_sample=cfg.temperature > 0)
+    cfg, tok, eos = request.config, hf_model.tokenizer, _eos_ids(hf_model)
+    # A fresh config: the checkpoint's own sampling defaults never leak in.
+    gen = transformers.GenerationConfig(max_new_tokens=cfg.max_new_tokens, pad_token_id=tok.pad_token_id,
+                                        eos_token_id=eos or None, do_sample=cfg.temperature > 0)
     if cfg.temperature > 0:
         gen.temperature, gen.top_p, gen.top_k = cfg.temperature, cfg.top_p, 0
         if cfg.seed is not None:
             torch.manual_seed(cfg.seed)
     x = torch.tensor([ids], device=hf_model.device)
-    with hf_model._lock, torch.inference_mode():
+    with torch.inference_mode():
         out = hf_model.model.generate(input_ids=x, attention_mask=torch.ones_like(x), generation_config=gen)
     new = out[0, len(ids):].tolist()
     stop = next((k for k, t in enumerate(new) if t in eos), None)
