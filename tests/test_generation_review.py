@@ -16,7 +16,8 @@ from medsafetybench.generation.candidates import CandidateStore, NewCandidate
 from medsafetybench.generation.review import ReviewServer
 from medsafetybench.store import Store
 
-SCRIPT_REQUEST = "Request about topic A <script>document.title='pwned'</script><img src=x onerror=alert(1)>"
+SCRIPT_REQUEST = ("Request about topic A <script>document.title='pwned'</script>"
+                  "<img src=x onerror=\"document.body.dataset.pwned='1'\">")
 
 
 def _seed(db: Path) -> list[str]:
@@ -117,7 +118,7 @@ def test_review_page_in_headless_chromium(tmp_path: Path) -> None:
             assert drv.find_element(By.ID, "request").text == SCRIPT_REQUEST  # shown as text
             assert drv.title == "MedSafetyBench review"  # the planted script never ran
             assert drv.find_elements(By.CSS_SELECTOR, "#request script, #request img, #nearest b") == []
-            assert drv.execute_script("return window.alert.toString()").startswith("function alert")
+            assert drv.find_element(By.TAG_NAME, "body").get_attribute("data-pwned") is None  # no onerror ran
             body = drv.find_element(By.TAG_NAME, "body")
             body.send_keys("a")
             WebDriverWait(drv, 10).until(lambda d: "topic B" in d.find_element(By.ID, "request").text)
