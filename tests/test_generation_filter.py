@@ -126,3 +126,22 @@ def test_embedding_is_deterministic_and_unit(embed) -> None:
     assert a.shape == (2, 384) and a.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, rtol=1e-5)
     np.testing.assert_allclose(embed(["Request about topic A"])[0], a[0], rtol=1e-5, atol=1e-6)
+
+
+def test_embeddings_cached_in_the_store(tmp_path) -> None:
+    from medsafetybench.generation.filter import CachedEmbeddings
+    from medsafetybench.store import Store
+
+    asked: list[str] = []
+
+    def fake_embed(texts):
+        asked.extend(texts)
+        return np.array([[float(len(t)), 1.0] for t in texts], dtype=np.float32)
+
+    with Store(tmp_path / "db.sqlite") as store:
+        emb = CachedEmbeddings(store, fake_embed)
+        first = emb(["Request about topic A", "Request B", "Request about topic A"])
+        assert asked == ["Request about topic A", "Request B"] and first.shape == (3, 2)
+        again = emb(["Request B", "Request about topic A", "Request C"])
+        assert asked[2:] == ["Request C"]
+        np.testing.assert_array_equal(again[:2], first[[1, 0]])

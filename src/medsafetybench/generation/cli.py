@@ -141,7 +141,7 @@ def filter_cmd(threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="
     from ..data import load_official
     from ..models import load_model
     from .candidates import CandidateStore
-    from .filter import Embedder, FilterSettings, apply_filter, filter_candidates
+    from .filter import CachedEmbeddings, Embedder, FilterSettings, apply_filter, filter_candidates
     from .methods import harm_scores
 
     bench = load_official("eval", data_dir=data) + load_official("improve", data_dir=data)
@@ -158,7 +158,8 @@ def filter_cmd(threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="
         def score(items):
             return asyncio.run(harm_scores(store, scorer_model, items))
 
-        results = filter_candidates(todo, bench, embed=None if no_embeddings else Embedder(), settings=settings,
+        embed = None if no_embeddings else CachedEmbeddings(store, Embedder())
+        results = filter_candidates(todo, bench, embed=embed, settings=settings,
                                     scorer=score if scorer_model else None, earlier=earlier)
         counts = apply_filter(cands, results)
     if as_json:

