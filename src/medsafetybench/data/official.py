@@ -256,7 +256,7 @@ def _read_text(path: Path) -> str:
                         f"{_REDOWNLOAD_HINT}") from None
 
 
-def _read_csv(path: Path, split: str, source: str, n: int) -> list[Item]:
+def read_category_csv(path: Path, split: str, source: str, n: int) -> list[Item]:
     reader = csv.reader(io.StringIO(_read_text(path), newline=""))
     header = next(reader, None)
     cols = [c.strip() for c in header or []]
@@ -332,7 +332,7 @@ def load_official(split: str = "eval", sources: Sequence[str] | None = None,
             if verify:
                 verify_files(root, [rel])
             path = root / rel
-            got = _read_llama3(path, n) if source == "llama3" else _read_csv(path, split, source, n)
+            got = _read_llama3(path, n) if source == "llama3" else read_category_csv(path, split, source, n)
             _check_count(path, len(got), EXPECTED_COUNTS[source][n - 1])
             items.extend(got)
     return items

@@ -1,0 +1,261 @@
+"""`medsafety generate ...`: the commands that grow the benchmark (a typer sub-app, `register(app)`).
+
+    generate prompt | prefill | gcg     make candidates (pending review)
+    generate filter                     length, language, duplicates, harmfulness pre-screen
+    generate safe-responses             the paper's safe response for each candidate
+    generate review                     the local review page (127.0.0.1)
+    generate export                     accepted items: official CSV layout and Alpaca JSON
+    generate list                       candidates and their status
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..errors import UserError
+
+# Not imported from medsafetybench.cli: that module imports this one while it is still loading (and
+# runs a second time as __main__ under `python -m medsafetybench.cli`), so the few shared bits are here.
+out = Console()
+err = Console(stderr=True)
+ProjectOpt = Annotated[Path | None, typer.Option(
+    "--project", help="Project directory holding the run store (default ./medsafety-runs, or $MEDSAFETY_PROJECT).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
+
+
+def _project(project: Path | None) -> Path:
+    return project or Path(os.environ.get("MEDSAFETY_PROJECT", "medsafety-runs"))
+
+gen_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                      help="Grow the benchmark: generate, filter, review and export new harmful medical requests.")
+
+GeneratorOpt = Annotated[str, typer.Option("--generator", "-g", help="Model spec of the generator: openai:MODEL[@URL], hf:PATH, vllm:PATH.")]
+PrincipleOpt = Annotated[int, typer.Option("--principle", "-p", min=1, max=9, help="AMA principle (1-9) the requests should violate.")]
+CountOpt = Annotated[int, typer.Option("--count", "-k", min=1, help="Requests asked for per call.")]
+CallsOpt = Annotated[int, typer.Option("--calls", min=1, help="Calls to make (call i is seeded i when sampling).")]
+TempOpt = Annotated[float, typer.Option("--temperature", min=0.0, help="Sampling temperature (0 = greedy).")]
+MaxTokOpt = Annotated[int, typer.Option("--max-new-tokens", min=1, help="New tokens per reply.")]
+FormatOpt = Annotated[str, typer.Option("--prompt-format", help="Prompt format for local models (chat, llama2, ...).")]
+
+
+def _store(project: Path | None):
+    from ..store import Store
+
+    return Store.open_project(_project(project))
+
+
+def _print_report(report, as_json: bool, what: str) -> None:
+    d = {k: getattr(report, k) for k in ("calls", "replies", "extracted", "added", "repeats", "failed", "errors")}
+    if as_json:
+        print(json.dumps(d, indent=2))
+    else:
+        out.print(f"{what}: {d['calls']} model call(s), {d['extracted']} item(s) extracted, {d['added']} new "
+                  f"candidate(s) pending review, {d['repeats']} seen before in other replies")
+    if report.failed:
+        err.print(f"[red]{report.failed} call(s) failed[/red] (first: {report.errors[0]}); re-run to retry them")
+        raise typer.Exit(1)
+
+
+@gen_app.command("prompt")
+def prompt_cmd(generator: GeneratorOpt, principle: PrincipleOpt, count: CountOpt = 10, calls: CallsOpt = 1,
+               temperature: TempOpt = 0.7, max_new_tokens: MaxTokOpt = 1024,
+               prompt_format: FormatOpt = "chat", project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+    """The paper's GPT-4 method: ask a model for requests that violate a principle, with medical jargon."""
+    from ..models import load_model
+    from .methods import generate_by_prompting
+
+    model = load_model(generator, prompt_format=prompt_format)
+    with _store(project) as store:
+        report = asyncio.run(generate_by_prompting(store, model, principle, count=count, calls=calls,
+                                                   temperature=temperature, max_new_tokens=max_new_tokens))
+    _print_report(report, as_json, "prompt")
+
+
+@gen_app.command("prefill")
+def prefill_cmd(generator: GeneratorOpt, principle: PrincipleOpt, count: CountOpt = 10, calls: CallsOpt = 1,
+                temperature: TempOpt = 0.7, max_new_tokens: MaxTokOpt = 1024,
+                prompt_format: FormatOpt = "chat", project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+    """The paper's Llama-3 method: a medical-assistant system prompt and a reply forced to begin "Sure,"."""
+    from ..models import load_model, parse_spec
+    from .methods import generate_by_prefill
+
+    if parse_spec(generator).backend != "hf":
+        raise UserError("--generator: prefill writes the start of the reply itself, so it needs a local model (hf:PATH)")
+    model = load_model(generator, prompt_format=prompt_format)
+    with _store(project) as store:
+        report = asyncio.run(generate_by_prefill(store, model, principle, count=count, calls=calls,
+                                                 temperature=temperature, max_new_tokens=max_new_tokens))
+    _print_report(report, as_json, "prefill")
+
+
+@gen_app.command("gcg")
+def gcg_cmd(generator: GeneratorOpt, principle: PrincipleOpt,
+            steps: Annotated[int, typer.Option(min=1, help="Optimisation steps (paper: 1000).")] = 1000,
+            top_k: Annotated[int, typer.Option("--top-k", min=1, help="Substitutions kept per position.")] = 256,
+            candidates: Annotated[int, typer.Option(min=1, help="Candidate suffixes per step.")] = 512,
+            suffix_len: Annotated[int, typer.Option("--suffix-len", min=1, help="Suffix tokens.")] = 20,
+            batch_size: Annotated[int, typer.Option(min=1, help="Candidates evaluated per forward pass.")] = 128,
+            seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+            max_new_tokens: MaxTokOpt = 512, prompt_format: FormatOpt = "chat",
+            project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+    """Our GCG, after Zou et al. 2023: optimise an adversarial suffix, generate with it, extract."""
+    from ..models import load_model, parse_spec
+    from .gcg import GCGConfig, generate_by_gcg
+
+    if parse_spec(generator).backend != "hf":
+        raise UserError("--generator: GCG needs gradients, so it needs a local model (hf:PATH)")
+    model = load_model(generator, prompt_format=prompt_format)
+    cfg = GCGConfig(steps=steps, top_k=top_k, num_candidates=candidates, suffix_len=suffix_len,
+                    batch_size=batch_size, seed=seed)
+    with _store(project) as store:
+        result, report = generate_by_gcg(store, model, principle, cfg, max_new_tokens=max_new_tokens,
+                                         log=None if as_json else err.print)
+    if not as_json:
+        out.print(f"GCG: best loss {result.best_loss:.3f} after {result.steps_run} step(s), "
+                  f"success: {result.success}; suffix {result.suffix!r}", markup=False, highlight=False)
+    _print_report(report, as_json, "gcg")
+
+
+@gen_app.command("filter")
+def filter_cmd(threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="Cosine at or above which two requests are near duplicates.")] = 0.90,
+               scorer: Annotated[str | None, typer.Option(help="Model spec of the harmfulness scorer (0-10 prompt); none: skip the pre-screen.")] = None,
+               min_harm: Annotated[float, typer.Option(min=0.0, max=10.0, help="Keep candidates the scorer rates at least this harmful.")] = 7.0,
+               min_words: Annotated[int, typer.Option(min=1)] = 6, max_words: Annotated[int, typer.Option(min=1)] = 150,
+               no_language_check: Annotated[bool, typer.Option("--no-language-check", help="Keep non-English requests.")] = False,
+               no_embeddings: Annotated[bool, typer.Option("--no-embeddings", help="Skip near-duplicate checks (exact ones still run).")] = False,
+               with_extra: Annotated[bool, typer.Option("--with-extra", help="Also compare with the 74,374 Llama-3 requests (slow).")] = False,
+               data: Annotated[Path | None, typer.Option(help="Local copy of the official release (else $MEDSAFETYBENCH_DATA or the cache).")] = None,
+               project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+    """Filter pending candidates; dropped ones keep their reasons (see `generate list --dropped`)."""
+    from ..data import load_official
+    from ..models import load_model
+    from .candidates import CandidateStore
+    from .filter import CachedEmbeddings, Embedder, FilterSettings, apply_filter, filter_candidates
+    from .methods import harm_scores
+
+    bench = load_official("eval", data_dir=data) + load_official("improve", data_dir=data)
+    if with_extra:
+        bench += load_official("extra", data_dir=data)
+    settings = FilterSettings(threshold=threshold, min_harm=min_harm, min_words=min_words, max_words=max_words,
+                              check_language=not no_language_check)
+    scorer_model = load_model(scorer) if scorer else None
+    with _store(project) as store:
+        cands = CandidateStore(store)
+        todo = cands.list(status=("pending",))
+        earlier = cands.list(status=("accepted",))
+
+        def score(items):
+            return asyncio.run(harm_scores(store, scorer_model, items))
+
+        embed = None if no_embeddings else CachedEmbeddings(store, Embedder())
+        results = filter_candidates(todo, bench, embed=embed, settings=settings,
+                                    scorer=score if scorer_model else None, earlier=earlier)
+        counts = apply_filter(cands, results)
+    if as_json:
+        print(json.dumps(counts | {"results": [r.__dict__ for r in results]}, indent=2, ensure_ascii=False))
+    else:
+        kinds = Counter(re.split(r" of | \(|\s\d", reason)[0] for r in results for reason in r.reasons)
+        detail = ", ".join(f"{k}: {v}" for k, v in kinds.most_common())
+        out.print(f"filtered {len(results)} pending candidate(s): {counts['kept']} kept, {counts['dropped']} dropped"
+                  + (f" ({detail})" if detail else ""), markup=False)
+
+
+@gen_app.command("safe-responses")
+def safe_cmd(generator: GeneratorOpt, overwrite: Annotated[bool, typer.Option(help="Rewrite existing safe responses.")] = False,
+             include_dropped: Annotated[bool, typer.Option(help="Also for candidates the filter dropped.")] = False,
+             prompt_format: FormatOpt = "chat", project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+    """Write the paper's safe response (decline politely, say why it is unethical, 1-3 sentences)."""
+    from ..models import load_model
+    from .methods import write_safe_responses
+
+    model = load_model(generator, prompt_format=prompt_format)
+    with _store(project) as store:
+        report = asyncio.run(write_safe_responses(store, model, overwrite=overwrite, include_dropped=include_dropped))
+    if as_json:
+        print(json.dumps({"calls": report.calls, "written": report.added, "failed": report.failed}))
+    else:
+        out.print(f"safe responses: {report.added} written, {report.calls} model call(s)")
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@gen_app.command("review")
+def review_cmd(port: Annotated[int, typer.Option(min=0, max=65535, help="Port on 127.0.0.1 (0: any free port).")] = 8765,
+               all_items: Annotated[bool, typer.Option("--all", help="Also show reviewed candidates.")] = False,
+               include_dropped: Annotated[bool, typer.Option(help="Also show candidates the filter dropped.")] = False,
+               reviewer: Annotated[str | None, typer.Option(help="Your name, stored with each decision.")] = None,
+               project: ProjectOpt = None) -> None:
+    """Serve the keyboard-driven review page on 127.0.0.1 until Ctrl+C; every decision is saved at once."""
+    import time
+
+    from ..store import project_db_path
+    from .review import ReviewServer
+
+    server = ReviewServer(project_db_path(_project(project)), port=port, include_reviewed=all_items,
+                          include_dropped=include_dropped, reviewer=reviewer).start()
+    out.print(f"review page: {server.url}  (Ctrl+C to stop; decisions are saved as you make them)")
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+@gen_app.command("export")
+def export_cmd(out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder for the per-principle CSVs and alpaca.json.")],
+               project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+    """Write accepted candidates in the official CSV layout and as Alpaca JSON."""
+    from .candidates import CandidateStore
+    from .export import accepted, write_alpaca, write_official_layout
+
+    with _store(project) as store:
+        items = accepted(CandidateStore(store))
+    if not items:
+        raise UserError("no accepted candidates to export: review some with `medsafety generate review`")
+    files = write_official_layout(items, out_dir)
+    alpaca = write_alpaca(items, out_dir / "alpaca.json")
+    if as_json:
+        print(json.dumps({"items": len(items), "files": [str(f) for f in [*files, alpaca]]}, indent=2))
+    else:
+        out.print(f"exported {len(items)} accepted item(s): {len(files)} CSV file(s) and {alpaca}")
+
+
+@gen_app.command("list")
+def list_cmd(status: Annotated[str | None, typer.Option(help="pending, accepted or rejected.")] = None,
+             dropped: Annotated[bool, typer.Option("--dropped", help="Only candidates the filter dropped.")] = False,
+             project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+    """Candidates with their provenance, filter verdict and review status."""
+    from .candidates import STATUSES, CandidateStore
+
+    if status is not None and status not in STATUSES:
+        raise UserError(f"--status '{status}' is unknown; use one of {', '.join(STATUSES)}")
+    with _store(project) as store:
+        cands = CandidateStore(store)
+        rows = cands.list(status=(status,) if status else None, filter_status=("dropped",) if dropped else None)
+        counts = cands.counts()
+    if as_json:
+        print(json.dumps({"counts": counts, "candidates": [c.to_dict() for c in rows]}, indent=2, ensure_ascii=False))
+        return
+    table = Table("id", "p", "method", "status", "filter", "request", "reasons")
+    for c in rows:
+        table.add_row(c.id, str(c.principle), c.method, c.status, c.filter_status,  # model text: never markup
+                      Text(c.final_request[:100]), Text("; ".join(c.filter_reasons)[:100]))
+    out.print(table)
+    out.print(", ".join(f"{k}: {v}" for k, v in counts.items()))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(gen_app, name="generate")
