@@ -1,5 +1,7 @@
 """The SQLite run store: WAL, content keys, idempotent writes, clear errors."""
 
+from pathlib import Path
+
 import pytest
 
 from medsafetybench.errors import UserError
@@ -99,3 +101,13 @@ def test_schema_version_mismatch(tmp_path):
         s.conn.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
     with pytest.raises(UserError, match="schema 99"):
         Store(tmp_path / "medsafety.db")
+
+
+def test_project_dir_default_env_and_explicit(tmp_path, monkeypatch):
+    from medsafetybench.store import project_db_path, project_dir
+
+    monkeypatch.delenv("MEDSAFETY_PROJECT", raising=False)
+    assert project_dir() == Path("medsafety-runs")
+    monkeypatch.setenv("MEDSAFETY_PROJECT", str(tmp_path / "env"))
+    assert project_db_path() == tmp_path / "env" / "medsafety.db"
+    assert project_dir(tmp_path / "given") == tmp_path / "given"

@@ -11,24 +11,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from . import __version__
+from .cli_common import JsonOpt, ProjectOpt, err, out
 from .errors import UserError
+from .store import project_dir as _project
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_show_locals=False,
                   help="Measure and improve the medical safety of LLMs (MedSafetyBench).")
-out = Console()
-err = Console(stderr=True)
-
-ProjectOpt = Annotated[Path | None, typer.Option(
-    "--project", help="Project directory holding the run store (default ./medsafety-runs, or $MEDSAFETY_PROJECT).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
-
-
-def _project(project: Path | None) -> Path:
-    return project or Path(os.environ.get("MEDSAFETY_PROJECT", "medsafety-runs"))
 
 
 def _csv(text: str | None) -> list[str] | None:

@@ -11,6 +11,7 @@ from secret-free specs.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -108,8 +109,13 @@ class RunRow:
     judge_completion_tokens: int | None
 
 
-def project_db_path(project_dir: str | Path | None) -> Path:
-    return Path(project_dir or DEFAULT_PROJECT_DIR) / DB_NAME
+def project_dir(project: str | Path | None = None) -> Path:
+    """The project directory: the one given, else $MEDSAFETY_PROJECT, else ./medsafety-runs."""
+    return Path(project or os.environ.get("MEDSAFETY_PROJECT") or DEFAULT_PROJECT_DIR)
+
+
+def project_db_path(project: str | Path | None = None) -> Path:
+    return project_dir(project) / DB_NAME
 
 
 class Store:

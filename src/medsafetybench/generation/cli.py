@@ -12,30 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 from collections import Counter
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from ..cli_common import JsonOpt, ProjectOpt, err, out
 from ..errors import UserError
-
-# Not imported from medsafetybench.cli: that module imports this one while it is still loading (and
-# runs a second time as __main__ under `python -m medsafetybench.cli`), so the few shared bits are here.
-out = Console()
-err = Console(stderr=True)
-ProjectOpt = Annotated[Path | None, typer.Option(
-    "--project", help="Project directory holding the run store (default ./medsafety-runs, or $MEDSAFETY_PROJECT).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
-
-
-def _project(project: Path | None) -> Path:
-    return project or Path(os.environ.get("MEDSAFETY_PROJECT", "medsafety-runs"))
+from ..store import project_dir as _project
 
 gen_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
                       help="Grow the benchmark: generate, filter, review and export new harmful medical requests.")

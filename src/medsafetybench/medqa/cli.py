@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -72,7 +71,7 @@ def register(app: typer.Typer) -> None:
         if (model is None) == (compare is None):
             raise UserError("give either --model SPEC or --compare SPEC_A SPEC_B")
         task_names = [t.strip() for t in tasks.split(",") if t.strip()]
-        store = Store.open_project(project or Path(os.environ.get("MEDSAFETY_PROJECT", "medsafety-runs")))
+        store = Store.open_project(project)
         opts = {"concurrency": concurrency}
         try:
             with store, RichProgress(err, enabled=not as_json) as progress:
