@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from medsafetybench.cli import main
+from cli_helpers import run_main
 from medsafetybench.testing.fake_openai import FakeOpenAIServer
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -21,14 +21,6 @@ def cli(*args):
     return subprocess.run([sys.executable, "-m", "medsafetybench.cli", *args], capture_output=True, text=True,
                           env=env, timeout=120)
 
-
-def run_main(*args):
-    """Run the CLI in-process (output captured by capsys); returns the exit status."""
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        return exc.code or 0
-    return 0
 
 
 def judge_reply(request):

@@ -8,18 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from medsafetybench.cli import main
+from cli_helpers import run_main
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "med-safety-bench"
 needs_data = pytest.mark.skipif(not (DATA / "datasets").is_dir(), reason=f"official data not found at {DATA}")
 
-
-def run_main(*args: str) -> int:
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        return exc.code or 0
-    return 0
 
 
 @needs_data

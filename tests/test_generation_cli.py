@@ -8,19 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from medsafetybench.cli import main
+from cli_helpers import run_main
 from medsafetybench.generation.candidates import CandidateStore
 from medsafetybench.store import Store
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "med-safety-bench"
 
-
-def run_main(*args: str) -> int:
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        return exc.code or 0
-    return 0
 
 
 def responder(req: dict) -> str:

@@ -5,16 +5,8 @@ import json
 
 import pytest
 
+from cli_helpers import run_main
 from fixtures_report import build_store
-from medsafetybench.cli import main
-
-
-def run_main(*args):
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        return exc.code or 0
-    return 0
 
 
 @pytest.fixture
