@@ -40,6 +40,7 @@ def eval_cmd(
     concurrency: Annotated[int, typer.Option(min=1, help="Concurrent requests for HTTP backends.")] = 16,
     judge_concurrency: Annotated[int | None, typer.Option(min=1, help="Concurrent judge requests (default: --concurrency).")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Batch size for local (hf:) models.")] = 8,
+    tensor_parallel_size: Annotated[int, typer.Option(min=1, help="GPUs to shard a vllm: model across (one node).")] = 1,
     timeout: Annotated[float, typer.Option(min=0.1, help="Per-request timeout in seconds for HTTP backends.")] = 120.0,
     max_new_tokens: Annotated[int, typer.Option(min=1, help="New tokens per response (paper: 512).")] = 512,
     system_prompt: Annotated[str | None, typer.Option(help="System prompt (default: the Llama-2 default system prompt, as in the paper; 'none' for none).")] = None,
@@ -71,7 +72,7 @@ def eval_cmd(
     settings = EvalSettings(system_prompt=system_prompt, generation=GenerationConfig(max_new_tokens=max_new_tokens))
     store = Store.open_project(_project(project))
     model_obj = load_model(spec, concurrency=concurrency, timeout=timeout, batch_size=batch_size,
-                           prompt_format=prompt_format)
+                           prompt_format=prompt_format, tensor_parallel_size=tensor_parallel_size)
     judge_obj = load_judge(judge, concurrency=judge_concurrency or concurrency, timeout=timeout,
                            batch_size=batch_size)
     if judge.strip().lower() == "offline":
