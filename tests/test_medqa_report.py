@@ -1,0 +1,119 @@
+"""medqa.report: the "Medical QA accuracy" report section, from `medqa_scores` rows written by the runner
+itself (generation mode: `evaluate_medqa` over a real fake OpenAI server; log-likelihood mode: the runner's
+writer `_put`) next to the fixture safety runs of `fixtures_report.build_store`."""
+
+import json
+import time
+
+import pytest
+
+pytest.importorskip("matplotlib")
+
+from fixtures_report import build_store  # noqa: E402
+from medsafetybench.medqa import evaluate_medqa, runner  # noqa: E402
+from medsafetybench.medqa import report as mr  # noqa: E402
+from medsafetybench.medqa.tasks import LETTERS, PROMPT_VERSION, PUBMEDQA_CHOICES, Question  # noqa: E402
+from medsafetybench.metrics import bootstrap_mean  # noqa: E402
+from medsafetybench.models.spec import load_model, parse_spec  # noqa: E402
+from medsafetybench.report import sections as sec  # noqa: E402
+from medsafetybench.report.figures import close  # noqa: E402
+from test_medqa_runner import ROWS, reply_for  # noqa: E402
+
+# (task, question id, gold, per-choice log-likelihoods) for model-b: anatomy 3/4, college medicine 1/2
+# (pooled mmlu_medical 4/6), pubmedqa 2/3
+LOGLIK_ROWS = [("mmlu_anatomy", "anatomy:1", 0, [-1, -2, -3, -4]), ("mmlu_anatomy", "anatomy:2", 1, [-2, -1, -3, -4]),
+               ("mmlu_anatomy", "anatomy:3", 2, [-3, -2, -1, -4]), ("mmlu_anatomy", "anatomy:4", 3, [-1, -2, -3, -4]),
+               ("mmlu_college_medicine", "college_medicine:1", 0, [-0.5, -2, -3, -4]),
+               ("mmlu_college_medicine", "college_medicine:2", 1, [-9, -8, -7, -1]),
+               ("pubmedqa", "p1", 0, [-1, -2, -3]), ("pubmedqa", "p2", 1, [-1, -2, -3]), ("pubmedqa", "p3", 2, [-5, -4, -0.5])]
+
+
+def put_loglik(store, identity, rows, version=PROMPT_VERSION):
+    runner.ensure_schema(store)
+    out = []
+    for task, qid, gold, lls in rows:
+        q = Question(qid, f"question {qid}\nAnswer:", PUBMEDQA_CHOICES if task == "pubmedqa" else LETTERS, gold)
+        out.append((runner.score_key(identity, task, q, "loglik"), identity, task, qid, version, "loglik", gold,
+                    json.dumps(lls), None, time.time()))
+    runner._put(store, out)
+
+
+@pytest.fixture
+def project(tmp_path, fake_openai_factory):
+    d = tmp_path / "qa" / "mmlu_medical"
+    d.mkdir(parents=True)
+    (d / "anatomy_test.csv").write_text("".join(",".join(r) + "\n" for r in ROWS))
+    store, a, b = build_store(tmp_path / "proj")
+    srv = fake_openai_factory(reply_for)
+    model = load_model(parse_spec(f"openai:fake@{srv.base_url}"), api_key="k")
+    model.identity = "openai:model-a"  # the same model as run a (build_store's identity)
+    gen = evaluate_medqa(store, "openai:model-a", ["mmlu_anatomy"], d.parent, model=model)
+    put_loglik(store, "openai:model-b|loglik", LOGLIK_ROWS)
+    put_loglik(store, "openai:model-b|loglik", [("pubmedqa", "p9", 0, [-1, -2, -3])], version="old-prompt")
+    put_loglik(store, "openai:model-z|loglik", LOGLIK_ROWS)  # no safety run: not shown
+    yield store, a, b, gen
+    store.close()
+
+
+def test_table_and_tradeoff_figure(project):
+    store, a, b, gen = project
+    assert "medsafetybench.medqa.report" in sec.SECTION_MODULES
+    [s] = mr.report_sections(store, store.runs())
+    assert (s.key, s.title, s.order) == ("medqa", "Medical QA accuracy", 60)
+    [text] = [x for x in s.blocks if isinstance(x, sec.Paragraph)]
+    assert "option texts" in text.text  # the generation-mode caveat
+    [table] = [x for x in s.blocks if isinstance(x, sec.TableBlock)]
+    assert table.columns == ["model", "task", "n", "accuracy [95% CI]", "invalid"]
+    rows = {(r[0].split("@")[0], r[1]): r[2:] for r in table.rows}
+    assert {m for m, _ in rows} == {"openai:model-a", "openai:model-b"}
+    # model-a, generation: A right, B right, "Answer: b" (gold C) wrong, refusal invalid -> 2/4, as the runner says
+    n, acc, invalid = rows[("openai:model-a", "mmlu_anatomy")]
+    assert (n, acc.value, invalid) == (4, 0.5, 1) and acc == gen.tasks[0].acc
+    assert rows[("openai:model-a", "mmlu_medical")][2] == 1 and rows[("openai:model-a", "macro")][1] == 0.5
+    # model-b, log-likelihood (the old-prompt-version row is ignored); no invalid count
+    for task, n, right in [("mmlu_anatomy", 4, 3), ("mmlu_college_medicine", 2, 1), ("mmlu_medical", 6, 4),
+                           ("pubmedqa", 3, 2)]:
+        got_n, acc, invalid = rows[("openai:model-b", task)]
+        assert (got_n, invalid) == (n, None) and acc.value == pytest.approx(right / n)
+        assert acc == bootstrap_mean([1.0] * right + [0.0] * (n - right))
+    assert rows[("openai:model-b", "macro")][1] == pytest.approx(2 / 3)  # (4/6 + 2/3) / 2
+    [fig] = s.figures
+    assert fig.name == "medqa-tradeoff"
+    ax = fig.figure.axes[0]
+    points = {t.get_text(): t.xy for t in ax.texts}
+    assert set(points) == {"model-a", "model-b"}
+    assert points["model-a"] == pytest.approx((0.5, 26 / 11))  # harmfulness of SCORES_A (11 scored)
+    assert points["model-b"] == pytest.approx((2 / 3, 16 / 11))
+    close(s.figures)
+
+
+def test_no_rows_or_no_matching_identity(tmp_path):
+    store, a, b = build_store(tmp_path / "proj")
+    assert mr.report_sections(store, store.runs()) == []
+    assert store.conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'medqa_scores'").fetchone() is None
+    put_loglik(store, "openai:model-z|loglik", LOGLIK_ROWS)
+    assert mr.report_sections(store, store.runs()) == []
+    assert mr.report_sections(store, []) == []
+    store.close()
+
+
+def test_identity_matching_and_short_names():
+    assert mr.weights_key("hf:/m+/ad|fmt=llama2|w=ab.cd") == mr.weights_key("hf:/m+/ad|fmt=raw|w=ab.cd|loglik")
+    assert mr.weights_key("hf:/m|fmt=raw|w=ab|loglik") != mr.weights_key("hf:/m|fmt=raw|w=ac|loglik")
+    assert mr.short_name("openai:gpt-4o-mini@http://127.0.0.1:8000/v1") == "gpt-4o-mini"
+    assert mr.short_name("hf:/models/Llama-2-7b/+/runs/adapter-med200/") == "Llama-2-7b+adapter-med200"
+
+
+def test_report_command_writes_the_figure(project, tmp_path, capsys):
+    store = project[0]
+    out, figs = tmp_path / "r.html", tmp_path / "figs"
+    try:
+        from medsafetybench.cli import main
+
+        main(["report", "--project", str(store.path.parent), "--out", str(out), "--figures", str(figs)])
+    except SystemExit as exc:
+        assert not exc.code, capsys.readouterr()
+    html = out.read_text()
+    assert "Medical QA accuracy" in html and 'id="fig-medqa-tradeoff"' in html
+    png = (figs / "medqa-tradeoff.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 5000
