@@ -134,22 +134,13 @@ def prefill_prompt_ids(hf_model, request: ChatRequest) -> list[int]:
     return encode_prompt(hf_model.tokenizer, text + start.content)
 
 
-def _eos_ids(hf_model) -> list[int]:
-    ids = getattr(hf_model.model.generation_config, "eos_token_id", None)
-    if ids is None:
-        ids = hf_model.tokenizer.eos_token_id
-    if ids is None:
-        return []
-    return list(ids) if isinstance(ids, (list, tuple)) else [ids]
-
-
 def prefill_complete(hf_model, request: ChatRequest) -> Completion:
     """Generate the continuation of the forced start; the completion's text is start + continuation."""
     import torch
     import transformers
 
     ids = prefill_prompt_ids(hf_model, request)
-    cfg, tok, eos = request.config, hf_model.tokenizer, _eos_ids(hf_model)
+    cfg, tok, eos = request.config, hf_model.tokenizer, hf_model.eos_ids()
     # A fresh config: the checkpoint's own sampling defaults never leak in.
     gen = transformers.GenerationConfig(max_new_tokens=cfg.max_new_tokens, pad_token_id=tok.pad_token_id,
                                         eos_token_id=eos or None, do_sample=cfg.temperature > 0)

@@ -238,7 +238,7 @@ class HFChatModel:
         pad = tok.pad_token_id
         input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.device)
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
-        eos = self._eos_ids()
+        eos = self.eos_ids()
         # A fresh config: the checkpoint's own sampling defaults (e.g. temperature 0.6) never leak in.
         gen = self._transformers.GenerationConfig(
             max_new_tokens=config.max_new_tokens, pad_token_id=pad, eos_token_id=eos or None,
@@ -258,7 +258,8 @@ class HFChatModel:
                                           finish_reason="length" if stop is None else "stop"))
         return completions
 
-    def _eos_ids(self) -> list[int]:
+    def eos_ids(self) -> list[int]:
+        """Token ids that end a reply (the generation config's, else the tokenizer's)."""
         ids = getattr(self.model.generation_config, "eos_token_id", None)
         if ids is None:
             ids = self.tokenizer.eos_token_id
