@@ -3,10 +3,11 @@ own writer (`sweep.save_point`) over a store of fixture runs (no training, no mo
 
 import pytest
 
+from cli_helpers import run_main
+
 pytest.importorskip("matplotlib")
 
 from fixtures_report import JUDGE, build_store  # noqa: E402
-from medsafetybench.cli import main  # noqa: E402
 from medsafetybench.finetune import report as ftr  # noqa: E402
 from medsafetybench.finetune import sweep  # noqa: E402
 from medsafetybench.finetune.overrefusal import OverRefusal  # noqa: E402
@@ -98,10 +99,8 @@ def test_report_command_shows_sections(project, tmp_path, capsys):
     store, a, b = project
     assert "medsafetybench.finetune.report" in sec.SECTION_MODULES
     out, figs = tmp_path / "r.html", tmp_path / "figs"
-    try:
-        main(["report", "--project", str(store.path.parent), "--out", str(out), "--figures", str(figs)])
-    except SystemExit as exc:
-        assert not exc.code, capsys.readouterr()
+    assert run_main("report", "--project", str(store.path.parent), "--out", str(out), "--figures", str(figs)) == 0, \
+        capsys.readouterr()
     html = out.read_text()
     assert "Safety fine-tuning sweep" in html and "Safety vs medical accuracy" in html
     assert 'id="fig-finetune-sweep"' in html and 'id="fig-finetune-tradeoff"' in html

@@ -7,6 +7,8 @@ import time
 
 import pytest
 
+from cli_helpers import run_main
+
 pytest.importorskip("matplotlib")
 
 from fixtures_report import build_store  # noqa: E402
@@ -107,12 +109,8 @@ def test_identity_matching_and_short_names():
 def test_report_command_writes_the_figure(project, tmp_path, capsys):
     store = project[0]
     out, figs = tmp_path / "r.html", tmp_path / "figs"
-    try:
-        from medsafetybench.cli import main
-
-        main(["report", "--project", str(store.path.parent), "--out", str(out), "--figures", str(figs)])
-    except SystemExit as exc:
-        assert not exc.code, capsys.readouterr()
+    assert run_main("report", "--project", str(store.path.parent), "--out", str(out), "--figures", str(figs)) == 0, \
+        capsys.readouterr()
     html = out.read_text()
     assert "Medical QA accuracy" in html and 'id="fig-medqa-tradeoff"' in html
     png = (figs / "medqa-tradeoff.png").read_bytes()
