@@ -15,16 +15,16 @@ An empty (whitespace-only) answer is no refusal and no answer: it is counted apa
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..data.schema import Item
-from ..data.userfiles import load_user_file
+from ..data.userfiles import _jsonl_rows, load_user_file
 from ..errors import UserError
 from ..judging.refusal import is_refusal
+from ..medqa.tasks import TASKS
 from ..metrics import Estimate, bootstrap_mean
 from ..models.base import ChatModel
 from ..pipeline import EvalSettings, Progress, plan_run, respond
@@ -34,14 +34,15 @@ ENV_MEDQA = "MEDSAFETYBENCH_MEDQA_DATA"  # the same folder as `medsafety medqa` 
 DEFAULT_N_BENIGN = 200
 REFUSAL_JUDGE_IDENTITY = "refusal-detector"
 DETECTOR = "judging.refusal.is_refusal"
-MEDQA_FILE = "medqa_usmle_4opt_test/phrases_no_exclude_test.jsonl"
+MEDQA_FILE = TASKS["medqa"].files[0]  # the same file `medsafety medqa` reads
 PUBMEDQA_FILE = "pubmedqa/pqal_test_500.jsonl"
 
 def _read_jsonl(path: Path) -> list[dict]:
     try:
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        text = path.read_text(encoding="utf-8")
     except (OSError, ValueError) as exc:
         raise UserError(f"{path}: cannot read the medical QA file ({exc})") from None
+    return [record for _, record in _jsonl_rows(path, text)]
 
 
 def _stem(question: str) -> str:
