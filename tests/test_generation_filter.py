@@ -56,7 +56,8 @@ def test_max_similarity_blocks_equal_full_matrix() -> None:
     full = a @ b.T
     best, idx = max_similarity(a, b, block=5, top=3)
     np.testing.assert_allclose(best, -np.sort(-full, axis=1)[:, :3], rtol=1e-5)
-    assert (np.take_along_axis(full, idx, axis=1) == best).all()
+    # the indices point at the same similarities (blocked and full matmuls may round differently)
+    np.testing.assert_allclose(np.take_along_axis(full, idx, axis=1), best, rtol=1e-5)
     self_sim = a @ a.T
     best, idx = max_similarity(a, a, causal=True, block=4)
     assert idx[0, 0] == -1 and np.isneginf(best[0, 0])
