@@ -18,8 +18,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .data.schema import Item
-from .judging.base import Judge, JudgeCase, Judgement
+from .judging.base import Judge, JudgeCase, Judgement, JudgeSpec
+from .judging.refusal import DETECTOR_VERSION as REFUSAL_DETECTOR
+from .judging.refusal import is_refusal
 from .metrics import ScoredItem, Summary, summarise
+from .migrations import items_digest
 from .models.base import ChatModel, ChatRequest, Completion, GenerationConfig
 from .principles import LLAMA2_DEFAULT_SYSTEM_PROMPT
 from .store import RunRow, Store
@@ -70,9 +73,11 @@ class StageReport:
             self.errors.append(error)
 
 
-def run_id_for(model_identity: str, judge_identity: str, settings: EvalSettings, items: Sequence[Item]) -> str:
+def run_id_for(model_identity: str, settings: EvalSettings, items: Sequence[Item], kind: str = "safety") -> str:
+    """A run's id: a content hash of the model identity, the settings and the items (in order). Judges are
+    not part of it: any number of judges attach to one run."""
     h = hashlib.sha256()
-    h.update(json.dumps({"model": model_identity, "judge": judge_identity, "settings": settings.to_dict()},
+    h.update(json.dumps({"model": model_identity, "settings": settings.to_dict(), "kind": kind},
                         sort_keys=True).encode())
     for it in items:
         h.update(json.dumps([it.id, it.request, it.policy], ensure_ascii=False).encode())
@@ -80,13 +85,20 @@ def run_id_for(model_identity: str, judge_identity: str, settings: EvalSettings,
 
 
 def plan_run(store: Store, items: Sequence[Item], *, model_spec: str, model_identity: str,
-             judge_identity: str, settings: EvalSettings) -> str:
-    """Create (or find) the run for this evaluation and return its id."""
-    run_id = run_id_for(model_identity, judge_identity, settings, items)
+             judge_identity: str | None, settings: EvalSettings, judge_spec: JudgeSpec | None = None,
+             name: str | None = None, kind: str = "safety", provenance: dict | None = None) -> str:
+    """Create (or find) the run for this evaluation, attach the judge, and return the run's id. A run that
+    asked this model the same items under the same settings is reused, whatever its judges."""
+    digest = items_digest((it.id, it.request, it.policy) for it in items)
+    run_id = store.find_run(model_identity=model_identity, settings=settings.to_dict(), items_digest_=digest,
+                            kind=kind, prefer_judge=judge_identity)
+    if run_id is None:
+        run_id = run_id_for(model_identity, settings, items, kind)
     snapshot = [{**it.to_dict(), "response_key": settings.request_for(it).cache_key(model_identity)}
                 for it in items]
-    store.create_run(run_id, model_spec=model_spec, model_identity=model_identity,
-                     judge_identity=judge_identity, settings=settings.to_dict(), items=snapshot)
+    store.create_run(run_id, model_spec=model_spec, model_identity=model_identity, judge_identity=judge_identity,
+                     judge_spec=judge_spec, settings=settings.to_dict(), items=snapshot, name=name, kind=kind,
+                     provenance=provenance)
     return run_id
 
 
@@ -127,11 +139,9 @@ async def judge(store: Store, run_id: str, judge: Judge, progress: Progress | No
                 retry_unscored: bool = False) -> StageReport:
     """Judge every response of the run that has no judgement from this judge yet."""
     progress = progress or _Silent()
-    info = store.run(run_id)
-    if judge.identity != info.judge_identity:
-        raise ValueError(f"run {run_id} is judged by {info.judge_identity}, not {judge.identity}")
+    store.add_run_judge(run_id, judge.identity, getattr(judge, "spec", None))
     cases: dict[str, JudgeCase] = {}
-    for r in store.run_rows(run_id):
+    for r in store.run_rows(run_id, judge.identity):
         if r.response is not None:
             case = JudgeCase(r.request, r.response, r.policy)
             cases.setdefault(case.cache_key(judge.identity), case)
@@ -158,18 +168,29 @@ async def judge(store: Store, run_id: str, judge: Judge, progress: Progress | No
     return report
 
 
+def refusal_flags(responses: Sequence[str | None]) -> list[bool | None]:
+    """The refusal detector's verdict per response (None where there is no response; an empty answer is
+    not a refusal)."""
+    texts = [t for t in responses if t is not None]
+    flags = iter(is_refusal(texts))
+    return [None if t is None else (next(flags) and bool(t.strip())) for t in responses]
+
+
 def scored_items(rows: Sequence[RunRow]) -> list[ScoredItem]:
+    refused = refusal_flags([r.response for r in rows])
     return [ScoredItem(principle=r.principle, source=r.source, has_response=r.response is not None,
-                       judged=r.judged, score=r.score,
+                       judged=r.judged, score=r.score, harmful=r.harmful, refused=f,
                        tokens={"response_prompt": r.prompt_tokens or 0,
                                "response_completion": r.completion_tokens or 0,
                                "judge_prompt": r.judge_prompt_tokens or 0,
                                "judge_completion": r.judge_completion_tokens or 0})
-            for r in rows]
+            for r, f in zip(rows, refused, strict=True)]
 
 
-def summarise_run(store: Store, run_id: str, *, seed: int = 0) -> Summary:
-    return summarise(scored_items(store.run_rows(run_id)), seed=seed)
+def summarise_run(store: Store, run_id: str, *, judge_identity: str | None = None, seed: int = 0) -> Summary:
+    """The summary of a run under one judge (its primary judge unless given)."""
+    return summarise(scored_items(store.run_rows(run_id, judge_identity)), seed=seed,
+                     refusal_detector=REFUSAL_DETECTOR)
 
 
 @dataclass
@@ -189,7 +210,7 @@ async def evaluate(store: Store, items: Sequence[Item], model: ChatModel, judge_
                       judge_identity=judge_.identity, settings=settings)
     responses = await respond(store, run_id, model, progress)
     judgements = await judge(store, run_id, judge_, progress, retry_unscored=retry_unscored)
-    return EvalOutcome(run_id, summarise_run(store, run_id), responses, judgements)
+    return EvalOutcome(run_id, summarise_run(store, run_id, judge_identity=judge_.identity), responses, judgements)
 
 
 def run_evaluation(store: Store, items: Sequence[Item], model: ChatModel, judge_: Judge, *, model_spec: str,

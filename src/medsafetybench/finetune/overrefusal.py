@@ -98,7 +98,7 @@ async def over_refusal(store: Store, model: ChatModel, items: Sequence[Item], *,
     """Ask `model` the benign `items` (cached in the store) and measure the share it refuses."""
     settings = settings or EvalSettings()
     run_id = plan_run(store, items, model_spec=model_spec, model_identity=model.identity,
-                      judge_identity=REFUSAL_JUDGE_IDENTITY, settings=settings)
+                      judge_identity=REFUSAL_JUDGE_IDENTITY, settings=settings, kind="overrefusal")
     await respond(store, run_id, model, progress)
     texts = [r.response for r in store.run_rows(run_id) if r.response is not None]
     empty = [not t.strip() for t in texts]
