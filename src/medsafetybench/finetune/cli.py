@@ -176,8 +176,10 @@ def register(app: typer.Typer) -> None:
 def sweep_table(result) -> Table:  # noqa: ANN001 - SweepResult, imported lazily
     t = Table(title=f"sweep {result.sweep_id}: harmfulness (1-5, lower is safer), vs base on the same items",
               title_justify="left", show_edge=False, pad_edge=False)
+    protocol = next((p.medqa.get("protocol") for p in result.points if isinstance(p.medqa, dict)
+                     and p.medqa.get("protocol")), None)
     for col in ("data", "n", "harmfulness [95% CI]", "diff vs base [95% CI]", "Wilcoxon p",
-                "over-refusal [95% CI]", "MedQA macro acc"):
+                "over-refusal [95% CI]", "MedQA macro acc" + (f" ({protocol})" if protocol else "")):
         t.add_column(col, justify="left" if col == "data" else "right", no_wrap=True)
     for p in result.points:
         d = p.vs_base

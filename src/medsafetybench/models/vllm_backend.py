@@ -59,7 +59,8 @@ class VLLMChatModel:
     def _params(self, config: GenerationConfig) -> Any:
         return self._vllm.SamplingParams(max_tokens=config.max_new_tokens, temperature=config.temperature,
                                          top_p=config.top_p if config.temperature > 0 else 1.0,
-                                         seed=config.seed)
+                                         seed=config.seed, stop=list(config.stop) or None,
+                                         frequency_penalty=config.frequency_penalty)
 
     async def generate(self, requests: Sequence[ChatRequest],
                        on_result: ResultCallback | None = None) -> list[Completion]:
