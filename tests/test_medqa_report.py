@@ -93,6 +93,35 @@ def test_table_and_tradeoff_figure(project):
     close(s.figures)
 
 
+def test_each_protocol_is_its_own_row_and_figure(project):
+    """Paper-protocol generations of model-b (stored as the runner stores them) sit beside its harness
+    log-likelihoods, named, never merged: their accuracy is read with the reference's reader."""
+    from medsafetybench.medqa.paper import PAPER_PROMPT_VERSION
+    from medsafetybench.medqa.protocols import PaperProtocol
+    from medsafetybench.medqa.scores import paper_key
+
+    store = project[0]
+    proto = PaperProtocol()
+    replies = {"anatomy:1": "A", "anatomy:2": "b.", "anatomy:3": "Answer: C", "anatomy:4": "I cannot say"}
+    rows = []
+    for (task, qid, gold, _) in LOGLIK_ROWS[:4]:
+        q = Question(qid, "p", LETTERS, gold)
+        rows.append(NewRow(paper_key("openai:model-b", task, q, PAPER_PROMPT_VERSION, "p", {}, proto, None),
+                           "openai:model-b", task, qid, PAPER_PROMPT_VERSION, "generate", gold, None, replies[qid],
+                           "paper", canonical(proto.settings()), None))
+    put(store, rows)
+    [s] = mr.report_sections(store, store.runs())
+    [table] = [x for x in s.blocks if isinstance(x, sec.TableBlock)]
+    paper_rows = {r[2]: r[3:] for r in table.rows if r[1] == "paper (0-shot)"}
+    assert {r[0].split("@")[0] for r in table.rows if r[1] == "paper (0-shot)"} == {"openai:model-b"}
+    # A right, b right, "Answer: C" reads as A (gold C: wrong), the refusal is invalid: 2/4
+    n, acc, invalid = paper_rows["mmlu_anatomy"]
+    assert (n, acc.value, invalid) == (4, 0.5, 1)
+    assert [f.name for f in s.figures] == ["medqa-tradeoff", "medqa-tradeoff-2", "medqa-tradeoff-3"]
+    assert "paper (0-shot)" in s.figures[2].figure.axes[0].get_xlabel()
+    close(s.figures)
+
+
 def test_no_rows_or_no_matching_identity(tmp_path):
     store, a, b = build_store(tmp_path / "proj")
     assert mr.report_sections(store, store.runs()) == []

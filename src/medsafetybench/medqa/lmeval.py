@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import MissingExtra
-from .tasks import LETTERS, MMLU_MEDICAL_SUBJECTS, TASKS, resolve_tasks, task_files
+from .tasks import LETTERS, MMLU_MEDICAL_SUBJECTS, resolve_tasks, task_files
 
 # our task -> (harness task whose YAML is included, relative path of that YAML in lm_eval/tasks)
 HARNESS_TASKS = {
@@ -120,5 +120,3 @@ def run(model_dir: str | Path, root: Path, work_dir: Path, tasks: list[str] | No
                                      float(s["acc_norm"]) if "acc_norm" in s else None) for s in samples]
     return result
 
-
-__all__ = ["HARNESS_TASKS", "TASKS", "HarnessScore", "run", "write_tasks"]

@@ -185,6 +185,9 @@ class LogLikScorer:
         torch = self.torch
         pos = torch.tensor(keep, device=self.device)
         out = self.model(input_ids=ids, **({"logits_to_keep": pos} if self._keep else {}), **kwargs)
+        if self._keep and tuple(out.logits.shape[:-1]) != tuple(pos.shape):  # a model that reads it otherwise
+            self._keep = False
+            out = self.model(input_ids=ids, **kwargs)
         if kwargs.get("use_cache"):
             self._last_cache = out.cache if "cache" in out else out.past_key_values
         logits = out.logits if self._keep else out.logits[torch.arange(len(keep), device=self.device)[:, None], pos]

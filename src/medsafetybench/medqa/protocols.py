@@ -68,23 +68,24 @@ class PaperProtocol:
             raise UserError(f"--paper-shots must be 0 or more (got {self.shots})")
         if self.sc_branches < 1 or self.batch_size < 1:
             raise UserError("--paper-sc-branches and the reference batch size must be at least 1")
+        if self.seeds is not None:
+            object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
+            if not self.seeds:
+                raise UserError("--paper-seeds needs at least one seed")
         if self.cot and self.shots:
             raise UserError("--paper-cot with --paper-shots: the reference reads its chain-of-thought shots from "
                             "evaluation/prompt_cot/<benchmark>.jsonl, which its repository does not contain (only "
                             "prompt_cot/*.py without the reasoning in 'gold'), and draws them with an unseeded "
                             "random.sample; that mode cannot be reproduced. Use --paper-cot with 0 shots.")
-        if self.sc and self.shots and (self.multi_seed or self.seeds is not None):
+        if self.sc and self.shots and len(self.shot_seeds()) > 1:
             raise UserError("--paper-sc with shots drawn by several seeds: the reference would then sample one branch "
                             "per seed and vote over one; use --paper-sc with 0 shots, or add --paper-single-seed")
-        if self.seeds is not None:
-            object.__setattr__(self, "seeds", tuple(int(s) for s in self.seeds))
-            if not self.seeds:
-                raise UserError("--paper-seeds needs at least one seed")
 
     def replicates(self) -> list[tuple[str, int | None]]:
         """(kind, value) per generation of each question, in the reference's order (inference.py:306-326):
-        one per seed with shots and multi_seed, else one per self-consistency branch, else one."""
-        if self.shots and (self.multi_seed or self.seeds is not None):
+        with shots one per shot seed (the reference's 10 with -m 1, else 1234), else one per
+        self-consistency branch, else one."""
+        if self.shots and not self.sc:
             return [("seed", s) for s in self.shot_seeds()]
         if self.sc:
             return [("branch", b) for b in range(self.sc_branches)]
@@ -111,7 +112,7 @@ class PaperProtocol:
     @property
     def label(self) -> str:
         runs = self.replicates()
-        parts = [f"{self.shots}-shot" + (f" x {len(runs)} seeds" if runs[0][0] == "seed" else "")]
+        parts = [f"{self.shots}-shot" + (f" x {len(runs)} seeds" if runs[0][0] == "seed" and len(runs) > 1 else "")]
         if self.cot:
             parts.append("CoT")
         if self.sc:

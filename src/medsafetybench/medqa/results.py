@@ -136,6 +136,9 @@ def build_result(spec: str, identity: str, mode: str, protocol: Protocol, rows: 
     for name in names:
         qs = {q.id: q for q in questions[name]} if questions is not None else {}
         task_rows = [r for r in by_task.get(name, []) if not qs or r.question_id in qs]
+        if qs:  # question order (then replicate order, kept by the paper reader)
+            pos = {qid: i for i, qid in enumerate(qs)}
+            task_rows.sort(key=lambda r: pos[r.question_id])
         tr, norm, per_rep = _task_result(name, protocol, mode, task_rows, qs, result.records, seed)
         if questions is not None:
             tr.n = len(qs)

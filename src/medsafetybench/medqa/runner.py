@@ -106,6 +106,9 @@ def evaluate_medqa(store: Store, model_spec: str, tasks: Sequence[str] | None = 
         model, identity, mode = _open_model(spec, proto, batch_size, options)
     else:
         mode = LOGLIK if spec.backend == "hf" and proto.name == HARNESS else GENERATE
+        if mode == GENERATE and getattr(model, "prompt_format", "raw") != "raw" and proto.name != HARNESS:
+            raise UserError(f"the paper protocol sends raw prompts: give a model with prompt_format='raw' "
+                            f"(got {model.prompt_format!r})")
         identity = model.identity + ("|loglik" if mode == LOGLIK else "")
     progress = progress or Progress()
     computed, failed, errors = 0, 0, []

@@ -33,7 +33,7 @@ from ..errors import UserError
 from ..store import Store
 from .protocols import HARNESS, Protocol, protocol_from_row
 from .results import GENERATE, LOGLIK, MedQAResult, Record, StoredRow, build_result
-from .tasks import PROMPT_VERSION, Question
+from .tasks import PROMPT_VERSION, TASKS, Question
 
 # what release 0.1.0 computed, per harness mode: its rows' settings after migration medqa 2
 LEGACY_SETTINGS = {LOGLIK: {"add_bos": False}, GENERATE: {"max_new_tokens": 64}}
@@ -136,7 +136,8 @@ def _has_table(store: Store) -> bool:
 
 def stored_rows(store: Store, identities: set[str] | None = None) -> dict[tuple[str, str, str, str], list[StoredRow]]:
     """Rows grouped by (model identity, protocol, settings JSON, mode); the latest row per question and
-    replicate wins (prompt changes leave older rows behind). Rows of other prompt versions are skipped."""
+    replicate wins (prompt changes leave older rows behind). Rows of other prompt versions or of tasks
+    this version does not know are skipped."""
     from .paper import PAPER_PROMPT_VERSION
 
     if not _has_table(store):
@@ -145,7 +146,7 @@ def stored_rows(store: Store, identities: set[str] | None = None) -> dict[tuple[
     for ident, proto, settings, mode, task, qid, gold, lls, raw, rep in store.conn.execute(
             "SELECT model_identity, protocol, settings, mode, task, question_id, gold, lls, raw, replicate "
             "FROM medqa_scores WHERE prompt_version IN (?, ?) ORDER BY created_at", (PROMPT_VERSION, PAPER_PROMPT_VERSION)):
-        if identities is not None and ident not in identities:
+        if (identities is not None and ident not in identities) or task not in TASKS:
             continue
         latest[(ident, proto, settings, mode, task, qid, rep)] = StoredRow(
             task, qid, gold, json.loads(lls) if lls else None, raw, rep, mode)
@@ -181,13 +182,15 @@ def medqa_runs(store: Store) -> list[MedQARun]:
 
 def export_records(result: MedQAResult, out: str | Path, fmt: str | None = None) -> int:
     """Write one row per question (per seed/branch under the paper protocol) of `result` to `out`, JSONL or
-    CSV (by suffix or `fmt`), atomically; returns the number of rows."""
+    CSV (by suffix or `fmt`; CSV cells holding lists or the settings are JSON), atomically; returns the
+    number of rows. Columns: model, model_identity, protocol, settings, mode, task, question_id, replicate,
+    gold, prediction, correct, valid, lls (harness log-likelihoods), prediction_norm (acc_norm's choice), raw."""
     out = Path(out)
     fmt = (fmt or out.suffix.lstrip(".")).lower()
     if fmt not in EXPORT_FORMATS:
         raise UserError(f"cannot tell the export format of '{out}': name it .jsonl or .csv")
     base = {"model": result.model_spec, "model_identity": result.model_identity, "protocol": result.protocol,
-            "settings": canonical(result.settings), "mode": result.mode}
+            "settings": result.settings, "mode": result.mode}
     records = [{**base, **_record(r)} for r in result.records]
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
@@ -200,7 +203,8 @@ def export_records(result: MedQAResult, out: str | Path, fmt: str | None = None)
             else:
                 w = csv.DictWriter(f, fieldnames=[*base, *_record(Record("", "", None, "", None, False, True, None, None, None))])
                 w.writeheader()
-                w.writerows({k: json.dumps(v) if isinstance(v, list) else v for k, v in rec.items()} for rec in records)
+                w.writerows({k: json.dumps(v, sort_keys=True) if isinstance(v, list | dict) else v for k, v in rec.items()}
+                            for rec in records)
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):
