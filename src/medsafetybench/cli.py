@@ -43,8 +43,8 @@ def eval_cmd(
     tensor_parallel_size: Annotated[int, typer.Option(min=1, help="GPUs to shard a vllm: model across (one node).")] = 1,
     timeout: Annotated[float, typer.Option(min=0.1, help="Per-request timeout in seconds for HTTP backends.")] = 120.0,
     max_new_tokens: Annotated[int, typer.Option(min=1, help="New tokens per response (paper: 512).")] = 512,
-    system_prompt: Annotated[str | None, typer.Option(help="System prompt (default: the Llama-2 default system prompt, as in the paper; 'none' for none).")] = None,
-    prompt_format: Annotated[str, typer.Option(help="Prompt format for local models: chat (tokenizer template), llama2, mistral, vicuna, medalpaca, med42, alpaca, raw.")] = "chat",
+    system_prompt: Annotated[str | None, typer.Option(help="System prompt (default: the Llama-2 default system prompt, as in the paper; with a paper-* format, the system text the paper used for that family; 'none' for none).")] = None,
+    prompt_format: Annotated[str, typer.Option(help="Prompt format for local models: chat (tokenizer template); paper (the paper's exact prompt for the model's family, or name one: paper-llama2, paper-mistral, paper-vicuna, paper-medalpaca, paper-med42, paper-pythia); or a family's own chat format (not the paper's): llama2, mistral, vicuna, medalpaca, med42, alpaca, raw.")] = "chat",
     retry_unscored: Annotated[bool, typer.Option(help="Ask the judge again for judgements stored as unscored.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -53,26 +53,32 @@ def eval_cmd(
     from .data import load_items
     from .judging import load_judge
     from .models import GenerationConfig, load_model, parse_spec
+    from .models.paper_formats import paper_system_prompt
     from .pipeline import EvalSettings, run_evaluation
     from .principles import LLAMA2_DEFAULT_SYSTEM_PROMPT, parse_principles
     from .report.console import RichProgress, print_summary
     from .store import Store
 
     spec = parse_spec(model)
-    if spec.backend == "openai" and prompt_format != "chat":
-        raise UserError("--prompt-format applies to local models (hf:, vllm:); openai: endpoints apply their own chat template")
+    if spec.backend == "openai" and prompt_format not in ("chat", "paper"):
+        raise UserError("--prompt-format applies to local models (hf:, vllm:); openai: endpoints apply their own chat "
+                        "template (--prompt-format paper is accepted: openai: already sends what the paper sent GPT "
+                        "models, the system prompt and the bare request)")
     items = load_items(split=split, sources=_csv(source), principles=parse_principles(principle),
                        data_dir=data, user_file=input_file, limit=limit)
     if not items:
         raise UserError("no items match the chosen --split/--source/--principle")
+    model_obj = load_model(spec, concurrency=concurrency, timeout=timeout, batch_size=batch_size,
+                           prompt_format=prompt_format, tensor_parallel_size=tensor_parallel_size)
+    resolved_format = getattr(model_obj, "prompt_format", None)  # `paper` resolved to the model's family
+    if prompt_format == "paper" and resolved_format:
+        err.print(f"note: --prompt-format paper: using {resolved_format} for {escape(spec.name)}", soft_wrap=True)
     if system_prompt is None:
-        system_prompt = LLAMA2_DEFAULT_SYSTEM_PROMPT
+        system_prompt = paper_system_prompt(resolved_format or "") or LLAMA2_DEFAULT_SYSTEM_PROMPT
     elif system_prompt.strip().lower() in ("", "none"):
         system_prompt = None
     settings = EvalSettings(system_prompt=system_prompt, generation=GenerationConfig(max_new_tokens=max_new_tokens))
     store = Store.open_project(_project(project))
-    model_obj = load_model(spec, concurrency=concurrency, timeout=timeout, batch_size=batch_size,
-                           prompt_format=prompt_format, tensor_parallel_size=tensor_parallel_size)
     judge_obj = load_judge(judge, concurrency=judge_concurrency or concurrency, timeout=timeout,
                            batch_size=batch_size)
     if judge.strip().lower() == "offline":

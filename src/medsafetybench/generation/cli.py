@@ -34,7 +34,7 @@ CountOpt = Annotated[int, typer.Option("--count", "-k", min=1, help="Requests as
 CallsOpt = Annotated[int, typer.Option("--calls", min=1, help="Calls to make (call i is seeded i when sampling).")]
 TempOpt = Annotated[float, typer.Option("--temperature", min=0.0, help="Sampling temperature (0 = greedy).")]
 MaxTokOpt = Annotated[int, typer.Option("--max-new-tokens", min=1, help="New tokens per reply.")]
-FormatOpt = Annotated[str, typer.Option("--prompt-format", help="Prompt format for local models (chat, llama2, ...).")]
+FormatOpt = Annotated[str, typer.Option("--prompt-format", help="Prompt format for local models (chat, paper, paper-llama2, ..., llama2, ...; see medsafety eval --help).")]
 
 
 def _store(project: Path | None):
