@@ -147,3 +147,53 @@ def model_hf_names() -> dict[str, str]:
         if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "model_name_dict":
             return ast.literal_eval(node.value)
     raise AssertionError("model_hf.py: model_name_dict not found")
+
+
+FINETUNING = "training/finetuning.py"
+
+
+def _train_def() -> ast.FunctionDef:
+    return next(n for n in tree(FINETUNING).body if isinstance(n, ast.FunctionDef) and n.name == "train")
+
+
+def finetuning_defaults() -> dict[str, Any]:
+    """The official `train(...)` keyword defaults (the script's hyperparameters)."""
+    fn = _train_def()
+    args = fn.args.args[-len(fn.args.defaults):]
+    return {a.arg: _literal(d) for a, d in zip(args, fn.args.defaults, strict=True)}
+
+
+def finetuning_assignments() -> dict[str, str]:
+    """{target: value source} of the first assignment to each target in `train` (in source order)."""
+    found: dict[str, str] = {}
+    nodes = sorted((n for n in ast.walk(_train_def()) if isinstance(n, ast.Assign) and len(n.targets) == 1),
+                   key=lambda n: n.lineno)
+    for n in nodes:
+        found.setdefault(ast.unparse(n.targets[0]), ast.unparse(n.value))
+    return found
+
+
+def reference_prompter() -> Callable[..., str]:
+    """`Prompter.generate_prompt` bound to `templates/alpaca.json` (the reference's own code)."""
+    import json
+    import types
+    from typing import Union
+
+    cls = next(n for n in tree("training/prompter.py").body if isinstance(n, ast.ClassDef))
+    fn = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "generate_prompt")
+    names: dict[str, Any] = {"Union": Union, "print": print}
+    exec(compile(ast.Module([fn], []), str(REF / "training/prompter.py"), "exec"), names)  # noqa: S102
+    template = json.loads((REF / "training/templates/alpaca.json").read_text())
+    self = types.SimpleNamespace(template=template, _verbose=False)
+    return lambda *args: names["generate_prompt"](self, *args)
+
+
+def reference_tokenize(tokenizer: Any, cutoff_len: int, train_on_inputs: bool,
+                       add_eos_token: bool = False) -> Callable[[dict], dict]:
+    """The official `generate_and_tokenize_prompt` (and its `tokenize`), run with `tokenizer`."""
+    inner = [n for n in _train_def().body if isinstance(n, ast.FunctionDef)]
+    names: dict[str, Any] = {"tokenizer": tokenizer, "cutoff_len": cutoff_len, "train_on_inputs": train_on_inputs,
+                             "add_eos_token": add_eos_token, "len": len,
+                             "prompter": type("P", (), {"generate_prompt": staticmethod(reference_prompter())})}
+    exec(compile(ast.Module(inner, []), str(REF / FINETUNING), "exec"), names)  # noqa: S102
+    return names["generate_and_tokenize_prompt"]
