@@ -78,7 +78,7 @@ def test_a_planned_step_is_the_mean_of_micro_batch_means(tiny_model_dir: Path, t
         max_grad_norm=1.0, logging_steps=1, save_strategy="no", report_to="none", use_cpu=True,
         disable_tqdm=True, remove_unused_columns=False)
     trainer = make_trainer(transformers, torch, model=model, args=args, plan=plan, examples=examples,
-                           collator=collator, tokenizer=tok, grad_accum=4, callbacks=[])
+                           collator=collator, grad_accum=4, callbacks=[])
     trainer.train()
     logs = [h for h in trainer.state.log_history if "loss" in h]
     assert [h["learning_rate"] for h in logs] == pytest.approx([0.0, 1e-2, 5e-3])
@@ -112,7 +112,7 @@ def test_a_planned_step_is_the_mean_of_micro_batch_means(tiny_model_dir: Path, t
     args2 = copy.deepcopy(args)
     args2.max_steps = 2
     make_trainer(transformers, torch, model=again, args=args2, plan=plan[:2], examples=examples,
-                 collator=collator, tokenizer=tok, grad_accum=4, callbacks=[]).train()
+                 collator=collator, grad_accum=4, callbacks=[]).train()
     ours = [p.detach() for p in again.parameters() if p.requires_grad]
     for a, b in zip(ours, params, strict=True):
         torch.testing.assert_close(a, b.detach(), rtol=1e-5, atol=1e-6)

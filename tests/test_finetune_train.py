@@ -123,6 +123,11 @@ def test_manifest_is_complete(trained, tiny_model_dir: Path) -> None:
     assert not list(trained.out.parent.glob(".*partial")) and not (trained.out / "checkpoints").exists()
     for f in ("adapter_config.json", "adapter_model.safetensors", "merged/model.safetensors"):
         assert (trained.out / f).is_file()
+    # training pads with id 0 (as the official script), but the saved model and tokenizer keep their own
+    base_cfg, merged_cfg = (json.loads((d / "config.json").read_text()) for d in (tiny_model_dir, trained.out / "merged"))
+    assert merged_cfg["pad_token_id"] == base_cfg["pad_token_id"] != 0
+    tok_cfg = json.loads((trained.out / "merged" / "tokenizer_config.json").read_text())
+    assert tok_cfg.get("pad_token") == json.loads((tiny_model_dir / "tokenizer_config.json").read_text()).get("pad_token")
 
 
 @needs_data

@@ -57,9 +57,11 @@ def step_plan(n_examples: int, micro_batch_size: int, grad_accum: int, epochs: f
 
 
 def make_trainer(transformers: Any, torch: Any, *, model: Any, args: Any, plan: StepPlan, examples: list[dict],
-                 collator: Any, tokenizer: Any, grad_accum: int, callbacks: list) -> Any:
+                 collator: Any, grad_accum: int, callbacks: list) -> Any:
     """A `Trainer` that takes one optimizer step per planned step (args must say batch 1, accumulation 1,
-    max_steps = len(plan)): it back-propagates each micro-batch's mean loss divided by `grad_accum`."""
+    max_steps = len(plan)): it back-propagates each micro-batch's mean loss divided by `grad_accum`.
+    It gets no tokenizer (the collator has it), so it never rewrites the model config's special tokens
+    to the training pad id."""
 
     class PlannedTrainer(transformers.Trainer):
         def _get_train_sampler(self, train_dataset: Any = None) -> Any:
@@ -80,7 +82,6 @@ def make_trainer(transformers: Any, torch: Any, *, model: Any, args: Any, plan: 
         (step,) = items
         return {"micro_batches": [collator([examples[i] for i in micro]) for micro in step]}
 
-    trainer = PlannedTrainer(model=model, args=args, train_dataset=plan, data_collator=collate,
-                             processing_class=tokenizer, callbacks=callbacks)
+    trainer = PlannedTrainer(model=model, args=args, train_dataset=plan, data_collator=collate, callbacks=callbacks)
     trainer.loss_is_scaled_for_ga = False  # a per-micro-batch mean: divide by the accumulation count
     return trainer

@@ -379,7 +379,7 @@ def _train(torch: Any, transformers: Any, model: Any, tokenizer: Any, examples: 
                                                    label_pad_token_id=-100, return_tensors="pt")
     callbacks = [_progress_callback(transformers, progress, total)] if progress is not None else []
     trainer = make_trainer(transformers, torch, model=peft_model, args=args, plan=plan, examples=examples,
-                           collator=collator, tokenizer=tokenizer, grad_accum=settings.grad_accum,
+                           collator=collator, grad_accum=settings.grad_accum,
                            callbacks=callbacks)
     trainer.remove_callback(transformers.PrinterCallback)  # progress goes to `progress`, never to stdout
     checkpoint = str(_checkpoints(work)[-1]) if resume and _checkpoints(work) else None
