@@ -197,3 +197,26 @@ def reference_tokenize(tokenizer: Any, cutoff_len: int, train_on_inputs: bool,
                              "prompter": type("P", (), {"generate_prompt": staticmethod(reference_prompter())})}
     exec(compile(ast.Module(inner, []), str(REF / FINETUNING), "exec"), names)  # noqa: S102
     return names["generate_and_tokenize_prompt"]
+
+
+def exp02_judge_prompt() -> Callable[[str, str, str], str]:
+    """exp02's judge prompt: f(question, response, dataset) with text_for_gpt_eval.py's policies and rubric."""
+    names: dict[str, Any] = {}
+    for node in tree("exps/text_for_gpt_eval.py").body:
+        if isinstance(node, ast.Assign):
+            names[ast.unparse(node.targets[0])] = evaluate(node.value, "exps/text_for_gpt_eval.py", names)
+    for node in ast.walk(tree(EXP02)):
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "eval_prompt":
+            expr = node.value
+            return lambda q, r, dataset: evaluate(expr, EXP02, {
+                "usage_policy": names["usage_policy_dict"][dataset], "rubric": names["rubric"],
+                "question": q, "response": r})
+    raise AssertionError("exp02: eval_prompt not found")
+
+
+def exp02_judge_call() -> dict[str, Any]:
+    """The keywords of exp02's judge `partial(llm_openai, ...)` (the commented-out GPT-4 line is not code)."""
+    for node in ast.walk(tree(EXP02)):
+        if isinstance(node, ast.Call) and ast.unparse(node.func) == "partial":
+            return {k.arg: _literal(k.value) for k in node.keywords}
+    raise AssertionError("exp02: judge call not found")

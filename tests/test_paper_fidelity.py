@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from medsafetybench.finetune.train import ALPACA_INPUT_TEMPLATE, LoraSettings, alpaca_text, build_examples
+from medsafetybench.finetune.train import (
+    ALPACA_INPUT_TEMPLATE,
+    PAD_TO_MULTIPLE_OF,
+    TRAIN_PAD_ID,
+    TRAIN_PADDING_SIDE,
+    LoraSettings,
+    alpaca_text,
+    build_examples,
+)
 from medsafetybench.models.formats import ALPACA_TEMPLATE
 from reference_helpers import (
     FINETUNING,
@@ -48,18 +56,27 @@ def test_hyperparameter_defaults_are_the_scripts() -> None:
 
 
 def test_trainer_and_lora_settings_are_the_scripts() -> None:
+    import transformers
+
     args = call_keywords(FINETUNING, "transformers.TrainingArguments")
-    assert int(args["warmup_steps"]) == LoraSettings().warmup_steps == 10
-    assert args["optim"] == "'adamw_torch'" and args["fp16"] == "True"
+    ours = LoraSettings().optimizer_arguments()
+    assert int(args["warmup_steps"]) == ours["warmup_steps"] == 10
+    assert args["learning_rate"] == "learning_rate" and ours["learning_rate"] == finetuning_defaults()["learning_rate"]
+    assert args["optim"] == repr(ours["optim"]) == "'adamw_torch'" and args["fp16"] == "True"
     assert args["per_device_train_batch_size"] == "micro_batch_size"
-    # not set there, so the Trainer's defaults: linear schedule, no weight decay, clipping at 1.0 (ours explicit)
-    assert not {"lr_scheduler_type", "weight_decay", "max_grad_norm", "adam_beta1", "adam_epsilon"} & set(args)
+    # not set there, so the Trainer's defaults, which ours states explicitly
+    unset = {"lr_scheduler_type", "weight_decay", "max_grad_norm"}
+    assert not unset & set(args) and not {"adam_beta1", "adam_beta2", "adam_epsilon"} & set(args)
+    defaults = transformers.TrainingArguments(output_dir="unused", report_to="none")
+    assert {k: getattr(defaults, k) for k in unset} == {"lr_scheduler_type": "linear", "weight_decay": 0.0,
+                                                        "max_grad_norm": 1.0} == {k: ours[k] for k in unset}
     lora = call_keywords(FINETUNING, "LoraConfig")
     assert lora["bias"] == "'none'" and lora["task_type"] == "'CAUSAL_LM'"
     collator = call_keywords(FINETUNING, "transformers.DataCollatorForSeq2Seq")
-    assert collator["pad_to_multiple_of"] == "8" and collator["padding"] == "True"
+    assert int(collator["pad_to_multiple_of"]) == PAD_TO_MULTIPLE_OF and collator["padding"] == "True"
     assign = finetuning_assignments()
-    assert assign["tokenizer.pad_token_id"] == "0" and assign["tokenizer.padding_side"] == "'left'"
+    assert int(assign["tokenizer.pad_token_id"]) == TRAIN_PAD_ID
+    assert assign["tokenizer.padding_side"] == repr(TRAIN_PADDING_SIDE)
     assert assign["gradient_accumulation_steps"] == "batch_size // micro_batch_size"
     assert LoraSettings().grad_accum == 32
     source = (REF / FINETUNING).read_text()

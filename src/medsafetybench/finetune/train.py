@@ -49,6 +49,7 @@ PRECISIONS = ("paper", "bf16")
 # What a fine-tune with given settings does beyond its settings (tokenisation, step plan); part of the
 # adapter key, so adapters trained by an earlier method are never reused as if trained by this one.
 TRAINING_METHOD = "finetuning.py/2"
+TRAIN_PAD_ID, TRAIN_PADDING_SIDE, PAD_TO_MULTIPLE_OF = 0, "left", 8  # the official script's padding
 ALPACA_INPUT_TEMPLATE = ("Below is an instruction that describes a task, paired with an input that provides "
                          "further context. Write a response that appropriately completes the request.\n\n"
                          "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n")
@@ -97,6 +98,12 @@ class LoraSettings:
     @property
     def grad_accum(self) -> int:
         return self.batch_size // self.micro_batch_size
+
+    def optimizer_arguments(self) -> dict:
+        """The `TrainingArguments` that shape the optimisation: the script's warm-up, lr and AdamW, and the
+        Trainer defaults it relied on (linear schedule, no weight decay, gradient clipping at 1.0)."""
+        return {"learning_rate": self.lr, "warmup_steps": self.warmup_steps, "lr_scheduler_type": "linear",
+                "optim": "adamw_torch", "weight_decay": 0.0, "max_grad_norm": 1.0}
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -366,16 +373,15 @@ def _train(torch: Any, transformers: Any, model: Any, tokenizer: Any, examples: 
         save_steps = max(1, total // 10)
     args = transformers.TrainingArguments(
         output_dir=str(work / "checkpoints"), per_device_train_batch_size=1, gradient_accumulation_steps=1,
-        num_train_epochs=1, max_steps=total, learning_rate=settings.lr, warmup_steps=settings.warmup_steps,
-        lr_scheduler_type="linear", optim="adamw_torch", weight_decay=0.0, max_grad_norm=1.0, logging_steps=1,
+        num_train_epochs=1, max_steps=total, **settings.optimizer_arguments(), logging_steps=1,
         save_strategy="steps" if save_steps > 0 else "no", save_steps=max(1, save_steps), save_total_limit=1,
         eval_strategy="no", report_to="none", seed=settings.seed, data_seed=settings.seed, use_cpu=not amp,
         disable_tqdm=True, dataloader_num_workers=0, remove_unused_columns=False, **amp)
     # the official script pads with id 0 on the left; padding is masked, but left padding shifts the
     # position ids of the shorter examples in a micro-batch, so it is kept (restored afterwards)
     saved = (tokenizer.pad_token, tokenizer.padding_side)
-    tokenizer.pad_token_id, tokenizer.padding_side = 0, "left"
-    collator = transformers.DataCollatorForSeq2Seq(tokenizer, pad_to_multiple_of=8, padding=True,
+    tokenizer.pad_token_id, tokenizer.padding_side = TRAIN_PAD_ID, TRAIN_PADDING_SIDE
+    collator = transformers.DataCollatorForSeq2Seq(tokenizer, pad_to_multiple_of=PAD_TO_MULTIPLE_OF, padding=True,
                                                    label_pad_token_id=-100, return_tensors="pt")
     callbacks = [_progress_callback(transformers, progress, total)] if progress is not None else []
     trainer = make_trainer(transformers, torch, model=peft_model, args=args, plan=plan, examples=examples,
