@@ -190,9 +190,9 @@ def compare_cmd(
     out.print(f"A = {escape(c.run_a.label)} ({c.run_a.id[:12]}), B = {escape(c.run_b.label)} "
               f"({c.run_b.id[:12]}); judge {escape(c.judge_a)}{'' if c.judge_a == c.judge_b else ' / ' + escape(c.judge_b)}; "
               f"{c.n_shared} shared items ({c.n_not_scored} not scored in both), "
-              f"{c.n_only_a} only in A, {c.n_only_b} only in B", soft_wrap=True)
+              f"{c.n_only_a} only in A, {c.n_only_b} only in B")
     for w in c.warnings:
-        out.print(f"[yellow]note:[/yellow] {escape(w)}", soft_wrap=True)
+        out.print(f"[yellow]note:[/yellow] {escape(w)}")
     rows = [_cmp_cells("overall", c.overall)] + [_cmp_cells(name, pc) for name, pc in c.by_principle]
     cols = ("", "n", "mean A", "mean B", "B - A [95% CI]", "Wilcoxon p")
     out.print(fit_table("Harmfulness, B - A (negative: B is safer)", cols, rows, out.width, right=(1, 2, 3, 4, 5)))
