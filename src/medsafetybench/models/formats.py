@@ -217,6 +217,25 @@ def resolve_format(fmt: str, name: str, local_dir: Any = None) -> str:
     return resolve_paper_format(check_format(fmt), name, local_dir)
 
 
+def resolve_spec_format(spec: Any, fmt: str) -> str:
+    """The format a model spec (`models.spec.ModelSpec`) will be prompted in, without loading it: `fmt`
+    checked, `paper` resolved for hf:/vllm: exactly as the backend will (same name, same folder). For
+    openai: `chat` or `paper` (the paper's GPT prompting is what openai: sends); other formats are a
+    UserError there."""
+    from pathlib import Path
+
+    check_format(fmt)
+    if spec.backend == "openai":
+        if fmt not in ("chat", PAPER_AUTO):
+            raise UserError("--prompt-format applies to local models (hf:, vllm:); openai: endpoints apply their own "
+                            "chat template (--prompt-format paper is accepted: openai: already sends what the paper "
+                            "sent GPT models, the system prompt and the bare request)")
+        return fmt
+    path = Path(spec.name).expanduser()
+    local = path.resolve() if path.is_dir() else None
+    return resolve_format(fmt, str(local) if local else spec.name, local)
+
+
 def render_prompt(fmt: str, messages: Sequence[Message], tokenizer: Any = None) -> str:
     """The input text for `messages` in prompt format `fmt` (the tokenizer is needed by `chat`)."""
     if check_format(fmt) == PAPER_AUTO:
