@@ -220,7 +220,8 @@ def version_cmd() -> None:
 
 
 # Later stages keep their commands beside their code: each module listed here has `register(app)`.
-COMMAND_MODULES: list[str] = ["medqa.cli", "report.commands", "finetune.cli", "generation.cli", "study.cli"]
+COMMAND_MODULES: list[str] = ["medqa.cli", "report.commands", "finetune.cli", "generation.cli", "study.cli",
+                               "inspect_eval.cli"]
 for _module in COMMAND_MODULES:
     importlib.import_module(f"medsafetybench.{_module}").register(app)
 
