@@ -137,10 +137,28 @@ def show_cmd(run: Annotated[str, typer.Argument(help="Run id (or a unique prefix
     with Store(path) as store:
         info = store.run(run)
         summary = summarise_run(store, info.id)
+        cals = _calibration(store, info.id)
     if as_json:
-        print(json.dumps({"run_id": info.id, "summary": summary.to_dict()}, indent=2))
+        print(json.dumps({"run_id": info.id, "summary": summary.to_dict(),
+                          "calibration": [c.to_dict() for c in cals]}, indent=2))
     else:
         print_summary(out, summary, info)
+        _print_calibration(cals)
+
+
+# --- human labels in `show` (labels/report.py renders them) ---------------------------------------------
+def _calibration(store, run_id: str) -> list:  # type: ignore[no-untyped-def]
+    """The run's judge against each person who labelled a sample of it (empty when nobody did)."""
+    from .calibration import calibrate_run
+
+    return calibrate_run(store, run_id)
+
+
+def _print_calibration(cals: list) -> None:
+    if cals:
+        from .labels.report import calibration_renderable
+
+        out.print(calibration_renderable(cals))
 
 
 @app.command("export")
@@ -180,7 +198,7 @@ def version_cmd() -> None:
 
 
 # Later stages keep their commands beside their code: each module listed here has `register(app)`.
-COMMAND_MODULES: list[str] = ["medqa.cli", "report.commands", "finetune.cli", "generation.cli"]
+COMMAND_MODULES: list[str] = ["medqa.cli", "report.commands", "finetune.cli", "generation.cli", "labels.cli"]
 for _module in COMMAND_MODULES:
     importlib.import_module(f"medsafetybench.{_module}").register(app)
 

@@ -176,8 +176,9 @@ def compare_cmd(
         raise UserError(f"no run store at {path}: pass --project")
     with Store(path) as store:
         c = compare_runs(store, run_a, run_b)
+        cal = _compare_calibration(store, c.run_a.id, c.run_b.id)
     if as_json:
-        print(json.dumps(c.to_dict(), indent=2))
+        print(json.dumps({**c.to_dict(), "calibration": cal.to_dict()}, indent=2))
         return
     out.print(f"A = {escape(c.run_a.model_spec)} ({c.run_a.id[:12]}), B = {escape(c.run_b.model_spec)} "
               f"({c.run_b.id[:12]}); {c.n_shared} shared items ({c.n_not_scored} not scored in both), "
@@ -191,6 +192,17 @@ def compare_cmd(
     for name, pc in c.by_principle:
         _cmp_row(t, name, pc)
     out.print(t)
+    if cal.a or cal.b:
+        from ..labels.report import comparison_renderable
+
+        out.print(comparison_renderable(cal))
+
+
+def _compare_calibration(store, run_a: str, run_b: str):  # type: ignore[no-untyped-def]
+    """Human labels of either run: agreement and judge-corrected scores (labels/report.py)."""
+    from ..labels.report import compare_calibration
+
+    return compare_calibration(store, run_a, run_b)
 
 
 def register(app: typer.Typer) -> None:
