@@ -21,7 +21,7 @@ def inputs():
 
 if __name__ == "__main__":
     y, f, fa = inputs()
-    for lam in (1.0, 0.5, 0.0):
-        est = float(ppi_mean_pointestimate(y, f, fa, lam=lam)[0])
+    for lam in (1.0, 0.5, 0.0, None):  # None: ppi-python tunes lambda (PPI++)
+        est = float(np.asarray(ppi_mean_pointestimate(y, f, fa, lam=lam)).ravel()[0])
         low, high = ppi_mean_ci(y, f, fa, alpha=0.05, lam=lam)
         print(f"lam={lam}: ({est!r}, {float(low[0])!r}, {float(high[0])!r})")

@@ -8,7 +8,9 @@ judge)/n (the ppi-python `ppi_mean_ci` with `lam=1`; `ppi_mean_ci` here matches 
 tests/test_calibration.py checks that against values from ppi-python 0.2.3).
 
 Our samples are stratified by (principle, source) (`labels.sample`), so the reported estimate is the
-**stratum-weighted** PPI (classic PPI, lambda = 1; PPI++ power tuning is not implemented):
+**stratum-weighted** PPI with lambda = 1 (classic PPI; `stratified_ppi(lam=None)` tunes lambda as PPI++
+does, but with lambda estimated from the same labels its intervals ran narrow in our simulation, see
+docs/reports.md, so `calibrate` does not use it):
 
     theta = mean_all(f) + sum_h W_h * mean_{labelled in h}(y - f),   W_h = N_h / N
     Var   = var(f) / N + sum_h W_h^2 * s_h^2 / n_h
@@ -61,6 +63,8 @@ class PPIEstimate:
     n_strata: int = 1
     n_strata_unlabelled: int = 0
     """Strata of the population without a label (their weight went to the labelled strata)."""
+    lam: float | None = None
+    """How much of the judge the estimate uses (1: PPI; 0: the labels alone)."""
 
     @property
     def estimate(self) -> Estimate:
@@ -87,7 +91,7 @@ def _interval(value: float, se: float | None, level: float,
 
 
 def ppi_mean_ci(y: Sequence[float], yhat: Sequence[float], yhat_unlabelled: Sequence[float], *,
-                alpha: float = 0.05, lam: float = 1.0) -> tuple[float, float, float]:
+                alpha: float = 0.05, lam: float | None = 1.0) -> tuple[float, float, float]:
     """Unstratified PPI of a mean, as ppi-python's `ppi_mean_pointestimate` / `ppi_mean_ci` with a given
     `lam` (1: PPI, 0: labels only): (estimate, low, high). Standard deviations with ddof 0, as there.
 
@@ -96,17 +100,38 @@ def ppi_mean_ci(y: Sequence[float], yhat: Sequence[float], yhat_unlabelled: Sequ
         yhat: the judge's scores of the same items.
         yhat_unlabelled: the judge's scores of the items the estimate is about (ppi-python's "unlabeled").
         alpha: 1 - confidence level.
-        lam: the power-tuning parameter, fixed.
+        lam: the power-tuning parameter (1: PPI, 0: labels only, None: tuned as ppi-python tunes it).
     """
     y_, f_, fu = (np.asarray(a, dtype=float) for a in (y, yhat, yhat_unlabelled))
+    if lam is None:  # ppi-python's tuned lambda for a mean (its `_calc_lam_glm`, clipped)
+        cov = float(((y_ - y_.mean()) * (f_ - f_.mean())).mean())
+        var = float(np.concatenate([f_, fu]).var(ddof=1))
+        lam = float(np.clip(cov / ((1 + y_.size / fu.size) * var), 0.0, 1.0))
     value = float((lam * fu).mean() + (y_ - lam * f_).mean())
     se = float(np.sqrt((lam * fu).std() ** 2 / fu.size + (y_ - lam * f_).std() ** 2 / y_.size))
     low, high = _interval(value, se, 1 - alpha, None)
     return value, low, high  # type: ignore[return-value]
 
 
+def _within_cov(index: np.ndarray, n_h: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray | None:
+    """Per-stratum sample covariance (ddof 1) of u and v. A stratum with one item borrows the pooled
+    within-stratum value (the one over all items when no stratum has two); None with fewer than two items."""
+    k = n_h.size
+    mu = np.divide(np.bincount(index, u, k), n_h, out=np.zeros(k), where=n_h > 0)
+    mv = np.divide(np.bincount(index, v, k), n_h, out=np.zeros(k), where=n_h > 0)
+    cross = np.bincount(index, (u - mu[index]) * (v - mv[index]), k)
+    many = n_h >= 2
+    if many.any():
+        pooled = cross[many].sum() / (n_h[many] - 1).sum()
+    elif u.size >= 2:
+        pooled = float(((u - u.mean()) * (v - v.mean())).sum() / (u.size - 1))
+    else:
+        return None
+    return np.where(many, cross / np.maximum(n_h - 1, 1), pooled)
+
+
 def stratified_ppi(y: Sequence[float], yhat: Sequence[float], strata: Sequence, yhat_all: Sequence[float],
-                   strata_all: Sequence, *, level: float = 0.95,
+                   strata_all: Sequence, *, lam: float | None = 1.0, level: float = 0.95,
                    bounds: tuple[float, float] | None = None) -> PPIEstimate:
     """Stratum-weighted PPI of the mean of `y` over the population (see the module docstring).
 
@@ -116,6 +141,8 @@ def stratified_ppi(y: Sequence[float], yhat: Sequence[float], strata: Sequence, 
         strata: the stratum of each labelled item.
         yhat_all: the judge's values of every item of the population (labelled ones included).
         strata_all: the stratum of each population item.
+        lam: how much of the judge to use: 1 is PPI, 0 the labels alone; None tunes it (PPI++) to the
+            value that minimises the estimated variance, clipped to [0, 1].
         level: confidence level of the interval.
         bounds: the scale's range, to clip the interval to.
     """
@@ -128,29 +155,23 @@ def stratified_ppi(y: Sequence[float], yhat: Sequence[float], strata: Sequence, 
     index = np.searchsorted(keys, np.asarray(strata, dtype=str))
     if np.any(index >= keys.size) or np.any(keys[np.minimum(index, keys.size - 1)] != np.asarray(strata, dtype=str)):
         raise ValueError("a labelled item's stratum is not in the population")
-    r = y_ - f_
     n_h = np.bincount(index, minlength=keys.size)
-    sum_h = np.bincount(index, weights=r, minlength=keys.size)
     labelled = n_h > 0
     weights = np.where(labelled, sizes, 0) / sizes[labelled].sum()
-    means = np.divide(sum_h, n_h, out=np.zeros(keys.size), where=labelled)
-    value = float(fa.mean() + (weights * means).sum())
-    dev2 = np.bincount(index, weights=(r - means[index]) ** 2, minlength=keys.size)
-    many = n_h >= 2
-    if many.any():
-        pooled = dev2[many].sum() / (n_h[many] - 1).sum()
-    elif r.size >= 2:
-        pooled = float(r.var(ddof=1))
-    else:
-        pooled = None
-    se = None
-    if pooled is not None:
-        s2 = np.where(many, np.divide(dev2, np.maximum(n_h - 1, 1)), pooled)
-        var_f = float(fa.var(ddof=1)) / fa.size if fa.size >= 2 else 0.0
-        se = float(np.sqrt(var_f + (weights[labelled] ** 2 * s2[labelled] / n_h[labelled]).sum()))
+    c = np.divide(weights ** 2, n_h, out=np.zeros(keys.size), where=labelled)  # each stratum's share of Var
+    var_f = float(fa.var(ddof=1)) / fa.size if fa.size >= 2 else 0.0
+    if lam is None:  # PPI++: d Var / d lambda = 0
+        cov_yf, var_ff = _within_cov(index, n_h, y_, f_), _within_cov(index, n_h, f_, f_)
+        den = var_f + float((c * var_ff).sum()) if var_ff is not None else 0.0
+        lam = float(np.clip((c * cov_yf).sum() / den, 0.0, 1.0)) if cov_yf is not None and den > 0 else 1.0
+    r = y_ - lam * f_
+    means = np.divide(np.bincount(index, r, keys.size), n_h, out=np.zeros(keys.size), where=labelled)
+    value = float(lam * fa.mean() + (weights * means).sum())
+    s2 = _within_cov(index, n_h, r, r)
+    se = None if s2 is None else float(np.sqrt(lam ** 2 * var_f + (c * s2).sum()))
     low, high = _interval(value, se, level, bounds)
     return PPIEstimate(value, low, high, se, int(y_.size), int(fa.size), int(keys.size),
-                       int((~labelled).sum()))
+                       int((~labelled).sum()), lam)
 
 
 def difference(a: PPIEstimate, b: PPIEstimate, *, level: float = 0.95) -> PPIEstimate:
