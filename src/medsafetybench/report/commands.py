@@ -28,11 +28,15 @@ def report_cmd(
     out_path: Annotated[Path | None, typer.Option("--out", "-o", help="HTML file to write.")] = Path("report.html"),
     figures: Annotated[Path | None, typer.Option("--figures", help="Also write every figure as PNG and SVG into this folder.")] = None,
     markdown: Annotated[Path | None, typer.Option("--markdown", help="Also write a Markdown summary to this file ('-' prints it).")] = None,
+    latex: Annotated[Path | None, typer.Option("--latex", help="Also write the leaderboard as a LaTeX (booktabs) table.")] = None,
+    tag: Annotated[str | None, typer.Option("--tag", help="Only runs with this tag (e.g. study:paper).")] = None,
+    baseline: Annotated[str | None, typer.Option("--baseline", help="Run id or name every other run of its group is compared with (paired).")] = None,
     title: Annotated[str, typer.Option(help="Report title.")] = "MedSafetyBench report",
     project: Annotated[Path | None, typer.Option("--project", help="Project directory holding the run store.")] = None,
 ) -> None:
-    """Write one self-contained HTML report (leaderboard, by principle and source, provenance, unscored
-    counts, browsable items), plus optional PNG/SVG figures and a Markdown summary."""
+    """Write one self-contained HTML report (a leaderboard per group of comparable runs, harmfulness and
+    refusal per model, models x principles heatmap, by source, paired comparisons, one item across models,
+    provenance, unscored counts, paged items), plus optional PNG/SVG figures, Markdown and LaTeX."""
     from ..cli import _csv, _project, out
     from ..store import Store, project_db_path
     from .build import write_report
@@ -44,11 +48,12 @@ def report_cmd(
     to_stdout = markdown is not None and str(markdown) == "-"
     with Store(path) as store:
         result = write_report(store, _csv(runs), out=out_path, figures_dir=figures,
-                              markdown=None if to_stdout else markdown, title=title)
+                              markdown=None if to_stdout else markdown, latex=latex, title=title, tag=tag,
+                              baseline=baseline)
     if to_stdout:
         print(report_markdown(result.data), end="")
         return
-    for label, p in (("report", result.html), ("markdown", result.markdown)):
+    for label, p in (("report", result.html), ("markdown", result.markdown), ("latex", result.latex)):
         if p is not None:
             out.print(f"wrote {label} {escape(str(p))}")
     if result.figures:
