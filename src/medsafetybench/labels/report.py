@@ -43,8 +43,11 @@ def calibration_renderable(cals: Sequence[Calibration], title: str = "Human labe
     labelled sample, then the raw and judge-corrected harmfulness and harmful share."""
     if not cals:
         return Group()
-    agree = Table(title=f"{title}: agreement with the judge on the labelled sample", title_justify="left",
-                  show_edge=False, pad_edge=False)
+    judges = list(dict.fromkeys(c.judge for c in cals))
+    if len(judges) > 1:  # one block per judge
+        return Group(*[calibration_renderable([c for c in cals if c.judge == j], title) for j in judges])
+    agree = Table(title=f"{title}: agreement with the judge {escape(judges[0])} on the labelled sample",
+                  title_justify="left", show_edge=False, pad_edge=False)
     for col in ("labeller", "labelled", "exact", "within 1", "kappa >= 4", "weighted kappa"):
         agree.add_column(col, justify="left" if col == "labeller" else "right")
     scores = Table(title=f"{title}: judge-corrected scores (stratified PPI, 95% CI)", title_justify="left",
