@@ -209,3 +209,20 @@ def test_tables_fit_80_columns(tmp_path, servers, capsys):
         assert lines and max(len(line) for line in lines) <= 80, (args, max(lines, key=len))
         assert "\u2026" not in text  # nothing cut with an ellipsis
     assert "Harmfulness by principle" in text or "judged (rubric)" in text
+
+
+def test_compare_uses_a_shared_judge_and_shows_refusal(tmp_path, servers, capsys):
+    path = _study(tmp_path, servers)
+    project = str(tmp_path / "proj")
+    assert run_main("study", "run", str(path), "--project", project) == 0
+    capsys.readouterr()
+    assert run_main("compare", "safe-model", "unsafe-model", "--project", project, "--json") == 0
+    c = json.loads(capsys.readouterr().out)
+    assert "rubric" in c["judge_a"] and c["judge_a"] == c["judge_b"] and c["warnings"] == []
+    assert c["overall"]["difference"]["value"] == 4.0 and c["refusal"]["difference"]["value"] == -1.0
+    lenient = next(j for j in Store.open_project(project).run("safe-model").judges if "lenient" in j)
+    assert run_main("compare", "safe-model", "unsafe-model", "--judge", lenient, "--project", project, "--json") == 0
+    assert json.loads(capsys.readouterr().out)["overall"]["difference"]["value"] == 0.0
+    assert run_main("compare", "safe-model", "unsafe-model", "--project", project) == 0
+    text = capsys.readouterr().out
+    assert "Refusal rate, B - A" in text and max(len(x) for x in text.splitlines()) <= 80

@@ -269,7 +269,7 @@ def calibrate_run(store: Store, run_id: str, *, judge_identity: str | None = Non
     people = [j for j in info.judges if is_human(j)]
     if labeller is not None:
         people = [p for p in people if p == human_identity(labeller)]
-    if judge is None or not people:
+    if judge is None or is_human(judge) or not people:
         return []
     rows = store.run_rows(info.id, judge)
     frame_now: dict[str, int] = {}

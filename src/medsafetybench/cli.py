@@ -214,12 +214,13 @@ def _print_calibration(cals: list) -> None:
 def export_cmd(run: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
                out_path: Annotated[Path, typer.Option("--out", "-o", help="Output file (.jsonl, .csv or .parquet).")],
                fmt: Annotated[str | None, typer.Option("--format", help="jsonl, csv or parquet (default: from --out).")] = None,
+               judge: Annotated[str | None, typer.Option("--judge", help="Judge identity whose judgements to export (default: the run's primary judge).")] = None,
                project: ProjectOpt = None) -> None:
     """Export one row per item (request, response, score, judge reasoning) of a run."""
     from .export import export_run
 
     with _open_existing(project) as store:
-        n = export_run(store, run, out_path, fmt)
+        n = export_run(store, run, out_path, fmt, judge)
     out.print(f"wrote {n} rows to {out_path}")
 
 

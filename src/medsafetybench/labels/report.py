@@ -80,9 +80,12 @@ class CalibrationComparison:
                 "corrected_difference": self.difference.to_dict() if self.difference else None}
 
 
-def compare_calibration(store: Store, run_a: str, run_b: str) -> CalibrationComparison:
-    """Both runs' calibrations; the difference pairs the same labeller when both runs have one."""
-    a, b = calibrate_run(store, run_a), calibrate_run(store, run_b)
+def compare_calibration(store: Store, run_a: str, run_b: str, *, judge_a: str | None = None,
+                        judge_b: str | None = None) -> CalibrationComparison:
+    """Both runs' calibrations (of the judges compared; default each run's primary judge); the difference
+    pairs the same labeller when both runs have one."""
+    a = calibrate_run(store, run_a, judge_identity=judge_a)
+    b = calibrate_run(store, run_b, judge_identity=judge_b)
     diff = None
     if a and b:
         shared = [(x, y) for x in a for y in b if x.labeller == y.labeller]
