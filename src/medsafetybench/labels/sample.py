@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..data.sampling import allocate
 from ..errors import UserError
 from ..judging.base import JudgeCase, Judgement
 from ..store import RunRow, Store
@@ -57,25 +58,6 @@ def is_human(identity: str) -> bool:
 
 def stratum_key(principle: int | None, source: str | None) -> str:
     return f"{principle if principle is not None else '-'}|{source or '-'}"
-
-
-def allocate(sizes: Mapping[str, int], n: int) -> dict[str, int]:
-    """Items to draw per stratum: proportional to `sizes`, summing to min(n, total), at least one per
-    non-empty stratum when n allows (see the module docstring)."""
-    keys = sorted(k for k, v in sizes.items() if v > 0)
-    total = sum(sizes[k] for k in keys)
-    if n >= total:
-        return {k: sizes[k] for k in keys}
-    target = {k: n * sizes[k] / total for k in keys}
-    floor_ = 1 if n >= len(keys) else 0
-    alloc = {k: min(sizes[k], max(floor_, int(target[k]))) for k in keys}
-    while sum(alloc.values()) < n:  # largest remainder first; ties: larger stratum, then name order
-        k = max((k for k in keys if alloc[k] < sizes[k]), key=lambda k: (target[k] - alloc[k], sizes[k], -keys.index(k)))
-        alloc[k] += 1
-    while sum(alloc.values()) > n:  # the minimum of one overshot: take back from the most over-allocated
-        k = min((k for k in keys if alloc[k] > floor_), key=lambda k: (target[k] - alloc[k], keys.index(k)))
-        alloc[k] -= 1
-    return alloc
 
 
 def _stratum_seed(key: str) -> int:
