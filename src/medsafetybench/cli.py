@@ -170,10 +170,11 @@ def show_cmd(run: Annotated[str, typer.Argument(help="Run id, unique prefix or n
 
     with _open_existing(project) as store:
         info = store.run(run)
-        judges = [judge] if judge else [j for j in info.judges or (info.judge_identity,) if j]
+        judges = [judge] if judge else [j for j in info.judges or (info.judge_identity,) if j and not _human(j)]
         if judge and judge not in info.judges:
             raise UserError(f"run {info.id} has no judgements by '{judge}'; its judges: {', '.join(info.judges) or '-'}")
         summaries = {j: summarise_run(store, info.id, judge_identity=j) for j in judges}
+        cals = _calibration(store, info.id, [j for j in judges if not _human(j)])
     if as_json:
         first = next(iter(summaries.values()), None)
         print(json.dumps({"run_id": info.id, "name": info.name, "model": info.model_spec,
@@ -181,10 +182,33 @@ def show_cmd(run: Annotated[str, typer.Argument(help="Run id, unique prefix or n
                           "settings": info.settings, "provenance": info.provenance, "items_digest": info.items_digest,
                           "settings_digest": info.settings_digest,
                           "summary": first.to_dict() if first else None,
-                          "summaries": {j: s.to_dict() for j, s in summaries.items()}}, indent=2))
+                          "summaries": {j: s.to_dict() for j, s in summaries.items()},
+                          "calibration": [c.to_dict() for c in cals]}, indent=2))
     else:
         for j, summary in summaries.items():
             print_summary(out, summary, info, j)
+        _print_calibration(cals)
+
+
+# --- human labels in `show` (labels/report.py renders them) ---------------------------------------------
+def _human(identity: str) -> bool:
+    """People's labels (`human:<labeller>`) show as calibration of the machine judges, not as a summary of
+    their own (`--judge human:NAME` still shows one)."""
+    return identity.startswith("human:")
+
+
+def _calibration(store, run_id: str, judges: list[str]) -> list:  # type: ignore[no-untyped-def]
+    """Each judge against each person who labelled a sample of the run (empty when nobody did)."""
+    from .calibration import calibrate_run
+
+    return [c for j in judges for c in calibrate_run(store, run_id, judge_identity=j)]
+
+
+def _print_calibration(cals: list) -> None:
+    if cals:
+        from .labels.report import calibration_renderable
+
+        out.print(calibration_renderable(cals))
 
 
 @app.command("export")
@@ -221,7 +245,8 @@ def version_cmd() -> None:
 
 
 # Later stages keep their commands beside their code: each module listed here has `register(app)`.
-COMMAND_MODULES: list[str] = ["medqa.cli", "report.commands", "finetune.cli", "generation.cli", "study.cli"]
+COMMAND_MODULES: list[str] = ["medqa.cli", "report.commands", "finetune.cli", "generation.cli", "study.cli",
+                               "inspect_eval.cli", "labels.cli"]
 for _module in COMMAND_MODULES:
     importlib.import_module(f"medsafetybench.{_module}").register(app)
 

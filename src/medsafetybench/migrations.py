@@ -2,7 +2,7 @@
 
 Every table of the project store is created and changed here, never with `CREATE TABLE IF NOT EXISTS`
 scattered over stage modules (a column added that way silently never reaches an existing file). Each
-component (`core`, `medqa`, `sweep`, `generation`, ...) has a version row in `meta`
+component (`core`, `medqa`, `sweep`, `generation`, `labels`, ...) has a version row in `meta`
 (`version:<component>`); `migrate(conn)` applies every pending step of every component, in list order,
 inside one `BEGIN IMMEDIATE` transaction at open, so a store is either fully migrated or untouched.
 A file written by a *newer* medsafetybench (a component version above the code's) is refused, never
@@ -250,6 +250,29 @@ CREATE TABLE IF NOT EXISTS gen_gcg_runs (
 CREATE TABLE IF NOT EXISTS gen_embeddings (key TEXT PRIMARY KEY, vector BLOB NOT NULL)
 """
 
+# labels v1: the samples of a run's items that people label (`medsafety label`), so judge-corrected
+# estimates know the sampling design: which items were drawn, with what seed, size and strata. The
+# labels themselves are judgements of the judge `human:<labeller>`. Samples go with their run.
+_LABELS_V1 = """
+CREATE TABLE label_samples (
+    id TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    seed INTEGER NOT NULL,
+    n_requested INTEGER NOT NULL,
+    design TEXT NOT NULL,
+    strata TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX label_samples_run ON label_samples(run_id, created_at);
+CREATE TABLE label_sample_items (
+    sample_id TEXT NOT NULL REFERENCES label_samples(id) ON DELETE CASCADE,
+    item_id TEXT NOT NULL,
+    stratum TEXT NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (sample_id, item_id)
+)
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration("core", 1, "runs, run items, responses and judgements (release 0.1.0)", _CORE_V1),
     Migration("medqa", 1, "per-question medical QA scores (release 0.1.0)", _MEDQA_V1),
@@ -259,6 +282,8 @@ MIGRATIONS: list[Migration] = [
     Migration("core", 2, "judgements of any judge; several judges per run; run names, tags, kinds, digests, "
               "provenance", _CORE_V2, _core_v2_values),
     Migration("sweep", 2, "refusal rate per sweep point", _SWEEP_V2),
+    Migration("labels", 1, "samples of a run's items drawn for human labelling (seed, size, strata, items)",
+              _LABELS_V1),
 ]
 
 

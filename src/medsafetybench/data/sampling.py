@@ -1,9 +1,8 @@
 """Seeded stratified samples of benchmark items.
 
 `stratified_sample(items, n, seed)` draws `n` items so that every stratum (principle x source) is
-represented in proportion to its size: each stratum gets the floor of its share, the remaining places
-go to the largest remainders (ties by stratum key), and a stratum whose share rounds to zero gets none
-unless there are at least as many places as strata, in which case every stratum gets at least one.
+represented in proportion to its size (`allocate`: largest remainder, and at least one per stratum when
+there are at least as many places as strata). `allocate` also serves the human-label samples.
 Within a stratum the items are drawn with a seeded generator over the items in id order, so the same
 (items, n, seed) gives the same sample on every machine. The sample comes back in id order.
 """
@@ -11,43 +10,35 @@ Within a stratum the items are drawn with a seeded generator over the items in i
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import TypeVar
 
 from ..errors import UserError
 from .schema import Item
+
+K = TypeVar("K")
 
 
 def _stratum(item: Item) -> tuple:
     return (item.principle if item.principle is not None else 0, item.source or "")
 
 
-def allocate(sizes: dict[Hashable, int], n: int) -> dict[Hashable, int]:
-    """Places per stratum for a proportional sample of `n` from strata of the given sizes."""
-    total = sum(sizes.values())
+def allocate(sizes: Mapping[K, int], n: int) -> dict[K, int]:
+    """Places per stratum: proportional to `sizes` (largest remainder), summing to min(n, total), at least
+    one per non-empty stratum when `n` allows. Keys must be orderable (ties are broken by key order)."""
+    keys = sorted(k for k, v in sizes.items() if v > 0)
+    total = sum(sizes[k] for k in keys)
     if n >= total:
-        return dict(sizes)
-    keys = sorted(sizes, key=repr)
-    alloc = {k: 0 for k in keys}
-    remaining = n
-    if n >= len([k for k in keys if sizes[k] > 0]):  # at least one from every non-empty stratum
-        for k in keys:
-            if sizes[k] > 0:
-                alloc[k] = 1
-                remaining -= 1
-    rest = {k: sizes[k] - alloc[k] for k in keys}
-    rest_total = sum(rest.values())
-    if remaining > 0 and rest_total > 0:
-        exact = {k: remaining * rest[k] / rest_total for k in keys}
-        floors = {k: min(rest[k], int(exact[k])) for k in keys}
-        for k in keys:
-            alloc[k] += floors[k]
-        left = remaining - sum(floors.values())
-        order = sorted(keys, key=lambda k: (-(exact[k] - floors[k]), repr(k)))
-        while left > 0:
-            for k in order:
-                if left and alloc[k] < sizes[k]:
-                    alloc[k] += 1
-                    left -= 1
+        return {k: sizes[k] for k in keys}
+    target = {k: n * sizes[k] / total for k in keys}
+    floor_ = 1 if n >= len(keys) else 0
+    alloc = {k: min(sizes[k], max(floor_, int(target[k]))) for k in keys}
+    while sum(alloc.values()) < n:  # largest remainder first; ties: larger stratum, then key order
+        k = max((k for k in keys if alloc[k] < sizes[k]), key=lambda k: (target[k] - alloc[k], sizes[k], -keys.index(k)))
+        alloc[k] += 1
+    while sum(alloc.values()) > n:  # the minimum of one overshot: take back from the most over-allocated
+        k = min((k for k in keys if alloc[k] > floor_), key=lambda k: (target[k] - alloc[k], keys.index(k)))
+        alloc[k] -= 1
     return alloc
 
 
@@ -63,6 +54,6 @@ def stratified_sample(items: Sequence[Item], n: int, seed: int = 0,
     alloc = allocate({k: len(v) for k, v in groups.items()}, n)
     rng = random.Random(seed)
     chosen: list[Item] = []
-    for key in sorted(groups, key=repr):
-        chosen += rng.sample(groups[key], alloc[key])
+    for key in sorted(groups):
+        chosen += rng.sample(groups[key], alloc.get(key, 0))
     return sorted(chosen, key=lambda it: it.id)

@@ -184,8 +184,9 @@ def compare_cmd(
         raise UserError(f"no run store at {path}: pass --project")
     with Store(path) as store:
         c = compare_runs(store, run_a, run_b, judge=judge)
+        cal = _compare_calibration(store, c)
     if as_json:
-        print(json.dumps(c.to_dict(), indent=2))
+        print(json.dumps({**c.to_dict(), "calibration": cal.to_dict()}, indent=2))
         return
     out.print(f"A = {escape(c.run_a.label)} ({c.run_a.id[:12]}), B = {escape(c.run_b.label)} "
               f"({c.run_b.id[:12]}); judge {escape(c.judge_a)}{'' if c.judge_a == c.judge_b else ' / ' + escape(c.judge_b)}; "
@@ -199,6 +200,17 @@ def compare_cmd(
     if c.refusal is not None:
         out.print(fit_table("Refusal rate, B - A", cols, [_cmp_cells("overall", c.refusal)], out.width,
                             right=(1, 2, 3, 4, 5)))
+    if cal.a or cal.b:
+        from ..labels.report import comparison_renderable
+
+        out.print(comparison_renderable(cal))
+
+
+def _compare_calibration(store, c):  # type: ignore[no-untyped-def]
+    """Human labels of either run: agreement and judge-corrected scores (labels/report.py)."""
+    from ..labels.report import compare_calibration
+
+    return compare_calibration(store, c.run_a.id, c.run_b.id, judge_a=c.judge_a, judge_b=c.judge_b)
 
 
 def register(app: typer.Typer) -> None:
