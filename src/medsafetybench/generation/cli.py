@@ -193,7 +193,7 @@ def review_cmd(port: Annotated[int, typer.Option(min=0, max=65535, help="Port on
                include_dropped: Annotated[bool, typer.Option(help="Also show candidates the filter dropped.")] = False,
                reviewer: Annotated[str | None, typer.Option(help="Your name, stored with each decision.")] = None,
                project: ProjectOpt = None) -> None:
-    """Serve the keyboard-driven review page on 127.0.0.1 until Ctrl+C; every decision is saved at once."""
+    """Serve the review page (buttons or keys) on 127.0.0.1 until Ctrl+C; every decision is saved at once."""
     import time
 
     from ..store import project_db_path
