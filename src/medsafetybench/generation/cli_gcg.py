@@ -40,7 +40,7 @@ def _dtype(dtype: str, device: str | None) -> str:
 def gcg_cmd(
     generator: GeneratorOpt, principle: PrincipleOpt,
     goal: Annotated[str | None, typer.Option(help="Goal text (default: the version's goal for the principle).")] = None,
-    target: Annotated[str | None, typer.Option(help="Target the reply should start with (default: the goal's).")] = None,
+    target: Annotated[str | None, typer.Option(help="Target the reply should start with (default: the principle's official target, or the goals file's).")] = None,
     goals: GoalsOpt = None, goal_set: GoalSetOpt = None,
     steps: Annotated[int | None, typer.Option(min=1, help="Optimisation steps (official: 1000).")] = None,
     top_k: Annotated[int | None, typer.Option("--top-k", min=1, help="Substitutions kept per position (official: 256).")] = None,

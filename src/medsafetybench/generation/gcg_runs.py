@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..errors import UserError
 from ..models.base import ChatRequest, GenerationConfig, Message
 from ..store import Store
 from .candidates import CandidateStore
@@ -143,14 +144,14 @@ def generate_by_gcg(store: Store, hf_model: Any, principle: int, cfg: GCGConfig,
     from . import prompts_official as official
 
     if cfg.version == V1:
+        if goal_set or goals_file:
+            raise UserError("--goals / --goal-set choose official goals; drop --prompts-version msb-gen-v1")
         default = (gcg_goal(principle), gcg_target(principle))
     else:
         g = official.goal_for(principle, goal_set or official.GCG_SETTINGS["goal_set"], goals_file)
         default = (g.goal, g.target)
     goal, target = goal or default[0], target or default[1]
     if not target:
-        from ..errors import UserError
-
         raise UserError("GCG needs a target: give --target or a goals file with a 'target' for this principle")
     key, res = optimise(store, hf_model, principle, goal, target, cfg, log)
     report = GenReport()

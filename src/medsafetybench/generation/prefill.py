@@ -135,11 +135,14 @@ async def generate_by_prefill(store: Store, hf_model: Any, principle: int, *, co
     temperature = (0.7 if v1 else official.PREFILL_TEMPERATURE) if temperature is None else temperature
     top_p = (1.0 if v1 else official.PREFILL_TOP_P) if top_p is None else top_p
     max_new_tokens = (1024 if v1 else official.PREFILL_MAX_NEW_TOKENS) if max_new_tokens is None else max_new_tokens
+    if v1 and goals_file is not None:
+        raise UserError("--goals: goal files are for the official texts; drop --prompts-version msb-gen-v1")
     mode = resolve_render(hf_model, render, version)
-    requests = [prefill_request(principle, count, GenerationConfig(
-        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p if temperature > 0 else 1.0,
-        seed=i if temperature > 0 else None), version=version, goal_set=goal_set, goals_file=goals_file)
-        for i in range(calls)]
+    chat = prefill_request(principle, count, GenerationConfig(), version=version, goal_set=goal_set,
+                           goals_file=goals_file).messages
+    requests = [ChatRequest(chat, GenerationConfig(max_new_tokens=max_new_tokens, temperature=temperature,
+                                                   top_p=top_p if temperature > 0 else 1.0,
+                                                   seed=i if temperature > 0 else None)) for i in range(calls)]
     report = GenReport()
     replies, keys = await forced_generate(store, hf_model, requests, mode, report)
     add_from_replies(CandidateStore(store), replies, keys, principle=principle, method="prefill",
