@@ -109,6 +109,18 @@ class LocalPageServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def serve_until_interrupted(self) -> None:
+        """Block until Ctrl+C (the server runs on its own thread), then stop it."""
+        import time
+
+        try:
+            while True:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self.stop()
+
 
 class _Handler(BaseHTTPRequestHandler):
     page: LocalPageServer

@@ -194,21 +194,13 @@ def review_cmd(port: Annotated[int, typer.Option(min=0, max=65535, help="Port on
                reviewer: Annotated[str | None, typer.Option(help="Your name, stored with each decision.")] = None,
                project: ProjectOpt = None) -> None:
     """Serve the review page (buttons or keys) on 127.0.0.1 until Ctrl+C; every decision is saved at once."""
-    import time
-
     from ..store import project_db_path
     from .review import ReviewServer
 
     server = ReviewServer(project_db_path(_project(project)), port=port, include_reviewed=all_items,
                           include_dropped=include_dropped, reviewer=reviewer).start()
     out.print(f"review page: {server.url}  (Ctrl+C to stop; decisions are saved as you make them)")
-    try:
-        while True:
-            time.sleep(1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    server.serve_until_interrupted()
 
 
 @gen_app.command("export")
