@@ -16,7 +16,7 @@ The harness is a dev dependency installed beside ours in the same venv (`make .v
 `pip install lm-eval==0.4.13`; it leaves torch and transformers as they are), so no second venv is needed.
 
     .venv/bin/python bench/medqa_loglik.py [--data ../shared/data/medqa] [--batch-size 16] [--limit N] [--threads 1]
-                                           [--repeat 2] [--serial-tokenizer]
+                                           [--repeat 2] [--serial-tokenizer] [--no-add-bos] [--scoring-only]
 """
 
 from __future__ import annotations
@@ -43,6 +43,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=2, help="alternating runs per side; the best is reported")
     ap.add_argument("--serial-tokenizer", action="store_true", help="TOKENIZERS_PARALLELISM=false for both sides")
+    ap.add_argument("--no-add-bos", action="store_true",
+                    help="score ours without BOS (release 0.1.0) against the harness default, to see what BOS changes")
+    ap.add_argument("--scoring-only", action="store_true", help="skip the end-to-end timing")
     args = ap.parse_args()
     try:
         import lm_eval
@@ -66,7 +69,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     tiny = ensure_tiny_llama()
     tasks = resolve_tasks(None)
-    questions = [q for t in tasks for q in load_task(t, args.data, args.limit)]
+    per_task = [(t.name, q) for t in tasks for q in load_task(t, args.data, args.limit)]
+    questions = [q for _, q in per_task]
     n = len(questions)
     work = Path(tempfile.mkdtemp(prefix="medqa-bench-"))
     names = lmeval.write_tasks(args.data, work / "tasks", [t.name for t in tasks], args.limit)
@@ -85,7 +89,7 @@ def main() -> None:
         instances.extend(sorted(task.instances, key=lambda i: (i.doc_id, i.idx)))
     model = HFChatModel(tiny, prompt_format="raw")
     model.load()
-    scorer = LogLikScorer(model.model, model.tokenizer, batch_size=bs)
+    scorer = LogLikScorer(model.model, model.tokenizer, batch_size=bs, add_bos=not args.no_add_bos)
     inputs = [(q.prompt, q.choices) for q in questions]
     t_h = t_o = float("inf")
     for _ in range(args.repeat):
@@ -97,14 +101,22 @@ def main() -> None:
         t_o = min(t_o, time.perf_counter() - t0)
     del hf
     it = iter(harness)
-    same, worst = 0, 0.0
-    for q, lls in zip(questions, ours, strict=True):
+    same, worst, differ = 0, 0.0, {}
+    for (task, q), lls in zip(per_task, ours, strict=True):
         ref = [next(it)[0] for _ in q.choices]
-        same += predictions(q.choices, lls)[0] == predictions(q.choices, ref)[0]
+        agree = predictions(q.choices, lls)[0] == predictions(q.choices, ref)[0]
+        same += agree
+        if not agree:
+            differ[task] = differ.get(task, 0) + 1
         worst = max(worst, max(abs(a - b) for a, b in zip(lls, ref, strict=True)))
     print(f"scoring     lm-eval {t_h:7.1f} s   ours {t_o:7.1f} s   ratio {t_h / t_o:4.2f}x   "
-          f"same prediction {same}/{n}   max |ll diff| {worst:.2e}")
+          f"same prediction {same}/{n}   max |ll diff| {worst:.2e}" + (" (ours without BOS)" if args.no_add_bos else ""))
+    if differ:
+        print("different predictions per task: " + ", ".join(f"{k} {v}" for k, v in differ.items()))
 
+    if args.scoring_only or args.no_add_bos:
+        shutil.rmtree(work, ignore_errors=True)
+        return
     # --- end to end --------------------------------------------------------------------------------------
     t_h2 = t_o2 = float("inf")
     for k in range(args.repeat):

@@ -18,7 +18,10 @@ Files (under `--data DIR` or $MEDSAFETYBENCH_MEDQA_DATA, in the layout of the pu
 MedQA USMLE 4-option test jsonl (1,273), MedMCQA dev json lines with `cop` 1-4 (4,183), PubMedQA
 `ori_pqal.json` + `test_ground_truth.json` (the official 500 test PMIDs), MMLU headerless test CSVs
 per subject (6 medical subjects, 1,089). A malformed row is a `UserError` naming the file and line.
-`PROMPT_VERSION` is part of every stored score's key: change a template, bump it.
+`Task.metrics` lists what the harness task's `metric_list` reports (acc and acc_norm for medqa and
+medmcqa, acc only for pubmedqa and mmlu); `Question.meta` keeps the released fields the paper protocol's
+prompts need (question, options, answer, contexts, explanation). `PROMPT_VERSION` is part of every
+stored harness score's key: change a template, bump it.
 """
 
 from __future__ import annotations
