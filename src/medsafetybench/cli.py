@@ -41,6 +41,8 @@ def eval_cmd(
     judge_concurrency: Annotated[int | None, typer.Option(min=1, help="Concurrent judge requests (default: --concurrency).")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Batch size for local (hf:) models.")] = 8,
     tensor_parallel_size: Annotated[int, typer.Option(min=1, help="GPUs to shard a vllm: model across (one node).")] = 1,
+    engine: Annotated[str, typer.Option(help="Where the model runs: local (this process), ray (local Ray cluster or $RAY_ADDRESS) or ray:ADDRESS (see docs/cluster.md).")] = "local",
+    replicas: Annotated[int, typer.Option(min=1, help="Model replicas with --engine ray (one GPU each, or a tensor-parallel group).")] = 1,
     timeout: Annotated[float, typer.Option(min=0.1, help="Per-request timeout in seconds for HTTP backends.")] = 120.0,
     max_new_tokens: Annotated[int, typer.Option(min=1, help="New tokens per response (paper: 512).")] = 512,
     system_prompt: Annotated[str | None, typer.Option(help="System prompt (default: the Llama-2 default system prompt, as in the paper; 'none' for none).")] = None,
@@ -71,8 +73,8 @@ def eval_cmd(
         system_prompt = None
     settings = EvalSettings(system_prompt=system_prompt, generation=GenerationConfig(max_new_tokens=max_new_tokens))
     store = Store.open_project(_project(project))
-    model_obj = load_model(spec, concurrency=concurrency, timeout=timeout, batch_size=batch_size,
-                           prompt_format=prompt_format, tensor_parallel_size=tensor_parallel_size)
+    model_obj = load_model(spec, engine=engine, replicas=replicas, concurrency=concurrency, timeout=timeout,
+                           batch_size=batch_size, prompt_format=prompt_format, tensor_parallel_size=tensor_parallel_size)
     judge_obj = load_judge(judge, concurrency=judge_concurrency or concurrency, timeout=timeout,
                            batch_size=batch_size)
     if judge.strip().lower() == "offline":

@@ -3,6 +3,9 @@
     openai:MODEL[@BASE_URL]      any OpenAI-compatible chat endpoint (key from OPENAI_API_KEY)
     hf:PATH_OR_HUB_ID[+ADAPTER]  local transformers model, optional LoRA adapter
     vllm:PATH_OR_HUB_ID          vLLM engine (optional extra)
+
+`load_model(spec, engine="ray", replicas=N)` serves a local (hf:/vllm:) spec from N Ray actors instead
+of this process (`ray_engine.RayChatModel`), under the same identity.
 """
 
 from __future__ import annotations
@@ -60,11 +63,31 @@ def parse_spec(text: str) -> ModelSpec:
     return ModelSpec(backend, name, adapter=adapter or None)
 
 
-def load_model(spec: str | ModelSpec, **options: Any) -> ChatModel:
+def load_model(spec: str | ModelSpec, *, engine: str | None = None, replicas: int = 1,
+               ray_address: str | None = None, num_gpus: float | None = None, **options: Any) -> ChatModel:
     """Build the backend for `spec`. Options a backend does not use are ignored, so callers can pass
-    the CLI's settings (concurrency, timeout, batch_size, prompt_format, ...) to any of them."""
+    the CLI's settings (concurrency, timeout, batch_size, prompt_format, ...) to any of them.
+
+    Args:
+        spec: a model spec string or a parsed `ModelSpec`.
+        engine: `local` (default: the backend in this process), `ray` or `ray:ADDRESS` (the backend in
+            `replicas` Ray actors, `models.ray_engine.RayChatModel`; same identity, so the same cache).
+        replicas: Ray replicas (engine ray only).
+        ray_address: Ray cluster address; overrides the one in `engine`.
+        num_gpus: GPUs per Ray replica (default: see `RayChatModel`).
+        **options: backend options.
+    """
     if isinstance(spec, str):
         spec = parse_spec(spec)
+    if engine is not None or replicas != 1:
+        from .ray_engine import RayChatModel, parse_engine
+
+        name, address = parse_engine(engine)
+        if name == "ray":
+            return RayChatModel(spec, options, replicas=replicas, address=ray_address or address,
+                                num_gpus=num_gpus)
+        if replicas != 1:
+            raise UserError(f"--replicas {replicas} needs --engine ray (the local engine runs one copy of the model)")
     if spec.backend == "openai":
         from .openai_backend import OpenAIChatModel
 
