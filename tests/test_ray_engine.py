@@ -74,6 +74,9 @@ def test_ray_run_equals_one_process_and_shares_its_cache(tiny_on_ray, tiny_model
         again = _evaluate(store, items, local_model, judge.base_url)
         assert again.run_id == on_ray.run_id and again.responses.calls == 0 and again.judgements.calls == 0
         assert judge.stats().total_calls == judge_calls
+        # given the identity, replicas start only when something is missing: here, never
+        lazy = RayChatModel(f"hf:{tiny_model_dir}", {"batch_size": 4}, identity=model.identity, start=False)
+        assert _evaluate(store, items, lazy, judge.base_url).responses.calls == 0 and lazy.slots == []
     with Store.open_project(tmp_path / "local") as store:
         local = _evaluate(store, items, local_model, judge.base_url)
         local_texts = [r.response for r in store.run_rows(local.run_id)]

@@ -9,10 +9,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from cli_helpers import run_main
-from test_finetune_sweep import DATA, MEDQA, _judge_responder, _plan, needs_data
 
+from cli_helpers import run_main
 from medsafetybench.store import Store
+from test_finetune_sweep import DATA, MEDQA, _judge_responder, _plan, needs_data
 
 pytest.importorskip("ray", reason="the [ray] extra is not installed")
 pytest.importorskip("peft")
@@ -42,6 +42,7 @@ def ray_project(ray_cluster, tiny_model_dir, judge_server, tmp_path_factory):
 
     project = tmp_path_factory.mktemp("ray-sweep")
     plan = _plan(tiny_model_dir, f"openai:judge@{judge_server.base_url}", medqa_tasks=("medqa",), medqa_limit=8)
+    plan = replace(plan, settings=replace(plan.settings, epochs=3.0))  # as the CLI has it (3 and 3.0 key apart)
     with Store.open_project(project) as store:
         result = run_sweep_ray(store, plan, project)
     return project, plan, result
@@ -62,14 +63,20 @@ def test_sweep_on_ray_equals_the_sweep_in_process(ray_project, tmp_path):
         ray_rows = sweep_rows(store, on_ray.sweep_id)
         ray_texts = [_responses(store, p.run_id) for p in on_ray.points]
         ray_benign = [_responses(store, p.over_refusal.run_id) for p in on_ray.points]
-    # the adapter trained on a worker is the adapter trained here, byte for byte
-    for name in ("adapter_model.safetensors", "adapter_config.json", "train_data.json"):
-        assert (Path(on_ray.points[1].adapter_path) / name).read_bytes() == \
-            (Path(local.points[1].adapter_path) / name).read_bytes()
+    # the adapter trained on a worker is the adapter trained here: the same weights, byte for byte, and the same
+    # config (peft writes target_modules from a set, in an order that changes from one process to the next)
+    ray_dir, local_dir = Path(on_ray.points[1].adapter_path), Path(local.points[1].adapter_path)
+    for name in ("adapter_model.safetensors", "train_data.json"):
+        assert (ray_dir / name).read_bytes() == (local_dir / name).read_bytes()
+    configs = [json.loads((d / "adapter_config.json").read_text()) for d in (ray_dir, local_dir)]
+    for c in configs:
+        c["target_modules"] = sorted(c["target_modules"])
+    assert configs[0] == configs[1]
     assert ray_texts == local_texts and ray_benign == local_benign
     assert len(ray_rows) == len(local_rows) == 2
-    for r, l in zip(ray_rows, local_rows, strict=True):
-        assert {k: v for k, v in r.items() if k not in PER_PROJECT} == {k: v for k, v in l.items() if k not in PER_PROJECT}
+    for mine, theirs in zip(ray_rows, local_rows, strict=True):
+        assert {k: v for k, v in mine.items() if k not in PER_PROJECT} == \
+            {k: v for k, v in theirs.items() if k not in PER_PROJECT}
     assert ray_rows[1]["medqa_acc"] is not None and ray_rows[1]["diff_mean"] is not None
 
 

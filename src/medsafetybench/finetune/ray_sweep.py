@@ -161,19 +161,21 @@ def run_sweep_ray(store: Store, plan: SweepPlan, project_dir: str | Path, option
             stage = {str(out): pack_dir(out)}
         spec = prep.spec_for(out)
         label = _Labelled(progress, f"{kind} n={n}")
-        expect = HFChatModel(prep.base_ref, None if out is None else str(out), prompt_format=plan.prompt_format).identity
+        adapter = None if out is None else str(out)
+        identity = HFChatModel(prep.base_ref, adapter, prompt_format=plan.prompt_format).identity
+        # replicas start when a response or a score is missing: a point whose results are all stored starts none
         model = RayChatModel(spec, {"prompt_format": plan.prompt_format, "batch_size": plan.batch_size},
                              replicas=options.replicas, num_gpus=gpus, num_cpus=options.num_cpus, stage=stage,
-                             expect_identity=expect, wait=False)
+                             identity=identity, start=False)
         try:
-            await model.wait_ready()
             outcome = await evaluate(store, prep.items, model, prep.judge, model_spec=spec, settings=prep.settings,
                                      progress=label)
             refusal = (await over_refusal(store, model, prep.benign, model_spec=spec, settings=prep.settings,
                                           progress=label) if prep.benign else None)
             point = point_record(store, prep, kind, n, key, out, outcome, refusal, trained, None)
             save_point(store, prep.sweep_id, point)
-            view = model.loglik_view("raw") if plan.medqa_tasks else None
+            view = (model.loglik_view("raw", HFChatModel(prep.base_ref, adapter, prompt_format="raw").identity)
+                    if plan.medqa_tasks else None)
             medqa, note = await asyncio.to_thread(_medqa_in_thread, store.path, spec, plan, label, view)
         finally:
             await model.aclose()

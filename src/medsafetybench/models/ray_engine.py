@@ -27,6 +27,7 @@ import asyncio
 import logging
 import os
 import shutil
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -216,22 +217,25 @@ class RayChatModel:
         max_restarts: times Ray restarts a dead replica before it is given up.
         restart_timeout: seconds a replica may stay unavailable (restarting, reloading) before it is given up.
         stage: directories to create on each replica's node before loading (path -> `pack_dir` files).
-        expect_identity: refuse replicas whose identity differs (e.g. computed on the driver).
-        wait: wait for every replica to load before returning (else call `wait_ready`).
+        identity: the identity the replicas must report, when the driver can compute it (it reads the
+            weights' files); with `start=False` the replicas then start only when first needed, so a run
+            whose results are all stored starts none.
+        start: start the replicas now and wait until they have loaded (else on first use, or `wait_ready`).
     """
 
     def __init__(self, spec: str | ModelSpec, options: dict[str, Any] | None = None, *, replicas: int = 1,
                  address: str | None = None, num_gpus: float | None = None, num_cpus: float | None = None,
                  chunk: int | None = None, depth: int = DEFAULT_DEPTH, max_restarts: int = 1,
-                 restart_timeout: float = 900.0,
-                 stage: dict[str, dict[str, bytes]] | None = None, expect_identity: str | None = None,
-                 wait: bool = True) -> None:
+                 restart_timeout: float = 900.0, stage: dict[str, dict[str, bytes]] | None = None,
+                 identity: str | None = None, start: bool = True) -> None:
         self.spec = parse_spec(spec) if isinstance(spec, str) else spec
         if self.spec.backend not in RAY_BACKENDS:
             raise UserError(f"--engine ray serves local models (hf:, vllm:); '{self.spec}' is {self.spec.backend}:, "
                             "whose endpoint already scales: raise --concurrency instead")
         if replicas < 1:
             raise UserError(f"--replicas must be at least 1 (got {replicas})")
+        if identity is None and not start:
+            raise ValueError("RayChatModel: start=False needs the identity")
         self.options = {k: v for k, v in (options or {}).items() if v is not None}
         self.ray = ray = connect(address)
         total = ray.cluster_resources()
@@ -244,6 +248,7 @@ class RayChatModel:
                 raise UserError(f"--replicas {replicas} x {each:g} {name}(s) each needs {replicas * each:g} {name}s; "
                                 f"the Ray cluster has {total.get(name, 0):g}: use fewer replicas or add nodes")
         batch = int(self.options.get("batch_size") or 8)
+        self.replicas = replicas
         self.chunk = max(1, chunk or (4 * batch if self.spec.backend == "hf" else 256))
         self.depth = max(1, depth)
         self.max_restarts = max(0, max_restarts)
@@ -251,18 +256,47 @@ class RayChatModel:
         self.stream_window = 2
         self.stream_slice = max(DEFAULT_SLICE, replicas * self.chunk * self.depth)
         self.stats = EngineStats()
-        self._expect = expect_identity
+        self._expect = identity
         self._identity: str | None = None
-        actor = ray.remote(Replica).options(num_gpus=num_gpus, num_cpus=num_cpus, max_restarts=self.max_restarts,
-                                            max_task_retries=0)
-        self.slots = [_Slot(actor.remote(str(self.spec), self.options, stage)) for _ in range(replicas)]
+        self._stage = stage
         self._need = {"GPU": num_gpus, "CPU": num_cpus}
-        self._ready_refs = [s.handle.ready.remote() for s in self.slots]
-        if wait:
-            while len(ray.wait(self._ready_refs, num_returns=len(self._ready_refs), timeout=NOTICE_AFTER)[0]) \
-                    < len(self._ready_refs):
+        self._start_lock = threading.Lock()
+        self._ready = False
+        self.slots: list[_Slot] = []
+        self._ready_refs: list[Any] = []
+        if start:
+            self.start()
+
+    def _launch(self) -> None:
+        with self._start_lock:
+            if self.slots:
+                return
+            actor = self.ray.remote(Replica).options(num_gpus=self._need["GPU"], num_cpus=self._need["CPU"],
+                                                     max_restarts=self.max_restarts, max_task_retries=0)
+            self.slots = [_Slot(actor.remote(str(self.spec), self.options, self._stage))
+                          for _ in range(self.replicas)]
+            self._ready_refs = [s.handle.ready.remote() for s in self.slots]
+
+    def start(self) -> None:
+        """Start the replicas (if not yet) and wait until every one has loaded; raise if one failed."""
+        self._launch()
+        if not self._ready:
+            refs = self._ready_refs
+            while len(self.ray.wait(refs, num_returns=len(refs), timeout=NOTICE_AFTER)[0]) < len(refs):
                 self._notice()
-            self._check_ready(ray.get(self._ready_refs))
+            self._check_ready(self.ray.get(refs))
+
+    async def wait_ready(self) -> None:
+        """`start` without blocking the event loop."""
+        self._launch()
+        if not self._ready:
+            pending = [asyncio.ensure_future(asyncio.wrap_future(r.future())) for r in self._ready_refs]
+            while True:
+                _, left = await asyncio.wait(pending, timeout=NOTICE_AFTER)
+                if not left:
+                    break
+                self._notice()
+            self._check_ready([p.result() for p in pending])
 
     def _notice(self) -> None:
         """Say why loading takes long when the cluster lacks free resources for the replicas (Ray then waits
@@ -274,18 +308,9 @@ class RayChatModel:
                         "other Ray work holds them", self.spec, " and ".join(short),
                         f"{free.get('GPU', 0):g}", f"{free.get('CPU', 0):g}")
 
-    async def wait_ready(self) -> None:
-        """Wait (without blocking the event loop) until every replica has loaded; raise if one failed."""
-        if self._identity is None:
-            pending = [asyncio.ensure_future(asyncio.wrap_future(r.future())) for r in self._ready_refs]
-            while True:
-                _, left = await asyncio.wait(pending, timeout=NOTICE_AFTER)
-                if not left:
-                    break
-                self._notice()
-            self._check_ready([p.result() for p in pending])
-
     def _check_ready(self, reports: list[dict[str, Any]]) -> None:
+        if self._ready:
+            return
         for slot, report in zip(self.slots, reports, strict=True):
             slot.pid, slot.node = report["pid"], report["node"]
             if report["error"] is not None:
@@ -302,11 +327,14 @@ class RayChatModel:
             raise UserError(f"the replicas of {self.spec} see different weights ({', '.join(sorted(identities))}): "
                             "put the model at the same path with the same files on every node")
         self._identity = identities.pop()
+        self._ready = True
 
     @property
     def identity(self) -> str:
+        if self._expect is not None:
+            return self._expect
         if self._identity is None:
-            raise RuntimeError("RayChatModel: await wait_ready() before use")
+            raise RuntimeError("RayChatModel: call start() or await wait_ready() first")
         return self._identity
 
     def replica_pids(self) -> list[int]:
@@ -333,13 +361,14 @@ class RayChatModel:
     async def generate(self, requests: Sequence[ChatRequest],
                        on_result: ResultCallback | None = None) -> list[Completion]:
         ray = self.ray
+        if not requests:
+            return []
+        await self.wait_ready()
         results: list[Completion | None] = [None] * len(requests)
         todo: asyncio.Queue[list[int] | None] = asyncio.Queue()
         for s in range(0, len(requests), self.chunk):
             todo.put_nowait(list(range(s, min(len(requests), s + self.chunk))))
         pending = todo.qsize()
-        if not pending:
-            return []
 
         async def drain(slot: _Slot) -> None:
             nonlocal pending
@@ -385,12 +414,15 @@ class RayChatModel:
                                "call(s)); finished results are stored: re-run the same command to resume")
         return [r for r in results if r is not None]
 
-    def loglik_view(self, prompt_format: str = "raw") -> RemoteLogLik:
+    def loglik_view(self, prompt_format: str = "raw", identity: str | None = None) -> RemoteLogLik:
         """A stand-in for the hf: backend under `prompt_format` whose log-likelihood scoring runs on the
-        replicas (what `medqa.evaluate_medqa(..., model=...)` takes)."""
+        replicas (what `medqa.evaluate_medqa(..., model=...)` takes). Its identity is asked of a replica
+        unless the driver gives it (then no replica starts before a score is needed)."""
         if self.spec.backend != "hf":
             raise UserError(f"medical QA log-likelihoods need an hf: model; '{self.spec}' is {self.spec.backend}:")
-        identity = self.ray.get(self._live()[0].handle.identity_for.remote(prompt_format))
+        if identity is None:
+            self.start()
+            identity = self.ray.get(self._live()[0].handle.identity_for.remote(prompt_format))
         return RemoteLogLik(self, identity)
 
     def _live(self) -> list[_Slot]:
@@ -430,6 +462,7 @@ class _RemoteScorer:
     def score(self, pairs: Sequence[tuple[str, Sequence[str]]]) -> list[list[float]]:
         model = self.view.model
         payload = [(p, tuple(c)) for p, c in pairs]
+        model.start()
         while True:
             live = model._live()
             slot = live[self.view._next % len(live)]
