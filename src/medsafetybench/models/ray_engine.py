@@ -11,11 +11,13 @@ the streamed stages (`medsafetybench.stages`) need no change. Only the driver (t
 Identity: every replica reports the identity of the backend it loaded, they must agree, and that is
 this model's identity, so a run made with `--engine ray` and one without share cache keys (the same
 responses, judgements and runs). The weights must therefore be at the same path on every node (a
-shared file system, or the same copy at the same path); a node that sees other weights is refused.
+shared file system, or the same copy at the same path); a node that sees other weights is refused. A
+driver that can fingerprint the weights itself passes `identity=` and `start=False`: the replicas then
+start only when a request or a score is actually missing, so a fully stored run starts none.
 
 Failures: a replica that dies mid-chunk (killed, out of host memory, node lost) loses that chunk only;
 the chunk goes back to the queue and another replica, or the same actor once Ray has restarted it
-(`max_restarts`), does it again. Results arrive whole per chunk and each index is delivered once,
+(`max_restarts`; one unavailable longer than `restart_timeout` is given up), does it again. Results arrive whole per chunk and each index is delivered once,
 so nothing is lost or stored twice. When no replica is left, `generate` raises; what was stored stays
 stored and a re-run asks only for the rest. An exception raised inside a replica's backend is
 re-raised here, as in one process.
@@ -26,17 +28,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import shutil
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ..errors import MissingExtra, UserError
 from .base import ChatRequest, Completion, ResultCallback
+from .ray_replica import Replica, pack_dir, stage_dir
 from .spec import ModelSpec, parse_spec
+
+__all__ = ["RayChatModel", "RemoteLogLik", "EngineStats", "Replica", "connect", "import_ray", "pack_dir",
+           "parse_engine", "stage_dir"]
 
 ENGINES = ("local", "ray")
 RAY_BACKENDS = ("hf", "vllm")
@@ -82,96 +86,6 @@ def connect(address: str | None = None, **init_kwargs: Any) -> Any:
                         "`ray start --head` and pass --engine ray:HEAD_IP:6379, or plain --engine ray for a "
                         "local one") from None
     return ray
-
-
-# --- directories shipped to workers (adapters trained elsewhere) ------------------------------------------
-
-def pack_dir(path: str | Path) -> dict[str, bytes]:
-    """Every file under `path` (relative posix name -> bytes): a small directory sent through Ray."""
-    root = Path(path)
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def stage_dir(path: str | Path, files: dict[str, bytes]) -> bool:
-    """Make `path` hold `files` (on the node this runs on), unless it already does. The copy is written
-    beside it and renamed into place, so a half-written directory is never seen. Returns True when it
-    wrote. A directory already there with other contents is refused, never overwritten."""
-    root = Path(path)
-    if root.is_dir():
-        same = all((root / name).is_file() and (root / name).stat().st_size == len(data)
-                   for name, data in files.items())
-        if same:
-            return False
-        raise UserError(f"{root} already exists on this node with other contents: move it away, or put the "
-                        "project on a file system shared by every node")
-    tmp = root.parent / f".{root.name}.staging-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        for name, data in files.items():
-            target = tmp / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-        try:
-            os.rename(tmp, root)
-        except OSError:
-            if not root.is_dir():  # another process on this node staged it first: theirs is as good
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return True
-
-
-# --- the actor -----------------------------------------------------------------------------------------------
-
-class Replica:
-    """One replica inside a Ray actor: loads the backend, answers chunks, never opens the store. A
-    failure while loading is kept and reported by `ready()` (so the driver can show a `UserError` as one)."""
-
-    def __init__(self, spec: str, options: dict[str, Any], stage: dict[str, dict[str, bytes]] | None = None) -> None:
-        from .spec import load_model
-
-        self.spec = parse_spec(spec)
-        self.model: Any = None
-        self.error: tuple[bool, str] | None = None
-        self.scorers: dict[tuple[int, bool], Any] = {}
-        try:
-            for path, files in (stage or {}).items():
-                stage_dir(path, files)
-            self.model = load_model(self.spec, **options)
-        except Exception as exc:  # reported by ready(); the actor stays up to say why
-            self.error = (isinstance(exc, UserError), str(exc) if isinstance(exc, UserError)
-                          else f"{type(exc).__name__}: {exc}")
-
-    def ready(self) -> dict[str, Any]:
-        import ray
-
-        return {"identity": None if self.model is None else self.model.identity, "error": self.error,
-                "pid": os.getpid(), "node": ray.get_runtime_context().get_node_id()}
-
-    def _loaded(self) -> Any:
-        if self.model is None:  # a restarted actor whose reload failed
-            raise RuntimeError(f"replica could not load {self.spec}: {self.error[1] if self.error else '?'}")
-        return self.model
-
-    def generate(self, requests: list[ChatRequest]) -> list[Completion]:
-        return asyncio.run(self._loaded().generate(requests))
-
-    def identity_for(self, prompt_format: str) -> str:
-        """The identity the hf: backend gives these weights under another prompt format (e.g. raw for
-        medical QA log-likelihoods)."""
-        from .hf_backend import HFChatModel
-
-        return HFChatModel(self.spec.name, self.spec.adapter, prompt_format=prompt_format).identity
-
-    def loglik(self, pairs: list[tuple[str, tuple[str, ...]]], batch_size: int, add_bos: bool) -> list[list[float]]:
-        """Per-choice log-likelihoods (medical QA), with the replica's loaded hf: model."""
-        from ..medqa.loglik import LogLikScorer
-
-        key = (batch_size, add_bos)
-        if key not in self.scorers:
-            model = self._loaded()
-            self.scorers[key] = LogLikScorer(model.model, model.tokenizer, batch_size=batch_size, add_bos=add_bos)
-        return self.scorers[key].score(pairs)
 
 
 @dataclass
