@@ -117,14 +117,14 @@ def test_a_failing_point_is_retried_then_reported(ray_cluster, tiny_model_dir, j
 
 
 def test_cli_names_a_failed_point_and_exits_1(ray_cluster, tiny_model_dir, judge_server, tmp_path, capsys):
-    """A real failure on the worker (no training example fits in 8 tokens): the base point is made, the
-    fine-tuned one is reported by name, and the exit status is 1."""
+    """A real failure on the worker (the base model has no module to adapt of that name, found only once the
+    worker has loaded it): the base point is made, the fine-tuned one is reported by name, exit status 1."""
     code = run_main("sweep", "--base", f"hf:{tiny_model_dir}", "--data", "med", "--n", "16", "--judge",
                     f"openai:judge@{judge_server.base_url}", "--limit", "4", "--max-new-tokens", "6",
-                    "--data-dir", str(DATA), "--cutoff-len", "8",
+                    "--data-dir", str(DATA), "--target-modules", "qkv_fused",
                     "--project", str(tmp_path), "--engine", "ray", "--json")
     captured = capsys.readouterr()
     assert code == 1, captured.err
     err = " ".join(captured.err.split())
-    assert "point failed: med n=16 failed after 1 try" in err and "--cutoff-len 8" in err
+    assert "point failed: med n=16 failed after 1 try" in err and "--target-modules qkv_fused" in err
     assert [(p["data_kind"], p["n"]) for p in json.loads(captured.out)["points"]] == [("base", 0)]
