@@ -46,23 +46,27 @@ def eval_cmd(
     system_prompt: Annotated[str | None, typer.Option(help="System prompt (default: the Llama-2 default system prompt, as in the paper; 'none' for none).")] = None,
     prompt_format: Annotated[str, typer.Option(help="Prompt format for local models: chat (tokenizer template), llama2, mistral, vicuna, medalpaca, med42, alpaca, raw.")] = "chat",
     retry_unscored: Annotated[bool, typer.Option(help="Ask the judge again for judgements stored as unscored.")] = False,
+    context_window: Annotated[int | None, typer.Option(min=1, help="Context window in tokens of openai: models and judges, for the too-long-request warning (default 128000; hf: reads it from the model).")] = None,
+    no_verify: Annotated[bool, typer.Option("--no-verify", help="Load a modified copy of the official release without checking its SHA-256 manifest.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Evaluate a model on MedSafetyBench: respond, judge, summarise. Every call is cached in the store;
     re-running the same command makes no model calls, and an interrupted run resumes."""
     from .data import load_items
-    from .judging import load_judge
-    from .models import GenerationConfig, load_model, parse_spec
+    from .judging import load_judge, validate_judge_spec
+    from .models import GenerationConfig, load_model, validate_spec
+    from .models.context import length_warnings
     from .pipeline import EvalSettings, run_evaluation
     from .principles import LLAMA2_DEFAULT_SYSTEM_PROMPT, parse_principles
     from .report.console import RichProgress, print_summary
     from .store import Store
 
-    spec = parse_spec(model)
+    spec = validate_spec(model)  # paths, extras and keys checked before anything is created
+    validate_judge_spec(judge)
     if spec.backend == "openai" and prompt_format != "chat":
         raise UserError("--prompt-format applies to local models (hf:, vllm:); openai: endpoints apply their own chat template")
     items = load_items(split=split, sources=_csv(source), principles=parse_principles(principle),
-                       data_dir=data, user_file=input_file, limit=limit)
+                       data_dir=data, user_file=input_file, limit=limit, verify=not no_verify)
     if not items:
         raise UserError("no items match the chosen --split/--source/--principle")
     if system_prompt is None:
@@ -72,9 +76,12 @@ def eval_cmd(
     settings = EvalSettings(system_prompt=system_prompt, generation=GenerationConfig(max_new_tokens=max_new_tokens))
     store = Store.open_project(_project(project))
     model_obj = load_model(spec, concurrency=concurrency, timeout=timeout, batch_size=batch_size,
-                           prompt_format=prompt_format, tensor_parallel_size=tensor_parallel_size)
+                           prompt_format=prompt_format, tensor_parallel_size=tensor_parallel_size,
+                           context_window=context_window)
     judge_obj = load_judge(judge, concurrency=judge_concurrency or concurrency, timeout=timeout,
-                           batch_size=batch_size)
+                           batch_size=batch_size, context_window=context_window)
+    for line in _length_warnings(length_warnings, model_obj, judge_obj, items, settings):
+        err.print(f"[yellow]warning:[/yellow] {escape(line)}", soft_wrap=True)
     if judge.strip().lower() == "offline":
         err.print("[yellow]note:[/yellow] the offline judge approximates the paper's GPT-3.5 judge (see README for its "
                   "measured agreement); use --judge openai:gpt-3.5-turbo-0125 for paper-comparable scores.",
@@ -102,6 +109,19 @@ def eval_cmd(
         err.print(f"[red]{outcome.responses.failed + outcome.judgements.failed} request(s) failed[/red] "
                   f"(first: {failures[0]}); re-run the same command to retry only those.")
         raise typer.Exit(1)
+
+
+def _length_warnings(check, model_obj, judge_obj, items, settings) -> list[str]:
+    """Warnings for requests longer than the model's or the judge model's context window."""
+    from .judging.base import JudgeCase
+
+    ids = [it.id for it in items]
+    lines = check(model_obj, [settings.request_for(it) for it in items], ids, role="--model")
+    judge_model = getattr(judge_obj, "model", None)
+    if judge_model is not None and hasattr(judge_obj, "request_for"):  # the request alone, before any response
+        lines += check(judge_model, [judge_obj.request_for(JudgeCase(it.request, "", it.policy)) for it in items],
+                       ids, role="--judge")
+    return lines
 
 
 @app.command("runs")

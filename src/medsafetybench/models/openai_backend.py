@@ -21,6 +21,7 @@ It owns:
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import importlib
 import json
@@ -30,7 +31,7 @@ import os
 import random
 from collections.abc import Sequence
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import openai
 
@@ -164,6 +165,7 @@ class OpenAIChatModel:
         self.model = model
         self.base_url = safe_url(url)  # safe to show; the full URL stays in _url / _query
         self._url, self._query = split_secret_query(url)
+        self._url, self._headers = _userinfo_to_basic_auth(self._url)
         self.concurrency = concurrency
         self.timeout = timeout
         self.max_retries = max_retries
@@ -234,7 +236,10 @@ class OpenAIChatModel:
             maker = openai.DefaultAioHttpClient if self.transport == "aiohttp" else openai.DefaultAsyncHttpxClient
             self._client = openai.AsyncOpenAI(api_key=self._key, base_url=self._url, timeout=timeout,
                                               max_retries=0, default_query=self._query or None,
+                                              default_headers=self._headers or None,
                                               http_client=maker(limits=limits, timeout=timeout))
+            if self._query or self._headers:
+                _redact_library_logs()
             self._loop = loop
             self._response_type = httpx.Response
         self._limiter = shared_limiter(self._connection_key, self.concurrency, adaptive=self.adaptive)
@@ -433,6 +438,40 @@ class OpenAIChatModel:
                 await self._client.close()
             self._client = None
             self._loop = None
+
+
+def _userinfo_to_basic_auth(url: str) -> tuple[str, dict[str, str]]:
+    """Move `user:password@` out of the URL into a Basic `Authorization` header (it replaces the
+    Bearer key, as httpx does with URL credentials; aiohttp refuses both at once)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, {}
+    user, password = unquote(parts.username or ""), unquote(parts.password or "")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)), {
+        "Authorization": f"Basic {token}"}
+
+
+class _RedactFilter(logging.Filter):
+    """Removes URL credentials from log records of the SDK and httpx (which log request URLs)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact_text(message)
+        if clean != message:
+            record.msg, record.args = clean, ()
+        return True
+
+
+_FILTER = _RedactFilter()
+
+
+def _redact_library_logs() -> None:
+    for name in ("httpx", "httpx2", "httpcore", "httpcore2", "openai", "aiohttp.client"):
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
 
 
 class _Failed(Exception):
