@@ -6,7 +6,12 @@ import math
 
 import pytest
 
-from medsafetybench.models import SupportsConnectionKey, SupportsContextLength, SupportsLogprobs, TokenLogprobs
+from medsafetybench.models import (
+    SupportsConnectionKey,
+    SupportsContextLength,
+    SupportsLogprobs,
+    TokenLogprobs,
+)
 from medsafetybench.models.capabilities import candidate_logprobs, logsumexp
 
 
