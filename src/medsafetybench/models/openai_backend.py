@@ -21,9 +21,7 @@ It owns:
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
-import importlib
 import json
 import logging
 import math
@@ -31,7 +29,7 @@ import os
 import random
 from collections.abc import Sequence
 from typing import Any, ClassVar
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import openai
 
@@ -39,6 +37,15 @@ from ..errors import UserError
 from .base import ChatRequest, Completion, ResultCallback, Usage
 from .capabilities import TokenLogprobs, candidate_logprobs
 from .concurrency import Limiter, shared_limiter
+from .openai_http import (
+    aiohttp_available,
+    causes,
+    connect_failure,
+    redact_library_logs,
+    retry_after,
+    sdk_httpx,
+    userinfo_to_basic_auth,
+)
 from .redact import redact_text, safe_url, split_secret_query
 from .registry import register_backend
 from .spec import ModelSpec
@@ -47,7 +54,6 @@ log = logging.getLogger(__name__)
 
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRYABLE_STATUS = frozenset({408, 409, 429})  # plus every 5xx
-RETRY_AFTER_CAP = 120.0
 CONNECT_TIMEOUT_CAP = 10.0
 DEFAULT_CONTEXT_WINDOW = 128_000
 CHARS_PER_TOKEN = 4  # estimate for prompt_tokens: there is no tokenizer for a remote model
@@ -65,62 +71,6 @@ class _Unreachable(Exception):
 def _is_openai_host(url: str) -> bool:
     host = (urlsplit(url).hostname or "").lower()
     return host == "openai.com" or host.endswith(".openai.com")
-
-
-def _retry_after(exc: openai.APIStatusError) -> float | None:
-    headers = exc.response.headers
-    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            seconds = float(value) / scale
-        except ValueError:
-            continue  # an HTTP date: fall back to our backoff
-        if seconds >= 0:
-            return min(seconds, RETRY_AFTER_CAP)
-    return None
-
-
-def _causes(exc: BaseException) -> list[BaseException]:
-    chain, seen = [], set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        chain.append(exc)
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
-    return chain
-
-
-def _connect_failure(exc: BaseException) -> bool:
-    """True when the request never reached the server (refused, DNS, connect timeout) rather than
-    being dropped or answered: the only failures that make a server count as unreachable."""
-    names = [type(e).__name__ for e in _causes(exc)]
-    if "ServerDisconnectedError" in names or "RemoteProtocolError" in names:
-        return False  # connected, then dropped
-    aio = [e for e in _causes(exc) if type(e).__module__.startswith("aiohttp")]
-    if aio:  # the aiohttp transport maps every connection error to ConnectTimeout: look underneath
-        return any(type(e).__name__ in ("ClientConnectorError", "ClientConnectorDNSError",
-                                        "ConnectionTimeoutError") for e in aio)
-    return any(n in ("ConnectError", "ConnectTimeout", "ConnectionRefusedError", "gaierror") for n in names)
-
-
-def _sdk_httpx() -> Any:
-    """The httpx module the installed SDK builds on (httpx, or httpx2 in newer releases)."""
-    for cls in openai.DefaultAsyncHttpxClient.__mro__:
-        root = cls.__module__.split(".")[0]
-        if root.startswith("httpx"):
-            return importlib.import_module(root)
-    raise RuntimeError("cannot find the httpx module of the openai SDK")  # pragma: no cover
-
-
-def _aiohttp_available() -> bool:
-    if getattr(openai, "DefaultAioHttpClient", None) is None:
-        return False
-    try:
-        importlib.import_module("aiohttp")
-    except ImportError:
-        return False
-    return True
 
 
 @register_backend("openai")
@@ -165,7 +115,7 @@ class OpenAIChatModel:
         self.model = model
         self.base_url = safe_url(url)  # safe to show; the full URL stays in _url / _query
         self._url, self._query = split_secret_query(url)
-        self._url, self._headers = _userinfo_to_basic_auth(self._url)
+        self._url, self._headers = userinfo_to_basic_auth(self._url)
         self.concurrency = concurrency
         self.timeout = timeout
         self.max_retries = max_retries
@@ -173,7 +123,7 @@ class OpenAIChatModel:
         self.backoff_cap = backoff_cap
         self.context_window = context_window
         self.adaptive = bool(adaptive)
-        self.transport = ("aiohttp" if _aiohttp_available() else "httpx") if transport == "auto" else transport
+        self.transport = ("aiohttp" if aiohttp_available() else "httpx") if transport == "auto" else transport
         self.identity = (f"openai:{model}" if self.base_url == OPENAI_DEFAULT_BASE_URL
                          else f"openai:{model}@{self.base_url}")
         self._key = key
@@ -230,7 +180,7 @@ class OpenAIChatModel:
         """One client per event loop (a CLI may call asyncio.run more than once), and the shared limiter."""
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
-            httpx = _sdk_httpx()
+            httpx = sdk_httpx()
             limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
             timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, CONNECT_TIMEOUT_CAP))
             maker = openai.DefaultAioHttpClient if self.transport == "aiohttp" else openai.DefaultAsyncHttpxClient
@@ -239,7 +189,7 @@ class OpenAIChatModel:
                                               default_headers=self._headers or None,
                                               http_client=maker(limits=limits, timeout=timeout))
             if self._query or self._headers:
-                _redact_library_logs()
+                redact_library_logs()
             self._loop = loop
             self._response_type = httpx.Response
         self._limiter = shared_limiter(self._connection_key, self.concurrency, adaptive=self.adaptive)
@@ -264,12 +214,12 @@ class OpenAIChatModel:
             detail = exc.message if isinstance(exc.message, str) else ""
             msg = f"HTTP {status}: {self._scrub(detail)}"
             if status in RETRYABLE_STATUS or status >= 500:
-                delay = _retry_after(exc) if status in (429, 503) else None
+                delay = retry_after(exc) if status in (429, 503) else None
                 return True, delay, msg
             return False, None, msg
         if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError)):
-            names = [type(e).__name__ for e in _causes(exc)]
-            if isinstance(exc, openai.APITimeoutError) and not _connect_failure(exc) \
+            names = [type(e).__name__ for e in causes(exc)]
+            if isinstance(exc, openai.APITimeoutError) and not connect_failure(exc) \
                     and "ServerDisconnectedError" not in names:
                 return True, None, f"request timed out after {self.timeout:g} s"
             return True, None, f"connection error: {self._scrub(names[-1])}"
@@ -338,7 +288,7 @@ class OpenAIChatModel:
                     if exc.status_code == 429:
                         limiter.overloaded(ticket)
                 retryable, delay, msg = self._classify(exc)
-                if first_round is not None and attempt == 0 and not self._reached and _connect_failure(exc):
+                if first_round is not None and attempt == 0 and not self._reached and connect_failure(exc):
                     first_round[0] += 1
                     if first_round[0] >= first_round[1]:
                         raise _Unreachable(msg) from None
@@ -438,40 +388,6 @@ class OpenAIChatModel:
                 await self._client.close()
             self._client = None
             self._loop = None
-
-
-def _userinfo_to_basic_auth(url: str) -> tuple[str, dict[str, str]]:
-    """Move `user:password@` out of the URL into a Basic `Authorization` header (it replaces the
-    Bearer key, as httpx does with URL credentials; aiohttp refuses both at once)."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url, {}
-    user, password = unquote(parts.username or ""), unquote(parts.password or "")
-    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-    netloc = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)), {
-        "Authorization": f"Basic {token}"}
-
-
-class _RedactFilter(logging.Filter):
-    """Removes URL credentials from log records of the SDK and httpx (which log request URLs)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        clean = redact_text(message)
-        if clean != message:
-            record.msg, record.args = clean, ()
-        return True
-
-
-_FILTER = _RedactFilter()
-
-
-def _redact_library_logs() -> None:
-    for name in ("httpx", "httpx2", "httpcore", "httpcore2", "openai", "aiohttp.client"):
-        logger = logging.getLogger(name)
-        if _FILTER not in logger.filters:
-            logger.addFilter(_FILTER)
 
 
 class _Failed(Exception):
