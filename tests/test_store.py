@@ -96,10 +96,10 @@ def test_not_a_database_gives_clear_error(tmp_path):
         Store(bad)
 
 
-def test_schema_version_mismatch(tmp_path):
+def test_a_store_from_a_newer_release_is_refused(tmp_path):
     with Store(tmp_path / "medsafety.db") as s:
-        s.conn.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
-    with pytest.raises(UserError, match="schema 99"):
+        s.conn.execute("UPDATE meta SET value='99' WHERE key='version:core'")
+    with pytest.raises(UserError, match="newer medsafetybench .*core 99"):
         Store(tmp_path / "medsafety.db")
 
 
