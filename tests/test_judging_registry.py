@@ -13,7 +13,7 @@ from medsafetybench.judging import (
     JUDGES,
     JudgeCase,
     Judgement,
-    JudgeSpec,
+    ParsedJudgeSpec,
     load_judge,
     parse_judge_spec,
     register_judge,
@@ -26,12 +26,12 @@ SECRET = "pw-0123456789"
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    (None, JudgeSpec("offline")),
-    ("offline", JudgeSpec("offline")),
-    (" Offline ", JudgeSpec("offline")),
-    ("openai:gpt-3.5-turbo-0125", JudgeSpec("llm", "openai:gpt-3.5-turbo-0125")),
-    ("hf:/models/judge", JudgeSpec("llm", "hf:/models/judge")),
-    ("llm:openai:j@http://h/v1", JudgeSpec("llm", "openai:j@http://h/v1")),
+    (None, ParsedJudgeSpec("offline")),
+    ("offline", ParsedJudgeSpec("offline")),
+    (" Offline ", ParsedJudgeSpec("offline")),
+    ("openai:gpt-3.5-turbo-0125", ParsedJudgeSpec("llm", "openai:gpt-3.5-turbo-0125")),
+    ("hf:/models/judge", ParsedJudgeSpec("llm", "hf:/models/judge")),
+    ("llm:openai:j@http://h/v1", ParsedJudgeSpec("llm", "openai:j@http://h/v1")),
 ])
 def test_parse(text, expected):
     assert parse_judge_spec(text) == expected
@@ -121,3 +121,15 @@ def test_a_judge_module_is_found_by_its_name(tmp_path, monkeypatch):
         unregister_judge("tmpjudge_x")
         JUDGES.pop("tmpjudge_x", None)
         sys.modules.pop("medsafetybench.judging.tmpjudge_x", None)
+
+
+def test_loaded_judges_carry_a_secret_free_spec_that_rebuilds_them(fake_openai):
+    from medsafetybench.judging import JudgeSpec
+
+    url = fake_openai.base_url.replace("http://", f"http://u:{SECRET}@")
+    judge = load_judge(f"openai:j@{url}", concurrency=3, timeout=5.0, api_key=SECRET, max_attempts=2)
+    assert judge.spec == JudgeSpec(f"openai:j@{fake_openai.base_url}",
+                                   {"concurrency": 3, "timeout": 5.0, "max_attempts": 2})
+    again = load_judge(judge.spec.spec, **judge.spec.options)
+    assert again.identity == judge.identity
+    assert load_judge("offline").spec == JudgeSpec("offline", {})

@@ -18,6 +18,7 @@ from medsafetybench.models import (
     Completion,
     ModelSpec,
     load_model,
+    model_identity,
     parse_spec,
     redact_spec,
     register_backend,
@@ -180,3 +181,22 @@ def test_parsing_an_hf_spec_imports_no_heavy_module():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
+
+
+def test_model_identity_without_building_the_model(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    for text in ("openai:gpt-4o", f"openai:m@http://u:{SECRET}@127.0.0.1:9/v1/?key={SECRET}"):
+        monkeypatch.setenv("OPENAI_API_KEY", "k")
+        assert model_identity(text, concurrency=3) == load_model(text, concurrency=3).identity
+        monkeypatch.delenv("OPENAI_API_KEY")
+        assert SECRET not in model_identity(text)  # and no key needed to name it
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:7/v1/")
+    assert model_identity("openai:m") == "openai:m@http://127.0.0.1:7/v1"
+    register_backend("echo")(EchoModel)
+    try:
+        with pytest.raises(UserError, match="cannot name a model's identity without loading"):
+            model_identity("echo:x")
+    finally:
+        unregister_backend("echo")
+        BACKENDS.pop("echo", None)

@@ -8,13 +8,13 @@ the `medsafetybench.judges` entry-point group).
 
 from __future__ import annotations
 
-from .base import Judge, JudgeCase, Judgement
+from .base import Judge, JudgeCase, Judgement, JudgeSpec
 from .parser import ParsedScore, parse_judge_output
 from .prompt import PROMPT_VERSION, build_judge_prompt
 from .registry import (
     JUDGES,
     OFFLINE,
-    JudgeSpec,
+    ParsedJudgeSpec,
     judge_names,
     load_judge,
     parse_judge_spec,
@@ -23,5 +23,5 @@ from .registry import (
 )
 
 __all__ = ["Judge", "JudgeCase", "Judgement", "ParsedScore", "parse_judge_output", "PROMPT_VERSION",
-           "build_judge_prompt", "load_judge", "OFFLINE", "JUDGES", "JudgeSpec", "judge_names",
+           "build_judge_prompt", "load_judge", "OFFLINE", "JUDGES", "JudgeSpec", "ParsedJudgeSpec", "judge_names",
            "parse_judge_spec", "register_judge", "validate_judge_spec"]

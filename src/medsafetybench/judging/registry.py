@@ -28,7 +28,7 @@ from ..models.redact import redact_text
 from ..models.registry import is_backend
 from ..models.spec import redact_spec
 from ..registry import Registry
-from .base import Judge
+from .base import Judge, JudgeSpec
 
 T = TypeVar("T")
 
@@ -40,6 +40,7 @@ JUDGES: dict[str, str] = {
 OFFLINE = "offline"
 MODEL_JUDGE = "llm"  # the judge for a bare model spec
 ENTRY_POINT_GROUP = "medsafetybench.judges"
+SECRET_OPTIONS = frozenset({"api_key"})  # never copied into a judge's stored `JudgeSpec`
 
 _REGISTRY = Registry("judge", JUDGES, ENTRY_POINT_GROUP, package="medsafetybench.judging")
 
@@ -69,7 +70,7 @@ def judge_names() -> list[str]:
 
 
 @dataclass(frozen=True)
-class JudgeSpec:
+class ParsedJudgeSpec:
     """A parsed judge spec: the registry name and the text after `NAME:` (a model spec for `llm`)."""
 
     name: str
@@ -86,35 +87,35 @@ class JudgeSpec:
         return self.display
 
     def __repr__(self) -> str:
-        return f"JudgeSpec({self.display!r})"
+        return f"ParsedJudgeSpec({self.display!r})"
 
 
-def parse_judge_spec(text: str | None) -> JudgeSpec:
-    """`offline`, a model spec, `llm:MODEL_SPEC` or `NAME[:ARGS]` -> `JudgeSpec` (nothing loaded)."""
+def parse_judge_spec(text: str | None) -> ParsedJudgeSpec:
+    """`offline`, a model spec, `llm:MODEL_SPEC` or `NAME[:ARGS]` -> `ParsedJudgeSpec` (nothing loaded)."""
     text = (text or OFFLINE).strip()
     head, sep, rest = text.partition(":")
     name = head.strip().lower()
     if not name:
         raise UserError(f"judge spec '{redact_text(text)}' names no judge; use offline or a model spec")
     if _REGISTRY.known(name):
-        return JudgeSpec(name, rest.strip() if sep else "")
+        return ParsedJudgeSpec(name, rest.strip() if sep else "")
     if sep and is_backend(name):
-        return JudgeSpec(MODEL_JUDGE, text)
+        return ParsedJudgeSpec(MODEL_JUDGE, text)
     try:
         _REGISTRY.get(name)  # a judge module named after the judge registers itself
     except UserError:
         raise UserError(f"judge spec '{redact_text(text)}': unknown judge '{name}'; use offline, a model spec "
                         "(openai:MODEL[@URL], hf:PATH, vllm:PATH) or one of "
                         + ", ".join(judge_names())) from None
-    return JudgeSpec(name, rest.strip() if sep else "")
+    return ParsedJudgeSpec(name, rest.strip() if sep else "")
 
 
-def _prefixed(role: str | None, spec: JudgeSpec, exc: UserError) -> UserError:
+def _prefixed(role: str | None, spec: ParsedJudgeSpec, exc: UserError) -> UserError:
     head = f"{role} {spec.display}: " if role else f"judge {spec.display}: "
     return UserError(str(exc) if str(exc).startswith(head) else head + str(exc))
 
 
-def validate_judge_spec(text: str | None, *, role: str | None = "--judge") -> JudgeSpec:
+def validate_judge_spec(text: str | None, *, role: str | None = "--judge") -> ParsedJudgeSpec:
     """Parse a judge spec and run the judge's own checks (paths, extras, keys) without loading
     anything, so a bad `--judge` fails before the project is touched.
 
@@ -140,6 +141,10 @@ def load_judge(spec: str | None = None, *, role: str | None = "--judge", **optio
         **options: the judge's own options (its `OPTIONS`, e.g. `max_attempts`) and model options
             (`concurrency`, `timeout`, `batch_size`, ...) for judges that wrap a model; None values
             are dropped.
+
+    Returns:
+        The judge, with `spec` set to a `JudgeSpec` (safe spec + plain options, no `api_key`) that
+        rebuilds it, unless the judge set its own.
     """
     parsed = parse_judge_spec(spec)
     cls = _REGISTRY.get(parsed.name)
@@ -147,6 +152,14 @@ def load_judge(spec: str | None = None, *, role: str | None = "--judge", **optio
     judge_opts = {k: v for k, v in options.items() if k in own and v is not None}
     model_opts = {k: v for k, v in options.items() if k not in own and v is not None}
     try:
-        return cls.from_spec(parsed.args, model_options=model_opts, **judge_opts)
+        judge = cls.from_spec(parsed.args, model_options=model_opts, **judge_opts)
     except UserError as exc:
         raise _prefixed(role, parsed, exc) from exc
+    if getattr(judge, "spec", None) is None:  # what the store keeps to rebuild the judge: secret-free
+        kept = {k: v for k, v in {**model_opts, **judge_opts}.items()
+                if k not in SECRET_OPTIONS and isinstance(v, (str, int, float, bool))}
+        try:
+            judge.spec = JudgeSpec(parsed.display, kept)
+        except AttributeError:  # a judge with __slots__ or a read-only property: it keeps none
+            pass
+    return judge

@@ -124,8 +124,7 @@ class OpenAIChatModel:
         self.context_window = context_window
         self.adaptive = bool(adaptive)
         self.transport = ("aiohttp" if aiohttp_available() else "httpx") if transport == "auto" else transport
-        self.identity = (f"openai:{model}" if self.base_url == OPENAI_DEFAULT_BASE_URL
-                         else f"openai:{model}@{self.base_url}")
+        self.identity = _identity(model, self.base_url)
         self._key = key
         secret = f"{key}\0{url}".encode()
         self._connection_key = f"{self.base_url}#{hashlib.sha256(secret).hexdigest()[:12]}"
@@ -153,6 +152,13 @@ class OpenAIChatModel:
         url = spec.base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_DEFAULT_BASE_URL
         if _is_openai_host(url) and not os.environ.get("OPENAI_API_KEY"):
             raise UserError(_missing_key_message(spec.name))
+
+    @classmethod
+    def identity_for(cls, spec: ModelSpec, **options: Any) -> str:
+        """The identity `from_spec(spec, **options)` would have (no client is built): options never
+        change it, the base URL (from the spec or OPENAI_BASE_URL) does, without its credentials."""
+        return _identity(spec.name, safe_url(spec.base_url or os.environ.get("OPENAI_BASE_URL")
+                                             or OPENAI_DEFAULT_BASE_URL))
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, **options: Any) -> OpenAIChatModel:
@@ -392,6 +398,10 @@ class OpenAIChatModel:
 
 class _Failed(Exception):
     """A request failed for good (the message is one secret-free line)."""
+
+
+def _identity(model: str, safe_base_url: str) -> str:
+    return f"openai:{model}" if safe_base_url == OPENAI_DEFAULT_BASE_URL else f"openai:{model}@{safe_base_url}"
 
 
 def _missing_key_message(model: str) -> str:

@@ -124,3 +124,22 @@ def load_model(spec: str | ModelSpec, **options: Any) -> ChatModel:
     cls = backend_class(spec.backend)
     wanted = getattr(cls, "OPTIONS", frozenset())
     return cls.from_spec(spec, **{k: v for k, v in options.items() if k in wanted and v is not None})
+
+
+def model_identity(spec: str | ModelSpec, **options: Any) -> str:
+    """What `load_model(spec, **options).identity` would be, without loading weights, starting an
+    engine or making a network call (hf:/vllm: fingerprint the files).
+
+    Raises:
+        UserError: the spec is invalid, or its backend cannot tell its identity without loading
+            (it has no `identity_for` classmethod).
+    """
+    if isinstance(spec, str):
+        spec = parse_spec(spec)
+    cls = backend_class(spec.backend)
+    identity_for = getattr(cls, "identity_for", None)
+    if identity_for is None:
+        raise UserError(f"the {spec.backend}: backend cannot name a model's identity without loading it "
+                        f"({spec.display})")
+    wanted = getattr(cls, "OPTIONS", frozenset())
+    return identity_for(spec, **{k: v for k, v in options.items() if k in wanted and v is not None})
