@@ -46,8 +46,17 @@ def fast_model(srv, **kw) -> OpenAIChatModel:
     return OpenAIChatModel("fake-model", base_url=srv.base_url, **kw)
 
 
-def test_basic_completion_and_usage(fake_openai):
-    model = fast_model(fake_openai)
+TRANSPORTS = ["aiohttp", "sdk-aiohttp", "sdk-httpx"]
+
+
+@pytest.fixture(params=TRANSPORTS)
+def transport(request) -> str:
+    """Tests that take this run once per transport: plain aiohttp and the official SDK over both clients."""
+    return request.param
+
+
+def test_basic_completion_and_usage(fake_openai, transport):
+    model = fast_model(fake_openai, transport=transport)
     [c] = run(model, [ChatRequest.simple("how are you today", system="be brief")])
     assert c.ok and c.text == "echo: how are you today"
     assert (c.usage.prompt_tokens, c.usage.completion_tokens) == (6, 5)
@@ -87,7 +96,7 @@ def test_order_preserved_and_on_result_once_on_loop_thread(fake_openai_factory):
     assert [i for i, _, _ in calls] != list(range(40))  # really finished out of order
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_every_request_completes_exactly_once_under_faults(fake_openai_factory, transport):
     plan = FaultPlan.mixed(0.3, seed=7, retry_after=(0.02, 0.2), slow_seconds=1.5)
     srv = fake_openai_factory(faults=plan)
@@ -102,11 +111,11 @@ def test_every_request_completes_exactly_once_under_faults(fake_openai_factory, 
 
 
 @pytest.mark.parametrize("status", ["429", "503"])
-def test_retry_after_is_honoured(fake_openai_factory, status):
+def test_retry_after_is_honoured(fake_openai_factory, status, transport):
     plan = FaultPlan(first_attempt_fault=status, retry_after=(0.3, 0.5))
     srv = fake_openai_factory(faults=plan)
     reqs = [ChatRequest.simple(f"r{i}") for i in range(5)]
-    results = run(fast_model(srv, backoff_base=0.001), reqs)
+    results = run(fast_model(srv, backoff_base=0.001, transport=transport), reqs)
     assert all(c.ok for c in results)
     for r in reqs:
         first, second = srv.stats().attempts_for(key_of(r))
@@ -114,37 +123,37 @@ def test_retry_after_is_honoured(fake_openai_factory, status):
         assert second.received - first.received >= first.retry_after
 
 
-def test_timeout_then_success(fake_openai_factory):
+def test_timeout_then_success(fake_openai_factory, transport):
     srv = fake_openai_factory(faults=FaultPlan(first_attempt_fault="slow", slow_seconds=3.0))
-    [c] = run(fast_model(srv, timeout=0.3), [ChatRequest.simple("slow one")])
+    [c] = run(fast_model(srv, timeout=0.3, transport=transport), [ChatRequest.simple("slow one")])
     assert c.ok and c.text == "echo: slow one"
     assert [a.outcome for a in srv.stats().attempts_for(key_of(ChatRequest.simple("slow one")))] \
         == ["slow", "ok"]
 
 
 @pytest.mark.parametrize("status", [400, 403, 404])
-def test_client_errors_are_not_retried(fake_openai_factory, status):
+def test_client_errors_are_not_retried(fake_openai_factory, status, transport):
     def reject(req: dict) -> str:
         raise Reject(status, "this request cannot be served\nsecond line")
 
     srv = fake_openai_factory(reject)
-    [c] = run(fast_model(srv), [ChatRequest.simple("x")])
+    [c] = run(fast_model(srv, transport=transport), [ChatRequest.simple("x")])
     assert not c.ok and c.text == ""
     assert c.error.startswith(f"HTTP {status}") and "\n" not in c.error
     assert srv.stats().total_calls == 1
 
 
-def test_retries_are_bounded(fake_openai_factory):
+def test_retries_are_bounded(fake_openai_factory, transport):
     srv = fake_openai_factory(faults=FaultPlan(rate_500=1.0))
-    [c] = run(fast_model(srv, max_retries=2), [ChatRequest.simple("x")])
+    [c] = run(fast_model(srv, max_retries=2, transport=transport), [ChatRequest.simple("x")])
     assert not c.ok and "HTTP 500" in c.error and "3 attempts" in c.error
     assert srv.stats().total_calls == 3
 
 
-def test_401_points_at_the_key_and_never_shows_it(fake_openai_factory, monkeypatch, caplog):
+def test_401_points_at_the_key_and_never_shows_it(fake_openai_factory, monkeypatch, caplog, transport):
     srv = fake_openai_factory(api_key="the-right-key")
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
-    model = fast_model(srv)
+    model = fast_model(srv, transport=transport)
     with caplog.at_level(logging.DEBUG):
         [c] = run(model, [ChatRequest.simple("x")])
     assert not c.ok and "OPENAI_API_KEY" in c.error and SECRET not in c.error
@@ -152,13 +161,13 @@ def test_401_points_at_the_key_and_never_shows_it(fake_openai_factory, monkeypat
     assert SECRET not in caplog.text
 
 
-def test_key_never_in_identity_repr_errors_or_logs(fake_openai_factory, monkeypatch, caplog):
+def test_key_never_in_identity_repr_errors_or_logs(fake_openai_factory, monkeypatch, caplog, transport):
     def leaky(req: dict) -> str:  # a server that echoes the key back in its error body
         raise Reject(500, f"upstream said: bad key {SECRET}")
 
     srv = fake_openai_factory(leaky)
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
-    model = fast_model(srv, max_retries=1)
+    model = fast_model(srv, max_retries=1, transport=transport)
     with caplog.at_level(logging.DEBUG):
         [c] = run(model, [ChatRequest.simple("x")])
     assert not c.ok and "HTTP 500" in c.error
@@ -253,9 +262,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_unreachable_server_stops_after_the_first_round(openai_env_clean):
+def test_unreachable_server_stops_after_the_first_round(openai_env_clean, transport):
     url = f"http://user:{SECRET}@127.0.0.1:{free_port()}/v1?api_key={SECRET}"
-    model = OpenAIChatModel("m", base_url=url, concurrency=4, max_retries=8, backoff_base=1000.0)
+    model = OpenAIChatModel("m", base_url=url, concurrency=4, max_retries=8, backoff_base=1000.0, transport=transport)
     calls: list[int] = []
 
     async def go():
@@ -273,9 +282,9 @@ def test_unreachable_server_stops_after_the_first_round(openai_env_clean):
     assert calls == []  # nothing reported as a result: a re-run tries them all
 
 
-def test_a_server_that_answered_once_gets_normal_retries(fake_openai_factory):
+def test_a_server_that_answered_once_gets_normal_retries(fake_openai_factory, transport):
     srv = fake_openai_factory()
-    model = fast_model(srv, max_retries=1)
+    model = fast_model(srv, max_retries=1, transport=transport)
 
     async def go():
         first = await model.generate([ChatRequest.simple("one")])
@@ -355,7 +364,7 @@ def test_429s_cut_the_shared_limit_and_lose_nothing(fake_openai_factory):
     assert limiter.cuts >= 1 and limiter.max_capacity == 16
 
 
-def test_first_token_logprobs(fake_openai_factory):
+def test_first_token_logprobs(fake_openai_factory, transport):
     seen: list[dict] = []
 
     def classify(req: dict) -> str:
@@ -363,7 +372,7 @@ def test_first_token_logprobs(fake_openai_factory):
         return "unsafe\nS1" if "poison" in req["messages"][-1]["content"] else "safe"
 
     srv = fake_openai_factory(classify)
-    model = fast_model(srv)
+    model = fast_model(srv, transport=transport)
     assert isinstance(model, SupportsLogprobs)
     reqs = [ChatRequest.simple("how to poison"), ChatRequest.simple("how to sleep")]
 
@@ -403,7 +412,7 @@ def test_context_length_is_the_configured_window(openai_env_clean):
     assert model.prompt_tokens(ChatRequest.simple("x" * 400)) == 104
 
 
-@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_url_credentials_become_basic_auth_and_stay_out_of_logs(fake_openai_factory, caplog, transport):
     seen: list[str] = []
     srv = fake_openai_factory()

@@ -1,4 +1,4 @@
-"""The `openai:` backend: any OpenAI-compatible chat-completions endpoint, through the official SDK.
+"""The `openai:` backend: any OpenAI-compatible chat-completions endpoint.
 
 It owns:
 
@@ -6,10 +6,10 @@ It owns:
   become 100k tasks), under a limiter shared with every model on the same server and credentials
   (`concurrency.shared_limiter`, keyed by `connection_key()`), which halves on HTTP 429 and grows
   back (AIMD);
-- transport: one SDK client per model and event loop, over aiohttp when it is installed (the SDK's
-  `DefaultAioHttpClient`; HTTP/1.1 keep-alive, a pool sized to `concurrency`) else the SDK's httpx
-  client with the same pool size; bodies are parsed with `json` rather than into pydantic models
-  (measured in `bench/api_throughput.py`, see docs/models.md);
+- transport (`openai_http.py`): one client per model and event loop with a keep-alive pool sized to
+  `concurrency`; by default plain aiohttp, which needs about a quarter of the official SDK's client CPU
+  per request (measured, see docs/models.md); `transport="sdk-aiohttp"` or `"sdk-httpx"` goes through
+  the official openai SDK instead, with the same requests, retries and results;
 - retries (the SDK's own are off): exponential backoff with jitter, `Retry-After` honoured on
   429/503; 429, 408/409, 5xx, timeouts, dropped connections and malformed bodies are retried, other
   4xx are not. When no request of the first round can even connect, it stops after that round with
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import math
 import os
@@ -31,21 +30,11 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-import openai
-
 from ..errors import UserError
 from .base import ChatRequest, Completion, ResultCallback, Usage
 from .capabilities import TokenLogprobs, candidate_logprobs
 from .concurrency import Limiter, shared_limiter
-from .openai_http import (
-    aiohttp_available,
-    causes,
-    connect_failure,
-    redact_library_logs,
-    retry_after,
-    sdk_httpx,
-    userinfo_to_basic_auth,
-)
+from .openai_http import TRANSPORTS, Failure, make_transport, resolve_transport, userinfo_to_basic_auth
 from .redact import redact_text, safe_url, split_secret_query
 from .registry import register_backend
 from .spec import ModelSpec
@@ -54,14 +43,8 @@ log = logging.getLogger(__name__)
 
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRYABLE_STATUS = frozenset({408, 409, 429})  # plus every 5xx
-CONNECT_TIMEOUT_CAP = 10.0
 DEFAULT_CONTEXT_WINDOW = 128_000
 CHARS_PER_TOKEN = 4  # estimate for prompt_tokens: there is no tokenizer for a remote model
-TRANSPORTS = ("auto", "aiohttp", "httpx")
-
-
-class _Malformed(Exception):
-    """The server answered 200 with a body that is not a usable chat completion."""
 
 
 class _Unreachable(Exception):
@@ -123,12 +106,12 @@ class OpenAIChatModel:
         self.backoff_cap = backoff_cap
         self.context_window = context_window
         self.adaptive = bool(adaptive)
-        self.transport = ("aiohttp" if aiohttp_available() else "httpx") if transport == "auto" else transport
+        self.transport = resolve_transport(transport)
         self.identity = _identity(model, self.base_url)
         self._key = key
         secret = f"{key}\0{url}".encode()
         self._connection_key = f"{self.base_url}#{hashlib.sha256(secret).hexdigest()[:12]}"
-        self._client: Any = None
+        self._transport: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._limiter: Limiter | None = None
         self._reached = False  # any HTTP answer from the server in this process
@@ -182,24 +165,16 @@ class OpenAIChatModel:
         return sum(math.ceil(len(m.content) / CHARS_PER_TOKEN) + 4 for m in request.messages)
 
     # -- plumbing --------------------------------------------------------------------------------
-    def _ensure_client(self) -> Any:
-        """One client per event loop (a CLI may call asyncio.run more than once), and the shared limiter."""
+    def _ensure_transport(self) -> Any:
+        """One transport per event loop (a CLI may call asyncio.run more than once), and the shared limiter."""
         loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            httpx = sdk_httpx()
-            limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
-            timeout = httpx.Timeout(self.timeout, connect=min(self.timeout, CONNECT_TIMEOUT_CAP))
-            maker = openai.DefaultAioHttpClient if self.transport == "aiohttp" else openai.DefaultAsyncHttpxClient
-            self._client = openai.AsyncOpenAI(api_key=self._key, base_url=self._url, timeout=timeout,
-                                              max_retries=0, default_query=self._query or None,
-                                              default_headers=self._headers or None,
-                                              http_client=maker(limits=limits, timeout=timeout))
-            if self._query or self._headers:
-                redact_library_logs()
+        if self._transport is None or self._loop is not loop:
+            self._transport = make_transport(self.transport, url=self._url, key=self._key, query=self._query,
+                                             headers=self._headers, timeout=self.timeout,
+                                             concurrency=self.concurrency)
             self._loop = loop
-            self._response_type = httpx.Response
         self._limiter = shared_limiter(self._connection_key, self.concurrency, adaptive=self.adaptive)
-        return self._client
+        return self._transport
 
     def _scrub(self, text: str) -> str:
         text = redact_text(" ".join(str(text).split()))
@@ -211,27 +186,19 @@ class OpenAIChatModel:
         ceiling = min(self.backoff_cap, self.backoff_base * (2 ** attempt))
         return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
 
-    def _classify(self, exc: BaseException) -> tuple[bool, float | None, str]:
+    def _classify(self, failure: Failure) -> tuple[bool, float | None, str]:
         """(retryable, server-requested delay, one-line secret-free message) for a failed call."""
-        if isinstance(exc, openai.APIStatusError):
-            status = exc.status_code
+        if failure.kind == "status":
+            status = failure.status or 0
             if status == 401:
                 return False, None, f"HTTP 401 authentication failed: check OPENAI_API_KEY for {self.base_url}"
-            detail = exc.message if isinstance(exc.message, str) else ""
-            msg = f"HTTP {status}: {self._scrub(detail)}"
+            msg = f"HTTP {status}: {self._scrub(failure.message)}"
             if status in RETRYABLE_STATUS or status >= 500:
-                delay = retry_after(exc) if status in (429, 503) else None
-                return True, delay, msg
+                return True, failure.retry_after if status in (429, 503) else None, msg
             return False, None, msg
-        if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError)):
-            names = [type(e).__name__ for e in causes(exc)]
-            if isinstance(exc, openai.APITimeoutError) and not connect_failure(exc) \
-                    and "ServerDisconnectedError" not in names:
-                return True, None, f"request timed out after {self.timeout:g} s"
-            return True, None, f"connection error: {self._scrub(names[-1])}"
-        if isinstance(exc, (_Malformed, json.JSONDecodeError, openai.APIResponseValidationError)):
-            return True, None, f"malformed response body: {self._scrub(str(exc))}"
-        raise exc  # a bug, not a transient failure: let it surface
+        if failure.kind == "timeout":
+            return True, None, f"request timed out after {self.timeout:g} s"
+        return True, None, self._scrub(failure.message)  # connect, dropped, malformed: retried
 
     def _params(self, request: ChatRequest) -> dict[str, Any]:
         cfg = request.config
@@ -250,10 +217,10 @@ class OpenAIChatModel:
     @staticmethod
     def _choice(data: Any) -> dict[str, Any]:
         if not isinstance(data, dict):
-            raise _Malformed("the body is not a JSON object")
+            raise Failure("malformed", "malformed response: the body is not a JSON object")
         choices = data.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            raise _Malformed("no choices in the response")
+            raise Failure("malformed", "malformed response: no choices")
         return choices[0]
 
     @classmethod
@@ -264,37 +231,35 @@ class OpenAIChatModel:
         if text is None and isinstance(message, dict):
             text = message.get("refusal")
         if not isinstance(text, str):
-            raise _Malformed("the first choice has no message content")
+            raise Failure("malformed", "malformed response: the first choice has no message content")
         u = data.get("usage") if isinstance(data.get("usage"), dict) else {}
         usage = Usage(int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0))
         return Completion(text=text, usage=usage, finish_reason=choice.get("finish_reason"))
 
     async def _call(self, params: dict[str, Any], parse: Any, first_round: list[int] | None) -> Any:
-        """One request with retries; returns parse(body) or raises `_Failed` with the message."""
-        client = self._ensure_client()
+        """One request with retries; returns parse(reply JSON) or raises `_Failed` with the message."""
+        transport = self._ensure_transport()
         limiter = self._limiter
         assert limiter is not None
         attempt = 0
         while True:
             ticket = await limiter.acquire()
             try:
-                # client.post = chat.completions.create minus the SDK's recursive TypedDict transform of
-                # the body and its pydantic parse of the reply (most of its CPU per call; ours is JSON)
-                resp = await client.post("/chat/completions", body=params, cast_to=self._response_type)
+                data = await transport.post(params)
                 self._reached = True
                 try:
-                    result = parse(json.loads(resp.content))
-                except ValueError as exc:
-                    raise _Malformed(str(exc)[:200]) from None
+                    result = parse(data)
+                except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                    raise Failure("malformed", f"malformed response: {type(exc).__name__}") from None
                 limiter.succeeded()
                 return result
-            except Exception as exc:  # noqa: BLE001 - _classify re-raises what is not an API failure
-                if isinstance(exc, openai.APIStatusError):
+            except Failure as failure:
+                if failure.kind in ("status", "malformed"):
                     self._reached = True
-                    if exc.status_code == 429:
+                    if failure.status == 429:
                         limiter.overloaded(ticket)
-                retryable, delay, msg = self._classify(exc)
-                if first_round is not None and attempt == 0 and not self._reached and connect_failure(exc):
+                retryable, delay, msg = self._classify(failure)
+                if first_round is not None and attempt == 0 and not self._reached and failure.kind == "connect":
                     first_round[0] += 1
                     if first_round[0] >= first_round[1]:
                         raise _Unreachable(msg) from None
@@ -314,7 +279,7 @@ class OpenAIChatModel:
         `done(index, result)` as each finishes; stop with a `UserError` when the server is unreachable."""
         if not items:
             return
-        self._ensure_client()
+        self._ensure_transport()
         pending = iter(enumerate(items))  # shared by the workers; next() never awaits
         first_round = None if self._reached else [0, min(self.concurrency, len(items))]
 
@@ -364,7 +329,7 @@ class OpenAIChatModel:
         def parse(data: Any) -> TokenLogprobs:
             content = (self._choice(data).get("logprobs") or {}).get("content")
             if not isinstance(content, list) or not content or not isinstance(content[0], dict):
-                raise _Malformed("the response has no logprobs: does the server support them?")
+                raise Failure("malformed", "the response has no logprobs: does the server support them?")
             first = content[0]
             pairs = [(str(t.get("token", "")), float(t["logprob"])) for t in first.get("top_logprobs") or ()
                      if isinstance(t, dict) and isinstance(t.get("logprob"), (int, float))]
@@ -389,10 +354,10 @@ class OpenAIChatModel:
         return [r if r is not None else TokenLogprobs(error="not run") for r in results]
 
     async def aclose(self) -> None:
-        if self._client is not None:
+        if self._transport is not None:
             if self._loop is asyncio.get_running_loop():
-                await self._client.close()
-            self._client = None
+                await self._transport.aclose()
+            self._transport = None
             self._loop = None
 
 
