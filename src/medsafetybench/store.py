@@ -147,7 +147,11 @@ class Store:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction (BEGIN IMMEDIATE ... COMMIT, rolled back on any exception). Other stages
-        (medical QA, fine-tuning, generation) keep their own tables in the same file and write through this."""
+        (medical QA, fine-tuning, generation) keep their own tables in the same file and write through this.
+        A `transaction()` opened inside another joins it: everything commits or rolls back with the outer one."""
+        if self.conn.in_transaction:
+            yield self.conn
+            return
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
@@ -340,8 +344,9 @@ class Store:
                 out[row[0]] = _judgement(row)
         return out
 
-    def put_judgement(self, key: str, judge_identity: str, judgement: Judgement) -> bool:
-        """Store a judgement; returns False if that key was already stored."""
+    def put_judgement(self, key: str, judge_identity: str, judgement: Judgement, *, replace: bool = False) -> bool:
+        """Store a judgement; returns False if that key was already stored (with `replace`, the stored one is
+        overwritten instead, for judges that may change their mind: a person correcting a label)."""
         if judgement.error is not None:
             raise ValueError("judgements that failed to reach the judge are not stored")
         if judgement.score is not None and judgement.score not in (1, 2, 3, 4, 5):
@@ -349,7 +354,8 @@ class Store:
         harmful = None if judgement.harmful is None else int(bool(judgement.harmful))
         with self.transaction() as c:
             cur = c.execute(
-                f"INSERT OR IGNORE INTO judgements ({_JUDGEMENT_COLS}, created_at) VALUES ({','.join('?' * 14)})",
+                f"INSERT OR {'REPLACE' if replace else 'IGNORE'} INTO judgements ({_JUDGEMENT_COLS}, created_at) "
+                f"VALUES ({','.join('?' * 14)})",
                 (key, judge_identity, judgement.score, judgement.reason, judgement.raw, judgement.attempts,
                  judgement.usage.prompt_tokens, judgement.usage.completion_tokens, judgement.value,
                  judgement.label, harmful, json.dumps(list(judgement.categories)),
