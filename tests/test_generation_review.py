@@ -4,14 +4,11 @@ drive the page in a real headless Chromium when one is installed, with the keybo
 
 from __future__ import annotations
 
-import json
-import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-import pytest
-
+from fixtures_browser import api_call, chromium_driver, needs_chromium
 from medsafetybench.generation.candidates import CandidateStore, NewCandidate
 from medsafetybench.generation.review import ReviewServer
 from medsafetybench.store import Store
@@ -38,19 +35,7 @@ def _seed(db: Path) -> list[str]:
 
 def _call(url: str, token: str | None, body: dict | None = None, host: str | None = None,
           ctype: str = "application/json") -> tuple[int, dict]:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method="POST" if body is not None else "GET")
-    if token is not None:
-        req.add_header("X-Review-Token", token)
-    if body is not None:
-        req.add_header("Content-Type", ctype)
-    if host:
-        req.add_header("Host", host)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+    return api_call(url, "X-Review-Token", token, body, host, ctype)
 
 
 def test_review_round_trip(tmp_path: Path) -> None:
@@ -92,26 +77,10 @@ def test_review_round_trip(tmp_path: Path) -> None:
         assert got[1].final_safe_response == "Placeholder refusal B." and got[0].reviewer == "tester"
 
 
-def _chromium() -> tuple[str, str] | None:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-    driver = shutil.which("chromedriver")
-    return (browser, driver) if browser and driver else None
-
-
-def _driver():
-    webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (pip install selenium)")
-    browser, driver_path = _chromium()  # type: ignore[misc]
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = browser
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        opts.add_argument(arg)
-    return webdriver.Chrome(service=webdriver.ChromeService(executable_path=driver_path), options=opts)
-
-
-@pytest.mark.skipif(_chromium() is None, reason="needs a headless Chromium: apt-get install chromium chromium-driver")
+@needs_chromium
 def test_review_page_in_headless_chromium(tmp_path: Path) -> None:
     """A `<script>` inside a request is shown as text and never runs; keys a/e/r/j/k drive the review."""
-    drv = _driver()
+    drv = chromium_driver()
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
@@ -153,10 +122,10 @@ def test_review_page_in_headless_chromium(tmp_path: Path) -> None:
         assert cs.get(ids[1]).final_request == "Request about topic B, edited in the browser"
 
 
-@pytest.mark.skipif(_chromium() is None, reason="needs a headless Chromium: apt-get install chromium chromium-driver")
+@needs_chromium
 def test_review_page_with_the_mouse(tmp_path: Path) -> None:
     """Buttons do what the keys do: accept, edit + save, cancel, reject, previous, next."""
-    drv = _driver()
+    drv = chromium_driver()
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 

@@ -12,14 +12,10 @@ other web pages cannot read the queue or post decisions (and DNS rebinding fails
 
 from __future__ import annotations
 
-import json
-import secrets
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
+from ..localpage import LocalPageServer
 from ..principles import principle as get_principle
 from ..store import Store
 from .candidates import Candidate, CandidateStore
@@ -152,28 +148,22 @@ def candidate_json(c: Candidate) -> dict[str, Any]:
             "nearest": c.filter_scores.get("nearest", [])}
 
 
-class ReviewServer:
+class ReviewServer(LocalPageServer):
     """Serve the review page for the store at `db_path` on 127.0.0.1 (`port=0`: any free port)."""
+
+    name = "review"
+    token_header = "X-Review-Token"
+    page_html = PAGE
+    max_body = MAX_BODY
 
     def __init__(self, db_path: str | Path, *, port: int = 0, include_reviewed: bool = False,
                  include_dropped: bool = False, principles: tuple[int, ...] | None = None,
                  reviewer: str | None = None) -> None:
-        self.db_path = Path(db_path)
-        self.token = secrets.token_urlsafe(24)
-        self.nonce = secrets.token_urlsafe(16)
+        super().__init__(db_path, port=port)
         self.include_reviewed, self.include_dropped = include_reviewed, include_dropped
         self.principles, self.reviewer = principles, reviewer
-        self._port = port
-        self._httpd: HTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
         self.cands: CandidateStore | None = None
-
-    @property
-    def url(self) -> str:
-        assert self._httpd is not None
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/"
+        self._store: Store | None = None
 
     def queue(self) -> list[Candidate]:
         assert self.cands is not None
@@ -181,119 +171,29 @@ class ReviewServer:
         fstatus = None if self.include_dropped else ("unfiltered", "kept")
         return self.cands.list(status=status, principles=self.principles, filter_status=fstatus)
 
-    def start(self) -> ReviewServer:
-        server = self
+    def setup(self) -> None:
+        self._store = Store(self.db_path)
+        self.cands = CandidateStore(self._store)
 
-        class Handler(_Handler):
-            review = server
+    def teardown(self) -> None:
+        if self._store is not None:
+            self._store.close()
 
-        try:
-            self._httpd = HTTPServer(("127.0.0.1", self._port), Handler)
-        except OSError as exc:
-            raise UserError(f"--port {self._port}: cannot listen on 127.0.0.1 ({exc.strerror}); "
-                            "choose another port or 0 for any free one") from None
-        self._thread = threading.Thread(target=self._serve, name="review-server", daemon=True)
-        self._thread.start()
-        self._ready.wait(30)
-        if self._error is not None:
-            raise self._error
-        return self
+    def api_get(self, path: str) -> Any:
+        if path != "/api/items":
+            raise LookupError(path)
+        assert self.cands is not None
+        return {"items": [candidate_json(c) for c in self.queue()], "counts": self.cands.counts()}
 
-    def _serve(self) -> None:
-        try:  # SQLite connections belong to one thread: the server's own
-            store = Store(self.db_path)
-            self.cands = CandidateStore(store)
-        except BaseException as exc:  # noqa: BLE001 - handed to start()
-            self._error = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        try:
-            assert self._httpd is not None
-            self._httpd.serve_forever(poll_interval=0.1)
-        finally:
-            store.close()
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            if self._thread is not None:
-                self._thread.join(10)
-            self._httpd = None
-
-    def __enter__(self) -> ReviewServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    review: ReviewServer
-    server_version = "medsafety-review"
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
-        pass
-
-    def _send(self, status: int, body: bytes, ctype: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("Referrer-Policy", "no-referrer")
-        self.send_header("Content-Security-Policy",
-                         f"default-src 'none'; script-src 'nonce-{self.review.nonce}'; "
-                         f"style-src 'nonce-{self.review.nonce}'; connect-src 'self'; frame-ancestors 'none'")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _json(self, status: int, obj: Any) -> None:
-        self._send(status, json.dumps(obj, ensure_ascii=False).encode("utf-8"), "application/json; charset=utf-8")
-
-    def _host_ok(self) -> bool:
-        host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]").lower()
-        return host in ("127.0.0.1", "localhost")
-
-    def _authorised(self) -> bool:
-        given = self.headers.get("X-Review-Token") or ""
-        return self._host_ok() and secrets.compare_digest(given, self.review.token)
-
-    def do_GET(self) -> None:  # noqa: N802
-        if not self._host_ok():
-            return self._json(403, {"error": "bad Host header"})
-        path = self.path.split("?", 1)[0]
-        if path == "/":
-            page = PAGE.replace("__TOKEN__", self.review.token).replace("__NONCE__", self.review.nonce)
-            return self._send(200, page.encode("utf-8"), "text/html; charset=utf-8")
-        if path == "/api/items":
-            if not self._authorised():
-                return self._json(403, {"error": "missing or wrong X-Review-Token"})
-            items = [candidate_json(c) for c in self.review.queue()]
-            return self._json(200, {"items": items, "counts": self.review.cands.counts()})  # type: ignore[union-attr]
-        return self._json(404, {"error": "not found"})
-
-    def do_POST(self) -> None:  # noqa: N802
-        if self.path != "/api/decide":
-            return self._json(404, {"error": "not found"})
-        if not self._authorised():
-            return self._json(403, {"error": "missing or wrong X-Review-Token"})
-        if not (self.headers.get("Content-Type") or "").startswith("application/json"):
-            return self._json(415, {"error": "send application/json"})
-        length = int(self.headers.get("Content-Length") or 0)
-        if not 0 < length <= MAX_BODY:
-            return self._json(400, {"error": "body missing or too large"})
-        try:
-            body = json.loads(self.rfile.read(length))
-            if not isinstance(body, dict) or not isinstance(body.get("id"), str):
-                raise ValueError("expected an object with id and decision")
-            for k in ("request", "safe_response"):
-                if body.get(k) is not None and not isinstance(body[k], str):
-                    raise ValueError(f"{k} must be text")
-            cand = self.review.cands.decide(  # type: ignore[union-attr]
-                body["id"], str(body.get("decision")), request=body.get("request"),
-                safe_response=body.get("safe_response"), reviewer=self.review.reviewer)
-        except (ValueError, UserError) as exc:
-            return self._json(400, {"error": str(exc)})
-        return self._json(200, {"item": candidate_json(cand), "counts": self.review.cands.counts()})  # type: ignore[union-attr]
+    def api_post(self, path: str, body: dict[str, Any]) -> Any:
+        if path != "/api/decide":
+            raise LookupError(path)
+        assert self.cands is not None
+        if not isinstance(body.get("id"), str):
+            raise ValueError("expected an object with id and decision")
+        for k in ("request", "safe_response"):
+            if body.get(k) is not None and not isinstance(body[k], str):
+                raise ValueError(f"{k} must be text")
+        cand = self.cands.decide(body["id"], str(body.get("decision")), request=body.get("request"),
+                                 safe_response=body.get("safe_response"), reviewer=self.reviewer)
+        return {"item": candidate_json(cand), "counts": self.cands.counts()}
