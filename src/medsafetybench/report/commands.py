@@ -100,7 +100,8 @@ def judge_agreement_cmd(
 
     cases = load_labelled(labels, policy=policy)[:limit]
     specs = [judge] + ([judge2] if judge2 else [])
-    judges = [load_judge(s, concurrency=concurrency, timeout=timeout) for s in specs]
+    judges = [load_judge(s, role=r, concurrency=concurrency, timeout=timeout)
+              for s, r in zip(specs, ("--judge", "--judge2"), strict=False)]
     results = []
     with Store.open_project(_project(project)) as store:
         for j in judges:
