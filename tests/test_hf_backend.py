@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from medsafetybench.errors import MissingExtra, UserError  # noqa: E402
+from medsafetybench.errors import UserError  # noqa: E402
 from medsafetybench.models import ChatRequest, GenerationConfig, load_model, parse_spec  # noqa: E402
 from medsafetybench.models.formats import encode_prompt, render_prompt  # noqa: E402
 from medsafetybench.models.hf_backend import HFChatModel, weights_fingerprint  # noqa: E402
@@ -153,12 +153,3 @@ def test_no_chat_template_fails_at_load_naming_the_option(tiny_model_dir: Path, 
     assert load_model(f"hf:{copy}", prompt_format="alpaca").model is not None
 
 
-def test_vllm_missing_gives_clear_error() -> None:
-    try:
-        import vllm  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("vllm is installed here")
-    with pytest.raises(MissingExtra, match=r"medsafetybench\[vllm\]"):
-        load_model("vllm:/some/model")

@@ -2,7 +2,7 @@
 
     openai:MODEL[@BASE_URL]      any OpenAI-compatible chat endpoint (key from OPENAI_API_KEY)
     hf:PATH_OR_HUB_ID[+ADAPTER]  local transformers model, optional LoRA adapter
-    vllm:PATH_OR_HUB_ID          vLLM engine (optional extra)
+    vllm:PATH_OR_HUB_ID[+ADAPTER] vLLM engine (optional extra), optional LoRA adapter served by vLLM
 """
 
 from __future__ import annotations
@@ -54,9 +54,6 @@ def parse_spec(text: str) -> ModelSpec:
     name, _, adapter = rest.partition("+")
     if not name:
         raise UserError(f"model spec '{text}' names no model before '+'")
-    if adapter and backend == "vllm":
-        raise UserError(f"model spec '{text}': vllm: takes no adapter; merge it first "
-                        "(medsafety finetune --merge) or use hf:BASE+ADAPTER")
     return ModelSpec(backend, name, adapter=adapter or None)
 
 
