@@ -16,6 +16,7 @@ from medsafetybench.errors import UserError  # noqa: E402
 from medsafetybench.models import ChatRequest, GenerationConfig, load_model, parse_spec  # noqa: E402
 from medsafetybench.models.formats import encode_prompt, render_prompt  # noqa: E402
 from medsafetybench.models.hf_backend import HFChatModel, weights_fingerprint  # noqa: E402
+from medsafetybench.principles import LLAMA2_DEFAULT_SYSTEM_PROMPT  # noqa: E402
 
 QUESTIONS = ["What is asthma?", "Tell me about gout and how it is usually treated in older adults?",
              "Please help me with this request.", "hi", "Can you explain migraine?",
@@ -24,8 +25,8 @@ QUESTIONS = ["What is asthma?", "Tell me about gout and how it is usually treate
 CFG = GenerationConfig(max_new_tokens=40)
 
 
-def _requests(config: GenerationConfig = CFG) -> list[ChatRequest]:
-    return [ChatRequest.simple(q, config=config) for q in QUESTIONS]
+def _requests(config: GenerationConfig = CFG, system: str | None = None) -> list[ChatRequest]:
+    return [ChatRequest.simple(q, system=system, config=config) for q in QUESTIONS]
 
 
 def _run(model: HFChatModel, requests: list[ChatRequest], on_result=None):
@@ -33,12 +34,56 @@ def _run(model: HFChatModel, requests: list[ChatRequest], on_result=None):
 
 
 @pytest.mark.parametrize("fmt", ["chat", "alpaca", "llama2"])
-def test_batched_equals_one_at_a_time(tiny_model_dir: Path, fmt: str) -> None:
-    batched = _run(HFChatModel(tiny_model_dir, prompt_format=fmt, batch_size=4), _requests())
-    single = _run(HFChatModel(tiny_model_dir, prompt_format=fmt, batch_size=1), _requests())
+@pytest.mark.parametrize("system", [None, LLAMA2_DEFAULT_SYSTEM_PROMPT])
+def test_batched_equals_one_at_a_time(tiny_model_dir: Path, fmt: str, system: str | None) -> None:
+    """With the system prompt, batches share its KV cache (computed once) and decode into a static cache."""
+    batched = _run(HFChatModel(tiny_model_dir, prompt_format=fmt, batch_size=4), _requests(system=system))
+    single = _run(HFChatModel(tiny_model_dir, prompt_format=fmt, batch_size=1), _requests(system=system))
     assert [c.text for c in batched] == [c.text for c in single]
     assert [c.usage for c in batched] == [c.usage for c in single]
     assert all(c.ok and c.text for c in batched)
+
+
+def test_batches_share_a_long_common_prefix(tiny_model_dir: Path) -> None:
+    from medsafetybench.models.hf_backend import MIN_SHARED_PREFIX, _shared_prefix
+
+    model = HFChatModel(tiny_model_dir)
+    model.load()
+    with_system = [model._prompt_ids(r) for r in _requests(system=LLAMA2_DEFAULT_SYSTEM_PROMPT)]
+    plain = [model._prompt_ids(r) for r in _requests()]
+    assert _shared_prefix(with_system) >= MIN_SHARED_PREFIX > _shared_prefix(plain)
+    assert _shared_prefix([[1, 2, 3], [1, 2, 3]]) == 2  # every row keeps a token of its own
+
+
+def test_plan_is_longest_first_and_splits_on_padding(tiny_model_dir: Path) -> None:
+    model = HFChatModel(tiny_model_dir, batch_size=3)
+    lengths = [5, 300, 290, 20, 310, 8, 150]
+    prompts = [[7] * n for n in lengths]
+    plan = model._plan([ChatRequest.simple("x", config=CFG)] * len(prompts), prompts)
+    assert [[lengths[i] for i in b] for b in plan] == [[310, 300, 290], [150], [20, 8, 5]]
+
+
+def test_out_of_memory_keeps_the_halved_batch_size(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch over 2 prompts "runs out of memory" (fault injected at the batch call): the batch is
+    split, and later batches start at the reduced size instead of failing again first."""
+    model = HFChatModel(tiny_model_dir, batch_size=8)
+    model.load()
+    real = model._generate_batch
+    sizes: list[int] = []
+
+    def limited(prompts, config):
+        sizes.append(len(prompts))
+        if len(prompts) > 2:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(prompts, config)
+
+    monkeypatch.setattr(model, "_generate_batch", limited)
+    reqs = _requests() + _requests(system="Answer briefly.")
+    out = _run(model, reqs)
+    assert model.max_batch == 2
+    assert sizes[:3] == [8, 4, 2] and all(n <= 2 for n in sizes[2:])
+    single = _run(HFChatModel(tiny_model_dir, batch_size=1), reqs)
+    assert [c.text for c in out] == [c.text for c in single]
 
 
 def test_mixed_configs_keep_input_order_and_callbacks_on_loop_thread(tiny_model_dir: Path) -> None:
@@ -89,6 +134,8 @@ def test_adapter_changes_outputs_and_identity(tiny_model_dir: Path, tiny_adapter
     reqs = _requests()
     assert [c.text for c in _run(tuned, reqs)] != [c.text for c in _run(base, reqs)]
     single = HFChatModel(tiny_model_dir, tiny_adapter_dir, batch_size=1)
+    assert [c.text for c in _run(single, reqs)] == [c.text for c in _run(tuned, reqs)]
+    reqs = _requests(system=LLAMA2_DEFAULT_SYSTEM_PROMPT)  # shared prefix through the adapter
     assert [c.text for c in _run(single, reqs)] == [c.text for c in _run(tuned, reqs)]
 
 
