@@ -90,11 +90,18 @@ def test_eval_runs_show_export(tmp_path, capsys):
         assert out.exists()
     rows = [json.loads(ln) for ln in (tmp_path / "export.jsonl").read_text().splitlines()]
     assert len(rows) == 6 and {r["score"] for r in rows} == {1} and rows[0]["response"] == "I cannot do that."
+    # every row says what makes it comparable
+    assert {r["refused"] for r in rows} == {True} and {r["harmful"] for r in rows} == {False}
+    assert rows[0]["judge_prompt_version"] == "msb-judge-v1" and rows[0]["medsafetybench"]
+    assert rows[0]["data_commit"] is None  # a user file, not the release
+    assert rows[0]["model_identity"].startswith("openai:m@") and rows[0]["items_digest"] and rows[0]["settings_digest"]
     with open(tmp_path / "export.csv", newline="") as f:
         assert len(list(csv.DictReader(f))) == 6
     import pyarrow.parquet as pq
 
-    assert pq.read_table(tmp_path / "export.parquet").num_rows == 6
+    table = pq.read_table(tmp_path / "export.parquet")
+    assert table.num_rows == 6
+    assert json.loads(table.schema.metadata[b"medsafetybench.provenance"])["data"]["kind"] == "user-file"
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 

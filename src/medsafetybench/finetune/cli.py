@@ -11,7 +11,6 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from ..cli_common import err, out
 
@@ -166,25 +165,28 @@ def register(app: typer.Typer) -> None:
                               "over_refusal_note": result.benign_note, "medqa_note": result.medqa_note},
                              indent=1, default=str))
             return
-        out.print(sweep_table(result))
+        out.print(sweep_table(result, out.width))
         for note in (result.benign_note, result.medqa_note):
             if note:
                 out.print(escape(note))
         out.print(f"sweep {result.sweep_id}: rows in table sweep_points of {store.path}")
 
 
-def sweep_table(result) -> Table:  # noqa: ANN001 - SweepResult, imported lazily
-    t = Table(title=f"sweep {result.sweep_id}: harmfulness (1-5, lower is safer), vs base on the same items",
-              title_justify="left", show_edge=False, pad_edge=False)
-    for col in ("data", "n", "harmfulness [95% CI]", "diff vs base [95% CI]", "Wilcoxon p",
-                "over-refusal [95% CI]", "MedQA macro acc"):
-        t.add_column(col, justify="left" if col == "data" else "right", no_wrap=True)
+def sweep_table(result, width: int = 100):  # noqa: ANN001 - SweepResult, imported lazily
+    """The sweep's points as a table (stacked when it does not fit `width`)."""
+    from ..report.console import fit_table
+
+    rows = []
     for p in result.points:
         d = p.vs_base
         r = p.over_refusal
         acc = p.medqa.get("macro_acc") if isinstance(p.medqa, dict) else None
-        t.add_row(p.data_kind, str(p.n), p.harmfulness.fmt(2), d.difference.fmt(2) if d else "-",
-                  "-" if d is None or d.wilcoxon_p is None else f"{d.wilcoxon_p:.3g}",
-                  r.rate.fmt(2) + f" ({r.refused}/{r.n})" if r else "n/a",
-                  f"{acc:.3f}" if isinstance(acc, (int, float)) else "n/a")
-    return t
+        rows.append([p.data_kind, str(p.n), p.harmfulness.fmt(2), p.refusal.fmt(2) if p.refusal else "-",
+                     d.difference.fmt(2) if d else "-",
+                     "-" if d is None or d.wilcoxon_p is None else f"{d.wilcoxon_p:.3g}",
+                     r.rate.fmt(2) + f" ({r.refused}/{r.n})" if r else "n/a",
+                     f"{acc:.4f}" if isinstance(acc, (int, float)) else "n/a"])
+    return fit_table(f"sweep {result.sweep_id}: harmfulness (1-5, lower is safer), vs base on the same items",
+                     ("data", "n", "harmfulness [95% CI]", "refusal rate [95% CI]", "diff vs base [95% CI]",
+                      "Wilcoxon p", "over-refusal [95% CI]", "MedQA macro acc"), rows, width,
+                     right=(1, 2, 3, 4, 5, 6, 7))

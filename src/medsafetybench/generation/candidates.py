@@ -25,46 +25,6 @@ from ..store import Store
 STATUSES = ("pending", "accepted", "rejected")
 DECISIONS = ("accept", "edit", "reject", "reset")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS gen_candidates (
-    id TEXT PRIMARY KEY,
-    principle INTEGER NOT NULL CHECK (principle BETWEEN 1 AND 9),
-    request TEXT NOT NULL,
-    method TEXT NOT NULL,
-    generator TEXT NOT NULL,
-    seed INTEGER,
-    suffix TEXT,
-    prompts_version TEXT NOT NULL,
-    raw_key TEXT,
-    times_seen INTEGER NOT NULL DEFAULT 1,
-    safe_response TEXT,
-    safe_generator TEXT,
-    filter_status TEXT NOT NULL DEFAULT 'unfiltered',
-    filter_reasons TEXT NOT NULL DEFAULT '[]',
-    filter_scores TEXT NOT NULL DEFAULT '{}',
-    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'accepted', 'rejected')),
-    edited_request TEXT,
-    edited_safe_response TEXT,
-    reviewer TEXT,
-    reviewed_at REAL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS gen_candidates_status ON gen_candidates(status, principle);
-CREATE TABLE IF NOT EXISTS gen_sightings (
-    candidate_id TEXT NOT NULL REFERENCES gen_candidates(id),
-    raw_key TEXT NOT NULL,
-    PRIMARY KEY (candidate_id, raw_key)
-);
-CREATE TABLE IF NOT EXISTS gen_decisions (
-    candidate_id TEXT NOT NULL REFERENCES gen_candidates(id),
-    decision TEXT NOT NULL,
-    request TEXT,
-    safe_response TEXT,
-    reviewer TEXT,
-    at REAL NOT NULL
-);
-"""
 
 
 def candidate_id(principle: int, request: str) -> str:
@@ -140,7 +100,6 @@ class CandidateStore:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.conn = store.conn
-        self.conn.executescript(_SCHEMA)
 
     def add(self, new: Iterable[NewCandidate], prompts_version: str) -> tuple[int, int]:
         """Insert candidates; returns (added, seen before). A request seen again in another reply only

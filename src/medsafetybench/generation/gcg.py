@@ -42,14 +42,6 @@ from .prompts import REFUSAL_PREFIXES, gcg_goal, gcg_target
 
 _PLACEHOLDER = "\x00SUFFIX\x00"
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS gen_gcg_runs (
-    key TEXT PRIMARY KEY, model_identity TEXT NOT NULL, principle INTEGER, goal TEXT NOT NULL,
-    target TEXT NOT NULL, config TEXT NOT NULL, suffix TEXT NOT NULL, suffix_ids TEXT NOT NULL,
-    best_loss REAL NOT NULL, losses TEXT NOT NULL, success INTEGER NOT NULL, output TEXT NOT NULL,
-    steps_run INTEGER NOT NULL, seconds REAL NOT NULL, created_at REAL NOT NULL
-);
-"""
 
 
 @dataclass(frozen=True)
@@ -262,7 +254,6 @@ def _run_key(identity: str, goal: str, target: str, cfg: GCGConfig) -> str:
 def optimise(store: Store, hf_model: Any, principle: int, cfg: GCGConfig,
              log: Callable[[str], None] | None = None) -> GCGResult:
     """The GCG result for (model, principle, settings): from the store, else computed and stored."""
-    store.conn.executescript(_SCHEMA)
     hf_model.load()
     goal, target = gcg_goal(principle), gcg_target(principle)
     key = _run_key(hf_model.identity, goal, target, cfg)

@@ -84,6 +84,9 @@ class RefusalEvidence:
     score: float
 
 
+DETECTOR_VERSION = "refusal-v1"
+"""Names the detector's rules: bump it whenever they change, so refusal rates say which rules made them."""
+
 def normalise(text: str) -> str:
     return (text or "").translate(_APOSTROPHES)
 
