@@ -156,6 +156,15 @@ def test_identity_tracks_weights_and_format(tiny_model_dir: Path, tmp_path: Path
     assert HFChatModel(copy).identity != first
 
 
+def test_identity_for_matches_the_loaded_model_without_loading(tiny_model_dir: Path, tiny_adapter_dir: Path) -> None:
+    for spec, options in [(f"hf:{tiny_model_dir}", {}), (f"hf:{tiny_model_dir}", {"prompt_format": "llama2"}),
+                          (f"hf:{tiny_model_dir}+{tiny_adapter_dir}", {"batch_size": 3})]:
+        expected = HFChatModel.identity_for(parse_spec(spec), **options)
+        assert expected == load_model(spec, **options).identity
+    with pytest.raises(UserError, match="does not exist"):
+        HFChatModel.identity_for(parse_spec("hf:/nonexistent/model"))
+
+
 def test_from_spec_loads_early_and_ignores_unknown_options(tiny_model_dir: Path) -> None:
     model = load_model(parse_spec(f"hf:{tiny_model_dir}"), prompt_format="raw", timeout=3, batch_size=2)
     assert model.model is not None and model.batch_size == 2

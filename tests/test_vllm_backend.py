@@ -64,6 +64,18 @@ def test_spec_takes_an_adapter() -> None:
     assert str(spec) == "vllm:/models/base+/adapters/safety"
 
 
+def test_identity_for_needs_no_vllm_and_differs_from_hf_only_in_prefix(tiny_model_dir: Path) -> None:
+    from medsafetybench.models.hf_backend import HFChatModel
+    from medsafetybench.models.vllm_backend import VLLMChatModel
+
+    spec = parse_spec(f"vllm:{tiny_model_dir}")
+    ident = VLLMChatModel.identity_for(spec, prompt_format="alpaca")
+    hf_ident = HFChatModel.identity_for(parse_spec(f"hf:{tiny_model_dir}"), prompt_format="alpaca")
+    assert ident == "vllm:" + hf_ident.removeprefix("hf:")
+    with pytest.raises(UserError, match="does not exist"):
+        VLLMChatModel.identity_for(parse_spec("vllm:/nonexistent/model"))
+
+
 @pytest.fixture(scope="module")
 def wide_model(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not HAVE_VLLM:
@@ -203,6 +215,9 @@ def test_identity_names_weights_adapter_and_format_apart_from_hf(wide_model: Pat
     assert _vllm(wide_model, prompt_format="llama2").identity != plain.identity
     req = ChatRequest.simple("hi")
     assert len({req.cache_key(m) for m in (plain.identity, lora.identity, hf_id)}) == 3
+    from medsafetybench.models.vllm_backend import VLLMChatModel
+
+    assert VLLMChatModel.identity_for(parse_spec(f"vllm:{wide_model}+{wide_adapter}")) == lora.identity
 
 
 @needs_vllm

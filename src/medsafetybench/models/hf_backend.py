@@ -130,6 +130,14 @@ class _Source:
             return "hub"
 
 
+def local_identity(backend: str, source: _Source, adapter: _Source | None, prompt_format: str) -> str:
+    """`BACKEND:PATH[+ADAPTER]|fmt=FORMAT|w=FINGERPRINT[.ADAPTER_FINGERPRINT]`: a local model's identity."""
+    name, w = source.ref, source.fingerprint()
+    if adapter is not None:
+        name, w = f"{name}+{adapter.ref}", f"{w}.{adapter.fingerprint()}"
+    return f"{backend}:{name}|fmt={prompt_format}|w={w}"
+
+
 class HFChatModel:
     """A transformers causal LM behind the `ChatModel` interface (see module docstring)."""
 
@@ -163,13 +171,15 @@ class HFChatModel:
     @property
     def identity(self) -> str:
         if self._identity is None:
-            w = self.source.fingerprint()
-            name = self.source.ref
-            if self.adapter is not None:
-                name += "+" + self.adapter.ref
-                w += "." + self.adapter.fingerprint()
-            self._identity = f"hf:{name}|fmt={self.prompt_format}|w={w}"
+            self._identity = local_identity("hf", self.source, self.adapter, self.prompt_format)
         return self._identity
+
+    @classmethod
+    def identity_for(cls, spec: ModelSpec, **options: Any) -> str:
+        """What `load_model(spec, **options).identity` would be, without loading any weights."""
+        adapter = _Source.resolve(spec.adapter, "adapter path") if spec.adapter else None
+        return local_identity("hf", _Source.resolve(spec.name, "model path"), adapter,
+                              check_format(options.get("prompt_format") or "chat"))
 
     def load(self) -> None:
         """Load tokenizer, model and adapter (idempotent); failures become UserErrors."""

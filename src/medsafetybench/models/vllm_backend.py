@@ -47,7 +47,7 @@ from typing import Any, ClassVar
 from ..errors import MissingExtra, UserError
 from .base import ChatRequest, Completion, GenerationConfig, ResultCallback, Usage
 from .formats import check_format, encode_prompt, render_prompt
-from .hf_backend import _Source
+from .hf_backend import _Source, local_identity
 from .spec import ModelSpec
 
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the max_lora_rank values vLLM accepts
@@ -222,6 +222,7 @@ def _adapter_rank(adapter: Path | None, name: str) -> int:
 class VLLMChatModel:
     """A vLLM engine behind the `ChatModel` interface (see module docstring)."""
 
+    stream_slice = 1024  # requests per generate call from the streaming stages: the engine batches them all
     OPTIONS: ClassVar[frozenset[str]] = frozenset({
         "prompt_format", "tensor_parallel_size", "dtype", "gpu_memory_utilization", "max_model_len",
         "enforce_eager", "kv_cache_memory_bytes"})
@@ -240,10 +241,7 @@ class VLLMChatModel:
             enforce_eager=enforce_eager, kv_cache_memory_bytes=kv_cache_memory_bytes)
         self.tokenizer, self.eos_ids = self._load_tokenizer()
         render_prompt(self.prompt_format, ChatRequest.simple("ping").messages, self.tokenizer)  # fail early
-        name, w = self.source.ref, self.source.fingerprint()
-        if self.adapter is not None:
-            name, w = f"{name}+{self.adapter.ref}", f"{w}.{self.adapter.fingerprint()}"
-        self.identity = f"vllm:{name}|fmt={self.prompt_format}|w={w}"
+        self.identity = local_identity("vllm", self.source, self.adapter, self.prompt_format)
 
     @classmethod
     def check(cls, path: str | Path, adapter: str | Path | None = None, *, prompt_format: str = "chat",
@@ -264,6 +262,13 @@ class VLLMChatModel:
         if ad.local is None:
             raise UserError(f"adapter '{adapter}' is not a local folder: vllm: serves adapters from disk")
         return source, ad, _adapter_rank(ad.local, str(adapter))
+
+    @classmethod
+    def identity_for(cls, spec: ModelSpec, **options: Any) -> str:
+        """What `load_model(spec, **options).identity` would be, without vLLM, tokenizer or engine."""
+        adapter = _Source.resolve(spec.adapter, "adapter path") if spec.adapter else None
+        return local_identity("vllm", _Source.resolve(spec.name, "model path"), adapter,
+                              check_format(options.get("prompt_format") or "chat"))
 
     @classmethod
     def validate(cls, spec: ModelSpec, **options: Any) -> None:
