@@ -165,6 +165,16 @@ def test_identity_for_matches_the_loaded_model_without_loading(tiny_model_dir: P
         HFChatModel.identity_for(parse_spec("hf:/nonexistent/model"))
 
 
+def test_validate_checks_paths_and_options_without_loading(tiny_model_dir: Path) -> None:
+    HFChatModel.validate(parse_spec(f"hf:{tiny_model_dir}"), prompt_format="llama2", batch_size=2)
+    for spec, options, message in [("hf:/nonexistent/model", {}, "does not exist"),
+                                   (f"hf:{tiny_model_dir}+/nonexistent/adapter", {}, "adapter path"),
+                                   (f"hf:{tiny_model_dir}", {"prompt_format": "nope"}, "unknown prompt format"),
+                                   (f"hf:{tiny_model_dir}", {"batch_size": 0}, "--batch-size")]:
+        with pytest.raises(UserError, match=message):
+            HFChatModel.validate(parse_spec(spec), **options)
+
+
 def test_from_spec_loads_early_and_ignores_unknown_options(tiny_model_dir: Path) -> None:
     model = load_model(parse_spec(f"hf:{tiny_model_dir}"), prompt_format="raw", timeout=3, batch_size=2)
     assert model.model is not None and model.batch_size == 2

@@ -175,6 +175,17 @@ class HFChatModel:
         return self._identity
 
     @classmethod
+    def validate(cls, spec: ModelSpec, **options: Any) -> None:
+        """Cheap checks before a store is opened (nothing is loaded): the model and adapter paths
+        exist (or are hub ids), the prompt format and batch size are valid. Raises UserError."""
+        check_format(options.get("prompt_format") or "chat")
+        if options.get("batch_size") is not None and options["batch_size"] < 1:
+            raise UserError(f"--batch-size must be at least 1 (got {options['batch_size']})")
+        _Source.resolve(spec.name, "model path")
+        if spec.adapter:
+            _Source.resolve(spec.adapter, "adapter path")
+
+    @classmethod
     def identity_for(cls, spec: ModelSpec, **options: Any) -> str:
         """What `load_model(spec, **options).identity` would be, without loading any weights."""
         adapter = _Source.resolve(spec.adapter, "adapter path") if spec.adapter else None

@@ -16,17 +16,18 @@ batch it ran in (vLLM seeds each request), unlike `hf:`.
 The engine starts on the first `generate` that has work (or on `start()`), never for a call whose
 responses were all cached, and at most once per process for the same weights and engine settings:
 engines live in a process-wide table until the process ends, so a second model object on the same
-weights (e.g. the model under test and a judge) reuses the first one's engine and its memory. The
-engine steps in a worker thread; `on_result` fires on the event-loop thread as each request finishes.
+weights (e.g. the model under test and a judge) reuses the first one's engine and its memory. All
+work on an engine runs on one thread of its own; `on_result` fires on the event-loop thread as each
+request finishes. A one-token probe at start turns a model the engine cannot serve into a UserError.
 
 `identity` is `vllm:PATH[+ADAPTER]|fmt=FORMAT|w=FINGERPRINT`: the weights fingerprint and prompt
 format, as for `hf:`, with its own prefix, so `hf:` and `vllm:` responses never share cache entries
 (their kernels differ, and on GPUs in bf16 greedy outputs can differ between them).
 
-vLLM is an optional extra imported only when an engine is built; its own INFO logging is turned down
-to warnings unless `VLLM_LOGGING_LEVEL` is set. On vLLM's CPU build the KV cache gets 4 GiB unless
-`VLLM_CPU_KVCACHE_SPACE` or `kv_cache_memory_bytes` says otherwise (vLLM's CPU default would take 90%
-of the machine's memory).
+vLLM is an optional extra imported only when an engine is built; its logging is turned down to
+errors, on stderr, unless `VLLM_LOGGING_LEVEL` / `VLLM_LOGGING_STREAM` say otherwise. On vLLM's CPU
+build the KV cache gets 4 GiB unless `VLLM_CPU_KVCACHE_SPACE` or `kv_cache_memory_bytes` says otherwise
+(vLLM's CPU default would take 90% of the machine's memory); see `_cpu_defaults` for the rest.
 """
 
 from __future__ import annotations
