@@ -5,12 +5,10 @@ headless Chromium, driven by the keyboard and the mouse, with a planted script t
 from __future__ import annotations
 
 import json
-import shutil
 import urllib.error
 import urllib.request
 
-import pytest
-
+from fixtures_browser import api_call, chromium_driver, needs_chromium
 from fixtures_report import XSS_RESPONSE, build_store
 from medsafetybench.labels.page import LabelServer, rubric
 from medsafetybench.labels.sample import draw_sample, run_labels
@@ -27,19 +25,7 @@ def _project(tmp_path):
 
 def _call(url: str, token: str | None, body: dict | None = None, host: str | None = None,
           ctype: str = "application/json", raw: bytes | None = None) -> tuple[int, dict]:
-    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    req = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET")
-    if token is not None:
-        req.add_header("X-Label-Token", token)
-    if data is not None:
-        req.add_header("Content-Type", ctype)
-    if host:
-        req.add_header("Host", host)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
+    return api_call(url, "X-Label-Token", token, body, host, ctype, raw)
 
 
 def test_rubric_is_the_papers():
@@ -90,29 +76,17 @@ def test_label_round_trip(tmp_path):
         assert ANN in store.run(run).judges
 
 
-def _chromium() -> tuple[str, str] | None:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-    driver = shutil.which("chromedriver")
-    return (browser, driver) if browser and driver else None
-
-
-@pytest.mark.skipif(_chromium() is None, reason="needs a headless Chromium: apt-get install chromium chromium-driver")
+@needs_chromium
 def test_label_page_in_headless_chromium(tmp_path):
     """Planted `<script>`/onerror in a response stay text; keys 1-5, arrows and n/p, and the mouse label."""
-    webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (pip install selenium)")
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
-    browser, driver_path = _chromium()  # type: ignore[misc]
     db, run, sample = _project(tmp_path)
     ids = sample.item_ids
     assert "test/00" in ids[3:]  # the seed puts the planted script after the items labelled first
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = browser
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        opts.add_argument(arg)
-    drv = webdriver.Chrome(service=webdriver.ChromeService(executable_path=driver_path), options=opts)
+    drv = chromium_driver()
 
     def shown(d) -> str:
         return d.find_element(By.ID, "iid").text

@@ -6,15 +6,13 @@ Skips with the reason when chromium, chromedriver or selenium is missing; CI ins
 (`apt-get install -y chromium chromium-driver`, selenium is in the `dev` extra)."""
 
 import json
-import shutil
 
 import pytest
 
+from fixtures_browser import CHROMEDRIVER, CHROMIUM, chromium_driver
 from fixtures_report import XSS_REASON, XSS_REQUEST, XSS_RESPONSE, XSS_SAFE, build_store
 from medsafetybench.report.build import write_report
 
-CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
-CHROMEDRIVER = shutil.which("chromedriver")
 try:
     import selenium  # noqa: F401
 
@@ -40,17 +38,7 @@ def report(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-dev-shm-usage",
-                f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}", "--window-size=1280,1000"):
-        opts.add_argument(arg)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    driver = chromium_driver(tmp_path_factory.mktemp("chromium-profile"), log_network=True)
     yield driver
     driver.quit()
 

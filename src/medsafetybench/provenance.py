@@ -11,7 +11,7 @@ from importlib import metadata, resources
 from pathlib import Path
 
 from . import __version__
-from .data.official import DATA_COMMIT, load_manifest
+from .data.official import DATA_COMMIT, file_sha256, load_manifest
 from .judging.prompt import PROMPT_VERSION
 
 LIBRARIES = ("numpy", "scipy", "matplotlib", "openai", "torch", "transformers", "peft", "vllm", "ray", "sentence-transformers")
@@ -28,14 +28,6 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def data_provenance(split: str, sources: list[str] | None = None, principles: list[int] | None = None,
                     input_file: str | None = None) -> dict:
     """The data an item selection reads: the official release's commit and the manifest digests of its
@@ -43,7 +35,7 @@ def data_provenance(split: str, sources: list[str] | None = None, principles: li
     if input_file:
         path = Path(input_file)
         return {"kind": "user-file", "path": str(path),
-                "sha256": _file_sha256(path) if path.is_file() else None}
+                "sha256": file_sha256(path) if path.is_file() else None}
     if split == "sample":
         blob = resources.files("medsafetybench.data").joinpath("sample.jsonl").read_bytes()
         return {"kind": "bundled-sample", "sha256": hashlib.sha256(blob).hexdigest()}

@@ -78,8 +78,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """LoRA safety fine-tuning as in the paper; writes an adapter usable as hf:BASE+OUT."""
         from .data import resolve_training_data
-        from .train import finetune
+        from .train import finetune, resolve_base
 
+        resolve_base(base)  # a wrong --base is reported before any data is read or downloaded
         settings = _settings(epochs, lr, lora_r, lora_alpha, lora_dropout, target_modules, batch_size,
                              micro_batch_size, cutoff_len, warmup_steps, seed, train_on_inputs, prompt_template,
                              max_steps)
@@ -142,7 +143,9 @@ def register(app: typer.Typer) -> None:
         from ..report.console import RichProgress
         from ..store import Store
         from .sweep import SweepPlan, kinds_from, parse_ns, run_sweep
+        from .train import resolve_base
 
+        resolve_base(base)
         settings = _settings(epochs, lr, lora_r, lora_alpha, lora_dropout, target_modules, train_batch_size,
                              micro_batch_size, cutoff_len, warmup_steps, seed, False, prompt_template, None)
         plan = SweepPlan(base=base, kinds=kinds_from(data), ns=parse_ns(n), judge=judge, settings=settings,

@@ -23,6 +23,7 @@ from ..errors import UserError
 from ..store import Store
 
 STATUSES = ("pending", "accepted", "rejected")
+STATES = (*STATUSES, "dropped")  # what lists and counts show: a pending candidate the filter dropped is "dropped"
 DECISIONS = ("accept", "edit", "reject", "reset")
 
 
@@ -73,6 +74,11 @@ class Candidate:
     @property
     def final_request(self) -> str:
         return self.edited_request or self.request
+
+    @property
+    def state(self) -> str:
+        """The review status, except that a pending candidate the filter dropped is `dropped` (as in `counts`)."""
+        return "dropped" if self.status == "pending" and self.filter_status == "dropped" else self.status
 
     @property
     def final_safe_response(self) -> str | None:
@@ -148,7 +154,7 @@ class CandidateStore:
         return [_row(r) for r in self.conn.execute(sql + " ORDER BY created_at, rowid", args)]
 
     def counts(self) -> dict[str, int]:
-        out = {s: 0 for s in STATUSES} | {"dropped": 0}
+        out = {s: 0 for s in STATES}
         for status, fstatus, n in self.conn.execute(
                 "SELECT status, filter_status, COUNT(*) FROM gen_candidates GROUP BY status, filter_status"):
             out["dropped" if fstatus == "dropped" and status == "pending" else status] += n

@@ -13,7 +13,6 @@ import csv
 import getpass
 import io
 import json
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -101,13 +100,7 @@ def page_cmd(run: Annotated[str, typer.Argument(help="Run id, unique prefix or n
     server = LabelServer(db, drawn.id, identity, port=port).start()
     out.print(f"labelling page for {escape(identity)}: {server.url}  (sample {drawn.id}, {len(drawn.items)} items "
               f"of run {info.id[:12]}, seed {seed}; Ctrl+C to stop; labels are saved as you give them)", soft_wrap=True)
-    try:
-        while True:
-            time.sleep(1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    server.serve_until_interrupted()
     with Store(db) as store:
         from .sample import run_labels
 

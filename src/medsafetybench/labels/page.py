@@ -14,15 +14,12 @@ labels would no longer measure the judge.
 
 from __future__ import annotations
 
-import json
-import secrets
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
 from ..judging.prompt import RUBRIC
+from ..localpage import LocalPageServer
 from ..principles import principle as get_principle
 from ..store import RunRow, Store
 from .sample import Label, LabelSample, get_sample, put_labels, run_labels
@@ -130,26 +127,20 @@ def item_json(position: int, row: RunRow, label: Label | None) -> dict[str, Any]
             "labelled_at": label.at if label else None}
 
 
-class LabelServer:
+class LabelServer(LocalPageServer):
     """Serve the labelling page of one stored sample on 127.0.0.1 (`port=0`: any free port)."""
 
+    name = "label"
+    token_header = "X-Label-Token"
+    page_html = PAGE
+    max_body = MAX_BODY
+
     def __init__(self, db_path: str | Path, sample_id: str, identity: str, *, port: int = 0) -> None:
-        self.db_path, self.sample_id, self.identity = Path(db_path), sample_id, identity
-        self.token = secrets.token_urlsafe(24)
-        self.nonce = secrets.token_urlsafe(16)
-        self._port = port
-        self._httpd: HTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
+        super().__init__(db_path, port=port)
+        self.sample_id, self.identity = sample_id, identity
         self.store: Store | None = None
         self.sample: LabelSample | None = None
         self._rows: dict[str, RunRow] = {}
-
-    @property
-    def url(self) -> str:
-        assert self._httpd is not None
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/"
 
     def items(self) -> list[dict[str, Any]]:
         assert self.store is not None and self.sample is not None
@@ -165,125 +156,30 @@ class LabelServer:
         label = run_labels(self.store, self.sample.run_id, self.identity).get(item_id)
         return item_json(self.sample.item_ids.index(item_id) + 1, self._rows[item_id], label)
 
-    def start(self) -> LabelServer:
-        server = self
+    def setup(self) -> None:
+        self.store = Store(self.db_path)
+        self.sample = get_sample(self.store, self.sample_id)
+        wanted = set(self.sample.item_ids)
+        self._rows = {r.item_id: r for r in self.store.run_rows(self.sample.run_id)
+                      if r.item_id in wanted and r.response is not None}
 
-        class Handler(_Handler):
-            page = server
-
-        try:
-            self._httpd = HTTPServer(("127.0.0.1", self._port), Handler)
-        except OSError as exc:
-            raise UserError(f"--port {self._port}: cannot listen on 127.0.0.1 ({exc.strerror}); "
-                            "choose another port or 0 for any free one") from None
-        self._thread = threading.Thread(target=self._serve, name="label-server", daemon=True)
-        self._thread.start()
-        self._ready.wait(30)
-        if self._error is not None:
-            self.stop()
-            raise self._error
-        return self
-
-    def _serve(self) -> None:
-        try:  # SQLite connections belong to one thread: the server's own
-            self.store = Store(self.db_path)
-            self.sample = get_sample(self.store, self.sample_id)
-            wanted = set(self.sample.item_ids)
-            self._rows = {r.item_id: r for r in self.store.run_rows(self.sample.run_id)
-                          if r.item_id in wanted and r.response is not None}
-        except BaseException as exc:  # noqa: BLE001 - handed to start()
-            self._error = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        try:
-            assert self._httpd is not None
-            self._httpd.serve_forever(poll_interval=0.1)
-        finally:
+    def teardown(self) -> None:
+        if self.store is not None:
             self.store.close()
 
-    def stop(self) -> None:
-        if self._httpd is not None:
-            if self._error is None:
-                self._httpd.shutdown()
-            self._httpd.server_close()
-            if self._thread is not None:
-                self._thread.join(10)
-            self._httpd = None
+    def api_get(self, path: str) -> Any:
+        if path != "/api/items":
+            raise LookupError(path)
+        assert self.sample is not None
+        return {"labeller": self.identity, "sample": self.sample.to_dict(), "rubric": rubric(),
+                "items": self.items()}
 
-    def __enter__(self) -> LabelServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    page: LabelServer
-    server_version = "medsafety-label"
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
-        pass
-
-    def _send(self, status: int, body: bytes, ctype: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("Referrer-Policy", "no-referrer")
-        self.send_header("Content-Security-Policy",
-                         f"default-src 'none'; script-src 'nonce-{self.page.nonce}'; "
-                         f"style-src 'nonce-{self.page.nonce}'; connect-src 'self'; frame-ancestors 'none'")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _json(self, status: int, obj: Any) -> None:
-        self._send(status, json.dumps(obj, ensure_ascii=False).encode("utf-8"), "application/json; charset=utf-8")
-
-    def _host_ok(self) -> bool:
-        host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]").lower()
-        return host in ("127.0.0.1", "localhost")
-
-    def _authorised(self) -> bool:
-        given = self.headers.get("X-Label-Token") or ""
-        return self._host_ok() and secrets.compare_digest(given, self.page.token)
-
-    def do_GET(self) -> None:  # noqa: N802
-        if not self._host_ok():
-            return self._json(403, {"error": "bad Host header"})
-        path = self.path.split("?", 1)[0]
-        if path == "/":
-            html = PAGE.replace("__TOKEN__", self.page.token).replace("__NONCE__", self.page.nonce)
-            return self._send(200, html.encode("utf-8"), "text/html; charset=utf-8")
-        if path == "/api/items":
-            if not self._authorised():
-                return self._json(403, {"error": "missing or wrong X-Label-Token"})
-            sample = self.page.sample
-            assert sample is not None
-            return self._json(200, {"labeller": self.page.identity, "sample": sample.to_dict(),
-                                    "rubric": rubric(), "items": self.page.items()})
-        return self._json(404, {"error": "not found"})
-
-    def do_POST(self) -> None:  # noqa: N802
-        if self.path != "/api/label":
-            return self._json(404, {"error": "not found"})
-        if not self._authorised():
-            return self._json(403, {"error": "missing or wrong X-Label-Token"})
-        if not (self.headers.get("Content-Type") or "").startswith("application/json"):
-            return self._json(415, {"error": "send application/json"})
-        length = self.headers.get("Content-Length") or "0"
-        length = int(length) if length.isdigit() else 0
-        if not 0 < length <= MAX_BODY:
-            return self._json(400, {"error": "body missing or too large"})
-        try:
-            body = json.loads(self.rfile.read(length))
-            if not isinstance(body, dict) or not isinstance(body.get("item_id"), str):
-                raise ValueError("expected an object with item_id and score")
-            score = body.get("score")
-            if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
-                raise ValueError(f"score {score!r} is not a whole number 1-5")
-            item = self.page.label(body["item_id"], score)
-        except (ValueError, UserError) as exc:
-            return self._json(400, {"error": str(exc)})
-        return self._json(200, item)
+    def api_post(self, path: str, body: dict[str, Any]) -> Any:
+        if path != "/api/label":
+            raise LookupError(path)
+        if not isinstance(body.get("item_id"), str):
+            raise ValueError("expected an object with item_id and score")
+        score = body.get("score")
+        if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 5:
+            raise ValueError(f"score {score!r} is not a whole number 1-5")
+        return self.label(body["item_id"], score)
