@@ -78,7 +78,7 @@ BAD = [
     (GOOD.replace('name = "mini"', 'name = "mini study"'), ":2: study name 'mini study'"),
     (GOOD.replace("[[models]]\nname = \"a\"", "[[models]]\nnom = \"a\""), ":22: unknown key 'nom' in [[models]] #1"),
     (GOOD.replace('group = "general"', 'group = "general"\nprompt_format = "llama2"'),
-     ":25: model 'a': prompt_format applies to local models"),
+     ":25: model 'a': --prompt-format applies to local models"),
     ("[study]\nname = 'x'\n[[models]]\nname = 'a'\nspec = 'openai:m'\n", ":1: missing [[judges]]"),
     ("[study]\nname = 'x'\n[[judges]]\nspec = 'offline'\n[[models]]\nname = 'a'\nspec = 'openai:m'\n[study]\n",
      "not valid TOML: Cannot declare ('study',) twice (at line 8"),
@@ -118,3 +118,45 @@ def test_shipped_studies_are_valid() -> None:
     for f in files:
         study = load_study(f)
         assert study.models and study.judges
+
+
+PAPER = """\
+[study]
+name = "p"
+[[judges]]
+spec = "offline"
+[settings]
+{settings}
+[[models]]
+name = "mistral"
+spec = "hf:mistralai/Mistral-7B-v0.3"
+prompt_format = "paper"
+[[models]]
+name = "gpt"
+spec = "openai:gpt-4o-mini"
+prompt_format = "paper"
+"""
+
+
+@pytest.mark.parametrize(("settings", "mistral_system"), [
+    ("", "Always assist with care, respect, and truth."),
+    ('system_prompt = "default"', "Always assist with care, respect, and truth."),
+    ('system_prompt = "llama2-default"', "You are a helpful, respectful and honest assistant."),
+    ('system_prompt = "none"', None),
+])
+def test_paper_format_brings_the_familys_system_text_by_default(tmp_path: Path, settings: str,
+                                                                mistral_system: str | None) -> None:
+    from medsafetybench.principles import LLAMA2_DEFAULT_SYSTEM_PROMPT
+
+    s = load_study(_write(tmp_path, PAPER.format(settings=settings)))
+    mistral, gpt = s.models
+    got = mistral.settings.system_prompt
+    assert (got is None) if mistral_system is None else got.startswith(mistral_system)
+    if mistral_system is not None:  # GPT under `paper`: the Llama-2 system prompt, as exp01 sent it
+        assert gpt.settings.system_prompt == LLAMA2_DEFAULT_SYSTEM_PROMPT
+
+
+def test_paper_format_of_an_unknown_family_names_the_line(tmp_path: Path) -> None:
+    text = PAPER.format(settings="").replace("mistralai/Mistral-7B-v0.3", "org/some-model")
+    with pytest.raises(UserError, match=r":10: model 'mistral': --prompt-format paper: cannot tell the model family"):
+        load_study(_write(tmp_path, text))

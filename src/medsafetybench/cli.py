@@ -49,8 +49,8 @@ def eval_cmd(
     tensor_parallel_size: Annotated[int, typer.Option(min=1, help="GPUs to shard a vllm: model across (one node).")] = 1,
     timeout: Annotated[float, typer.Option(min=0.1, help="Per-request timeout in seconds for HTTP backends.")] = 120.0,
     max_new_tokens: Annotated[int, typer.Option(min=1, help="New tokens per response (paper: 512).")] = 512,
-    system_prompt: Annotated[str | None, typer.Option(help="System prompt (default: the Llama-2 default system prompt, as in the paper; 'none' for none).")] = None,
-    prompt_format: Annotated[str, typer.Option(help="Prompt format for local models: chat (tokenizer template), llama2, mistral, vicuna, medalpaca, med42, alpaca, raw.")] = "chat",
+    system_prompt: Annotated[str | None, typer.Option(help="System prompt (default: the Llama-2 default system prompt, as in the paper; with a paper-* format, the system text the paper used for that family; 'none' for none).")] = None,
+    prompt_format: Annotated[str, typer.Option(help="Prompt format for local models: chat (tokenizer template); paper (the paper's exact prompt for the model's family, or name one: paper-llama2, paper-mistral, paper-vicuna, paper-medalpaca, paper-med42, paper-pythia); or a family's own chat format (not the paper's): llama2, mistral, vicuna, medalpaca, med42, alpaca, raw.")] = "chat",
     retry_unscored: Annotated[bool, typer.Option(help="Ask the judge again for judgements stored as unscored.")] = False,
     fail_above: FailAboveOpt = None,
     as_json: JsonOpt = False,
@@ -58,6 +58,7 @@ def eval_cmd(
     """Evaluate one or more models on MedSafetyBench: respond, judge, summarise. Every call is cached in the
     store; re-running the same command makes no model calls, and an interrupted run resumes. Exit status: 0 ok,
     1 requests failed (re-run to retry), 2 usage error, 3 --fail-above exceeded, 4 nothing could be scored."""
+    from .models.formats import resolve_spec_format
     from .principles import parse_principles
     from .study.spec import Study, StudyJudge, StudyModel, _check_name
     from .tasks import ItemSelection, settings_from
@@ -74,14 +75,14 @@ def eval_cmd(
     models = []
     for k, m in enumerate(model):
         spec = parse_spec(m)
-        if spec.backend == "openai" and prompt_format != "chat":
-            raise UserError("--prompt-format applies to local models (hf:, vllm:); openai: endpoints apply their own "
-                            "chat template")
+        fmt = resolve_spec_format(spec, prompt_format)  # `paper`: the family's paper-* format (openai: as given)
+        if prompt_format == "paper" and fmt != prompt_format:
+            err.print(f"note: --prompt-format paper: using {fmt} for {escape(spec.name)}", soft_wrap=True)
         model_name = names[k] if k < len(names) else None
         if model_name is not None:
             _check_name(model_name, [x.name for x in models], "model", 0, fail)
         models.append(StudyModel(model_name or str(spec), str(spec), prompt_format,
-                                 settings=settings_from(system_prompt, max_new_tokens),
+                                 settings=settings_from(system_prompt, max_new_tokens, fmt),
                                  options={"concurrency": concurrency, "timeout": timeout, "batch_size": batch_size,
                                           "tensor_parallel_size": tensor_parallel_size}))
     if len({m.spec for m in models}) != len(models):

@@ -17,6 +17,7 @@ from .data import load_items
 from .data.schema import Item
 from .errors import UserError
 from .models.base import GenerationConfig
+from .models.paper_formats import paper_system_prompt
 from .pipeline import EvalSettings
 from .principles import LLAMA2_DEFAULT_SYSTEM_PROMPT
 
@@ -105,11 +106,12 @@ def get_task(name: str) -> SafetyTask:
         raise UserError(f"task '{name}' is unknown; use one of {', '.join(TASKS)}") from None
 
 
-def settings_from(system_prompt: str | None, max_new_tokens: int = 512) -> EvalSettings:
-    """Settings from what a user types: no system prompt given -> the Llama-2 default (as in the paper);
+def settings_from(system_prompt: str | None, max_new_tokens: int = 512, prompt_format: str | None = None) -> EvalSettings:
+    """Settings from what a user types: no system prompt given -> the system text the paper used with
+    `prompt_format` when it is a (resolved) paper-* format, else the Llama-2 default (as in the paper);
     `none` or empty -> no system prompt."""
     if system_prompt is None:
-        system_prompt = LLAMA2_DEFAULT_SYSTEM_PROMPT
+        system_prompt = paper_system_prompt(prompt_format or "") or LLAMA2_DEFAULT_SYSTEM_PROMPT
     elif system_prompt.strip().lower() in ("", "none"):
         system_prompt = None
     return EvalSettings(system_prompt=system_prompt, generation=GenerationConfig(max_new_tokens=max_new_tokens))

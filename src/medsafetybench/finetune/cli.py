@@ -67,11 +67,12 @@ def register(app: typer.Typer) -> None:
         batch_size: Annotated[int, Opt(help="Examples per optimizer step (paper: 128).")] = 128,
         micro_batch_size: Annotated[int, Opt(help="Examples per forward pass (paper: 4).")] = 4,
         cutoff_len: Annotated[int, Opt(help="Maximum tokens per example (paper: 256).")] = 256,
-        warmup_steps: Annotated[int, Opt(help="Linear warm-up steps (alpaca-lora: 100).")] = 100,
+        warmup_steps: Annotated[int, Opt(help="Linear warm-up steps (paper: 10).")] = 10,
         max_steps: Annotated[int | None, Opt(help="Stop after this many optimizer steps.")] = None,
         seed: Annotated[int, Opt(help="Seed for sampling data and training.")] = 0,
         merge: Annotated[bool, Opt("--merge", help="Also write the merged model to OUT/merged.")] = False,
-        train_on_inputs: Annotated[bool, Opt("--train-on-inputs", help="Train on prompt tokens too (default: mask them).")] = False,
+        train_on_inputs: Annotated[bool, Opt("--train-on-inputs/--no-train-on-inputs", help="Loss on the prompt tokens too (paper: yes); --no-train-on-inputs masks them.")] = True,
+        precision: Annotated[str, Opt(help="On CUDA: paper (fp16-loaded weights held in fp32, fp16 autocast, as the official script) or bf16 (half the memory). CPU trains in fp32.")] = "paper",
         prompt_template: Annotated[str, Opt(help="alpaca (paper) or chat (the tokenizer's chat template).")] = "alpaca",
         resume: Annotated[bool, Opt("--resume", help="Continue an interrupted run from its last checkpoint.")] = False,
         as_json: Annotated[bool, Opt("--json", help="Print the manifest as JSON.")] = False,
@@ -89,7 +90,7 @@ def register(app: typer.Typer) -> None:
         progress = None if as_json else RichTrainProgress(err, f"{td.kind} n={td.n}")
         try:
             result = finetune(base, td, target, settings, merge=merge, resume=resume, data_dir=data_dir,
-                              progress=progress)
+                              progress=progress, precision=precision)
         except KeyboardInterrupt:
             err.print("interrupted: re-run the same command with --resume to continue from the last checkpoint")
             raise typer.Exit(130) from None
@@ -104,8 +105,9 @@ def register(app: typer.Typer) -> None:
                   soft_wrap=True)
         if m.get("merged"):
             out.print(f"merged model: {escape(m['merged'])}", soft_wrap=True)
-        out.print(f"use it as: {escape(m['model_spec'])}  (with --prompt-format {m['hyperparameters']['prompt_template']})",
-                  soft_wrap=True)
+        out.print(f"use it as: {escape(m['model_spec'])}  (--prompt-format paper asks it as the paper asked its "
+                  f"fine-tuned models, in the base family's format; --prompt-format "
+                  f"{m['hyperparameters']['prompt_template']} is the training template)", soft_wrap=True)
 
     @app.command("sweep")
     def sweep_cmd(
@@ -132,7 +134,8 @@ def register(app: typer.Typer) -> None:
         train_batch_size: Annotated[int, Opt(help="Training batch (paper: 128).")] = 128,
         micro_batch_size: Annotated[int, Opt(help="Training micro-batch (paper: 4).")] = 4,
         cutoff_len: Annotated[int, Opt(help="Maximum tokens per training example.")] = 256,
-        warmup_steps: Annotated[int, Opt(help="Warm-up steps (alpaca-lora: 100).")] = 100,
+        warmup_steps: Annotated[int, Opt(help="Warm-up steps (paper: 10).")] = 10,
+        train_on_inputs: Annotated[bool, Opt("--train-on-inputs/--no-train-on-inputs", help="Loss on the prompt tokens too (paper: yes).")] = True,
         seed: Annotated[int, Opt(help="Seed.")] = 0,
         prompt_template: Annotated[str, Opt(help="alpaca or chat: for training and for evaluating every point.")] = "alpaca",
         as_json: Annotated[bool, Opt("--json", help="Print the points as JSON.")] = False,
@@ -147,7 +150,7 @@ def register(app: typer.Typer) -> None:
 
         resolve_base(base)
         settings = _settings(epochs, lr, lora_r, lora_alpha, lora_dropout, target_modules, train_batch_size,
-                             micro_batch_size, cutoff_len, warmup_steps, seed, False, prompt_template, None)
+                             micro_batch_size, cutoff_len, warmup_steps, seed, train_on_inputs, prompt_template, None)
         plan = SweepPlan(base=base, kinds=kinds_from(data), ns=parse_ns(n), judge=judge, settings=settings,
                          limit=limit, max_new_tokens=max_new_tokens, batch_size=batch_size,
                          data_dir=str(data_dir) if data_dir else None, benign_file=str(benign) if benign else None,

@@ -39,7 +39,7 @@ CountOpt = Annotated[int, typer.Option("--count", "-k", min=1, help="Requests as
 CallsOpt = Annotated[int, typer.Option("--calls", min=1, help="Calls to make (call i is seeded i when sampling).")]
 TempOpt = Annotated[float, typer.Option("--temperature", min=0.0, help="Sampling temperature (0 = greedy).")]
 MaxTokOpt = Annotated[int, typer.Option("--max-new-tokens", min=1, help="New tokens per reply.")]
-FormatOpt = Annotated[str, typer.Option("--prompt-format", help="Prompt format for local models (chat, llama2, ...).")]
+FormatOpt = Annotated[str, typer.Option("--prompt-format", help="Prompt format for local models (chat, paper, paper-llama2, ..., llama2, ...; see medsafety eval --help).")]
 VersionOpt = Annotated[str, typer.Option("--prompts-version", help="Texts to use: msb-gen-v2 (the official code's) or msb-gen-v1.")]
 GoalSetOpt = Annotated[str | None, typer.Option("--goal-set", help="Official goals: prompts, tutorial or plain (v2).")]
 GoalsOpt = Annotated[Path | None, typer.Option("--goals", help="A goals file (.jsonl or .csv with goal, target); row i is for principle i (v2).")]

@@ -17,7 +17,8 @@ derived from the mask; tests pin it on the tiny model, with and without a shared
 adapter). On GPUs, bf16 kernels may pick different reduction orders for different batch shapes, so
 rare ties can still flip there.
 
-`identity` names the weights, not just the path: `hf:PATH[+ADAPTER]|fmt=FORMAT|w=FINGERPRINT`, where
+`identity` names the weights, not just the path: `hf:PATH[+ADAPTER]|fmt=FORMAT|w=FINGERPRINT` (FORMAT
+resolved: `paper` becomes the family's `paper-*`), where
 the fingerprint hashes config/tokenizer files and the names, sizes, first and last MiB of every
 weight file, so rebuilt weights never hit stale cache entries.
 """
@@ -36,7 +37,7 @@ from typing import Any
 
 from ..errors import MissingExtra, UserError
 from .base import ChatRequest, Completion, GenerationConfig, ResultCallback, Usage
-from .formats import check_format, encode_prompt, render_prompt
+from .formats import check_format, decode_reply, encode_prompt, finish_reply, render_prompt, resolve_format
 from .spec import ModelSpec
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
@@ -150,6 +151,7 @@ class HFChatModel:
         self.prompt_format = check_format(prompt_format)
         self.source = _Source.resolve(str(path), "model path")
         self.adapter = _Source.resolve(str(adapter), "adapter path") if adapter else None
+        self.prompt_format = resolve_format(self.prompt_format, self.source.ref, self.source.local)
         self.batch_size = batch_size
         self.max_batch = batch_size  # lowered for the rest of the run after an out-of-memory
         self._static_ok = True
@@ -188,9 +190,10 @@ class HFChatModel:
     @classmethod
     def identity_for(cls, spec: ModelSpec, **options: Any) -> str:
         """What `load_model(spec, **options).identity` would be, without loading any weights."""
+        source = _Source.resolve(spec.name, "model path")
         adapter = _Source.resolve(spec.adapter, "adapter path") if spec.adapter else None
-        return local_identity("hf", _Source.resolve(spec.name, "model path"), adapter,
-                              check_format(options.get("prompt_format") or "chat"))
+        fmt = resolve_format(options.get("prompt_format") or "chat", source.ref, source.local)
+        return local_identity("hf", source, adapter, fmt)
 
     def load(self) -> None:
         """Load tokenizer, model and adapter (idempotent); failures become UserErrors."""
@@ -233,14 +236,18 @@ class HFChatModel:
         # fail early (e.g. no chat template) rather than in the middle of a run
         self._prompt_ids(ChatRequest.simple("ping"))
 
+    def _prompt_text(self, request: ChatRequest) -> str:
+        return render_prompt(self.prompt_format, request.messages, self.tokenizer)
+
     def _prompt_ids(self, request: ChatRequest) -> list[int]:
-        return encode_prompt(self.tokenizer, render_prompt(self.prompt_format, request.messages, self.tokenizer))
+        return encode_prompt(self.tokenizer, self._prompt_text(request), self.prompt_format)
 
     async def generate(self, requests: Sequence[ChatRequest],
                        on_result: ResultCallback | None = None) -> list[Completion]:
         if self.model is None:
             await asyncio.to_thread(self.load)
-        prompts = [self._prompt_ids(r) for r in requests]
+        texts = [self._prompt_text(r) for r in requests]
+        prompts = [encode_prompt(self.tokenizer, t, self.prompt_format) for t in texts]
         results: list[Completion | None] = [None] * len(requests)
         for batch in self._plan(requests, prompts):
             config = requests[batch[0]].config
@@ -248,6 +255,7 @@ class HFChatModel:
                 part, batch = batch[:self.max_batch], batch[self.max_batch:]
                 outs = await asyncio.to_thread(self._generate_safely, [prompts[i] for i in part], config)
                 for i, completion in zip(part, outs, strict=True):
+                    completion.text = finish_reply(self.prompt_format, texts[i], completion.text)
                     results[i] = completion
                     if on_result is not None:
                         on_result(i, completion)
@@ -327,7 +335,7 @@ class HFChatModel:
         for p, row in zip(prompts, out[:, width:].tolist(), strict=True):
             stop = next((k for k, t in enumerate(row) if t in eos), None)
             new = row if stop is None else row[: stop + 1]
-            text = tok.decode(new, skip_special_tokens=True)
+            text = decode_reply(self.prompt_format, tok, p, new)
             completions.append(Completion(text=text, usage=Usage(len(p), len(new)),
                                           finish_reason="length" if stop is None else "stop"))
         return completions

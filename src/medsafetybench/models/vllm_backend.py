@@ -47,7 +47,7 @@ from typing import Any, ClassVar
 
 from ..errors import MissingExtra, UserError
 from .base import ChatRequest, Completion, GenerationConfig, ResultCallback, Usage
-from .formats import check_format, encode_prompt, render_prompt
+from .formats import check_format, decode_reply, encode_prompt, finish_reply, render_prompt, resolve_format
 from .hf_backend import _Source, local_identity
 from .spec import ModelSpec
 
@@ -234,7 +234,7 @@ class VLLMChatModel:
                  kv_cache_memory_bytes: int | None = None) -> None:
         self.source, self.adapter, rank = self.check(path, adapter, prompt_format=prompt_format,
                                                      tensor_parallel_size=tensor_parallel_size)
-        self.prompt_format = prompt_format
+        self.prompt_format = resolve_format(prompt_format, self.source.ref, self.source.local)
         self.settings = EngineSettings(
             model=self.source.ref, tensor_parallel_size=tensor_parallel_size, dtype=dtype,
             gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
@@ -267,9 +267,10 @@ class VLLMChatModel:
     @classmethod
     def identity_for(cls, spec: ModelSpec, **options: Any) -> str:
         """What `load_model(spec, **options).identity` would be, without vLLM, tokenizer or engine."""
+        source = _Source.resolve(spec.name, "model path")
         adapter = _Source.resolve(spec.adapter, "adapter path") if spec.adapter else None
-        return local_identity("vllm", _Source.resolve(spec.name, "model path"), adapter,
-                              check_format(options.get("prompt_format") or "chat"))
+        fmt = resolve_format(options.get("prompt_format") or "chat", source.ref, source.local)
+        return local_identity("vllm", source, adapter, fmt)
 
     @classmethod
     def validate(cls, spec: ModelSpec, **options: Any) -> None:
@@ -330,8 +331,8 @@ class VLLMChatModel:
 
     async def generate(self, requests: Sequence[ChatRequest],
                        on_result: ResultCallback | None = None) -> list[Completion]:
-        prompts = [encode_prompt(self.tokenizer, render_prompt(self.prompt_format, r.messages, self.tokenizer))
-                   for r in requests]
+        texts = [render_prompt(self.prompt_format, r.messages, self.tokenizer) for r in requests]
+        prompts = [encode_prompt(self.tokenizer, t, self.prompt_format) for t in texts]
         results: list[Completion | None] = [None] * len(requests)
         if not requests:
             return []
@@ -348,13 +349,13 @@ class VLLMChatModel:
 
         engine = _engine_for(self.settings)
         try:
-            await asyncio.wrap_future(engine.submit(self._run, engine, requests, prompts, emit, stop))
+            await asyncio.wrap_future(engine.submit(self._run, engine, requests, prompts, texts, emit, stop))
         except asyncio.CancelledError:
             stop.set()  # the worker aborts the engine's requests at its next step
             raise
         return [r for r in results if r is not None]
 
-    def _run(self, engine: _Engine, requests: Sequence[ChatRequest], prompts: list[list[int]],
+    def _run(self, engine: _Engine, requests: Sequence[ChatRequest], prompts: list[list[int]], texts: list[str],
              emit: Callable[[int, Completion], None], stop: threading.Event) -> None:
         """Engine thread: add the requests to the engine and step it until they are all finished."""
         core = engine.build().llm_engine
@@ -383,17 +384,18 @@ class VLLMChatModel:
             while index and core.has_unfinished_requests() and not stop.is_set():
                 for out in core.step():
                     if out.finished and out.request_id in index:
-                        emit(index.pop(out.request_id), self._completion(out))
+                        i = index.pop(out.request_id)
+                        emit(i, self._completion(out, prompts[i], texts[i]))
         finally:
             if index:  # cancelled or failed: leave nothing of ours in the engine
                 core.abort_request(list(index))
 
-    def _completion(self, out: Any) -> Completion:
+    def _completion(self, out: Any, prompt: list[int], text: str) -> Completion:
+        """The reply as `hf:` makes it: decoded by our tokenizer, with the paper formats' cut."""
         gen = out.outputs[0]
         ids = list(gen.token_ids)
-        return Completion(text=self.tokenizer.decode(ids, skip_special_tokens=True),
-                          usage=Usage(len(out.prompt_token_ids or ()), len(ids)),
-                          finish_reason=gen.finish_reason)
+        reply = finish_reply(self.prompt_format, text, decode_reply(self.prompt_format, self.tokenizer, prompt, ids))
+        return Completion(text=reply, usage=Usage(len(prompt), len(ids)), finish_reason=gen.finish_reason)
 
     async def aclose(self) -> None:
         """Nothing to release here: the engine stays in the process table for the next model object

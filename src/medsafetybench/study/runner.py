@@ -157,10 +157,12 @@ def _identity(m: StudyModel) -> str:
         from ..models.hf_backend import HFChatModel
 
         return HFChatModel(spec.name, spec.adapter, prompt_format=m.prompt_format).identity
+    from ..models.formats import resolve_format
     from ..models.hf_backend import _Source  # vllm: names weights as hf: does (see vllm_backend)
 
-    return f"vllm:{_Source.resolve(spec.name, 'model path').ref}|fmt={m.prompt_format}|w=" + \
-        _Source.resolve(spec.name, "model path").fingerprint()
+    source = _Source.resolve(spec.name, "model path")
+    fmt = resolve_format(m.prompt_format, source.ref, source.local)  # `paper` -> paper-*, as the backend does
+    return f"vllm:{source.ref}|fmt={fmt}|w={source.fingerprint()}"
 
 
 def _judge_identity(j: StudyJudge) -> str:

@@ -17,7 +17,8 @@
 
     [settings]                          # for every model unless a model overrides them
     max_new_tokens = 512
-    system_prompt = "llama2-default"    # or "none", or the text itself
+    system_prompt = "default"           # the format's: paper-* formats the family's text the paper used,
+                                        # others Llama-2's default; or "llama2-default", "none", the text
 
     [[judges]]                          # one or more; the first is the primary judge
     name = "gpt35"
@@ -46,7 +47,10 @@ from typing import Any
 import tomllib
 
 from ..errors import UserError
+from ..models.formats import resolve_spec_format
+from ..models.spec import parse_spec
 from ..pipeline import EvalSettings
+from ..principles import LLAMA2_DEFAULT_SYSTEM_PROMPT
 from ..tasks import ItemSelection, settings_from
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -215,13 +219,14 @@ def parse_study(raw: dict, path: Path, lines: _Lines | None = None) -> Study:
         _check_name(m["name"], [x.name for x in models], "model", lines.of("models", i, "name"), fail)
         _check_spec(m["spec"], lines.of("models", i, "spec"), fail)
         fmt = m.get("prompt_format", "chat")
-        if m["spec"].startswith("openai:") and fmt != "chat":
-            raise fail(lines.of("models", i, "prompt_format"), f"model '{m['name']}': prompt_format applies to "
-                       "local models (hf:, vllm:); openai: endpoints apply their own chat template")
+        try:  # `paper` resolved as the backend will (name or folder), for the family's system text
+            resolved = resolve_spec_format(parse_spec(m["spec"]), fmt)
+        except UserError as exc:
+            raise fail(lines.of("models", i, "prompt_format"), f"model '{m['name']}': {exc}") from None
         for key in ("max_new_tokens", "batch_size", "concurrency", "tensor_parallel_size", "replicas"):
             if key in m and m[key] < 1:
                 raise fail(lines.of("models", i, key), f"'{key}' of model '{m['name']}' must be at least 1")
-        settings = _settings({**base, **{k: m[k] for k in ("max_new_tokens", "system_prompt") if k in m}})
+        settings = _settings({**base, **{k: m[k] for k in ("max_new_tokens", "system_prompt") if k in m}}, resolved)
         models.append(StudyModel(m["name"], m["spec"], fmt, m.get("group"), settings,
                                  {k: m[k] for k in _OPTION_KEYS if k in m}))
     return Study(name, path, items, tuple(judges), tuple(models), study.get("description", ""), engine)
@@ -241,11 +246,15 @@ def expand_spec(spec: str) -> str:
     return f"{backend}:{rest}"
 
 
-def _settings(d: dict) -> EvalSettings:
+def _settings(d: dict, prompt_format: str | None = None) -> EvalSettings:
+    """`system_prompt`: absent or "default" -> the format's default (`tasks.settings_from`);
+    "llama2-default" -> Llama-2's default system prompt whatever the format."""
     prompt = d.get("system_prompt")
-    if prompt is not None and prompt.strip().lower() in ("llama2-default", "default"):
+    if prompt is not None and prompt.strip().lower() == "default":
         prompt = None
-    return settings_from(prompt, d.get("max_new_tokens", 512))
+    elif prompt is not None and prompt.strip().lower() == "llama2-default":
+        prompt = LLAMA2_DEFAULT_SYSTEM_PROMPT
+    return settings_from(prompt, d.get("max_new_tokens", 512), prompt_format)
 
 
 def _items(d: dict, path: Path, lines: _Lines, fail: Any) -> ItemSelection:
