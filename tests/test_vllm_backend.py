@@ -124,9 +124,11 @@ def test_greedy_outputs_equal_hf(wide_model: Path, torch_one_thread: None) -> No
     assert [c.text for c in got] == [c.text for c in ref]
     assert [(c.usage, c.finish_reason) for c in got] == [(c.usage, c.finish_reason) for c in ref]
     assert {c.finish_reason for c in got} == {"stop", "length"}  # both endings are exercised
-    # another prompt format on the same weights: same engine, same agreement
-    assert ([c.text for c in _run(_vllm(wide_model, prompt_format="alpaca"), reqs[:6])]
-            == [c.text for c in _run(_hf(wide_model, prompt_format="alpaca"), reqs[:6])])
+    # other prompt formats on the same weights (the paper's: its tokenisation and response cut): same
+    # engine, same agreement
+    for fmt in ("alpaca", "paper-llama2"):
+        assert ([c.text for c in _run(_vllm(wide_model, prompt_format=fmt), reqs[:6])]
+                == [c.text for c in _run(_hf(wide_model, prompt_format=fmt), reqs[:6])])
 
 
 @needs_vllm
