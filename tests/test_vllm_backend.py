@@ -51,11 +51,11 @@ def _run(model, requests):
     return asyncio.run(model.generate(requests))
 
 
-def test_missing_vllm_is_a_clear_error() -> None:
+def test_missing_vllm_is_a_clear_error(tmp_path: Path) -> None:
     if HAVE_VLLM:
         pytest.skip("vllm is installed here")
     with pytest.raises(MissingExtra, match=r"medsafetybench\[vllm\]"):
-        load_model("vllm:/some/model")
+        load_model(f"vllm:{tmp_path}")  # an existing folder: the missing package is the first problem
 
 
 def test_spec_takes_an_adapter() -> None:

@@ -254,15 +254,15 @@ class VLLMChatModel:
         engine): vLLM is installed, the model and adapter folders exist, the adapter's rank is
         servable, the options are sane. Raises UserError (MissingExtra without vLLM); returns
         (model source, adapter source or None, adapter rank or None)."""
-        if importlib.util.find_spec("vllm") is None:
-            raise MissingExtra("vllm", "vllm", "The vllm: model backend")
         if tensor_parallel_size < 1:
             raise UserError(f"--tensor-parallel-size must be at least 1 (got {tensor_parallel_size})")
         check_format(prompt_format)
         source = _Source.resolve(str(path), "model path")
-        if adapter is None:
+        ad = _Source.resolve(str(adapter), "adapter path") if adapter is not None else None
+        if importlib.util.find_spec("vllm") is None:
+            raise MissingExtra("vllm", "vllm", "The vllm: model backend")
+        if ad is None:
             return source, None, None
-        ad = _Source.resolve(str(adapter), "adapter path")
         if ad.local is None:
             raise UserError(f"adapter '{adapter}' is not a local folder: vllm: serves adapters from disk")
         return source, ad, _adapter_rank(ad.local, str(adapter))
