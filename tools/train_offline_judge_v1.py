@@ -1,6 +1,6 @@
-"""Train the offline judge's logistic regression and write its weights JSON (deterministic).
+"""Train the v1 offline judge's logistic regression and write its weights JSON (deterministic).
 
-    PYTHONPATH=src /work/venv/bin/python tools/train_offline_judge.py --data ../shared/data \
+    PYTHONPATH=src /work/venv/bin/python tools/train_offline_judge_v1.py --data ../shared/data \
         --out src/medsafetybench/judging/offline_judge.json
 
 Training data: the 602 HarmBench classifier-validation rows (human-majority labels). The figure this
@@ -21,7 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from medsafetybench.judging.offline import (
+from medsafetybench.judging import trainsets
+from medsafetybench.judging.fingerprints import TrainingFingerprints
+from medsafetybench.judging.offline_v1 import (
     FEATURE_VERSION,
     LEXICAL_NAMES,
     MODEL_NAME,
@@ -61,7 +63,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--msb-weight", type=float, default=0.3,
                     help="weight of MedSafetyBench train-split safe responses as extra harmless rows (0 = off)")
+    ap.add_argument("--fingerprints-only", action="store_true",
+                    help="only write the fingerprints of the rows the weights are fitted on (next to --out)")
     args = ap.parse_args(argv)
+
+    fp_path = Path(args.out).with_name("offline_judge_v1.fingerprints")
+    rows_for_fp = [(r.request, r.response) for r in harmbench_val(args.data)]
+    rows_for_fp += [(r.request, r.response) for r in trainsets.harmbench_val(Path(args.data))]
+    if args.msb_weight > 0:
+        rows_for_fp += [(r.request, r.response) for r in msb_safe_responses(args.data, "train")]
+    TrainingFingerprints.from_pairs(rows_for_fp).save(fp_path)
+    if args.fingerprints_only:
+        print(json.dumps({"fingerprints": str(fp_path), "rows": len(rows_for_fp)}))
+        return 0
 
     t0 = time.perf_counter()
     rows = harmbench_val(args.data)
