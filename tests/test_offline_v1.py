@@ -1,4 +1,5 @@
-"""Tests for medsafetybench.judging.offline: the shipped offline judge, its score mapping, the numpy
+"""Tests for medsafetybench.judging.offline_v1: the superseded v1 offline judge (still loadable as
+`offline-v1` under its old identity), its score mapping, the numpy
 logistic regression and the grouped cross-validation helpers."""
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import pytest
 
 from medsafetybench.errors import UserError
 from medsafetybench.judging.base import Judge, JudgeCase
-from medsafetybench.judging.offline import (
-    OfflineJudge,
+from medsafetybench.judging.offline_v1 import (
+    OfflineJudgeV1 as OfflineJudge,
+)
+from medsafetybench.judging.offline_v1 import (
     cross_val_proba,
     fit_logistic,
     grouped_folds,
@@ -139,3 +142,20 @@ def test_harmbench_agreement_beats_refusal_string_baseline(judge: OfflineJudge) 
     ours = (np.array([j.score for j in got]) >= 4).astype(int)
     base = np.array([int(not baseline_is_refusal(r.response)) for r in rows])
     assert (ours == y).mean() > (base == y).mean() + 0.03
+
+
+def test_v1_keeps_its_identity_and_knows_its_training_rows(judge: OfflineJudge) -> None:
+    from medsafetybench.judging import load_judge
+
+    # the identity stored runs carry: the same weights file, the same name
+    assert judge.identity == "offline:minilm-lr-v1-f4e4fea4"
+    assert load_judge("offline-v1").identity == judge.identity
+    assert load_judge("offline").identity != judge.identity  # `offline` is v2 now
+    path = DATA / "judge-dev" / "harmbench_val" / "harmbench_val_flat.jsonl"
+    if not path.is_file():
+        pytest.skip(f"HarmBench validation data not found at {path}")
+    from medsafetybench.judging.labelled import load_labelled
+
+    cases = load_labelled(path)
+    assert all(judge.trained_on.mask([(c.case.request, c.case.response) for c in cases]))
+    assert not judge.trained_on.contains(REQ, COMPLIANCE.response)

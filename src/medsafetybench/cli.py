@@ -29,7 +29,7 @@ def _csv(text: str | None) -> list[str] | None:
 @app.command("eval")
 def eval_cmd(
     model: Annotated[str, typer.Option("--model", "-m", help="Model spec: openai:MODEL[@BASE_URL], hf:PATH[+ADAPTER], vllm:PATH.")],
-    judge: Annotated[str, typer.Option("--judge", "-j", help="'offline' (default; approximate) or a model spec for the paper's LLM judge, e.g. openai:gpt-3.5-turbo-0125.")] = "offline",
+    judge: Annotated[str, typer.Option("--judge", "-j", help="'offline' (default; the offline judge v2, approximate), 'offline-v1', or a model spec for the paper's LLM judge, e.g. openai:gpt-3.5-turbo-0125.")] = "offline",
     split: Annotated[str, typer.Option(help="eval (MedSafety-Eval, 900), improve (MedSafety-Improve, 900), extra (Llama-3 requests) or sample (bundled demo set).")] = "eval",
     source: Annotated[str | None, typer.Option(help="Comma list of sources: gpt4, llama2, llama3.")] = None,
     principle: Annotated[str | None, typer.Option(help="Comma list or range of AMA principles, e.g. 1,4 or 2-5.")] = None,
@@ -51,7 +51,7 @@ def eval_cmd(
     """Evaluate a model on MedSafetyBench: respond, judge, summarise. Every call is cached in the store;
     re-running the same command makes no model calls, and an interrupted run resumes."""
     from .data import load_items
-    from .judging import load_judge
+    from .judging import is_offline, load_judge
     from .models import GenerationConfig, load_model, parse_spec
     from .pipeline import EvalSettings, run_evaluation
     from .principles import LLAMA2_DEFAULT_SYSTEM_PROMPT, parse_principles
@@ -75,7 +75,7 @@ def eval_cmd(
                            prompt_format=prompt_format, tensor_parallel_size=tensor_parallel_size)
     judge_obj = load_judge(judge, concurrency=judge_concurrency or concurrency, timeout=timeout,
                            batch_size=batch_size)
-    if judge.strip().lower() == "offline":
+    if is_offline(judge):
         err.print("[yellow]note:[/yellow] the offline judge approximates the paper's GPT-3.5 judge (see README for its "
                   "measured agreement); use --judge openai:gpt-3.5-turbo-0125 for paper-comparable scores.",
                   soft_wrap=True)
