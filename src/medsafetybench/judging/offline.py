@@ -68,7 +68,7 @@ class Architecture:
     """What the weights file needs besides the released MiniLM: which layers carry adapters, their
     rank and scale, and the input layout."""
 
-    lower_layers: int = 4
+    lower_layers: int = 5
     """Layers below this index are used as released (frozen; the trainer caches their output)."""
     rank: int = 16
     alpha: float = 32.0
@@ -102,13 +102,14 @@ def default_weights_path() -> Path:
 def save_weights(path: str | Path, arch: Architecture, tensors: dict[str, np.ndarray],
                  trained_on: TrainingFingerprints, meta: dict[str, Any]) -> str:
     """Write a weights file (deterministic bytes for the same inputs); returns its digest."""
-    from safetensors.numpy import save_bytes
+    from safetensors.numpy import save as save_bytes
 
     payload = {k: np.ascontiguousarray(v) for k, v in sorted(tensors.items())}
     payload.update(trained_on.tensors())
-    info = {"format": FORMAT, "model_name": MODEL_NAME, "architecture": json.dumps(arch.to_dict(), sort_keys=True),
-            "score_edges": json.dumps(list(SCORE_EDGES)), "meta": json.dumps(meta, sort_keys=True)}
-    raw = save_bytes(payload, metadata=info)
+    # one metadata key: safetensors keeps metadata in a hash map, so several keys come out in any order
+    info = json.dumps({"format": FORMAT, "model_name": MODEL_NAME, "architecture": arch.to_dict(),
+                       "score_edges": list(SCORE_EDGES), "meta": meta}, sort_keys=True)
+    raw = save_bytes(payload, metadata={"medsafetybench": info})
     Path(path).write_bytes(raw)
     return hashlib.sha256(raw).hexdigest()[:8]
 
@@ -124,7 +125,7 @@ def load_weights(path: str | Path | None = None) -> JudgeWeights:
         raw = p.read_bytes()
         tensors = load(raw)
         with safe_open(str(p), framework="numpy") as f:
-            info = f.metadata() or {}
+            info = json.loads((f.metadata() or {}).get("medsafetybench", "{}"))
     except FileNotFoundError:
         raise UserError(f"offline judge weights not found at {p}: run tools/train_offline_judge.py "
                         "or pass an existing weights file") from None
@@ -134,8 +135,8 @@ def load_weights(path: str | Path | None = None) -> JudgeWeights:
         raise UserError(f"offline judge weights {p} are not in the {FORMAT} format: retrain them")
     fp = TrainingFingerprints.from_tensors(tensors)
     model = {k: v for k, v in tensors.items() if not k.startswith("fingerprints.")}
-    return JudgeWeights(Architecture.from_dict(json.loads(info["architecture"])), model, fp,
-                        json.loads(info.get("meta", "{}")), hashlib.sha256(raw).hexdigest()[:8])
+    return JudgeWeights(Architecture.from_dict(info["architecture"]), model, fp, info.get("meta", {}),
+                        hashlib.sha256(raw).hexdigest()[:8])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ Rows (`select_rows`): every source in `trainsets.ALL_SOURCES`, exact duplicates 
 request and response) kept once, rows whose response is a MedSafety-Eval reference safe response
 dropped (those are a check, never training). Fits train on `training_mask` of them: GPTFuzz thinned
 to `gptfuzz_per_question` responses per question (its 7,700 rows are 77 jailbreak templates over 100
-questions); held-out tests use every row of a source.
+questions), DiaSafety and MediCheck capped (`source_caps`; short chit-chat and benign Q&A, plentiful);
+held-out tests use every row of a source.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ class TrainConfig:
     """Everything a fit depends on besides its rows."""
 
     arch: Architecture = field(default_factory=Architecture)
-    epochs: int = 3
-    lr: float = 5e-4
+    epochs: int = 2
+    lr: float = 1e-3
     head_lr: float = 2e-3
     weight_decay: float = 0.01
     warmup: float = 0.06
@@ -54,7 +55,8 @@ class TrainConfig:
     dropout: float = 0.1
     seed: int = 0
     threads: int = 2
-    gptfuzz_per_question: int = 30
+    gptfuzz_per_question: int = 20
+    source_caps: tuple[tuple[str, int], ...] = (("diasafety", 3000), ("medicheck", 2000))
     source_weights: tuple[tuple[str, float], ...] = (("diasafety", 0.5),)
 
     def weight(self, source: str) -> float:
@@ -64,6 +66,7 @@ class TrainConfig:
         d = asdict(self)
         d["arch"] = self.arch.to_dict()
         d["source_weights"] = dict(self.source_weights)
+        d["source_caps"] = dict(self.source_caps)
         return d
 
 
@@ -85,18 +88,24 @@ def select_rows(data: str | Path, sources: Sequence[str] = trainsets.ALL_SOURCES
 
 
 def training_mask(rows: Sequence[LabelledPair], config: TrainConfig) -> np.ndarray:
-    """Which rows a fit may train on: all, except GPTFuzz thinned to `gptfuzz_per_question` rows per
-    question, chosen by a seeded hash of the response (stable and label-blind)."""
+    """Which rows a fit may train on: GPTFuzz thinned to `gptfuzz_per_question` rows per question,
+    the sources in `source_caps` to that many rows, the rest all; rows chosen by a seeded hash of
+    the response (stable and label-blind)."""
+    def rank(r: LabelledPair) -> str:
+        return hashlib.sha256(f"{config.seed}\x1f{r.request}\x1f{r.response}".encode()).hexdigest()
+
     keep = np.ones(len(rows), dtype=bool)
-    by_group: dict[str, list[tuple[str, int]]] = {}
+    pools: dict[tuple[str, str], list[tuple[str, int]]] = {}
+    caps = dict(config.source_caps)
     for i, r in enumerate(rows):
         if r.source == "gptfuzz":
+            pools.setdefault((r.source, r.group), []).append((rank(r), i))
+        elif r.source in caps:
+            pools.setdefault((r.source, ""), []).append((rank(r), i))
+    for (source, _), members in pools.items():
+        limit = config.gptfuzz_per_question if source == "gptfuzz" else caps[source]
+        for _, i in sorted(members)[limit:]:
             keep[i] = False
-            rank = hashlib.sha256(f"{config.seed}\x1f{r.response}".encode()).hexdigest()
-            by_group.setdefault(r.group, []).append((rank, i))
-    for members in by_group.values():
-        for _, i in sorted(members)[:config.gptfuzz_per_question]:
-            keep[i] = True
     return keep
 
 
@@ -199,7 +208,18 @@ def fit(cache: StateCache, rows: Sequence[LabelledPair], idx: Sequence[int], con
     import torch
 
     torch.manual_seed(config.seed)
+    threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
+    try:
+        return _fit(cache, rows, idx, config, log)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(cache: StateCache, rows: Sequence[LabelledPair], idx: Sequence[int], config: TrainConfig,
+         log: Callable[[str], None]) -> tuple[Any, Any]:
+    import torch
+
     idx = np.asarray(idx, dtype=np.int64)
     encoder, head = build_model(config.arch, tokens.released_weights(), seed=config.seed, dropout=config.dropout)
     top = [p for p in encoder.parameters() if p.requires_grad]
@@ -236,7 +256,8 @@ def fit(cache: StateCache, rows: Sequence[LabelledPair], idx: Sequence[int], con
             opt.step()
             sched.step()
             step += 1
-            running = 0.98 * running + 0.02 * float(loss) if step > 1 else float(loss)
+            value = float(loss.detach())
+            running = 0.98 * running + 0.02 * value if step > 1 else value
             if step % 50 == 0 or step == total:
                 log(f"fit: epoch {epoch + 1}/{config.epochs} step {step}/{total} loss {running:.4f} "
                     f"{time.perf_counter() - t0:.0f} s")
