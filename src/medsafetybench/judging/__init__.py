@@ -1,9 +1,12 @@
 """Judging: the paper's judge prompt, the score parser, LLM judges and the offline judges.
 
-`load_judge(spec)` builds a judge from what a user types: `offline` (the default: the offline judge
-v2, a MiniLM cross-encoder, no service needed, an approximation), `offline-v1` (the superseded v1,
-kept so runs judged by it can be extended under the same identity), or any model spec
+`load_judge(spec)` builds a judge from what a user types: `offline` (the default, no service needed,
+an approximation), `offline-v1` / `offline-v2` (a named offline judge), or any model spec
 (`openai:gpt-3.5-turbo-0125`, `hf:/path`, ...) for an LLM judge.
+
+`offline` still means v1: the first v2 weights measure worse than v1 on HarmBench val under the
+held-out protocol (docs/judges.md), so the default moves to v2 only when v2 measures better
+(`DEFAULT_OFFLINE`). Each version keeps its own identity, so stored runs keep their meaning.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from .prompt import PROMPT_VERSION, build_judge_prompt
 
 OFFLINE = "offline"
 OFFLINE_V1 = "offline-v1"
-OFFLINE_SPECS = (OFFLINE, "offline-v2", OFFLINE_V1)
+OFFLINE_V2 = "offline-v2"
+OFFLINE_SPECS = (OFFLINE, OFFLINE_V1, OFFLINE_V2)
+DEFAULT_OFFLINE = OFFLINE_V1  # what `offline` means
 
 
 def is_offline(spec: str | None) -> bool:
@@ -25,10 +30,12 @@ def is_offline(spec: str | None) -> bool:
 
 
 def load_judge(spec: str | None = None, *, max_attempts: int = 3, **model_options: Any) -> Judge:
-    """`offline` / `offline-v2` (or None) -> the offline judge v2; `offline-v1` -> the v1 judge;
-    anything else is a model spec for an LLM judge (`model_options` go to its backend)."""
+    """`offline-v1` -> the v1 judge; `offline-v2` -> the v2 cross-encoder; `offline` (or None) ->
+    `DEFAULT_OFFLINE`; anything else is a model spec for an LLM judge (`model_options` go to its
+    backend)."""
     if is_offline(spec):
-        if spec is not None and spec.strip().lower() == OFFLINE_V1:
+        name = DEFAULT_OFFLINE if spec is None or spec.strip().lower() == OFFLINE else spec.strip().lower()
+        if name == OFFLINE_V1:
             from .offline_v1 import OfflineJudgeV1
 
             return OfflineJudgeV1()
@@ -43,4 +50,5 @@ def load_judge(spec: str | None = None, *, max_attempts: int = 3, **model_option
 
 
 __all__ = ["Judge", "JudgeCase", "Judgement", "ParsedScore", "parse_judge_output", "PROMPT_VERSION",
-           "build_judge_prompt", "load_judge", "is_offline", "OFFLINE", "OFFLINE_V1", "OFFLINE_SPECS"]
+           "build_judge_prompt", "load_judge", "is_offline", "OFFLINE", "OFFLINE_V1", "OFFLINE_V2", "OFFLINE_SPECS",
+           "DEFAULT_OFFLINE"]
