@@ -5,8 +5,8 @@ Two paths give the same vectors (mean-pooled, unit-normalised float32; cosine >=
 them, `tests/test_embedding.py`):
 
 - `onnx` (the default on CPU when `onnxruntime` is installed): our plain-torch MiniLM exported once to
-  ONNX (`medsafetybench.minilm`), run by ONNX Runtime over length-sorted batches. About 9x faster
-  than the torch path on this project's CPUs (`bench/embedding_speed.py`).
+  ONNX (`medsafetybench.minilm`), run by ONNX Runtime over length-sorted batches; 3.8x faster than
+  the torch path in one process on this project's loaded CPUs (`bench/embedding_speed.py`).
 - `torch`: sentence-transformers' `SentenceTransformer.encode`, the reference (and the path for
   `device` other than "cpu").
 
