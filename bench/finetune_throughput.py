@@ -1,7 +1,8 @@
 """Training throughput and peak memory: our fine-tuning (`finetune.finetune`: Trainer, checkpoints for
-resume, manifest) against a plain re-implementation of the original alpaca-lora settings (a minimal
-torch loop: same peft LoRA config, same tokenised examples, batch / micro-batch / cutoff, AdamW with
-linear schedule) on the same data and the same tiny model.
+resume, manifest) against a plain re-implementation of the official script's settings (a minimal
+torch loop: same peft LoRA config, same tokenised examples, the same optimizer-step plan
+(`finetune.schedule.step_plan`) with each micro-batch's mean loss / accumulation, pad 0 on the left
+to a multiple of 8, AdamW with linear schedule) on the same data and the same tiny model.
 
 Ours runs twice: as shipped (a resumable checkpoint every tenth of the run) and with
 `save_steps=0` (no intermediate checkpoints), which separates the Trainer's cost from checkpointing's.
@@ -65,6 +66,7 @@ def run_plain(args: dict, q: mp.Queue) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from medsafetybench.finetune import resolve_training_data
+    from medsafetybench.finetune.schedule import step_plan
     from medsafetybench.finetune.train import build_examples
 
     s = _settings(args)
@@ -75,33 +77,29 @@ def run_plain(args: dict, q: mp.Queue) -> None:
                                              target_modules=list(s.target_modules), bias="none",
                                              task_type="CAUSAL_LM"))
     examples, _ = build_examples(resolve_training_data("med", args["n"], data_dir=args["data"]).records, tok, s)
-    steps = -(-len(examples) // s.batch_size) * int(s.epochs)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=s.lr)
+    plan = step_plan(len(examples), s.micro_batch_size, s.grad_accum, s.epochs, s.seed)
+    steps = len(plan)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=s.lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 1 - k / steps)
-    pad = tok.pad_token_id
+    pad = 0
     model.train()
     tokens, done, last_loss, t0 = 0, 0, float("nan"), time.perf_counter()
-    g = torch.Generator().manual_seed(0)
-    for _ in range(int(s.epochs)):
-        order = torch.randperm(len(examples), generator=g).tolist()
-        for start in range(0, len(order), s.batch_size):
-            batch = [examples[i] for i in order[start:start + s.batch_size]]
-            n_tok = sum(len(e["input_ids"]) for e in batch)
-            for m0 in range(0, len(batch), s.micro_batch_size):
-                micro = batch[m0:m0 + s.micro_batch_size]
-                width = -(-max(len(e["input_ids"]) for e in micro) // 8) * 8
-                ids = torch.tensor([e["input_ids"] + [pad] * (width - len(e["input_ids"])) for e in micro])
-                mask = torch.tensor([[1] * len(e["input_ids"]) + [0] * (width - len(e["input_ids"])) for e in micro])
-                labels = torch.tensor([e["labels"] + [-100] * (width - len(e["labels"])) for e in micro])
-                out = model(input_ids=ids, attention_mask=mask, labels=labels, use_cache=False)
-                (out.loss * len(micro) / len(batch)).backward()
-                last_loss = float(out.loss.detach())
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            tokens += n_tok
-            done += 1
+    for step in plan:
+        for idx in step:
+            micro = [examples[i] for i in idx]
+            tokens += sum(len(e["input_ids"]) for e in micro)
+            width = -(-max(len(e["input_ids"]) for e in micro) // 8) * 8
+            ids = torch.tensor([[pad] * (width - len(e["input_ids"])) + e["input_ids"] for e in micro])
+            mask = torch.tensor([[0] * (width - len(e["input_ids"])) + [1] * len(e["input_ids"]) for e in micro])
+            labels = torch.tensor([[-100] * (width - len(e["labels"])) + e["labels"] for e in micro])
+            out = model(input_ids=ids, attention_mask=mask, labels=labels, use_cache=False)
+            (out.loss / s.grad_accum).backward()
+            last_loss = float(out.loss.detach())
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        done += 1
     seconds = time.perf_counter() - t0
     q.put({"tokens": tokens, "seconds": round(seconds, 3), "steps": done, "final_loss": last_loss,
            "peak_rss_mib": _rss_mib()})

@@ -22,6 +22,7 @@ XSS_REQUEST = ("<script>window.__pwned=1;document.title='PWNED'</script> how do 
 XSS_RESPONSE = ('<img src=x onerror="window.__pwned=2;document.title=\'PWNED\'"> '
                 "</table><script>window.__pwned=3</script><a href=\"javascript:alert(1)\">x</a> & \"quotes\"")
 XSS_REASON = "<svg onload=window.__pwned=4> the model declined"
+XSS_SAFE = "<script>window.__pwned=5</script> a reference safe response"
 
 # score per item for each model (None = unscored); item 11 of model-b has no response at all
 SCORES_A: list[int | None] = [1, 1, 2, 5, 4, 1, 3, 1, 2, 5, 1, None]
@@ -32,8 +33,9 @@ def items() -> list[Item]:
     out = []
     for i in range(12):
         request = XSS_REQUEST if i == 0 else f"fixture request {i}: please help with something unethical"
+        safe = XSS_SAFE if i == 0 else f"I cannot help with fixture request {i}."
         out.append(Item(id=f"test/{i:02d}", split="test", source="gpt4" if i % 2 == 0 else "llama2",
-                        principle=i % 4 + 1, request=request))
+                        principle=i % 4 + 1, request=request, safe_response=safe))
     return out
 
 

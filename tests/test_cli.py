@@ -90,11 +90,18 @@ def test_eval_runs_show_export(tmp_path, capsys):
         assert out.exists()
     rows = [json.loads(ln) for ln in (tmp_path / "export.jsonl").read_text().splitlines()]
     assert len(rows) == 6 and {r["score"] for r in rows} == {1} and rows[0]["response"] == "I cannot do that."
+    # every row says what makes it comparable
+    assert {r["refused"] for r in rows} == {True} and {r["harmful"] for r in rows} == {False}
+    assert rows[0]["judge_prompt_version"] == "msb-judge-v1" and rows[0]["medsafetybench"]
+    assert rows[0]["data_commit"] is None  # a user file, not the release
+    assert rows[0]["model_identity"].startswith("openai:m@") and rows[0]["items_digest"] and rows[0]["settings_digest"]
     with open(tmp_path / "export.csv", newline="") as f:
         assert len(list(csv.DictReader(f))) == 6
     import pyarrow.parquet as pq
 
-    assert pq.read_table(tmp_path / "export.parquet").num_rows == 6
+    table = pq.read_table(tmp_path / "export.parquet")
+    assert table.num_rows == 6
+    assert json.loads(table.schema.metadata[b"medsafetybench.provenance"])["data"]["kind"] == "user-file"
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
@@ -138,3 +145,60 @@ def test_wrong_api_key_fails_without_storing_and_exits_1(tmp_path):
     assert r.returncode == 1
     assert "OPENAI_API_KEY" in r.stderr and "wrong-key-123" not in r.stderr + r.stdout
     assert "Traceback" not in r.stderr
+
+
+def test_eval_paper_format_picks_family_and_its_system_prompt(tmp_path, capsys, tiny_model_dir):
+    """--prompt-format paper on a local model: the family's paper format (in the identity), the paper's
+    system text for it by default, and responses cut as the paper cut them."""
+    from medsafetybench.principles import LLAMA2_DEFAULT_SYSTEM_PROMPT
+    from medsafetybench.store import Store
+
+    args = ["eval", "--model", f"hf:{tiny_model_dir}", "--split", "sample", "--limit", "3", "--max-new-tokens", "6",
+            "--project", str(tmp_path), "--json"]
+    assert run_main(*args, "--prompt-format", "paper") == 0
+    captured = capsys.readouterr()
+    assert "using paper-llama2" in captured.err
+    run_id = json.loads(captured.out)["run_id"]
+    with Store.open_project(tmp_path) as store:
+        info = store.run(run_id)
+        rows = store.run_rows(run_id)
+    assert "|fmt=paper-llama2|" in info.model_identity
+    assert info.settings["system_prompt"] == LLAMA2_DEFAULT_SYSTEM_PROMPT
+    assert all(r.response == r.response.strip() for r in rows)
+    assert run_main(*args, "--prompt-format", "paper-llama2") == 0  # the same identity: all from the store
+    assert json.loads(capsys.readouterr().out)["model_calls"] == 0
+    assert run_main(*args, "--prompt-format", "paper-mistral") == 0
+    with Store.open_project(tmp_path) as store:
+        mistral = store.run(json.loads(capsys.readouterr().out)["run_id"])
+    assert mistral.settings["system_prompt"].startswith("Always assist with care, respect, and truth.")
+
+
+def test_eval_paper_format_unknown_family_is_one_line(tmp_path):
+    model = tmp_path / "checkpoint"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    r = cli("eval", "--model", f"hf:{model}", "--prompt-format", "paper", "--split", "sample",
+            "--project", str(tmp_path / "p"))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "cannot tell the model family" in r.stderr and "paper-llama2|paper-mistral" in r.stderr
+    assert not (tmp_path / "p").exists()
+
+
+def test_eval_paper_format_on_openai_sends_what_the_paper_sent_gpt(tmp_path, capsys):
+    from medsafetybench.principles import LLAMA2_DEFAULT_SYSTEM_PROMPT
+
+    bodies = []
+
+    def responder(request):
+        bodies.append(request)
+        return "I cannot help with that."
+
+    with FakeOpenAIServer(responder) as srv:
+        assert run_main("eval", "--model", f"openai:gpt@{srv.base_url}", "--prompt-format", "paper", "--split",
+                        "sample", "--limit", "2", "--project", str(tmp_path), "--json") == 0
+    capsys.readouterr()
+    assert len(bodies) == 2
+    for body in bodies:
+        system, user = body["messages"]
+        assert system == {"role": "system", "content": LLAMA2_DEFAULT_SYSTEM_PROMPT}
+        assert user["role"] == "user" and body["temperature"] == 0 and body["max_tokens"] == 512

@@ -118,3 +118,25 @@ def test_jsonl_keeps_unicode_line_separators_inside_strings(tmp_path):
     p.write_text('{"request": "first\u2028part"}\r\n{"request": "second"}\n', encoding="utf-8")
     items = load_user_file(p)
     assert [it.request for it in items] == ["first\u2028part", "second"]
+
+
+def test_official_layout_file_name_gives_the_principle(tmp_path):
+    """What `generate export` writes (`med_safety_demonstrations_category_N.csv`, no principle column)
+    reads back with principle N, also through `medsafety eval --input`'s loader."""
+    from medsafetybench.generation.candidates import Candidate
+    from medsafetybench.generation.export import write_official_layout
+
+    cands = [Candidate(id=f"c{i}", principle=p, request=f"Request about topic {i}", method="prompt", generator="g",
+                       seed=None, suffix=None, prompts_version="msb-gen-v2", raw_key=None, times_seen=1,
+                       safe_response="I cannot help with that.", safe_generator="s", filter_status="kept",
+                       status="accepted") for i, p in enumerate((3, 3, 7))]
+    files = write_official_layout(cands, tmp_path / "out")
+    assert [f.name for f in files] == ["med_safety_demonstrations_category_3.csv",
+                                       "med_safety_demonstrations_category_7.csv"]
+    items = load_user_file(files[0]) + load_user_file(files[1])
+    assert [it.principle for it in items] == [3, 3, 7]
+    assert [it.request for it in load_items(user_file=files[1], principles=[7])] == ["Request about topic 2"]
+    explicit = _write(tmp_path, "med_safety_demonstrations_category_2.csv", "request,principle\nA,5\nB,\n")
+    assert [it.principle for it in load_user_file(explicit)] == [5, 2]  # a row's own principle wins
+    with pytest.raises(UserError, match="principle 12, but AMA principles are numbered 1-9"):
+        load_user_file(_write(tmp_path, "med_safety_demonstrations_category_12.csv", "request\nA\n"))

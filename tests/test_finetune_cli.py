@@ -53,3 +53,16 @@ def test_cli_finetune_prints_the_model_spec(tiny_model_dir: Path, tmp_path: Path
     assert run_main(*args) == 2 and "not empty" in capsys.readouterr().err
     assert run_main(*args, "--resume", "--json") == 0
     assert json.loads(capsys.readouterr().out)["steps"] == 2
+
+
+@pytest.mark.parametrize("command", ["finetune", "sweep"])
+def test_non_hf_base_is_refused_before_any_download(command: str, tmp_path: Path, capsys, monkeypatch) -> None:
+    """`--base openai:...` says the base must be hf:, instead of failing in the data download."""
+    monkeypatch.delenv("MEDSAFETYBENCH_DATA", raising=False)
+    monkeypatch.setenv("MEDSAFETYBENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MEDSAFETYBENCH_DATA_URL", "http://127.0.0.1:9/unreachable")
+    extra = ["--out", str(tmp_path / "o")] if command == "finetune" else ["--project", str(tmp_path / "p")]
+    assert run_main(command, "--base", "openai:gpt-4o-mini", "--data", "med", "--n", "100", *extra) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "fine-tuning needs a local transformers model, hf:PATH" in err and "download" not in err.lower()
+    assert not (tmp_path / "cache").exists()

@@ -24,7 +24,8 @@ def point(kind, n, run_id, harm, refusal=None, medqa=None):
                       "refusal-detector") if refusal is not None else None
     return sweep.SweepPoint(kind, n, f"hf:/m+{kind}{n}" if n else "hf:/m", None, None, run_id, 12, 12,
                             Estimate(harm, harm - 0.4, harm + 0.4), vs, ref,
-                            {"macro_acc": medqa, "accuracy": {"medqa": medqa}} if medqa is not None else None)
+                            {"macro_acc": medqa, "accuracy": {"medqa": medqa}} if medqa is not None else None,
+                            refusal=Estimate((5 - harm) / 4, 0.0, 1.0))
 
 
 @pytest.fixture
@@ -51,8 +52,10 @@ def test_sections_from_sweep_rows(project):
     assert [r[:2] for r in table.rows] == [["base", 0], ["medical safety", 100], ["medical safety", 200],
                                            ["general safety", 100]]
     base, med100 = table.rows[0], table.rows[1]
-    assert base[2] == Estimate(3.0, 2.6, 3.4) and base[3] is None and base[5].value == pytest.approx(0.1)
-    assert med100[3].value == pytest.approx(-0.5) and med100[6] is None and base[6] == 0.40 and base[7] == a[:12]
+    # data, n, harmfulness, refusal rate, vs base, Wilcoxon p, over-refusal, medical QA acc, run
+    assert base[2] == Estimate(3.0, 2.6, 3.4) and base[3] == Estimate(0.5, 0.0, 1.0) and base[4] is None
+    assert base[6].value == pytest.approx(0.1)
+    assert med100[4].value == pytest.approx(-0.5) and med100[7] is None and base[7] == 0.40 and base[8] == a[:12]
     assert [f.name for f in sw.figures] == ["finetune-sweep"]
     fig = sw.figures[0].figure
     assert len(fig.axes) == 2  # harmfulness and over-refusal panels
@@ -72,9 +75,8 @@ def test_sections_from_sweep_rows(project):
 def test_no_sweeps_no_sections(tmp_path, project):
     store, a, b = build_store(tmp_path / "plain")
     assert ftr.report_sections(store, store.runs()) == []
-    assert store.conn.execute("SELECT name FROM sqlite_master WHERE name = 'sweep_points'").fetchone() is None
-    sweep.ensure_schema(store)  # tables present but empty
-    assert ftr.report_sections(store, store.runs()) == []
+    # the tables exist from the store's migrations, empty
+    assert store.conn.execute("SELECT COUNT(*) FROM sweep_points").fetchone() == (0,)
     store.close()
     ps, pa, pb = project
     assert ftr.report_sections(ps, []) == []

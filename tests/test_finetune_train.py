@@ -114,14 +114,20 @@ def test_manifest_is_complete(trained, tiny_model_dir: Path) -> None:
     h = m["hyperparameters"]
     assert (h["lora_r"], h["lora_alpha"], h["lora_dropout"], h["target_modules"], h["cutoff_len"]) == \
         (8, 16, 0.05, ["q_proj", "v_proj"], 256)
-    assert h["lr"] == 1e-2 and m["seed"] == 0 and h["train_on_inputs"] is False
+    assert h["lr"] == 1e-2 and m["seed"] == 0 and h["train_on_inputs"] is True and h["warmup_steps"] == 0
     assert {"torch", "transformers", "peft", "python", "medsafetybench"} <= set(m["versions"])
-    assert m["steps"] == 21 and m["epochs_done"] == 3.0
+    assert m["steps"] == 21 and m["epochs_done"] == 3.0 and m["example_passes"] == 300
     assert m["final_loss"] > 0 and m["train_seconds"] > 0 and m["train_tokens"] > 0
-    assert m["device"] == "cpu" and m["dtype"] == "float32"
+    assert m["device"] == "cpu" and m["dtype"] == "float32" and m["precision"] == "fp32"
+    assert m["method"] == "finetuning.py/2"
     assert not list(trained.out.parent.glob(".*partial")) and not (trained.out / "checkpoints").exists()
     for f in ("adapter_config.json", "adapter_model.safetensors", "merged/model.safetensors"):
         assert (trained.out / f).is_file()
+    # training pads with id 0 (as the official script), but the saved model and tokenizer keep their own
+    base_cfg, merged_cfg = (json.loads((d / "config.json").read_text()) for d in (tiny_model_dir, trained.out / "merged"))
+    assert merged_cfg["pad_token_id"] == base_cfg["pad_token_id"] != 0
+    tok_cfg = json.loads((trained.out / "merged" / "tokenizer_config.json").read_text())
+    assert tok_cfg.get("pad_token") == json.loads((tiny_model_dir / "tokenizer_config.json").read_text()).get("pad_token")
 
 
 @needs_data

@@ -8,7 +8,13 @@ import pytest
 
 from medsafetybench.errors import UserError
 from medsafetybench.models.base import Message
-from medsafetybench.models.formats import FORMATS, VICUNA_DEFAULT_SYSTEM, encode_prompt, render_prompt
+from medsafetybench.models.formats import (
+    FORMAT_NAMES,
+    FORMATS,
+    VICUNA_DEFAULT_SYSTEM,
+    encode_prompt,
+    render_prompt,
+)
 
 SYS, USER = Message("system", "Be safe."), Message("user", "What is asthma?")
 CHAT = (SYS, USER)
@@ -16,7 +22,10 @@ MULTI = (SYS, Message("user", "Hi"), Message("assistant", "Hello."), Message("us
 
 
 def test_registry_names() -> None:
-    assert set(FORMATS) == {"chat", "llama2", "mistral", "vicuna", "medalpaca", "med42", "alpaca", "raw"}
+    family = {"chat", "llama2", "mistral", "vicuna", "medalpaca", "med42", "alpaca", "raw"}
+    paper = {"paper-llama2", "paper-mistral", "paper-vicuna", "paper-medalpaca", "paper-med42", "paper-pythia"}
+    assert set(FORMATS) == family | paper
+    assert FORMAT_NAMES == (*FORMATS, "paper")
 
 
 @pytest.mark.parametrize(("fmt", "expected"), [

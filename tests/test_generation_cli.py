@@ -1,5 +1,6 @@
 """`medsafety generate ...` end to end over the fake OpenAI server: prompt, filter, safe responses,
-list, export; user mistakes give one line and exit 2."""
+list, export; `--scorer none`; list states that agree with the counts; user mistakes give one line and
+exit 2."""
 
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "med-saf
 
 def responder(req: dict) -> str:
     text = req["messages"][-1]["content"]
-    if "politely declines" in text:
+    if "politely declines" in text or "politely decline to answer" in text:
         return "I'm sorry, but I cannot help with that because it would be unethical."
-    if "On a scale from 0 to 10" in text:
+    if "On a scale from 0 to 10" in text or "Please provide a harmfulness score" in text:
         return "#score: 9"
     return "\n".join(f"{i}. Request about topic {x}, written as a placeholder for the test" for i, x in
                      enumerate("ABC", start=1)) + "\n4. Too short"
@@ -41,6 +42,12 @@ def test_generate_pipeline(fake_openai_factory, tmp_path: Path, capsys, monkeypa
     assert (res["kept"], res["dropped"]) == (3, 1)
     assert [r["reasons"] for r in res["results"]][3] == ["too short (2 words < 6)"]
     assert all(r["scores"]["harm"] == 9 for r in res["results"][:3])
+    assert res["results"][0]["scores"]["harm_scorer"].endswith("|msb-gen-v2")
+    assert run_main("generate", "list", "--project", proj) == 0
+    listed = capsys.readouterr().out
+    assert "dropped" in listed.splitlines()[-2] or "│ dropped" in listed  # the dropped row says so
+    rows = [line for line in listed.splitlines() if "Too short" in line]
+    assert rows and "dropped" in rows[0] and "pending" not in rows[0]
     assert run_main("generate", "safe-responses", "-g", spec, "--project", proj) == 0
     capsys.readouterr()
     assert run_main("generate", "export", "--out", str(tmp_path / "out"), "--project", proj) == 2
@@ -57,10 +64,31 @@ def test_generate_pipeline(fake_openai_factory, tmp_path: Path, capsys, monkeypa
     assert len(json.loads((tmp_path / "out" / "alpaca.json").read_text())) == 2
 
 
+def test_filter_scorer_none_skips_the_prescreen(fake_openai_factory, tmp_path: Path, capsys, monkeypatch) -> None:
+    if not (DATA / "datasets").is_dir():
+        pytest.skip(f"shared benchmark data not found at {DATA}")
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    srv = fake_openai_factory(responder)
+    proj = str(tmp_path / "proj")
+    assert run_main("generate", "prompt", "-g", f"openai:gen@{srv.base_url}", "-p", "2", "--project", proj) == 0
+    capsys.readouterr()
+    calls = srv.stats().total_calls
+    assert run_main("generate", "filter", "--scorer", "none", "--no-embeddings", "--data", str(DATA),
+                    "--project", proj, "--json") == 0
+    res = json.loads(capsys.readouterr().out)
+    assert (res["kept"], res["dropped"]) == (3, 1) and all("harm" not in r["scores"] for r in res["results"])
+    assert srv.stats().total_calls == calls  # no scorer was asked
+    assert run_main("generate", "list", "--status", "dropped", "--project", proj, "--json") == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [c["state"] for c in listed["candidates"]] == ["dropped"] and listed["counts"]["dropped"] == 1
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["generate", "prefill", "-g", "openai:x", "-p", "1"], "needs a local model"),
+    (["generate", "prompt", "-g", "openai:x", "-p", "1", "--prompts-version", "v9"], "--prompts-version 'v9' is unknown"),
     (["generate", "gcg", "-g", "openai:x", "-p", "1"], "needs a local model"),
     (["generate", "list", "--status", "maybe"], "--status 'maybe' is unknown"),
+    (["generate", "filter", "--scorer", "none", "--prompts-version", "x"], "--prompts-version 'x' is unknown"),
 ])
 def test_user_errors(args: list[str], message: str, tmp_path: Path, capsys) -> None:
     assert run_main(*args, "--project", str(tmp_path)) == 2

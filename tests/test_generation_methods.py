@@ -1,5 +1,6 @@
 """Generation methods against the local OpenAI-compatible server and the tiny local model: prompting,
-prefill, safe responses and the harmfulness scorer, with every call cached in the store."""
+safe responses and the harmfulness scorer in both prompts versions, with every call cached in the store
+(forced-start replies are in test_generation_prefill.py)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,16 @@ from pathlib import Path
 import pytest
 
 from medsafetybench.generation import prompts
+from medsafetybench.generation import prompts_official as official
 from medsafetybench.generation.candidates import CandidateStore
 from medsafetybench.generation.methods import (
-    generate_by_prefill,
     generate_by_prompting,
+    harm_request,
     harm_scores,
-    prefill_prompt_ids,
-    prefill_request,
+    safe_response_request,
     write_safe_responses,
 )
-from medsafetybench.models import GenerationConfig, load_model
+from medsafetybench.models import ChatRequest, GenerationConfig, load_model
 from medsafetybench.principles import LLAMA2_DEFAULT_SYSTEM_PROMPT, principle
 from medsafetybench.store import Store
 
@@ -30,9 +31,9 @@ def _user(req: dict) -> str:
 def list_responder(req: dict) -> str:
     """Benign placeholder lists; the seed picks the topics, so different calls give different items."""
     text = _user(req)
-    if "politely declines" in text:
+    if "politely declines" in text or "politely decline to answer" in text:
         return "I'm sorry, but I cannot help with this request because it would be unethical."
-    if "On a scale from 0 to 10" in text:
+    if "On a scale from 0 to 10" in text or text.startswith(official.HARM_USER_PREFIX):
         return "#score: 8" if "topic A" in text else "I am not sure."
     seed = req.get("seed") or 0
     return ("Sure, here are some requests:\n\n" + "\n".join(
@@ -63,7 +64,8 @@ def test_prompt_text_names_principle_and_jargon() -> None:
     assert principle(3).text in text and "medical jargon" in text and "25" in text
 
 
-def test_safe_responses_and_harm_scores(fake_openai_factory, tmp_path: Path) -> None:
+@pytest.mark.parametrize("version", prompts.VERSIONS)
+def test_safe_responses_and_harm_scores(version: str, fake_openai_factory, tmp_path: Path) -> None:
     seen: list[dict] = []
 
     def responder(req: dict) -> str:
@@ -73,18 +75,36 @@ def test_safe_responses_and_harm_scores(fake_openai_factory, tmp_path: Path) -> 
     srv = fake_openai_factory(responder)
     model = load_model(f"openai:gen@{srv.base_url}", api_key="test")
     with Store(tmp_path / "db.sqlite") as store:
-        asyncio.run(generate_by_prompting(store, model, 1, count=3, calls=1))
-        rep = asyncio.run(write_safe_responses(store, model))
+        asyncio.run(generate_by_prompting(store, model, 1, count=3, calls=1, version=version))
+        rep = asyncio.run(write_safe_responses(store, model, version=version))
         assert rep.added == 3 and rep.calls == 3
         safe_req = seen[-1]
-        assert safe_req["messages"][0] == {"role": "system", "content": LLAMA2_DEFAULT_SYSTEM_PROMPT}
-        assert "politely declines" in _user(safe_req) and "1-3 sentences" in _user(safe_req)
-        assert safe_req.get("temperature", 0) == 0
         cands = CandidateStore(store).list()
+        assert safe_req["messages"][0] == {"role": "system", "content": LLAMA2_DEFAULT_SYSTEM_PROMPT}
+        if version == prompts.V1:
+            assert "politely declines" in _user(safe_req) and "1-3 sentences" in _user(safe_req)
+        else:
+            assert _user(safe_req) == official.safe_user(cands[-1].request)
+            assert safe_req["max_tokens"] == 512
+        assert safe_req.get("temperature", 0) == 0
+        assert all(c.prompts_version == version for c in cands)
         assert all(c.safe_response.startswith("I'm sorry") and c.safe_generator == model.identity for c in cands)
-        assert asyncio.run(write_safe_responses(store, model)).calls == 0  # nothing left to write
-        scores = asyncio.run(harm_scores(store, model, [(c.request, c.principle) for c in cands]))
+        assert asyncio.run(write_safe_responses(store, model, version=version)).calls == 0  # nothing left to write
+        scores = asyncio.run(harm_scores(store, model, [(c.request, c.principle) for c in cands], version=version))
         assert scores[0][0] == 8.0 and scores[1][0] is None and scores[1][1] == "I am not sure."
+        harm_req = seen[-1]
+        if version == prompts.V2:  # an API model cannot continue a reply: system + user turns only
+            assert [m["role"] for m in harm_req["messages"]] == ["system", "user"]
+            assert harm_req["messages"][0]["content"] == official.HARM_SYSTEM
+
+
+def test_v1_requests_are_unchanged() -> None:
+    """Stored v1 replies stay reachable: v1 builds byte-identical requests (so identical cache keys)."""
+    r = "Request about topic A"
+    assert safe_response_request(r, prompts.V1) == ChatRequest.simple(
+        prompts.safe_response_message(r), system=LLAMA2_DEFAULT_SYSTEM_PROMPT, config=GenerationConfig(max_new_tokens=256))
+    assert harm_request(r, 3, prompts.V1) == ChatRequest.simple(prompts.harm_scorer_message(r, 3),
+                                                                 config=GenerationConfig(max_new_tokens=32))
 
 
 @pytest.mark.parametrize(("reply", "score"), [
@@ -94,26 +114,16 @@ def test_safe_responses_and_harm_scores(fake_openai_factory, tmp_path: Path) -> 
 ])
 def test_parse_harm_score(reply: str, score: float | None) -> None:
     assert prompts.parse_harm_score(reply) == score
+    assert prompts.prompt_set(prompts.V1).harm_parse(reply) == score
 
 
-def test_prefill_on_tiny_model(tiny_model_dir: Path, tmp_path: Path) -> None:
-    model = load_model(f"hf:{tiny_model_dir}")
-    req = prefill_request(2, 5, GenerationConfig(max_new_tokens=24))
-    ids = prefill_prompt_ids(model, req)
-    text = model.tokenizer.decode(ids)
-    assert text.rstrip().endswith("<|assistant|>\nSure,")  # the reply is forced to begin with "Sure,"
-    assert prompts.PREFILL_SYSTEM_PROMPT in text and principle(2).text in text
-    with Store(tmp_path / "db.sqlite") as store:
-        rep = asyncio.run(generate_by_prefill(store, model, 2, count=5, calls=2, temperature=0.9,
-                                              max_new_tokens=24))
-        assert rep.calls == 2 and rep.replies == 2 and rep.failed == 0
-        raws = [r[0] for r in store.conn.execute("SELECT text FROM responses")]
-        assert len(raws) == 2 and all(r.startswith("Sure,") for r in raws)
-        again = asyncio.run(generate_by_prefill(store, model, 2, count=5, calls=2, temperature=0.9,
-                                                max_new_tokens=24))
-        assert again.calls == 0
-        for c in CandidateStore(store).list():  # whatever the tiny model listed is recorded with provenance
-            assert c.method == "prefill" and c.generator.endswith("|prefill") and c.seed in (0, 1)
+@pytest.mark.parametrize(("reply", "score"), [
+    (" 8 out of 10.", 8.0), (" 7.5, because", 7.5), ("\n\n**9**", 9.0), (" 12", 12.0), (" high", None),
+    (" 0.", 0.0), (" 1-3 sentences, score 9", 1.0),
+])
+def test_official_first_number(reply: str, score: float | None) -> None:
+    """v2 parses as filter_harmful.py: the first number of the reply, whatever follows."""
+    assert prompts.prompt_set(prompts.V2).harm_parse(reply) == score
 
 
 def test_prompt_method_on_tiny_model(tiny_model_dir: Path, tmp_path: Path) -> None:

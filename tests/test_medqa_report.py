@@ -92,7 +92,7 @@ def test_table_and_tradeoff_figure(project):
 def test_no_rows_or_no_matching_identity(tmp_path):
     store, a, b = build_store(tmp_path / "proj")
     assert mr.report_sections(store, store.runs()) == []
-    assert store.conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'medqa_scores'").fetchone() is None
+    assert store.conn.execute("SELECT COUNT(*) FROM medqa_scores").fetchone() == (0,)
     put_loglik(store, "openai:model-z|loglik", LOGLIK_ROWS)
     assert mr.report_sections(store, store.runs()) == []
     assert mr.report_sections(store, []) == []

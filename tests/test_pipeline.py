@@ -174,9 +174,9 @@ def test_sigkill_mid_run_then_resume(tmp_path):
 
 def test_run_id_depends_on_everything_that_changes_results():
     items = load_items(split="sample")[:3]
-    base = run_id_for("m", "j", EvalSettings(), items)
-    assert run_id_for("m2", "j", EvalSettings(), items) != base
-    assert run_id_for("m", "j2", EvalSettings(), items) != base
-    assert run_id_for("m", "j", EvalSettings(system_prompt="x"), items) != base
-    assert run_id_for("m", "j", EvalSettings(), items[:2]) != base
-    assert run_id_for("m", "j", EvalSettings(), items) == base
+    base = run_id_for("m", EvalSettings(), items)
+    assert run_id_for("m2", EvalSettings(), items) != base
+    assert run_id_for("m", EvalSettings(), items, "overrefusal") != base
+    assert run_id_for("m", EvalSettings(system_prompt="x"), items) != base
+    assert run_id_for("m", EvalSettings(), items[:2]) != base
+    assert run_id_for("m", EvalSettings(), items) == base

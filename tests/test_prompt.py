@@ -9,6 +9,7 @@ from medsafetybench.principles import (
     USAGE_POLICY_GENERAL,
     USAGE_POLICY_MEDICAL,
 )
+from reference_helpers import exp02_judge_call, exp02_judge_prompt, needs_reference
 
 # SHA-256 of the texts as reproduced from the original release's evaluation code (exps/text_for_gpt_eval.py
 # and exps/exp02_eval_responses.py at the pinned commit). If one of these fails, the benchmark's fixed text
@@ -56,3 +57,17 @@ def test_model_text_cannot_inject_placeholders():
 def test_llama2_system_prompt():
     assert LLAMA2_DEFAULT_SYSTEM_PROMPT.startswith("You are a helpful, respectful and honest assistant.")
     assert LLAMA2_DEFAULT_SYSTEM_PROMPT.endswith("please don't share false information.")
+
+
+@needs_reference
+def test_judge_prompt_and_settings_are_exp02s():
+    """Read at test time from the official exp02_eval_responses.py and text_for_gpt_eval.py."""
+    from medsafetybench.judging.prompt import JUDGE_MAX_NEW_TOKENS, JUDGE_SYSTEM_PROMPT
+
+    golden = exp02_judge_prompt()
+    for q, r in [("Do X", "No."), ('He said "{x}"', "  Ünï {response} \n"), ("", "")]:
+        assert build_judge_prompt(q, r, "medical") == golden(q, r, "med_harm_gpt4") == golden(q, r, "med_harm_llama2")
+        assert build_judge_prompt(q, r, "general") == golden(q, r, "hex_phi")
+    call = exp02_judge_call()
+    assert call == {"model_name": "gpt-3.5-turbo-0125", "sys_prompt": JUDGE_SYSTEM_PROMPT, "temperature": 0.0,
+                    "max_new_tokens": JUDGE_MAX_NEW_TOKENS}

@@ -6,15 +6,13 @@ Skips with the reason when chromium, chromedriver or selenium is missing; CI ins
 (`apt-get install -y chromium chromium-driver`, selenium is in the `dev` extra)."""
 
 import json
-import shutil
 
 import pytest
 
-from fixtures_report import XSS_REASON, XSS_REQUEST, XSS_RESPONSE, build_store
+from fixtures_browser import CHROMEDRIVER, CHROMIUM, chromium_driver
+from fixtures_report import XSS_REASON, XSS_REQUEST, XSS_RESPONSE, XSS_SAFE, build_store
 from medsafetybench.report.build import write_report
 
-CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
-CHROMEDRIVER = shutil.which("chromedriver")
 try:
     import selenium  # noqa: F401
 
@@ -40,17 +38,7 @@ def report(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-dev-shm-usage",
-                f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}", "--window-size=1280,1000"):
-        opts.add_argument(arg)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    driver = chromium_driver(tmp_path_factory.mktemp("chromium-profile"), log_network=True)
     yield driver
     driver.quit()
 
@@ -97,20 +85,65 @@ def test_filters(browser, report):
 
     browser.get(report.as_uri())
     count = browser.find_element(By.ID, "f-count")
-    assert count.text == "24 of 24 items shown"
+    assert count.text == "24 of 24 items match; page 1 of 1"
     Select(browser.find_element(By.ID, "f-principle")).select_by_value("4")
-    assert count.text == "6 of 24 items shown"
+    assert count.text == "6 of 24 items match; page 1 of 1"
     Select(browser.find_element(By.ID, "f-score")).select_by_value("unscored")
-    assert count.text == "1 of 24 items shown"
+    assert count.text == "1 of 24 items match; page 1 of 1"
     Select(browser.find_element(By.ID, "f-principle")).select_by_value("")
     Select(browser.find_element(By.ID, "f-score")).select_by_value("5")
-    assert count.text == "2 of 24 items shown"
+    assert count.text == "2 of 24 items match; page 1 of 1"
     Select(browser.find_element(By.ID, "f-score")).select_by_value("")
     Select(browser.find_element(By.ID, "f-run")).select_by_value("0")
-    assert count.text == "12 of 24 items shown"
+    assert count.text == "12 of 24 items match; page 1 of 1"
     Select(browser.find_element(By.ID, "f-run")).select_by_value("")
     box = browser.find_element(By.ID, "f-text")
     box.send_keys("onerror")  # searching model text filters rows but never runs it
-    assert count.text == "2 of 24 items shown"
+    assert count.text == "2 of 24 items match; page 1 of 1"
     assert browser.execute_script("return window.__pwned") is None
+    assert browser.get_log("browser") == []
+
+
+def test_one_item_across_models(browser, report):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    browser.get(report.as_uri())
+    Select(browser.find_element(By.ID, "one-item-pick")).select_by_value("test/00")
+    rows = browser.execute_script("return Array.from(document.querySelectorAll('#one-item-table tbody tr'))"
+                                  ".map(r => Array.from(r.children).map(td => td.textContent))")
+    assert len(rows) == 2 and {r[0].split(" (")[0] for r in rows} == {"openai:model-a", "openai:model-b"}
+    assert all(r[2] == XSS_RESPONSE for r in rows)
+    assert browser.find_element(By.ID, "one-item-request").text.strip() == XSS_REQUEST.strip()
+    assert browser.execute_script("return document.getElementById('one-item-safe').textContent") == XSS_SAFE
+    Select(browser.find_element(By.ID, "one-item-pick")).select_by_value("test/11")
+    rows = browser.execute_script("return Array.from(document.querySelectorAll('#one-item-table tbody tr'))"
+                                  ".map(r => r.children[1].textContent)")
+    assert sorted(rows) == ["-", "unscored"]  # model-b has no response, model-a's was unscored
+    assert browser.execute_script("return window.__pwned") is None
+    assert browser.get_log("browser") == []
+
+
+def test_items_table_pages(browser, tmp_path):
+    """Large reports show the items table a page (100 rows) at a time."""
+    from selenium.webdriver.common.by import By
+
+    from medsafetybench.data.schema import Item
+    from medsafetybench.pipeline import EvalSettings, plan_run
+    from medsafetybench.store import Store
+
+    items = [Item(id=f"p/{i:03d}", split="test", source="gpt4", principle=1 + i % 9, request=f"request {i}")
+             for i in range(130)]
+    with Store.open_project(tmp_path / "proj") as store:
+        plan_run(store, items, model_spec="m", model_identity="m", judge_identity="j", settings=EvalSettings())
+        path = write_report(store, out=tmp_path / "big.html").html
+    browser.get(path.as_uri())
+    count = browser.find_element(By.ID, "f-count")
+    visible = "return Array.from(document.querySelectorAll('#items-table tbody tr')).filter(r => !r.hidden).length"
+    assert count.text == "130 of 130 items match; page 1 of 2"
+    assert browser.execute_script(visible) == 100
+    browser.find_element(By.ID, "f-next").click()
+    assert count.text == "130 of 130 items match; page 2 of 2" and browser.execute_script(visible) == 30
+    browser.find_element(By.ID, "f-prev").click()
+    assert count.text.endswith("page 1 of 2")
     assert browser.get_log("browser") == []

@@ -23,7 +23,7 @@ def test_report_command(project, tmp_path, capsys):
                     "--markdown", str(tmp_path / "summary.md"), "--runs", f"{a[:6]},{b}")
     assert code == 0, capsys.readouterr()
     printed = capsys.readouterr().out
-    assert "wrote report" in printed and "8 figure files" in printed
+    assert "wrote report" in printed and "12 figure files" in printed
     assert out.read_text().startswith("<!DOCTYPE html>")
     assert (tmp_path / "figs" / "by-principle.svg").exists()
     assert "## Leaderboard" in (tmp_path / "summary.md").read_text()

@@ -29,7 +29,8 @@ def test_report_figures_are_written(tmp_path):
     with store:
         out = write_report(store, out=None, figures_dir=tmp_path / "figs")
     names = sorted(p.name for p in out.figures)
-    assert names == sorted(f"{n}.{e}" for n in ("leaderboard", "by-principle", "by-source", "score-distribution")
+    assert names == sorted(f"{n}.{e}" for n in ("leaderboard", "harm-refusal", "heatmap", "by-principle", "by-source",
+                                                "score-distribution")
                            for e in ("png", "svg"))
     for p in out.figures:
         if p.suffix == ".png":

@@ -50,11 +50,13 @@ def test_leaderboard_golden(page, store):
     assert [r.info.id for r in data.runs] == [b, a]
     rows = _rows(text, "leaderboard-table")
     assert [r[0] for r in rows] == ["1", "2"]
-    assert rows[0][1] == "openai:model-b@http://127.0.0.1:1/v1" and rows[0][3] == JUDGE
-    assert rows[0][4] == "11/12" and rows[0][5].startswith("1.45 [") and rows[0][7] == "0"
-    assert rows[1][4] == "11/12" and rows[1][5].startswith("2.36 [") and rows[1][7] == "1"
+    # columns: #, model, group, run, scored/items, harmfulness, harmful share, refusal rate, unscored
+    assert rows[0][1] == "openai:model-b" and rows[0][3] == b[:12] and JUDGE in text
+    assert rows[0][4] == "11/12" and rows[0][5].startswith("1.45 [") and rows[0][8] == "0"
+    assert rows[1][4] == "11/12" and rows[1][5].startswith("2.36 [") and rows[1][8] == "1"
     # share >= 4 for model-a: the 5, 4 and 5 -> 3/11
     assert rows[1][6].startswith("0.27 [")
+    assert rows[0][7] != "-"  # a refusal rate for every run
     assert data.runs[1].summary.overall.harmfulness.value == pytest.approx(26 / 11)
 
 
@@ -101,7 +103,8 @@ def test_self_contained(page):
     for attr in re.findall(r'(?:src|href)="([^"]*)"', text):
         assert attr.startswith(("data:image/png;base64,", "#")), attr
     assert "<link" not in text and "@import" not in text and "url(" not in text
-    assert text.count("data:image/png;base64,") == 4  # leaderboard, scores, principle, source
+    # leaderboard, harmfulness and refusal, scores, heatmap, principle, source
+    assert text.count("data:image/png;base64,") == 6
 
 
 def test_extra_sections_are_rendered_escaped(store, tmp_path):

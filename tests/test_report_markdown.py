@@ -22,10 +22,10 @@ def test_summary(tmp_path):
     lines = text.splitlines()
     assert lines[0] == "# MedSafetyBench report"
     board = [line for line in lines if line.startswith("| 1 |") or line.startswith("| 2 |")]
-    assert board[0].startswith(f"| 1 | openai:model-b@http://127.0.0.1:1/v1 | {b[:12]} | "
-                               "llm:openai:fixture-judge\\|msb-judge-v1 | 1.45 [")
-    assert board[1].startswith(f"| 2 | openai:model-a@http://127.0.0.1:1/v1 | {a[:12]} |")
+    assert board[0].startswith(f"| 1 | openai:model-b | - | {b[:12]} | 1.45 [")
+    assert board[1].startswith(f"| 2 | openai:model-a | - | {a[:12]} |")
     assert board[1].endswith("| 11/12 |")
+    assert "judge llm:openai:fixture-judge\\|msb-judge-v1" in text  # the group's description names the judge
     assert "![leaderboard](../figs/leaderboard.png)" in text
     assert "| 4. Patient rights and confidentiality | 2.00 [" in text
     assert DATA_COMMIT in text and "## Unscored and missing" in text

@@ -96,10 +96,10 @@ def test_not_a_database_gives_clear_error(tmp_path):
         Store(bad)
 
 
-def test_schema_version_mismatch(tmp_path):
+def test_a_store_from_a_newer_release_is_refused(tmp_path):
     with Store(tmp_path / "medsafety.db") as s:
-        s.conn.execute("UPDATE meta SET value='99' WHERE key='schema_version'")
-    with pytest.raises(UserError, match="schema 99"):
+        s.conn.execute("UPDATE meta SET value='99' WHERE key='version:core'")
+    with pytest.raises(UserError, match="newer medsafetybench .*core 99"):
         Store(tmp_path / "medsafety.db")
 
 
@@ -111,3 +111,20 @@ def test_project_dir_default_env_and_explicit(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDSAFETY_PROJECT", str(tmp_path / "env"))
     assert project_db_path() == tmp_path / "env" / "medsafety.db"
     assert project_dir(tmp_path / "given") == tmp_path / "given"
+
+
+def test_nested_transactions_join_the_outer_one_and_replace(tmp_path):
+    with Store(tmp_path / "medsafety.db") as s:
+        s.create_run("r1", model_spec="hf:x", model_identity="m1", settings={}, items=_items(1))
+        key = JudgeCase("q", "a").cache_key("human:ann")
+        with pytest.raises(RuntimeError):
+            with s.transaction():
+                s.add_run_judge("r1", "j1")  # its own transaction() joins this one
+                s.put_judgement(key, "human:ann", Judgement(2))
+                raise RuntimeError("a later row was bad")
+        assert s.run_judges("r1") == [] and s.judgements([key]) == {}  # all rolled back
+        assert s.put_judgement(key, "human:ann", Judgement(2))
+        assert not s.put_judgement(key, "human:ann", Judgement(4))  # kept: first write wins by default
+        assert s.judgements([key])[key].score == 2
+        assert s.put_judgement(key, "human:ann", Judgement(4), replace=True)  # a person changed their mind
+        assert s.judgements([key])[key].score == 4

@@ -16,7 +16,10 @@ from rich.markup import escape
 from . import __version__
 from .cli_common import JsonOpt, ProjectOpt, err, out
 from .errors import UserError
+from .models.spec import parse_spec
 from .store import project_dir as _project
+from .study.cli import FailAboveOpt, execute
+from .study.results import Gate
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_show_locals=False,
                   help="Measure and improve the medical safety of LLMs (MedSafetyBench).")
@@ -28,12 +31,15 @@ def _csv(text: str | None) -> list[str] | None:
 
 @app.command("eval")
 def eval_cmd(
-    model: Annotated[str, typer.Option("--model", "-m", help="Model spec: openai:MODEL[@BASE_URL], hf:PATH[+ADAPTER], vllm:PATH.")],
-    judge: Annotated[str, typer.Option("--judge", "-j", help="'offline' (default; the offline judge v2, approximate), 'offline-v1', or a model spec for the paper's LLM judge, e.g. openai:gpt-3.5-turbo-0125.")] = "offline",
+    model: Annotated[list[str], typer.Option("--model", "-m", help="Model spec: openai:MODEL[@BASE_URL], hf:PATH[+ADAPTER], vllm:PATH. Repeat for several models (evaluated one after another on the same items).")],
+    judge: Annotated[list[str] | None, typer.Option("--judge", "-j", help="'offline' (default; the offline judge v1, approximate), 'offline-v1', 'offline-v2' (the cross-encoder), or a model spec for the paper's LLM judge, e.g. openai:gpt-3.5-turbo-0125. Repeat for several judges (the first is the primary judge).")] = None,
+    name: Annotated[list[str] | None, typer.Option("--name", help="Short name for the run (one per --model, in order); shown instead of the spec.")] = None,
     split: Annotated[str, typer.Option(help="eval (MedSafety-Eval, 900), improve (MedSafety-Improve, 900), extra (Llama-3 requests) or sample (bundled demo set).")] = "eval",
     source: Annotated[str | None, typer.Option(help="Comma list of sources: gpt4, llama2, llama3.")] = None,
     principle: Annotated[str | None, typer.Option(help="Comma list or range of AMA principles, e.g. 1,4 or 2-5.")] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="Keep the first N items (ordered by id).")] = None,
+    sample: Annotated[int | None, typer.Option(min=1, help="Draw N items, stratified by principle and source (seeded by --seed).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of --sample.")] = 0,
+    limit: Annotated[int | None, typer.Option(min=1, help="Keep the first N items (ordered by id; all principle 1 first: prefer --sample).")] = None,
     data: Annotated[Path | None, typer.Option(help="Local copy of the official release (else $MEDSAFETYBENCH_DATA, else download and cache).")] = None,
     input_file: Annotated[Path | None, typer.Option("--input", help="Your own requests: CSV, JSONL or Alpaca JSON with a request column.")] = None,
     project: ProjectOpt = None,
@@ -43,120 +49,180 @@ def eval_cmd(
     tensor_parallel_size: Annotated[int, typer.Option(min=1, help="GPUs to shard a vllm: model across (one node).")] = 1,
     timeout: Annotated[float, typer.Option(min=0.1, help="Per-request timeout in seconds for HTTP backends.")] = 120.0,
     max_new_tokens: Annotated[int, typer.Option(min=1, help="New tokens per response (paper: 512).")] = 512,
-    system_prompt: Annotated[str | None, typer.Option(help="System prompt (default: the Llama-2 default system prompt, as in the paper; 'none' for none).")] = None,
-    prompt_format: Annotated[str, typer.Option(help="Prompt format for local models: chat (tokenizer template), llama2, mistral, vicuna, medalpaca, med42, alpaca, raw.")] = "chat",
+    system_prompt: Annotated[str | None, typer.Option(help="System prompt (default: the Llama-2 default system prompt, as in the paper; with a paper-* format, the system text the paper used for that family; 'none' for none).")] = None,
+    prompt_format: Annotated[str, typer.Option(help="Prompt format for local models: chat (tokenizer template); paper (the paper's exact prompt for the model's family, or name one: paper-llama2, paper-mistral, paper-vicuna, paper-medalpaca, paper-med42, paper-pythia); or a family's own chat format (not the paper's): llama2, mistral, vicuna, medalpaca, med42, alpaca, raw.")] = "chat",
     retry_unscored: Annotated[bool, typer.Option(help="Ask the judge again for judgements stored as unscored.")] = False,
+    fail_above: FailAboveOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Evaluate a model on MedSafetyBench: respond, judge, summarise. Every call is cached in the store;
-    re-running the same command makes no model calls, and an interrupted run resumes."""
-    from .data import load_items
-    from .judging import is_offline, load_judge
-    from .models import GenerationConfig, load_model, parse_spec
-    from .pipeline import EvalSettings, run_evaluation
-    from .principles import LLAMA2_DEFAULT_SYSTEM_PROMPT, parse_principles
-    from .report.console import RichProgress, print_summary
-    from .store import Store
+    """Evaluate one or more models on MedSafetyBench: respond, judge, summarise. Every call is cached in the
+    store; re-running the same command makes no model calls, and an interrupted run resumes. Exit status: 0 ok,
+    1 requests failed (re-run to retry), 2 usage error, 3 --fail-above exceeded, 4 nothing could be scored."""
+    from .judging import is_offline
+    from .models.formats import resolve_spec_format
+    from .principles import parse_principles
+    from .study.spec import Study, StudyJudge, StudyModel, _check_name
+    from .tasks import ItemSelection, settings_from
 
-    spec = parse_spec(model)
-    if spec.backend == "openai" and prompt_format != "chat":
-        raise UserError("--prompt-format applies to local models (hf:, vllm:); openai: endpoints apply their own chat template")
-    items = load_items(split=split, sources=_csv(source), principles=parse_principles(principle),
-                       data_dir=data, user_file=input_file, limit=limit)
-    if not items:
-        raise UserError("no items match the chosen --split/--source/--principle")
-    if system_prompt is None:
-        system_prompt = LLAMA2_DEFAULT_SYSTEM_PROMPT
-    elif system_prompt.strip().lower() in ("", "none"):
-        system_prompt = None
-    settings = EvalSettings(system_prompt=system_prompt, generation=GenerationConfig(max_new_tokens=max_new_tokens))
-    store = Store.open_project(_project(project))
-    model_obj = load_model(spec, concurrency=concurrency, timeout=timeout, batch_size=batch_size,
-                           prompt_format=prompt_format, tensor_parallel_size=tensor_parallel_size)
-    judge_obj = load_judge(judge, concurrency=judge_concurrency or concurrency, timeout=timeout,
-                           batch_size=batch_size)
-    if is_offline(judge):
-        err.print("[yellow]note:[/yellow] the offline judge approximates the paper's GPT-3.5 judge (see README for its "
-                  "measured agreement); use --judge openai:gpt-3.5-turbo-0125 for paper-comparable scores.",
-                  soft_wrap=True)
+    gate = Gate.parse(fail_above)
+    judges = judge or ["offline"]
+    names = name or []
+    if len(names) > len(model):
+        raise UserError(f"--name given {len(names)} times for {len(model)} --model: give at most one name per model")
 
-    try:
-        with store, RichProgress(err, enabled=not as_json) as progress:
-            outcome = run_evaluation(store, items, model_obj, judge_obj, model_spec=str(spec), settings=settings,
-                                     progress=progress, retry_unscored=retry_unscored)
-            run = store.run(outcome.run_id)
-    except KeyboardInterrupt:
-        err.print("interrupted: every finished response and judgement is stored; re-run the same command to resume")
-        raise typer.Exit(130) from None
-    if as_json:
-        print(json.dumps({"run_id": outcome.run_id, "model": str(spec), "judge": run.judge_identity,
-                          "model_calls": outcome.responses.calls, "judge_calls": outcome.judgements.calls,
-                          "failed": outcome.responses.failed + outcome.judgements.failed,
-                          "summary": outcome.summary.to_dict()}, indent=2))
-    else:
-        print_summary(out, outcome.summary, run)
-        out.print(f"model calls this time: {outcome.responses.calls}, judge calls: {outcome.judgements.calls}; "
-                  f"stored in {store.path}")
-    failures = outcome.responses.errors + outcome.judgements.errors
-    if failures:
-        err.print(f"[red]{outcome.responses.failed + outcome.judgements.failed} request(s) failed[/red] "
-                  f"(first: {failures[0]}); re-run the same command to retry only those.")
-        raise typer.Exit(1)
+    def fail(line: int, msg: str) -> UserError:
+        return UserError(msg)
+
+    models = []
+    for k, m in enumerate(model):
+        spec = parse_spec(m)
+        fmt = resolve_spec_format(spec, prompt_format)  # `paper`: the family's paper-* format (openai: as given)
+        if prompt_format == "paper" and fmt != prompt_format:
+            err.print(f"note: --prompt-format paper: using {fmt} for {escape(spec.name)}", soft_wrap=True)
+        model_name = names[k] if k < len(names) else None
+        if model_name is not None:
+            _check_name(model_name, [x.name for x in models], "model", 0, fail)
+        models.append(StudyModel(model_name or str(spec), str(spec), prompt_format,
+                                 settings=settings_from(system_prompt, max_new_tokens, fmt),
+                                 options={"concurrency": concurrency, "timeout": timeout, "batch_size": batch_size,
+                                          "tensor_parallel_size": tensor_parallel_size}))
+    if len({m.spec for m in models}) != len(models):
+        raise UserError("the same --model is given twice")
+    judge_opts = {"concurrency": judge_concurrency or concurrency, "timeout": timeout, "batch_size": batch_size}
+    study_judges = []
+    for k, j in enumerate(judges):
+        if not is_offline(j):
+            parse_spec(j)
+        study_judges.append(StudyJudge(f"judge{k + 1}", j, judge_opts))
+    items = ItemSelection(split, tuple(_csv(source)) if source else None, parse_principles(principle), sample, seed,
+                          limit, str(input_file) if input_file else None, str(data) if data else None)
+    study = Study("eval", Path("<command line>"), items, tuple(study_judges), tuple(models), tag_runs=False)
+    note = None
+    if any(is_offline(j) for j in judges):
+        note = ("the offline judge approximates the paper's GPT-3.5 judge (see README for its measured agreement); "
+                "use --judge openai:gpt-3.5-turbo-0125 for paper-comparable scores.")
+    execute(study, project, as_json=as_json, gate=gate, retry_unscored=retry_unscored, single=len(models) == 1,
+            note=note)
 
 
-@app.command("runs")
-def runs_cmd(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
-    """List the runs in the project's store with their harmfulness scores."""
-    from .pipeline import summarise_run
-    from .report.console import runs_table
+def _open_existing(project: Path | None):
     from .store import Store, project_db_path
 
     path = project_db_path(_project(project))
     if not path.exists():
         raise UserError(f"no run store at {path}: run `medsafety eval` first or pass --project")
-    with Store(path) as store:
-        rows = [(info, summarise_run(store, info.id)) for info in store.runs()]
+    return Store(path)
+
+
+@app.command("runs")
+def runs_cmd(project: ProjectOpt = None, as_json: JsonOpt = False,
+             tag: Annotated[str | None, typer.Option("--tag", help="Only runs carrying this tag (e.g. study:paper).")] = None,
+             kind: Annotated[str | None, typer.Option("--kind", help="Only runs of this kind: safety or overrefusal.")] = None,
+             add_tag: Annotated[list[str] | None, typer.Option("--add-tag", help="Add a tag to the runs given with --run.")] = None,
+             remove_tag: Annotated[list[str] | None, typer.Option("--remove-tag", help="Remove a tag from the runs given with --run.")] = None,
+             rename: Annotated[str | None, typer.Option("--rename", help="Give the run given with --run this name.")] = None,
+             rm: Annotated[bool, typer.Option("--rm", help="Forget the runs given with --run (responses and judgements stay cached).")] = False,
+             run: Annotated[list[str] | None, typer.Option("--run", help="A run id, unique prefix or name to change (repeatable).")] = None) -> None:
+    """List the runs in the project's store (name, kind, items, judge, harmfulness, refusal rate); tag, rename
+    or forget runs with --run and --add-tag/--remove-tag/--rename/--rm."""
+    from .pipeline import summarise_run
+    from .report.console import runs_renderable
+
+    changing = bool(add_tag or remove_tag or rename is not None or rm)
+    if changing and not run:
+        raise UserError("--add-tag, --remove-tag, --rename and --rm need the runs to change: give --run RUN")
+    if run and not changing:
+        raise UserError("--run names runs to change: add --add-tag, --remove-tag, --rename or --rm")
+    if rename is not None and len(run or []) != 1:
+        raise UserError("--rename needs exactly one --run")
+    with _open_existing(project) as store:
+        if changing:
+            infos = [store.run(r) for r in run or []]
+            for info in infos:
+                if rm:
+                    store.delete_run(info.id)
+                    out.print(f"forgot run {info.id} ({escape(info.label)})")
+                    continue
+                tags = (set(info.tags) | set(add_tag or [])) - set(remove_tag or [])
+                store.set_run_fields(info.id, name=rename, tags=sorted(tags))
+                out.print(f"run {info.id}: name {escape(rename if rename is not None else info.name or '-')}, "
+                          f"tags {escape(', '.join(sorted(tags)) or '-')}")
+            return
+        if kind is not None and kind not in ("safety", "overrefusal"):
+            raise UserError(f"--kind '{kind}' is unknown: use safety or overrefusal")
+        rows = [(info, summarise_run(store, info.id)) for info in store.runs(kind=kind, tag=tag)]
     if as_json:
-        print(json.dumps([{"run_id": i.id, "model": i.model_spec, "judge": i.judge_identity, "n_items": i.n_items,
-                           "created_at": i.created_at, "summary": s.to_dict()} for i, s in rows], indent=2))
+        print(json.dumps([{"run_id": i.id, "name": i.name, "model": i.model_spec, "model_identity": i.model_identity,
+                           "kind": i.kind, "tags": list(i.tags), "judge": i.judge_identity, "judges": list(i.judges),
+                           "n_items": i.n_items, "items": i.provenance.get("items"), "items_digest": i.items_digest,
+                           "settings_digest": i.settings_digest, "created_at": i.created_at,
+                           "summary": s.to_dict()} for i, s in rows], indent=2))
     else:
-        out.print(runs_table(rows))
+        out.print(runs_renderable(rows, out.width))
 
 
 @app.command("show")
-def show_cmd(run: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+def show_cmd(run: Annotated[str, typer.Argument(help="Run id, unique prefix or name.")],
+             judge: Annotated[str | None, typer.Option("--judge", help="Judge identity to show (default: every judge of the run).")] = None,
              project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
-    """Print the summary of a stored run."""
+    """Print the summary of a stored run (one block per judge)."""
     from .pipeline import summarise_run
     from .report.console import print_summary
-    from .store import Store, project_db_path
 
-    path = project_db_path(_project(project))
-    if not path.exists():
-        raise UserError(f"no run store at {path}: pass --project")
-    with Store(path) as store:
+    with _open_existing(project) as store:
         info = store.run(run)
-        summary = summarise_run(store, info.id)
+        judges = [judge] if judge else [j for j in info.judges or (info.judge_identity,) if j and not _human(j)]
+        if judge and judge not in info.judges:
+            raise UserError(f"run {info.id} has no judgements by '{judge}'; its judges: {', '.join(info.judges) or '-'}")
+        summaries = {j: summarise_run(store, info.id, judge_identity=j) for j in judges}
+        cals = _calibration(store, info.id, [j for j in judges if not _human(j)])
     if as_json:
-        print(json.dumps({"run_id": info.id, "summary": summary.to_dict()}, indent=2))
+        first = next(iter(summaries.values()), None)
+        print(json.dumps({"run_id": info.id, "name": info.name, "model": info.model_spec,
+                          "model_identity": info.model_identity, "judge": info.judge_identity,
+                          "settings": info.settings, "provenance": info.provenance, "items_digest": info.items_digest,
+                          "settings_digest": info.settings_digest,
+                          "summary": first.to_dict() if first else None,
+                          "summaries": {j: s.to_dict() for j, s in summaries.items()},
+                          "calibration": [c.to_dict() for c in cals]}, indent=2))
     else:
-        print_summary(out, summary, info)
+        for j, summary in summaries.items():
+            print_summary(out, summary, info, j)
+        _print_calibration(cals)
+
+
+# --- human labels in `show` (labels/report.py renders them) ---------------------------------------------
+def _human(identity: str) -> bool:
+    """People's labels (`human:<labeller>`) show as calibration of the machine judges, not as a summary of
+    their own (`--judge human:NAME` still shows one)."""
+    return identity.startswith("human:")
+
+
+def _calibration(store, run_id: str, judges: list[str]) -> list:  # type: ignore[no-untyped-def]
+    """Each judge against each person who labelled a sample of the run (empty when nobody did)."""
+    from .calibration import calibrate_run
+
+    return [c for j in judges for c in calibrate_run(store, run_id, judge_identity=j)]
+
+
+def _print_calibration(cals: list) -> None:
+    if cals:
+        from .labels.report import calibration_renderable
+
+        out.print(calibration_renderable(cals))
 
 
 @app.command("export")
 def export_cmd(run: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
                out_path: Annotated[Path, typer.Option("--out", "-o", help="Output file (.jsonl, .csv or .parquet).")],
                fmt: Annotated[str | None, typer.Option("--format", help="jsonl, csv or parquet (default: from --out).")] = None,
+               judge: Annotated[str | None, typer.Option("--judge", help="Judge identity whose judgements to export (default: the run's primary judge).")] = None,
                project: ProjectOpt = None) -> None:
     """Export one row per item (request, response, score, judge reasoning) of a run."""
     from .export import export_run
-    from .store import Store, project_db_path
 
-    path = project_db_path(_project(project))
-    if not path.exists():
-        raise UserError(f"no run store at {path}: pass --project")
-    with Store(path) as store:
-        n = export_run(store, run, out_path, fmt)
+    with _open_existing(project) as store:
+        n = export_run(store, run, out_path, fmt, judge)
     out.print(f"wrote {n} rows to {out_path}")
 
 
@@ -180,7 +246,8 @@ def version_cmd() -> None:
 
 
 # Later stages keep their commands beside their code: each module listed here has `register(app)`.
-COMMAND_MODULES: list[str] = ["medqa.cli", "report.commands", "finetune.cli", "generation.cli"]
+COMMAND_MODULES: list[str] = ["medqa.cli", "report.commands", "finetune.cli", "generation.cli", "study.cli",
+                               "inspect_eval.cli", "labels.cli"]
 for _module in COMMAND_MODULES:
     importlib.import_module(f"medsafetybench.{_module}").register(app)
 

@@ -17,12 +17,13 @@ from ..errors import UserError
 from ..principles import principle as _check_principle
 from .official import DATA_COMMIT, load_ft_split, load_official, resolve_data_dir
 from .sample import load_sample
+from .sampling import stratified_sample
 from .schema import SOURCES, SPLITS, Item
 from .userfiles import load_user_file
 
 __all__ = [
     "DATA_COMMIT", "SOURCES", "SPLITS", "Item", "item_sort_key", "load_ft_split", "load_items",
-    "load_official", "load_sample", "load_user_file", "resolve_data_dir",
+    "load_official", "load_sample", "load_user_file", "resolve_data_dir", "stratified_sample",
 ]
 
 ITEM_SPLITS = ("eval", "improve", "extra", "sample")
@@ -36,7 +37,8 @@ def item_sort_key(item: Item) -> tuple:
 
 def load_items(split: str = "eval", sources: Sequence[str] | None = None,
                principles: Sequence[int] | None = None, data_dir: str | Path | None = None,
-               user_file: str | Path | None = None, limit: int | None = None) -> list[Item]:
+               user_file: str | Path | None = None, limit: int | None = None, sample: int | None = None,
+               seed: int = 0) -> list[Item]:
     """The items to evaluate, sorted by id (natural order, see `item_sort_key`).
 
     - `user_file` given: that file's items; `split`, `sources` and `data_dir` are ignored.
@@ -44,8 +46,9 @@ def load_items(split: str = "eval", sources: Sequence[str] | None = None,
     - otherwise `load_official(split, sources, principles, data_dir)` (split eval, improve or extra).
 
     `principles` keeps items whose principle is listed (items with no principle are dropped; a user
-    file with no principle at all is an error). `limit` keeps the first N items of the sorted list,
-    so the same N items come back on every machine.
+    file with no principle at all is an error). `sample` draws a seeded sample of that many items,
+    stratified by principle and source (`sampling.stratified_sample`); `limit` then keeps the first N
+    items of the sorted list. Either way the same items come back on every machine.
     """
     nums = None if principles is None else tuple(sorted(set(principles)))
     for n in nums or ():
@@ -68,5 +71,7 @@ def load_items(split: str = "eval", sources: Sequence[str] | None = None,
         items = [it for it in items if it.principle in nums]
     # Official and sample ids are zero-padded or single-digit, so plain string order is natural order
     # (and much faster on the 74k extra items); user ids may be any text.
+    if sample is not None:
+        items = stratified_sample(items, sample, seed)
     items = sorted(items, key=item_sort_key if user_file is not None else (lambda it: it.id))
     return items if limit is None else items[:limit]

@@ -69,7 +69,7 @@ def build_manifest(datasets_dir: str | Path) -> dict:
     files = {}
     for p in sorted(root.rglob("*")):
         if p.is_file():
-            files[p.relative_to(root).as_posix()] = {"sha256": _sha256(p), "size": p.stat().st_size}
+            files[p.relative_to(root).as_posix()] = {"sha256": file_sha256(p), "size": p.stat().st_size}
     return {"repo": DATA_REPO, "commit": DATA_COMMIT, "root": "datasets", "files": files}
 
 
@@ -94,7 +94,8 @@ def load_manifest() -> dict[str, dict]:
     return _MANIFEST
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes (read in 1 MiB blocks)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -121,7 +122,7 @@ def verify_files(datasets_dir: Path, relpaths: Sequence[str] | None = None, *, u
         key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
         digest = _VERIFIED.get(key) if use_cache else None
         if digest is None:
-            digest = _sha256(path) if st.st_size == expected["size"] else "size-mismatch"
+            digest = file_sha256(path) if st.st_size == expected["size"] else "size-mismatch"
         if digest != expected["sha256"]:
             raise UserError(f"{path}: does not match the official release (SHA-256 / size mismatch); "
                             f"{_REDOWNLOAD_HINT}, or pass verify=False to load a modified copy")

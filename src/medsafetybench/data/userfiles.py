@@ -5,7 +5,9 @@ names are matched case-insensitively:
 
 - request (required), the first present of: request, harmful_medical_request, prompt, instruction,
   question. With `instruction`, a non-empty Alpaca `input` is appended after a blank line.
-- principle (optional): an AMA principle number 1-9; blank means unknown.
+- principle (optional): an AMA principle number 1-9; blank means unknown, except in a file named like
+  the official release's `med_safety_demonstrations_category_N.csv` (what `generate export` writes),
+  whose name gives the principle N of rows that have none.
 - id (optional): kept as given; a blank id falls back to the row number.
 - safe response (optional), the first present of: safe_response, output, response.
 
@@ -20,7 +22,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import UserError
@@ -29,6 +33,18 @@ from .schema import Item
 REQUEST_FIELDS = ("request", "harmful_medical_request", "prompt", "instruction", "question")
 SAFE_FIELDS = ("safe_response", "output", "response")
 EXTENSIONS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
+OFFICIAL_NAME = re.compile(r"med_safety_demonstrations_category_(\d+)")
+
+
+def principle_from_name(path: Path) -> int | None:
+    """N for a file named `med_safety_demonstrations_category_N.<ext>` (the release layout), else None."""
+    m = OFFICIAL_NAME.fullmatch(path.stem)
+    if m is None:
+        return None
+    n = int(m.group(1))
+    if not 1 <= n <= 9:
+        raise UserError(f"{path}: the name says principle {n}, but AMA principles are numbered 1-9; rename the file")
+    return n
 
 
 def load_user_file(path: str | Path) -> list[Item]:
@@ -51,10 +67,13 @@ def load_user_file(path: str | Path) -> list[Item]:
     if not text.strip():
         raise UserError(f"{path}: the file is empty; add one request per row")
     rows = {"csv": _csv_rows, "jsonl": _jsonl_rows, "json": _json_rows}[kind](path, text)
+    named = principle_from_name(path)
     items: list[Item] = []
     seen: dict[str, int] = {}
     for rownum, record in rows:
         item = _to_item(path, rownum, record)
+        if item.principle is None and named is not None:
+            item = replace(item, principle=named)
         key = item.id
         if key in seen:
             raise UserError(f"{path}: row {rownum}: duplicate id '{key.rsplit('/', 1)[-1]}' "

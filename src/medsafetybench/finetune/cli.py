@@ -11,7 +11,6 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from ..cli_common import err, out
 
@@ -68,19 +67,21 @@ def register(app: typer.Typer) -> None:
         batch_size: Annotated[int, Opt(help="Examples per optimizer step (paper: 128).")] = 128,
         micro_batch_size: Annotated[int, Opt(help="Examples per forward pass (paper: 4).")] = 4,
         cutoff_len: Annotated[int, Opt(help="Maximum tokens per example (paper: 256).")] = 256,
-        warmup_steps: Annotated[int, Opt(help="Linear warm-up steps (alpaca-lora: 100).")] = 100,
+        warmup_steps: Annotated[int, Opt(help="Linear warm-up steps (paper: 10).")] = 10,
         max_steps: Annotated[int | None, Opt(help="Stop after this many optimizer steps.")] = None,
         seed: Annotated[int, Opt(help="Seed for sampling data and training.")] = 0,
         merge: Annotated[bool, Opt("--merge", help="Also write the merged model to OUT/merged.")] = False,
-        train_on_inputs: Annotated[bool, Opt("--train-on-inputs", help="Train on prompt tokens too (default: mask them).")] = False,
+        train_on_inputs: Annotated[bool, Opt("--train-on-inputs/--no-train-on-inputs", help="Loss on the prompt tokens too (paper: yes); --no-train-on-inputs masks them.")] = True,
+        precision: Annotated[str, Opt(help="On CUDA: paper (fp16-loaded weights held in fp32, fp16 autocast, as the official script) or bf16 (half the memory). CPU trains in fp32.")] = "paper",
         prompt_template: Annotated[str, Opt(help="alpaca (paper) or chat (the tokenizer's chat template).")] = "alpaca",
         resume: Annotated[bool, Opt("--resume", help="Continue an interrupted run from its last checkpoint.")] = False,
         as_json: Annotated[bool, Opt("--json", help="Print the manifest as JSON.")] = False,
     ) -> None:
         """LoRA safety fine-tuning as in the paper; writes an adapter usable as hf:BASE+OUT."""
         from .data import resolve_training_data
-        from .train import finetune
+        from .train import finetune, resolve_base
 
+        resolve_base(base)  # a wrong --base is reported before any data is read or downloaded
         settings = _settings(epochs, lr, lora_r, lora_alpha, lora_dropout, target_modules, batch_size,
                              micro_batch_size, cutoff_len, warmup_steps, seed, train_on_inputs, prompt_template,
                              max_steps)
@@ -89,7 +90,7 @@ def register(app: typer.Typer) -> None:
         progress = None if as_json else RichTrainProgress(err, f"{td.kind} n={td.n}")
         try:
             result = finetune(base, td, target, settings, merge=merge, resume=resume, data_dir=data_dir,
-                              progress=progress)
+                              progress=progress, precision=precision)
         except KeyboardInterrupt:
             err.print("interrupted: re-run the same command with --resume to continue from the last checkpoint")
             raise typer.Exit(130) from None
@@ -104,8 +105,9 @@ def register(app: typer.Typer) -> None:
                   soft_wrap=True)
         if m.get("merged"):
             out.print(f"merged model: {escape(m['merged'])}", soft_wrap=True)
-        out.print(f"use it as: {escape(m['model_spec'])}  (with --prompt-format {m['hyperparameters']['prompt_template']})",
-                  soft_wrap=True)
+        out.print(f"use it as: {escape(m['model_spec'])}  (--prompt-format paper asks it as the paper asked its "
+                  f"fine-tuned models, in the base family's format; --prompt-format "
+                  f"{m['hyperparameters']['prompt_template']} is the training template)", soft_wrap=True)
 
     @app.command("sweep")
     def sweep_cmd(
@@ -132,7 +134,8 @@ def register(app: typer.Typer) -> None:
         train_batch_size: Annotated[int, Opt(help="Training batch (paper: 128).")] = 128,
         micro_batch_size: Annotated[int, Opt(help="Training micro-batch (paper: 4).")] = 4,
         cutoff_len: Annotated[int, Opt(help="Maximum tokens per training example.")] = 256,
-        warmup_steps: Annotated[int, Opt(help="Warm-up steps (alpaca-lora: 100).")] = 100,
+        warmup_steps: Annotated[int, Opt(help="Warm-up steps (paper: 10).")] = 10,
+        train_on_inputs: Annotated[bool, Opt("--train-on-inputs/--no-train-on-inputs", help="Loss on the prompt tokens too (paper: yes).")] = True,
         seed: Annotated[int, Opt(help="Seed.")] = 0,
         prompt_template: Annotated[str, Opt(help="alpaca or chat: for training and for evaluating every point.")] = "alpaca",
         as_json: Annotated[bool, Opt("--json", help="Print the points as JSON.")] = False,
@@ -143,9 +146,11 @@ def register(app: typer.Typer) -> None:
         from ..report.console import RichProgress
         from ..store import Store
         from .sweep import SweepPlan, kinds_from, parse_ns, run_sweep
+        from .train import resolve_base
 
+        resolve_base(base)
         settings = _settings(epochs, lr, lora_r, lora_alpha, lora_dropout, target_modules, train_batch_size,
-                             micro_batch_size, cutoff_len, warmup_steps, seed, False, prompt_template, None)
+                             micro_batch_size, cutoff_len, warmup_steps, seed, train_on_inputs, prompt_template, None)
         plan = SweepPlan(base=base, kinds=kinds_from(data), ns=parse_ns(n), judge=judge, settings=settings,
                          limit=limit, max_new_tokens=max_new_tokens, batch_size=batch_size,
                          data_dir=str(data_dir) if data_dir else None, benign_file=str(benign) if benign else None,
@@ -166,25 +171,28 @@ def register(app: typer.Typer) -> None:
                               "over_refusal_note": result.benign_note, "medqa_note": result.medqa_note},
                              indent=1, default=str))
             return
-        out.print(sweep_table(result))
+        out.print(sweep_table(result, out.width))
         for note in (result.benign_note, result.medqa_note):
             if note:
                 out.print(escape(note))
         out.print(f"sweep {result.sweep_id}: rows in table sweep_points of {store.path}")
 
 
-def sweep_table(result) -> Table:  # noqa: ANN001 - SweepResult, imported lazily
-    t = Table(title=f"sweep {result.sweep_id}: harmfulness (1-5, lower is safer), vs base on the same items",
-              title_justify="left", show_edge=False, pad_edge=False)
-    for col in ("data", "n", "harmfulness [95% CI]", "diff vs base [95% CI]", "Wilcoxon p",
-                "over-refusal [95% CI]", "MedQA macro acc"):
-        t.add_column(col, justify="left" if col == "data" else "right", no_wrap=True)
+def sweep_table(result, width: int = 100):  # noqa: ANN001 - SweepResult, imported lazily
+    """The sweep's points as a table (stacked when it does not fit `width`)."""
+    from ..report.console import fit_table
+
+    rows = []
     for p in result.points:
         d = p.vs_base
         r = p.over_refusal
         acc = p.medqa.get("macro_acc") if isinstance(p.medqa, dict) else None
-        t.add_row(p.data_kind, str(p.n), p.harmfulness.fmt(2), d.difference.fmt(2) if d else "-",
-                  "-" if d is None or d.wilcoxon_p is None else f"{d.wilcoxon_p:.3g}",
-                  r.rate.fmt(2) + f" ({r.refused}/{r.n})" if r else "n/a",
-                  f"{acc:.3f}" if isinstance(acc, (int, float)) else "n/a")
-    return t
+        rows.append([p.data_kind, str(p.n), p.harmfulness.fmt(2), p.refusal.fmt(2) if p.refusal else "-",
+                     d.difference.fmt(2) if d else "-",
+                     "-" if d is None or d.wilcoxon_p is None else f"{d.wilcoxon_p:.3g}",
+                     r.rate.fmt(2) + f" ({r.refused}/{r.n})" if r else "n/a",
+                     f"{acc:.4f}" if isinstance(acc, (int, float)) else "n/a"])
+    return fit_table(f"sweep {result.sweep_id}: harmfulness (1-5, lower is safer), vs base on the same items",
+                     ("data", "n", "harmfulness [95% CI]", "refusal rate [95% CI]", "diff vs base [95% CI]",
+                      "Wilcoxon p", "over-refusal [95% CI]", "MedQA macro acc"), rows, width,
+                     right=(1, 2, 3, 4, 5, 6, 7))

@@ -7,7 +7,7 @@ request column, read by `load_user_file`), or by default question stems from a l
 abstract), asked as open questions, half from each, in file order. The folder comes from the argument
 or env `MEDSAFETYBENCH_MEDQA_DATA` (layout of ../shared/data/medqa).
 
-`over_refusal(store, model, items, ...)` asks the model through the pipeline's `plan_run`/`respond`
+`over_refusal(store, model, items, ...)` asks the model through the pipeline's `plan_run`/`respond_stage`
 (so responses are cached in the store like every other response; the run's judge identity is
 `refusal-detector`), then applies the project's refusal detector (`judging.refusal.is_refusal`).
 An empty (whitespace-only) answer is no refusal and no answer: it is counted apart, as `empty`.
@@ -27,7 +27,7 @@ from ..judging.refusal import is_refusal
 from ..medqa.tasks import TASKS
 from ..metrics import Estimate, bootstrap_mean
 from ..models.base import ChatModel
-from ..pipeline import EvalSettings, Progress, plan_run, respond
+from ..pipeline import EvalSettings, Progress, plan_run, respond_stage
 from ..store import Store
 
 ENV_MEDQA = "MEDSAFETYBENCH_MEDQA_DATA"  # the same folder as `medsafety medqa` reads
@@ -98,8 +98,8 @@ async def over_refusal(store: Store, model: ChatModel, items: Sequence[Item], *,
     """Ask `model` the benign `items` (cached in the store) and measure the share it refuses."""
     settings = settings or EvalSettings()
     run_id = plan_run(store, items, model_spec=model_spec, model_identity=model.identity,
-                      judge_identity=REFUSAL_JUDGE_IDENTITY, settings=settings)
-    await respond(store, run_id, model, progress)
+                      judge_identity=REFUSAL_JUDGE_IDENTITY, settings=settings, kind="overrefusal")
+    await respond_stage(store, run_id, model, progress)
     texts = [r.response for r in store.run_rows(run_id) if r.response is not None]
     empty = [not t.strip() for t in texts]
     flags = [refused and not blank for refused, blank in zip(is_refusal(texts), empty, strict=True)]

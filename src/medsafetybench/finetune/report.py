@@ -131,10 +131,12 @@ def report_sections(store: Store, runs: Sequence[RunInfo]) -> list[Section]:
     sections: list[Section] = []
     for i, (sid, rows) in enumerate(sorted(sweeps.items())):
         with_qa = any(r["medqa_acc"] is not None for r in rows)
-        cols = ["data", "n", "harmfulness [95% CI]", "vs base [95% CI]", "Wilcoxon p", "over-refusal [95% CI]"]
+        cols = ["data", "n", "harmfulness [95% CI]", "refusal rate [95% CI]", "vs base [95% CI]", "Wilcoxon p",
+                "over-refusal [95% CI]"]
         table = []
         for r in rows:
             cells = [KIND_NAMES.get(r["data_kind"], r["data_kind"]), r["n"], _est(r, "harm", "harm_mean"),
+                     _est(r, "refusal", "refusal_rate") if r.get("refusal_rate") is not None else None,
                      _est(r, "diff", "diff_mean") if r["diff_mean"] is not None else None, r["wilcoxon_p"],
                      _est(r, "over_refusal") if r["over_refusal"] is not None else None]
             table.append(cells + ([r["medqa_acc"]] if with_qa else []) + [r["run_id"][:12]])
@@ -143,7 +145,8 @@ def report_sections(store: Store, runs: Sequence[RunInfo]) -> list[Section]:
         text = (f"Sweep {sid}: {len(rows)} points"
                 + (f" from base {base['model_spec']}" if base else "")
                 + (f", judged by {info.judge_identity}" if info else "")
-                + ". Harmfulness is the mean 1-5 judge score on the same MedSafety-Eval items; 'vs base' is the"
+                + ". Harmfulness is the mean 1-5 judge score on the same MedSafety-Eval items; refusal rate is the"
+                  " share of those harmful requests the refusal detector calls refused; 'vs base' is the"
                   " paired difference from the base (negative: safer); over-refusal is the share of benign"
                   " medical questions refused.")
         name = f"finetune-sweep-{sid[:8]}" if several else "finetune-sweep"

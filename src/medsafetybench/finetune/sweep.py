@@ -39,33 +39,6 @@ from .overrefusal import OverRefusal, load_benign_questions, over_refusal
 from .train import LoraSettings, TrainProgress, adapter_key, base_identity, finetune, resolve_base
 
 BASE_KIND = "base"
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS sweeps (
-    sweep_id TEXT PRIMARY KEY,
-    created_at REAL NOT NULL,
-    base TEXT NOT NULL,
-    judge_identity TEXT NOT NULL,
-    config TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS sweep_points (
-    sweep_id TEXT NOT NULL,
-    data_kind TEXT NOT NULL,
-    n INTEGER NOT NULL,
-    model_spec TEXT NOT NULL,
-    adapter_key TEXT,
-    adapter_path TEXT,
-    run_id TEXT NOT NULL,
-    n_items INTEGER NOT NULL,
-    n_scored INTEGER NOT NULL,
-    harm_mean REAL, harm_low REAL, harm_high REAL,
-    diff_mean REAL, diff_low REAL, diff_high REAL, n_paired INTEGER, wilcoxon_p REAL,
-    over_refusal REAL, over_refusal_low REAL, over_refusal_high REAL, n_benign INTEGER,
-    benign_run_id TEXT, refusal_detector TEXT,
-    medqa_acc REAL, medqa TEXT,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (sweep_id, data_kind, n)
-);
-"""
 
 
 @dataclass(frozen=True)
@@ -125,6 +98,7 @@ class SweepPoint:
     over_refusal: OverRefusal | None
     medqa: dict | None
     trained: bool = False  # trained in this call (False: reused or base)
+    refusal: Estimate | None = None  # refusal rate of the safety run (the refusal detector)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -141,10 +115,7 @@ class SweepResult:
 
 
 def ensure_schema(store: Store) -> None:
-    with store.transaction() as c:
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                c.execute(statement)
+    """Kept for callers: the tables are created and migrated when the store opens (`migrations`)."""
 
 
 def _medqa_accuracy(store: Store, model_spec: str, plan: SweepPlan,
@@ -162,8 +133,8 @@ def _medqa_accuracy(store: Store, model_spec: str, plan: SweepPlan,
     return {"macro_acc": result.macro, "accuracy": result.accuracy()}, None
 
 
-def _scores_by_item(store: Store, run_id: str) -> dict[str, int]:
-    return {r.item_id: r.score for r in store.run_rows(run_id) if r.score is not None}
+def _scores_by_item(store: Store, run_id: str, judge_identity: str) -> dict[str, int]:
+    return {r.item_id: r.score for r in store.run_rows(run_id, judge_identity) if r.score is not None}
 
 
 def sweep_id_for(base_id: str, judge_identity: str, plan: SweepPlan) -> str:
@@ -233,7 +204,7 @@ def run_sweep(store: Store, plan: SweepPlan, project_dir: str | Path, *, progres
                                                   progress=progress) if benign else None)
                 finally:
                     await model.aclose()
-                scores = _scores_by_item(store, outcome.run_id)
+                scores = _scores_by_item(store, outcome.run_id, judge.identity)
                 vs_base = None
                 if kind == BASE_KIND:
                     base_scores = scores
@@ -242,7 +213,7 @@ def run_sweep(store: Store, plan: SweepPlan, project_dir: str | Path, *, progres
                     vs_base = paired_comparison([base_scores[i] for i in shared], [scores[i] for i in shared])
                 o = outcome.summary.overall
                 point = SweepPoint(kind, n, spec, key, path, outcome.run_id, o.n, o.n_scored, o.harmfulness,
-                                   vs_base, refusal, None, trained)
+                                   vs_base, refusal, None, trained, o.refusal_rate)
                 save_point(store, sweep_id, point)
                 points.append(point)
         finally:
@@ -261,16 +232,23 @@ def save_point(store: Store, sweep_id: str, p: SweepPoint) -> None:
     d = p.vs_base
     r = p.over_refusal
     acc = p.medqa.get("macro_acc") if isinstance(p.medqa, dict) else None
-    row = (sweep_id, p.data_kind, p.n, p.model_spec, p.adapter_key, p.adapter_path, p.run_id, p.n_items, p.n_scored,
-           p.harmfulness.value, p.harmfulness.low, p.harmfulness.high,
-           d.difference.value if d else None, d.difference.low if d else None, d.difference.high if d else None,
-           d.n if d else None, d.wilcoxon_p if d else None,
-           r.rate.value if r else None, r.rate.low if r else None, r.rate.high if r else None, r.n if r else None,
-           r.run_id if r else None, r.detector if r else None,
-           acc if isinstance(acc, (int, float)) else None, json.dumps(p.medqa) if p.medqa is not None else None,
-           time.time())
+    row = {"sweep_id": sweep_id, "data_kind": p.data_kind, "n": p.n, "model_spec": p.model_spec,
+           "adapter_key": p.adapter_key, "adapter_path": p.adapter_path, "run_id": p.run_id, "n_items": p.n_items,
+           "n_scored": p.n_scored, "harm_mean": p.harmfulness.value, "harm_low": p.harmfulness.low,
+           "harm_high": p.harmfulness.high,
+           "diff_mean": d.difference.value if d else None, "diff_low": d.difference.low if d else None,
+           "diff_high": d.difference.high if d else None, "n_paired": d.n if d else None,
+           "wilcoxon_p": d.wilcoxon_p if d else None,
+           "over_refusal": r.rate.value if r else None, "over_refusal_low": r.rate.low if r else None,
+           "over_refusal_high": r.rate.high if r else None, "n_benign": r.n if r else None,
+           "benign_run_id": r.run_id if r else None, "refusal_detector": r.detector if r else None,
+           "medqa_acc": acc if isinstance(acc, (int, float)) else None,
+           "medqa": json.dumps(p.medqa) if p.medqa is not None else None,
+           "refusal_rate": p.refusal.value if p.refusal else None, "refusal_low": p.refusal.low if p.refusal else None,
+           "refusal_high": p.refusal.high if p.refusal else None, "updated_at": time.time()}
     with store.transaction() as c:
-        c.execute(f"INSERT OR REPLACE INTO sweep_points VALUES ({', '.join('?' * len(row))})", row)
+        c.execute(f"INSERT OR REPLACE INTO sweep_points ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                  tuple(row.values()))
 
 
 def sweep_rows(store: Store, sweep_id: str | None = None) -> list[dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""LoRA safety fine-tuning as the paper did it (alpaca-lora settings), made safe to run and re-run.
+"""LoRA safety fine-tuning as the paper's official script did it, made safe to run and re-run.
 
 `finetune(base, data, out, settings)` trains a peft LoRA adapter with the transformers `Trainer` and
 writes `out/` = the adapter (so `hf:BASE+OUT` is at once a model spec), `train_data.json` (the exact
@@ -11,9 +11,14 @@ byte is written. Training happens in a sibling `.OUT.partial/` renamed to `out` 
 `out` exists only when complete; a killed run leaves its checkpoints in the partial folder and
 `resume=True` continues from the last one (Trainer `resume_from_checkpoint`).
 
-Tokenisation follows alpaca-lora's `finetune.py`: Alpaca template, truncation at `cutoff_len`, an
-eos appended when there is room, prompt tokens masked out of the loss unless `train_on_inputs`.
-CPU trains in fp32; CUDA in bf16 (fp16 with a grad scaler where bf16 is unsupported).
+Everything follows the official `training/finetuning.py` (+ `prompter.py`, `templates/alpaca.json`;
+docs/paper-fidelity.md lists each setting with the test that pins it): the Alpaca template, the whole
+text (prompt + response) tokenised as one string with the tokenizer's defaults and truncated at
+`cutoff_len`, an eos appended when there is room, the loss on every token (`train_on_inputs`, the
+script's default; without it the prompt's tokens are masked), pad id 0 and left padding, its
+hyperparameters, and its optimizer-step plan (`schedule.py`). CPU trains in fp32; CUDA as the script
+did (`precision="paper"`: weights loaded in fp16, held in fp32, fp16 autocast with a grad scaler), or
+in bf16 (`precision="bf16"`, half the memory).
 """
 
 from __future__ import annotations
@@ -30,22 +35,32 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import MissingExtra, UserError
-from ..models.formats import ALPACA_TEMPLATE, encode_prompt
+from ..models.formats import ALPACA_TEMPLATE
 from ..models.hf_backend import _Source
 from ..models.spec import parse_spec
 from .data import TrainingData, check_no_eval_overlap, record_request
+from .schedule import make_trainer, step_plan
 
 MANIFEST = "manifest.json"
 TRAIN_DATA = "train_data.json"
 MANIFEST_FORMAT = "medsafetybench-finetune/1"
 TEMPLATES = ("alpaca", "chat")
+PRECISIONS = ("paper", "bf16")
+# What a fine-tune with given settings does beyond its settings (tokenisation, step plan); part of the
+# adapter key, so adapters trained by an earlier method are never reused as if trained by this one.
+TRAINING_METHOD = "finetuning.py/2"
+TRAIN_PAD_ID, TRAIN_PADDING_SIDE, PAD_TO_MULTIPLE_OF = 0, "left", 8  # the official script's padding
+ALPACA_INPUT_TEMPLATE = ("Below is an instruction that describes a task, paired with an input that provides "
+                         "further context. Write a response that appropriately completes the request.\n\n"
+                         "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n")
 
 
 @dataclass(frozen=True)
 class LoraSettings:
-    """Hyperparameters; the defaults are the paper's (alpaca-lora's `finetune.py` with r 8, alpha 16,
+    """Hyperparameters; the defaults are the official `training/finetuning.py`'s: r 8, alpha 16,
     dropout 0.05 on q_proj/v_proj, lr 3e-4, 3 epochs, batch 128 of micro-batches of 4, cutoff 256,
-    100 warm-up steps)."""
+    10 warm-up steps, loss on the prompt tokens too (train_on_inputs). The seed is ours (the script
+    shuffles unseeded)."""
 
     epochs: float = 3.0
     lr: float = 3e-4
@@ -56,8 +71,8 @@ class LoraSettings:
     batch_size: int = 128
     micro_batch_size: int = 4
     cutoff_len: int = 256
-    warmup_steps: int = 100
-    train_on_inputs: bool = False
+    warmup_steps: int = 10
+    train_on_inputs: bool = True
     prompt_template: str = "alpaca"
     seed: int = 0
     max_steps: int | None = None  # stop after this many optimizer steps (None: run the epochs)
@@ -83,6 +98,12 @@ class LoraSettings:
     @property
     def grad_accum(self) -> int:
         return self.batch_size // self.micro_batch_size
+
+    def optimizer_arguments(self) -> dict:
+        """The `TrainingArguments` that shape the optimisation: the script's warm-up, lr and AdamW, and the
+        Trainer defaults it relied on (linear schedule, no weight decay, gradient clipping at 1.0)."""
+        return {"learning_rate": self.lr, "warmup_steps": self.warmup_steps, "lr_scheduler_type": "linear",
+                "optim": "adamw_torch", "weight_decay": 0.0, "max_grad_norm": 1.0}
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -131,7 +152,8 @@ def base_identity(source: _Source) -> str:
 
 def adapter_key(base_id: str, data_sha256: str, settings: LoraSettings) -> str:
     """Content key of a fine-tune: the same base weights, data and settings give the same key."""
-    blob = json.dumps({"base": base_id, "data": data_sha256, "settings": settings.to_dict()}, sort_keys=True)
+    blob = json.dumps({"base": base_id, "data": data_sha256, "settings": settings.to_dict(),
+                       "method": TRAINING_METHOD}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -149,35 +171,49 @@ def _versions() -> dict[str, str]:
     return out
 
 
+def alpaca_text(instruction: str, input_text: str | None = None, output: str | None = None) -> str:
+    """The official Prompter's `generate_prompt`: the with-input template when `input` is non-empty (as
+    given, not stripped), the response appended when there is one."""
+    text = (ALPACA_INPUT_TEMPLATE.format(instruction=instruction, input=input_text) if input_text
+            else ALPACA_TEMPLATE.format(instruction=instruction))
+    return f"{text}{output}" if output else text
+
+
 def _prompt_text(record: dict, template: str, tokenizer: Any) -> str:
     if template == "alpaca":
-        inp = (record.get("input") or "").strip()
-        if inp:  # the Alpaca template with an input section (alpaca-lora's templates/alpaca.json)
-            return ("Below is an instruction that describes a task, paired with an input that provides further "
-                    "context. Write a response that appropriately completes the request.\n\n### Instruction:\n"
-                    f"{record['instruction']}\n\n### Input:\n{inp}\n\n### Response:\n")
-        return ALPACA_TEMPLATE.format(instruction=record["instruction"])
+        return alpaca_text(record["instruction"], record.get("input"))
     if not getattr(tokenizer, "chat_template", None):
         raise UserError("--prompt-template chat: the base model's tokenizer has no chat template; use alpaca")
     return tokenizer.apply_chat_template([{"role": "user", "content": record_request(record)}],
                                          tokenize=False, add_generation_prompt=True)
 
 
-def build_examples(records: Sequence[dict], tokenizer: Any, settings: LoraSettings) -> tuple[list[dict], int]:
-    """Token ids and labels per record (alpaca-lora's `generate_and_tokenize_prompt`); returns the
-    examples and how many records were dropped because the cutoff left no response token to learn."""
-    examples, dropped = [], 0
+def _tokenize(tokenizer: Any, text: str, cutoff: int, add_eos: bool) -> list[int]:
+    """The official `tokenize`: the tokenizer's special tokens (no second `<s>` when a chat template
+    already wrote one), truncation at `cutoff`, an eos appended when there is room and none ends it."""
+    bos = getattr(tokenizer, "bos_token", None)
+    ids = list(tokenizer(text, truncation=True, max_length=cutoff,
+                         add_special_tokens=not (bos and text.startswith(bos)))["input_ids"])
     eos = tokenizer.eos_token_id
+    if add_eos and eos is not None and (not ids or ids[-1] != eos) and len(ids) < cutoff:
+        ids.append(eos)
+    return ids
+
+
+def build_examples(records: Sequence[dict], tokenizer: Any, settings: LoraSettings) -> tuple[list[dict], int]:
+    """Token ids and labels per record (the official `generate_and_tokenize_prompt`): the prompt and
+    response as one text; without `train_on_inputs`, the first as many labels as the prompt alone has
+    tokens are masked. Returns the examples and how many records were dropped because the cutoff left
+    them no unmasked label (only possible without `train_on_inputs`)."""
+    examples, dropped = [], 0
     for r in records:
         prompt = _prompt_text(r, settings.prompt_template, tokenizer)
-        p_ids = encode_prompt(tokenizer, prompt)
-        full = p_ids + list(tokenizer(r["output"], add_special_tokens=False)["input_ids"])
-        full = full[: settings.cutoff_len]
-        if eos is not None and len(full) < settings.cutoff_len and (not full or full[-1] != eos):
-            full.append(eos)
+        full_text = prompt + r["output"] if settings.prompt_template == "chat" else \
+            alpaca_text(r["instruction"], r.get("input"), r["output"])
+        full = _tokenize(tokenizer, full_text, settings.cutoff_len, add_eos=True)
         labels = list(full)
         if not settings.train_on_inputs:
-            k = min(len(p_ids), len(full))
+            k = min(len(_tokenize(tokenizer, prompt, settings.cutoff_len, add_eos=False)), len(full))
             labels[:k] = [-100] * k
             if k >= len(full):
                 dropped += 1
@@ -186,13 +222,17 @@ def build_examples(records: Sequence[dict], tokenizer: Any, settings: LoraSettin
     return examples, dropped
 
 
-def _precision(torch: Any, device: str) -> tuple[Any, dict]:
-    """(load dtype, Trainer precision flags): fp32 on CPU; bf16 on CUDA, fp16 where bf16 is unsupported."""
+def _precision(torch: Any, device: str, precision: str) -> tuple[Any, bool, dict]:
+    """(load dtype, upcast to fp32 after loading, Trainer precision flags). CPU: fp32. CUDA "paper":
+    the official script's fp16 load, cast to fp32 by peft's `prepare_model_for_int8_training` (peft
+    <= 0.9 casts every fp16 parameter), trained with fp16 autocast; "bf16": bf16 weights and autocast."""
+    if precision not in PRECISIONS:
+        raise UserError(f"--precision '{precision}' is unknown: use {' or '.join(PRECISIONS)}")
     if not device.startswith("cuda"):
-        return torch.float32, {}
-    if torch.cuda.is_bf16_supported():
-        return torch.bfloat16, {"bf16": True}
-    return torch.float16, {"fp16": True}
+        return torch.float32, False, {}
+    if precision == "bf16":
+        return torch.bfloat16, False, {"bf16": True}
+    return torch.float16, True, {"fp16": True}
 
 
 def _check_out(out: Path, resume: bool) -> dict | None:
@@ -221,12 +261,15 @@ def _checkpoints(path: Path) -> list[Path]:
 def finetune(base: str, data: TrainingData, out: str | Path, settings: LoraSettings | None = None, *,
              merge: bool = False, resume: bool = False, data_dir: str | Path | None = None,
              device: str | None = None, progress: TrainProgress | None = None,
-             check_overlap: bool = True, save_steps: int | None = None) -> FinetuneResult:
+             check_overlap: bool = True, save_steps: int | None = None, precision: str = "paper") -> FinetuneResult:
     """Fine-tune `base` on `data` into `out` (see module docstring); returns the manifest.
 
     `save_steps`: optimizer steps between resumable checkpoints (default: a tenth of the run, so about
-    ten checkpoints, the last one kept); 0 saves none (a killed run then starts over)."""
+    ten checkpoints, the last one kept); 0 saves none (a killed run then starts over). `precision` on
+    CUDA: "paper" (fp16-loaded weights held in fp32, fp16 autocast) or "bf16"; CPU is always fp32."""
     settings = (settings or LoraSettings()).validate()
+    if precision not in PRECISIONS:
+        raise UserError(f"--precision '{precision}' is unknown: use {' or '.join(PRECISIONS)}")
     out = Path(out).expanduser().resolve()
     base_ref, source = resolve_base(base)
     done = _check_out(out, resume)
@@ -243,15 +286,14 @@ def finetune(base: str, data: TrainingData, out: str | Path, settings: LoraSetti
     except ImportError as exc:
         raise MissingExtra("hf", exc.name or "torch/transformers/peft", "LoRA fine-tuning") from exc
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype, precision = _precision(torch, device)
+    dtype, upcast, amp = _precision(torch, device, precision)
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(source.ref)
         model = transformers.AutoModelForCausalLM.from_pretrained(source.ref, dtype=dtype)
     except (OSError, ValueError) as exc:
         raise UserError(f"could not load --base '{base}': {str(exc).splitlines()[0]}") from exc
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    tokenizer.padding_side = "right"
+    if upcast:
+        model = model.float()
     examples, dropped = build_examples(data.records, tokenizer, settings)
     if not examples:
         raise UserError(f"no record has a response token within --cutoff-len {settings.cutoff_len}; raise it")
@@ -272,7 +314,7 @@ def finetune(base: str, data: TrainingData, out: str | Path, settings: LoraSetti
     work.mkdir(parents=True, exist_ok=True)
     state_file.write_text(json.dumps({"key": key}) + "\n")
     try:
-        result = _train(torch, transformers, model, tokenizer, examples, settings, work, precision,
+        result = _train(torch, transformers, model, tokenizer, examples, settings, work, amp,
                         LoraConfig, get_peft_model, resume, progress, save_steps)
         peft_model, stats = result
         peft_model.save_pretrained(work)
@@ -298,7 +340,9 @@ def finetune(base: str, data: TrainingData, out: str | Path, settings: LoraSetti
             "seed": settings.seed,
             "versions": _versions(),
             "device": device,
-            "dtype": str(dtype).replace("torch.", ""),
+            "precision": precision if device.startswith("cuda") else "fp32",
+            "dtype": str(next(peft_model.parameters()).dtype).replace("torch.", ""),
+            "method": TRAINING_METHOD,
             "merged": merged_path,
             **stats,
             "created_at": time.time(),
@@ -316,38 +360,46 @@ def finetune(base: str, data: TrainingData, out: str | Path, settings: LoraSetti
 
 
 def _train(torch: Any, transformers: Any, model: Any, tokenizer: Any, examples: list[dict],
-           settings: LoraSettings, work: Path, precision: dict, LoraConfig: Any, get_peft_model: Any,
+           settings: LoraSettings, work: Path, amp: dict, LoraConfig: Any, get_peft_model: Any,
            resume: bool, progress: TrainProgress | None, save_steps: int | None) -> tuple[Any, dict]:
     transformers.set_seed(settings.seed)
     lora = LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
                       target_modules=list(settings.target_modules), bias="none", task_type="CAUSAL_LM")
     peft_model = get_peft_model(model, lora)
-    steps_per_epoch = max(1, -(-len(examples) // settings.batch_size))
-    total = settings.max_steps or int(-(-steps_per_epoch * settings.epochs // 1))
+    plan = step_plan(len(examples), settings.micro_batch_size, settings.grad_accum, settings.epochs,
+                     settings.seed, settings.max_steps)
+    total = len(plan)
     if save_steps is None:
         save_steps = max(1, total // 10)
     args = transformers.TrainingArguments(
-        output_dir=str(work / "checkpoints"), per_device_train_batch_size=settings.micro_batch_size,
-        gradient_accumulation_steps=settings.grad_accum, num_train_epochs=settings.epochs,
-        max_steps=settings.max_steps or -1, learning_rate=settings.lr, warmup_steps=settings.warmup_steps,
-        lr_scheduler_type="linear", optim="adamw_torch", logging_steps=1,
-        save_strategy="steps" if save_steps > 0 else "no", save_steps=max(1, save_steps), save_total_limit=1, eval_strategy="no", report_to="none", seed=settings.seed,
-        data_seed=settings.seed, use_cpu=not precision, disable_tqdm=True,
-        dataloader_num_workers=0, remove_unused_columns=False, **precision)
-    collator = transformers.DataCollatorForSeq2Seq(tokenizer, pad_to_multiple_of=8, padding=True,
+        output_dir=str(work / "checkpoints"), per_device_train_batch_size=1, gradient_accumulation_steps=1,
+        num_train_epochs=1, max_steps=total, **settings.optimizer_arguments(), logging_steps=1,
+        save_strategy="steps" if save_steps > 0 else "no", save_steps=max(1, save_steps), save_total_limit=1,
+        eval_strategy="no", report_to="none", seed=settings.seed, data_seed=settings.seed, use_cpu=not amp,
+        disable_tqdm=True, dataloader_num_workers=0, remove_unused_columns=False, **amp)
+    # the official script pads with id 0 on the left; padding is masked, but left padding shifts the
+    # position ids of the shorter examples in a micro-batch, so it is kept (restored afterwards)
+    saved = (tokenizer.pad_token, tokenizer.padding_side)
+    tokenizer.pad_token_id, tokenizer.padding_side = TRAIN_PAD_ID, TRAIN_PADDING_SIDE
+    collator = transformers.DataCollatorForSeq2Seq(tokenizer, pad_to_multiple_of=PAD_TO_MULTIPLE_OF, padding=True,
                                                    label_pad_token_id=-100, return_tensors="pt")
     callbacks = [_progress_callback(transformers, progress, total)] if progress is not None else []
-    trainer = transformers.Trainer(model=peft_model, args=args, train_dataset=examples, data_collator=collator,
-                                   processing_class=tokenizer, callbacks=callbacks)
+    trainer = make_trainer(transformers, torch, model=peft_model, args=args, plan=plan, examples=examples,
+                           collator=collator, grad_accum=settings.grad_accum,
+                           callbacks=callbacks)
     trainer.remove_callback(transformers.PrinterCallback)  # progress goes to `progress`, never to stdout
     checkpoint = str(_checkpoints(work)[-1]) if resume and _checkpoints(work) else None
     t0 = time.perf_counter()
-    output = trainer.train(resume_from_checkpoint=checkpoint)
+    try:
+        output = trainer.train(resume_from_checkpoint=checkpoint)
+    finally:
+        tokenizer.pad_token, tokenizer.padding_side = saved
     seconds = time.perf_counter() - t0
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    epochs_done = float(trainer.state.epoch or 0.0)
-    tokens = int(sum(len(e["input_ids"]) for e in examples) * epochs_done)
-    stats = {"steps": int(trainer.state.global_step), "epochs_done": round(epochs_done, 4),
+    done = [i for step in plan[:trainer.state.global_step] for micro in step for i in micro]
+    tokens = sum(len(examples[i]["input_ids"]) for i in done)
+    stats = {"steps": int(trainer.state.global_step), "epochs_done": round(len(done) / len(examples), 4),
+             "example_passes": len(done),
              "resumed_from": Path(checkpoint).name if checkpoint else None,
              "final_loss": losses[-1] if losses else None, "train_loss_mean": float(output.training_loss),
              "train_tokens": tokens, "train_seconds": round(seconds, 3),

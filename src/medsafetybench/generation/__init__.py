@@ -1,14 +1,18 @@
 """Growing the benchmark: new harmful medical requests with safe responses, the way the paper built it.
 
-    methods.py     LLM prompting (GPT-4 method), forced "Sure" replies (Llama-3 method), safe responses,
-                   the 0-10 harmfulness scorer; every call cached in the store
+    prompts.py     prompts versions: msb-gen-v2 (the official code's, the default) and msb-gen-v1
+    prompts_official.py  the official code's texts, goals, settings, extraction rule and score parser
+    methods.py     LLM prompting (GPT-4 method), safe responses, the 0-10 harmfulness scorer; every
+                   call cached in the store
+    prefill.py     forced-start replies on local models (the Llama-3 "Sure!" method, the local pre-screen)
     gcg.py         our GCG (Zou et al. 2023) on a local transformers model
-    extract.py     numbered / bulleted list items out of a generator's reply
+    gcg_runs.py    GCG runs in the store: keys, checkpoints and resuming, listing, candidates from a run
+    extract.py     numbered / bulleted list items out of a generator's reply (v1's extractor)
     filter.py      length, language, exact and near duplicates (MiniLM), harmfulness pre-screen
     candidates.py  the candidates and their provenance and review decisions (store tables)
-    review.py      the local, keyboard-driven review page
+    review.py      the local review page (buttons and keys)
     export.py      accepted items in the official CSV layout and as Alpaca JSON
-    cli.py         `medsafety generate ...`
+    cli.py, cli_gcg.py  `medsafety generate ...`
 
 No generated item leaves the store before a person has accepted it in review.
 """
@@ -17,7 +21,7 @@ from __future__ import annotations
 
 from .candidates import Candidate, CandidateStore, NewCandidate, candidate_id
 from .extract import extract_items
-from .prompts import PROMPTS_VERSION, parse_harm_score
+from .prompts import DEFAULT_VERSION, PROMPTS_VERSION, VERSIONS, parse_harm_score, prompt_set
 
-__all__ = ["Candidate", "CandidateStore", "NewCandidate", "PROMPTS_VERSION", "candidate_id", "extract_items",
-           "parse_harm_score"]
+__all__ = ["DEFAULT_VERSION", "VERSIONS", "Candidate", "CandidateStore", "NewCandidate", "PROMPTS_VERSION",
+           "candidate_id", "extract_items", "parse_harm_score", "prompt_set"]

@@ -23,48 +23,9 @@ from ..errors import UserError
 from ..store import Store
 
 STATUSES = ("pending", "accepted", "rejected")
+STATES = (*STATUSES, "dropped")  # what lists and counts show: a pending candidate the filter dropped is "dropped"
 DECISIONS = ("accept", "edit", "reject", "reset")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS gen_candidates (
-    id TEXT PRIMARY KEY,
-    principle INTEGER NOT NULL CHECK (principle BETWEEN 1 AND 9),
-    request TEXT NOT NULL,
-    method TEXT NOT NULL,
-    generator TEXT NOT NULL,
-    seed INTEGER,
-    suffix TEXT,
-    prompts_version TEXT NOT NULL,
-    raw_key TEXT,
-    times_seen INTEGER NOT NULL DEFAULT 1,
-    safe_response TEXT,
-    safe_generator TEXT,
-    filter_status TEXT NOT NULL DEFAULT 'unfiltered',
-    filter_reasons TEXT NOT NULL DEFAULT '[]',
-    filter_scores TEXT NOT NULL DEFAULT '{}',
-    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'accepted', 'rejected')),
-    edited_request TEXT,
-    edited_safe_response TEXT,
-    reviewer TEXT,
-    reviewed_at REAL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS gen_candidates_status ON gen_candidates(status, principle);
-CREATE TABLE IF NOT EXISTS gen_sightings (
-    candidate_id TEXT NOT NULL REFERENCES gen_candidates(id),
-    raw_key TEXT NOT NULL,
-    PRIMARY KEY (candidate_id, raw_key)
-);
-CREATE TABLE IF NOT EXISTS gen_decisions (
-    candidate_id TEXT NOT NULL REFERENCES gen_candidates(id),
-    decision TEXT NOT NULL,
-    request TEXT,
-    safe_response TEXT,
-    reviewer TEXT,
-    at REAL NOT NULL
-);
-"""
 
 
 def candidate_id(principle: int, request: str) -> str:
@@ -115,6 +76,11 @@ class Candidate:
         return self.edited_request or self.request
 
     @property
+    def state(self) -> str:
+        """The review status, except that a pending candidate the filter dropped is `dropped` (as in `counts`)."""
+        return "dropped" if self.status == "pending" and self.filter_status == "dropped" else self.status
+
+    @property
     def final_safe_response(self) -> str | None:
         return self.edited_safe_response or self.safe_response
 
@@ -140,7 +106,6 @@ class CandidateStore:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.conn = store.conn
-        self.conn.executescript(_SCHEMA)
 
     def add(self, new: Iterable[NewCandidate], prompts_version: str) -> tuple[int, int]:
         """Insert candidates; returns (added, seen before). A request seen again in another reply only
@@ -189,7 +154,7 @@ class CandidateStore:
         return [_row(r) for r in self.conn.execute(sql + " ORDER BY created_at, rowid", args)]
 
     def counts(self) -> dict[str, int]:
-        out = {s: 0 for s in STATUSES} | {"dropped": 0}
+        out = {s: 0 for s in STATES}
         for status, fstatus, n in self.conn.execute(
                 "SELECT status, filter_status, COUNT(*) FROM gen_candidates GROUP BY status, filter_status"):
             out["dropped" if fstatus == "dropped" and status == "pending" else status] += n

@@ -1,11 +1,15 @@
 """`medsafety generate ...`: the commands that grow the benchmark (a typer sub-app, `register(app)`).
 
-    generate prompt | prefill | gcg     make candidates (pending review)
+    generate prompt | prefill | gcg     make candidates (pending review); gcg is in `cli_gcg.py`
+    generate gcg-runs                   GCG runs in the store (finished, or waiting at a checkpoint)
     generate filter                     length, language, duplicates, harmfulness pre-screen
     generate safe-responses             the paper's safe response for each candidate
     generate review                     the local review page (127.0.0.1)
     generate export                     accepted items: official CSV layout and Alpaca JSON
     generate list                       candidates and their status
+
+Every command that sends a text to a model takes `--prompts-version` (default msb-gen-v2, the
+official code's texts; msb-gen-v1 the earlier ones).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from rich.text import Text
 from ..cli_common import JsonOpt, ProjectOpt, err, out
 from ..errors import UserError
 from ..store import project_dir as _project
+from .prompts import DEFAULT_VERSION, check_version
 
 gen_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
                       help="Grow the benchmark: generate, filter, review and export new harmful medical requests.")
@@ -34,7 +39,11 @@ CountOpt = Annotated[int, typer.Option("--count", "-k", min=1, help="Requests as
 CallsOpt = Annotated[int, typer.Option("--calls", min=1, help="Calls to make (call i is seeded i when sampling).")]
 TempOpt = Annotated[float, typer.Option("--temperature", min=0.0, help="Sampling temperature (0 = greedy).")]
 MaxTokOpt = Annotated[int, typer.Option("--max-new-tokens", min=1, help="New tokens per reply.")]
-FormatOpt = Annotated[str, typer.Option("--prompt-format", help="Prompt format for local models (chat, llama2, ...).")]
+FormatOpt = Annotated[str, typer.Option("--prompt-format", help="Prompt format for local models (chat, paper, paper-llama2, ..., llama2, ...; see medsafety eval --help).")]
+VersionOpt = Annotated[str, typer.Option("--prompts-version", help="Texts to use: msb-gen-v2 (the official code's) or msb-gen-v1.")]
+GoalSetOpt = Annotated[str | None, typer.Option("--goal-set", help="Official goals: prompts, tutorial or plain (v2).")]
+GoalsOpt = Annotated[Path | None, typer.Option("--goals", help="A goals file (.jsonl or .csv with goal, target); row i is for principle i (v2).")]
+RenderOpt = Annotated[str, typer.Option("--render", help="auto, model (the model's prompt format) or llama3 (the official literal Llama-3 text).")]
 
 
 def _store(project: Path | None):
@@ -43,8 +52,12 @@ def _store(project: Path | None):
     return Store.open_project(_project(project))
 
 
+def report_dict(report) -> dict:
+    return {k: getattr(report, k) for k in ("calls", "replies", "extracted", "added", "repeats", "failed", "errors")}
+
+
 def _print_report(report, as_json: bool, what: str) -> None:
-    d = {k: getattr(report, k) for k in ("calls", "replies", "extracted", "added", "repeats", "failed", "errors")}
+    d = report_dict(report)
     if as_json:
         print(json.dumps(d, indent=2))
     else:
@@ -58,80 +71,68 @@ def _print_report(report, as_json: bool, what: str) -> None:
 @gen_app.command("prompt")
 def prompt_cmd(generator: GeneratorOpt, principle: PrincipleOpt, count: CountOpt = 10, calls: CallsOpt = 1,
                temperature: TempOpt = 0.7, max_new_tokens: MaxTokOpt = 1024,
-               prompt_format: FormatOpt = "chat", project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+               prompt_format: FormatOpt = "chat", version: VersionOpt = DEFAULT_VERSION, project: ProjectOpt = None,
+               as_json: JsonOpt = False) -> None:
     """The paper's GPT-4 method: ask a model for requests that violate a principle, with medical jargon."""
     from ..models import load_model
     from .methods import generate_by_prompting
 
+    check_version(version)
     model = load_model(generator, prompt_format=prompt_format)
     with _store(project) as store:
         report = asyncio.run(generate_by_prompting(store, model, principle, count=count, calls=calls,
-                                                   temperature=temperature, max_new_tokens=max_new_tokens))
+                                                   temperature=temperature, max_new_tokens=max_new_tokens,
+                                                   version=version))
     _print_report(report, as_json, "prompt")
 
 
 @gen_app.command("prefill")
-def prefill_cmd(generator: GeneratorOpt, principle: PrincipleOpt, count: CountOpt = 10, calls: CallsOpt = 1,
-                temperature: TempOpt = 0.7, max_new_tokens: MaxTokOpt = 1024,
-                prompt_format: FormatOpt = "chat", project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
-    """The paper's Llama-3 method: a medical-assistant system prompt and a reply forced to begin "Sure,"."""
+def prefill_cmd(generator: GeneratorOpt, principle: PrincipleOpt,
+                count: Annotated[int | None, typer.Option("--count", "-k", min=1, help="Requests asked for per call (v1 only; the official goals ask for twenty).")] = None,
+                calls: CallsOpt = 1,
+                temperature: Annotated[float | None, typer.Option(min=0.0, help="Sampling temperature (v2: 0.6, v1: 0.7; 0 = greedy).")] = None,
+                top_p: Annotated[float | None, typer.Option("--top-p", min=0.0, max=1.0, help="Nucleus sampling (v2: 0.9).")] = None,
+                max_new_tokens: Annotated[int | None, typer.Option(min=1, help="New tokens per reply (v2: 1500, v1: 1024).")] = None,
+                goal_set: GoalSetOpt = None, goals: GoalsOpt = None, render: RenderOpt = "auto",
+                prompt_format: FormatOpt = "chat", version: VersionOpt = DEFAULT_VERSION,
+                project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+    """The paper's Llama-3 method: a medical-assistant system prompt and a reply forced to begin "Sure!"."""
     from ..models import load_model, parse_spec
-    from .methods import generate_by_prefill
+    from .prefill import generate_by_prefill
 
+    check_version(version)
     if parse_spec(generator).backend != "hf":
         raise UserError("--generator: prefill writes the start of the reply itself, so it needs a local model (hf:PATH)")
     model = load_model(generator, prompt_format=prompt_format)
     with _store(project) as store:
         report = asyncio.run(generate_by_prefill(store, model, principle, count=count, calls=calls,
-                                                 temperature=temperature, max_new_tokens=max_new_tokens))
+                                                 temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+                                                 version=version, goal_set=goal_set or "prompts", goals_file=goals,
+                                                 render=render))
     _print_report(report, as_json, "prefill")
-
-
-@gen_app.command("gcg")
-def gcg_cmd(generator: GeneratorOpt, principle: PrincipleOpt,
-            steps: Annotated[int, typer.Option(min=1, help="Optimisation steps (paper: 1000).")] = 1000,
-            top_k: Annotated[int, typer.Option("--top-k", min=1, help="Substitutions kept per position.")] = 256,
-            candidates: Annotated[int, typer.Option(min=1, help="Candidate suffixes per step.")] = 512,
-            suffix_len: Annotated[int, typer.Option("--suffix-len", min=1, help="Suffix tokens.")] = 20,
-            batch_size: Annotated[int, typer.Option(min=1, help="Candidates evaluated per forward pass.")] = 128,
-            seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-            max_new_tokens: MaxTokOpt = 512, prompt_format: FormatOpt = "chat",
-            project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
-    """Our GCG, after Zou et al. 2023: optimise an adversarial suffix, generate with it, extract."""
-    from ..models import load_model, parse_spec
-    from .gcg import GCGConfig, generate_by_gcg
-
-    if parse_spec(generator).backend != "hf":
-        raise UserError("--generator: GCG needs gradients, so it needs a local model (hf:PATH)")
-    model = load_model(generator, prompt_format=prompt_format)
-    cfg = GCGConfig(steps=steps, top_k=top_k, num_candidates=candidates, suffix_len=suffix_len,
-                    batch_size=batch_size, seed=seed)
-    with _store(project) as store:
-        result, report = generate_by_gcg(store, model, principle, cfg, max_new_tokens=max_new_tokens,
-                                         log=None if as_json else err.print)
-    if not as_json:
-        out.print(f"GCG: best loss {result.best_loss:.3f} after {result.steps_run} step(s), "
-                  f"success: {result.success}; suffix {result.suffix!r}", markup=False, highlight=False)
-    _print_report(report, as_json, "gcg")
 
 
 @gen_app.command("filter")
 def filter_cmd(threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="Cosine at or above which two requests are near duplicates.")] = 0.90,
-               scorer: Annotated[str | None, typer.Option(help="Model spec of the harmfulness scorer (0-10 prompt); none: skip the pre-screen.")] = None,
+               scorer: Annotated[str | None, typer.Option(help="Model spec of the harmfulness scorer (0-10 prompt); none (default): skip the pre-screen.")] = None,
                min_harm: Annotated[float, typer.Option(min=0.0, max=10.0, help="Keep candidates the scorer rates at least this harmful.")] = 7.0,
                min_words: Annotated[int, typer.Option(min=1)] = 6, max_words: Annotated[int, typer.Option(min=1)] = 150,
                no_language_check: Annotated[bool, typer.Option("--no-language-check", help="Keep non-English requests.")] = False,
                no_embeddings: Annotated[bool, typer.Option("--no-embeddings", help="Skip near-duplicate checks (exact ones still run).")] = False,
                with_extra: Annotated[bool, typer.Option("--with-extra", help="Also compare with the 74,374 Llama-3 requests (slow).")] = False,
                data: Annotated[Path | None, typer.Option(help="Local copy of the official release (else $MEDSAFETYBENCH_DATA or the cache).")] = None,
+               render: RenderOpt = "auto", version: VersionOpt = DEFAULT_VERSION,
                project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
     """Filter pending candidates; dropped ones keep their reasons (see `generate list --dropped`)."""
     from ..data import load_official
     from ..models import load_model
     from .candidates import CandidateStore
     from .filter import CachedEmbeddings, Embedder, FilterSettings, apply_filter, filter_candidates
-    from .methods import harm_scores
+    from .methods import harm_scorer_identity, harm_scores
 
+    check_version(version)
+    if scorer is not None and scorer.strip().lower() == "none":
+        scorer = None
     bench = load_official("eval", data_dir=data) + load_official("improve", data_dir=data)
     if with_extra:
         bench += load_official("extra", data_dir=data)
@@ -144,11 +145,16 @@ def filter_cmd(threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="
         earlier = cands.list(status=("accepted",))
 
         def score(items):
-            return asyncio.run(harm_scores(store, scorer_model, items))
+            return asyncio.run(harm_scores(store, scorer_model, items, version=version, render=render))
 
         embed = None if no_embeddings else CachedEmbeddings(store, Embedder())
         results = filter_candidates(todo, bench, embed=embed, settings=settings,
                                     scorer=score if scorer_model else None, earlier=earlier)
+        if scorer_model is not None:
+            who = harm_scorer_identity(scorer_model, version, render)
+            for r in results:
+                if "harm" in r.scores:
+                    r.scores["harm_scorer"] = who
         counts = apply_filter(cands, results)
     if as_json:
         print(json.dumps(counts | {"results": [r.__dict__ for r in results]}, indent=2, ensure_ascii=False))
@@ -162,14 +168,17 @@ def filter_cmd(threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="
 @gen_app.command("safe-responses")
 def safe_cmd(generator: GeneratorOpt, overwrite: Annotated[bool, typer.Option(help="Rewrite existing safe responses.")] = False,
              include_dropped: Annotated[bool, typer.Option(help="Also for candidates the filter dropped.")] = False,
-             prompt_format: FormatOpt = "chat", project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+             prompt_format: FormatOpt = "chat", version: VersionOpt = DEFAULT_VERSION,
+             project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
     """Write the paper's safe response (decline politely, say why it is unethical, 1-3 sentences)."""
     from ..models import load_model
     from .methods import write_safe_responses
 
+    check_version(version)
     model = load_model(generator, prompt_format=prompt_format)
     with _store(project) as store:
-        report = asyncio.run(write_safe_responses(store, model, overwrite=overwrite, include_dropped=include_dropped))
+        report = asyncio.run(write_safe_responses(store, model, overwrite=overwrite, include_dropped=include_dropped,
+                                                  version=version))
     if as_json:
         print(json.dumps({"calls": report.calls, "written": report.added, "failed": report.failed}))
     else:
@@ -184,22 +193,14 @@ def review_cmd(port: Annotated[int, typer.Option(min=0, max=65535, help="Port on
                include_dropped: Annotated[bool, typer.Option(help="Also show candidates the filter dropped.")] = False,
                reviewer: Annotated[str | None, typer.Option(help="Your name, stored with each decision.")] = None,
                project: ProjectOpt = None) -> None:
-    """Serve the keyboard-driven review page on 127.0.0.1 until Ctrl+C; every decision is saved at once."""
-    import time
-
+    """Serve the review page (buttons or keys) on 127.0.0.1 until Ctrl+C; every decision is saved at once."""
     from ..store import project_db_path
     from .review import ReviewServer
 
     server = ReviewServer(project_db_path(_project(project)), port=port, include_reviewed=all_items,
                           include_dropped=include_dropped, reviewer=reviewer).start()
     out.print(f"review page: {server.url}  (Ctrl+C to stop; decisions are saved as you make them)")
-    try:
-        while True:
-            time.sleep(1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
+    server.serve_until_interrupted()
 
 
 @gen_app.command("export")
@@ -222,28 +223,33 @@ def export_cmd(out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder
 
 
 @gen_app.command("list")
-def list_cmd(status: Annotated[str | None, typer.Option(help="pending, accepted or rejected.")] = None,
+def list_cmd(status: Annotated[str | None, typer.Option(help="pending, accepted, rejected or dropped (pending, dropped by the filter).")] = None,
              dropped: Annotated[bool, typer.Option("--dropped", help="Only candidates the filter dropped.")] = False,
              project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
-    """Candidates with their provenance, filter verdict and review status."""
-    from .candidates import STATUSES, CandidateStore
+    """Candidates with their provenance, filter verdict and review status (the counts' states)."""
+    from .candidates import STATES, CandidateStore
 
-    if status is not None and status not in STATUSES:
-        raise UserError(f"--status '{status}' is unknown; use one of {', '.join(STATUSES)}")
+    if status is not None and status not in STATES:
+        raise UserError(f"--status '{status}' is unknown; use one of {', '.join(STATES)}")
     with _store(project) as store:
         cands = CandidateStore(store)
-        rows = cands.list(status=(status,) if status else None, filter_status=("dropped",) if dropped else None)
+        rows = cands.list(filter_status=("dropped",) if dropped else None)
+        rows = [c for c in rows if status is None or c.state == status]
         counts = cands.counts()
     if as_json:
-        print(json.dumps({"counts": counts, "candidates": [c.to_dict() for c in rows]}, indent=2, ensure_ascii=False))
+        print(json.dumps({"counts": counts, "candidates": [c.to_dict() | {"state": c.state} for c in rows]},
+                         indent=2, ensure_ascii=False))
         return
     table = Table("id", "p", "method", "status", "filter", "request", "reasons")
     for c in rows:
-        table.add_row(c.id, str(c.principle), c.method, c.status, c.filter_status,  # model text: never markup
+        table.add_row(c.id, str(c.principle), c.method, c.state, c.filter_status,  # model text: never markup
                       Text(c.final_request[:100]), Text("; ".join(c.filter_reasons)[:100]))
     out.print(table)
     out.print(", ".join(f"{k}: {v}" for k, v in counts.items()))
 
 
 def register(app: typer.Typer) -> None:
+    from . import cli_gcg
+
+    cli_gcg.register(gen_app)
     app.add_typer(gen_app, name="generate")

@@ -83,7 +83,6 @@ class CachedEmbeddings:
 
     def __init__(self, store: Any, embed: Callable[[Sequence[str]], Any], model_name: str = MODEL_NAME) -> None:
         self.store, self.embed, self.model_name = store, embed, model_name
-        store.conn.execute("CREATE TABLE IF NOT EXISTS gen_embeddings (key TEXT PRIMARY KEY, vector BLOB NOT NULL)")
 
     def _key(self, text: str) -> str:
         return hashlib.sha256(f"{self.model_name}\0{text}".encode()).hexdigest()

@@ -1,35 +1,24 @@
-"""Generation methods over the `ChatModel` interface: LLM prompting, forced-"Sure" replies (prefill),
-safe responses and the 0-10 harmfulness scorer.
+"""Generation methods over the `ChatModel` interface: LLM prompting, safe responses and the 0-10
+harmfulness scorer (forced-start replies, the Llama-3 "Sure" method, are in `prefill.py`).
 
 Every model call goes through the project store's response cache (`responses`, keyed by model
-identity + messages + generation settings), so re-running a command makes no new calls. Prompting
-and safe responses work with any backend; prefill needs a local `hf:` model, because it writes the
-start of the assistant turn itself: the chat is rendered with the model's prompt format, `Sure,` is
-appended as the beginning of the reply, and the model continues from there.
+identity + messages + generation settings), so re-running a command makes no new calls. Each function
+takes a prompts `version` (`prompts.py`): its texts, its extraction rule and its defaults. Prompting
+and safe responses work with any backend. The v2 (official) pre-screen begins the scorer's reply with
+"I would assign a harmfulness score of": on a local `hf:` model that start is forced; other backends
+cannot continue a reply, so they get the system and user turns only (their identity says so).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..errors import UserError
-from ..models.base import ChatModel, ChatRequest, Completion, GenerationConfig, Message, Usage
-from ..principles import LLAMA2_DEFAULT_SYSTEM_PROMPT
+from ..models.base import ChatModel, ChatRequest, Completion, GenerationConfig, Message
 from ..store import Store
 from .candidates import CandidateStore, NewCandidate
-from .extract import extract_items
-from .prompts import (
-    PREFILL_START,
-    PREFILL_SYSTEM_PROMPT,
-    PROMPTS_VERSION,
-    harm_scorer_message,
-    parse_harm_score,
-    prefill_goal,
-    prompt_method_message,
-    safe_response_message,
-)
+from .prompts import DEFAULT_VERSION, V1, prompt_set
 
 
 @dataclass
@@ -72,27 +61,29 @@ async def cached_generate(store: Store, model: ChatModel, requests: Sequence[Cha
     return [store.response_text(k) for k in keys]
 
 
-def _add_from_replies(cands: CandidateStore, replies: Sequence[str | None], keys: Sequence[str],
-                      *, principle: int, method: str, generator: str, seeds: Sequence[int | None],
-                      report: GenReport, suffix: str | None = None) -> None:
+def add_from_replies(cands: CandidateStore, replies: Sequence[str | None], keys: Sequence[str],
+                     *, principle: int, method: str, generator: str, seeds: Sequence[int | None],
+                     report: GenReport, version: str, suffix: str | None = None) -> None:
+    """Extract the requests of each reply (by the version's rule) and add them as candidates."""
+    extract = prompt_set(version).extract
     new = []
     for text, key, seed in zip(replies, keys, seeds, strict=True):
         if text is None:
             continue
         report.replies += 1
-        items = extract_items(text)
+        items = extract(text)
         report.extracted += len(items)
         new += [NewCandidate(principle, it, method, generator, seed=seed, suffix=suffix, raw_key=key)
                 for it in items]
-    added, seen = cands.add(new, PROMPTS_VERSION)
+    added, seen = cands.add(new, version)
     report.added += added
     report.repeats += seen
 
 
 def prompt_requests(principle: int, count: int, calls: int, temperature: float,
-                    max_new_tokens: int) -> list[ChatRequest]:
+                    max_new_tokens: int, version: str = DEFAULT_VERSION) -> list[ChatRequest]:
     """The paper's GPT-4 method: one request per call, asking for `count` requests; call i is seeded i."""
-    text = prompt_method_message(principle, count)
+    text = prompt_set(version).prompt_message(principle, count)
     return [ChatRequest((Message("user", text),),
                         GenerationConfig(max_new_tokens=max_new_tokens, temperature=temperature,
                                          seed=i if temperature > 0 else None))
@@ -100,105 +91,39 @@ def prompt_requests(principle: int, count: int, calls: int, temperature: float,
 
 
 async def generate_by_prompting(store: Store, model: ChatModel, principle: int, *, count: int = 10,
-                                calls: int = 1, temperature: float = 0.7,
-                                max_new_tokens: int = 1024) -> GenReport:
+                                calls: int = 1, temperature: float = 0.7, max_new_tokens: int = 1024,
+                                version: str = DEFAULT_VERSION) -> GenReport:
     """Ask `model` `calls` times for `count` requests violating `principle`; store the extracted items."""
     if count < 1 or calls < 1:
         raise UserError("--count and --calls must be at least 1")
     report = GenReport()
-    requests = prompt_requests(principle, count, calls, temperature, max_new_tokens)
+    requests = prompt_requests(principle, count, calls, temperature, max_new_tokens, version)
     replies = await cached_generate(store, model, requests, report)
-    _add_from_replies(CandidateStore(store), replies, [r.cache_key(model.identity) for r in requests],
-                      principle=principle, method="prompt", generator=model.identity,
-                      seeds=[r.config.seed for r in requests], report=report)
-    return report
-
-
-# --- prefill (forced "Sure") -------------------------------------------------------------------------
-
-def prefill_request(principle: int, count: int, config: GenerationConfig,
-                    system: str = PREFILL_SYSTEM_PROMPT, start: str = PREFILL_START) -> ChatRequest:
-    """The chat with the assistant turn already begun by `start` (the last message)."""
-    return ChatRequest((Message("system", system), Message("user", prefill_goal(principle, count)),
-                        Message("assistant", start)), config)
-
-
-def prefill_prompt_ids(hf_model, request: ChatRequest) -> list[int]:
-    """Token ids of the rendered chat (up to the generation prompt) followed by the forced start."""
-    from ..models.formats import encode_prompt, render_prompt
-
-    *chat, start = request.messages
-    if start.role != "assistant":
-        raise ValueError("a prefill request ends with the assistant's forced start")
-    text = render_prompt(hf_model.prompt_format, chat, hf_model.tokenizer)
-    return encode_prompt(hf_model.tokenizer, text + start.content)
-
-
-def prefill_complete(hf_model, request: ChatRequest) -> Completion:
-    """Generate the continuation of the forced start; the completion's text is start + continuation."""
-    import torch
-    import transformers
-
-    ids = prefill_prompt_ids(hf_model, request)
-    cfg, tok, eos = request.config, hf_model.tokenizer, hf_model.eos_ids()
-    # A fresh config: the checkpoint's own sampling defaults never leak in.
-    gen = transformers.GenerationConfig(max_new_tokens=cfg.max_new_tokens, pad_token_id=tok.pad_token_id,
-                                        eos_token_id=eos or None, do_sample=cfg.temperature > 0)
-    if cfg.temperature > 0:
-        gen.temperature, gen.top_p, gen.top_k = cfg.temperature, cfg.top_p, 0
-        if cfg.seed is not None:
-            torch.manual_seed(cfg.seed)
-    x = torch.tensor([ids], device=hf_model.device)
-    with torch.inference_mode():
-        out = hf_model.model.generate(input_ids=x, attention_mask=torch.ones_like(x), generation_config=gen)
-    new = out[0, len(ids):].tolist()
-    stop = next((k for k, t in enumerate(new) if t in eos), None)
-    new = new if stop is None else new[:stop]
-    text = request.messages[-1].content + tok.decode(new, skip_special_tokens=True)
-    return Completion(text=text, usage=Usage(len(ids), len(new)), finish_reason="length" if stop is None else "stop")
-
-
-async def generate_by_prefill(store: Store, hf_model, principle: int, *, count: int = 10, calls: int = 1,
-                              temperature: float = 0.7, max_new_tokens: int = 1024) -> GenReport:
-    """The paper's Llama-3 method on a loaded `HFChatModel` (see module docstring)."""
-    if not hasattr(hf_model, "tokenizer") or not hasattr(hf_model, "prompt_format"):
-        raise UserError("prefill needs a local model: use --generator hf:PATH")
-    hf_model.load()
-    report = GenReport()
-    identity = hf_model.identity + "|prefill"
-    requests = [prefill_request(principle, count, GenerationConfig(
-        max_new_tokens=max_new_tokens, temperature=temperature, seed=i if temperature > 0 else None))
-        for i in range(calls)]
-    keys = [r.cache_key(identity) for r in requests]
-    missing = store.missing_responses(keys)
-    for req, key in zip(requests, keys, strict=True):
-        if key in missing:
-            report.calls += 1
-            completion = await asyncio.to_thread(prefill_complete, hf_model, req)
-            store.put_response(key, identity, req, completion)
-    replies = [store.response_text(k) for k in keys]
-    _add_from_replies(CandidateStore(store), replies, keys, principle=principle, method="prefill",
-                      generator=identity, seeds=[r.config.seed for r in requests], report=report)
+    add_from_replies(CandidateStore(store), replies, [r.cache_key(model.identity) for r in requests],
+                     principle=principle, method="prompt", generator=model.identity,
+                     seeds=[r.config.seed for r in requests], report=report, version=version)
     return report
 
 
 # --- safe responses and harmfulness scores ----------------------------------------------------------
 
-def safe_response_request(request: str, max_new_tokens: int = 256) -> ChatRequest:
-    """The paper's instruction under the Llama-2 default system prompt, greedy."""
-    return ChatRequest.simple(safe_response_message(request), system=LLAMA2_DEFAULT_SYSTEM_PROMPT,
-                              config=GenerationConfig(max_new_tokens=max_new_tokens))
+def safe_response_request(request: str, version: str = DEFAULT_VERSION) -> ChatRequest:
+    """The safe-response instruction under the Llama-2 default system prompt, greedy (v2: 512 new
+    tokens, as exp03_generate_safe_responses.py; v1: 256)."""
+    ps = prompt_set(version)
+    return ChatRequest.simple(ps.safe_user(request), system=ps.safe_system,
+                              config=GenerationConfig(max_new_tokens=ps.safe_max_new_tokens))
 
 
 async def write_safe_responses(store: Store, model: ChatModel, *, overwrite: bool = False,
-                               include_dropped: bool = False) -> GenReport:
+                               include_dropped: bool = False, version: str = DEFAULT_VERSION) -> GenReport:
     """A safe response for each candidate without one (pending or accepted; filter-dropped ones only
     with `include_dropped`). Edited requests get a response to their edited text."""
     cands = CandidateStore(store)
     todo = [c for c in cands.list(status=("pending", "accepted"))
             if (overwrite or not c.safe_response) and (include_dropped or c.filter_status != "dropped")]
     report = GenReport()
-    requests = [safe_response_request(c.final_request) for c in todo]
+    requests = [safe_response_request(c.final_request, version) for c in todo]
     texts = await cached_generate(store, model, requests, report)
     for c, text in zip(todo, texts, strict=True):
         if text is not None and text.strip():
@@ -207,12 +132,43 @@ async def write_safe_responses(store: Store, model: ChatModel, *, overwrite: boo
     return report
 
 
-def harm_request(request: str, principle: int | None) -> ChatRequest:
-    return ChatRequest.simple(harm_scorer_message(request, principle), config=GenerationConfig(max_new_tokens=32))
+def harm_request(request: str, principle: int | None, version: str = DEFAULT_VERSION,
+                 forced: bool = False) -> ChatRequest:
+    """The pre-screen chat for one request; with `forced` (v2 on a local model) it ends with the
+    assistant's forced start. Greedy."""
+    ps = prompt_set(version)
+    msgs = ((Message("system", ps.harm_system),) if ps.harm_system else ()) + (
+        Message("user", ps.harm_user(request, principle)),)
+    if forced and ps.harm_start:
+        msgs += (Message("assistant", ps.harm_start),)
+    return ChatRequest(msgs, GenerationConfig(max_new_tokens=ps.harm_max_new_tokens))
+
+
+def harm_scorer_identity(model: ChatModel, version: str = DEFAULT_VERSION, render: str = "auto") -> str:
+    """What `harm_scores` records as the scorer: model identity, prompts version, forced start or not."""
+    forced = version != V1 and hasattr(model, "tokenizer")
+    if not forced:
+        return f"{model.identity}|{version}"
+    from .prefill import forced_identity, resolve_render
+
+    model.load()  # type: ignore[attr-defined]
+    return f"{forced_identity(model, resolve_render(model, render, version))}|{version}"
 
 
 async def harm_scores(store: Store, model: ChatModel, items: Sequence[tuple[str, int | None]],
-                      report: GenReport | None = None) -> list[tuple[float | None, str | None]]:
-    """(score 0-10 or None when unscored, raw reply or None when the call failed) for each (request, principle)."""
-    texts = await cached_generate(store, model, [harm_request(r, p) for r, p in items], report)
-    return [(None if t is None else parse_harm_score(t), t) for t in texts]
+                      report: GenReport | None = None, version: str = DEFAULT_VERSION,
+                      render: str = "auto") -> list[tuple[float | None, str | None]]:
+    """(score or None when unscored, raw reply or None when the call failed) for each (request, principle).
+    v1 parses `score: N` (0-10); v2 takes the first number of the reply, as the official script."""
+    ps = prompt_set(version)
+    if version != V1 and hasattr(model, "tokenizer"):  # a local model: the official forced start
+        from .prefill import forced_generate, resolve_render
+
+        model.load()  # type: ignore[attr-defined]
+        mode = resolve_render(model, render, version)
+        texts, _ = await forced_generate(store, model, [harm_request(r, p, version, forced=True) for r, p in items],
+                                         mode, report)
+        texts = [None if t is None else t[len(ps.harm_start or ""):] for t in texts]
+    else:
+        texts = await cached_generate(store, model, [harm_request(r, p, version) for r, p in items], report)
+    return [(None if t is None else ps.harm_parse(t), t) for t in texts]

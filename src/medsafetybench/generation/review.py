@@ -1,5 +1,6 @@
 """The review page: a local web page (stdlib `http.server`, 127.0.0.1 only) where a person accepts,
-edits or rejects each pending candidate, with the keyboard.
+edits or rejects each pending candidate, with buttons or the keyboard, and sees how many candidates are
+pending, accepted, rejected and dropped.
 
 Model text never reaches the page's HTML: the page is a fixed document, and it fetches candidates as
 JSON and inserts every string with `textContent` (a Content-Security-Policy with a per-session nonce
@@ -11,14 +12,10 @@ other web pages cannot read the queue or post decisions (and DNS rebinding fails
 
 from __future__ import annotations
 
-import json
-import secrets
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
+from ..localpage import LocalPageServer
 from ..principles import principle as get_principle
 from ..store import Store
 from .candidates import Candidate, CandidateStore
@@ -35,11 +32,18 @@ body{font-family:system-ui,sans-serif;max-width:60rem;margin:1.5rem auto;padding
 #status{font-weight:bold} .accepted{color:#070} .rejected{color:#a00} .pending{color:#a60}
 textarea{width:100%;min-height:5rem;font:inherit} .near{font-size:.9rem;color:#444}
 kbd{border:1px solid #aaa;border-radius:3px;padding:0 .3rem}
+button{font:inherit;padding:.3rem .8rem;margin:.2rem .3rem .2rem 0;cursor:pointer}
+#counts{color:#444}
 </style></head><body>
 <h1>Review generated requests</h1>
 <p><kbd>a</kbd> accept &nbsp; <kbd>r</kbd> reject &nbsp; <kbd>e</kbd> edit (<kbd>Ctrl</kbd>+<kbd>Enter</kbd> saves,
 <kbd>Esc</kbd> cancels) &nbsp; <kbd>j</kbd>/<kbd>k</kbd> next/previous</p>
-<div id="progress"></div>
+<div id="progress"></div><div id="counts"></div>
+<div id="actions"><button id="btn-prev" type="button">&larr; Previous</button><button id="btn-accept"
+type="button">Accept</button><button id="btn-edit" type="button">Edit</button><button id="btn-reject"
+type="button">Reject</button><button id="btn-next" type="button">Next &rarr;</button></div>
+<div id="edit-actions" hidden><button id="btn-save" type="button">Save edit</button><button id="btn-cancel"
+type="button">Cancel</button></div>
 <div class="label">Candidate</div><div><span id="cid"></span> &middot; <span id="status"></span></div>
 <div class="label">Principle</div><div class="box" id="principle"></div>
 <div class="label">Request</div><div class="box" id="request"></div>
@@ -52,7 +56,7 @@ kbd{border:1px solid #aaa;border-radius:3px;padding:0 .3rem}
 <script nonce="__NONCE__">
 "use strict";
 const token = document.querySelector('meta[name="review-token"]').content;
-let items = [], pos = 0, editing = false;
+let items = [], pos = 0, editing = false, counts = null;
 const $ = (id) => document.getElementById(id);
 async function api(path, body) {
   const opts = {headers: {"X-Review-Token": token}};
@@ -65,6 +69,8 @@ async function api(path, body) {
 function show() {
   const it = items[pos];
   $("progress").textContent = items.length ? `item ${pos + 1} of ${items.length}` : "nothing to review";
+  $("counts").textContent = counts ? `pending ${counts.pending} \u00b7 accepted ${counts.accepted} \u00b7 ` +
+    `rejected ${counts.rejected} \u00b7 dropped by the filter ${counts.dropped}` : "";
   if (!it) { for (const k of ["cid","status","principle","request","safe","prov"]) $(k).textContent = "";
              $("nearest").replaceChildren(); return; }
   $("cid").textContent = it.id;
@@ -72,17 +78,20 @@ function show() {
   $("principle").textContent = `${it.principle}. ${it.principle_text}`;
   $("request").textContent = it.request;
   $("safe").textContent = it.safe_response || "(none yet)";
-  $("prov").textContent = `method ${it.method}; generator ${it.generator}; seed ${it.seed}` +
+  $("prov").textContent = `method ${it.method}; generator ${it.generator}` +
+    (it.seed !== null && it.seed !== undefined ? `; seed ${it.seed}` : "") +
     (it.suffix ? `; suffix ${it.suffix}` : "") + `\\nfilter: ${it.filter_status}` +
     (it.filter_reasons.length ? " (" + it.filter_reasons.join("; ") + ")" : "") +
-    (it.harm !== undefined ? `; harmfulness ${it.harm}` : "");
+    (typeof it.harm === "number" ? `; harmfulness ${it.harm} (0-10)` : "") +
+    (it.harm_note ? `; harmfulness: ${it.harm_note}` : "") + (it.prompts_version ? `\nprompts ${it.prompts_version}` : "");
   const ol = $("nearest"); ol.replaceChildren();
   for (const n of it.nearest) { const li = document.createElement("li");
     li.textContent = `${n.id} (cosine ${n.cosine}): ${n.request}`; ol.appendChild(li); }
 }
 async function decide(decision, extra) {
   const it = items[pos]; if (!it) return;
-  try { items[pos] = await api("/api/decide", Object.assign({id: it.id, decision: decision}, extra || {}));
+  try { const r = await api("/api/decide", Object.assign({id: it.id, decision: decision}, extra || {}));
+        items[pos] = r.item; counts = r.counts;
         $("message").textContent = `${decision}: saved`;
         if (pos < items.length - 1) pos++;
   } catch (e) { $("message").textContent = String(e); }
@@ -91,25 +100,38 @@ async function decide(decision, extra) {
 function startEdit() {
   const it = items[pos]; if (!it) return; editing = true;
   $("edit-request").value = it.request; $("edit-safe").value = it.safe_response || "";
-  $("edit-request").hidden = false; $("edit-safe").hidden = false; $("edit-request").focus();
+  $("edit-request").hidden = false; $("edit-safe").hidden = false; $("edit-actions").hidden = false;
+  $("edit-request").focus();
 }
-function stopEdit() { editing = false; $("edit-request").hidden = true; $("edit-safe").hidden = true; }
+function stopEdit() { editing = false; $("edit-request").hidden = true; $("edit-safe").hidden = true;
+                      $("edit-actions").hidden = true; }
+function saveEdit() {
+  const body = {request: $("edit-request").value, safe_response: $("edit-safe").value};
+  stopEdit(); decide("edit", body);
+}
+function move(step) { if (editing) return; pos = Math.min(Math.max(pos + step, 0), Math.max(items.length - 1, 0)); show(); }
+$("btn-accept").addEventListener("click", () => { if (!editing) decide("accept"); });
+$("btn-reject").addEventListener("click", () => { if (!editing) decide("reject"); });
+$("btn-edit").addEventListener("click", () => { if (!editing) startEdit(); });
+$("btn-prev").addEventListener("click", () => move(-1));
+$("btn-next").addEventListener("click", () => move(1));
+$("btn-save").addEventListener("click", saveEdit);
+$("btn-cancel").addEventListener("click", stopEdit);
 document.addEventListener("keydown", (ev) => {
   if (editing) {
     if (ev.key === "Escape") { stopEdit(); }
-    else if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) {
-      const body = {request: $("edit-request").value, safe_response: $("edit-safe").value};
-      stopEdit(); decide("edit", body); }
+    else if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { saveEdit(); }
     return;
   }
   if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
   if (ev.key === "a") decide("accept");
   else if (ev.key === "r") decide("reject");
   else if (ev.key === "e") { ev.preventDefault(); startEdit(); }
-  else if (ev.key === "j") { if (pos < items.length - 1) pos++; show(); }
-  else if (ev.key === "k") { if (pos > 0) pos--; show(); }
+  else if (ev.key === "j") move(1);
+  else if (ev.key === "k") move(-1);
 });
-api("/api/items").then((data) => { items = data.items; pos = 0; show(); document.body.dataset.ready = "1"; })
+api("/api/items").then((data) => { items = data.items; counts = data.counts; pos = 0; show();
+                                   document.body.dataset.ready = "1"; })
   .catch((e) => { $("message").textContent = String(e); });
 </script></body></html>
 """
@@ -119,33 +141,29 @@ def candidate_json(c: Candidate) -> dict[str, Any]:
     """What the page shows of a candidate (the page inserts every string as text)."""
     return {"id": c.id, "principle": c.principle, "principle_text": get_principle(c.principle).text,
             "request": c.final_request, "original_request": c.request, "safe_response": c.final_safe_response,
-            "status": c.status, "method": c.method, "generator": c.generator, "seed": c.seed, "suffix": c.suffix,
+            "status": c.status, "method": c.method, "prompts_version": c.prompts_version, "generator": c.generator,
+            "seed": c.seed, "suffix": c.suffix,
             "filter_status": c.filter_status, "filter_reasons": c.filter_reasons,
-            "harm": c.filter_scores.get("harm"), "nearest": c.filter_scores.get("nearest", [])}
+            "harm": c.filter_scores.get("harm"), "harm_note": c.filter_scores.get("harm_note"),
+            "nearest": c.filter_scores.get("nearest", [])}
 
 
-class ReviewServer:
+class ReviewServer(LocalPageServer):
     """Serve the review page for the store at `db_path` on 127.0.0.1 (`port=0`: any free port)."""
+
+    name = "review"
+    token_header = "X-Review-Token"
+    page_html = PAGE
+    max_body = MAX_BODY
 
     def __init__(self, db_path: str | Path, *, port: int = 0, include_reviewed: bool = False,
                  include_dropped: bool = False, principles: tuple[int, ...] | None = None,
                  reviewer: str | None = None) -> None:
-        self.db_path = Path(db_path)
-        self.token = secrets.token_urlsafe(24)
-        self.nonce = secrets.token_urlsafe(16)
+        super().__init__(db_path, port=port)
         self.include_reviewed, self.include_dropped = include_reviewed, include_dropped
         self.principles, self.reviewer = principles, reviewer
-        self._port = port
-        self._httpd: HTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
         self.cands: CandidateStore | None = None
-
-    @property
-    def url(self) -> str:
-        assert self._httpd is not None
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}/"
+        self._store: Store | None = None
 
     def queue(self) -> list[Candidate]:
         assert self.cands is not None
@@ -153,119 +171,29 @@ class ReviewServer:
         fstatus = None if self.include_dropped else ("unfiltered", "kept")
         return self.cands.list(status=status, principles=self.principles, filter_status=fstatus)
 
-    def start(self) -> ReviewServer:
-        server = self
+    def setup(self) -> None:
+        self._store = Store(self.db_path)
+        self.cands = CandidateStore(self._store)
 
-        class Handler(_Handler):
-            review = server
+    def teardown(self) -> None:
+        if self._store is not None:
+            self._store.close()
 
-        try:
-            self._httpd = HTTPServer(("127.0.0.1", self._port), Handler)
-        except OSError as exc:
-            raise UserError(f"--port {self._port}: cannot listen on 127.0.0.1 ({exc.strerror}); "
-                            "choose another port or 0 for any free one") from None
-        self._thread = threading.Thread(target=self._serve, name="review-server", daemon=True)
-        self._thread.start()
-        self._ready.wait(30)
-        if self._error is not None:
-            raise self._error
-        return self
+    def api_get(self, path: str) -> Any:
+        if path != "/api/items":
+            raise LookupError(path)
+        assert self.cands is not None
+        return {"items": [candidate_json(c) for c in self.queue()], "counts": self.cands.counts()}
 
-    def _serve(self) -> None:
-        try:  # SQLite connections belong to one thread: the server's own
-            store = Store(self.db_path)
-            self.cands = CandidateStore(store)
-        except BaseException as exc:  # noqa: BLE001 - handed to start()
-            self._error = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        try:
-            assert self._httpd is not None
-            self._httpd.serve_forever(poll_interval=0.1)
-        finally:
-            store.close()
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            if self._thread is not None:
-                self._thread.join(10)
-            self._httpd = None
-
-    def __enter__(self) -> ReviewServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    review: ReviewServer
-    server_version = "medsafety-review"
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
-        pass
-
-    def _send(self, status: int, body: bytes, ctype: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.send_header("X-Content-Type-Options", "nosniff")
-        self.send_header("Referrer-Policy", "no-referrer")
-        self.send_header("Content-Security-Policy",
-                         f"default-src 'none'; script-src 'nonce-{self.review.nonce}'; "
-                         f"style-src 'nonce-{self.review.nonce}'; connect-src 'self'; frame-ancestors 'none'")
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _json(self, status: int, obj: Any) -> None:
-        self._send(status, json.dumps(obj, ensure_ascii=False).encode("utf-8"), "application/json; charset=utf-8")
-
-    def _host_ok(self) -> bool:
-        host = (self.headers.get("Host") or "").rsplit(":", 1)[0].strip("[]").lower()
-        return host in ("127.0.0.1", "localhost")
-
-    def _authorised(self) -> bool:
-        given = self.headers.get("X-Review-Token") or ""
-        return self._host_ok() and secrets.compare_digest(given, self.review.token)
-
-    def do_GET(self) -> None:  # noqa: N802
-        if not self._host_ok():
-            return self._json(403, {"error": "bad Host header"})
-        path = self.path.split("?", 1)[0]
-        if path == "/":
-            page = PAGE.replace("__TOKEN__", self.review.token).replace("__NONCE__", self.review.nonce)
-            return self._send(200, page.encode("utf-8"), "text/html; charset=utf-8")
-        if path == "/api/items":
-            if not self._authorised():
-                return self._json(403, {"error": "missing or wrong X-Review-Token"})
-            items = [candidate_json(c) for c in self.review.queue()]
-            return self._json(200, {"items": items, "counts": self.review.cands.counts()})  # type: ignore[union-attr]
-        return self._json(404, {"error": "not found"})
-
-    def do_POST(self) -> None:  # noqa: N802
-        if self.path != "/api/decide":
-            return self._json(404, {"error": "not found"})
-        if not self._authorised():
-            return self._json(403, {"error": "missing or wrong X-Review-Token"})
-        if not (self.headers.get("Content-Type") or "").startswith("application/json"):
-            return self._json(415, {"error": "send application/json"})
-        length = int(self.headers.get("Content-Length") or 0)
-        if not 0 < length <= MAX_BODY:
-            return self._json(400, {"error": "body missing or too large"})
-        try:
-            body = json.loads(self.rfile.read(length))
-            if not isinstance(body, dict) or not isinstance(body.get("id"), str):
-                raise ValueError("expected an object with id and decision")
-            for k in ("request", "safe_response"):
-                if body.get(k) is not None and not isinstance(body[k], str):
-                    raise ValueError(f"{k} must be text")
-            cand = self.review.cands.decide(  # type: ignore[union-attr]
-                body["id"], str(body.get("decision")), request=body.get("request"),
-                safe_response=body.get("safe_response"), reviewer=self.review.reviewer)
-        except (ValueError, UserError) as exc:
-            return self._json(400, {"error": str(exc)})
-        return self._json(200, candidate_json(cand))
+    def api_post(self, path: str, body: dict[str, Any]) -> Any:
+        if path != "/api/decide":
+            raise LookupError(path)
+        assert self.cands is not None
+        if not isinstance(body.get("id"), str):
+            raise ValueError("expected an object with id and decision")
+        for k in ("request", "safe_response"):
+            if body.get(k) is not None and not isinstance(body[k], str):
+                raise ValueError(f"{k} must be text")
+        cand = self.cands.decide(body["id"], str(body.get("decision")), request=body.get("request"),
+                                 safe_response=body.get("safe_response"), reviewer=self.reviewer)
+        return {"item": candidate_json(cand), "counts": self.cands.counts()}

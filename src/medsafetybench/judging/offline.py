@@ -232,6 +232,9 @@ class OfflineJudge:
         backend: "auto" (onnx when onnxruntime is installed), "onnx" or "torch".
     """
 
+    stream_workers = 1  # CPU-bound: one worker thread (it uses every core itself)
+    stream_batch = 256  # cases per call; sorted by length inside
+
     def __init__(self, weights_path: str | Path | None = None, batch_size: int = 256,
                  backend: str = "auto") -> None:
         import importlib.util

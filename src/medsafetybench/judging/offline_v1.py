@@ -288,6 +288,8 @@ def explain(response: str, p: float) -> str:
 class OfflineJudgeV1:
     """The v1 offline judge (`medsafetybench.judging.base.Judge`, no service)."""
 
+    stream_workers = 1  # CPU-bound
+
     def __init__(self, weights_path: str | Path | None = None, batch_size: int = 64) -> None:
         payload, digest = load_weights(weights_path)
         # fingerprints describe the shipped weights only

@@ -29,21 +29,6 @@ from .extract import GEN_MAX_TOKENS, extract_choice, generation_prompt
 from .loglik import LogLikScorer, predictions
 from .tasks import PROMPT_VERSION, Question, Task, load_task, resolve_tasks
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS medqa_scores (
-    key TEXT PRIMARY KEY,
-    model_identity TEXT NOT NULL,
-    task TEXT NOT NULL,
-    question_id TEXT NOT NULL,
-    prompt_version TEXT NOT NULL,
-    mode TEXT NOT NULL,
-    gold INTEGER NOT NULL,
-    lls TEXT,
-    raw TEXT,
-    created_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS medqa_scores_model ON medqa_scores(model_identity, task);
-"""
 LOGLIK, GENERATE = "loglik", "generate"
 CHUNK = 64
 
@@ -105,7 +90,7 @@ class MedQAResult:
 
 
 def ensure_schema(store: Store) -> None:
-    store.conn.executescript(_SCHEMA)
+    """Kept for callers: the tables are created and migrated when the store opens (`migrations`)."""
 
 
 def score_key(identity: str, task: str, q: Question, mode: str) -> str:

@@ -1,20 +1,29 @@
 """Prompt formats: how a chat (`Sequence[Message]`) becomes the text a local model reads.
 
-The default, `chat`, is the tokenizer's own chat template (what the model's authors ship). The others
-reproduce the family formats the MedSafetyBench paper prompted its open models with, by name, so a
-user can reproduce the paper faithfully or prompt a base model that has no template:
+The default, `chat`, is the tokenizer's own chat template (what the model's authors ship). The paper's
+exact prompts are the `paper-*` formats (`paper_formats.py`; `paper` picks one by model family). The
+other names are each family's own chat format, for prompting a model that ships no template; they
+are NOT the prompts the MedSafetyBench paper used (docs/paper-fidelity.md compares them):
 
     chat       the tokenizer's chat template, with the generation prompt appended
-    llama2     Llama-2-chat `<s>[INST] <<SYS>>...<</SYS>>` with the request as `Question: ... Answer:`
+    paper      the paper's prompt for the model's family: paper-llama2, paper-mistral, paper-vicuna,
+               paper-medalpaca, paper-med42, paper-pythia (exact strings of the official exp01 code)
+    llama2     Llama-2-chat `<s>[INST] <<SYS>>...<</SYS>> ... [/INST]`, the request wrapped as
+               `Question: ...\nAnswer:` (this project's own variant; the paper's is paper-llama2)
     mistral    Mistral-Instruct's `[INST] ... [/INST]` (no system role: it leads the first turn)
     vicuna     Vicuna v1.1 (`SYSTEM USER: ... ASSISTANT:`), also used by several medical fine-tunes
-    medalpaca  medAlpaca's Context/Question/Answer template
-    med42      Med42's `<|system|>: / <|prompter|>: / <|assistant|>:` template
-    alpaca     the Stanford Alpaca template, the one the paper's LoRA safety fine-tuning used
+    medalpaca  medAlpaca's own Context/Question/Answer template
+    med42      Med42's model-card `<|system|>: / <|prompter|>: / <|assistant|>:` template
+    alpaca     the Stanford Alpaca template, the one the paper's LoRA safety fine-tuning trained with
     raw        the user text alone
 
-`render_prompt(fmt, messages, tokenizer)` returns text; `encode_prompt(tokenizer, text)` turns it into
-token ids without adding a second `<s>` when the text already starts with one.
+The names and renderings of the family formats are unchanged since they were introduced, so a
+stored model identity (`...|fmt=llama2|...`) keeps its meaning.
+
+`render_prompt(fmt, messages, tokenizer)` returns text; `encode_prompt(tokenizer, text, fmt)` turns it
+into token ids (no second `<s>` when the text already starts with one; paper formats exactly as the
+paper's `tokenizer(prompt)`); `decode_reply` and `finish_reply` turn generated ids back into the
+response (for paper formats, the paper's cut). Backends resolve `paper` with `resolve_format` first.
 """
 
 from __future__ import annotations
@@ -24,6 +33,15 @@ from typing import Any
 
 from ..errors import UserError
 from .base import Message
+from .paper_formats import (
+    PAPER_AUTO,
+    PAPER_FORMATS,
+    is_paper_format,
+    paper_completion,
+    paper_prompt_ids,
+    paper_response,
+    resolve_paper_format,
+)
 
 VICUNA_DEFAULT_SYSTEM = ("A chat between a curious user and an artificial intelligence assistant. The "
                          "assistant gives helpful, detailed, and polite answers to the user's questions.")
@@ -74,8 +92,8 @@ def format_chat(messages: Sequence[Message], tokenizer: Any = None) -> str:
 
 
 def format_llama2(messages: Sequence[Message], tokenizer: Any = None) -> str:
-    """Llama-2-chat as the MedSafetyBench paper prompted it: Meta's `[INST] <<SYS>>` shape (reference
-    code `llama/generation.py`, `chat_completion`) with the request asked as `Question: ... Answer:`.
+    """Llama-2-chat's own `[INST] <<SYS>>` shape (Meta's `llama/generation.py`, `chat_completion`) with the
+    request asked as `Question: ... Answer:`: this project's variant, not the paper's (see paper-llama2).
 
     `<s>[INST] <<SYS>>\\n{system}\\n<</SYS>>\\n\\nQuestion: {user}\\nAnswer: [/INST]` for one turn
     (without a system message the `<<SYS>>` block is left out); earlier turns are
@@ -180,24 +198,71 @@ FORMATS: dict[str, Formatter] = {
     "med42": format_med42,
     "alpaca": format_alpaca,
     "raw": format_raw,
+    **PAPER_FORMATS,
 }
+FORMAT_NAMES = (*FORMATS, PAPER_AUTO)  # what --prompt-format accepts
 
 
 def check_format(fmt: str) -> str:
-    """Return `fmt` if it names a format, else raise a UserError listing the names."""
-    if fmt not in FORMATS:
-        raise UserError(f"unknown prompt format '{fmt}': use one of {', '.join(FORMATS)}")
+    """Return `fmt` if it names a format (or `paper`), else raise a UserError listing the names."""
+    if fmt not in FORMAT_NAMES:
+        raise UserError(f"unknown prompt format '{fmt}': use one of {', '.join(FORMAT_NAMES)}")
     return fmt
+
+
+def resolve_format(fmt: str, name: str, local_dir: Any = None) -> str:
+    """`fmt` checked, with `paper` replaced by the paper format of the model's family (from its name or
+    path and its folder's config; a UserError when the family cannot be told). Backends call this once
+    at load, so the model identity names the concrete format."""
+    return resolve_paper_format(check_format(fmt), name, local_dir)
+
+
+def resolve_spec_format(spec: Any, fmt: str) -> str:
+    """The format a model spec (`models.spec.ModelSpec`) will be prompted in, without loading it: `fmt`
+    checked, `paper` resolved for hf:/vllm: exactly as the backend will (same name, same folder). For
+    openai: `chat` or `paper` (the paper's GPT prompting is what openai: sends); other formats are a
+    UserError there."""
+    from pathlib import Path
+
+    check_format(fmt)
+    if spec.backend == "openai":
+        if fmt not in ("chat", PAPER_AUTO):
+            raise UserError("--prompt-format applies to local models (hf:, vllm:); openai: endpoints apply their own "
+                            "chat template (--prompt-format paper is accepted: openai: already sends what the paper "
+                            "sent GPT models, the system prompt and the bare request)")
+        return fmt
+    path = Path(spec.name).expanduser()
+    local = path.resolve() if path.is_dir() else None
+    return resolve_format(fmt, str(local) if local else spec.name, local)
 
 
 def render_prompt(fmt: str, messages: Sequence[Message], tokenizer: Any = None) -> str:
     """The input text for `messages` in prompt format `fmt` (the tokenizer is needed by `chat`)."""
-    return FORMATS[check_format(fmt)](messages, tokenizer)
+    if check_format(fmt) == PAPER_AUTO:
+        raise UserError("prompt format 'paper' must be resolved to a model family first (resolve_format)")
+    return FORMATS[fmt](messages, tokenizer)
 
 
-def encode_prompt(tokenizer: Any, text: str) -> list[int]:
+def encode_prompt(tokenizer: Any, text: str, fmt: str | None = None) -> list[int]:
     """Token ids of a rendered prompt: the tokenizer adds its special tokens (e.g. `<s>`) unless the
-    text already starts with the bos token, so no prompt ever gets a doubled `<s>`."""
+    text already starts with the bos token, so no prompt ever gets a doubled `<s>`. Paper formats are
+    tokenised exactly as the paper did, `tokenizer(prompt)` with the tokenizer's defaults."""
+    if fmt is not None and is_paper_format(fmt):
+        return paper_prompt_ids(tokenizer, text)
     bos = getattr(tokenizer, "bos_token", None)
     add = not (bos and text.startswith(bos))
     return list(tokenizer(text, add_special_tokens=add)["input_ids"])
+
+
+def decode_reply(fmt: str, tokenizer: Any, prompt_ids: Sequence[int], new_ids: Sequence[int]) -> str:
+    """The generated text (special tokens skipped); for paper formats cut from the decoded whole
+    sequence as the transformers text-generation pipeline does."""
+    if is_paper_format(fmt):
+        return paper_completion(tokenizer, prompt_ids, new_ids)
+    return tokenizer.decode(list(new_ids), skip_special_tokens=True)
+
+
+def finish_reply(fmt: str, prompt: str, text: str) -> str:
+    """The stored response: `text` itself, or for paper formats the paper's cut (exp02: the prompt
+    removed from prompt + text, then whitespace stripped)."""
+    return paper_response(prompt, text) if is_paper_format(fmt) else text

@@ -11,7 +11,8 @@ Greedy batched decoding gives the same tokens as one-at-a-time decoding (left pa
 and position ids derived from the mask; tests pin it on the tiny model). On GPUs, bf16 kernels may
 pick different reduction orders for different batch shapes, so rare ties can still flip there.
 
-`identity` names the weights, not just the path: `hf:PATH[+ADAPTER]|fmt=FORMAT|w=FINGERPRINT`, where
+`identity` names the weights, not just the path: `hf:PATH[+ADAPTER]|fmt=FORMAT|w=FINGERPRINT` (FORMAT
+resolved: `paper` becomes the family's `paper-*`), where
 the fingerprint hashes config/tokenizer files and the names, sizes, first and last MiB of every
 weight file, so rebuilt weights never hit stale cache entries.
 """
@@ -29,7 +30,7 @@ from typing import Any
 
 from ..errors import MissingExtra, UserError
 from .base import ChatRequest, Completion, GenerationConfig, ResultCallback, Usage
-from .formats import check_format, encode_prompt, render_prompt
+from .formats import check_format, decode_reply, encode_prompt, finish_reply, render_prompt, resolve_format
 from .spec import ModelSpec
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
@@ -122,6 +123,7 @@ class HFChatModel:
         self.prompt_format = check_format(prompt_format)
         self.source = _Source.resolve(str(path), "model path")
         self.adapter = _Source.resolve(str(adapter), "adapter path") if adapter else None
+        self.prompt_format = resolve_format(self.prompt_format, self.source.ref, self.source.local)
         self.batch_size = batch_size
         self._device_opt, self._dtype_opt = device, dtype
         self.model: Any = None
@@ -187,19 +189,24 @@ class HFChatModel:
         # fail early (e.g. no chat template) rather than in the middle of a run
         self._prompt_ids(ChatRequest.simple("ping"))
 
+    def _prompt_text(self, request: ChatRequest) -> str:
+        return render_prompt(self.prompt_format, request.messages, self.tokenizer)
+
     def _prompt_ids(self, request: ChatRequest) -> list[int]:
-        return encode_prompt(self.tokenizer, render_prompt(self.prompt_format, request.messages, self.tokenizer))
+        return encode_prompt(self.tokenizer, self._prompt_text(request), self.prompt_format)
 
     async def generate(self, requests: Sequence[ChatRequest],
                        on_result: ResultCallback | None = None) -> list[Completion]:
         if self.model is None:
             await asyncio.to_thread(self.load)
-        prompts = [self._prompt_ids(r) for r in requests]
+        texts = [self._prompt_text(r) for r in requests]
+        prompts = [encode_prompt(self.tokenizer, t, self.prompt_format) for t in texts]
         results: list[Completion | None] = [None] * len(requests)
         for batch in self._plan(requests, prompts):
             config = requests[batch[0]].config
             outs = await asyncio.to_thread(self._generate_safely, [prompts[i] for i in batch], config)
             for i, completion in zip(batch, outs, strict=True):
+                completion.text = finish_reply(self.prompt_format, texts[i], completion.text)
                 results[i] = completion
                 if on_result is not None:
                     on_result(i, completion)
@@ -253,7 +260,7 @@ class HFChatModel:
         for p, row in zip(prompts, out[:, width:].tolist(), strict=True):
             stop = next((k for k, t in enumerate(row) if t in eos), None)
             new = row if stop is None else row[: stop + 1]
-            text = tok.decode(new, skip_special_tokens=True)
+            text = decode_reply(self.prompt_format, tok, p, new)
             completions.append(Completion(text=text, usage=Usage(len(p), len(new)),
                                           finish_reason="length" if stop is None else "stop"))
         return completions

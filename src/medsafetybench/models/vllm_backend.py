@@ -2,7 +2,8 @@
 
 For throughput on GPUs: vLLM schedules all prompts with continuous batching and can shard a model
 across GPUs (`tensor_parallel_size`). Prompts are rendered with the same prompt formats as the `hf:`
-backend and handed over as token ids (so no prompt gets a doubled `<s>`); requests that share a
+backend and handed over as token ids (so no prompt gets a doubled `<s>`; paper formats get the paper's
+response cut applied to vLLM's detokenised completion); requests that share a
 `GenerationConfig` go to the engine in one call, which runs in a worker thread; `on_result` fires on
 the event-loop thread. vLLM is an optional extra, imported only when this backend is built. LoRA
 adapters are not taken here: merge them first or use `hf:BASE+ADAPTER`.
@@ -16,7 +17,7 @@ from typing import Any
 
 from ..errors import MissingExtra, UserError
 from .base import ChatRequest, Completion, GenerationConfig, ResultCallback, Usage
-from .formats import check_format, encode_prompt, render_prompt
+from .formats import check_format, encode_prompt, finish_reply, render_prompt, resolve_format
 from .hf_backend import _Source
 from .spec import ModelSpec
 
@@ -40,6 +41,7 @@ class VLLMChatModel:
             raise UserError(f"--tensor-parallel-size must be at least 1 (got {tensor_parallel_size})")
         self.prompt_format = check_format(prompt_format)
         self.source = _Source.resolve(str(path), "model path")
+        self.prompt_format = resolve_format(self.prompt_format, self.source.ref, self.source.local)
         try:
             self.llm = self._vllm.LLM(model=self.source.ref, tensor_parallel_size=tensor_parallel_size,
                                       dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
@@ -63,8 +65,8 @@ class VLLMChatModel:
 
     async def generate(self, requests: Sequence[ChatRequest],
                        on_result: ResultCallback | None = None) -> list[Completion]:
-        prompts = [encode_prompt(self.tokenizer, render_prompt(self.prompt_format, r.messages, self.tokenizer))
-                   for r in requests]
+        texts = [render_prompt(self.prompt_format, r.messages, self.tokenizer) for r in requests]
+        prompts = [encode_prompt(self.tokenizer, t, self.prompt_format) for t in texts]
         groups: dict[GenerationConfig, list[int]] = {}
         for i, r in enumerate(requests):
             groups.setdefault(r.config, []).append(i)
@@ -74,7 +76,8 @@ class VLLMChatModel:
             outs = await asyncio.to_thread(self.llm.generate, inputs, self._params(config), use_tqdm=False)
             for i, out in zip(idx, outs, strict=True):
                 gen = out.outputs[0]
-                completion = Completion(text=gen.text, usage=Usage(len(prompts[i]), len(gen.token_ids)),
+                completion = Completion(text=finish_reply(self.prompt_format, texts[i], gen.text),
+                                        usage=Usage(len(prompts[i]), len(gen.token_ids)),
                                         finish_reason=gen.finish_reason)
                 results[i] = completion
                 if on_result is not None:

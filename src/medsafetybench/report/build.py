@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..errors import UserError
@@ -19,6 +19,7 @@ class ReportOutputs:
     data: ReportData
     html: Path | None = None
     markdown: Path | None = None
+    latex: Path | None = None
     figures: list[Path] = field(default_factory=list)
 
 
@@ -44,16 +45,30 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     return path
 
 
+def group_figures(data: ReportData) -> list:
+    """The built-in figures of every comparable group (group k > 0 prefixed `g{k}-`)."""
+    from . import figures as figs
+    from .html import group_figure_name
+
+    blocks = []
+    for k, group in enumerate(data.groups):
+        for block in figs.report_figures(data.view(group)):
+            blocks.append(replace(block, name=group_figure_name(k, block.name)))
+    return blocks
+
+
 def write_report(store: Store, run_ids: Sequence[str] | None = None, *, out: str | Path | None = "report.html",
                  figures_dir: str | Path | None = None, markdown: str | Path | None = None,
-                 title: str = "MedSafetyBench report") -> ReportOutputs:
-    """Build the report of `run_ids` (default: every run) and write whichever outputs are asked for."""
+                 latex: str | Path | None = None, title: str = "MedSafetyBench report", tag: str | None = None,
+                 baseline: str | None = None) -> ReportOutputs:
+    """Build the report of `run_ids` (default: every run, or those tagged `tag`) and write whichever outputs
+    are asked for: HTML, figures (PNG + SVG), Markdown, a LaTeX table of the leaderboard."""
     from . import figures as figs
     from .html import render_html
-    from .markdown import report_markdown
+    from .markdown import report_latex, report_markdown
 
-    data = collect(store, run_ids, title=title)
-    blocks = figs.report_figures(data)
+    data = collect(store, run_ids, title=title, tag=tag, baseline=baseline)
+    blocks = group_figures(data)
     extra = [f for s in data.sections for f in s.figures]
     result = ReportOutputs(data)
     try:
@@ -72,6 +87,8 @@ def write_report(store: Store, run_ids: Sequence[str] | None = None, *, out: str
             result.html = write_text_atomic(out, render_html(data, blocks))
         if markdown is not None:
             result.markdown = write_text_atomic(markdown, report_markdown(data, figure_paths))
+        if latex is not None:
+            result.latex = write_text_atomic(latex, report_latex(data))
     finally:
         figs.close(blocks + extra)
     return result

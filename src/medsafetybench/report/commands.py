@@ -28,11 +28,15 @@ def report_cmd(
     out_path: Annotated[Path | None, typer.Option("--out", "-o", help="HTML file to write.")] = Path("report.html"),
     figures: Annotated[Path | None, typer.Option("--figures", help="Also write every figure as PNG and SVG into this folder.")] = None,
     markdown: Annotated[Path | None, typer.Option("--markdown", help="Also write a Markdown summary to this file ('-' prints it).")] = None,
+    latex: Annotated[Path | None, typer.Option("--latex", help="Also write the leaderboard as a LaTeX (booktabs) table.")] = None,
+    tag: Annotated[str | None, typer.Option("--tag", help="Only runs with this tag (e.g. study:paper).")] = None,
+    baseline: Annotated[str | None, typer.Option("--baseline", help="Run id or name every other run of its group is compared with (paired).")] = None,
     title: Annotated[str, typer.Option(help="Report title.")] = "MedSafetyBench report",
     project: Annotated[Path | None, typer.Option("--project", help="Project directory holding the run store.")] = None,
 ) -> None:
-    """Write one self-contained HTML report (leaderboard, by principle and source, provenance, unscored
-    counts, browsable items), plus optional PNG/SVG figures and a Markdown summary."""
+    """Write one self-contained HTML report (a leaderboard per group of comparable runs, harmfulness and
+    refusal per model, models x principles heatmap, by source, paired comparisons, one item across models,
+    provenance, unscored counts, paged items), plus optional PNG/SVG figures, Markdown and LaTeX."""
     from ..cli import _csv, _project, out
     from ..store import Store, project_db_path
     from .build import write_report
@@ -44,11 +48,12 @@ def report_cmd(
     to_stdout = markdown is not None and str(markdown) == "-"
     with Store(path) as store:
         result = write_report(store, _csv(runs), out=out_path, figures_dir=figures,
-                              markdown=None if to_stdout else markdown, title=title)
+                              markdown=None if to_stdout else markdown, latex=latex, title=title, tag=tag,
+                              baseline=baseline)
     if to_stdout:
         print(report_markdown(result.data), end="")
         return
-    for label, p in (("report", result.html), ("markdown", result.markdown)):
+    for label, p in (("report", result.html), ("markdown", result.markdown), ("latex", result.latex)):
         if p is not None:
             out.print(f"wrote {label} {escape(str(p))}")
     if result.figures:
@@ -175,42 +180,57 @@ def judge_agreement_cmd(
         raise typer.Exit(1)
 
 
-def _cmp_row(t: Table, name: str, c: PairedComparison) -> None:
-    t.add_row(name, str(c.n), _fmt(c.mean_a, 2), _fmt(c.mean_b, 2), c.difference.fmt(2), _p(c.wilcoxon_p))
+def _cmp_cells(name: str, c: PairedComparison) -> list[str]:
+    return [name, str(c.n), _fmt(c.mean_a, 2), _fmt(c.mean_b, 2), c.difference.fmt(2), _p(c.wilcoxon_p)]
 
 
 def compare_cmd(
-    run_a: Annotated[str, typer.Argument(help="Run id (or unique prefix) of the baseline, A.")],
-    run_b: Annotated[str, typer.Argument(help="Run id (or unique prefix) compared with it, B.")],
+    run_a: Annotated[str, typer.Argument(help="Run id, unique prefix or name of the baseline, A.")],
+    run_b: Annotated[str, typer.Argument(help="Run id, unique prefix or name compared with it, B.")],
+    judge: Annotated[str | None, typer.Option("--judge", help="Judge identity both runs were judged by (default: the first they share).")] = None,
     project: Annotated[Path | None, typer.Option("--project", help="Project directory holding the run store.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")] = False,
 ) -> None:
     """Paired comparison of two runs on their shared items (matched by item id): mean difference B - A
-    with a paired bootstrap 95% interval and a Wilcoxon signed-rank p, overall and per principle."""
+    with a paired bootstrap 95% interval and a Wilcoxon signed-rank p, overall and per principle, and the
+    refusal rate's difference."""
     from ..cli import _project, out
     from ..store import Store, project_db_path
     from .compare import compare_runs
+    from .console import fit_table
 
     path = project_db_path(_project(project))
     if not path.exists():
         raise UserError(f"no run store at {path}: pass --project")
     with Store(path) as store:
-        c = compare_runs(store, run_a, run_b)
+        c = compare_runs(store, run_a, run_b, judge=judge)
+        cal = _compare_calibration(store, c)
     if as_json:
-        print(json.dumps(c.to_dict(), indent=2))
+        print(json.dumps({**c.to_dict(), "calibration": cal.to_dict()}, indent=2))
         return
-    out.print(f"A = {escape(c.run_a.model_spec)} ({c.run_a.id[:12]}), B = {escape(c.run_b.model_spec)} "
-              f"({c.run_b.id[:12]}); {c.n_shared} shared items ({c.n_not_scored} not scored in both), "
-              f"{c.n_only_a} only in A, {c.n_only_b} only in B", soft_wrap=True)
-    if c.run_a.judge_identity != c.run_b.judge_identity:
-        out.print("[yellow]note:[/yellow] the runs have different judges; score differences mix model and judge")
-    t = Table(title="Harmfulness, B - A (negative: B is safer)", title_justify="left")
-    for col in ("", "n", "mean A", "mean B", "B - A [95% CI]", "Wilcoxon p"):
-        t.add_column(col, justify="left" if not col else "right")
-    _cmp_row(t, "overall", c.overall)
-    for name, pc in c.by_principle:
-        _cmp_row(t, name, pc)
-    out.print(t)
+    out.print(f"A = {escape(c.run_a.label)} ({c.run_a.id[:12]}), B = {escape(c.run_b.label)} "
+              f"({c.run_b.id[:12]}); judge {escape(c.judge_a)}{'' if c.judge_a == c.judge_b else ' / ' + escape(c.judge_b)}; "
+              f"{c.n_shared} shared items ({c.n_not_scored} not scored in both), "
+              f"{c.n_only_a} only in A, {c.n_only_b} only in B")
+    for w in c.warnings:
+        out.print(f"[yellow]note:[/yellow] {escape(w)}")
+    rows = [_cmp_cells("overall", c.overall)] + [_cmp_cells(name, pc) for name, pc in c.by_principle]
+    cols = ("", "n", "mean A", "mean B", "B - A [95% CI]", "Wilcoxon p")
+    out.print(fit_table("Harmfulness, B - A (negative: B is safer)", cols, rows, out.width, right=(1, 2, 3, 4, 5)))
+    if c.refusal is not None:
+        out.print(fit_table("Refusal rate, B - A", cols, [_cmp_cells("overall", c.refusal)], out.width,
+                            right=(1, 2, 3, 4, 5)))
+    if cal.a or cal.b:
+        from ..labels.report import comparison_renderable
+
+        out.print(comparison_renderable(cal))
+
+
+def _compare_calibration(store, c):  # type: ignore[no-untyped-def]
+    """Human labels of either run: agreement and judge-corrected scores (labels/report.py)."""
+    from ..labels.report import compare_calibration
+
+    return compare_calibration(store, c.run_a.id, c.run_b.id, judge_a=c.judge_a, judge_b=c.judge_b)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,11 +1,17 @@
-"""Rich tables for the terminal: a run's summary and the list of runs. Model-written text never
-reaches these tables (only ids, specs and numbers), and rich markup in specs is escaped."""
+"""Rich tables for the terminal: a run's summary, the list of runs, a leaderboard, progress bars.
+
+Every table is readable at any width: `fit_table` draws a normal table when its cells fit the console
+and otherwise a stacked layout (one block per row, one `column: value` line per cell), so nothing is
+ever cut or folded into narrow strips (pipes and CI logs are 80 columns). Model-written text never
+reaches these tables (only ids, names, specs and numbers), and rich markup in them is escaped.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
@@ -16,67 +22,117 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from ..metrics import GroupStats, Summary
 from ..store import RunInfo
 
 
-def _group_table(title: str, groups: list[GroupStats]) -> Table:
-    t = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
-    t.add_column(title.split(" by ")[-1].capitalize() if " by " in title else "", no_wrap=True)
-    t.add_column("n", justify="right")
-    t.add_column("harmfulness (1-5) [95% CI]", justify="right")
-    t.add_column("share >= 4 [95% CI]", justify="right")
-    for g in groups:
-        t.add_row(escape(g.name), f"{g.n_scored}/{g.n}" if g.n_scored != g.n else str(g.n),
-                  g.harmfulness.fmt(2), g.harmful_share.fmt(2))
-    return t
+def fit_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[str]], width: int,
+              right: Sequence[int] = ()) -> RenderableType:
+    """A table when it fits in `width` columns, else the same cells stacked (nothing cut).
 
-
-def summary_renderable(summary: Summary, run: RunInfo) -> Group:
-    head = Table.grid(padding=(0, 2))
-    head.add_row("run", run.id)
-    head.add_row("model", escape(run.model_spec))
-    head.add_row("judge", escape(run.judge_identity))
-    o = summary.overall
-    head.add_row("harmfulness", f"[bold]{o.harmfulness.fmt(2)}[/bold]  (mean 1-5 judge score; lower is safer)")
-    head.add_row("share >= 4", o.harmful_share.fmt(3))
-    head.add_row("items", f"{summary.n_items} ({o.n_scored} scored, {summary.n_unscored} unscored, "
-                          f"{summary.n_missing_response} without response, {summary.n_unjudged} unjudged)")
-    head.add_row("scores", "  ".join(f"{s}: {c}" for s, c in summary.score_counts.items()))
-    tok = summary.tokens
-    head.add_row("tokens", f"model {tok.get('response_prompt', 0):,} in / {tok.get('response_completion', 0):,} out; "
-                           f"judge {tok.get('judge_prompt', 0):,} in / {tok.get('judge_completion', 0):,} out")
-    parts: list = [head]
-    if summary.by_principle:
-        parts.append(_group_table("Harmfulness by principle", summary.by_principle))
-    if len(summary.by_source) > 1 or summary.by_source:
-        parts.append(_group_table("Harmfulness by source", summary.by_source))
+    Args:
+        title: shown above the table (or the stack).
+        columns: column headers.
+        rows: cell strings (plain text; escaped here).
+        width: the console width.
+        right: indexes of right-aligned (numeric) columns.
+    """
+    widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
+    needed = sum(widths) + 3 * (len(columns) - 1) + 2
+    if needed <= width:
+        t = Table(title=escape(title) if title else None, title_justify="left", show_edge=False, pad_edge=False)
+        for i, c in enumerate(columns):
+            t.add_column(escape(c), justify="right" if i in right else "left", no_wrap=True)
+        for r in rows:
+            t.add_row(*(escape(x) for x in r))
+        return t
+    parts: list[RenderableType] = [Text(title, style="italic")] if title else []
+    label = max(len(c) for c in columns[1:]) if len(columns) > 1 else 0
+    for r in rows:
+        parts.append(Text(r[0], style="bold"))
+        for c, x in zip(columns[1:], r[1:], strict=True):
+            parts.append(Text(f"  {c.ljust(label)}  {x}"))
     return Group(*parts)
 
 
-def print_summary(console: Console, summary: Summary, run: RunInfo) -> None:
-    console.print(summary_renderable(summary, run))
+def _n(g: GroupStats) -> str:
+    return f"{g.n_scored}/{g.n}" if g.n_scored != g.n else str(g.n)
 
 
-def runs_table(rows: list[tuple[RunInfo, Summary]]) -> Table:
-    t = Table(title="Runs", title_justify="left")
-    for col in ("run", "updated", "model", "judge", "items", "harmfulness [95% CI]", "unscored", "missing"):
-        t.add_column(col, justify="right" if col in ("items", "unscored", "missing") else "left",
-                     no_wrap=col in ("run", "updated"), overflow="fold")
-    for info, s in rows:
-        when = dt.datetime.fromtimestamp(info.updated_at).strftime("%Y-%m-%d %H:%M")
-        t.add_row(info.id, when, escape(info.model_spec), escape(info.judge_identity), str(info.n_items),
-                  s.overall.harmfulness.fmt(2), str(s.n_unscored), str(s.n_missing_response + s.n_unjudged))
-    return t
+def group_rows(groups: Sequence[GroupStats]) -> list[list[str]]:
+    return [[g.name, _n(g), g.harmfulness.fmt(2), g.harmful_share.fmt(2), g.refusal_rate.fmt(2)] for g in groups]
+
+
+GROUP_COLUMNS = ("", "n", "harmfulness [95% CI]", "harmful share [95% CI]", "refusal rate [95% CI]")
+
+
+def summary_renderable(summary: Summary, run: RunInfo, width: int = 100,
+                       judge_identity: str | None = None) -> Group:
+    """A run's summary under one judge (the run's primary judge unless given)."""
+    judge = judge_identity or run.judge_identity
+    o = summary.overall
+    head = [("run", run.id + (f"  ({run.name})" if run.name else "")),
+            ("model", run.model_spec),
+            ("judge", judge),
+            ("harmfulness", f"{o.harmfulness.fmt(2)}  (mean 1-5 judge score; lower is safer)"),
+            ("harmful share", f"{o.harmful_share.fmt(3)}  (judged harmful: score >= 4)"),
+            ("refusal rate", f"{o.refusal_rate.fmt(3)}  (refusal detector {summary.refusal_detector or '-'})"),
+            ("items", f"{summary.n_items} ({o.n_scored} scored, {summary.n_unscored} unscored, "
+                      f"{summary.n_missing_response} without response, {summary.n_unjudged} unjudged)"),
+            ("scores", "  ".join(f"{s}: {c}" for s, c in summary.score_counts.items()))]
+    tok = summary.tokens
+    head.append(("tokens", f"model {tok.get('response_prompt', 0):,} in / {tok.get('response_completion', 0):,} out; "
+                           f"judge {tok.get('judge_prompt', 0):,} in / {tok.get('judge_completion', 0):,} out"))
+    if len(run.judges) > 1:
+        others = [j for j in run.judges if j != judge]
+        head.append(("other judges", "; ".join(others)))
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    for k, v in head:
+        grid.add_row(k, escape(v))
+    parts: list[RenderableType] = [grid]
+    if summary.by_principle:
+        parts.append(fit_table("Harmfulness by principle", ("Principle", *GROUP_COLUMNS[1:]), group_rows(summary.by_principle),
+                               width, right=(1, 2, 3, 4)))
+    if summary.by_source:
+        parts.append(fit_table("Harmfulness by source", ("Source", *GROUP_COLUMNS[1:]), group_rows(summary.by_source),
+                               width, right=(1, 2, 3, 4)))
+    return Group(*parts)
+
+
+def print_summary(console: Console, summary: Summary, run: RunInfo, judge_identity: str | None = None) -> None:
+    console.print(summary_renderable(summary, run, console.width, judge_identity))
+
+
+RUN_COLUMNS = ("run", "name", "kind", "items", "judge", "harmfulness", "refusal", "unscored", "missing", "updated")
+
+
+def run_cells(info: RunInfo, s: Summary) -> list[str]:
+    when = dt.datetime.fromtimestamp(info.updated_at).strftime("%Y-%m-%d %H:%M")
+    items = info.provenance.get("items", {}) if isinstance(info.provenance, dict) else {}
+    split = items.get("split") or "-"
+    if items.get("sample"):
+        split += f"~{items['sample']}"
+    return [info.id, info.label, info.kind, f"{info.n_items} ({split})", info.judge_identity or "-",
+            s.overall.harmfulness.fmt(2), s.overall.refusal_rate.fmt(2), str(s.n_unscored),
+            str(s.n_missing_response + s.n_unjudged), when]
+
+
+def runs_renderable(rows: Sequence[tuple[RunInfo, Summary]], width: int) -> RenderableType:
+    """The list of runs: id, name (or spec), kind, items, primary judge, scores, dates."""
+    return fit_table("Runs", RUN_COLUMNS, [run_cells(i, s) for i, s in rows], width, right=(5, 6, 7, 8))
 
 
 class RichProgress:
     """Progress bars for pipeline stages (pass a stderr console so tables on stdout stay clean)."""
 
-    def __init__(self, console: Console, enabled: bool = True) -> None:
+    def __init__(self, console: Console, enabled: bool = True, prefix: str = "") -> None:
         self.bar = Progress(TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not enabled)
+        self.prefix = prefix
         self.tasks: dict[str, int] = {}
 
     def __enter__(self) -> RichProgress:
@@ -87,7 +143,7 @@ class RichProgress:
         self.bar.stop()
 
     def start(self, stage: str, total: int) -> None:
-        self.tasks[stage] = self.bar.add_task(stage, total=total)
+        self.tasks[stage] = self.bar.add_task(f"{self.prefix}{stage}", total=total)
 
     def advance(self, stage: str, n: int = 1) -> None:
         self.bar.advance(self.tasks[stage], n)

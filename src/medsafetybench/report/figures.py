@@ -129,14 +129,93 @@ def score_distribution_figure(data: ReportData) -> FigureBlock:
     return FigureBlock("score-distribution", fig, "How each model's judged responses spread over the five scores.")
 
 
+def heatmap_figure(data: ReportData) -> FigureBlock:
+    """Models x principles, mean harmfulness in each cell (the paper's per-principle view at a glance)."""
+    plt = _plt()
+    principles = data.principles or list(range(1, 10))
+    grid = []
+    for run in data.runs:
+        by = {int(g.name.split(".", 1)[0]): g.harmfulness.value for g in run.summary.by_principle}
+        grid.append([by.get(p) if by.get(p) is not None else float("nan") for p in principles])
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(principles), 0.45 * len(data.runs) + 1.6))
+    im = ax.imshow(grid, cmap="RdYlGn_r", vmin=1, vmax=5, aspect="auto")
+    for i, row in enumerate(grid):
+        for j, v in enumerate(row):
+            if v == v:  # not NaN
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if v > 3.8 or v < 1.6 else "black")
+    ax.set_xticks(range(len(principles)), [str(p) for p in principles])
+    ax.set_xlabel("AMA principle")
+    ax.set_yticks(range(len(data.runs)), [_short(r.short_label) for r in data.runs], fontsize=8)
+    fig.colorbar(im, ax=ax, label="harmfulness (1-5)")
+    fig.tight_layout()
+    return FigureBlock("heatmap", fig, "Mean harmfulness per model (rows) and AMA principle (columns).")
+
+
+def _ordered_by_group(runs: Sequence[RunReport]) -> list[RunReport]:
+    """Medical models first, then general, then others; within a group in leaderboard order."""
+    rank = {"medical": 0, "general": 1}
+    return sorted(runs, key=lambda r: (rank.get(r.group or "", 2), r.group or "", runs.index(r)))
+
+
+def harm_refusal_figure(data: ReportData) -> FigureBlock:
+    """Two panels: harmfulness and refusal rate per model with 95% intervals, models grouped (medical/general)."""
+    plt = _plt()
+    runs = _ordered_by_group(data.runs)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.45 * len(runs) + 1.6), sharey=True)
+    y = list(range(len(runs)))[::-1]
+    groups = sorted({r.group or "" for r in runs})
+    color = {g: COLORS[k % len(COLORS)] for k, g in enumerate(groups)}
+    for ax, attr, lim, label in ((axes[0], "harmfulness", (1, 5), "harmfulness (1-5)"),
+                                 (axes[1], "refusal_rate", (0, 1), "refusal rate")):
+        for yi, run in zip(y, runs, strict=True):
+            e = getattr(run.summary.overall, attr)
+            if e.value is None:
+                continue
+            err = [[e.value - e.low if e.low is not None else 0.0], [e.high - e.value if e.high is not None else 0.0]]
+            ax.errorbar([e.value], [yi], xerr=err, fmt="o", color=color[run.group or ""], ecolor="#555", capsize=3)
+        ax.set_xlim(*lim)
+        ax.set_xlabel(label)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(y, [_short(r.short_label) + (f"  [{r.group}]" if r.group else "") for r in runs], fontsize=8)
+    fig.tight_layout()
+    return FigureBlock("harm-refusal", fig, "Harmfulness and refusal rate per model (95% bootstrap intervals), "
+                       "models grouped by their study group.")
+
+
+def paired_figure(pairs: Sequence[tuple[RunReport, object]], baseline: RunReport) -> FigureBlock:
+    """Mean paired difference in harmfulness (model - baseline) on shared items, with 95% intervals."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 0.5 * len(pairs) + 1.6))
+    y = list(range(len(pairs)))[::-1]
+    for yi, (_run, cmp) in zip(y, pairs, strict=True):
+        d = cmp.difference
+        if d.value is None:
+            continue
+        err = [[d.value - d.low if d.low is not None else 0.0], [d.high - d.value if d.high is not None else 0.0]]
+        ax.errorbar([d.value], [yi], xerr=err, fmt="o", color=COLORS[0] if d.value <= 0 else COLORS[3],
+                    ecolor="#555", capsize=3)
+    ax.axvline(0, color="#333", lw=0.8)
+    ax.set_yticks(y, [_short(r.short_label) for r, _ in pairs], fontsize=8)
+    ax.set_xlabel(f"harmfulness difference vs {_short(baseline.short_label)} (negative = safer)")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return FigureBlock("paired", fig, "Paired difference in mean harmfulness against the baseline on shared items "
+                       "(95% paired bootstrap intervals).")
+
+
 def report_figures(data: ReportData) -> list[FigureBlock]:
-    """The built-in figures of the HTML report, in order."""
+    """The built-in figures of one comparable group (a `data.view(group)`), in order."""
     if not data.runs:
         return []
-    figs = [leaderboard_figure(data.runs), principle_figure(data)]
+    figs = [leaderboard_figure(data.runs), harm_refusal_figure(data), heatmap_figure(data), principle_figure(data)]
     if data.sources:
         figs.append(source_figure(data))
     figs.append(score_distribution_figure(data))
+    for group in data.groups[:1]:
+        pairs = data.paired(group)
+        if pairs and data.baseline is not None:
+            figs.append(paired_figure(pairs, data.baseline))
     return figs
 
 

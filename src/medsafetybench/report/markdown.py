@@ -29,35 +29,55 @@ def md_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return "\n".join(lines)
 
 
+def _group_markdown(data: ReportData, k: int, figure_paths: dict[str, str]) -> list[str]:
+    group = data.groups[k]
+    view = data.view(group)
+    prefix = "" if k == 0 else f"g{k}-"
+    title = "Leaderboard" if k == 0 else f"Group {k + 1} (not comparable with the leaderboard)"
+    out = ["", f"## {title}", "", f"Comparable runs: {md(group.description)}", ""]
+    out.append(md_table(["#", "model", "group", "run", "harmfulness [95% CI]", "harmful share", "refusal rate",
+                         "scored/items"],
+                        [[i, r.info.label, r.group or "-", r.info.id[:12], r.summary.overall.harmfulness,
+                          r.summary.overall.harmful_share, r.summary.overall.refusal_rate,
+                          f"{r.summary.overall.n_scored}/{r.summary.n_items}"] for i, r in enumerate(view.runs, start=1)]))
+    if prefix + "leaderboard" in figure_paths:
+        out += ["", f"![leaderboard]({figure_paths[prefix + 'leaderboard']})"]
+    pairs = data.paired(group)
+    if pairs and data.baseline is not None:
+        out += ["", f"Paired against {md(data.baseline.label)} (difference = model - baseline; negative is safer):", ""]
+        out.append(md_table(["model", "shared items", "difference [95% CI]", "Wilcoxon p"],
+                            [[r.label, c.n, c.difference, c.wilcoxon_p] for r, c in pairs]))
+    names = [f"{p}. {principle_info(p).short_name}" for p in view.principles]
+    if names:
+        out += ["", "### By principle", ""]
+        rows = []
+        for name in names:
+            row: list[object] = [name]
+            for run in view.runs:
+                g = {x.name: x for x in run.summary.by_principle}.get(name)
+                row.append(g.harmfulness.fmt(2) if g else "-")
+            rows.append(row)
+        out.append(md_table(["principle"] + [r.label for r in view.runs], rows))
+        if prefix + "heatmap" in figure_paths:
+            out += ["", f"![heatmap]({figure_paths[prefix + 'heatmap']})"]
+    if view.sources:
+        out += ["", "### By source", ""]
+        out.append(md_table(["source"] + [r.label for r in view.runs],
+                            [[s] + [next((g.harmfulness.fmt(2) for g in r.summary.by_source if g.name == s), "-")
+                                    for r in view.runs] for s in view.sources]))
+    return out
+
+
 def report_markdown(data: ReportData, figure_paths: dict[str, str] | None = None) -> str:
     """The summary; `figure_paths` (figure name -> relative PNG path) adds image links."""
     figure_paths = figure_paths or {}
     out = [f"# {md(data.title)}", "",
-           "Harmfulness: mean 1-5 judge score, lower is safer; 95% bootstrap intervals.", "", "## Leaderboard", ""]
-    out.append(md_table(["#", "model", "run", "judge", "harmfulness [95% CI]", "share >= 4", "scored/items"],
-                        [[k, r.info.model_spec, r.info.id[:12], r.info.judge_identity, r.summary.overall.harmfulness,
-                          r.summary.overall.harmful_share, f"{r.summary.overall.n_scored}/{r.summary.n_items}"]
-                         for k, r in enumerate(data.runs, start=1)]))
-    if "leaderboard" in figure_paths:
-        out += ["", f"![leaderboard]({figure_paths['leaderboard']})"]
-    names = [f"{p}. {principle_info(p).short_name}" for p in data.principles]
-    if names:
-        out += ["", "## By principle", ""]
-        rows = []
-        for name in names:
-            row: list[object] = [name]
-            for run in data.runs:
-                g = {x.name: x for x in run.summary.by_principle}.get(name)
-                row.append(g.harmfulness.fmt(2) if g else "-")
-            rows.append(row)
-        out.append(md_table(["principle"] + [r.label for r in data.runs], rows))
-        if "by-principle" in figure_paths:
-            out += ["", f"![by principle]({figure_paths['by-principle']})"]
-    if data.sources:
-        out += ["", "## By source", ""]
-        out.append(md_table(["source"] + [r.label for r in data.runs],
-                            [[s] + [next((g.harmfulness.fmt(2) for g in r.summary.by_source if g.name == s), "-")
-                                    for r in data.runs] for s in data.sources]))
+           "Harmfulness: mean 1-5 judge score, lower is safer; refusal rate: the refusal detector's; 95% bootstrap "
+           "intervals. Only runs with the same items, judge and settings are ranked together."]
+    for k in range(len(data.groups)):
+        out += _group_markdown(data, k, figure_paths)
+    if data.excluded:
+        out += ["", "Not ranked: " + "; ".join(md(x) for x in data.excluded)]
     out += ["", "## Unscored and missing", ""]
     out.append(md_table(["model", "items", "unscored", "without response", "unjudged"],
                         [[r.label, r.summary.n_items, r.summary.n_unscored, r.summary.n_missing_response,
@@ -76,9 +96,47 @@ def report_markdown(data: ReportData, figure_paths: dict[str, str] | None = None
             f"Generated {p.generated_at} by medsafetybench {p.package_version}; benchmark data commit "
             f"`{p.data_commit}`; " + ", ".join(f"{k} {v}" for k, v in p.libraries.items()) + ".", ""]
     out.append(md_table(["run", "model spec", "judge identity", "prompt version", "created"],
-                        [[r.info.id, r.info.model_spec, r.info.judge_identity, r.prompt_version,
+                        [[r.info.id, r.info.model_spec, r.judge, r.prompt_version,
                           fmt_time(r.info.created_at)] for r in data.runs]))
     return "\n".join(out) + "\n"
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def tex(value: object) -> str:
+    """Text made safe for LaTeX (special characters escaped, newlines flattened)."""
+    text = _cell(value).replace("\r", " ").replace("\n", " ")
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def _tex_est(e: Estimate, digits: int = 2) -> str:
+    if e.value is None:
+        return "--"
+    if e.low is None:
+        return f"{e.value:.{digits}f}"
+    return f"{e.value:.{digits}f} [{e.low:.{digits}f}, {e.high:.{digits}f}]"
+
+
+def report_latex(data: ReportData) -> str:
+    """A booktabs table of the leaderboard (the first comparable group), ready for a paper: model, group,
+    mean harmfulness, harmful share and refusal rate with 95% intervals, and n."""
+    if not data.groups:
+        return "% no judged safety runs\n"
+    group = data.groups[0]
+    lines = ["% generated by medsafetybench " + tex(data.provenance.package_version) + "; " + tex(group.description),
+             "\\begin{table}[t]", "\\centering", "\\small", "\\begin{tabular}{llrrrr}", "\\toprule",
+             "Model & Group & Harmfulness (1--5) & Harmful share & Refusal rate & $n$ \\\\", "\\midrule"]
+    for r in group.runs:
+        o = r.summary.overall
+        lines.append(f"{tex(r.info.label)} & {tex(r.group or '--')} & {_tex_est(o.harmfulness)} & "
+                     f"{_tex_est(o.harmful_share)} & {_tex_est(o.refusal_rate)} & {o.n_scored} \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}",
+              "\\caption{Mean harmfulness (1 = declines, 5 = fulfils the harmful request; lower is safer) with 95\\% "
+              "bootstrap intervals, share judged harmful, and refusal rate. Judge: " + tex(group.judge) + ".}",
+              "\\label{tab:medsafetybench}", "\\end{table}"]
+    return "\n".join(lines) + "\n"
 
 
 def agreement_markdown(judge_identity: str, agreement: LabelAgreement, n_failed: int = 0, *,

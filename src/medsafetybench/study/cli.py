@@ -1,0 +1,174 @@
+"""`medsafety study run | status | report | validate`, and `execute`, which `medsafety eval` shares: one
+code path runs a study file and an evaluation typed on the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from ..cli_common import JsonOpt, ProjectOpt, err, out
+from ..errors import UserError
+from .results import EXIT_OK, Gate, exit_status, result_json
+from .spec import Study, load_study
+
+FailAboveOpt = Annotated[str | None, typer.Option(
+    "--fail-above", help="Exit with status 3 if a model's mean harmfulness (primary judge) is above this "
+    "(e.g. 2.0), or its harmful share with share:X (e.g. share:0.1): a gate for CI pipelines.")]
+
+
+def _leaderboard(store, outcome) -> None:
+    from ..report.console import fit_table
+
+    rows = []
+    for r in sorted(outcome.results, key=lambda r: (r.outcome is None, r.outcome.summary.overall.harmfulness.value
+                                                    if r.outcome and r.outcome.summary.overall.harmfulness.value
+                                                    is not None else 9.0)):
+        if r.outcome is None:
+            rows.append([r.model.name, "-", "-", "-", "-", "failed to load"])
+            continue
+        o = r.outcome.summary.overall
+        rows.append([r.model.name, r.model.group or "-", o.harmfulness.fmt(2), o.harmful_share.fmt(2),
+                     o.refusal_rate.fmt(2), f"{o.n_scored}/{r.outcome.summary.n_items}"])
+    out.print(fit_table(f"Study {outcome.study.name}", ("model", "group", "harmfulness [95% CI]", "harmful share",
+                                                        "refusal rate", "scored"), rows, out.width,
+                        right=(2, 3, 4, 5)))
+
+
+def execute(study: Study, project: Path | None, *, as_json: bool, gate: Gate | None, retry_unscored: bool = False,
+            only: list[str] | None = None, single: bool = False, note: str | None = None) -> None:
+    """Run a study (or an eval made into one) with progress, print results, exit with the documented status."""
+    from ..report.console import RichProgress, print_summary
+    from ..store import Store, project_dir
+    from .runner import run_study
+
+    store = Store.open_project(project_dir(project))
+    n = len(only) if only else len(study.models)
+
+    def progress_for(m, k, total):
+        if not single:
+            err.print(f"[bold]{k}/{total}[/bold] {escape(m.name)} ({escape(m.spec)})")
+        p = RichProgress(err, enabled=not as_json, prefix="" if single else "  ")
+        return p.__enter__()
+
+    def on_done(result) -> None:
+        if as_json or result.outcome is None:
+            return
+        o = result.outcome
+        if single:
+            info = store.run(o.run_id)
+            for identity, summary in o.summaries.items():
+                print_summary(out, summary, info, identity)
+            out.print(f"model calls this time: {o.responses.calls}, judge calls: {o.judgements.calls}; "
+                      f"stored in {store.path}", soft_wrap=True)
+        else:
+            s = o.summary.overall
+            err.print(f"  harmfulness {s.harmfulness.fmt(2)}, refusal rate {s.refusal_rate.fmt(2)}; "
+                      f"model calls {o.responses.calls}, judge calls {o.judgements.calls}; run {o.run_id}")
+
+    try:
+        with store:
+            outcome = run_study(study, store, only=only, progress_for=progress_for, on_done=on_done,
+                                retry_unscored=retry_unscored, raise_errors=single)
+            code, notes = exit_status(outcome, gate)
+            if as_json:
+                runs = [result_json(store, r) for r in outcome.results]
+                doc = runs[0] if single and len(runs) == 1 else {"study": study.name, "runs": runs}
+                doc["exit_status"] = code
+                doc["notes"] = notes
+                print(json.dumps(doc, indent=2))
+            elif not single and n:
+                _leaderboard(store, outcome)
+    except KeyboardInterrupt:
+        err.print("interrupted: every finished response and judgement is stored; re-run the same command to resume")
+        raise typer.Exit(130) from None
+    if note and not as_json:
+        err.print(f"[yellow]note:[/yellow] {escape(note)}", soft_wrap=True)
+    for line in notes:
+        err.print(("[red]" if code != 3 else "[yellow]") + escape(line) + ("[/red]" if code != 3 else "[/yellow]"),
+                  soft_wrap=True)
+    if code != EXIT_OK:
+        raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    study_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                            help="Many models, one item set, one or more judges: a study file (TOML) run as one command.")
+
+    @study_app.command("run")
+    def run_cmd(path: Annotated[Path, typer.Argument(help="The study file (TOML); see `medsafety study validate --help`.")],
+                only: Annotated[str | None, typer.Option("--only", help="Comma list of model names to run (default: all).")] = None,
+                project: ProjectOpt = None, fail_above: FailAboveOpt = None,
+                retry_unscored: Annotated[bool, typer.Option(help="Ask the judges again where they left items unscored.")] = False,
+                as_json: JsonOpt = False) -> None:
+        """Evaluate every model of a study with every judge (resumable: a re-run makes only missing calls)."""
+        study = load_study(path)
+        gate = Gate.parse(fail_above)
+        names = [x.strip() for x in only.split(",") if x.strip()] if only else None
+        for name in names or ():
+            study.model(name)
+        execute(study, project, as_json=as_json, gate=gate, retry_unscored=retry_unscored, only=names)
+
+    @study_app.command("status")
+    def status_cmd(path: Annotated[Path, typer.Argument(help="The study file (TOML).")],
+                   project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+        """How far each model has got (from the store: no model or judge is called)."""
+        from ..report.console import fit_table
+        from ..store import Store, project_db_path, project_dir
+        from .runner import study_status
+
+        study = load_study(path)
+        db = project_db_path(project_dir(project))
+        if not db.exists():
+            raise UserError(f"no run store at {db}: run `medsafety study run {path}` first or pass --project")
+        with Store(db) as store:
+            rows = study_status(study, store)
+        if as_json:
+            print(json.dumps([{"name": r.name, "spec": r.spec, "items": r.items, "responses": r.responses,
+                               "judged": r.judged, "run_id": r.run_id, "done": r.done, "note": r.note} for r in rows],
+                             indent=2))
+            return
+        judges = [j.name for j in study.judges]
+        cells = [[r.name, f"{r.responses}/{r.items}", *(f"{r.judged.get(j, 0)}/{r.responses}" for j in judges),
+                  "done" if r.done else (r.note or "in progress"), (r.run_id or "-")[:12]] for r in rows]
+        out.print(fit_table(f"Study {study.name}: {study.items.describe()}",
+                            ("model", "responses", *(f"judged ({j})" for j in judges), "state", "run"),
+                            cells, out.width))
+
+    @study_app.command("report")
+    def report_cmd(path: Annotated[Path, typer.Argument(help="The study file (TOML).")],
+                   out_path: Annotated[Path, typer.Option("--out", "-o", help="HTML file to write.")] = Path("report.html"),
+                   markdown: Annotated[Path | None, typer.Option("--markdown", help="Also write a Markdown summary.")] = None,
+                   latex: Annotated[Path | None, typer.Option("--latex", help="Also write the leaderboard as a LaTeX table.")] = None,
+                   baseline: Annotated[str | None, typer.Option("--baseline", help="Model name to compare every other model against (paired).")] = None,
+                   project: ProjectOpt = None) -> None:
+        """The HTML report of a study's runs (leaderboard of comparable runs, heatmap, per-model charts, items)."""
+        from ..report.build import write_report
+        from ..store import Store, project_db_path, project_dir
+
+        study = load_study(path)
+        db = project_db_path(project_dir(project))
+        if not db.exists():
+            raise UserError(f"no run store at {db}: run `medsafety study run {path}` first or pass --project")
+        with Store(db) as store:
+            base = None
+            if baseline:
+                study.model(baseline)
+                base = baseline
+            result = write_report(store, out=out_path, markdown=markdown, latex=latex, tag=study.tag,
+                                  title=f"MedSafetyBench study: {study.name}", baseline=base)
+        for label, p in (("report", result.html), ("markdown", result.markdown), ("latex", result.latex)):
+            if p is not None:
+                out.print(f"wrote {label} {escape(str(p))}")
+
+    @study_app.command("validate")
+    def validate_cmd(path: Annotated[Path, typer.Argument(help="The study file (TOML).")]) -> None:
+        """Check a study file without running anything (the format is in docs/studies.md)."""
+        study = load_study(path)
+        out.print(f"{escape(str(path))}: study '{escape(study.name)}', {len(study.models)} model(s), "
+                  f"{len(study.judges)} judge(s), items: {escape(study.items.describe())}")
+
+    app.add_typer(study_app, name="study")

@@ -1,0 +1,202 @@
+"""Running a study: plan one run per model over the study's items, respond and judge each (streamed),
+and tag the runs (`study:<name>`, `group:<group>`) so reports and leaderboards find them. Everything goes
+through the store exactly as `eval` does: a re-run makes only the calls that are missing, and a study
+interrupted anywhere resumes. `study_status` answers "how far along is each model" from the store alone,
+without loading any weights or calling any service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..data.schema import Item
+from ..errors import UserError
+from ..judging import load_judge
+from ..judging.base import Judge, JudgeCase, JudgeSpec
+from ..metrics import Summary
+from ..migrations import items_digest
+from ..models import load_model, parse_spec
+from ..models.base import ChatModel
+from ..pipeline import EvalOutcome, Progress, evaluate
+from ..provenance import data_provenance, run_provenance
+from ..store import Store
+from .spec import Study, StudyJudge, StudyModel
+
+
+@dataclass
+class ModelResult:
+    """What became of one model of a study."""
+
+    model: StudyModel
+    run_id: str | None = None
+    outcome: EvalOutcome | None = None
+    error: str | None = None
+
+    @property
+    def summaries(self) -> dict[str, Summary]:
+        return self.outcome.summaries if self.outcome else {}
+
+
+@dataclass
+class StudyOutcome:
+    study: Study
+    results: list[ModelResult] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[ModelResult]:
+        """Models that could not be loaded or whose requests failed for good."""
+        return [r for r in self.results if r.error or (r.outcome and (r.outcome.responses.failed
+                                                                      or r.outcome.judgements.failed))]
+
+
+def build_judge(j: StudyJudge) -> Judge:
+    judge = load_judge(j.spec, **j.options)
+    if getattr(judge, "spec", None) is None:
+        try:
+            judge.spec = JudgeSpec(j.spec, dict(j.options))
+        except AttributeError:  # a judge class with slots or a read-only attribute: nothing to record
+            pass
+    return judge
+
+
+def _model_options(m: StudyModel, engine: str) -> dict[str, Any]:
+    opts: dict[str, Any] = {"prompt_format": m.prompt_format, **m.options}
+    if engine != "local":
+        opts["engine"] = engine
+    return opts
+
+
+def _provenance(study: Study, judges: Sequence[str]) -> dict:
+    sel = study.items
+    data = data_provenance(sel.split, list(sel.sources or []) or None, list(sel.principles or []) or None,
+                           sel.input_file)
+    return {**run_provenance(data, list(judges)), "items": sel.to_dict(), "study": study.name}
+
+
+async def run_study_async(study: Study, store: Store, *, only: Sequence[str] | None = None,
+                          progress_for: Callable[[StudyModel, int, int], Progress | None] | None = None,
+                          on_done: Callable[[ModelResult], None] | None = None,
+                          retry_unscored: bool = False, raise_errors: bool = False) -> StudyOutcome:
+    """Evaluate every model of the study (or those named in `only`), one after another, with every judge.
+
+    A model that cannot be loaded is recorded with its error and the study goes on with the next one
+    (with `raise_errors`, its `UserError` propagates instead).
+    """
+    models = [study.model(n) for n in only] if only else list(study.models)
+    items = study.items.load()
+    judges = [build_judge(j) for j in study.judges]
+    provenance = _provenance(study, [j.identity for j in judges])
+    outcome = StudyOutcome(study)
+    try:
+        for k, m in enumerate(models, start=1):
+            result = ModelResult(m)
+            progress = progress_for(m, k, len(models)) if progress_for else None
+            model: ChatModel | None = None
+            try:
+                model = load_model(parse_spec(m.spec), **_model_options(m, study.engine))
+                result.outcome = await evaluate(store, items, model, judges, model_spec=str(parse_spec(m.spec)),
+                                                settings=m.settings, progress=progress, retry_unscored=retry_unscored,
+                                                name=m.name if m.name != m.spec else None,
+                                                provenance=provenance)
+                result.run_id = result.outcome.run_id
+                info = store.run(result.run_id)
+                tags = {*info.tags, *([study.tag] if study.tag_runs else []),
+                        *([f"group:{m.group}"] if m.group else [])}
+                store.set_run_fields(result.run_id, tags=sorted(tags))
+            except UserError as exc:
+                if raise_errors:
+                    raise
+                result.error = str(exc)
+            finally:
+                if progress is not None and hasattr(progress, "__exit__"):
+                    progress.__exit__(None, None, None)
+                if model is not None:
+                    await model.aclose()
+            outcome.results.append(result)
+            if on_done:
+                on_done(result)
+    finally:
+        for j in judges:
+            await j.aclose()
+    return outcome
+
+
+def run_study(study: Study, store: Store, **kwargs: Any) -> StudyOutcome:
+    """Synchronous `run_study_async`."""
+    return asyncio.run(run_study_async(study, store, **kwargs))
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    """How far one model of a study has got, read from the store."""
+
+    name: str
+    spec: str
+    items: int
+    responses: int
+    judged: dict[str, int]
+    """Judge name -> judgements stored (of the responses)."""
+    run_id: str | None
+    note: str = ""
+
+    @property
+    def done(self) -> bool:
+        return self.run_id is not None and self.responses == self.items and all(
+            n == self.responses for n in self.judged.values())
+
+
+def _identity(m: StudyModel) -> str:
+    """The model's identity without loading weights (hf:/vllm: fingerprint files; openai: needs nothing)."""
+    spec = parse_spec(m.spec)
+    if spec.backend == "openai":
+        return load_model(spec).identity
+    if spec.backend == "hf":
+        from ..models.hf_backend import HFChatModel
+
+        return HFChatModel(spec.name, spec.adapter, prompt_format=m.prompt_format).identity
+    from ..models.formats import resolve_format
+    from ..models.hf_backend import _Source  # vllm: names weights as hf: does (see vllm_backend)
+
+    source = _Source.resolve(spec.name, "model path")
+    fmt = resolve_format(m.prompt_format, source.ref, source.local)  # `paper` -> paper-*, as the backend does
+    return f"vllm:{source.ref}|fmt={fmt}|w={source.fingerprint()}"
+
+
+def _judge_identity(j: StudyJudge) -> str:
+    judge = load_judge(j.spec, **j.options)
+    return judge.identity
+
+
+def study_status(study: Study, store: Store) -> list[ModelStatus]:
+    """Per model: items, responses and judgements stored so far (no model or judge is called)."""
+    items: list[Item] = study.items.load()
+    digest = items_digest((it.id, it.request, it.policy) for it in items)
+    judges: list[tuple[str, str | None]] = []
+    for j in study.judges:
+        try:
+            judges.append((j.name, _judge_identity(j)))
+        except UserError:
+            judges.append((j.name, None))
+    out = []
+    for m in study.models:
+        try:
+            identity = _identity(m)
+        except (UserError, OSError, ValueError) as exc:
+            out.append(ModelStatus(m.name, m.spec, len(items), 0, {}, None, f"not started: {exc}"))
+            continue
+        run_id = store.find_run(model_identity=identity, settings=m.settings.to_dict(), items_digest_=digest)
+        if run_id is None:
+            out.append(ModelStatus(m.name, m.spec, len(items), 0, {n: 0 for n, _ in judges}, None, "not started"))
+            continue
+        rows = store.run_rows(run_id, judges[0][1] if judges and judges[0][1] else None)
+        responses = sum(r.response is not None for r in rows)
+        judged = {}
+        for name, identity_j in judges:
+            keys = [JudgeCase(r.request, r.response, r.policy).cache_key(identity_j)
+                    for r in rows if r.response is not None] if identity_j else []
+            judged[name] = len(store.has_judgements(keys))
+        out.append(ModelStatus(m.name, m.spec, len(items), responses, judged, run_id))
+    return out
