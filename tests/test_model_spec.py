@@ -36,6 +36,7 @@ SECRET = "s3cr3t-pw-0123"
     ("hf:/p", ModelSpec("hf", "/p")),
     ("hf:/p+/adapter", ModelSpec("hf", "/p", adapter="/adapter")),
     ("vllm:org/name", ModelSpec("vllm", "org/name")),
+    ("vllm:/p+/a", ModelSpec("vllm", "/p", adapter="/a")),  # served through vLLM's LoRA support
 ])
 def test_parse(text, expected):
     assert parse_spec(text) == expected
@@ -47,7 +48,7 @@ def test_parse(text, expected):
     ("hf:", "names no model"),
     ("openai:@http://h/v1", "names no model before '@'"),
     ("openai:m@localhost:1", "must start with http"),
-    ("vllm:/p+/a", "takes no adapter"),
+    ("vllm:+/a", "names no model before"),
 ])
 def test_parse_errors(text, message):
     with pytest.raises(UserError, match=message):

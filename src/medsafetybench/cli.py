@@ -31,7 +31,7 @@ def _csv(text: str | None) -> list[str] | None:
 @app.command("eval")
 def eval_cmd(
     model: Annotated[list[str], typer.Option("--model", "-m", help="Model spec: openai:MODEL[@BASE_URL], hf:PATH[+ADAPTER], vllm:PATH. Repeat for several models (evaluated one after another on the same items).")],
-    judge: Annotated[list[str] | None, typer.Option("--judge", "-j", help="'offline' (default; approximate) or a model spec for the paper's LLM judge, e.g. openai:gpt-3.5-turbo-0125. Repeat for several judges (the first is the primary judge).")] = None,
+    judge: Annotated[list[str] | None, typer.Option("--judge", "-j", help="'offline' (default; the offline judge v1, approximate), 'offline-v1', 'offline-v2' (the cross-encoder), or a model spec for the paper's LLM judge, e.g. openai:gpt-3.5-turbo-0125. Repeat for several judges (the first is the primary judge).")] = None,
     name: Annotated[list[str] | None, typer.Option("--name", help="Short name for the run (one per --model, in order); shown instead of the spec.")] = None,
     split: Annotated[str, typer.Option(help="eval (MedSafety-Eval, 900), improve (MedSafety-Improve, 900), extra (Llama-3 requests) or sample (bundled demo set).")] = "eval",
     source: Annotated[str | None, typer.Option(help="Comma list of sources: gpt4, llama2, llama3.")] = None,
@@ -61,6 +61,7 @@ def eval_cmd(
     """Evaluate one or more models on MedSafetyBench: respond, judge, summarise. Every call is cached in the
     store; re-running the same command makes no model calls, and an interrupted run resumes. Exit status: 0 ok,
     1 requests failed (re-run to retry), 2 usage error, 3 --fail-above exceeded, 4 nothing could be scored."""
+    from .judging import is_offline
     from .models.formats import resolve_spec_format
     from .models.spec import validate_spec
     from .preflight import check_specs
@@ -112,7 +113,7 @@ def eval_cmd(
     study = Study("eval", Path("<command line>"), items, tuple(study_judges), tuple(models), engine=engine.strip(),
                   tag_runs=False)
     note = None
-    if any(j.strip().lower() == "offline" for j in judges):
+    if any(is_offline(j) for j in judges):
         note = ("the offline judge approximates the paper's GPT-3.5 judge (see README for its measured agreement); "
                 "use --judge openai:gpt-3.5-turbo-0125 for paper-comparable scores.")
     execute(study, project, as_json=as_json, gate=gate, retry_unscored=retry_unscored, single=len(models) == 1,

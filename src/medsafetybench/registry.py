@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from .errors import UserError
 
 T = TypeVar("T")
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 
 class Registry:
@@ -100,7 +100,7 @@ class Registry:
     def _check_name(self, name: str) -> str:
         key = name.strip().lower()
         if not _NAME.match(key):
-            raise ValueError(f"{self.kind} name {name!r} must match [a-z][a-z0-9_]*")
+            raise ValueError(f"{self.kind} name {name!r} must match [a-z][a-z0-9_-]*")
         return key
 
     def _entry_points(self) -> dict[str, str]:
@@ -141,4 +141,5 @@ class Registry:
 
 
 def _module_names(package: str, name: str) -> Iterable[str]:
+    name = name.replace("-", "_")  # `offline-v2` lives in a module `offline_v2`
     return (f"{package}.{name}", f"{package}.{name}_backend")

@@ -1,6 +1,7 @@
 """The judge registry: what a user types after `--judge` -> a judge class, and `load_judge`.
 
-    offline                    the offline judge (no service; an approximation)
+    offline                    the default offline judge (no service; an approximation): offline-v1 today
+    offline-v1 | offline-v2    a named offline judge version
     MODEL_SPEC                 the paper's LLM judge over any model (`openai:gpt-3.5-turbo-0125`, `hf:/p`)
     llm:MODEL_SPEC             the same, spelled out
     NAME[:ARGS]                any other registered judge, e.g. a classifier over a model spec
@@ -34,7 +35,10 @@ T = TypeVar("T")
 
 #: Built-in judges: name -> "module:Class".
 JUDGES: dict[str, str] = {
-    "offline": "medsafetybench.judging.offline:OfflineJudge",
+    # `offline` is the default offline judge: v1 until v2 measures better (docs/judges.md)
+    "offline": "medsafetybench.judging.offline_v1:OfflineJudgeV1",
+    "offline-v1": "medsafetybench.judging.offline_v1:OfflineJudgeV1",
+    "offline-v2": "medsafetybench.judging.offline:OfflineJudge",
     "llm": "medsafetybench.judging.llm:LLMJudge",
 }
 OFFLINE = "offline"

@@ -2,7 +2,7 @@
 
     openai:MODEL[@BASE_URL]      any OpenAI-compatible chat endpoint (key from OPENAI_API_KEY)
     hf:PATH_OR_HUB_ID[+ADAPTER]  local transformers model, optional LoRA adapter
-    vllm:PATH_OR_HUB_ID          vLLM engine (optional extra)
+    vllm:PATH_OR_HUB_ID[+ADAPTER] vLLM engine (optional extra), optional LoRA adapter served by vLLM
     NAME:...                     a backend added by a plug-in (see `registry.py`)
 
 The prefix picks a backend class from the registry, and that class parses the rest. A base URL may
