@@ -147,6 +147,96 @@ def test_wrong_api_key_fails_without_storing_and_exits_1(tmp_path):
     assert "Traceback" not in r.stderr
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_credentials_in_base_urls_are_never_stored_or_shown(tmp_path):
+    """A password in the URL and a key in its query string reach the server but no file or output."""
+    password, key = "pw-PLANTED-9876543210", "key-PLANTED-0123456789"
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
+    env["PYTHONPATH"] = SRC
+    with FakeOpenAIServer(lambda r: "I cannot do that.", api_key=key) as model_srv, \
+            FakeOpenAIServer(judge_reply, api_key=key) as judge_srv:
+        def secret_url(srv):
+            return srv.base_url.replace("http://", f"http://alice:{password}@") + f"?api_key={key}"
+
+        def medsafety(*args):
+            return subprocess.run([sys.executable, "-m", "medsafetybench.cli", *args, "--project", str(tmp_path)],
+                                  capture_output=True, text=True, env=env, timeout=120)
+
+        r = medsafety("eval", "--model", f"openai:m@{secret_url(model_srv)}", "--judge",
+                      f"openai:j@{secret_url(judge_srv)}", "--split", "sample", "--limit", "3", "--json")
+        assert r.returncode == 0, r.stderr
+        assert model_srv.stats().by_outcome["ok"] == 3 and judge_srv.stats().by_outcome["ok"] == 3
+        out = json.loads(r.stdout)
+        safe_model = f"openai:m@{model_srv.base_url}"
+        assert out["model"] == safe_model
+        run_id = out["run_id"]
+        table = medsafety("eval", "--model", f"openai:m@{secret_url(model_srv)}", "--judge",
+                          f"openai:j@{secret_url(judge_srv)}", "--split", "sample", "--limit", "3")
+        outputs = [r, table, medsafety("runs"), medsafety("runs", "--json"), medsafety("show", run_id),
+                   medsafety("show", run_id, "--json")]
+        files = [tmp_path / "out.jsonl", tmp_path / "out.csv", tmp_path / "report.html", tmp_path / "report.md"]
+        outputs += [medsafety("export", run_id, "--out", str(files[0])), medsafety("export", run_id, "--out", str(files[1])),
+                    medsafety("report", "--out", str(files[2]), "--markdown", str(files[3]))]
+    assert all(o.returncode == 0 for o in outputs), [o.stderr for o in outputs]
+    blobs = [o.stdout + o.stderr for o in outputs] + [f.read_text() for f in files]
+    blobs += [p.read_bytes().decode("latin-1") for p in tmp_path.glob("medsafety.db*")]
+    assert any(safe_model in b for b in blobs[-3:])  # the safe form is what the store holds
+    for secret in (password, key):
+        assert not any(secret in b for b in blobs)
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--judge", "bogus:x"], "unknown judge 'bogus'"),
+    (["--judge", "hf:/nonexistent/judge"], "--judge hf:/nonexistent/judge: model path"),
+    (["--judge", "openai:gpt-4o"], "--judge openai:gpt-4o: OPENAI_API_KEY is not set"),
+    (["--model", "vllm:/nonexistent"], "model path '/nonexistent' does not exist"),
+    (["--model", "hf:/nonexistent+/adapter"], "'/nonexistent' does not exist"),
+])
+def test_bad_specs_fail_before_the_project_is_touched(tmp_path, args, message):
+    base = ["eval", "--model", "openai:m@http://127.0.0.1:9/v1", "--split", "sample"]
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    env["PYTHONPATH"] = SRC
+    project = tmp_path / "proj"
+    r = subprocess.run([sys.executable, "-m", "medsafetybench.cli", *base, *args, "--project", str(project)],
+                       capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not project.exists()
+
+
+def test_unreachable_server_fails_fast_with_one_line(tmp_path):
+    port = _free_port()
+    r = cli("eval", "--model", f"openai:m@http://u:pw-SECRET@127.0.0.1:{port}/v1", "--split", "sample",
+            "--limit", "5", "--project", str(tmp_path))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert f"cannot connect to http://127.0.0.1:{port}/v1" in r.stderr and "pw-SECRET" not in r.stderr
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0] == r.stderr.strip().splitlines()[-1]
+
+
+def test_requests_longer_than_the_context_are_flagged(tmp_path, fake_openai_factory, capsys):
+    srv = fake_openai_factory()
+    judge = fake_openai_factory(judge_reply)
+    reqs = tmp_path / "reqs.jsonl"
+    reqs.write_text(json.dumps({"request": "short question"}) + "\n" + json.dumps({"request": "long " * 4000}) + "\n")
+    code = run_main("eval", "--model", f"openai:m@{srv.base_url}", "--judge", f"openai:j@{judge.base_url}",
+                    "--input", str(reqs), "--context-window", "4000", "--max-new-tokens", "16",
+                    "--system-prompt", "none", "--project", str(tmp_path / "p"))
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "1 request(s) do not fit the 4,000-token context of --model openai:m@" in err
+    assert "user/reqs/2" in err and "user/reqs/1 " not in err
+    assert "of --judge openai:j@" in err  # the judge prompt is longer still
+    assert srv.stats().total_calls == 2  # warned, not cut: both were sent
+
+
 def test_eval_paper_format_picks_family_and_its_system_prompt(tmp_path, capsys, tiny_model_dir):
     """--prompt-format paper on a local model: the family's paper format (in the identity), the paper's
     system text for it by default, and responses cut as the paper cut them."""

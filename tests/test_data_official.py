@@ -165,6 +165,31 @@ def test_changed_bytes_same_size(copy):
     assert any("UNETHICAL" in (it.safe_response or "") for it in items)
 
 
+def test_mismatch_hint_names_the_cli_flag_and_the_flag_works(copy, tmp_path, capsys):
+    from cli_helpers import run_main
+
+    path = _csv(copy)
+    path.write_bytes(path.read_bytes().replace(b"unethical", b"UNETHICAL", 1))
+    with pytest.raises(UserError, match=r"pass --no-verify \(verify=False in Python\)"):
+        load_official("eval", data_dir=copy)
+    args = ["eval", "--model", "openai:m@http://127.0.0.1:9/v1", "--data", str(copy), "--project", str(tmp_path / "p"),
+            "--source", "gpt4", "--principle", "2", "--limit", "1", "--max-new-tokens", "1"]
+    assert run_main(*args) == 2 and "--no-verify" in capsys.readouterr().err
+    # with the flag the modified copy loads; the run then stops at the (unreachable) model
+    assert run_main(*args, "--no-verify") == 2
+    err = capsys.readouterr().err
+    assert "cannot connect to http://127.0.0.1:9/v1" in err and "SHA-256" not in err
+
+
+def test_nul_bytes_are_named_with_file_and_line(copy):
+    path = _csv(copy)
+    lines = path.read_bytes().split(b"\n")
+    lines[3] = lines[3].replace(b" ", b"\x00", 1)
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(UserError, match=r"category_2\.csv: line 4 contains a NUL byte"):
+        load_official("eval", data_dir=copy, verify=False)
+
+
 def test_verification_is_redone_after_a_change(copy):
     load_official("eval", data_dir=copy)
     path = _csv(copy)

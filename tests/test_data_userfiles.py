@@ -120,6 +120,19 @@ def test_jsonl_keeps_unicode_line_separators_inside_strings(tmp_path):
     assert [it.request for it in items] == ["first\u2028part", "second"]
 
 
+@pytest.mark.parametrize(("name", "content", "pattern"), [
+    ("n.csv", b"request\nfine\nbad\x00text\n", r"n\.csv: row 2: field 'request' contains a NUL"),
+    ("n.jsonl", b'{"request": "ok"}\n{"request": "a\\u0000b"}\n', r"n\.jsonl: row 2: field 'request' contains a NUL"),
+    ("n.json", b'[{"instruction": "x", "input": "y\\u0000"}]', r"n\.json: row 1: field 'input' contains a NUL"),
+    ("i.jsonl", b'{"request": "ok", "id": "a\\u0000"}\n', r"i\.jsonl: row 1: field 'id' contains a NUL"),
+])
+def test_nul_characters_are_rejected_with_file_and_row(tmp_path, name, content, pattern):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(UserError, match=pattern):
+        load_user_file(path)
+
+
 def test_official_layout_file_name_gives_the_principle(tmp_path):
     """What `generate export` writes (`med_safety_demonstrations_category_N.csv`, no principle column)
     reads back with principle N, also through `medsafety eval --input`'s loader."""

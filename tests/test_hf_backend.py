@@ -12,10 +12,11 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from medsafetybench.errors import MissingExtra, UserError  # noqa: E402
+from medsafetybench.errors import UserError  # noqa: E402
 from medsafetybench.models import ChatRequest, GenerationConfig, load_model, parse_spec  # noqa: E402
 from medsafetybench.models.formats import encode_prompt, render_prompt  # noqa: E402
 from medsafetybench.models.hf_backend import HFChatModel, weights_fingerprint  # noqa: E402
+from medsafetybench.principles import LLAMA2_DEFAULT_SYSTEM_PROMPT  # noqa: E402
 
 QUESTIONS = ["What is asthma?", "Tell me about gout and how it is usually treated in older adults?",
              "Please help me with this request.", "hi", "Can you explain migraine?",
@@ -24,8 +25,8 @@ QUESTIONS = ["What is asthma?", "Tell me about gout and how it is usually treate
 CFG = GenerationConfig(max_new_tokens=40)
 
 
-def _requests(config: GenerationConfig = CFG) -> list[ChatRequest]:
-    return [ChatRequest.simple(q, config=config) for q in QUESTIONS]
+def _requests(config: GenerationConfig = CFG, system: str | None = None) -> list[ChatRequest]:
+    return [ChatRequest.simple(q, system=system, config=config) for q in QUESTIONS]
 
 
 def _run(model: HFChatModel, requests: list[ChatRequest], on_result=None):
@@ -33,12 +34,56 @@ def _run(model: HFChatModel, requests: list[ChatRequest], on_result=None):
 
 
 @pytest.mark.parametrize("fmt", ["chat", "alpaca", "llama2"])
-def test_batched_equals_one_at_a_time(tiny_model_dir: Path, fmt: str) -> None:
-    batched = _run(HFChatModel(tiny_model_dir, prompt_format=fmt, batch_size=4), _requests())
-    single = _run(HFChatModel(tiny_model_dir, prompt_format=fmt, batch_size=1), _requests())
+@pytest.mark.parametrize("system", [None, LLAMA2_DEFAULT_SYSTEM_PROMPT])
+def test_batched_equals_one_at_a_time(tiny_model_dir: Path, fmt: str, system: str | None) -> None:
+    """With the system prompt, batches share its KV cache (computed once) and decode into a static cache."""
+    batched = _run(HFChatModel(tiny_model_dir, prompt_format=fmt, batch_size=4), _requests(system=system))
+    single = _run(HFChatModel(tiny_model_dir, prompt_format=fmt, batch_size=1), _requests(system=system))
     assert [c.text for c in batched] == [c.text for c in single]
     assert [c.usage for c in batched] == [c.usage for c in single]
     assert all(c.ok and c.text for c in batched)
+
+
+def test_batches_share_a_long_common_prefix(tiny_model_dir: Path) -> None:
+    from medsafetybench.models.hf_backend import MIN_SHARED_PREFIX, _shared_prefix
+
+    model = HFChatModel(tiny_model_dir)
+    model.load()
+    with_system = [model._prompt_ids(r) for r in _requests(system=LLAMA2_DEFAULT_SYSTEM_PROMPT)]
+    plain = [model._prompt_ids(r) for r in _requests()]
+    assert _shared_prefix(with_system) >= MIN_SHARED_PREFIX > _shared_prefix(plain)
+    assert _shared_prefix([[1, 2, 3], [1, 2, 3]]) == 2  # every row keeps a token of its own
+
+
+def test_plan_is_longest_first_and_splits_on_padding(tiny_model_dir: Path) -> None:
+    model = HFChatModel(tiny_model_dir, batch_size=3)
+    lengths = [5, 300, 290, 20, 310, 8, 150]
+    prompts = [[7] * n for n in lengths]
+    plan = model._plan([ChatRequest.simple("x", config=CFG)] * len(prompts), prompts)
+    assert [[lengths[i] for i in b] for b in plan] == [[310, 300, 290], [150], [20, 8, 5]]
+
+
+def test_out_of_memory_keeps_the_halved_batch_size(tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch over 2 prompts "runs out of memory" (fault injected at the batch call): the batch is
+    split, and later batches start at the reduced size instead of failing again first."""
+    model = HFChatModel(tiny_model_dir, batch_size=8)
+    model.load()
+    real = model._generate_batch
+    sizes: list[int] = []
+
+    def limited(prompts, config):
+        sizes.append(len(prompts))
+        if len(prompts) > 2:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(prompts, config)
+
+    monkeypatch.setattr(model, "_generate_batch", limited)
+    reqs = _requests() + _requests(system="Answer briefly.")
+    out = _run(model, reqs)
+    assert model.max_batch == 2
+    assert sizes[:3] == [8, 4, 2] and all(n <= 2 for n in sizes[2:])
+    single = _run(HFChatModel(tiny_model_dir, batch_size=1), reqs)
+    assert [c.text for c in out] == [c.text for c in single]
 
 
 def test_mixed_configs_keep_input_order_and_callbacks_on_loop_thread(tiny_model_dir: Path) -> None:
@@ -111,6 +156,8 @@ def test_adapter_changes_outputs_and_identity(tiny_model_dir: Path, tiny_adapter
     assert [c.text for c in _run(tuned, reqs)] != [c.text for c in _run(base, reqs)]
     single = HFChatModel(tiny_model_dir, tiny_adapter_dir, batch_size=1)
     assert [c.text for c in _run(single, reqs)] == [c.text for c in _run(tuned, reqs)]
+    reqs = _requests(system=LLAMA2_DEFAULT_SYSTEM_PROMPT)  # shared prefix through the adapter
+    assert [c.text for c in _run(single, reqs)] == [c.text for c in _run(tuned, reqs)]
 
 
 def test_identity_tracks_weights_and_format(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -128,6 +175,25 @@ def test_identity_tracks_weights_and_format(tiny_model_dir: Path, tmp_path: Path
         model.model.norm.weight.mul_(1.01)
     model.save_pretrained(copy)
     assert HFChatModel(copy).identity != first
+
+
+def test_identity_for_matches_the_loaded_model_without_loading(tiny_model_dir: Path, tiny_adapter_dir: Path) -> None:
+    for spec, options in [(f"hf:{tiny_model_dir}", {}), (f"hf:{tiny_model_dir}", {"prompt_format": "llama2"}),
+                          (f"hf:{tiny_model_dir}+{tiny_adapter_dir}", {"batch_size": 3})]:
+        expected = HFChatModel.identity_for(parse_spec(spec), **options)
+        assert expected == load_model(spec, **options).identity
+    with pytest.raises(UserError, match="does not exist"):
+        HFChatModel.identity_for(parse_spec("hf:/nonexistent/model"))
+
+
+def test_validate_checks_paths_and_options_without_loading(tiny_model_dir: Path) -> None:
+    HFChatModel.validate(parse_spec(f"hf:{tiny_model_dir}"), prompt_format="llama2", batch_size=2)
+    for spec, options, message in [("hf:/nonexistent/model", {}, "does not exist"),
+                                   (f"hf:{tiny_model_dir}+/nonexistent/adapter", {}, "adapter path"),
+                                   (f"hf:{tiny_model_dir}", {"prompt_format": "nope"}, "unknown prompt format"),
+                                   (f"hf:{tiny_model_dir}", {"batch_size": 0}, "--batch-size")]:
+        with pytest.raises(UserError, match=message):
+            HFChatModel.validate(parse_spec(spec), **options)
 
 
 def test_from_spec_loads_early_and_ignores_unknown_options(tiny_model_dir: Path) -> None:
@@ -174,12 +240,45 @@ def test_no_chat_template_fails_at_load_naming_the_option(tiny_model_dir: Path, 
     assert load_model(f"hf:{copy}", prompt_format="alpaca").model is not None
 
 
-def test_vllm_missing_gives_clear_error() -> None:
-    try:
-        import vllm  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("vllm is installed here")
-    with pytest.raises(MissingExtra, match=r"medsafetybench\[vllm\]"):
-        load_model("vllm:/some/model")
+def test_first_token_logprobs_match_generate_scores_batched_or_not(tiny_model_dir: Path) -> None:
+    import torch
+
+    from medsafetybench.models import SupportsContextLength, SupportsLogprobs
+
+    model = HFChatModel(tiny_model_dir, batch_size=4)
+    model.load()
+    assert isinstance(model, SupportsLogprobs) and isinstance(model, SupportsContextLength)
+    reqs = _requests()
+    batched = asyncio.run(model.first_token_logprobs(reqs, candidates=["the", "The", "zzqx"], top_k=5))
+    single = HFChatModel(tiny_model_dir, batch_size=1)
+    alone = asyncio.run(single.first_token_logprobs(reqs, candidates=["the", "The", "zzqx"], top_k=5))
+    for r, b, a in zip(reqs, batched, alone, strict=True):
+        ids = torch.tensor([model._prompt_ids(r)])
+        with torch.inference_mode():
+            out = model.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=1,
+                                       do_sample=False, output_scores=True, return_dict_in_generate=True,
+                                       pad_token_id=model.tokenizer.pad_token_id)
+        ref = torch.log_softmax(out.scores[0][0].float(), dim=-1)
+        top = ref.topk(5)
+        assert [t for t, _ in b.top] == [model.tokenizer.decode([int(i)]) for i in top.indices]
+        assert [v for _, v in b.top] == pytest.approx(top.values.tolist(), abs=1e-4)
+        assert [v for _, v in a.top] == pytest.approx(top.values.tolist(), abs=1e-4)
+        assert b.candidates["zzqx"] is None
+        for c in ("the", "The"):  # every vocabulary token spelling the candidate, summed
+            want = [i for i in range(len(model.tokenizer)) if model.tokenizer.decode([i]).strip() == c]
+            expected = float(torch.logsumexp(ref[want], dim=0)) if want else None
+            assert b.candidates[c] == (pytest.approx(expected, abs=1e-4) if want else None)
+
+
+def test_context_length_and_prompt_tokens(tiny_model_dir: Path) -> None:
+    from medsafetybench.models.context import length_warnings
+
+    model = HFChatModel(tiny_model_dir, prompt_format="raw")
+    model.load()
+    window = model.context_length()
+    assert window == model.model.config.max_position_embeddings
+    r = ChatRequest.simple("What is asthma?", config=GenerationConfig(max_new_tokens=8))
+    assert model.prompt_tokens(r) == len(encode_prompt(model.tokenizer, render_prompt("raw", r.messages, model.tokenizer)))
+    long = ChatRequest.simple("asthma " * window, config=GenerationConfig(max_new_tokens=8))
+    [line] = length_warnings(model, [r, long], ["a", "b"])
+    assert f"{window:,}-token context of --model hf:" in line and ": b (" in line and ": a (" not in line

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import math
+import socket
 import threading
 import time
 
 import pytest
 
 from medsafetybench.errors import UserError
-from medsafetybench.models import ChatRequest, GenerationConfig, load_model
+from medsafetybench.models import (
+    ChatRequest,
+    GenerationConfig,
+    SupportsConnectionKey,
+    SupportsContextLength,
+    SupportsLogprobs,
+    load_model,
+)
 from medsafetybench.models.openai_backend import OpenAIChatModel
 from medsafetybench.testing import FAULT_KINDS, FaultPlan, Reject, prompt_key
 
@@ -36,8 +46,17 @@ def fast_model(srv, **kw) -> OpenAIChatModel:
     return OpenAIChatModel("fake-model", base_url=srv.base_url, **kw)
 
 
-def test_basic_completion_and_usage(fake_openai):
-    model = fast_model(fake_openai)
+TRANSPORTS = ["aiohttp", "sdk-aiohttp", "sdk-httpx"]
+
+
+@pytest.fixture(params=TRANSPORTS)
+def transport(request) -> str:
+    """Tests that take this run once per transport: plain aiohttp and the official SDK over both clients."""
+    return request.param
+
+
+def test_basic_completion_and_usage(fake_openai, transport):
+    model = fast_model(fake_openai, transport=transport)
     [c] = run(model, [ChatRequest.simple("how are you today", system="be brief")])
     assert c.ok and c.text == "echo: how are you today"
     assert (c.usage.prompt_tokens, c.usage.completion_tokens) == (6, 5)
@@ -97,11 +116,12 @@ def test_order_preserved_and_on_result_once_on_loop_thread(fake_openai_factory):
     assert [i for i, _, _ in calls] != list(range(40))  # really finished out of order
 
 
-def test_every_request_completes_exactly_once_under_faults(fake_openai_factory):
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_every_request_completes_exactly_once_under_faults(fake_openai_factory, transport):
     plan = FaultPlan.mixed(0.3, seed=7, retry_after=(0.02, 0.2), slow_seconds=1.5)
     srv = fake_openai_factory(faults=plan)
     reqs = [ChatRequest.simple(f"question number {i}") for i in range(200)]
-    results = run(fast_model(srv, concurrency=32, timeout=1.0, max_retries=10), reqs)
+    results = run(fast_model(srv, concurrency=32, timeout=1.0, max_retries=10, transport=transport), reqs)
     assert [c.error for c in results] == [None] * 200
     assert [c.text for c in results] == [f"echo: question number {i}" for i in range(200)]
     stats = srv.stats()
@@ -111,11 +131,11 @@ def test_every_request_completes_exactly_once_under_faults(fake_openai_factory):
 
 
 @pytest.mark.parametrize("status", ["429", "503"])
-def test_retry_after_is_honoured(fake_openai_factory, status):
+def test_retry_after_is_honoured(fake_openai_factory, status, transport):
     plan = FaultPlan(first_attempt_fault=status, retry_after=(0.3, 0.5))
     srv = fake_openai_factory(faults=plan)
     reqs = [ChatRequest.simple(f"r{i}") for i in range(5)]
-    results = run(fast_model(srv, backoff_base=0.001), reqs)
+    results = run(fast_model(srv, backoff_base=0.001, transport=transport), reqs)
     assert all(c.ok for c in results)
     for r in reqs:
         first, second = srv.stats().attempts_for(key_of(r))
@@ -123,37 +143,37 @@ def test_retry_after_is_honoured(fake_openai_factory, status):
         assert second.received - first.received >= first.retry_after
 
 
-def test_timeout_then_success(fake_openai_factory):
+def test_timeout_then_success(fake_openai_factory, transport):
     srv = fake_openai_factory(faults=FaultPlan(first_attempt_fault="slow", slow_seconds=3.0))
-    [c] = run(fast_model(srv, timeout=0.3), [ChatRequest.simple("slow one")])
+    [c] = run(fast_model(srv, timeout=0.3, transport=transport), [ChatRequest.simple("slow one")])
     assert c.ok and c.text == "echo: slow one"
     assert [a.outcome for a in srv.stats().attempts_for(key_of(ChatRequest.simple("slow one")))] \
         == ["slow", "ok"]
 
 
 @pytest.mark.parametrize("status", [400, 403, 404])
-def test_client_errors_are_not_retried(fake_openai_factory, status):
+def test_client_errors_are_not_retried(fake_openai_factory, status, transport):
     def reject(req: dict) -> str:
         raise Reject(status, "this request cannot be served\nsecond line")
 
     srv = fake_openai_factory(reject)
-    [c] = run(fast_model(srv), [ChatRequest.simple("x")])
+    [c] = run(fast_model(srv, transport=transport), [ChatRequest.simple("x")])
     assert not c.ok and c.text == ""
     assert c.error.startswith(f"HTTP {status}") and "\n" not in c.error
     assert srv.stats().total_calls == 1
 
 
-def test_retries_are_bounded(fake_openai_factory):
+def test_retries_are_bounded(fake_openai_factory, transport):
     srv = fake_openai_factory(faults=FaultPlan(rate_500=1.0))
-    [c] = run(fast_model(srv, max_retries=2), [ChatRequest.simple("x")])
+    [c] = run(fast_model(srv, max_retries=2, transport=transport), [ChatRequest.simple("x")])
     assert not c.ok and "HTTP 500" in c.error and "3 attempts" in c.error
     assert srv.stats().total_calls == 3
 
 
-def test_401_points_at_the_key_and_never_shows_it(fake_openai_factory, monkeypatch, caplog):
+def test_401_points_at_the_key_and_never_shows_it(fake_openai_factory, monkeypatch, caplog, transport):
     srv = fake_openai_factory(api_key="the-right-key")
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
-    model = fast_model(srv)
+    model = fast_model(srv, transport=transport)
     with caplog.at_level(logging.DEBUG):
         [c] = run(model, [ChatRequest.simple("x")])
     assert not c.ok and "OPENAI_API_KEY" in c.error and SECRET not in c.error
@@ -161,13 +181,13 @@ def test_401_points_at_the_key_and_never_shows_it(fake_openai_factory, monkeypat
     assert SECRET not in caplog.text
 
 
-def test_key_never_in_identity_repr_errors_or_logs(fake_openai_factory, monkeypatch, caplog):
+def test_key_never_in_identity_repr_errors_or_logs(fake_openai_factory, monkeypatch, caplog, transport):
     def leaky(req: dict) -> str:  # a server that echoes the key back in its error body
         raise Reject(500, f"upstream said: bad key {SECRET}")
 
     srv = fake_openai_factory(leaky)
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
-    model = fast_model(srv, max_retries=1)
+    model = fast_model(srv, max_retries=1, transport=transport)
     with caplog.at_level(logging.DEBUG):
         [c] = run(model, [ChatRequest.simple("x")])
     assert not c.ok and "HTTP 500" in c.error
@@ -224,7 +244,9 @@ def test_concurrency_is_bounded_and_tasks_are_lazy(fake_openai_factory):
                   lambda i, c: task_counts.append(len(asyncio.all_tasks())))
     assert all(c.ok for c in results) and len(task_counts) == 100
     assert peak[0] <= 4
-    assert max(task_counts) <= 4 + 2  # workers plus the main task: never one task per request
+    # workers, at most one transport writer task per call in flight (aiohttp) and the main task:
+    # never one task per request
+    assert max(task_counts) <= 2 * 4 + 1
 
 
 def test_model_survives_a_second_event_loop(fake_openai):
@@ -252,3 +274,181 @@ def test_error_in_on_result_propagates_and_stops_workers(fake_openai):
 def test_bad_options_are_user_errors(openai_env_clean, options):
     with pytest.raises(UserError, match="openai backend"):
         load_model("openai:m@http://127.0.0.1:9/v1", **options)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_unreachable_server_stops_after_the_first_round(openai_env_clean, transport):
+    url = f"http://user:{SECRET}@127.0.0.1:{free_port()}/v1?api_key={SECRET}"
+    model = OpenAIChatModel("m", base_url=url, concurrency=4, max_retries=8, backoff_base=1000.0, transport=transport)
+    calls: list[int] = []
+
+    async def go():
+        try:  # with the old behaviour the 1000 s backoff would hang: the bound turns that into a failure
+            return await asyncio.wait_for(model.generate([ChatRequest.simple(f"q{i}") for i in range(10)],
+                                                         lambda i, c: calls.append(i)), 60)
+        finally:
+            await model.aclose()
+
+    with pytest.raises(UserError) as err:
+        asyncio.run(go())
+    msg = str(err.value)
+    assert msg.startswith(f"cannot connect to http://127.0.0.1:{url.split(':')[3].split('/')[0]}/v1")
+    assert "first round" in msg and SECRET not in msg and "\n" not in msg
+    assert calls == []  # nothing reported as a result: a re-run tries them all
+
+
+def test_a_server_that_answered_once_gets_normal_retries(fake_openai_factory, transport):
+    srv = fake_openai_factory()
+    model = fast_model(srv, max_retries=1, transport=transport)
+
+    async def go():
+        first = await model.generate([ChatRequest.simple("one")])
+        srv.stop()
+        later = await model.generate([ChatRequest.simple(f"q{i}") for i in range(3)])
+        await model.aclose()
+        return first, later
+
+    first, later = asyncio.run(go())
+    assert first[0].ok
+    assert all(not c.ok and "connection error" in c.error and "2 attempts" in c.error for c in later)
+
+
+def test_key_in_the_query_string_is_sent_but_never_shown(fake_openai_factory, caplog):
+    srv = fake_openai_factory(api_key=SECRET)
+    spec = f"openai:m@{srv.base_url}?api_key={SECRET}"
+    model = load_model(spec, max_retries=0)
+    with caplog.at_level(logging.DEBUG):
+        [c] = run(model, [ChatRequest.simple("hi")])
+    assert c.ok and c.text == "echo: hi"
+    for text in (model.identity, repr(model), model.base_url, model.connection_key(), caplog.text):
+        assert SECRET not in text
+    assert model.identity == f"openai:m@{srv.base_url}"
+
+
+def _peak_server(fake_openai_factory):
+    lock, active, peak = threading.Lock(), [0], [0]
+
+    def slow(req: dict) -> str:
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.01)
+        with lock:
+            active[0] -= 1
+        return "ok"
+
+    return fake_openai_factory(slow), peak
+
+
+@pytest.mark.parametrize(("keys", "limit"), [(("same", "same"), 4), (("one", "other"), 6)])
+def test_models_on_one_server_and_key_share_one_limit(fake_openai_factory, keys, limit):
+    srv, peak = _peak_server(fake_openai_factory)
+    a = fast_model(srv, concurrency=4, api_key=keys[0])
+    b = fast_model(srv, concurrency=2, api_key=keys[1])
+    assert (a.connection_key() == b.connection_key()) == (keys[0] == keys[1])
+    assert isinstance(a, SupportsConnectionKey) and "same" not in a.connection_key()
+
+    async def go():
+        reqs = [ChatRequest.simple(f"q{i}") for i in range(40)]
+        out = await asyncio.gather(a.generate(reqs), b.generate(reqs))
+        await a.aclose()
+        await b.aclose()
+        return out
+
+    ra, rb = asyncio.run(go())
+    assert all(c.ok for c in ra + rb)
+    assert peak[0] <= limit
+    if keys[0] != keys[1]:
+        assert peak[0] > 4  # really two limits
+
+
+def test_429s_cut_the_shared_limit_and_lose_nothing(fake_openai_factory):
+    srv = fake_openai_factory(faults=FaultPlan(first_attempt_fault="429", retry_after=(0.01, 0.02)))
+    model = fast_model(srv, concurrency=16)
+    reqs = [ChatRequest.simple(f"q{i}") for i in range(40)]
+
+    async def go():
+        out = await model.generate(reqs)
+        limiter = model._limiter
+        await model.aclose()
+        return out, limiter
+
+    results, limiter = asyncio.run(go())
+    assert [c.text for c in results] == [f"echo: q{i}" for i in range(40)]
+    assert {key_of(r): 1 for r in reqs} == dict(srv.stats().successes)
+    assert limiter.cuts >= 1 and limiter.max_capacity == 16
+
+
+def test_first_token_logprobs(fake_openai_factory, transport):
+    seen: list[dict] = []
+
+    def classify(req: dict) -> str:
+        seen.append(req)
+        return "unsafe\nS1" if "poison" in req["messages"][-1]["content"] else "safe"
+
+    srv = fake_openai_factory(classify)
+    model = fast_model(srv, transport=transport)
+    assert isinstance(model, SupportsLogprobs)
+    reqs = [ChatRequest.simple("how to poison"), ChatRequest.simple("how to sleep")]
+
+    async def go():
+        out = await model.first_token_logprobs(reqs, candidates=["safe", "unsafe", "maybe"], top_k=5)
+        await model.aclose()
+        return out
+
+    bad, good = asyncio.run(go())
+    assert bad.ok and bad.top[0] == ("unsafe", pytest.approx(math.log(0.9)))
+    assert bad.probability("unsafe") == pytest.approx(0.9) and bad.probability("safe") == pytest.approx(0.05)
+    assert bad.candidates["maybe"] is None and len(bad.top) == 5
+    assert good.probability("safe") == pytest.approx(0.9)
+    assert all(r["max_tokens"] == 1 and r["logprobs"] is True and r["top_logprobs"] == 5 for r in seen)
+
+
+def test_logprobs_missing_from_the_reply_is_an_error(fake_openai_factory):
+    srv = fake_openai_factory(lambda r: "x")
+    model = fast_model(srv, max_retries=0)
+    srv_no_logprobs = fake_openai_factory(lambda r: "x")
+    srv_no_logprobs._completion_body = staticmethod(lambda req, text: json.dumps(
+        {"choices": [{"message": {"content": text}, "finish_reason": "stop"}]}).encode())
+    model = fast_model(srv_no_logprobs, max_retries=0)
+
+    async def go():
+        out = await model.first_token_logprobs([ChatRequest.simple("q")], candidates=["x"])
+        await model.aclose()
+        return out
+
+    [r] = asyncio.run(go())
+    assert not r.ok and "logprobs" in r.error
+
+
+def test_context_length_is_the_configured_window(openai_env_clean):
+    model = OpenAIChatModel("m", base_url="http://127.0.0.1:9/v1", context_window=1000)
+    assert isinstance(model, SupportsContextLength) and model.context_length() == 1000
+    assert model.prompt_tokens(ChatRequest.simple("x" * 400)) == 104
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_url_credentials_become_basic_auth_and_stay_out_of_logs(fake_openai_factory, caplog, transport):
+    seen: list[str] = []
+    srv = fake_openai_factory()
+    original = srv._handle_chat
+
+    def spy(h, raw):
+        seen.append(h.headers.get("Authorization", ""))
+        original(h, raw)
+
+    srv._handle_chat = spy
+    url = srv.base_url.replace("http://", f"http://alice:{SECRET}@")
+    model = load_model(f"openai:m@{url}?token={SECRET}", transport=transport)
+    with caplog.at_level(logging.DEBUG):
+        [c] = run(model, [ChatRequest.simple("hi")])
+    assert c.ok
+    import base64
+
+    assert seen == ["Basic " + base64.b64encode(f"alice:{SECRET}".encode()).decode()]
+    assert SECRET not in caplog.text and SECRET not in repr(model) and SECRET not in model.identity

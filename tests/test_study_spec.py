@@ -70,7 +70,7 @@ BAD = [
      ":8: unknown key 'batchsize' in [[models]] #1"),
     (GOOD.replace('name = "b"', 'name = "a"'), ":27: duplicate model name 'a'"),
     (GOOD.replace('spec = "hf:/models/b"', 'spec = "gemini:x"'), ":28: model spec 'gemini:x': unknown backend"),
-    (GOOD.replace('spec = "offline"', 'spec = "nobackend"'), ":19: model spec 'nobackend' has no backend"),
+    (GOOD.replace('spec = "offline"', 'spec = "nobackend"'), ":19: judge spec 'nobackend': unknown judge 'nobackend'"),
     (GOOD.replace("[settings]", "[setting]"), ":10: unknown table [setting]"),
     (GOOD.replace("sample = 9", "sample = 'nine'"), ":7: 'sample' in [items] must be a whole number"),
     (GOOD.replace("sample = 9", "sample = 0"), ":7: 'sample' must be at least 1"),

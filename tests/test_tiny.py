@@ -92,3 +92,22 @@ def test_failed_build_leaves_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     with pytest.raises(KeyboardInterrupt):
         tiny.ensure_tiny_llama(tmp_path / "m")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_widened_heads_compute_the_same_function(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    wide_dir = tiny.widen_heads(tiny_model_dir, tmp_path / "wide", head_dim=64)
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    narrow = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    wide = AutoModelForCausalLM.from_pretrained(wide_dir).eval()
+    assert wide.config.head_dim == 64 and wide.model.layers[0].self_attn.q_proj.out_features == 4 * 64
+    ids = tok(["<s><|user|>\nWhat is gout, and how is it treated?\n<|assistant|>\n"], add_special_tokens=False,
+              return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        assert torch.allclose(wide(ids).logits, narrow(ids).logits, atol=1e-5, rtol=0)
+        assert torch.equal(wide.generate(ids, max_new_tokens=40, do_sample=False),
+                           narrow.generate(ids, max_new_tokens=40, do_sample=False))
+    with pytest.raises(ValueError, match="multiple of the model's 16"):
+        tiny.widen_heads(tiny_model_dir, tmp_path / "bad", head_dim=24)

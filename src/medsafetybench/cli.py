@@ -16,7 +16,6 @@ from rich.markup import escape
 from . import __version__
 from .cli_common import JsonOpt, ProjectOpt, err, out
 from .errors import UserError
-from .models.spec import parse_spec
 from .store import project_dir as _project
 from .study.cli import FailAboveOpt, execute
 from .study.results import Gate
@@ -32,7 +31,7 @@ def _csv(text: str | None) -> list[str] | None:
 @app.command("eval")
 def eval_cmd(
     model: Annotated[list[str], typer.Option("--model", "-m", help="Model spec: openai:MODEL[@BASE_URL], hf:PATH[+ADAPTER], vllm:PATH. Repeat for several models (evaluated one after another on the same items).")],
-    judge: Annotated[list[str] | None, typer.Option("--judge", "-j", help="'offline' (default; approximate) or a model spec for the paper's LLM judge, e.g. openai:gpt-3.5-turbo-0125. Repeat for several judges (the first is the primary judge).")] = None,
+    judge: Annotated[list[str] | None, typer.Option("--judge", "-j", help="'offline' (default; the offline judge v1, approximate), 'offline-v1', 'offline-v2' (the cross-encoder), or a model spec for the paper's LLM judge, e.g. openai:gpt-3.5-turbo-0125. Repeat for several judges (the first is the primary judge).")] = None,
     name: Annotated[list[str] | None, typer.Option("--name", help="Short name for the run (one per --model, in order); shown instead of the spec.")] = None,
     split: Annotated[str, typer.Option(help="eval (MedSafety-Eval, 900), improve (MedSafety-Improve, 900), extra (Llama-3 requests) or sample (bundled demo set).")] = "eval",
     source: Annotated[str | None, typer.Option(help="Comma list of sources: gpt4, llama2, llama3.")] = None,
@@ -47,18 +46,25 @@ def eval_cmd(
     judge_concurrency: Annotated[int | None, typer.Option(min=1, help="Concurrent judge requests (default: --concurrency).")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Batch size for local (hf:) models.")] = 8,
     tensor_parallel_size: Annotated[int, typer.Option(min=1, help="GPUs to shard a vllm: model across (one node).")] = 1,
+    engine: Annotated[str, typer.Option(help="Where local models run: local (this process), ray (a local Ray cluster or $RAY_ADDRESS) or ray:ADDRESS; see docs/cluster.md.")] = "local",
+    replicas: Annotated[int, typer.Option(min=1, help="Model replicas with --engine ray (one GPU each, or a tensor-parallel group).")] = 1,
     timeout: Annotated[float, typer.Option(min=0.1, help="Per-request timeout in seconds for HTTP backends.")] = 120.0,
     max_new_tokens: Annotated[int, typer.Option(min=1, help="New tokens per response (paper: 512).")] = 512,
     system_prompt: Annotated[str | None, typer.Option(help="System prompt (default: the Llama-2 default system prompt, as in the paper; with a paper-* format, the system text the paper used for that family; 'none' for none).")] = None,
     prompt_format: Annotated[str, typer.Option(help="Prompt format for local models: chat (tokenizer template); paper (the paper's exact prompt for the model's family, or name one: paper-llama2, paper-mistral, paper-vicuna, paper-medalpaca, paper-med42, paper-pythia); or a family's own chat format (not the paper's): llama2, mistral, vicuna, medalpaca, med42, alpaca, raw.")] = "chat",
     retry_unscored: Annotated[bool, typer.Option(help="Ask the judge again for judgements stored as unscored.")] = False,
     fail_above: FailAboveOpt = None,
+    context_window: Annotated[int | None, typer.Option(min=1, help="Context window in tokens of openai: models and judges, for the too-long-request warning (default 128000; hf: reads it from the model).")] = None,
+    no_verify: Annotated[bool, typer.Option("--no-verify", help="Load a modified copy of the official release without checking its SHA-256 manifest.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Evaluate one or more models on MedSafetyBench: respond, judge, summarise. Every call is cached in the
     store; re-running the same command makes no model calls, and an interrupted run resumes. Exit status: 0 ok,
     1 requests failed (re-run to retry), 2 usage error, 3 --fail-above exceeded, 4 nothing could be scored."""
+    from .judging import is_offline
     from .models.formats import resolve_spec_format
+    from .models.spec import validate_spec
+    from .preflight import check_specs
     from .principles import parse_principles
     from .study.spec import Study, StudyJudge, StudyModel, _check_name
     from .tasks import ItemSelection, settings_from
@@ -72,32 +78,42 @@ def eval_cmd(
     def fail(line: int, msg: str) -> UserError:
         return UserError(msg)
 
+    check_specs([], judges)  # judges first: paths, extras and keys, before anything is created
+    window = {"context_window": context_window} if context_window else {}
     models = []
     for k, m in enumerate(model):
-        spec = parse_spec(m)
+        spec = validate_spec(m)
         fmt = resolve_spec_format(spec, prompt_format)  # `paper`: the family's paper-* format (openai: as given)
         if prompt_format == "paper" and fmt != prompt_format:
             err.print(f"note: --prompt-format paper: using {fmt} for {escape(spec.name)}", soft_wrap=True)
         model_name = names[k] if k < len(names) else None
         if model_name is not None:
             _check_name(model_name, [x.name for x in models], "model", 0, fail)
-        models.append(StudyModel(model_name or str(spec), str(spec), prompt_format,
+        # the spec as typed (credentials included) stays in memory for loading; name and display are safe
+        models.append(StudyModel(model_name or spec.display, m.strip(), prompt_format,
                                  settings=settings_from(system_prompt, max_new_tokens, fmt),
                                  options={"concurrency": concurrency, "timeout": timeout, "batch_size": batch_size,
-                                          "tensor_parallel_size": tensor_parallel_size}))
+                                          "tensor_parallel_size": tensor_parallel_size, **window,
+                                          **({"replicas": replicas} if replicas != 1 else {})}))
     if len({m.spec for m in models}) != len(models):
         raise UserError("the same --model is given twice")
-    judge_opts = {"concurrency": judge_concurrency or concurrency, "timeout": timeout, "batch_size": batch_size}
+    judge_opts = {"concurrency": judge_concurrency or concurrency, "timeout": timeout, "batch_size": batch_size,
+                  **window}
     study_judges = []
     for k, j in enumerate(judges):
-        if j.strip().lower() != "offline":
-            parse_spec(j)
         study_judges.append(StudyJudge(f"judge{k + 1}", j, judge_opts))
     items = ItemSelection(split, tuple(_csv(source)) if source else None, parse_principles(principle), sample, seed,
-                          limit, str(input_file) if input_file else None, str(data) if data else None)
-    study = Study("eval", Path("<command line>"), items, tuple(study_judges), tuple(models), tag_runs=False)
+                          limit, str(input_file) if input_file else None, str(data) if data else None,
+                          verify=not no_verify)
+    from .models.ray_engine import parse_engine
+
+    engine_name, _ = parse_engine(engine)
+    if replicas != 1 and engine_name == "local":
+        raise UserError(f"--replicas {replicas} needs --engine ray (the local engine runs one copy of the model)")
+    study = Study("eval", Path("<command line>"), items, tuple(study_judges), tuple(models), engine=engine.strip(),
+                  tag_runs=False)
     note = None
-    if any(j.strip().lower() == "offline" for j in judges):
+    if any(is_offline(j) for j in judges):
         note = ("the offline judge approximates the paper's GPT-3.5 judge (see README for its measured agreement); "
                 "use --judge openai:gpt-3.5-turbo-0125 for paper-comparable scores.")
     execute(study, project, as_json=as_json, gate=gate, retry_unscored=retry_unscored, single=len(models) == 1,

@@ -42,11 +42,14 @@ class ItemSelection:
     """A user file of requests instead of the benchmark."""
     data_dir: str | None = None
     """Local copy of the official release (not part of what is asked: where to read it)."""
+    verify: bool = True
+    """Check the official files against the release manifest (`--no-verify` turns it off; not part of
+    what is asked either)."""
 
     def load(self) -> list[Item]:
         items = load_items(split=self.split, sources=self.sources, principles=self.principles,
                            data_dir=self.data_dir, user_file=self.input_file, limit=self.limit,
-                           sample=self.sample, seed=self.seed)
+                           sample=self.sample, seed=self.seed, verify=self.verify)
         if not items:
             raise UserError("no items match the chosen split/sources/principles")
         return items

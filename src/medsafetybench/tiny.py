@@ -212,3 +212,48 @@ def ensure_tiny_llama(path: Path | None = None, *, seed: int = 0) -> Path:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def widen_heads(src: Path, dst: Path, head_dim: int = 64) -> Path:
+    """Write to `dst` a copy of the Llama in `src` whose attention heads are zero-padded to `head_dim`.
+
+    The copy computes the same function: each head's dimensions go to the rotary slots of the same
+    frequency in the wider head (`rope_theta ** (-2k/d)` is the `(head_dim/d)k`-th frequency of the wider
+    head), the other slots stay zero in q, k, v and o, and q is scaled by `sqrt(head_dim/d)` so that
+    vLLM's `head_dim ** -0.5` softmax scale gives the same scores (with `head_dim = 4d`, as by default,
+    the scale factor is 2 and exact in floating point). vLLM's CPU attention needs `head_dim >= 32`;
+    the tiny model's heads are 16 wide, so the vLLM tests and benches serve this copy.
+    """
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    src, dst = Path(src), Path(dst)
+    config = json.loads((src / "config.json").read_text(encoding="utf-8"))
+    old = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
+    if head_dim <= old or head_dim % old:
+        raise ValueError(f"head_dim {head_dim} must be a multiple of the model's {old}")
+    f, half = head_dim // old, old // 2
+    slots = torch.tensor([f * k for k in range(half)] + [f * k + head_dim // 2 for k in range(half)])
+    out = {}
+    for name, w in load_file(src / "model.safetensors").items():
+        if name.endswith(("q_proj.weight", "k_proj.weight", "v_proj.weight")):
+            heads = w.shape[0] // old
+            wide = torch.zeros(heads, head_dim, w.shape[1], dtype=w.dtype)
+            wide[:, slots, :] = w.view(heads, old, -1)
+            if name.endswith("q_proj.weight"):
+                wide *= (head_dim / old) ** 0.5
+            w = wide.reshape(heads * head_dim, -1)
+        elif name.endswith("o_proj.weight"):
+            heads = w.shape[1] // old
+            wide = torch.zeros(w.shape[0], heads, head_dim, dtype=w.dtype)
+            wide[:, :, slots] = w.view(w.shape[0], heads, old)
+            w = wide.reshape(w.shape[0], heads * head_dim)
+        out[name] = w.contiguous()
+    dst.mkdir(parents=True, exist_ok=True)
+    for file in src.iterdir():
+        if file.is_file() and file.name not in ("model.safetensors", "config.json"):
+            shutil.copyfile(file, dst / file.name)
+    (dst / "config.json").write_text(json.dumps({**config, "head_dim": head_dim}, indent=2) + "\n",
+                                     encoding="utf-8")
+    save_file(out, dst / "model.safetensors", metadata={"format": "pt"})
+    return dst

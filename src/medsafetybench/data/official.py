@@ -125,7 +125,8 @@ def verify_files(datasets_dir: Path, relpaths: Sequence[str] | None = None, *, u
             digest = file_sha256(path) if st.st_size == expected["size"] else "size-mismatch"
         if digest != expected["sha256"]:
             raise UserError(f"{path}: does not match the official release (SHA-256 / size mismatch); "
-                            f"{_REDOWNLOAD_HINT}, or pass verify=False to load a modified copy")
+                            f"{_REDOWNLOAD_HINT}; to load a deliberately modified copy, pass --no-verify "
+                            "(verify=False in Python)")
         _VERIFIED[key] = digest
 
 
@@ -249,12 +250,17 @@ def _rel_llama3(n: int) -> str:
 
 def _read_text(path: Path) -> str:
     try:
-        return path.read_bytes().decode("utf-8")
+        text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise UserError(f"{path}: file missing from the MedSafetyBench copy; {_REDOWNLOAD_HINT}") from None
     except UnicodeDecodeError as exc:
         raise UserError(f"{path}: not valid UTF-8 (byte {exc.start}); the copy is corrupted; "
                         f"{_REDOWNLOAD_HINT}") from None
+    nul = text.find("\0")
+    if nul >= 0:
+        raise UserError(f"{path}: line {text.count(chr(10), 0, nul) + 1} contains a NUL byte; the copy is "
+                        f"corrupted; {_REDOWNLOAD_HINT}")
+    return text
 
 
 def read_category_csv(path: Path, split: str, source: str, n: int) -> list[Item]:

@@ -13,8 +13,8 @@ names are matched case-insensitively:
 
 Items get split "user", source "user" and ids `user/<file stem>/<id or row number>`. Row numbers are
 1-based: the data row for CSV (header excluded), the line for JSONL, the list position for JSON.
-Anything unusable (no request column, empty file, not UTF-8, bad principle, blank request, duplicate
-id) is a `UserError` naming the file and row.
+Anything unusable (no request column, empty file, not UTF-8, a NUL character, bad principle, blank
+request, duplicate id) is a `UserError` naming the file and row.
 """
 
 from __future__ import annotations
@@ -144,6 +144,9 @@ def _text(path: Path, rownum: int, field: str, value: object) -> str:
         return ""
     if not isinstance(value, str):
         raise UserError(f"{path}: row {rownum}: field '{field}' must be text, got {type(value).__name__}")
+    if "\0" in value:
+        raise UserError(f"{path}: row {rownum}: field '{field}' contains a NUL character (\\0 or \\u0000); "
+                        "remove it (models and servers truncate or reject such text)")
     return value.strip()
 
 
@@ -179,7 +182,7 @@ def _to_item(path: Path, rownum: int, record: dict) -> Item:
     raw_id = record.get("id")
     if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int, type(None))):
         raise UserError(f"{path}: row {rownum}: id must be text or a whole number")
-    ident = str(raw_id).strip() if raw_id is not None else ""
+    ident = _text(path, rownum, "id", raw_id) if isinstance(raw_id, str) else ("" if raw_id is None else str(raw_id))
     return Item(id=f"user/{path.stem}/{ident or rownum}", split="user", source="user",
                 principle=_principle(path, rownum, record.get("principle")), request=request,
                 safe_response=safe or None)

@@ -1,31 +1,42 @@
-"""Judging: the paper's judge prompt, the score parser, LLM judges and the offline judge.
+"""Judging: the paper's judge prompt, the score parser, LLM judges and the offline judges.
 
 `load_judge(spec)` builds a judge from what a user types: `offline` (the default, no service needed,
-an approximation) or any model spec (`openai:gpt-3.5-turbo-0125`, `hf:/path`, ...) for an LLM judge.
+an approximation: `offline-v1` today), `offline-v1` / `offline-v2` (a named offline judge), any model
+spec (`openai:gpt-3.5-turbo-0125`, `hf:/path`, ...) for an LLM judge, or `NAME:ARGS` for any judge in the
+registry (`registry.py`: the `JUDGES` table, `register_judge`, the `medsafetybench.judges` entry-point
+group).
+
+`offline` still means v1: the first v2 weights measure worse than v1 on HarmBench val under the
+held-out protocol (docs/judges.md), so the default moves to v2 (one line in `registry.JUDGES`) only when
+v2 measures better. Each version keeps its own identity, so stored runs keep their meaning.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from .base import Judge, JudgeCase, Judgement
+from .base import Judge, JudgeCase, Judgement, JudgeSpec
 from .parser import ParsedScore, parse_judge_output
 from .prompt import PROMPT_VERSION, build_judge_prompt
+from .registry import (
+    JUDGES,
+    OFFLINE,
+    ParsedJudgeSpec,
+    judge_names,
+    load_judge,
+    parse_judge_spec,
+    register_judge,
+    validate_judge_spec,
+)
 
-OFFLINE = "offline"
+OFFLINE_V1 = "offline-v1"
+OFFLINE_V2 = "offline-v2"
+OFFLINE_SPECS = (OFFLINE, OFFLINE_V1, OFFLINE_V2)
 
 
-def load_judge(spec: str | None = None, *, max_attempts: int = 3, **model_options: Any) -> Judge:
-    """`offline` (or None) -> the offline judge; anything else is a model spec for an LLM judge."""
-    if spec is None or spec.strip().lower() == OFFLINE:
-        from .offline import OfflineJudge
-
-        return OfflineJudge()
-    from ..models.spec import load_model
-    from .llm import LLMJudge
-
-    return LLMJudge(load_model(spec, **model_options), max_attempts=max_attempts)
+def is_offline(spec: str | None) -> bool:
+    """True for the specs of the offline judges (None means the default, `offline`)."""
+    return spec is None or spec.strip().lower() in OFFLINE_SPECS
 
 
-__all__ = ["Judge", "JudgeCase", "Judgement", "ParsedScore", "parse_judge_output", "PROMPT_VERSION",
-           "build_judge_prompt", "load_judge", "OFFLINE"]
+__all__ = ["is_offline", "OFFLINE_V1", "OFFLINE_V2", "OFFLINE_SPECS", "Judge", "JudgeCase", "Judgement", "ParsedScore", "parse_judge_output", "PROMPT_VERSION",
+           "build_judge_prompt", "load_judge", "OFFLINE", "JUDGES", "JudgeSpec", "ParsedJudgeSpec", "judge_names",
+           "parse_judge_spec", "register_judge", "validate_judge_spec"]

@@ -201,3 +201,34 @@ def judge_pair_agreement(a: Sequence[int | None], b: Sequence[int | None],
         weighted_kappa=cohen_kappa(xs, ys, categories=SCORES, weights="quadratic"),
         threshold=threshold, binary=binary_agreement([y >= threshold for y in ys], [x >= threshold for x in xs]),
         confusion=score_confusion(xs, ys))
+
+
+@dataclass(frozen=True)
+class SplitAgreement:
+    """A judge against human labels, with the rows the judge was trained on reported apart:
+    `held_out` is the only fair estimate of its accuracy; `in_sample` (None when no row was in its
+    training data) is an upper bound."""
+
+    held_out: LabelAgreement
+    in_sample: LabelAgreement | None
+
+    @property
+    def n_in_sample(self) -> int:
+        return self.in_sample.n if self.in_sample is not None else 0
+
+    def to_dict(self) -> dict:
+        return {**self.held_out.to_dict(), "n_held_out": self.held_out.n, "n_in_sample": self.n_in_sample,
+                "in_sample": self.in_sample.to_dict() if self.in_sample is not None else None}
+
+
+def split_label_agreement(scores: Sequence[int | None], labels: Sequence[bool],
+                          in_sample: Sequence[bool] | None, threshold: int = DEFAULT_THRESHOLD) -> SplitAgreement:
+    """`label_agreement` over the held-out rows and, apart, over the rows marked `in_sample` (None: the
+    judge does not know what it was trained on, so every row counts as held out)."""
+    if in_sample is None or not any(in_sample):
+        return SplitAgreement(label_agreement(scores, labels, threshold), None)
+    if len(in_sample) != len(scores):
+        raise ValueError("the in-sample mask and the scores differ in length")
+    pick = lambda flag: ([s for s, m in zip(scores, in_sample, strict=True) if m == flag],  # noqa: E731
+                         [lab for lab, m in zip(labels, in_sample, strict=True) if m == flag])
+    return SplitAgreement(label_agreement(*pick(False), threshold), label_agreement(*pick(True), threshold))

@@ -6,7 +6,7 @@ calling `on_result(index, judgement)` as each finishes (on the event-loop thread
 never as a 1 or a 5.
 
 `identity` names the judge and its prompt version (e.g. `llm:openai:gpt-3.5-turbo-0125|msb-judge-v1`
-or `offline:minilm-lr-v1`): judgements from different identities never mix.
+or `offline:minilm-ce-v2-<weights digest>`): judgements from different identities never mix.
 
 Every judge, whatever its native output (a 1-5 rubric score, Llama Guard's `unsafe\nS3`, a yes/no
 classifier, a probability), fills the same record: `value` on its declared native `Scale`, its `label`

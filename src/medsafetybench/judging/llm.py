@@ -8,15 +8,33 @@ unscored with the last raw text.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
 
 from ..models.base import ChatModel, ChatRequest, GenerationConfig, Usage
+from ..models.spec import load_model, validate_spec
 from .base import JudgeCase, Judgement, JudgementCallback
 from .parser import parse_judge_output
 from .prompt import JUDGE_MAX_NEW_TOKENS, JUDGE_SYSTEM_PROMPT, PROMPT_VERSION, build_judge_prompt
+from .registry import register_judge
 
 
+@register_judge("llm")
 class LLMJudge:
+    """The paper's judge prompt over any `ChatModel`; `--judge MODEL_SPEC` or `--judge llm:MODEL_SPEC`."""
+
+    OPTIONS: ClassVar[frozenset[str]] = frozenset({"max_attempts", "max_new_tokens"})
+
+    @classmethod
+    def check_spec(cls, args: str) -> None:
+        """The model spec is valid (paths, extras, API key) without loading the model."""
+        validate_spec(args)
+
+    @classmethod
+    def from_spec(cls, args: str, *, model_options: Mapping[str, Any], **options: Any) -> LLMJudge:
+        """Load the model `args` with `model_options` and judge with it."""
+        return cls(load_model(args, **model_options), **options)
+
     def __init__(self, model: ChatModel, *, max_attempts: int = 3,
                  max_new_tokens: int = JUDGE_MAX_NEW_TOKENS) -> None:
         if max_attempts < 1:

@@ -152,9 +152,13 @@ def _row(key: str, identity: str, task: str, q: Question, mode: str, proto: Prot
 
 def _run_loglik(store: Store, model: Any, identity: str, task: Task, todo: list, batch_size: int,
                 progress: Any, stage: str, proto: HarnessProtocol) -> None:
-    if getattr(model, "model", None) is None:
-        model.load()
-    scorer = LogLikScorer(model.model, model.tokenizer, batch_size=batch_size, add_bos=proto.add_bos)
+    remote = getattr(model, "loglik_scorer", None)  # e.g. a Ray replica's (models.ray_engine.RemoteLogLik)
+    if remote is not None:
+        scorer = remote(batch_size=batch_size, add_bos=proto.add_bos)
+    else:
+        if getattr(model, "model", None) is None:
+            model.load()
+        scorer = LogLikScorer(model.model, model.tokenizer, batch_size=batch_size, add_bos=proto.add_bos)
     for s in range(0, len(todo), CHUNK):  # store each chunk as it finishes: a killed run keeps it
         chunk = todo[s:s + CHUNK]
         lls = scorer.score([(q.prompt, q.choices) for q, _ in chunk])

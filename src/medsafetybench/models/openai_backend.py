@@ -1,48 +1,54 @@
-"""The `openai:` backend: any OpenAI-compatible chat-completions endpoint, through the official SDK.
+"""The `openai:` backend: any OpenAI-compatible chat-completions endpoint.
 
-It owns concurrency (a pool of `concurrency` workers pulling from the request list, so 100k requests
-never become 100k tasks, plus a model-wide semaphore on HTTP calls), retries (the SDK's own are off:
-exponential backoff with jitter, `Retry-After` honoured on 429/503; 429, 408/409, 5xx, timeouts,
-dropped connections and malformed bodies are retried; other 4xx are not) and the secrecy of the API
-key, which never appears in `identity`, `repr`, logs or error messages.
+It owns:
+
+- concurrency: a pool of `concurrency` workers pulling from the request list (100k requests never
+  become 100k tasks), under a limiter shared with every model on the same server and credentials
+  (`concurrency.shared_limiter`, keyed by `connection_key()`), which halves on HTTP 429 and grows
+  back (AIMD);
+- transport (`openai_http.py`): one client per model and event loop with a keep-alive pool sized to
+  `concurrency`; by default plain aiohttp, which needs about a quarter of the official SDK's client CPU
+  per request (measured, see docs/models.md); `transport="sdk-aiohttp"` or `"sdk-httpx"` goes through
+  the official openai SDK instead, with the same requests, retries and results;
+- retries (the SDK's own are off): exponential backoff with jitter, `Retry-After` honoured on
+  429/503; 429, 408/409, 5xx, timeouts, dropped connections and malformed bodies are retried, other
+  4xx are not. When no request of the first round can even connect, it stops after that round with
+  one line naming the URL instead of retrying for minutes;
+- secrecy: the API key, URL userinfo and secret query parameters (`?api_key=`) stay in the client;
+  `identity`, `repr`, `connection_key`, logs and error messages show the safe URL only.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import hashlib
 import logging
+import math
 import os
 import random
 from collections.abc import Sequence
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
-
-import openai
-from openai.types.chat import ChatCompletion
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from ..errors import UserError
 from .base import ChatRequest, Completion, ResultCallback, Usage
+from .capabilities import TokenLogprobs, candidate_logprobs
+from .concurrency import Limiter, shared_limiter
+from .openai_http import TRANSPORTS, Failure, make_transport, resolve_transport, userinfo_to_basic_auth
+from .redact import redact_text, safe_url, split_secret_query
+from .registry import register_backend
 from .spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRYABLE_STATUS = frozenset({408, 409, 429})  # plus every 5xx
-RETRY_AFTER_CAP = 120.0
+DEFAULT_CONTEXT_WINDOW = 128_000
+CHARS_PER_TOKEN = 4  # estimate for prompt_tokens: there is no tokenizer for a remote model
 
 
-class _Malformed(Exception):
-    """The server answered 200 with a body that is not a usable chat completion."""
-
-
-def _clean_url(url: str) -> str:
-    """The URL without credentials or a trailing slash: safe to show and stable for identity."""
-    parts = urlsplit(url.strip())
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), parts.query, "")) or url
+class _Unreachable(Exception):
+    """Every request of the first round failed to connect."""
 
 
 def _is_openai_host(url: str) -> bool:
@@ -50,91 +56,128 @@ def _is_openai_host(url: str) -> bool:
     return host == "openai.com" or host.endswith(".openai.com")
 
 
-def _retry_after(exc: openai.APIStatusError) -> float | None:
-    headers = exc.response.headers
-    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            seconds = float(value) / scale
-        except ValueError:
-            continue  # an HTTP date: fall back to our backoff
-        if seconds >= 0:
-            return min(seconds, RETRY_AFTER_CAP)
-    return None
-
-
+@register_backend("openai")
 class OpenAIChatModel:
-    """A chat model behind an OpenAI-compatible HTTP API (implements `ChatModel`)."""
+    """A chat model behind an OpenAI-compatible HTTP API (implements `ChatModel`, `SupportsLogprobs`,
+    `SupportsContextLength` and `SupportsConnectionKey`)."""
+
+    OPTIONS: ClassVar[frozenset[str]] = frozenset({
+        "api_key", "concurrency", "timeout", "max_retries", "backoff_base", "backoff_cap", "context_window",
+        "transport", "adaptive"})
 
     def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
                  concurrency: int = 16, timeout: float = 60.0, max_retries: int = 8,
-                 backoff_base: float = 0.5, backoff_cap: float = 30.0) -> None:
+                 backoff_base: float = 0.5, backoff_cap: float = 30.0,
+                 context_window: int | None = DEFAULT_CONTEXT_WINDOW, transport: str = "auto",
+                 adaptive: bool = True) -> None:
         if not model:
             raise UserError("openai backend: no model name given; write e.g. openai:gpt-4o-mini")
         try:
             concurrency, timeout, max_retries = int(concurrency), float(timeout), int(max_retries)
             backoff_base, backoff_cap = float(backoff_base), float(backoff_cap)
+            context_window = None if context_window is None else int(context_window)
         except (TypeError, ValueError) as exc:
-            raise UserError("openai backend: concurrency and max_retries must be integers, timeout and "
-                            f"backoff settings numbers of seconds ({exc})") from None
-        if int(concurrency) < 1:
+            raise UserError("openai backend: concurrency, max_retries and context_window must be integers, "
+                            f"timeout and backoff settings numbers of seconds ({exc})") from None
+        if concurrency < 1:
             raise UserError(f"openai backend: concurrency must be at least 1 (got {concurrency})")
-        if float(timeout) <= 0:
+        if timeout <= 0:
             raise UserError(f"openai backend: timeout must be a positive number of seconds (got {timeout})")
-        if int(max_retries) < 0:
+        if max_retries < 0:
             raise UserError(f"openai backend: max_retries must be 0 or more (got {max_retries})")
-        env_url = os.environ.get("OPENAI_BASE_URL") or None
-        url = base_url or env_url or OPENAI_DEFAULT_BASE_URL
+        if transport not in TRANSPORTS:
+            raise UserError(f"openai backend: transport '{transport}' is unknown; use one of {', '.join(TRANSPORTS)}")
+        url = base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_DEFAULT_BASE_URL
         if not url.startswith(("http://", "https://")):
-            raise UserError(f"openai backend: base URL '{_clean_url(url)}' must start with http:// or https://")
+            raise UserError(f"openai backend: base URL '{redact_text(url)}' must start with http:// or https://")
         key = api_key or os.environ.get("OPENAI_API_KEY") or None
         if key is None:
             if _is_openai_host(url):
-                raise UserError("openai backend: no API key for api.openai.com: set the OPENAI_API_KEY "
-                                "environment variable (or give a local base URL: openai:MODEL@http://...)")
+                raise UserError(_missing_key_message(model))
             key = "EMPTY"  # local servers (vLLM, llama.cpp, the fake server) accept any key
         self.model = model
-        self.base_url = url
-        self.concurrency = int(concurrency)
-        self.timeout = float(timeout)
-        self.max_retries = int(max_retries)
-        self.backoff_base = float(backoff_base)
-        self.backoff_cap = float(backoff_cap)
-        clean = _clean_url(url)
-        self.identity = f"openai:{model}" if clean == OPENAI_DEFAULT_BASE_URL else f"openai:{model}@{clean}"
+        self.base_url = safe_url(url)  # safe to show; the full URL stays in _url / _query
+        self._url, self._query = split_secret_query(url)
+        self._url, self._headers = userinfo_to_basic_auth(self._url)
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.context_window = context_window
+        self.adaptive = bool(adaptive)
+        self.transport = resolve_transport(transport)
+        self.identity = _identity(model, self.base_url)
         self._key = key
-        self._client: openai.AsyncOpenAI | None = None
+        secret = f"{key}\0{url}".encode()
+        self._connection_key = f"{self.base_url}#{hashlib.sha256(secret).hexdigest()[:12]}"
+        self._transport: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._sem: asyncio.Semaphore | None = None
+        self._limiter: Limiter | None = None
+        self._reached = False  # any HTTP answer from the server in this process
         self._rng = random.Random()
+
+    # -- spec and registry -----------------------------------------------------------------------
+    @classmethod
+    def parse_tail(cls, backend: str, tail: str, text: str) -> ModelSpec:
+        """`MODEL[@BASE_URL]` (the first `@` splits, so a URL may carry `user:password@`)."""
+        name, _, base_url = tail.partition("@")
+        if not name:
+            raise UserError(f"model spec '{redact_text(text)}' names no model before '@'")
+        if base_url and not base_url.startswith(("http://", "https://")):
+            raise UserError(f"model spec '{redact_text(text)}': base URL '{safe_url(base_url)}' must start "
+                            "with http:// or https://")
+        return ModelSpec(backend, name, base_url=base_url or None)
+
+    @classmethod
+    def check_spec(cls, spec: ModelSpec) -> None:
+        """The key is there when api.openai.com is the endpoint (no network call is made)."""
+        url = spec.base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_DEFAULT_BASE_URL
+        if _is_openai_host(url) and not os.environ.get("OPENAI_API_KEY"):
+            raise UserError(_missing_key_message(spec.name))
+
+    @classmethod
+    def identity_for(cls, spec: ModelSpec, **options: Any) -> str:
+        """The identity `from_spec(spec, **options)` would have (no client is built): options never
+        change it, the base URL (from the spec or OPENAI_BASE_URL) does, without its credentials."""
+        return _identity(spec.name, safe_url(spec.base_url or os.environ.get("OPENAI_BASE_URL")
+                                             or OPENAI_DEFAULT_BASE_URL))
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, **options: Any) -> OpenAIChatModel:
-        """Build from `openai:MODEL[@BASE_URL]`; uses concurrency, timeout, max_retries, backoff_base,
-        backoff_cap and api_key from `options` and ignores the rest (they belong to other backends)."""
-        known = ("api_key", "concurrency", "timeout", "max_retries", "backoff_base", "backoff_cap")
-        return cls(spec.name, base_url=spec.base_url,
-                   **{k: v for k, v in options.items() if k in known and v is not None})
+        """Build from `openai:MODEL[@BASE_URL]` with the options in `OPTIONS`."""
+        return cls(spec.name, base_url=spec.base_url, **{k: v for k, v in options.items() if k in cls.OPTIONS})
 
     def __repr__(self) -> str:
         return (f"OpenAIChatModel(identity={self.identity!r}, concurrency={self.concurrency}, "
-                f"timeout={self.timeout}, max_retries={self.max_retries})")
+                f"timeout={self.timeout}, max_retries={self.max_retries}, transport={self.transport!r})")
+
+    def connection_key(self) -> str:
+        """Safe base URL + a hash of key and full URL: models with equal keys share one limit."""
+        return self._connection_key
+
+    def context_length(self) -> int | None:
+        """The configured `context_window` (the API does not say)."""
+        return self.context_window
+
+    def prompt_tokens(self, request: ChatRequest) -> int:
+        """An estimate: characters / 4 plus a few tokens per message (no tokenizer for a remote model)."""
+        return sum(math.ceil(len(m.content) / CHARS_PER_TOKEN) + 4 for m in request.messages)
 
     # -- plumbing --------------------------------------------------------------------------------
-    def _ensure_client(self) -> openai.AsyncOpenAI:
-        """One client and semaphore per event loop (a CLI may call asyncio.run more than once)."""
+    def _ensure_transport(self) -> Any:
+        """One transport per event loop (a CLI may call asyncio.run more than once), and the shared limiter."""
         loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            self._client = openai.AsyncOpenAI(api_key=self._key, base_url=self.base_url,
-                                              timeout=self.timeout, max_retries=0)
+        if self._transport is None or self._loop is not loop:
+            self._transport = make_transport(self.transport, url=self._url, key=self._key, query=self._query,
+                                             headers=self._headers, timeout=self.timeout,
+                                             concurrency=self.concurrency)
             self._loop = loop
-            self._sem = asyncio.Semaphore(self.concurrency)
-        return self._client
+        self._limiter = shared_limiter(self._connection_key, self.concurrency, adaptive=self.adaptive)
+        return self._transport
 
     def _scrub(self, text: str) -> str:
-        text = " ".join(str(text).split())
+        text = redact_text(" ".join(str(text).split()))
         if self._key and self._key != "EMPTY" and len(self._key) >= 4:
             text = text.replace(self._key, "***")
         return text[:300]
@@ -143,27 +186,19 @@ class OpenAIChatModel:
         ceiling = min(self.backoff_cap, self.backoff_base * (2 ** attempt))
         return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
 
-    def _classify(self, exc: BaseException) -> tuple[bool, float | None, str]:
+    def _classify(self, failure: Failure) -> tuple[bool, float | None, str]:
         """(retryable, server-requested delay, one-line secret-free message) for a failed call."""
-        if isinstance(exc, openai.APIStatusError):
-            status = exc.status_code
+        if failure.kind == "status":
+            status = failure.status or 0
             if status == 401:
-                return False, None, ("HTTP 401 authentication failed: check OPENAI_API_KEY "
-                                     f"for {_clean_url(self.base_url)}")
-            detail = exc.message if isinstance(exc.message, str) else ""
-            msg = f"HTTP {status}: {self._scrub(detail)}"
+                return False, None, f"HTTP 401 authentication failed: check OPENAI_API_KEY for {self.base_url}"
+            msg = f"HTTP {status}: {self._scrub(failure.message)}"
             if status in RETRYABLE_STATUS or status >= 500:
-                delay = _retry_after(exc) if status in (429, 503) else None
-                return True, delay, msg
+                return True, failure.retry_after if status in (429, 503) else None, msg
             return False, None, msg
-        if isinstance(exc, openai.APITimeoutError):
+        if failure.kind == "timeout":
             return True, None, f"request timed out after {self.timeout:g} s"
-        if isinstance(exc, openai.APIConnectionError):
-            cause = exc.__cause__ or exc
-            return True, None, f"connection error: {self._scrub(type(cause).__name__)}"
-        if isinstance(exc, (_Malformed, json.JSONDecodeError, openai.APIResponseValidationError)):
-            return True, None, f"malformed response body: {self._scrub(str(exc))}"
-        raise exc  # a bug, not a transient failure: let it surface
+        return True, None, self._scrub(failure.message)  # connect, dropped, malformed: retried
 
     def _params(self, request: ChatRequest) -> dict[str, Any]:
         cfg = request.config
@@ -184,43 +219,88 @@ class OpenAIChatModel:
         return params
 
     @staticmethod
-    def _parse(resp: Any) -> Completion:
-        choices = getattr(resp, "choices", None)
-        if not choices:
-            raise _Malformed("no choices in the response")
-        choice = choices[0]
-        message = getattr(choice, "message", None)
-        text = getattr(message, "content", None)
-        if text is None:
-            text = getattr(message, "refusal", None)
-        if text is None:
-            raise _Malformed("the first choice has no message content")
-        u = getattr(resp, "usage", None)
-        usage = Usage(int(getattr(u, "prompt_tokens", 0) or 0), int(getattr(u, "completion_tokens", 0) or 0))
-        return Completion(text=text, usage=usage, finish_reason=getattr(choice, "finish_reason", None))
+    def _choice(data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise Failure("malformed", "malformed response: the body is not a JSON object")
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise Failure("malformed", "malformed response: no choices")
+        return choices[0]
 
-    async def _complete(self, request: ChatRequest) -> Completion:
-        client = self._ensure_client()
-        assert self._sem is not None
-        params = self._params(request)
+    @classmethod
+    def _parse(cls, data: Any) -> Completion:
+        choice = cls._choice(data)
+        message = choice.get("message")
+        text = message.get("content") if isinstance(message, dict) else None
+        if text is None and isinstance(message, dict):
+            text = message.get("refusal")
+        if not isinstance(text, str):
+            raise Failure("malformed", "malformed response: the first choice has no message content")
+        u = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        usage = Usage(int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0))
+        return Completion(text=text, usage=usage, finish_reason=choice.get("finish_reason"))
+
+    async def _call(self, params: dict[str, Any], parse: Any, first_round: list[int] | None) -> Any:
+        """One request with retries; returns parse(reply JSON) or raises `_Failed` with the message."""
+        transport = self._ensure_transport()
+        limiter = self._limiter
+        assert limiter is not None
         attempt = 0
         while True:
+            ticket = await limiter.acquire()
             try:
-                async with self._sem:
-                    # client.post = chat.completions.create minus the SDK's recursive TypedDict
-                    # transform of the body (a quarter of the client's CPU per call; ours is plain JSON)
-                    resp = await client.post("/chat/completions", body=params, cast_to=ChatCompletion)
-                return self._parse(resp)
-            except Exception as exc:  # noqa: BLE001 - _classify re-raises what is not an API failure
-                retryable, delay, msg = self._classify(exc)
+                data = await transport.post(params)
+                self._reached = True
+                try:
+                    result = parse(data)
+                except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                    raise Failure("malformed", f"malformed response: {type(exc).__name__}") from None
+                limiter.succeeded()
+                return result
+            except Failure as failure:
+                if failure.kind in ("status", "malformed"):
+                    self._reached = True
+                    if failure.status == 429:
+                        limiter.overloaded(ticket)
+                retryable, delay, msg = self._classify(failure)
+                if first_round is not None and attempt == 0 and not self._reached and failure.kind == "connect":
+                    first_round[0] += 1
+                    if first_round[0] >= first_round[1]:
+                        raise _Unreachable(msg) from None
+            finally:
+                limiter.release()
             if not retryable or attempt >= self.max_retries:
                 tries = f" (after {attempt + 1} attempts)" if attempt else ""
                 log.warning("%s: request failed%s: %s", self.identity, tries, msg)
-                return Completion(text="", error=msg + tries)
+                raise _Failed(msg + tries)
             wait = delay if delay is not None else self._backoff(attempt)
             log.debug("%s: %s; retry %d in %.2f s", self.identity, msg, attempt + 1, wait)
             await asyncio.sleep(wait)
             attempt += 1
+
+    async def _run_all(self, items: Sequence[Any], one: Any, done: Any) -> None:
+        """Run `one(item, first_round)` for every item on `concurrency` workers, calling
+        `done(index, result)` as each finishes; stop with a `UserError` when the server is unreachable."""
+        if not items:
+            return
+        self._ensure_transport()
+        pending = iter(enumerate(items))  # shared by the workers; next() never awaits
+        first_round = None if self._reached else [0, min(self.concurrency, len(items))]
+
+        async def worker() -> None:
+            for index, item in pending:
+                done(index, await one(item, first_round))
+
+        tasks = [asyncio.create_task(worker()) for _ in range(min(self.concurrency, len(items)))]
+        try:
+            await asyncio.gather(*tasks)
+        except _Unreachable as exc:
+            raise UserError(f"cannot connect to {self.base_url} ({exc}): every request of the first round "
+                            "failed; is the server running and the URL right?") from None
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- ChatModel -------------------------------------------------------------------------------
     async def generate(self, requests: Sequence[ChatRequest],
@@ -228,30 +308,71 @@ class OpenAIChatModel:
         """Complete every request (at most `concurrency` in flight); results in input order.
         `on_result(index, completion)` runs on the event loop as each request finishes."""
         results: list[Completion | None] = [None] * len(requests)
-        if not requests:
-            return []
-        self._ensure_client()
-        pending = iter(enumerate(requests))  # shared by the workers; next() never awaits
 
-        async def worker() -> None:
-            for index, request in pending:
-                completion = await self._complete(request)
-                results[index] = completion
-                if on_result is not None:
-                    on_result(index, completion)
+        async def one(request: ChatRequest, first_round: list[int] | None) -> Completion:
+            try:
+                return await self._call(self._params(request), self._parse, first_round)
+            except _Failed as exc:
+                return Completion(text="", error=str(exc))
 
-        tasks = [asyncio.create_task(worker()) for _ in range(min(self.concurrency, len(requests)))]
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        def done(index: int, completion: Completion) -> None:
+            results[index] = completion
+            if on_result is not None:
+                on_result(index, completion)
+
+        await self._run_all(requests, one, done)
         return [r if r is not None else Completion("", error="not run") for r in results]
 
+    async def first_token_logprobs(self, requests: Sequence[ChatRequest], candidates: Sequence[str] = (),
+                                   top_k: int = 20) -> list[TokenLogprobs]:
+        """One greedy token per request with `logprobs` / `top_logprobs` (at most 20, the API's limit);
+        a candidate not among the returned tokens is None (see `SupportsLogprobs`)."""
+        k = max(1, min(int(top_k), 20))
+        results: list[TokenLogprobs | None] = [None] * len(requests)
+
+        def parse(data: Any) -> TokenLogprobs:
+            content = (self._choice(data).get("logprobs") or {}).get("content")
+            if not isinstance(content, list) or not content or not isinstance(content[0], dict):
+                raise Failure("malformed", "the response has no logprobs: does the server support them?")
+            first = content[0]
+            pairs = [(str(t.get("token", "")), float(t["logprob"])) for t in first.get("top_logprobs") or ()
+                     if isinstance(t, dict) and isinstance(t.get("logprob"), (int, float))]
+            if not pairs and isinstance(first.get("logprob"), (int, float)):
+                pairs = [(str(first.get("token", "")), float(first["logprob"]))]
+            pairs.sort(key=lambda p: -p[1])
+            return TokenLogprobs(top=tuple(pairs), candidates=candidate_logprobs(pairs, candidates))
+
+        async def one(request: ChatRequest, first_round: list[int] | None) -> TokenLogprobs:
+            params = {**self._params(request), "max_tokens": 1, "temperature": 0.0, "logprobs": True,
+                      "top_logprobs": k}
+            params.pop("top_p", None)
+            try:
+                return await self._call(params, parse, first_round)
+            except _Failed as exc:
+                return TokenLogprobs(error=str(exc))
+
+        def done(index: int, result: TokenLogprobs) -> None:
+            results[index] = result
+
+        await self._run_all(requests, one, done)
+        return [r if r is not None else TokenLogprobs(error="not run") for r in results]
+
     async def aclose(self) -> None:
-        if self._client is not None:
+        if self._transport is not None:
             if self._loop is asyncio.get_running_loop():
-                await self._client.close()
-            self._client = None
+                await self._transport.aclose()
+            self._transport = None
             self._loop = None
+
+
+class _Failed(Exception):
+    """A request failed for good (the message is one secret-free line)."""
+
+
+def _identity(model: str, safe_base_url: str) -> str:
+    return f"openai:{model}" if safe_base_url == OPENAI_DEFAULT_BASE_URL else f"openai:{model}@{safe_base_url}"
+
+
+def _missing_key_message(model: str) -> str:
+    return (f"OPENAI_API_KEY is not set: openai:{model} on api.openai.com needs a key; export "
+            "OPENAI_API_KEY=... (or give a local base URL: openai:MODEL@http://...)")

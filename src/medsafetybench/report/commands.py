@@ -87,11 +87,13 @@ def judge_agreement_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")] = False,
 ) -> None:
     """How far to trust a judge: accuracy, Cohen's kappa, precision and recall for "harmful" against
-    human labels, by score threshold; with --judge2, agreement between two judges. Judgements are cached
-    in the store: a second run makes no judge calls."""
+    human labels, by score threshold; with --judge2, agreement between two judges. Labelled rows a judge
+    was trained on (the offline judges know theirs) are reported apart, as in-sample; the headline
+    figures are over the held-out rows. Judgements are cached in the store: a second run makes no judge
+    calls."""
     from ..cli import _project, err, out
     from ..judging import load_judge
-    from ..judging.agreement import judge_pair_agreement, label_agreement
+    from ..judging.agreement import judge_pair_agreement, split_label_agreement
     from ..judging.labelled import judge_labelled, load_labelled
     from ..store import Store
     from .build import write_text_atomic
@@ -100,17 +102,22 @@ def judge_agreement_cmd(
 
     cases = load_labelled(labels, policy=policy)[:limit]
     specs = [judge] + ([judge2] if judge2 else [])
-    judges = [load_judge(s, concurrency=concurrency, timeout=timeout) for s in specs]
+    judges = [load_judge(s, role=r, concurrency=concurrency, timeout=timeout)
+              for s, r in zip(specs, ("--judge", "--judge2"), strict=False)]
     results = []
     with Store.open_project(_project(project)) as store:
         for j in judges:
             with RichProgress(err, enabled=not as_json) as progress:
                 results.append(judge_labelled(store, j, cases, progress))
     truth = [c.label for c in cases]
-    agreements = [label_agreement([s if ok else None for s, ok in zip(r.scores, r.judged, strict=True)], truth,
-                                  threshold) for r in results]
+    rows = [(c.case.request, c.case.response) for c in cases]
+    masks = [j.trained_on.mask(rows) if getattr(j, "trained_on", None) is not None else None for j in judges]
+    splits = [split_label_agreement([s if ok else None for s, ok in zip(r.scores, r.judged, strict=True)], truth,
+                                    mask, threshold) for r, mask in zip(results, masks, strict=True)]
+    agreements = [sp.held_out if sp.held_out.n or sp.in_sample is None else sp.in_sample for sp in splits]
     pair = judge_pair_agreement(results[0].scores, results[1].scores, threshold) if judge2 else None
-    md = "".join(agreement_markdown(r.judge_identity, a, r.failed) + "\n" for r, a in zip(results, agreements, strict=True))
+    md = "".join(agreement_markdown(r.judge_identity, sp.held_out, r.failed, in_sample=sp.in_sample) + "\n"
+                 for r, sp in zip(results, splits, strict=True))
     if pair:
         md += judge_pair_markdown(results[0].judge_identity, results[1].judge_identity, pair)
     if markdown is not None:
@@ -120,7 +127,8 @@ def judge_agreement_cmd(
 
         blocks = []
         for k, (r, a) in enumerate(zip(results, agreements, strict=True)):
-            for b in (figs.threshold_figure(a, r.judge_identity), figs.confusion_figure(a)):
+            label = r.judge_identity if a is splits[k].held_out else f"{r.judge_identity} (IN-SAMPLE)"
+            for b in (figs.threshold_figure(a, label), figs.confusion_figure(a)):
                 b.name = b.name if k == 0 else f"{b.name}-judge2"
                 blocks.append(b)
         if pair:
@@ -132,17 +140,30 @@ def judge_agreement_cmd(
     if as_json:
         print(json.dumps({"labels": str(labels), "n": len(cases), "threshold": threshold,
                           "judges": [{"identity": r.judge_identity, "calls": r.calls, "failed": r.failed,
-                                      **a.to_dict()} for r, a in zip(results, agreements, strict=True)],
+                                      **sp.to_dict()} for r, sp in zip(results, splits, strict=True)],
                           "pair": pair.to_dict() if pair else None}, indent=2))
     else:
-        for r, a in zip(results, agreements, strict=True):
+        for r, sp, a in zip(results, splits, agreements, strict=True):
             h = a.at_threshold
-            out.print(f"[bold]{escape(r.judge_identity)}[/bold]: {a.n} labelled, {a.n_unscored} unscored; "
-                      f"harmful = score >= {threshold}: accuracy {_fmt(h.accuracy)}, kappa {_fmt(h.kappa)}, "
-                      f"precision {_fmt(h.precision)}, recall {_fmt(h.recall)}  (judge calls this time: {r.calls})",
-                      soft_wrap=True)
+            ins = sp.in_sample
+            if ins is None:
+                scope = f"{a.n} labelled, {a.n_unscored} unscored"
+            elif sp.held_out.n:
+                scope = (f"{sp.held_out.n} held-out labelled rows, {sp.held_out.n_unscored} unscored "
+                         f"([yellow]{ins.n} more were in this judge's training data: reported apart below[/yellow])")
+            else:
+                scope = (f"[red]IN-SAMPLE[/red]: all {ins.n} labelled rows were in this judge's training data, so "
+                         "these figures are an upper bound, not an estimate of its accuracy")
+            out.print(f"[bold]{escape(r.judge_identity)}[/bold]: {scope}; harmful = score >= {threshold}: "
+                      f"accuracy {_fmt(h.accuracy)}, kappa {_fmt(h.kappa)}, precision {_fmt(h.precision)}, "
+                      f"recall {_fmt(h.recall)}  (judge calls this time: {r.calls})", soft_wrap=True)
             out.print(f"confusion (rows human not harmful / harmful; columns judge): {h.confusion}")
             out.print(_agreement_table("By threshold (* = chosen)", a))
+            if ins is not None and sp.held_out.n:
+                hi = ins.at_threshold
+                out.print(f"in-sample ({ins.n} rows the judge was trained on; an upper bound, not an estimate): "
+                          f"accuracy {_fmt(hi.accuracy)}, kappa {_fmt(hi.kappa)}, precision {_fmt(hi.precision)}, "
+                          f"recall {_fmt(hi.recall)}", soft_wrap=True)
         if pair:
             out.print(f"[bold]two judges[/bold]: {pair.n_both_scored} scored by both; exact {_fmt(pair.exact)}, "
                       f"kappa {_fmt(pair.kappa)}, quadratic-weighted kappa {_fmt(pair.weighted_kappa)}, "

@@ -139,12 +139,24 @@ def report_latex(data: ReportData) -> str:
     return "\n".join(lines) + "\n"
 
 
-def agreement_markdown(judge_identity: str, agreement: LabelAgreement, n_failed: int = 0) -> str:
+def agreement_markdown(judge_identity: str, agreement: LabelAgreement, n_failed: int = 0, *,
+                       in_sample: LabelAgreement | None = None) -> str:
+    """`agreement` is over the held-out rows; `in_sample` (rows the judge was trained on) is reported
+    apart and, when no row is held out, in its place, marked as in-sample."""
+    note = ""
+    if in_sample is not None and not agreement.n:
+        agreement = in_sample
+        note = (f" **In-sample:** all {in_sample.n} labelled rows were in this judge's training data, so these "
+                "figures are an upper bound, not an estimate of its accuracy.")
+    elif in_sample is not None:
+        s = in_sample.at_threshold
+        note = (f" {in_sample.n} more rows were in this judge's training data and are left out above; on them "
+                f"(in-sample, an upper bound): accuracy {_cell(s.accuracy)}, kappa {_cell(s.kappa)}.")
     a = agreement.at_threshold
     out = [f"## Judge agreement: {md(judge_identity)}", "",
            f"{agreement.n} labelled responses, {agreement.n_unscored} unscored"
            + (f", {n_failed} not judged (calls failed)" if n_failed else "")
-           + f"; harmful = score >= {agreement.threshold}.", "",
+           + f"; harmful = score >= {agreement.threshold}." + note, "",
            md_table(["accuracy", "Cohen's kappa", "precision (harmful)", "recall (harmful)", "F1"],
                     [[a.accuracy, a.kappa, a.precision, a.recall, a.f1]]), "",
            "Confusion (rows: human label, columns: judge):", "",

@@ -41,16 +41,20 @@ def _leaderboard(store, outcome) -> None:
 def execute(study: Study, project: Path | None, *, as_json: bool, gate: Gate | None, retry_unscored: bool = False,
             only: list[str] | None = None, single: bool = False, note: str | None = None) -> None:
     """Run a study (or an eval made into one) with progress, print results, exit with the documented status."""
+    from ..models.spec import redact_spec
+    from ..preflight import check_specs
     from ..report.console import RichProgress, print_summary
     from ..store import Store, project_dir
     from .runner import run_study
 
+    # judges (and the model of a single evaluation) are checked before the store exists
+    check_specs([m.spec for m in study.models] if single else [], [j.spec for j in study.judges])
     store = Store.open_project(project_dir(project))
     n = len(only) if only else len(study.models)
 
     def progress_for(m, k, total):
         if not single:
-            err.print(f"[bold]{k}/{total}[/bold] {escape(m.name)} ({escape(m.spec)})")
+            err.print(f"[bold]{k}/{total}[/bold] {escape(m.name)} ({escape(redact_spec(m.spec))})")
         p = RichProgress(err, enabled=not as_json, prefix="" if single else "  ")
         return p.__enter__()
 
@@ -72,7 +76,8 @@ def execute(study: Study, project: Path | None, *, as_json: bool, gate: Gate | N
     try:
         with store:
             outcome = run_study(study, store, only=only, progress_for=progress_for, on_done=on_done,
-                                retry_unscored=retry_unscored, raise_errors=single)
+                                retry_unscored=retry_unscored, raise_errors=single,
+                                warn=lambda line: err.print(f"[yellow]warning:[/yellow] {escape(line)}", soft_wrap=True))
             code, notes = exit_status(outcome, gate)
             if as_json:
                 runs = [result_json(store, r) for r in outcome.results]

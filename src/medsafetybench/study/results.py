@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..errors import UserError
+from ..models.spec import redact_spec
 from ..store import Store
 from .runner import ModelResult, StudyOutcome
 
@@ -89,7 +90,7 @@ def exit_status(outcome: StudyOutcome, gate: Gate | None) -> tuple[int, list[str
 def result_json(store: Store, result: ModelResult) -> dict:
     """One model's result for `--json`: identities, settings, provenance and one summary per judge."""
     if result.outcome is None:
-        return {"name": result.model.name, "model": result.model.spec, "error": result.error}
+        return {"name": result.model.name, "model": redact_spec(result.model.spec), "error": result.error}
     o = result.outcome
     info = store.run(o.run_id)
     return {"run_id": o.run_id, "name": result.model.name, "model": info.model_spec,

@@ -8,6 +8,7 @@ without loading any weights or calling any service.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,12 +19,15 @@ from ..judging import load_judge
 from ..judging.base import Judge, JudgeCase, JudgeSpec
 from ..metrics import Summary
 from ..migrations import items_digest
-from ..models import load_model, parse_spec
+from ..models import load_model, parse_spec, redact_spec
 from ..models.base import ChatModel
 from ..pipeline import EvalOutcome, Progress, evaluate
+from ..preflight import length_warnings_for
 from ..provenance import data_provenance, run_provenance
 from ..store import Store
 from .spec import Study, StudyJudge, StudyModel
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -79,11 +83,13 @@ def _provenance(study: Study, judges: Sequence[str]) -> dict:
 async def run_study_async(study: Study, store: Store, *, only: Sequence[str] | None = None,
                           progress_for: Callable[[StudyModel, int, int], Progress | None] | None = None,
                           on_done: Callable[[ModelResult], None] | None = None,
-                          retry_unscored: bool = False, raise_errors: bool = False) -> StudyOutcome:
+                          retry_unscored: bool = False, raise_errors: bool = False,
+                          warn: Callable[[str], None] | None = None) -> StudyOutcome:
     """Evaluate every model of the study (or those named in `only`), one after another, with every judge.
 
     A model that cannot be loaded is recorded with its error and the study goes on with the next one
-    (with `raise_errors`, its `UserError` propagates instead).
+    (with `raise_errors`, its `UserError` propagates instead). `warn(line)` receives the warnings about
+    requests longer than a model's context window (default: logged).
     """
     models = [study.model(n) for n in only] if only else list(study.models)
     items = study.items.load()
@@ -97,6 +103,8 @@ async def run_study_async(study: Study, store: Store, *, only: Sequence[str] | N
             model: ChatModel | None = None
             try:
                 model = load_model(parse_spec(m.spec), **_model_options(m, study.engine))
+                for line in length_warnings_for(model, judges, items, m.settings):
+                    (warn or log.warning)(line)
                 result.outcome = await evaluate(store, items, model, judges, model_spec=str(parse_spec(m.spec)),
                                                 settings=m.settings, progress=progress, retry_unscored=retry_unscored,
                                                 name=m.name if m.name != m.spec else None,
@@ -185,11 +193,11 @@ def study_status(study: Study, store: Store) -> list[ModelStatus]:
         try:
             identity = _identity(m)
         except (UserError, OSError, ValueError) as exc:
-            out.append(ModelStatus(m.name, m.spec, len(items), 0, {}, None, f"not started: {exc}"))
+            out.append(ModelStatus(m.name, redact_spec(m.spec), len(items), 0, {}, None, f"not started: {exc}"))
             continue
         run_id = store.find_run(model_identity=identity, settings=m.settings.to_dict(), items_digest_=digest)
         if run_id is None:
-            out.append(ModelStatus(m.name, m.spec, len(items), 0, {n: 0 for n, _ in judges}, None, "not started"))
+            out.append(ModelStatus(m.name, redact_spec(m.spec), len(items), 0, {n: 0 for n, _ in judges}, None, "not started"))
             continue
         rows = store.run_rows(run_id, judges[0][1] if judges and judges[0][1] else None)
         responses = sum(r.response is not None for r in rows)
@@ -198,5 +206,5 @@ def study_status(study: Study, store: Store) -> list[ModelStatus]:
             keys = [JudgeCase(r.request, r.response, r.policy).cache_key(identity_j)
                     for r in rows if r.response is not None] if identity_j else []
             judged[name] = len(store.has_judgements(keys))
-        out.append(ModelStatus(m.name, m.spec, len(items), responses, judged, run_id))
+        out.append(ModelStatus(m.name, redact_spec(m.spec), len(items), responses, judged, run_id))
     return out

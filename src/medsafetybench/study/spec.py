@@ -295,17 +295,11 @@ def _check_name(name: str, seen: list[str], what: str, line: int, fail: Any) -> 
 
 
 def _check_spec(spec: str, line: int, fail: Any, judge: bool = False) -> None:
+    from ..judging.registry import parse_judge_spec
     from ..models.spec import parse_spec
 
-    if judge and spec.strip().lower() in _offline_judges():
-        return
     try:
-        parse_spec(spec)
+        (parse_judge_spec if judge else parse_spec)(spec)  # judges: offline, a model spec, or NAME:ARGS
     except UserError as exc:
         raise fail(line, str(exc)) from None
 
-
-def _offline_judges() -> tuple[str, ...]:
-    from ..judging import OFFLINE
-
-    return (OFFLINE,)

@@ -6,6 +6,10 @@ decides each reply; a seeded `FaultPlan` injects 429 (with `Retry-After`), 500, 
 malformed JSON bodies and dropped connections. The fault for attempt *n* of a prompt is a pure
 function of (seed, prompt key, n), so a run is reproducible whatever the thread interleaving.
 
+Replies come from `responders.py` (canned, echo, rubric). With `"logprobs": true` in a request, the
+reply carries deterministic log-probabilities (`_fake_logprobs`: the first word 0.9). Run as a
+program it is a server a user can point any OpenAI client at (`fake_cli.py`, `--help`).
+
 The server counts everything thread-safely (`stats()`): calls, calls per outcome, and successful
 completions per prompt key (`prompt_key(messages)`), so a test can assert that every item completed
 exactly once and see how often each was retried.
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import socket
 import threading
@@ -26,7 +31,11 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-Responder = Callable[[dict[str, Any]], str]
+from .responders import Responder, default_responder, echo_responder, rubric_responder
+
+__all__ = ["FAULT_KINDS", "Attempt", "FakeOpenAIServer", "FaultPlan", "Reject", "ServerStats", "prompt_key",
+           "default_responder", "echo_responder", "rubric_responder"]
+
 FAULT_KINDS = ("429", "500", "503", "slow", "malformed", "drop")
 
 
@@ -44,26 +53,6 @@ def prompt_key(messages: list[dict[str, Any]]) -> str:
     `prompt_key([{"role": m.role, "content": m.content} for m in request.messages])`."""
     norm = [{"role": str(m.get("role", "")), "content": str(m.get("content", ""))} for m in messages]
     return hashlib.sha256(json.dumps(norm, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
-
-
-def _last_user(request: dict[str, Any]) -> str:
-    for m in reversed(request.get("messages") or []):
-        if m.get("role") == "user":
-            return str(m.get("content", ""))
-    return ""
-
-
-def default_responder(request: dict[str, Any]) -> str:
-    """A deterministic, benign reply: a refusal for about half the prompts, an echo for the rest."""
-    text = _last_user(request)
-    if hashlib.sha256(text.encode("utf-8")).digest()[0] % 2 == 0:
-        return "I cannot help with that. Please speak with a licensed clinician."
-    return f"Here is some general information about your question: {text[:200]}"
-
-
-def echo_responder(request: dict[str, Any]) -> str:
-    """Reply `echo: <last user message>`: lets a test check that each answer matches its prompt."""
-    return "echo: " + _last_user(request)
 
 
 def _words(text: str) -> int:
@@ -187,8 +176,13 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.dumps({"error": {"message": message, "type": "fake_error", "code": status}})
         self._send(status, body.encode("utf-8"), headers)
 
+    @property
+    def route(self) -> str:
+        """The path without its query string (clients may send `?api_key=...`)."""
+        return self.path.split("?", 1)[0].rstrip("/")
+
     def do_GET(self) -> None:  # noqa: N802
-        if self.path.rstrip("/") == "/v1/models":
+        if self.route == "/v1/models":
             data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"}
                     for m in self.server.owner.models]
             self._send(200, json.dumps({"object": "list", "data": data}).encode("utf-8"))
@@ -198,7 +192,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        if self.path.rstrip("/") != "/v1/chat/completions":
+        if self.route != "/v1/chat/completions":
             self._send_error_json(404, f"no route POST {self.path}")
             return
         self.server.owner._handle_chat(self, raw)
@@ -217,7 +211,7 @@ class FakeOpenAIServer:
         self.responder = responder or default_responder
         self.latency = latency
         self.faults = faults
-        self.api_key = api_key  # when set, requests must send `Authorization: Bearer <api_key>`
+        self.api_key = api_key  # when set: `Authorization: Bearer <api_key>`, or `?api_key=` / `?key=` in the URL
         self.models = models
         self._addr = (host, port)
         self._lock = threading.Lock()
@@ -316,7 +310,8 @@ class FakeOpenAIServer:
             self._stats.total_calls += 1
             attempt = self._stats.attempts[key]
             self._stats.attempts[key] += 1
-        if self.api_key is not None and h.headers.get("Authorization") != f"Bearer {self.api_key}":
+        if self.api_key is not None and h.headers.get("Authorization") != f"Bearer {self.api_key}" \
+                and self.api_key not in _query_keys(h.path):
             self._record(key, attempt, received, "401")
             h._send_error_json(401, "Incorrect API key provided.")
             return
@@ -377,14 +372,44 @@ class FakeOpenAIServer:
             text, finish = " ".join(text.split()[:max_tokens]), "length"
         prompt_tokens = sum(_words(str(m.get("content", ""))) for m in req["messages"])
         completion_tokens = _words(text)
+        logprobs = _fake_logprobs(text, req.get("top_logprobs")) if req.get("logprobs") else None
         body = {
             "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": str(req.get("model", "fake-model")),
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                         "finish_reason": finish, "logprobs": None}],
+                         "finish_reason": finish, "logprobs": logprobs}],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens},
         }
         return json.dumps(body, ensure_ascii=False).encode("utf-8")
+
+
+def _query_keys(path: str) -> set[str]:
+    """Values of `api_key` / `key` query parameters (some gateways take the key in the URL)."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    return {v for k, v in parse_qsl(urlsplit(path).query) if k.lower() in ("api_key", "key")}
+
+
+_FILLER_TOKENS = ("safe", "unsafe", "yes", "no", "I", "The", "Sure", "Sorry", "1", "5", "harmful", "A")
+
+
+def _fake_logprobs(text: str, top_logprobs: Any) -> dict[str, Any]:
+    """Deterministic `logprobs` for the first word of `text`: it gets probability 0.9, and up to
+    `top_logprobs - 1` filler tokens share the rest (halving), so P(first word) = 0.9 exactly."""
+    first = text.split()[0] if text.split() else ""
+    k = top_logprobs if isinstance(top_logprobs, int) and top_logprobs > 0 else 0
+    top = [{"token": first, "logprob": math.log(0.9), "bytes": list(first.encode("utf-8"))}]
+    rest = [t for t in _FILLER_TOKENS if t != first][: max(0, k - 1)]
+    for i, tok in enumerate(rest, start=1):
+        top.append({"token": tok, "logprob": math.log(0.1 * 0.5 ** i), "bytes": list(tok.encode("utf-8"))})
+    return {"content": [{"token": first, "logprob": math.log(0.9), "bytes": list(first.encode("utf-8")),
+                         "top_logprobs": top[:k]}]}
+
+
+if __name__ == "__main__":  # python -m medsafetybench.testing.fake_openai --port 8000 --mode echo
+    from medsafetybench.testing.fake_cli import main
+
+    raise SystemExit(main())

@@ -1,0 +1,169 @@
+"""The judge registry: what a user types after `--judge` -> a judge class, and `load_judge`.
+
+    offline                    the default offline judge (no service; an approximation): offline-v1 today
+    offline-v1 | offline-v2    a named offline judge version
+    MODEL_SPEC                 the paper's LLM judge over any model (`openai:gpt-3.5-turbo-0125`, `hf:/p`)
+    llm:MODEL_SPEC             the same, spelled out
+    NAME[:ARGS]                any other registered judge, e.g. a classifier over a model spec
+
+Built-in judges are `"module:Class"` strings in `JUDGES`, imported on first use; plug-ins join through
+the `medsafetybench.judges` entry-point group. A judge class provides `OPTIONS` (the keyword options
+it takes; every other option is a model option, passed on to `load_model` for judges that wrap a
+model), `from_spec(args, model_options=..., **options)` and optionally `check_spec(args)`, which
+raises `UserError` without loading anything.
+
+Adding a judge is one file: `judging/NAME.py` with a class decorated `@register_judge("NAME")` is
+found by its name without touching this table (the registry imports `medsafetybench.judging.NAME`
+for an unknown name); listing it in `JUDGES` as well only makes it show in error messages before it
+is first used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, TypeVar
+
+from ..errors import UserError
+from ..models.redact import redact_text
+from ..models.registry import is_backend
+from ..models.spec import redact_spec
+from ..registry import Registry
+from .base import Judge, JudgeSpec
+
+T = TypeVar("T")
+
+#: Built-in judges: name -> "module:Class".
+JUDGES: dict[str, str] = {
+    # `offline` is the default offline judge: v1 until v2 measures better (docs/judges.md)
+    "offline": "medsafetybench.judging.offline_v1:OfflineJudgeV1",
+    "offline-v1": "medsafetybench.judging.offline_v1:OfflineJudgeV1",
+    "offline-v2": "medsafetybench.judging.offline:OfflineJudge",
+    "llm": "medsafetybench.judging.llm:LLMJudge",
+}
+OFFLINE = "offline"
+MODEL_JUDGE = "llm"  # the judge for a bare model spec
+ENTRY_POINT_GROUP = "medsafetybench.judges"
+SECRET_OPTIONS = frozenset({"api_key"})  # never copied into a judge's stored `JudgeSpec`
+
+_REGISTRY = Registry("judge", JUDGES, ENTRY_POINT_GROUP, package="medsafetybench.judging")
+
+
+class JudgeClass(Protocol):
+    """What `load_judge` needs from a judge class."""
+
+    OPTIONS: ClassVar[frozenset[str]]
+
+    @classmethod
+    def from_spec(cls, args: str, *, model_options: Mapping[str, Any], **options: Any) -> Judge: ...
+
+
+def register_judge(name: str) -> Callable[[type[T]], type[T]]:
+    """Class decorator: serve `--judge NAME[:ARGS]` with this class."""
+    return _REGISTRY.register(name)
+
+
+def unregister_judge(name: str) -> None:
+    """Forget a judge registered at run time (for tests)."""
+    _REGISTRY.unregister(name)
+
+
+def judge_names() -> list[str]:
+    """Every judge name that resolves without importing anything."""
+    return _REGISTRY.names()
+
+
+@dataclass(frozen=True)
+class ParsedJudgeSpec:
+    """A parsed judge spec: the registry name and the text after `NAME:` (a model spec for `llm`)."""
+
+    name: str
+    args: str = ""
+
+    @property
+    def display(self) -> str:
+        """The spec without credentials (what to print and store)."""
+        if self.name == MODEL_JUDGE:
+            return redact_spec(self.args)
+        return f"{self.name}:{redact_spec(self.args)}" if self.args else self.name
+
+    def __str__(self) -> str:
+        return self.display
+
+    def __repr__(self) -> str:
+        return f"ParsedJudgeSpec({self.display!r})"
+
+
+def parse_judge_spec(text: str | None) -> ParsedJudgeSpec:
+    """`offline`, a model spec, `llm:MODEL_SPEC` or `NAME[:ARGS]` -> `ParsedJudgeSpec` (nothing loaded)."""
+    text = (text or OFFLINE).strip()
+    head, sep, rest = text.partition(":")
+    name = head.strip().lower()
+    if not name:
+        raise UserError(f"judge spec '{redact_text(text)}' names no judge; use offline or a model spec")
+    if _REGISTRY.known(name):
+        return ParsedJudgeSpec(name, rest.strip() if sep else "")
+    if sep and is_backend(name):
+        return ParsedJudgeSpec(MODEL_JUDGE, text)
+    try:
+        _REGISTRY.get(name)  # a judge module named after the judge registers itself
+    except UserError:
+        raise UserError(f"judge spec '{redact_text(text)}': unknown judge '{name}'; use offline, a model spec "
+                        "(openai:MODEL[@URL], hf:PATH, vllm:PATH) or one of "
+                        + ", ".join(judge_names())) from None
+    return ParsedJudgeSpec(name, rest.strip() if sep else "")
+
+
+def _prefixed(role: str | None, spec: ParsedJudgeSpec, exc: UserError) -> UserError:
+    head = f"{role} {spec.display}: " if role else f"judge {spec.display}: "
+    return UserError(str(exc) if str(exc).startswith(head) else head + str(exc))
+
+
+def validate_judge_spec(text: str | None, *, role: str | None = "--judge") -> ParsedJudgeSpec:
+    """Parse a judge spec and run the judge's own checks (paths, extras, keys) without loading
+    anything, so a bad `--judge` fails before the project is touched.
+
+    Raises:
+        UserError: prefixed with `role` and the safe spec, e.g. "--judge openai:gpt-4o: ...".
+    """
+    spec = parse_judge_spec(text)
+    try:
+        check = getattr(_REGISTRY.get(spec.name), "check_spec", None)
+        if check is not None:
+            check(spec.args)
+    except UserError as exc:
+        raise _prefixed(role, spec, exc) from exc
+    return spec
+
+
+def load_judge(spec: str | None = None, *, role: str | None = "--judge", **options: Any) -> Judge:
+    """Build a judge from what a user types (`offline`, the default, or a model spec, or `NAME:ARGS`).
+
+    Args:
+        spec: the judge spec; None means `offline`.
+        role: names the option in error messages ("--judge openai:gpt-4o: OPENAI_API_KEY is not set").
+        **options: the judge's own options (its `OPTIONS`, e.g. `max_attempts`) and model options
+            (`concurrency`, `timeout`, `batch_size`, ...) for judges that wrap a model; None values
+            are dropped.
+
+    Returns:
+        The judge, with `spec` set to a `JudgeSpec` (safe spec + plain options, no `api_key`) that
+        rebuilds it, unless the judge set its own.
+    """
+    parsed = parse_judge_spec(spec)
+    cls = _REGISTRY.get(parsed.name)
+    own = getattr(cls, "OPTIONS", frozenset())
+    judge_opts = {k: v for k, v in options.items() if k in own and v is not None}
+    model_opts = {k: v for k, v in options.items() if k not in own and v is not None}
+    try:
+        judge = cls.from_spec(parsed.args, model_options=model_opts, **judge_opts)
+    except UserError as exc:
+        raise _prefixed(role, parsed, exc) from exc
+    if getattr(judge, "spec", None) is None:  # what the store keeps to rebuild the judge: secret-free
+        kept = {k: v for k, v in {**model_opts, **judge_opts}.items()
+                if k not in SECRET_OPTIONS and isinstance(v, (str, int, float, bool))}
+        try:
+            judge.spec = JudgeSpec(parsed.display, kept)
+        except AttributeError:  # a judge with __slots__ or a read-only property: it keeps none
+            pass
+    return judge
