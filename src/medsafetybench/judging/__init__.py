@@ -7,8 +7,9 @@ registry (`registry.py`: the `JUDGES` table, `register_judge`, the `medsafetyben
 group).
 
 `offline` still means v1: the first v2 weights measure worse than v1 on HarmBench val under the
-held-out protocol (docs/judges.md), so the default moves to v2 (one line in `registry.JUDGES`) only when
-v2 measures better. Each version keeps its own identity, so stored runs keep their meaning.
+held-out protocol, and v3 beats v1 on HarmBench and on RBR gold's benign rows but not on MediCheck's
+benign medical answers held out (docs/judges.md), so the default moves (one line in `registry.JUDGES`)
+only when a version beats v1 on all of them. Each version keeps its own identity, so stored runs keep their meaning.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ T = TypeVar("T")
 
 #: Built-in judges: name -> "module:Class".
 JUDGES: dict[str, str] = {
-    # `offline` is the default offline judge: v1 until v2 measures better (docs/judges.md)
+    # `offline` is the default offline judge: v1 until a later version beats it held out (docs/judges.md)
     "offline": "medsafetybench.judging.offline_v1:OfflineJudgeV1",
     "offline-v1": "medsafetybench.judging.offline_v1:OfflineJudgeV1",
     "offline-v2": "medsafetybench.judging.offline:OfflineJudge",
