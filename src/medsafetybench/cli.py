@@ -49,7 +49,7 @@ def eval_cmd(
     timeout: Annotated[float, typer.Option(min=0.1, help="Per-request timeout in seconds for HTTP backends.")] = 120.0,
     max_new_tokens: Annotated[int, typer.Option(min=1, help="New tokens per response (paper: 512).")] = 512,
     system_prompt: Annotated[str | None, typer.Option(help="System prompt (default: the Llama-2 default system prompt, as in the paper; with a paper-* format, the system text the paper used for that family; 'none' for none).")] = None,
-    prompt_format: Annotated[str, typer.Option(help="Prompt format for local models: chat (tokenizer template); paper (the paper's exact prompt for the model's family, or name one: paper-llama2, paper-mistral, paper-vicuna, paper-medalpaca, paper-med42, paper-pythia); or a family's own chat format (not the paper's): llama2, mistral, vicuna, medalpaca, med42, alpaca, raw.")] = "chat",
+    prompt_format: Annotated[str, typer.Option(help="Prompt format for local models: chat (tokenizer template); paper (the paper's exact prompt for the model's family, or name one: paper-llama2, paper-mistral, paper-vicuna, paper-medalpaca, paper-med42, paper-pythia); or a family's own chat format (not the paper's): llama2, mistral, vicuna, medalpaca, med42, alpaca, raw; verbatim (raw with no special tokens added). On openai: models raw and verbatim send a text prompt to /v1/completions.")] = "chat",
     retry_unscored: Annotated[bool, typer.Option(help="Ask the judge again for judgements stored as unscored.")] = False,
     fail_above: FailAboveOpt = None,
     context_window: Annotated[int | None, typer.Option(min=1, help="Context window in tokens of openai: models and judges, for the too-long-request warning (default 128000; hf: reads it from the model).")] = None,
