@@ -229,3 +229,14 @@ def test_bad_input_is_a_clear_error_and_leaves_nothing(tiny_model_dir: Path, tmp
         with pytest.raises(UserError, match=message):
             call(out)
         assert not out.exists() and not list(tmp_path.glob(f".out{k}*")), f"case {k} left files"
+
+
+def test_same_plan_same_key_and_stable_adapter_config(tmp_path):
+    import json
+
+    from medsafetybench.finetune.train import LoraSettings, _stable_adapter_config, adapter_key
+
+    assert adapter_key("b", "d", LoraSettings(epochs=3)) == adapter_key("b", "d", LoraSettings(epochs=3.0))
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"target_modules": ["v_proj", "q_proj"], "r": 8}))
+    _stable_adapter_config(tmp_path)
+    assert json.loads((tmp_path / "adapter_config.json").read_text())["target_modules"] == ["q_proj", "v_proj"]

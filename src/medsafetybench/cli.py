@@ -46,6 +46,8 @@ def eval_cmd(
     judge_concurrency: Annotated[int | None, typer.Option(min=1, help="Concurrent judge requests (default: --concurrency).")] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Batch size for local (hf:) models.")] = 8,
     tensor_parallel_size: Annotated[int, typer.Option(min=1, help="GPUs to shard a vllm: model across (one node).")] = 1,
+    engine: Annotated[str, typer.Option(help="Where local models run: local (this process), ray (a local Ray cluster or $RAY_ADDRESS) or ray:ADDRESS; see docs/cluster.md.")] = "local",
+    replicas: Annotated[int, typer.Option(min=1, help="Model replicas with --engine ray (one GPU each, or a tensor-parallel group).")] = 1,
     timeout: Annotated[float, typer.Option(min=0.1, help="Per-request timeout in seconds for HTTP backends.")] = 120.0,
     max_new_tokens: Annotated[int, typer.Option(min=1, help="New tokens per response (paper: 512).")] = 512,
     system_prompt: Annotated[str | None, typer.Option(help="System prompt (default: the Llama-2 default system prompt, as in the paper; with a paper-* format, the system text the paper used for that family; 'none' for none).")] = None,
@@ -91,7 +93,8 @@ def eval_cmd(
         models.append(StudyModel(model_name or spec.display, m.strip(), prompt_format,
                                  settings=settings_from(system_prompt, max_new_tokens, fmt),
                                  options={"concurrency": concurrency, "timeout": timeout, "batch_size": batch_size,
-                                          "tensor_parallel_size": tensor_parallel_size, **window}))
+                                          "tensor_parallel_size": tensor_parallel_size, **window,
+                                          **({"replicas": replicas} if replicas != 1 else {})}))
     if len({m.spec for m in models}) != len(models):
         raise UserError("the same --model is given twice")
     judge_opts = {"concurrency": judge_concurrency or concurrency, "timeout": timeout, "batch_size": batch_size,
@@ -102,7 +105,13 @@ def eval_cmd(
     items = ItemSelection(split, tuple(_csv(source)) if source else None, parse_principles(principle), sample, seed,
                           limit, str(input_file) if input_file else None, str(data) if data else None,
                           verify=not no_verify)
-    study = Study("eval", Path("<command line>"), items, tuple(study_judges), tuple(models), tag_runs=False)
+    from .models.ray_engine import parse_engine
+
+    engine_name, _ = parse_engine(engine)
+    if replicas != 1 and engine_name == "local":
+        raise UserError(f"--replicas {replicas} needs --engine ray (the local engine runs one copy of the model)")
+    study = Study("eval", Path("<command line>"), items, tuple(study_judges), tuple(models), engine=engine.strip(),
+                  tag_runs=False)
     note = None
     if any(is_offline(j) for j in judges):
         note = ("the offline judge approximates the paper's GPT-3.5 judge (see README for its measured agreement); "

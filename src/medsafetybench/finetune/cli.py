@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..cli_common import err, out
+from ..errors import UserError
 
 Opt = typer.Option
 
@@ -138,6 +139,9 @@ def register(app: typer.Typer) -> None:
         train_on_inputs: Annotated[bool, Opt("--train-on-inputs/--no-train-on-inputs", help="Loss on the prompt tokens too (paper: yes).")] = True,
         seed: Annotated[int, Opt(help="Seed.")] = 0,
         prompt_template: Annotated[str, Opt(help="alpaca or chat: for training and for evaluating every point.")] = "alpaca",
+        engine: Annotated[str, Opt(help="local (one point after another in this process), ray (local Ray cluster or $RAY_ADDRESS) or ray:ADDRESS: every point on the cluster (docs/cluster.md).")] = "local",
+        replicas: Annotated[int, Opt(min=1, help="Model replicas per point with --engine ray.")] = 1,
+        max_retries: Annotated[int, Opt(min=0, help="With --engine ray: tries of a failed point after the first.")] = 1,
         as_json: Annotated[bool, Opt("--json", help="Print the points as JSON.")] = False,
     ) -> None:
         """The paper's study: fine-tune at each n per data kind, evaluate each point with the same judge on
@@ -163,19 +167,36 @@ def register(app: typer.Typer) -> None:
         def train_progress(label: str, _n: int):
             return None if as_json else RichTrainProgress(err, label)
 
+        from ..models.ray_engine import parse_engine
+
+        engine_name, address = parse_engine(engine)
+        if engine_name == "local" and replicas != 1:
+            raise UserError(f"--replicas {replicas} needs --engine ray")
+        log = (lambda s: None) if as_json else (lambda s: err.print(escape(s)))
         with store, RichProgress(err, enabled=not as_json) as progress:
-            result = run_sweep(store, plan, proj, progress=progress, train_progress=train_progress,
-                               log=(lambda s: None) if as_json else (lambda s: err.print(escape(s))))
+            if engine_name == "ray":
+                from .ray_sweep import RaySweepOptions, run_sweep_ray
+
+                options = RaySweepOptions(address=address, replicas=replicas, max_retries=max_retries)
+                result = run_sweep_ray(store, plan, proj, options, progress=progress, log=log)
+            else:
+                result = run_sweep(store, plan, proj, progress=progress, train_progress=train_progress, log=log)
+        failed = [str(f) for f in result.failures]
         if as_json:
             print(json.dumps({"sweep_id": result.sweep_id, "points": [p.to_dict() for p in result.points],
-                              "over_refusal_note": result.benign_note, "medqa_note": result.medqa_note},
-                             indent=1, default=str))
-            return
-        out.print(sweep_table(result, out.width))
-        for note in (result.benign_note, result.medqa_note):
-            if note:
-                out.print(escape(note))
-        out.print(f"sweep {result.sweep_id}: rows in table sweep_points of {store.path}")
+                              "over_refusal_note": result.benign_note, "medqa_note": result.medqa_note,
+                              "failed": failed}, indent=1, default=str))
+        else:
+            out.print(sweep_table(result, out.width))
+            for note in (result.benign_note, result.medqa_note):
+                if note:
+                    out.print(escape(note))
+            out.print(f"sweep {result.sweep_id}: rows in table sweep_points of {store.path}")
+        for line in failed:
+            err.print(f"[red]point failed:[/red] {escape(line)}", soft_wrap=True)
+        if failed:
+            err.print("re-run the same command to retry the failed points (finished ones come from the store)")
+            raise typer.Exit(1)
 
 
 def sweep_table(result, width: int = 100):  # noqa: ANN001 - SweepResult, imported lazily

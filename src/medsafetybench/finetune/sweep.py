@@ -112,14 +112,27 @@ class SweepResult:
     points: list[SweepPoint]
     benign_note: str | None  # why over-refusal is missing, when it is
     medqa_note: str | None  # why medical QA accuracy is missing, when it is
+    failures: list[PointFailure] = field(default_factory=list)
+    """Points that failed for good (Ray sweeps go on with the other points; in-process sweeps raise)."""
+
+
+@dataclass(frozen=True)
+class PointFailure:
+    data_kind: str
+    n: int
+    attempts: int
+    error: str
+
+    def __str__(self) -> str:
+        return f"{self.data_kind} n={self.n} failed after {self.attempts} tr{'y' if self.attempts == 1 else 'ies'}: {self.error}"
 
 
 def ensure_schema(store: Store) -> None:
     """Kept for callers: the tables are created and migrated when the store opens (`migrations`)."""
 
 
-def _medqa_accuracy(store: Store, model_spec: str, plan: SweepPlan,
-                    progress: Progress | None) -> tuple[dict | None, str | None]:
+def _medqa_accuracy(store: Store, model_spec: str, plan: SweepPlan, progress: Progress | None,
+                    model: Any = None) -> tuple[dict | None, str | None]:
     """Medical QA accuracy of one point through `medsafetybench.medqa.evaluate_medqa` (scores cached in
     its own store table), when that module is installed and tasks were asked for."""
     if not plan.medqa_tasks:
@@ -129,7 +142,7 @@ def _medqa_accuracy(store: Store, model_spec: str, plan: SweepPlan,
     except ImportError:
         return None, "medical QA accuracy is not available (medsafetybench.medqa is not installed)"
     result = evaluate_medqa(store, model_spec, list(plan.medqa_tasks), plan.medqa_dir, plan.medqa_limit,
-                            plan.batch_size, progress)
+                            plan.batch_size, progress, model=model)
     return {"macro_acc": result.macro, "accuracy": result.accuracy()}, None
 
 
@@ -142,10 +155,36 @@ def sweep_id_for(base_id: str, judge_identity: str, plan: SweepPlan) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def run_sweep(store: Store, plan: SweepPlan, project_dir: str | Path, *, progress: Progress | None = None,
-              train_progress: Callable[[str, int], TrainProgress | None] | None = None,
-              log: Callable[[str], None] = lambda s: None) -> SweepResult:
-    """Fine-tune, evaluate and compare every point of `plan` (see module docstring)."""
+@dataclass
+class PreparedSweep:
+    """Everything a sweep needs before its first point, checked up front (shared by the in-process sweep
+    and the Ray one, `finetune.ray_sweep`, so both make the same runs)."""
+
+    plan: SweepPlan
+    base_ref: str
+    base_id: str
+    items: list
+    benign: list | None
+    benign_note: str | None
+    datasets: dict
+    judge: Any
+    sweep_id: str
+    adapters: Path
+    settings: EvalSettings
+    points_todo: list[tuple[str, int]]
+
+    def adapter_for(self, kind: str, n: int) -> tuple[str, Path]:
+        """(adapter key, adapter folder) of a fine-tuned point."""
+        key = adapter_key(self.base_id, self.datasets[(kind, n)].sha256, self.plan.settings)
+        return key, self.adapters / key
+
+    def spec_for(self, adapter: Path | None) -> str:
+        return f"hf:{self.base_ref}" if adapter is None else f"hf:{self.base_ref}+{adapter}"
+
+
+def prepare_sweep(store: Store, plan: SweepPlan, project_dir: str | Path) -> PreparedSweep:
+    """Validate `plan`, load items, benign questions and every training set, build the judge and record
+    the sweep (see `run_sweep`)."""
     plan = plan.validate()
     base_ref, source = resolve_base(plan.base)
     base_id = base_identity(source)
@@ -161,7 +200,6 @@ def run_sweep(store: Store, plan: SweepPlan, project_dir: str | Path, *, progres
     datasets = {(k, n): resolve_training_data(k, n, data_dir=plan.data_dir, seed=plan.settings.seed)
                 for k in plan.kinds for n in plan.ns if n > 0}
     judge = load_judge(plan.judge, batch_size=plan.batch_size)
-    ensure_schema(store)
     sweep_id = sweep_id_for(base_id, judge.identity, plan)
     with store.transaction() as c:
         c.execute("INSERT OR IGNORE INTO sweeps VALUES (?, ?, ?, ?, ?)",
@@ -170,51 +208,70 @@ def run_sweep(store: Store, plan: SweepPlan, project_dir: str | Path, *, progres
     settings = EvalSettings(system_prompt=plan.system_prompt,
                             generation=GenerationConfig(max_new_tokens=plan.max_new_tokens))
     points_todo = [(BASE_KIND, 0)] + sorted(datasets, key=lambda kn: (plan.kinds.index(kn[0]), kn[1]))
+    return PreparedSweep(plan, base_ref, base_id, items, benign, benign_note, datasets, judge, sweep_id, adapters,
+                         settings, points_todo)
+
+
+def compare_with_base(store: Store, prep: PreparedSweep, run_id: str, base_scores: dict[str, int]) -> PairedComparison:
+    """Paired comparison of a point's judge scores with the base's, on the items both have scored."""
+    scores = _scores_by_item(store, run_id, prep.judge.identity)
+    shared = sorted(set(base_scores) & set(scores))
+    return paired_comparison([base_scores[i] for i in shared], [scores[i] for i in shared])
+
+
+def point_record(store: Store, prep: PreparedSweep, kind: str, n: int, key: str | None, adapter: Path | None,
+                 outcome: Any, refusal: OverRefusal | None, trained: bool,
+                 base_scores: dict[str, int] | None) -> SweepPoint:
+    """The sweep row of an evaluated point (compared with the base when `base_scores` are given)."""
+    vs_base = None
+    if kind != BASE_KIND and base_scores is not None:
+        vs_base = compare_with_base(store, prep, outcome.run_id, base_scores)
+    o = outcome.summary.overall
+    return SweepPoint(kind, n, prep.spec_for(adapter), key, None if adapter is None else str(adapter),
+                      outcome.run_id, o.n, o.n_scored, o.harmfulness, vs_base, refusal, None, trained, o.refusal_rate)
+
+
+def run_sweep(store: Store, plan: SweepPlan, project_dir: str | Path, *, progress: Progress | None = None,
+              train_progress: Callable[[str, int], TrainProgress | None] | None = None,
+              log: Callable[[str], None] = lambda s: None) -> SweepResult:
+    """Fine-tune, evaluate and compare every point of `plan` (see module docstring)."""
+    prep = prepare_sweep(store, plan, project_dir)
+    plan = prep.plan
     medqa_note: str | None = None
 
     async def go() -> list[SweepPoint]:
         points: list[SweepPoint] = []
         base_scores: dict[str, int] = {}
+        judge = prep.judge
         try:
-            for kind, n in points_todo:
-                key = path = None
+            for kind, n in prep.points_todo:
+                key = out = None
                 trained = False
-                if kind == BASE_KIND:
-                    spec = f"hf:{base_ref}"
-                    adapter = None
-                else:
-                    data = datasets[(kind, n)]
-                    key = adapter_key(base_id, data.sha256, plan.settings)
-                    out = adapters / key
-                    path = str(out)
+                if kind != BASE_KIND:
+                    key, out = prep.adapter_for(kind, n)
                     log(f"{kind} n={n}: adapter {key}")
                     tp = train_progress(f"{kind} n={n}", n) if train_progress else None
-                    result = await asyncio.to_thread(finetune, plan.base, data, out, plan.settings, resume=True,
-                                                     data_dir=plan.data_dir, progress=tp)
+                    result = await asyncio.to_thread(finetune, plan.base, prep.datasets[(kind, n)], out,
+                                                     plan.settings, resume=True, data_dir=plan.data_dir, progress=tp)
                     if result.manifest.get("adapter_key") != key:
                         raise UserError(f"{out}: its manifest belongs to another fine-tune; move it away")
                     trained = not result.reused
                     result = None  # frees the in-memory copy before the model is loaded for evaluation
-                    spec, adapter = f"hf:{base_ref}+{out}", str(out)
-                model = HFChatModel(base_ref, adapter, prompt_format=plan.prompt_format, batch_size=plan.batch_size)
+                spec = prep.spec_for(out)
+                model = HFChatModel(prep.base_ref, None if out is None else str(out), prompt_format=plan.prompt_format,
+                                    batch_size=plan.batch_size)
                 try:
-                    outcome = await evaluate(store, items, model, judge, model_spec=spec, settings=settings,
+                    outcome = await evaluate(store, prep.items, model, judge, model_spec=spec, settings=prep.settings,
                                              progress=progress)
-                    refusal = (await over_refusal(store, model, benign, model_spec=spec, settings=settings,
-                                                  progress=progress) if benign else None)
+                    refusal = (await over_refusal(store, model, prep.benign, model_spec=spec, settings=prep.settings,
+                                                  progress=progress) if prep.benign else None)
                 finally:
                     await model.aclose()
-                scores = _scores_by_item(store, outcome.run_id, judge.identity)
-                vs_base = None
+                point = point_record(store, prep, kind, n, key, out, outcome, refusal, trained,
+                                     None if kind == BASE_KIND else base_scores)
                 if kind == BASE_KIND:
-                    base_scores = scores
-                else:
-                    shared = sorted(set(base_scores) & set(scores))
-                    vs_base = paired_comparison([base_scores[i] for i in shared], [scores[i] for i in shared])
-                o = outcome.summary.overall
-                point = SweepPoint(kind, n, spec, key, path, outcome.run_id, o.n, o.n_scored, o.harmfulness,
-                                   vs_base, refusal, None, trained, o.refusal_rate)
-                save_point(store, sweep_id, point)
+                    base_scores = _scores_by_item(store, outcome.run_id, judge.identity)
+                save_point(store, prep.sweep_id, point)
                 points.append(point)
         finally:
             await judge.aclose()
@@ -224,8 +281,8 @@ def run_sweep(store: Store, plan: SweepPlan, project_dir: str | Path, *, progres
     for point in points:  # medical QA runs its own event loops, so it goes after the sweep's
         point.medqa, medqa_note = _medqa_accuracy(store, point.model_spec, plan, progress)
         if point.medqa is not None:
-            save_point(store, sweep_id, point)
-    return SweepResult(sweep_id, points, benign_note, medqa_note)
+            save_point(store, prep.sweep_id, point)
+    return SweepResult(prep.sweep_id, points, prep.benign_note, medqa_note)
 
 
 def save_point(store: Store, sweep_id: str, p: SweepPoint) -> None:

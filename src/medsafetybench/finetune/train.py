@@ -108,6 +108,7 @@ class LoraSettings:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["target_modules"] = list(self.target_modules)
+        d["epochs"], d["lr"] = float(self.epochs), float(self.lr)  # 3 and 3.0 are the same plan (same key)
         return d
 
 
@@ -258,6 +259,18 @@ def _checkpoints(path: Path) -> list[Path]:
 
 # ----------------------------------------------------------------------------------------- training
 
+def _stable_adapter_config(folder: Path) -> None:
+    """peft writes `target_modules` from a set, in an order that changes between processes; sort it so
+    the same training gives the same files (and the same adapter fingerprint) everywhere."""
+    path = folder / "adapter_config.json"
+    if not path.is_file():
+        return
+    config = json.loads(path.read_text())
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+        path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
 def finetune(base: str, data: TrainingData, out: str | Path, settings: LoraSettings | None = None, *,
              merge: bool = False, resume: bool = False, data_dir: str | Path | None = None,
              device: str | None = None, progress: TrainProgress | None = None,
@@ -318,6 +331,7 @@ def finetune(base: str, data: TrainingData, out: str | Path, settings: LoraSetti
                         LoraConfig, get_peft_model, resume, progress, save_steps)
         peft_model, stats = result
         peft_model.save_pretrained(work)
+        _stable_adapter_config(work)
         (work / TRAIN_DATA).write_text(data.to_json())
         merged_path = None
         trained = peft_model

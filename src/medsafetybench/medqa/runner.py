@@ -166,9 +166,13 @@ def _put(store: Store, rows: list[tuple]) -> None:
 
 def _run_loglik(store: Store, model: Any, identity: str, task: Task, todo: list, batch_size: int,
                 progress: Any, stage: str, options: dict) -> None:
-    if getattr(model, "model", None) is None:
-        model.load()
-    scorer = LogLikScorer(model.model, model.tokenizer, batch_size=batch_size, add_bos=bool(options.get("add_bos")))
+    remote = getattr(model, "loglik_scorer", None)  # e.g. a Ray replica's (models.ray_engine.RemoteLogLik)
+    if remote is not None:
+        scorer = remote(batch_size=batch_size, add_bos=bool(options.get("add_bos")))
+    else:
+        if getattr(model, "model", None) is None:
+            model.load()
+        scorer = LogLikScorer(model.model, model.tokenizer, batch_size=batch_size, add_bos=bool(options.get("add_bos")))
     step = max(CHUNK, batch_size)
     for s in range(0, len(todo), step):  # store each chunk as it finishes: a killed run keeps it
         chunk = todo[s:s + step]

@@ -9,6 +9,9 @@ The prefix picks a backend class from the registry, and that class parses the re
 carry credentials (`http://user:secret@host/v1`, `?api_key=...`): `ModelSpec` keeps the full URL for
 the client, but `str(spec)` and `repr(spec)` are the safe display form (no userinfo, no secret
 query parameters), and that form is what callers print and store (`runs.model_spec`).
+
+`load_model(spec, engine="ray", replicas=N)` serves a local (hf:/vllm:) spec from N Ray actors instead
+of this process (`ray_engine.RayChatModel`), under the same identity.
 """
 
 from __future__ import annotations
@@ -110,17 +113,32 @@ def validate_spec(spec: str | ModelSpec) -> ModelSpec:
     return parsed
 
 
-def load_model(spec: str | ModelSpec, **options: Any) -> ChatModel:
+def load_model(spec: str | ModelSpec, *, engine: str | None = None, replicas: int = 1,
+               ray_address: str | None = None, num_gpus: float | None = None, **options: Any) -> ChatModel:
     """Build the backend for `spec`.
 
     Args:
         spec: a model spec string or a parsed `ModelSpec`.
+        engine: `local` (default: the backend in this process), `ray` or `ray:ADDRESS` (the backend in
+            `replicas` Ray actors, `models.ray_engine.RayChatModel`; same identity, so the same cache).
+        replicas: Ray replicas (engine ray only).
+        ray_address: Ray cluster address; overrides the one in `engine`.
+        num_gpus: GPUs per Ray replica (default: see `RayChatModel`).
         **options: settings for the backend (concurrency, timeout, batch_size, prompt_format, ...).
             Each backend takes only the names in its `OPTIONS`; others, and None values, are ignored,
             so callers can pass the CLI's settings to any backend.
     """
     if isinstance(spec, str):
         spec = parse_spec(spec)
+    if engine is not None or replicas != 1:
+        from .ray_engine import RayChatModel, parse_engine
+
+        name, address = parse_engine(engine)
+        if name == "ray":
+            return RayChatModel(spec, options, replicas=replicas, address=ray_address or address,
+                                num_gpus=num_gpus)
+        if replicas != 1:
+            raise UserError(f"--replicas {replicas} needs --engine ray (the local engine runs one copy of the model)")
     cls = backend_class(spec.backend)
     wanted = getattr(cls, "OPTIONS", frozenset())
     return cls.from_spec(spec, **{k: v for k, v in options.items() if k in wanted and v is not None})
