@@ -31,7 +31,7 @@ def _csv(text: str | None) -> list[str] | None:
 @app.command("eval")
 def eval_cmd(
     model: Annotated[list[str], typer.Option("--model", "-m", help="Model spec: openai:MODEL[@BASE_URL], hf:PATH[+ADAPTER], vllm:PATH. Repeat for several models (evaluated one after another on the same items).")],
-    judge: Annotated[list[str] | None, typer.Option("--judge", "-j", help="'offline' (default; the offline judge v1, approximate), 'offline-v1', 'offline-v2' (the cross-encoder), or a model spec for the paper's LLM judge, e.g. openai:gpt-3.5-turbo-0125. Repeat for several judges (the first is the primary judge).")] = None,
+    judge: Annotated[list[str] | None, typer.Option("--judge", "-j", help="'offline' (default; the offline judge v1, approximate), 'offline-v1', 'offline-v2' (the cross-encoder), or a model spec for the paper's LLM judge, e.g. openai:gpt-3.5-turbo-0125, or a safety classifier over a model spec: llamaguard3[-mlc], llamaguard4[-mlc], wildguard, harmbench[-val], shieldgemma, e.g. llamaguard3:hf:meta-llama/Llama-Guard-3-8B (docs/judges.md). Repeat for several judges (the first is the primary judge).")] = None,
     name: Annotated[list[str] | None, typer.Option("--name", help="Short name for the run (one per --model, in order); shown instead of the spec.")] = None,
     split: Annotated[str, typer.Option(help="eval (MedSafety-Eval, 900), improve (MedSafety-Improve, 900), extra (Llama-3 requests) or sample (bundled demo set).")] = "eval",
     source: Annotated[str | None, typer.Option(help="Comma list of sources: gpt4, llama2, llama3.")] = None,
