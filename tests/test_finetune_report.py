@@ -48,7 +48,7 @@ def test_sections_from_sweep_rows(project):
     [text] = [b for b in sw.blocks if isinstance(b, sec.Paragraph)]
     assert SID in text.text and JUDGE in text.text and "hf:/m" in text.text
     [table] = [b for b in sw.blocks if isinstance(b, sec.TableBlock)]
-    assert table.columns[-2:] == ["medical QA acc", "run"]
+    assert table.columns[-2:] == ["medical QA acc (harness, no BOS)", "run"]  # points stored before protocols
     assert [r[:2] for r in table.rows] == [["base", 0], ["medical safety", 100], ["medical safety", 200],
                                            ["general safety", 100]]
     base, med100 = table.rows[0], table.rows[1]

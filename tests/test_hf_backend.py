@@ -117,6 +117,27 @@ def test_usage_counts_prompt_and_completion_tokens(tiny_model_dir: Path) -> None
     assert cut.finish_reason == "length" and cut.usage.completion_tokens == 3
 
 
+def test_stop_strings_and_frequency_penalty(tiny_model_dir: Path) -> None:
+    model = HFChatModel(tiny_model_dir, prompt_format="raw", batch_size=4)
+    plain = _run(model, _requests(GenerationConfig(max_new_tokens=40)))
+    # a stop string ends the reply before it, as vLLM and the OpenAI API do
+    word = next(w for c in plain for w in c.text.split()[1:] if len(w) > 3)
+    stopped = _run(model, _requests(GenerationConfig(max_new_tokens=40, stop=(word,))))
+    for a, b in zip(plain, stopped, strict=True):
+        assert word not in b.text and a.text.startswith(b.text)
+        assert b.text == (a.text[:a.text.index(word)] if word in a.text else a.text)
+    # the frequency penalty counts generated tokens only (not the prompt) and changes greedy replies
+    import torch
+
+    from medsafetybench.models.hf_backend import _FrequencyPenalty
+
+    ids = torch.tensor([[5, 5, 9, 5, 5, 7], [1, 2, 3, 7, 7, 7]])
+    out = _FrequencyPenalty(0.5, prompt_width=3)(ids, torch.zeros(2, 10))
+    assert out[0, 5] == -1.0 and out[0, 7] == -0.5 and out[0, 9] == 0 and out[1, 7] == -1.5 and out[1, 1] == 0
+    penalised = _run(model, _requests(GenerationConfig(max_new_tokens=30, frequency_penalty=5.0)))
+    assert [c.text for c in penalised] != [c.text for c in plain]
+
+
 def test_sampling_is_seeded(tiny_model_dir: Path) -> None:
     model = HFChatModel(tiny_model_dir, batch_size=4)
     hot = GenerationConfig(max_new_tokens=30, temperature=1.5, seed=7)

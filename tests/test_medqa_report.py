@@ -1,9 +1,7 @@
 """medqa.report: the "Medical QA accuracy" report section, from `medqa_scores` rows written by the runner
 itself (generation mode: `evaluate_medqa` over a real fake OpenAI server; log-likelihood mode: the runner's
-writer `_put`) next to the fixture safety runs of `fixtures_report.build_store`."""
-
-import json
-import time
+writer `scores.put`) next to the fixture safety runs of `fixtures_report.build_store`; rows of each protocol
+and settings are reported apart, each named."""
 
 import pytest
 
@@ -12,8 +10,10 @@ from cli_helpers import run_main
 pytest.importorskip("matplotlib")
 
 from fixtures_report import build_store  # noqa: E402
-from medsafetybench.medqa import evaluate_medqa, runner  # noqa: E402
+from medsafetybench.medqa import evaluate_medqa  # noqa: E402
 from medsafetybench.medqa import report as mr  # noqa: E402
+from medsafetybench.medqa.protocols import HarnessProtocol  # noqa: E402
+from medsafetybench.medqa.scores import NewRow, canonical, harness_key, put  # noqa: E402
 from medsafetybench.medqa.tasks import LETTERS, PROMPT_VERSION, PUBMEDQA_CHOICES, Question  # noqa: E402
 from medsafetybench.metrics import bootstrap_mean  # noqa: E402
 from medsafetybench.models.spec import load_model, parse_spec  # noqa: E402
@@ -30,14 +30,14 @@ LOGLIK_ROWS = [("mmlu_anatomy", "anatomy:1", 0, [-1, -2, -3, -4]), ("mmlu_anatom
                ("pubmedqa", "p1", 0, [-1, -2, -3]), ("pubmedqa", "p2", 1, [-1, -2, -3]), ("pubmedqa", "p3", 2, [-5, -4, -0.5])]
 
 
-def put_loglik(store, identity, rows, version=PROMPT_VERSION):
-    runner.ensure_schema(store)
+def put_loglik(store, identity, rows, version=PROMPT_VERSION, add_bos=True):
+    proto = HarnessProtocol(add_bos)
     out = []
     for task, qid, gold, lls in rows:
         q = Question(qid, f"question {qid}\nAnswer:", PUBMEDQA_CHOICES if task == "pubmedqa" else LETTERS, gold)
-        out.append((runner.score_key(identity, task, q, "loglik"), identity, task, qid, version, "loglik", gold,
-                    json.dumps(lls), None, time.time()))
-    runner._put(store, out)
+        out.append(NewRow(harness_key(identity, task, q, "loglik", proto), identity, task, qid, version, "loglik", gold,
+                          str(lls), None, "harness", canonical(proto.settings("loglik")), None))
+    put(store, out)
 
 
 @pytest.fixture
@@ -65,8 +65,10 @@ def test_table_and_tradeoff_figure(project):
     [text] = [x for x in s.blocks if isinstance(x, sec.Paragraph)]
     assert "option texts" in text.text  # the generation-mode caveat
     [table] = [x for x in s.blocks if isinstance(x, sec.TableBlock)]
-    assert table.columns == ["model", "task", "n", "accuracy [95% CI]", "invalid"]
-    rows = {(r[0].split("@")[0], r[1]): r[2:] for r in table.rows}
+    assert table.columns == ["model", "protocol", "task", "n", "accuracy [95% CI]", "invalid"]
+    rows = {(r[0].split("@")[0], r[2]): r[3:] for r in table.rows}
+    assert {(r[0].split("@")[0], r[1]) for r in table.rows} == {("openai:model-a", "harness, generation"),
+                                                               ("openai:model-b", "harness")}
     assert {m for m, _ in rows} == {"openai:model-a", "openai:model-b"}
     # model-a, generation: A right, B right, "Answer: b" (gold C) wrong, refusal invalid -> 2/4, as the runner says
     n, acc, invalid = rows[("openai:model-a", "mmlu_anatomy")]
@@ -79,13 +81,44 @@ def test_table_and_tradeoff_figure(project):
         assert (got_n, invalid) == (n, None) and acc.value == pytest.approx(right / n)
         assert acc == bootstrap_mean([1.0] * right + [0.0] * (n - right))
     assert rows[("openai:model-b", "macro")][1] == pytest.approx(2 / 3)  # (4/6 + 2/3) / 2
-    [fig] = s.figures
-    assert fig.name == "medqa-tradeoff"
-    ax = fig.figure.axes[0]
-    points = {t.get_text(): t.xy for t in ax.texts}
-    assert set(points) == {"model-a", "model-b"}
-    assert points["model-a"] == pytest.approx((0.5, 26 / 11))  # harmfulness of SCORES_A (11 scored)
-    assert points["model-b"] == pytest.approx((2 / 3, 16 / 11))
+    # one figure per measure: generation (model-a) and log-likelihood (model-b) are never on one axis
+    gen_fig, ll_fig = s.figures
+    assert (gen_fig.name, ll_fig.name) == ("medqa-tradeoff", "medqa-tradeoff-2")
+    assert "generation" in gen_fig.figure.axes[0].get_xlabel() and "generation" not in ll_fig.figure.axes[0].get_xlabel()
+    points_a = {t.get_text(): t.xy for t in gen_fig.figure.axes[0].texts}
+    points_b = {t.get_text(): t.xy for t in ll_fig.figure.axes[0].texts}
+    assert set(points_a) == {"model-a"} and set(points_b) == {"model-b"}
+    assert points_a["model-a"] == pytest.approx((0.5, 26 / 11))  # harmfulness of SCORES_A (11 scored)
+    assert points_b["model-b"] == pytest.approx((2 / 3, 16 / 11))
+    close(s.figures)
+
+
+def test_each_protocol_is_its_own_row_and_figure(project):
+    """Paper-protocol generations of model-b (stored as the runner stores them) sit beside its harness
+    log-likelihoods, named, never merged: their accuracy is read with the reference's reader."""
+    from medsafetybench.medqa.paper import PAPER_PROMPT_VERSION
+    from medsafetybench.medqa.protocols import PaperProtocol
+    from medsafetybench.medqa.scores import paper_key
+
+    store = project[0]
+    proto = PaperProtocol()
+    replies = {"anatomy:1": "A", "anatomy:2": "b.", "anatomy:3": "Answer: C", "anatomy:4": "I cannot say"}
+    rows = []
+    for (task, qid, gold, _) in LOGLIK_ROWS[:4]:
+        q = Question(qid, "p", LETTERS, gold)
+        rows.append(NewRow(paper_key("openai:model-b", task, q, PAPER_PROMPT_VERSION, "p", {}, proto, None),
+                           "openai:model-b", task, qid, PAPER_PROMPT_VERSION, "generate", gold, None, replies[qid],
+                           "paper", canonical(proto.settings()), None))
+    put(store, rows)
+    [s] = mr.report_sections(store, store.runs())
+    [table] = [x for x in s.blocks if isinstance(x, sec.TableBlock)]
+    paper_rows = {r[2]: r[3:] for r in table.rows if r[1] == "paper (0-shot)"}
+    assert {r[0].split("@")[0] for r in table.rows if r[1] == "paper (0-shot)"} == {"openai:model-b"}
+    # A right, b right, "Answer: C" reads as A (gold C: wrong), the refusal is invalid: 2/4
+    n, acc, invalid = paper_rows["mmlu_anatomy"]
+    assert (n, acc.value, invalid) == (4, 0.5, 1)
+    assert [f.name for f in s.figures] == ["medqa-tradeoff", "medqa-tradeoff-2", "medqa-tradeoff-3"]
+    assert "paper (0-shot)" in s.figures[2].figure.axes[0].get_xlabel()
     close(s.figures)
 
 

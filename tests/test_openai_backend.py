@@ -81,6 +81,26 @@ def test_sends_generation_config(fake_openai_factory):
     assert a["model"] == "fake-model" and a["temperature"] == 0.0 and a["max_tokens"] == 512
     assert "top_p" not in a and "seed" not in a
     assert (b["temperature"], b["top_p"], b["max_tokens"], b["seed"]) == (0.7, 0.9, 64, 3)
+    assert "stop" not in a and "frequency_penalty" not in a
+    seen.clear()
+    run(fast_model(srv), [ChatRequest.simple("c", config=GenerationConfig(9, stop=("###",), frequency_penalty=1.0))])
+    assert (seen[0]["stop"], seen[0]["frequency_penalty"], seen[0]["max_tokens"]) == (["###"], 1.0, 9)
+
+
+def test_new_config_fields_leave_old_cache_keys_alone():
+    """stop and frequency_penalty are left out of the key at their defaults: responses stored before they
+    existed keep their keys."""
+    import hashlib
+    import json
+
+    req = ChatRequest.simple("q", config=GenerationConfig(max_new_tokens=7))
+    old = json.dumps({"model": "m", "messages": [{"role": "user", "content": "q"}],
+                      "config": {"max_new_tokens": 7, "temperature": 0.0, "top_p": 1.0, "seed": None}},
+                     sort_keys=True, ensure_ascii=False)
+    assert req.cache_key("m") == hashlib.sha256(old.encode()).hexdigest()
+    stops = ChatRequest.simple("q", config=GenerationConfig(max_new_tokens=7, stop=["###"]))
+    assert stops.config.stop == ("###",) and stops.cache_key("m") != req.cache_key("m")
+    assert GenerationConfig(**stops.config.to_dict()) == stops.config  # a stored dict rebuilds it (hashable)
 
 
 def test_order_preserved_and_on_result_once_on_loop_thread(fake_openai_factory):

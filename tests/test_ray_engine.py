@@ -152,8 +152,9 @@ def test_remote_loglik_equals_local(tiny_on_ray, tiny_model_dir):
     local.load()
     pairs = [("Question: which drug lowers fever?\nAnswer:", (" aspirin", " sand")),
              ("Question: is water wet?\nAnswer:", (" yes", " no", " maybe"))]
-    want = LogLikScorer(local.model, local.tokenizer, batch_size=4).score(pairs)
-    assert view.loglik_scorer(batch_size=4, add_bos=False).score(pairs) == want
+    for add_bos in (True, False):  # True: the harness default (medqa's since 0.2); False: release 0.1.0's
+        want = LogLikScorer(local.model, local.tokenizer, batch_size=4, add_bos=add_bos).score(pairs)
+        assert view.loglik_scorer(batch_size=4, add_bos=add_bos).score(pairs) == want
 
 
 def test_cli_eval_engine_ray_then_local_shares_the_run(ray_cluster, tiny_model_dir, tmp_path, fake_openai_factory,

@@ -132,6 +132,20 @@ def test_greedy_outputs_equal_hf(wide_model: Path, torch_one_thread: None) -> No
 
 
 @needs_vllm
+def test_frequency_penalty_and_stop_strings_equal_hf(wide_model: Path, torch_one_thread: None) -> None:
+    """The medical QA paper protocol's decoding (frequency penalty 1.0, stop strings): vLLM's own penalty and
+    our hf: logits processor give the same greedy replies, both ended before the stop string."""
+    plain = _run(_hf(wide_model), _requests(8, 24))
+    word = next(w for c in plain for w in c.text.split()[1:] if len(w) > 3)
+    reqs = [ChatRequest(r.messages, GenerationConfig(max_new_tokens=24, frequency_penalty=1.0, stop=("###", word)))
+            for r in _requests(8, 24)]
+    ref = _run(_hf(wide_model), reqs)
+    got = _run(_vllm(wide_model), reqs)
+    assert [c.text for c in got] == [c.text for c in ref]
+    assert all(word not in c.text for c in got) and any(c.text != p.text for c, p in zip(ref, plain, strict=True))
+
+
+@needs_vllm
 def test_engine_starts_once_per_process_and_settings(wide_model: Path) -> None:
     from medsafetybench.models import vllm_backend
 

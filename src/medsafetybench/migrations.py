@@ -202,6 +202,19 @@ ALTER TABLE sweep_points ADD COLUMN refusal_low REAL;
 ALTER TABLE sweep_points ADD COLUMN refusal_high REAL
 """
 
+# v2: the protocol and settings each medical QA score was computed under (part of its key since 0.2), and
+# the replicate (seed or self-consistency branch) of paper-protocol generations. 0.1.0 scored local models
+# without a BOS token and chat APIs with 64-token generations: its rows say so, so they never answer a
+# query for other settings.
+_MEDQA_V2 = """
+ALTER TABLE medqa_scores ADD COLUMN protocol TEXT NOT NULL DEFAULT 'harness';
+ALTER TABLE medqa_scores ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';
+ALTER TABLE medqa_scores ADD COLUMN replicate INTEGER;
+UPDATE medqa_scores SET settings = '{"add_bos": false}' WHERE mode = 'loglik';
+UPDATE medqa_scores SET settings = '{"max_new_tokens": 64}' WHERE mode = 'generate';
+CREATE INDEX IF NOT EXISTS medqa_scores_result ON medqa_scores(model_identity, protocol, settings, task)
+"""
+
 _GENERATION_V1 = """
 CREATE TABLE IF NOT EXISTS gen_candidates (
     id TEXT PRIMARY KEY,
@@ -320,6 +333,8 @@ MIGRATIONS: list[Migration] = [
               _LABELS_V1),
     Migration("generation", 2, "GCG runs: refusal flag, check outputs, prompts version, dtype; GCG checkpoints",
               _GENERATION_V2, _generation_v2_values),
+    Migration("medqa", 2, "protocol, settings and replicate of every medical QA score (0.1.0 rows: harness, "
+              "no BOS / 64-token generations)", _MEDQA_V2),
 ]
 
 

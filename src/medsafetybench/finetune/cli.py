@@ -204,6 +204,8 @@ def sweep_table(result, width: int = 100):  # noqa: ANN001 - SweepResult, import
     from ..report.console import fit_table
 
     rows = []
+    protocol = next((p.medqa.get("protocol") for p in result.points if isinstance(p.medqa, dict)
+                     and p.medqa.get("protocol")), None)
     for p in result.points:
         d = p.vs_base
         r = p.over_refusal
@@ -215,5 +217,6 @@ def sweep_table(result, width: int = 100):  # noqa: ANN001 - SweepResult, import
                      f"{acc:.4f}" if isinstance(acc, (int, float)) else "n/a"])
     return fit_table(f"sweep {result.sweep_id}: harmfulness (1-5, lower is safer), vs base on the same items",
                      ("data", "n", "harmfulness [95% CI]", "refusal rate [95% CI]", "diff vs base [95% CI]",
-                      "Wilcoxon p", "over-refusal [95% CI]", "MedQA macro acc"), rows, width,
+                      "Wilcoxon p", "over-refusal [95% CI]",
+                      "MedQA macro acc" + (f" ({protocol})" if protocol else "")), rows, width,
                      right=(1, 2, 3, 4, 5, 6, 7))

@@ -50,6 +50,16 @@ def _nan(x: float | None) -> float:
     return float("nan") if x is None else float(x)
 
 
+def _qa_protocol(rows: list[dict[str, Any]]) -> str:
+    """The medical QA protocol of the points' accuracies (points stored before protocols existed were
+    scored by the harness protocol without a BOS token)."""
+    import json
+
+    labels = {(json.loads(r["medqa"]) or {}).get("protocol", "harness, no BOS") for r in rows
+              if r.get("medqa") and r["medqa_acc"] is not None}
+    return ", ".join(sorted(labels)) or "harness"
+
+
 def _label(row: dict[str, Any]) -> str:
     return "base" if row["data_kind"] == BASE_KIND else f"{row['data_kind']} n={row['n']}"
 
@@ -152,7 +162,8 @@ def report_sections(store: Store, runs: Sequence[RunInfo]) -> list[Section]:
         name = f"finetune-sweep-{sid[:8]}" if several else "finetune-sweep"
         sections.append(Section(name, "Safety fine-tuning sweep" + (f" {sid[:8]}" if several else ""), order=50 + i,
                                 blocks=[Paragraph(text),
-                                        TableBlock(cols + (["medical QA acc"] if with_qa else []) + ["run"], table),
+                                        TableBlock(cols + ([f"medical QA acc ({_qa_protocol(rows)})"] if with_qa
+                                                           else []) + ["run"], table),
                                         FigureBlock(name, sweep_figure(rows),
                                                     "Harmfulness and over-refusal against n per data kind, from the "
                                                     "base at n = 0 (bands: 95% bootstrap intervals).")]))
@@ -163,7 +174,8 @@ def report_sections(store: Store, runs: Sequence[RunInfo]) -> list[Section]:
         sections.append(Section("finetune-tradeoff", "Safety vs medical accuracy", order=59, blocks=[
             Paragraph("Does safety tuning cost medical knowledge? Each marker is one sweep point: its harmfulness "
                       "against its medical QA accuracy (macro over the tasks asked for)."),
-            TableBlock(["point", "data", "n", "medical QA acc", "harmfulness [95% CI]", "sweep"], table),
+            TableBlock(["point", "data", "n", f"medical QA acc ({_qa_protocol(qa)})", "harmfulness [95% CI]", "sweep"],
+                       table),
             FigureBlock("finetune-tradeoff", tradeoff_figure(qa, several),
                         "Harmfulness against medical QA accuracy per sweep point (95% intervals).")]))
     return sections

@@ -143,7 +143,8 @@ def _medqa_accuracy(store: Store, model_spec: str, plan: SweepPlan, progress: Pr
         return None, "medical QA accuracy is not available (medsafetybench.medqa is not installed)"
     result = evaluate_medqa(store, model_spec, list(plan.medqa_tasks), plan.medqa_dir, plan.medqa_limit,
                             plan.batch_size, progress, model=model)
-    return {"macro_acc": result.macro, "accuracy": result.accuracy()}, None
+    return {"macro_acc": result.macro, "accuracy": result.accuracy(), "protocol": result.label,
+            "settings": result.settings}, None
 
 
 def _scores_by_item(store: Store, run_id: str, judge_identity: str) -> dict[str, int]:

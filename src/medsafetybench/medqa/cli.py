@@ -1,75 +1,148 @@
-"""`medsafety medqa`: medical QA accuracy of one model, or a paired before/after comparison of two."""
+"""`medsafety medqa`: medical QA accuracy of one model or a paired comparison of two, under the harness
+(default) or the paper protocol; `medsafety medqa runs`: the stored results. Tables fit 80 columns:
+percentages with two decimals and their intervals in columns of their own, MMLU subjects indented
+under the pooled `mmlu_medical` row without their prefix."""
 
 from __future__ import annotations
 
+import datetime
 import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich import box
 from rich.table import Table
 
+from ..cli_common import err, out
 from ..errors import UserError
-from .runner import MedQAComparison, MedQAResult
+from .compare import MedQAComparison
+from .results import MedQAResult, TaskResult
+from .scores import MedQARun
+
+Opt = typer.Option
 
 
-def _pct(e) -> str:
-    if e is None or e.value is None:
-        return "-"
-    if e.low is None:
-        return f"{100 * e.value:.1f}"
-    return f"{100 * e.value:.1f} [{100 * e.low:.1f}, {100 * e.high:.1f}]"
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.2f}"
+
+
+def _ci(e) -> str:  # noqa: ANN001 - metrics.Estimate
+    return "" if e is None or e.low is None else f"{100 * e.low:.2f}-{100 * e.high:.2f}"
+
+
+def _table(title: str, columns: list[str], left: int = 1) -> Table:
+    """A borderless table; the first `left` columns left-aligned, the rest right-aligned."""
+    t = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for i, col in enumerate(columns):
+        t.add_column(col, justify="left" if i < left else "right", overflow="fold")
+    return t
+
+
+def _ordered(r: MedQAResult) -> list[tuple[str, TaskResult]]:
+    """Display order: tasks outside groups, then each group with its members indented beneath it."""
+    rows = [(t.name, t) for t in r.tasks if not t.name.startswith("mmlu_")]
+    for g in r.groups:
+        rows.append((g.name, g))
+        rows += [("  " + t.name.removeprefix("mmlu_"), t) for t in r.tasks if t.name.startswith("mmlu_")]
+    rows += [(t.name, t) for t in r.tasks if t.name.startswith("mmlu_") and not r.groups]
+    return rows
 
 
 def result_table(r: MedQAResult) -> Table:
-    t = Table(title=f"Medical QA accuracy (%) of {r.model_spec} ({r.mode}), 95% bootstrap intervals")
-    for col in ("task", "n", "acc", "acc_norm", "invalid"):
-        t.add_column(col, justify="left" if col == "task" else "right")
-    for x in [*r.tasks, *r.groups]:
-        name = ("  " + x.name) if x.name.startswith("mmlu_") and x.name != "mmlu_medical" else x.name
+    t = _table(f"Medical QA accuracy (%) of {r.model_spec}\nprotocol: {r.label}; 95% bootstrap intervals",
+               ["task", "n", "acc", "95% CI", "acc_norm", "invalid"])
+    for name, x in _ordered(r):
         n = f"{x.n_scored}" if x.n_scored == x.n else f"{x.n_scored}/{x.n}"
-        t.add_row(name, n, _pct(x.acc), _pct(x.acc_norm), str(x.n_invalid))
-    macro = r.macro
-    t.add_row("macro average", "", "-" if macro is None else f"{100 * macro:.1f}", "", "")
+        t.add_row(name, n, _pct(x.acc.value), _ci(x.acc), _pct(x.acc_norm.value) if x.acc_norm else "-",
+                  str(x.n_invalid))
+    t.add_row("macro average", "", _pct(r.macro), "", "", "")
+    return t
+
+
+def replicate_table(r: MedQAResult) -> Table | None:
+    """Paper protocol with several seeds: accuracy (%) per seed (rows) and headline task (columns)."""
+    units = [u for u in r.headline if u.replicates]
+    if not units:
+        return None
+    t = _table("Accuracy (%) per in-context seed", ["seed", *[u.name for u in units]])
+    for seed in units[0].replicates:
+        t.add_row(seed.removeprefix("seed "), *[_pct(u.replicates.get(seed)) for u in units])
+    t.add_row("mean", *[_pct(u.acc.value) for u in units])
     return t
 
 
 def comparison_table(c: MedQAComparison) -> Table:
-    t = Table(title=f"A = {c.a.model_spec}   B = {c.b.model_spec}   (paired McNemar test per task)")
-    for col in ("task", "n", "acc A", "acc B", "B - A", "A only", "B only", "p"):
-        t.add_column(col, justify="left" if col == "task" else "right")
+    t = _table(f"A = {c.a.model_spec}\nB = {c.b.model_spec}\nprotocol: {c.a.label}; paired McNemar test per task",
+               ["task", "n", "acc A", "acc B", "B - A", "A only", "B only", "p"])
     for p in c.tasks:
-        diff = "-" if p.acc_a is None else f"{100 * (p.acc_b - p.acc_a):+.1f}"
-        t.add_row(p.name, str(p.n), "-" if p.acc_a is None else f"{100 * p.acc_a:.1f}",
-                  "-" if p.acc_b is None else f"{100 * p.acc_b:.1f}", diff, str(p.a_only), str(p.b_only), f"{p.p_value:.3g}")
+        diff = "-" if p.acc_a is None else f"{100 * (p.acc_b - p.acc_a):+.2f}"
+        t.add_row(p.name.removeprefix("mmlu_") if p.name != "mmlu_medical" and p.name.startswith("mmlu_") else p.name,
+                  str(p.n), _pct(p.acc_a), _pct(p.acc_b), diff, str(p.a_only), str(p.b_only), f"{p.p_value:.3g}")
+    return t
+
+
+def runs_table(runs: list[MedQARun]) -> Table:
+    t = _table("Stored medical QA results (accuracy %, macro over tasks)",
+               ["#", "model", "protocol", "questions", "macro", "last scored"], left=3)
+    for i, r in enumerate(runs, 1):
+        when = datetime.datetime.fromtimestamp(r.last_at).strftime("%Y-%m-%d %H:%M")
+        t.add_row(str(i), r.model_identity, r.label, str(sum(r.tasks.values())), _pct(r.macro_acc), when)
     return t
 
 
 def register(app: typer.Typer) -> None:
-    out, err = Console(), Console(stderr=True)
+    medqa = typer.Typer(help="Medical QA accuracy (MedQA, MedMCQA, PubMedQA, MMLU medical).", no_args_is_help=False,
+                        invoke_without_command=True)
+    app.add_typer(medqa, name="medqa")
 
-    @app.command("medqa")
+    @medqa.callback()
     def medqa_cmd(
-        model: Annotated[str | None, typer.Option("--model", "-m", help="Model spec: hf:PATH[+ADAPTER] (log-likelihood) or openai:MODEL[@URL] (generation).")] = None,
-        compare: Annotated[tuple[str, str] | None, typer.Option("--compare", help="Two model specs A B: accuracies side by side with a paired McNemar test per task.")] = None,
-        tasks: Annotated[str, typer.Option(help="Comma list: medqa, medmcqa, pubmedqa, mmlu_medical (or mmlu_<subject>).")] = "medqa,medmcqa,pubmedqa,mmlu_medical",
-        data: Annotated[Path | None, typer.Option(help="Folder with the released files (else $MEDSAFETYBENCH_MEDQA_DATA); see docs/medqa.md.")] = None,
-        shots: Annotated[int, typer.Option(min=0, help="Few-shot examples (only 0 is supported).")] = 0,
-        limit: Annotated[int | None, typer.Option(min=1, help="Keep the first N questions of each task.")] = None,
-        batch_size: Annotated[int, typer.Option(min=1, help="Questions per forward pass (hf:).")] = 8,
-        concurrency: Annotated[int, typer.Option(min=1, help="Concurrent requests (openai:).")] = 16,
-        project: Annotated[Path | None, typer.Option("--project", help="Project directory holding the run store.")] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")] = False,
+        ctx: typer.Context,
+        model: Annotated[str | None, Opt("--model", "-m", help="Model spec: hf:PATH[+ADAPTER], openai:MODEL[@URL], vllm:PATH (paper protocol).")] = None,
+        compare: Annotated[tuple[str, str] | None, Opt("--compare", help="Two model specs A B: accuracies side by side with a paired McNemar test per task.")] = None,
+        tasks: Annotated[str, Opt(help="Comma list: medqa, medmcqa, pubmedqa, mmlu_medical (or mmlu_<subject>).")] = "medqa,medmcqa,pubmedqa,mmlu_medical",
+        data: Annotated[Path | None, Opt(help="Folder with the released files (else $MEDSAFETYBENCH_MEDQA_DATA); see docs/medqa.md.")] = None,
+        protocol: Annotated[str, Opt(help="harness: lm-evaluation-harness zero-shot (log-likelihood for hf:); paper: the MedSafetyBench authors' meditron-eval generation protocol.")] = "harness",
+        add_bos: Annotated[bool, Opt("--add-bos/--no-add-bos", help="Harness log-likelihood: encode with the tokenizer's special tokens (a BOS for Llama), as lm-eval does; --no-add-bos: none (release 0.1.0).")] = True,
+        paper_shots: Annotated[int, Opt(min=0, help="Paper protocol: in-context shots from the train split (needs the train files, see docs).")] = 0,
+        paper_seeds: Annotated[str | None, Opt(help="Paper protocol: comma list of shot seeds (default: the reference's 10).")] = None,
+        paper_single_seed: Annotated[bool, Opt(help="Paper protocol: shots from seed 1234 only (the reference without -m 1).")] = False,
+        paper_cot: Annotated[bool, Opt(help="Paper protocol: chain-of-thought instruction, 1024 new tokens.")] = False,
+        paper_sc: Annotated[bool, Opt(help="Paper protocol: self-consistency (branches at temperature 0.8, majority vote).")] = False,
+        paper_sc_branches: Annotated[int, Opt(min=1, help="Paper protocol: self-consistency branches.")] = 10,
+        shots: Annotated[int, Opt(min=0, hidden=True, help="Alias of --paper-shots (the harness protocol is zero-shot).")] = 0,
+        limit: Annotated[int | None, Opt(min=1, help="Keep the first N questions of each task.")] = None,
+        batch_size: Annotated[int, Opt(min=1, help="Questions per forward pass (hf:).")] = 16,
+        concurrency: Annotated[int, Opt(min=1, help="Concurrent requests (openai:).")] = 16,
+        export: Annotated[Path | None, Opt("--export", help="Also write every per-question result (with protocol and settings) to FILE (.jsonl or .csv).")] = None,
+        project: Annotated[Path | None, Opt("--project", help="Project directory holding the run store.")] = None,
+        as_json: Annotated[bool, Opt("--json", help="Print machine-readable JSON instead of tables.")] = False,
     ) -> None:
         """Medical QA accuracy (MedQA, MedMCQA, PubMedQA, MMLU medical). Every per-question score is stored:
-        re-running computes nothing new, an interrupted run resumes."""
+        re-running computes nothing new, an interrupted run resumes. `medsafety medqa runs` lists what is stored."""
+        if ctx.invoked_subcommand is not None:
+            return
         from ..report.console import RichProgress
         from ..store import Store
-        from .runner import compare_medqa, evaluate_medqa
+        from .compare import compare_medqa
+        from .protocols import make_protocol
+        from .runner import evaluate_medqa
 
         if (model is None) == (compare is None):
-            raise UserError("give either --model SPEC or --compare SPEC_A SPEC_B")
+            raise UserError("give either --model SPEC or --compare SPEC_A SPEC_B (or `medsafety medqa runs`)")
+        if protocol.lower() == "paper":
+            seeds = tuple(int(s) for s in paper_seeds.split(",") if s.strip()) if paper_seeds else None
+            proto = make_protocol("paper", shots=paper_shots or shots, multi_seed=not paper_single_seed, seeds=seeds,
+                                  cot=paper_cot, sc=paper_sc, sc_branches=paper_sc_branches)
+        else:
+            if paper_shots or paper_seeds or paper_cot or paper_sc or paper_single_seed:
+                raise UserError("--paper-* options belong to --protocol paper")
+            if shots:
+                raise UserError("--shots: the harness protocol is zero-shot; use --protocol paper --paper-shots N")
+            proto = make_protocol(protocol, add_bos=add_bos)
+        if export is not None and export.suffix.lower() not in (".jsonl", ".csv"):
+            raise UserError(f"--export '{export}': name the file .jsonl or .csv")
         task_names = [t.strip() for t in tasks.split(",") if t.strip()]
         store = Store.open_project(project)
         opts = {"concurrency": concurrency}
@@ -77,24 +150,53 @@ def register(app: typer.Typer) -> None:
             with store, RichProgress(err, enabled=not as_json) as progress:
                 if compare is not None:
                     res = compare_medqa(store, compare[0], compare[1], task_names, data, limit, batch_size, progress,
-                                        shots=shots, **opts)
+                                        protocol=proto, **opts)
                     results = [res.a, res.b]
                 else:
-                    res = evaluate_medqa(store, model, task_names, data, limit, batch_size, progress, shots=shots, **opts)
+                    res = evaluate_medqa(store, model, task_names, data, limit, batch_size, progress, protocol=proto,
+                                         **opts)
                     results = [res]
         except KeyboardInterrupt:
             err.print("interrupted: every finished score is stored; re-run the same command to resume")
             raise typer.Exit(130) from None
+        if export is not None:
+            from .scores import export_records
+
+            written = 0
+            for i, r in enumerate(results):
+                path = export if len(results) == 1 else export.with_name(f"{export.stem}.{'ab'[i]}{export.suffix}")
+                written += export_records(r, path)
+            err.print(f"wrote {written} per-question rows to {export if len(results) == 1 else export.parent}")
         if as_json:
             print(json.dumps(res.to_dict(), indent=2))
         else:
             for r in results:
                 out.print(result_table(r))
+                extra = replicate_table(r)
+                if extra is not None:
+                    out.print(extra)
             if compare is not None:
                 out.print(comparison_table(res))
-            out.print(f"questions scored this time: {sum(r.computed for r in results)}; stored in {store.path}")
+            out.print(f"scored this time: {sum(r.computed for r in results)}; stored in {store.path}")
         failed = sum(r.failed for r in results)
         if failed:
             first = next(e for r in results for e in r.errors)
             err.print(f"[red]{failed} request(s) failed[/red] (first: {first}); re-run the same command to retry only those.")
             raise typer.Exit(1)
+
+    @medqa.command("runs")
+    def runs_cmd(project: Annotated[Path | None, Opt("--project", help="Project directory holding the run store.")] = None,
+                 as_json: Annotated[bool, Opt("--json", help="Print machine-readable JSON instead of a table.")] = False) -> None:
+        """List the stored medical QA results: one per model, protocol and settings."""
+        from ..store import Store, project_db_path
+        from .scores import medqa_runs
+
+        path = project_db_path(project)
+        if not path.exists():
+            raise UserError(f"no run store at {path}: run `medsafety medqa --model ...` first or pass --project")
+        with Store(path) as store:
+            runs = medqa_runs(store)
+        if as_json:
+            print(json.dumps([r.to_dict() for r in runs], indent=2))
+        else:
+            out.print(runs_table(runs) if runs else "no medical QA results stored")

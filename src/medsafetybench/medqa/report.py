@@ -3,24 +3,24 @@
 `report_sections(store, runs)` reads the `medqa_scores` rows of the report's models (matched by the
 weights in their identity: an `hf:` run's prompt format and the runner's `|loglik` suffix are ignored)
 and returns a "Medical QA accuracy" section: accuracy per task, pooled `mmlu_medical` and macro per
-model, and, when a model also has a harmfulness score, the figure `medqa-tradeoff`. Predictions come
-from the stored rows through the runner's own functions (`loglik.predictions`, `extract.extract_choice`).
-A store without the table (or without rows for these models) gives no sections and is not written to.
+model *and protocol* (each row names its protocol and settings; results of different protocols are
+never put side by side as one measure), and, when a model also has a harmfulness score, the figure
+`medqa-tradeoff` (one per protocol: `medqa-tradeoff-2`, ... for the second and later). Predictions come
+from the stored rows through `results.build_result`, as the runner reads them. A store without the
+table (or without rows for these models) gives no sections and is not written to.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
-from ..metrics import Estimate, bootstrap_mean
+from ..metrics import Estimate
 from ..pipeline import summarise_run
 from ..report.sections import FigureBlock, Paragraph, Section, TableBlock
 from ..store import RunInfo, Store
-from .extract import extract_choice
-from .loglik import predictions
-from .runner import GENERATE, LOGLIK, MedQAResult, TaskResult
-from .tasks import PROMPT_VERSION, TASKS
+from .results import LOGLIK, MedQAResult
+from .scores import result_from_group, stored_rows
+from .tasks import PROMPT_VERSION
 
 
 def weights_key(identity: str) -> str:
@@ -29,51 +29,14 @@ def weights_key(identity: str) -> str:
     return "|".join(p for p in identity.split("|") if not p.startswith("fmt=") and p != LOGLIK)
 
 
-def _rows(store: Store, identities: set[str]) -> dict[str, list[tuple]]:
-    """Stored rows per weights key, the latest per (task, question): (task, question id, mode, gold, lls, raw)."""
-    found = store.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'medqa_scores'")
-    if found.fetchone() is None:
-        return {}
-    latest: dict[tuple[str, str, str], tuple] = {}
-    for ident, task, qid, mode, gold, lls, raw in store.conn.execute(
-            "SELECT model_identity, task, question_id, mode, gold, lls, raw FROM medqa_scores "
-            "WHERE prompt_version = ? ORDER BY created_at", (PROMPT_VERSION,)):
-        key = weights_key(ident)
-        if key in identities and task in TASKS:
-            latest[(key, task, qid)] = (task, qid, mode, gold, lls, raw)
-    out: dict[str, list[tuple]] = {}
-    for (key, _, _), row in latest.items():
-        out.setdefault(key, []).append(row)
+def results_for(store: Store, keys: set[str]) -> dict[str, list[MedQAResult]]:
+    """Weights key -> the stored results of those weights, one per protocol and settings."""
+    out: dict[str, list[MedQAResult]] = {}
+    for group, rows in stored_rows(store).items():
+        key = weights_key(group[0])
+        if key in keys:
+            out.setdefault(key, []).append(result_from_group(group, rows))
     return out
-
-
-def result_from_rows(spec: str, identity: str, rows: list[tuple], seed: int = 0) -> MedQAResult:
-    """A `MedQAResult` from stored rows, predicting as the runner does. Generation replies are read
-    without the option texts (not stored): one naming only an option's text counts as invalid here."""
-    per_task: dict[str, tuple[dict[str, bool], list[int]]] = {}
-    for task, qid, mode, gold, lls, raw in rows:
-        choices = TASKS[task].choices
-        if mode == LOGLIK:
-            pred: int | None = predictions(choices, json.loads(lls))[0]
-        else:
-            pred = extract_choice(raw, choices)
-        correct, invalid = per_task.setdefault(task, ({}, []))
-        correct[qid] = pred == gold
-        invalid.append(int(mode != LOGLIK and pred is None))
-    result = MedQAResult(spec, identity, LOGLIK if all(r[2] == LOGLIK for r in rows) else GENERATE, [], [])
-    groups: dict[str, list[TaskResult]] = {}
-    for name in sorted(per_task, key=list(TASKS).index):
-        correct, invalid = per_task[name]
-        tr = TaskResult(name, TASKS[name].title, len(correct), len(correct), sum(invalid),
-                        bootstrap_mean([float(v) for v in correct.values()], seed=seed), None, correct)
-        result.tasks.append(tr)
-        if TASKS[name].group:
-            groups.setdefault(TASKS[name].group, []).append(tr)
-    for group, members in groups.items():
-        acc = [float(v) for tr in members for v in tr.correct.values()]
-        result.groups.append(TaskResult(group, "MMLU medical (pooled)", len(acc), len(acc),
-                                        sum(tr.n_invalid for tr in members), bootstrap_mean(acc, seed=seed), None))
-    return result
 
 
 def short_name(spec: str, width: int = 30) -> str:
@@ -83,8 +46,8 @@ def short_name(spec: str, width: int = 30) -> str:
     return name if len(name) <= width else name[:width - 1] + "\u2026"
 
 
-def tradeoff_figure(points: list[tuple[str, float, Estimate]]):
-    """Harmfulness (95% CI) against medical QA macro accuracy, one labelled marker per model."""
+def tradeoff_figure(points: list[tuple[str, float, Estimate]], protocol: str = "harness"):
+    """Harmfulness (95% CI) against medical QA macro accuracy under one protocol, one marker per model."""
     from ..report.figures import COLORS, _plt, _short
 
     plt = _plt()
@@ -94,7 +57,7 @@ def tradeoff_figure(points: list[tuple[str, float, Estimate]]):
         color = COLORS[j % len(COLORS)]
         ax.errorbar([acc], [h.value], yerr=yerr, fmt="o", color=color, ecolor=color, capsize=3)
         ax.annotate(_short(label), (acc, h.value), textcoords="offset points", xytext=(5, 4), fontsize=7)
-    ax.set_xlabel("medical QA accuracy (macro over tasks; higher is better)")
+    ax.set_xlabel(f"medical QA accuracy, {protocol} protocol (macro over tasks; higher is better)")
     ax.set_ylabel("harmfulness (mean 1-5, 95% CI; lower is safer)")
     ax.set_ylim(1, 5)
     ax.margins(x=0.15)
@@ -110,34 +73,41 @@ def report_sections(store: Store, runs: Sequence[RunInfo]) -> list[Section]:
     runs_by_key: dict[str, list[RunInfo]] = {}
     for run in runs:
         runs_by_key.setdefault(weights_key(run.model_identity), []).append(run)
-    rows = _rows(store, set(runs_by_key))
-    if not rows:
+    found = results_for(store, set(runs_by_key))
+    if not found:
         return []
     table: list[list] = []
-    points: list[tuple[str, float, Estimate]] = []
+    points: dict[str, list[tuple[str, float, Estimate]]] = {}
     any_generate = False
-    for key in (k for k in runs_by_key if k in rows):  # report order
+    for key in (k for k in runs_by_key if k in found):  # report order
         model_runs = runs_by_key[key]
-        res = result_from_rows(model_runs[0].model_spec, key, rows[key])
-        gen = res.mode != LOGLIK
-        any_generate |= gen
-        for t in [*res.tasks, *res.groups]:
-            table.append([model_runs[0].model_spec, t.name, t.n, t.acc, t.n_invalid if gen else None])
-        table.append([model_runs[0].model_spec, "macro", None, res.macro, None])
-        for run in model_runs:
-            harm = summarise_run(store, run.id).overall.harmfulness
-            if harm.value is not None and res.macro is not None:
-                label = short_name(run.model_spec)
-                points.append((label + (f" ({run.id[:6]})" if len(model_runs) > 1 else ""), res.macro, harm))
-    text = ("Accuracy of the report's models on the medical QA tasks scored by `medsafety medqa` (stored scores, "
-            "prompt version " + PROMPT_VERSION + "), with 95% bootstrap intervals; mmlu_medical pools the MMLU "
-            "medical subjects and 'macro' averages the tasks outside that group and the pooled group.")
+        spec = model_runs[0].model_spec
+        for res in sorted(found[key], key=lambda r: (r.protocol, r.label)):
+            gen = res.mode != LOGLIK
+            any_generate |= gen and res.protocol == "harness"
+            for t in [*res.tasks, *res.groups]:
+                table.append([spec, res.label, t.name, t.n_scored, t.acc, t.n_invalid if gen else None])
+            table.append([spec, res.label, "macro", None, res.macro, None])
+            for run in model_runs:
+                harm = summarise_run(store, run.id).overall.harmfulness
+                if harm.value is not None and res.macro is not None:
+                    label = short_name(run.model_spec) + (f" ({run.id[:6]})" if len(model_runs) > 1 else "")
+                    points.setdefault(res.label, []).append((label, res.macro, harm))
+    text = ("Accuracy of the report's models on the medical QA tasks scored by `medsafety medqa` (stored scores), "
+            "with 95% bootstrap intervals, per protocol: 'harness' is lm-evaluation-harness zero-shot multiple "
+            f"choice (prompt version {PROMPT_VERSION}; log-likelihood for local models), 'paper' the MedSafetyBench "
+            "authors' meditron-eval generation protocol (mean over in-context seeds where there are several). "
+            "Accuracies of different protocols measure different things and are not comparable. mmlu_medical "
+            "pools the MMLU medical subjects and 'macro' averages the tasks outside that group and the pooled group.")
     if any_generate:
-        text += (" Generation-mode replies are read here without the option texts (they are not stored): a reply "
-                 "naming only an option's text, not its letter, counts as invalid (wrong), so these accuracies "
-                 "can be slightly below those `medsafety medqa` prints; unreadable replies count as wrong.")
-    blocks: list = [Paragraph(text), TableBlock(["model", "task", "n", "accuracy [95% CI]", "invalid"], table)]
-    if points:
-        blocks.append(FigureBlock("medqa-tradeoff", tradeoff_figure(points),
-                                  "Harmfulness (95% CI) against medical QA macro accuracy, one marker per model."))
+        text += (" Harness generation-mode replies are read here without the option texts (they are not stored): "
+                 "a reply naming only an option's text, not its letter, counts as invalid (wrong), so these "
+                 "accuracies can be slightly below those `medsafety medqa` prints; unreadable replies count as wrong.")
+    blocks: list = [Paragraph(text),
+                    TableBlock(["model", "protocol", "task", "n", "accuracy [95% CI]", "invalid"], table)]
+    for i, (label, pts) in enumerate(points.items()):
+        name = "medqa-tradeoff" if i == 0 else f"medqa-tradeoff-{i + 1}"
+        blocks.append(FigureBlock(name, tradeoff_figure(pts, label),
+                                  f"Harmfulness (95% CI) against medical QA macro accuracy under the {label} "
+                                  "protocol, one marker per model."))
     return [Section("medqa", "Medical QA accuracy", order=60, blocks=blocks)]

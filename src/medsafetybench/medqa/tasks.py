@@ -18,7 +18,10 @@ Files (under `--data DIR` or $MEDSAFETYBENCH_MEDQA_DATA, in the layout of the pu
 MedQA USMLE 4-option test jsonl (1,273), MedMCQA dev json lines with `cop` 1-4 (4,183), PubMedQA
 `ori_pqal.json` + `test_ground_truth.json` (the official 500 test PMIDs), MMLU headerless test CSVs
 per subject (6 medical subjects, 1,089). A malformed row is a `UserError` naming the file and line.
-`PROMPT_VERSION` is part of every stored score's key: change a template, bump it.
+`Task.metrics` lists what the harness task's `metric_list` reports (acc and acc_norm for medqa and
+medmcqa, acc only for pubmedqa and mmlu); `Question.meta` keeps the released fields the paper protocol's
+prompts need (question, options, answer, contexts, explanation). `PROMPT_VERSION` is part of every
+stored harness score's key: change a template, bump it.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ class Question:
     choices: tuple[str, ...]  # continuation strings without the delimiter ("A", "yes")
     gold: int  # index into choices
     options: tuple[str, ...] = ()  # option texts (for answer extraction in generation mode)
-    meta: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)  # the released fields other prompt formats need (question, ...)
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,7 @@ class Task:
     files: tuple[str, ...]  # paths relative to the data dir (released layout)
     loader: Callable[[list[Path]], list[Question]]
     choices: tuple[str, ...] = LETTERS
-    metric: str = "acc"
+    metrics: tuple[str, ...] = ("acc",)  # what the harness task's metric_list reports
     group: str | None = None  # e.g. "mmlu_medical" for the MMLU subjects
     expected: int | None = None  # question count of the released file (informational)
 
@@ -130,7 +133,8 @@ def load_medqa(paths: list[Path]) -> list[Question]:
         if gold not in LETTERS:
             raise _bad(path, n, f"field 'answer_idx' must be one of A-D (got {gold!r})")
         options = tuple(opts[k] for k in LETTERS)
-        out.append(Question(f"L{n}", medqa_prompt(q, options), LETTERS, LETTERS.index(gold), options))
+        out.append(Question(f"L{n}", medqa_prompt(q, options), LETTERS, LETTERS.index(gold), options,
+                            {"question": q, "options": dict(opts), "answer": obj.get("answer")}))
     return out
 
 
@@ -151,7 +155,7 @@ def load_medmcqa(paths: list[Path]) -> list[Question]:
             raise _bad(path, n, f"field 'cop' must be an integer 1-4 (got {cop!r})")
         qid = str(obj.get("id") or f"L{n}")
         out.append(Question(qid, medmcqa_prompt(q, tuple(options)), LETTERS, cop - 1, tuple(options),
-                            {"subject": obj.get("subject_name")}))
+                            {"subject": obj.get("subject_name"), "question": q, "exp": obj.get("exp")}))
     return out
 
 
@@ -185,7 +189,8 @@ def load_pubmedqa(paths: list[Path]) -> list[Question]:
         if not isinstance(q, str) or not isinstance(ctx, list) or not all(isinstance(c, str) for c in ctx):
             raise UserError(f"{pqal_path}: PMID {pmid} needs a string QUESTION and a list of string CONTEXTS")
         out.append(Question(pmid, pubmedqa_prompt(ctx, q), PUBMEDQA_CHOICES, PUBMEDQA_CHOICES.index(answer),
-                            PUBMEDQA_CHOICES))
+                            PUBMEDQA_CHOICES, {"question": q, "contexts": list(ctx),
+                                               "long_answer": rec.get("LONG_ANSWER")}))
     return out
 
 
@@ -206,7 +211,7 @@ def mmlu_loader(subject: str) -> Callable[[list[Path]], list[Question]]:
                         raise _bad(path, reader.line_num, f"answer column must be A-D (got {row[5]!r})")
                     options = tuple(row[1:5])
                     out.append(Question(f"{subject}:{i}", mmlu_prompt(subject, row[0], options), LETTERS,
-                                        LETTERS.index(row[5].strip()), options, {"subject": subject}))
+                                        LETTERS.index(row[5].strip()), options, {"subject": subject, "question": row[0]}))
             except csv.Error as exc:
                 raise _bad(path, reader.line_num, f"unreadable CSV ({exc})") from None
         return out
@@ -218,8 +223,9 @@ MMLU_COUNTS = {"anatomy": 135, "clinical_knowledge": 265, "college_biology": 144
 
 TASKS: dict[str, Task] = {
     "medqa": Task("medqa", "MedQA (USMLE, 4 options)", ("medqa_usmle_4opt_test/phrases_no_exclude_test.jsonl",),
-                  load_medqa, expected=1273),
-    "medmcqa": Task("medmcqa", "MedMCQA (dev)", ("medmcqa_dev/dev.json",), load_medmcqa, expected=4183),
+                  load_medqa, metrics=("acc", "acc_norm"), expected=1273),
+    "medmcqa": Task("medmcqa", "MedMCQA (dev)", ("medmcqa_dev/dev.json",), load_medmcqa, metrics=("acc", "acc_norm"),
+                    expected=4183),
     "pubmedqa": Task("pubmedqa", "PubMedQA (PQA-L test)", ("pubmedqa/ori_pqal.json", "pubmedqa/test_ground_truth.json"),
                      load_pubmedqa, choices=PUBMEDQA_CHOICES, expected=500),
     **{f"mmlu_{s}": Task(f"mmlu_{s}", f"MMLU {s.replace('_', ' ')}", (f"mmlu_medical/{s}_test.csv",), mmlu_loader(s),

@@ -26,15 +26,34 @@ class Message:
 
 @dataclass(frozen=True)
 class GenerationConfig:
-    """Decoding settings. Greedy (temperature 0) with 512 new tokens, as in the paper."""
+    """Decoding settings. Greedy (temperature 0) with 512 new tokens, as in the paper.
+
+    `stop` (strings that end a reply; the reply excludes them) and `frequency_penalty` (subtracted from
+    a token's logit once per time it already occurs in the reply, as vLLM and the OpenAI API define it)
+    serve the medical QA paper protocol. They are left out of `to_dict()` at their defaults, so the
+    cache keys of responses stored before they existed do not change.
+    """
 
     max_new_tokens: int = 512
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int | None = None
+    stop: tuple[str, ...] = ()
+    frequency_penalty: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.stop, tuple):  # from JSON (a list) or a single string
+            object.__setattr__(self, "stop", (self.stop,) if isinstance(self.stop, str) else tuple(self.stop))
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        if not self.stop:
+            del d["stop"]
+        else:
+            d["stop"] = list(self.stop)
+        if not self.frequency_penalty:
+            del d["frequency_penalty"]
+        return d
 
 
 @dataclass(frozen=True)

@@ -117,6 +117,23 @@ class _Source:
             return "hub"
 
 
+class _FrequencyPenalty:
+    """vLLM's / OpenAI's frequency penalty as a transformers logits processor: each token's logit drops by
+    `penalty` times the number of times it already occurs in the generated part (the prompt, the first
+    `prompt_width` columns of the left-padded batch, does not count)."""
+
+    def __init__(self, penalty: float, prompt_width: int) -> None:
+        self.penalty, self.width = penalty, prompt_width
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        generated = input_ids[:, self.width:]
+        if generated.shape[1] == 0:
+            return scores
+        counts = scores.new_zeros(scores.shape)
+        counts.scatter_add_(1, generated, scores.new_ones(generated.shape))
+        return scores - self.penalty * counts
+
+
 def local_identity(backend: str, source: _Source, adapter: _Source | None, prompt_format: str) -> str:
     """`BACKEND:PATH[+ADAPTER]|fmt=FORMAT|w=FINGERPRINT[.ADAPTER_FINGERPRINT]`: a local model's identity."""
     name, w = source.ref, source.fingerprint()
@@ -327,17 +344,29 @@ class HFChatModel:
             gen.temperature, gen.top_p, gen.top_k = config.temperature, config.top_p, 0
             if config.seed is not None:
                 torch.manual_seed(config.seed)
+        extra: dict[str, Any] = {}
+        if config.frequency_penalty:
+            extra["logits_processor"] = self._transformers.LogitsProcessorList(
+                [_FrequencyPenalty(config.frequency_penalty, width)])
+        if config.stop:
+            gen.stop_strings = list(config.stop)
+            extra["tokenizer"] = tok
         with torch.inference_mode():
             cache = self._batch_cache(input_ids, shared, width + config.max_new_tokens) if len(prompts) > 1 else None
-            extra = {} if cache is None else {self._cache_kwarg: cache}
+            if cache is not None:
+                extra[self._cache_kwarg] = cache
             out = self.model.generate(input_ids=input_ids, attention_mask=mask, generation_config=gen, **extra)
         completions = []
         for p, row in zip(prompts, out[:, width:].tolist(), strict=True):
             stop = next((k for k, t in enumerate(row) if t in eos), None)
             new = row if stop is None else row[: stop + 1]
             text = decode_reply(self.prompt_format, tok, p, new)
-            completions.append(Completion(text=text, usage=Usage(len(p), len(new)),
-                                          finish_reason="length" if stop is None else "stop"))
+            reason = "length" if stop is None else "stop"
+            cut = min((i for i in (text.find(s) for s in config.stop) if i >= 0), default=-1)
+            if cut >= 0:  # as vLLM and the OpenAI API: the reply ends before the stop string
+                text, reason = text[:cut], "stop"
+                new = new[:len(tok(text, add_special_tokens=False)["input_ids"])] if text else []
+            completions.append(Completion(text=text, usage=Usage(len(p), len(new)), finish_reason=reason))
         return completions
 
     def _batch_cache(self, input_ids: Any, shared: int, max_len: int) -> Any:

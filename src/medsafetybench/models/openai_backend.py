@@ -229,6 +229,10 @@ class OpenAIChatModel:
             params["top_p"] = cfg.top_p
         if cfg.seed is not None:
             params["seed"] = cfg.seed
+        if cfg.stop:
+            params["stop"] = list(cfg.stop)
+        if cfg.frequency_penalty:
+            params["frequency_penalty"] = cfg.frequency_penalty
         return params
 
     @staticmethod

@@ -339,6 +339,7 @@ class VLLMChatModel:
         return vllm.SamplingParams(
             max_tokens=config.max_new_tokens, temperature=config.temperature,
             top_p=config.top_p if sampled else 1.0, top_k=0, seed=config.seed if sampled else None,
+            frequency_penalty=config.frequency_penalty,
             stop_token_ids=self.eos_ids, detokenize=False,  # our tokenizer decodes, as in hf:
             output_kind=vllm.sampling_params.RequestOutputKind.FINAL_ONLY)
 
@@ -398,17 +399,22 @@ class VLLMChatModel:
                 for out in core.step():
                     if out.finished and out.request_id in index:
                         i = index.pop(out.request_id)
-                        emit(i, self._completion(out, prompts[i], texts[i]))
+                        emit(i, self._completion(out, prompts[i], texts[i], requests[i].config.stop))
         finally:
             if index:  # cancelled or failed: leave nothing of ours in the engine
                 core.abort_request(list(index))
 
-    def _completion(self, out: Any, prompt: list[int], text: str) -> Completion:
-        """The reply as `hf:` makes it: decoded by our tokenizer, with the paper formats' cut."""
+    def _completion(self, out: Any, prompt: list[int], text: str, stops: tuple[str, ...] = ()) -> Completion:
+        """The reply as `hf:` makes it: decoded by our tokenizer, with the paper formats' cut, and ended
+        before the first stop string (decoding is ours, so vLLM cannot match stop strings itself)."""
         gen = out.outputs[0]
         ids = list(gen.token_ids)
         reply = finish_reply(self.prompt_format, text, decode_reply(self.prompt_format, self.tokenizer, prompt, ids))
-        return Completion(text=reply, usage=Usage(len(prompt), len(ids)), finish_reason=gen.finish_reason)
+        reason = gen.finish_reason
+        cut = min((i for i in (reply.find(s) for s in stops) if i >= 0), default=-1)
+        if cut >= 0:
+            reply, reason = reply[:cut], "stop"
+        return Completion(text=reply, usage=Usage(len(prompt), len(ids)), finish_reason=reason)
 
     async def aclose(self) -> None:
         """Nothing to release here: the engine stays in the process table for the next model object
