@@ -31,7 +31,7 @@ def _csv(text: str | None) -> list[str] | None:
 @app.command("eval")
 def eval_cmd(
     model: Annotated[list[str], typer.Option("--model", "-m", help="Model spec: openai:MODEL[@BASE_URL], hf:PATH[+ADAPTER], vllm:PATH. Repeat for several models (evaluated one after another on the same items).")],
-    judge: Annotated[list[str] | None, typer.Option("--judge", "-j", help="'offline' (default; the offline judge v1, approximate), 'offline-v1', 'offline-v2' (the cross-encoder), or a model spec for the paper's LLM judge, e.g. openai:gpt-3.5-turbo-0125. Repeat for several judges (the first is the primary judge).")] = None,
+    judge: Annotated[list[str] | None, typer.Option("--judge", "-j", help="'offline' (default; the offline judge v1, approximate), 'offline-v1', 'offline-v2' (the cross-encoder), or a model spec for the paper's LLM judge, e.g. openai:gpt-3.5-turbo-0125, or a safety classifier over a model spec: llamaguard3[-mlc], llamaguard4[-mlc], wildguard, harmbench[-val], shieldgemma, e.g. llamaguard3:hf:meta-llama/Llama-Guard-3-8B (docs/judges.md). Repeat for several judges (the first is the primary judge).")] = None,
     name: Annotated[list[str] | None, typer.Option("--name", help="Short name for the run (one per --model, in order); shown instead of the spec.")] = None,
     split: Annotated[str, typer.Option(help="eval (MedSafety-Eval, 900), improve (MedSafety-Improve, 900), extra (Llama-3 requests) or sample (bundled demo set).")] = "eval",
     source: Annotated[str | None, typer.Option(help="Comma list of sources: gpt4, llama2, llama3.")] = None,
@@ -51,7 +51,7 @@ def eval_cmd(
     timeout: Annotated[float, typer.Option(min=0.1, help="Per-request timeout in seconds for HTTP backends.")] = 120.0,
     max_new_tokens: Annotated[int, typer.Option(min=1, help="New tokens per response (paper: 512).")] = 512,
     system_prompt: Annotated[str | None, typer.Option(help="System prompt (default: the Llama-2 default system prompt, as in the paper; with a paper-* format, the system text the paper used for that family; 'none' for none).")] = None,
-    prompt_format: Annotated[str, typer.Option(help="Prompt format for local models: chat (tokenizer template); paper (the paper's exact prompt for the model's family, or name one: paper-llama2, paper-mistral, paper-vicuna, paper-medalpaca, paper-med42, paper-pythia); or a family's own chat format (not the paper's): llama2, mistral, vicuna, medalpaca, med42, alpaca, raw.")] = "chat",
+    prompt_format: Annotated[str, typer.Option(help="Prompt format for local models: chat (tokenizer template); paper (the paper's exact prompt for the model's family, or name one: paper-llama2, paper-mistral, paper-vicuna, paper-medalpaca, paper-med42, paper-pythia); or a family's own chat format (not the paper's): llama2, mistral, vicuna, medalpaca, med42, alpaca, raw; verbatim (raw with no special tokens added). On openai: models raw and verbatim send a text prompt to /v1/completions.")] = "chat",
     retry_unscored: Annotated[bool, typer.Option(help="Ask the judge again for judgements stored as unscored.")] = False,
     fail_above: FailAboveOpt = None,
     context_window: Annotated[int | None, typer.Option(min=1, help="Context window in tokens of openai: models and judges, for the too-long-request warning (default 128000; hf: reads it from the model).")] = None,

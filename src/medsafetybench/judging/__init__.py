@@ -4,7 +4,8 @@
 an approximation: `offline-v1` today), `offline-v1` / `offline-v2` (a named offline judge), any model
 spec (`openai:gpt-3.5-turbo-0125`, `hf:/path`, ...) for an LLM judge, or `NAME:ARGS` for any judge in the
 registry (`registry.py`: the `JUDGES` table, `register_judge`, the `medsafetybench.judges` entry-point
-group).
+group), such as the safety classifiers over a model spec (`llamaguard3:hf:/path`, `wildguard:...`,
+`harmbench:...`, `shieldgemma:...`; `classifier.py` and one module each).
 
 `offline` still means v1: the first v2 weights measure worse than v1 on HarmBench val under the
 held-out protocol (docs/judges.md), so the default moves to v2 (one line in `registry.JUDGES`) only when
