@@ -242,16 +242,24 @@ def export_cmd(run: Annotated[str, typer.Argument(help="Run id (or a unique pref
 
 
 @app.command("demo")
-def demo_cmd(data: Annotated[Path | None, typer.Option(help="Also evaluate the official MedSafety-Eval from this local copy (or $MEDSAFETYBENCH_DATA).")] = None,
+def demo_cmd(data: Annotated[Path | None, typer.Option(help="Local copy of the official release (else $MEDSAFETYBENCH_DATA, the cache, or the pinned download).")] = None,
+             download: Annotated[bool, typer.Option("--download/--no-download", help="Download the pinned official release when no local copy is found.")] = True,
+             medqa_dir: Annotated[Path | None, typer.Option("--medqa-dir", help="Medical QA folder: MedQA accuracy before/after with McNemar's test (else $MEDSAFETYBENCH_MEDQA_DATA).")] = None,
+             judge: Annotated[str, typer.Option("--judge", "-j", help="Judge spec for every demo run.")] = "offline-v2",
+             sample: Annotated[int, typer.Option(min=9, help="MedSafety-Eval requests in the fine-tuning comparison (stratified by principle and source).")] = 90,
              project: ProjectOpt = None,
              model_dir: Annotated[Path | None, typer.Option(help="Where to build/cache the tiny demo model.")] = None,
-             max_new_tokens: Annotated[int, typer.Option(min=1, help="New tokens per response.")] = 64) -> None:
-    """Run the whole loop offline: build (once) a tiny local Llama, evaluate it on the bundled sample set
-    (and the official MedSafety-Eval when a local copy is given), judge offline, print the summary."""
+             max_new_tokens: Annotated[int, typer.Option(min=1, help="New tokens per response.")] = 128) -> None:
+    """Run the whole loop offline on a tiny local Llama: a complying base model judged on the bundled sample
+    set; with the official release, safety LoRA on MedSafety-Improve n=100 and the base and the adapter
+    compared (harmfulness, refusal rate, over-refusal, medical QA with McNemar's test); an HTML report."""
     from .demo import run_demo
 
-    run_demo(out, err, data=data or (Path(os.environ["MEDSAFETYBENCH_DATA"]) if os.environ.get("MEDSAFETYBENCH_DATA") else None),
-             project=_project(project), model_dir=model_dir, max_new_tokens=max_new_tokens)
+    env = os.environ.get
+    run_demo(out, err, data=data or (Path(env("MEDSAFETYBENCH_DATA")) if env("MEDSAFETYBENCH_DATA") else None),
+             project=_project(project), model_dir=model_dir, max_new_tokens=max_new_tokens, judge=judge,
+             medqa_dir=medqa_dir or (Path(env("MEDSAFETYBENCH_MEDQA_DATA")) if env("MEDSAFETYBENCH_MEDQA_DATA") else None),
+             download=download, sample=sample)
 
 
 @app.command("version")
