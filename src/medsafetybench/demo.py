@@ -96,12 +96,15 @@ def complier_lessons(n: int = 60, seed: int = 0):  # noqa: ANN201 - list[tiny.Le
 
 
 def ensure_complying_llama(tiny: Path, target: Path | None = None) -> Path:
-    """The complying base taught from the tiny model in `tiny` (built once into `target`, default beside
-    it, named after the base's weights so a rebuilt tiny model gets a new complier)."""
+    """The complying base taught from the tiny model in `tiny`, built once into `target` (default:
+    `tiny-complier-v1` beside it) and rebuilt when `tiny` holds other weights than it was taught from."""
     from .tiny import build_once, teach_answers
 
     digest = hashlib.sha256((Path(tiny) / "model.safetensors").read_bytes()).hexdigest()[:8]
-    target = Path(target) if target is not None else Path(tiny).parent / f"{COMPLY_VERSION}-{digest}"
+    target = Path(target) if target is not None else Path(tiny).parent / COMPLY_VERSION
+    marker = target / COMPLY_MARKER
+    if marker.is_file() and json.loads(marker.read_text(encoding="utf-8")).get("base_sha256_8") != digest:
+        marker.unlink()  # taught from other weights: build_once sets the folder aside and rebuilds
 
     def build(tmp: Path) -> None:
         import torch
@@ -207,7 +210,9 @@ def _sweep(out: Console, err: Console, store: Store, project: Path, base_spec: s
 
     plan = SweepPlan(base=base_spec, kinds=("med",), ns=(DEMO_N,), judge=judge, settings=demo_lora(),
                      max_new_tokens=max_new_tokens, batch_size=16, data_dir=str(release),
-                     benign_file=str(benign_sample_path()), benign_limit=30, sample=sample, sample_seed=0)
+                     benign_file=str(benign_sample_path()), benign_limit=30, sample=sample, sample_seed=0,
+                     medqa_dir=str(medqa_dir) if medqa_dir else None, medqa_tasks=("medqa",) if medqa_dir else None,
+                     medqa_limit=DEMO_MEDQA_LIMIT)
     with RichProgress(err) as progress:
         result = run_sweep(store, plan, project, progress=progress, log=lambda s: err.print(escape(s)))
     out.print(sweep_table(result, out.width))
