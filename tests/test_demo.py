@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+
 from cli_helpers import run_main
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
