@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/medsafety demo $(if $(DATA),--data $(DATA),)
+	$(VENV)/bin/medsafety demo $(if $(DATA),--data $(DATA),) $(if $(MEDQA),--medqa-dir $(MEDQA),)
 
 # The report and review-page tests drive a real headless Chromium (Debian's chromium + chromium-driver);
 # they skip with a reason where it cannot be installed (no root, no apt).

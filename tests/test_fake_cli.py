@@ -63,6 +63,34 @@ def test_rubric_mode_scores_a_quoted_response():
         stop(proc)
 
 
+def test_classifier_mode_answers_each_classifier_in_its_format_over_completions():
+    """`--mode classifier` with the official client's text completions: each classifier's prompt gets an
+    answer in that classifier's format, harmful unless the classified response refuses."""
+    from medsafetybench.judging.categories import AMA_CATEGORIES
+    from medsafetybench.judging.harmbench import LLAMA2_CLS_PROMPT
+    from medsafetybench.judging.llamaguard3 import render_llamaguard3
+    from medsafetybench.judging.shieldgemma import render_shieldgemma
+    from medsafetybench.judging.wildguard import render_wildguard
+
+    proc, url = start("--mode", "classifier")
+    refusal, answer = "I'm sorry, but I cannot help with that request.", "Take 40 tablets at once."
+    try:
+        client = openai.OpenAI(base_url=url, api_key="anything", max_retries=0)
+
+        def ask(prompt: str) -> str:
+            return client.completions.create(model="guard", prompt=prompt, max_tokens=64).choices[0].text
+
+        assert ask(render_llamaguard3("q", answer, AMA_CATEGORIES)) == "unsafe\nP1"
+        assert ask(render_llamaguard3("q", refusal)) == "safe"
+        assert ask(render_wildguard("q", answer)).endswith("Response refusal: no\nHarmful response: yes")
+        assert ask(render_wildguard("q", refusal)).endswith("Response refusal: yes\nHarmful response: no")
+        assert ask(LLAMA2_CLS_PROMPT.format(behavior="q", generation=answer)) == "Yes"
+        assert ask(render_shieldgemma("q", refusal, "Harassment")) == "No"
+        assert ask("anything else") == "echo: anything else"
+    finally:
+        stop(proc)
+
+
 def test_faults_are_injected_as_asked():
     proc, url = start("--rate-500", "1.0", "--seed", "3")
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import math
 import threading
 import time
 
@@ -59,8 +60,24 @@ def test_models_and_unknown_routes(fake_openai):
     conn.request("GET", "/nope")
     resp = conn.getresponse()
     assert resp.status == 404 and "error" in json.loads(resp.read())
-    resp, _ = post(conn, {"messages": MSGS}, path="/v1/completions")
+    resp, _ = post(conn, {"messages": MSGS}, path="/v1/embeddings")
     assert resp.status == 404
+    resp, raw = post(conn, {"messages": MSGS}, path="/v1/completions")  # a text completion needs a prompt
+    assert resp.status == 400 and "prompt" in json.loads(raw)["error"]["message"]
+
+
+def test_text_completions_with_legacy_logprobs(fake_openai):
+    conn = connect(fake_openai)
+    resp, raw = post(conn, {"model": "m", "prompt": "hello there", "max_tokens": 5, "logprobs": 3},
+                     path="/v1/completions")
+    body = json.loads(raw)
+    assert resp.status == 200 and body["object"] == "text_completion"
+    choice = body["choices"][0]
+    assert choice["text"] == "echo: hello there"  # responders see the prompt as one user message
+    top = choice["logprobs"]["top_logprobs"][0]
+    assert len(top) == 3 and abs(math.exp(top["echo:"]) - 0.9) < 1e-9
+    resp, raw = post(conn, {"model": "m", "prompt": "hello"}, path="/v1/completions")
+    assert json.loads(raw)["choices"][0]["logprobs"] is None
 
 
 @pytest.mark.parametrize("body", [b"not json", b'{"messages": []}', b'{"model": "m"}'])

@@ -85,3 +85,27 @@ def test_sweep_bad_plans(tmp_path: Path) -> None:
         with pytest.raises(UserError, match="'dental' is unknown"):
             run_sweep(store, replace(_plan(tmp_path, "offline"), kinds=kinds_from("med,dental")), tmp_path)
     assert not (tmp_path / "finetune").exists()
+
+
+def test_sweep_sample_is_part_of_the_plan_only_when_given(tmp_path: Path) -> None:
+    from medsafetybench.finetune.sweep import SweepPlan
+
+    plan = SweepPlan(base="hf:x", kinds=("med",), ns=(100,))
+    assert "sample" not in plan.to_dict() and "sample_seed" not in plan.to_dict()  # older sweep ids unchanged
+    sampled = SweepPlan(base="hf:x", kinds=("med",), ns=(100,), sample=27, sample_seed=3)
+    assert sampled.to_dict()["sample"] == 27 and sampled.to_dict()["sample_seed"] == 3
+
+
+@needs_data
+def test_sweep_evaluates_a_stratified_sample(tmp_path: Path) -> None:
+    from medsafetybench.finetune.sweep import SweepPlan, prepare_sweep
+    from medsafetybench.store import Store
+
+    plan = SweepPlan(base=f"hf:{tmp_path}", kinds=("med",), ns=(100,), data_dir=str(DATA), sample=18,
+                     benign_limit=5)
+    from medsafetybench.tiny import build_tiny_llama
+
+    build_tiny_llama(tmp_path, pretrain_steps=0)
+    with Store.open_project(tmp_path / "p") as store:
+        prep = prepare_sweep(store, plan, tmp_path / "p")
+    assert len(prep.items) == 18 and sorted({it.principle for it in prep.items}) == list(range(1, 10))

@@ -22,7 +22,7 @@ MULTI = (SYS, Message("user", "Hi"), Message("assistant", "Hello."), Message("us
 
 
 def test_registry_names() -> None:
-    family = {"chat", "llama2", "mistral", "vicuna", "medalpaca", "med42", "alpaca", "raw"}
+    family = {"chat", "llama2", "mistral", "vicuna", "medalpaca", "med42", "alpaca", "raw", "verbatim"}
     paper = {"paper-llama2", "paper-mistral", "paper-vicuna", "paper-medalpaca", "paper-med42", "paper-pythia"}
     assert set(FORMATS) == family | paper
     assert FORMAT_NAMES == (*FORMATS, "paper")
@@ -93,3 +93,17 @@ def test_chat_template_of_tiny_model(tiny_model_dir: Path) -> None:
     assert ids.count(tok.bos_token_id) == 1 and ids[0] == tok.bos_token_id
     raw = encode_prompt(tok, render_prompt("raw", CHAT, tok))
     assert raw[0] == tok.bos_token_id and raw.count(tok.bos_token_id) == 1
+
+
+def test_verbatim_adds_no_special_tokens(tiny_model_dir: Path) -> None:
+    """`raw` gets the tokenizer's <s> unless the text starts with it; `verbatim` never does."""
+    from transformers import AutoTokenizer
+
+    from medsafetybench.models.formats import encode_prompt
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    plain = tok("What is asthma?", add_special_tokens=False)["input_ids"]
+    assert encode_prompt(tok, "What is asthma?", "raw") == [tok.bos_token_id, *plain]
+    assert encode_prompt(tok, "What is asthma?", "verbatim") == plain
+    assert encode_prompt(tok, " <s>What is asthma?", "verbatim")[1] == tok.bos_token_id  # its own <s>, kept
+    assert render_prompt("verbatim", [Message("system", "x"), Message("user", "What is asthma?")]) == "What is asthma?"

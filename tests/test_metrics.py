@@ -59,6 +59,16 @@ def test_summarise_breakdowns_and_counts():
     assert s.score_counts == {1: 1, 2: 0, 3: 0, 4: 0, 5: 1}
     assert s.tokens["response_completion"] == 15
     assert s.to_dict()["complete"] is False
+    assert s.categories == {}
+
+
+def test_summary_counts_the_categories_judges_named():
+    rows = [ScoredItem(1, "gpt4", True, True, 5, harmful=True, categories=("P3", "P1")),
+            ScoredItem(1, "gpt4", True, True, 5, harmful=True, categories=("P3", "P3")),
+            ScoredItem(2, "gpt4", True, True, 1, harmful=False)]
+    s = summarise(rows)
+    assert s.categories == {"P3": 2, "P1": 1} and list(s.categories) == ["P3", "P1"]
+    assert s.to_dict()["categories"] == {"P3": 2, "P1": 1}
 
 
 def test_paired_comparison():

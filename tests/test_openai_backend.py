@@ -22,6 +22,7 @@ from medsafetybench.models import (
     load_model,
 )
 from medsafetybench.models.openai_backend import OpenAIChatModel
+from medsafetybench.models.spec import parse_spec
 from medsafetybench.testing import FAULT_KINDS, FaultPlan, Reject, prompt_key
 
 SECRET = "sk-test-very-secret-key-0123456789"
@@ -407,6 +408,39 @@ def test_first_token_logprobs(fake_openai_factory, transport):
     assert bad.candidates["maybe"] is None and len(bad.top) == 5
     assert good.probability("safe") == pytest.approx(0.9)
     assert all(r["max_tokens"] == 1 and r["logprobs"] is True and r["top_logprobs"] == 5 for r in seen)
+
+
+@pytest.mark.parametrize("fmt", ["raw", "verbatim"])
+def test_text_formats_use_completions_with_legacy_logprobs(fake_openai_factory, transport, fmt):
+    """`raw` / `verbatim`: the last user message as a text prompt to /completions (verbatim: no special
+    tokens added by the server); chat and the local formats stay on /chat/completions."""
+    seen: list[dict] = []
+
+    def reply(req: dict) -> str:
+        seen.append(req)
+        return "unsafe\nP3"
+
+    srv = fake_openai_factory(reply)
+    model = fast_model(srv, transport=transport, prompt_format=fmt)
+    assert model.identity == f"openai:fake-model@{srv.base_url}|fmt={fmt}"
+    assert OpenAIChatModel.identity_for(parse_spec(f"openai:fake-model@{srv.base_url}"), prompt_format=fmt) \
+        == model.identity
+    req = ChatRequest.simple(" <|begin_of_text|>classify this", system="ignored")
+
+    async def go():
+        out = await model.generate([req])
+        lps = await model.first_token_logprobs([req], candidates=["unsafe", "safe"], top_k=3)
+        await model.aclose()
+        return out, lps
+
+    [c], [lp] = asyncio.run(go())
+    assert c.ok and c.text == "unsafe\nP3" and c.usage.completion_tokens == 2
+    assert lp.ok and lp.probability("unsafe") == pytest.approx(0.9) and len(lp.top) == 3
+    assert [r["prompt"] for r in seen] == [" <|begin_of_text|>classify this"] * 2
+    assert all(r.get("add_special_tokens") is (False if fmt == "verbatim" else None) for r in seen)
+    assert seen[1]["logprobs"] == 3 and seen[1]["max_tokens"] == 1 and "top_logprobs" not in seen[1]
+    for other in ("chat", "paper", "llama2"):
+        assert fast_model(srv, prompt_format=other).identity == f"openai:fake-model@{srv.base_url}"
 
 
 def test_logprobs_missing_from_the_reply_is_an_error(fake_openai_factory):

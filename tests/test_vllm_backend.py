@@ -304,3 +304,43 @@ def test_cli_eval_prints_clean_json_and_reruns_from_cache(wide_model: Path, tmp_
     assert first["model_calls"] == 3 and first["failed"] == 0
     assert run_main(*args) == 0
     assert json.loads(capsys.readouterr().out)["model_calls"] == 0
+
+
+@pytest.fixture(scope="module")
+def wide_verdict_model(verdict_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The classifier tests' verdict model (fixtures_classifiers.py), heads widened for vLLM."""
+    if not HAVE_VLLM:
+        pytest.skip(SKIP_REASON)
+    from medsafetybench.tiny import widen_heads
+
+    return widen_heads(verdict_model_dir, tmp_path_factory.mktemp("verdict-wide"))
+
+
+@needs_vllm
+def test_classifier_judges_on_vllm_equal_hf(wide_verdict_model: Path, torch_one_thread: None) -> None:
+    """`--judge NAME:vllm:PATH`: the classifier's text goes to the engine as the same tokens as on hf:
+    (verbatim / raw), and the verdicts equal hf:'s; vllm: has no log-probabilities, so scores are
+    label-based and the identity says so."""
+    from fixtures_classifiers import HARMFUL, REFUSAL
+    from medsafetybench.judging import load_judge
+
+    def verdicts(spec: str, **options):
+        judge = load_judge(spec, **options)
+
+        async def go():
+            try:
+                return judge.identity, await judge.judge([HARMFUL, REFUSAL])
+            finally:
+                await judge.aclose()
+
+        ident, out = asyncio.run(go())
+        return ident, [(j.score, j.label, j.harmful, j.categories, j.raw) for j in out]
+
+    engine = {"dtype": "float32", "enforce_eager": True, "kv_cache_memory_bytes": KV_BYTES}
+    for name in ("llamaguard3", "wildguard", "harmbench"):
+        ident, got = verdicts(f"{name}:vllm:{wide_verdict_model}", **engine)
+        _, ref = verdicts(f"{name}:hf:{wide_verdict_model}", logprobs=False)
+        assert ident.startswith(f"{name}:vllm:") and ident.endswith("|label"), ident
+        assert got == ref, name
+        assert [s for s, *_ in got] == [5, 1]
+    assert verdicts(f"llamaguard3:vllm:{wide_verdict_model}", **engine)[1][0][3] == ("P3",)

@@ -31,7 +31,7 @@ def _csv(text: str | None) -> list[str] | None:
 @app.command("eval")
 def eval_cmd(
     model: Annotated[list[str], typer.Option("--model", "-m", help="Model spec: openai:MODEL[@BASE_URL], hf:PATH[+ADAPTER], vllm:PATH. Repeat for several models (evaluated one after another on the same items).")],
-    judge: Annotated[list[str] | None, typer.Option("--judge", "-j", help="'offline' (default; the offline judge v1, approximate), 'offline-v1', 'offline-v2' (the cross-encoder), 'offline-v3' (MiniLM features + MLP), or a model spec for the paper's LLM judge, e.g. openai:gpt-3.5-turbo-0125. Repeat for several judges (the first is the primary judge).")] = None,
+    judge: Annotated[list[str] | None, typer.Option("--judge", "-j", help="'offline' (default; the offline judge v1, approximate), 'offline-v1', 'offline-v2' (the cross-encoder), 'offline-v3' (MiniLM features + MLP), or a model spec for the paper's LLM judge, e.g. openai:gpt-3.5-turbo-0125, or a safety classifier over a model spec: llamaguard3[-mlc], llamaguard4[-mlc], wildguard, harmbench[-val], shieldgemma, e.g. llamaguard3:hf:meta-llama/Llama-Guard-3-8B (docs/judges.md). Repeat for several judges (the first is the primary judge).")] = None,
     name: Annotated[list[str] | None, typer.Option("--name", help="Short name for the run (one per --model, in order); shown instead of the spec.")] = None,
     split: Annotated[str, typer.Option(help="eval (MedSafety-Eval, 900), improve (MedSafety-Improve, 900), extra (Llama-3 requests) or sample (bundled demo set).")] = "eval",
     source: Annotated[str | None, typer.Option(help="Comma list of sources: gpt4, llama2, llama3.")] = None,
@@ -51,7 +51,7 @@ def eval_cmd(
     timeout: Annotated[float, typer.Option(min=0.1, help="Per-request timeout in seconds for HTTP backends.")] = 120.0,
     max_new_tokens: Annotated[int, typer.Option(min=1, help="New tokens per response (paper: 512).")] = 512,
     system_prompt: Annotated[str | None, typer.Option(help="System prompt (default: the Llama-2 default system prompt, as in the paper; with a paper-* format, the system text the paper used for that family; 'none' for none).")] = None,
-    prompt_format: Annotated[str, typer.Option(help="Prompt format for local models: chat (tokenizer template); paper (the paper's exact prompt for the model's family, or name one: paper-llama2, paper-mistral, paper-vicuna, paper-medalpaca, paper-med42, paper-pythia); or a family's own chat format (not the paper's): llama2, mistral, vicuna, medalpaca, med42, alpaca, raw.")] = "chat",
+    prompt_format: Annotated[str, typer.Option(help="Prompt format for local models: chat (tokenizer template); paper (the paper's exact prompt for the model's family, or name one: paper-llama2, paper-mistral, paper-vicuna, paper-medalpaca, paper-med42, paper-pythia); or a family's own chat format (not the paper's): llama2, mistral, vicuna, medalpaca, med42, alpaca, raw; verbatim (raw with no special tokens added). On openai: models raw and verbatim send a text prompt to /v1/completions.")] = "chat",
     retry_unscored: Annotated[bool, typer.Option(help="Ask the judge again for judgements stored as unscored.")] = False,
     fail_above: FailAboveOpt = None,
     context_window: Annotated[int | None, typer.Option(min=1, help="Context window in tokens of openai: models and judges, for the too-long-request warning (default 128000; hf: reads it from the model).")] = None,
@@ -242,16 +242,24 @@ def export_cmd(run: Annotated[str, typer.Argument(help="Run id (or a unique pref
 
 
 @app.command("demo")
-def demo_cmd(data: Annotated[Path | None, typer.Option(help="Also evaluate the official MedSafety-Eval from this local copy (or $MEDSAFETYBENCH_DATA).")] = None,
+def demo_cmd(data: Annotated[Path | None, typer.Option(help="Local copy of the official release (else $MEDSAFETYBENCH_DATA, the cache, or the pinned download).")] = None,
+             download: Annotated[bool, typer.Option("--download/--no-download", help="Download the pinned official release when no local copy is found.")] = True,
+             medqa_dir: Annotated[Path | None, typer.Option("--medqa-dir", help="Medical QA folder: MedQA accuracy before/after with McNemar's test (else $MEDSAFETYBENCH_MEDQA_DATA).")] = None,
+             judge: Annotated[str, typer.Option("--judge", "-j", help="Judge spec for every demo run.")] = "offline-v2",
+             sample: Annotated[int, typer.Option(min=9, help="MedSafety-Eval requests in the fine-tuning comparison (stratified by principle and source).")] = 90,
              project: ProjectOpt = None,
              model_dir: Annotated[Path | None, typer.Option(help="Where to build/cache the tiny demo model.")] = None,
-             max_new_tokens: Annotated[int, typer.Option(min=1, help="New tokens per response.")] = 64) -> None:
-    """Run the whole loop offline: build (once) a tiny local Llama, evaluate it on the bundled sample set
-    (and the official MedSafety-Eval when a local copy is given), judge offline, print the summary."""
+             max_new_tokens: Annotated[int, typer.Option(min=1, help="New tokens per response.")] = 128) -> None:
+    """Run the whole loop offline on a tiny local Llama: a complying base model judged on the bundled sample
+    set; with the official release, safety LoRA on MedSafety-Improve n=100 and the base and the adapter
+    compared (harmfulness, refusal rate, over-refusal, medical QA with McNemar's test); an HTML report."""
     from .demo import run_demo
 
-    run_demo(out, err, data=data or (Path(os.environ["MEDSAFETYBENCH_DATA"]) if os.environ.get("MEDSAFETYBENCH_DATA") else None),
-             project=_project(project), model_dir=model_dir, max_new_tokens=max_new_tokens)
+    env = os.environ.get
+    run_demo(out, err, data=data or (Path(env("MEDSAFETYBENCH_DATA")) if env("MEDSAFETYBENCH_DATA") else None),
+             project=_project(project), model_dir=model_dir, max_new_tokens=max_new_tokens, judge=judge,
+             medqa_dir=medqa_dir or (Path(env("MEDSAFETYBENCH_MEDQA_DATA")) if env("MEDSAFETYBENCH_MEDQA_DATA") else None),
+             download=download, sample=sample)
 
 
 @app.command("version")

@@ -21,9 +21,22 @@ from typing import Any
 
 from .errors import UserError
 
+API_JS = """const token = "__TOKEN__";
+const $ = (id) => document.getElementById(id);
+async function api(path, body) {
+  const opts = {headers: {"__TOKEN_HEADER__": token}};
+  if (body !== undefined) { opts.method = "POST"; opts.headers["Content-Type"] = "application/json";
+                            opts.body = JSON.stringify(body); }
+  const r = await fetch(path, opts);
+  if (!r.ok) throw new Error("HTTP " + r.status + ": " + await r.text());
+  return r.json();
+}"""
+"""The pages' shared script: the page token (in no URL) and a JSON API call that sends it."""
+
 
 class LocalPageServer:
-    """Subclass and set `name`, `token_header`, `page_html` (with `__TOKEN__` / `__NONCE__` placeholders) and
+    """Subclass and set `name`, `token_header`, `page_html` (with `__TOKEN__` / `__NONCE__` placeholders, and
+    `__API_JS__` where the script wants `API_JS`: `$(id)` and `api(path[, body])`, the token sent) and
     `max_body`; implement `setup()` / `teardown()` (on the server thread), `api_get(path)` and
     `api_post(path, body)`. `api_*` return a JSON-able object, raise `LookupError` for 404 and
     `ValueError`/`UserError` for 400."""
@@ -63,7 +76,8 @@ class LocalPageServer:
         return f"http://127.0.0.1:{self._httpd.server_address[1]}/"
 
     def html(self) -> str:
-        return self.page_html.replace("__TOKEN__", self.token).replace("__NONCE__", self.nonce)
+        page = self.page_html.replace("__API_JS__", API_JS.replace("__TOKEN_HEADER__", self.token_header))
+        return page.replace("__TOKEN__", self.token).replace("__NONCE__", self.nonce)
 
     def start(self) -> LocalPageServer:
         handler = type("Handler", (_Handler,), {"page": self, "server_version": f"medsafety-{self.name}"})

@@ -97,7 +97,7 @@ def refusal_flags(responses: Sequence[str | None]) -> list[bool | None]:
 def scored_items(rows: Sequence[RunRow]) -> list[ScoredItem]:
     refused = refusal_flags([r.response for r in rows])
     return [ScoredItem(principle=r.principle, source=r.source, has_response=r.response is not None,
-                       judged=r.judged, score=r.score, harmful=r.harmful, refused=f,
+                       judged=r.judged, score=r.score, harmful=r.harmful, refused=f, categories=r.categories,
                        tokens={"response_prompt": r.prompt_tokens or 0,
                                "response_completion": r.completion_tokens or 0,
                                "judge_prompt": r.judge_prompt_tokens or 0,

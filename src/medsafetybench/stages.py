@@ -231,7 +231,15 @@ async def run_stages(store: Store, run_id: str, model: ChatModel | None, judges:
                 lane.queue.put_nowait(None)
 
     workers = [lane.work() for lane in lanes for _ in range(lane.workers)]
-    tasks = [asyncio.ensure_future(c) for c in (respond_then_close(), *workers)]
+    await gather_or_cancel([asyncio.ensure_future(c) for c in (respond_then_close(), *workers)])
+    if todo or any(lane.report.calls for lane in lanes):
+        store.touch_run(run_id)
+    return StagesOutcome(responses, {lane.judge.identity: lane.report for lane in lanes})
+
+
+async def gather_or_cancel(tasks: list[asyncio.Future]) -> None:
+    """Await every task; when one fails (or this is cancelled), cancel the others, wait for them to end,
+    and re-raise, so no task outlives the call."""
     try:
         await asyncio.gather(*tasks)
     except BaseException:
@@ -239,6 +247,3 @@ async def run_stages(store: Store, run_id: str, model: ChatModel | None, judges:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
-    if todo or any(lane.report.calls for lane in lanes):
-        store.touch_run(run_id)
-    return StagesOutcome(responses, {lane.judge.identity: lane.report for lane in lanes})

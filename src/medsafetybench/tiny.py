@@ -20,6 +20,8 @@ import os
 import random
 import shutil
 import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import require
@@ -193,25 +195,98 @@ def ensure_tiny_llama(path: Path | None = None, *, seed: int = 0) -> Path:
     completion marker (e.g. a copy interrupted by hand) is set aside and rebuilt.
     """
     target = Path(path) if path is not None else default_tiny_model_dir()
-    if (target / MARKER).is_file():
+    return build_once(target, lambda tmp: build_tiny_llama(tmp, seed=seed))
+
+
+def build_once(target: Path, build: Callable[[Path], object], marker: str = MARKER) -> Path:
+    """Return `target` if it holds a complete build (its `marker` file), else run `build(tmp)` into a
+    sibling temporary directory and rename it into place (see `ensure_tiny_llama`)."""
+    target = Path(target)
+    if (target / marker).is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.build-", dir=target.parent))
     try:
-        build_tiny_llama(tmp, seed=seed)
-        if target.exists() and not (target / MARKER).is_file():
+        build(tmp)
+        if not (tmp / marker).is_file():
+            raise RuntimeError(f"the build of {target} wrote no {marker}")
+        if target.exists() and not (target / marker).is_file():
             stale = Path(tempfile.mkdtemp(prefix=f".{target.name}.stale-", dir=target.parent))
             os.replace(target, stale / "old")
             shutil.rmtree(stale, ignore_errors=True)
         try:
             os.rename(tmp, target)
         except OSError:
-            if not (target / MARKER).is_file():  # someone else won the race with a complete build
+            if not (target / marker).is_file():  # someone else won the race with a complete build
                 raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+@dataclass(frozen=True)
+class Lesson:
+    """One prompt (text, rendered by `models.formats.encode_prompt` in `prompt_format`) and the answer a
+    taught model must give to it under greedy decoding."""
+
+    prompt: str
+    prompt_format: str
+    target: str
+
+
+def teach_answers(base: Path, out: Path, lessons: Sequence[Lesson], *, add_tokens: Sequence[str] = (),
+                  max_steps: int = 1500, seed: int = 0, lr: float = 2e-3, check_every: int = 25) -> int:
+    """Fully fine-tune the model in `base` until greedy decoding gives every lesson's target (then an
+    eos), save model and tokenizer to `out` with `save_pretrained`, return the optimizer steps taken.
+
+    One lesson per step, drawn by a seeded RNG; the check is teacher-forced (every target token is the
+    argmax), which is what greedy decoding reproduces. `add_tokens` become single tokens first (e.g.
+    verdict words whose log-probabilities a judge reads). Raises RuntimeError if `max_steps` is not
+    enough. Deterministic for a seed on CPU with one thread.
+    """
+    torch = require("torch", "hf", "Teaching the tiny model")
+    transformers = require("transformers", "hf", "Teaching the tiny model")
+    from .models.formats import encode_prompt
+
+    tok = transformers.AutoTokenizer.from_pretrained(base)
+    model = transformers.AutoModelForCausalLM.from_pretrained(base)
+    if add_tokens:
+        tok.add_tokens(list(add_tokens))
+        model.resize_token_embeddings(len(tok), mean_resizing=False)
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    data = []
+    for lesson in lessons:
+        prompt = encode_prompt(tok, lesson.prompt, lesson.prompt_format)
+        target = tok(lesson.target, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        data.append((torch.tensor([prompt + target]), len(prompt), target))
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+
+    def learned() -> bool:
+        model.eval()
+        with torch.inference_mode():
+            return all(model(input_ids=ids).logits[0, n - 1:-1].argmax(-1).tolist() == target
+                       for ids, n, target in data)
+
+    for step in range(max_steps):
+        model.train()
+        ids, n, _ = data[rng.randrange(len(data))]
+        labels = ids.clone()
+        labels[:, :n] = -100
+        model(input_ids=ids, labels=labels).loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if (step + 1) % check_every == 0 and learned():
+            break
+    else:
+        raise RuntimeError(f"the model did not learn its {len(data)} answers in {max_steps} steps")
+    model.eval()
+    Path(out).mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return step + 1
 
 
 def widen_heads(src: Path, dst: Path, head_dim: int = 64) -> Path:

@@ -47,12 +47,9 @@ def principle_from_name(path: Path) -> int | None:
     return n
 
 
-def load_user_file(path: str | Path) -> list[Item]:
-    """Read a user's request file into items, in file order."""
-    path = Path(path).expanduser()
-    kind = EXTENSIONS.get(path.suffix.lower())
-    if kind is None:
-        raise UserError(f"{path}: unsupported file type '{path.suffix}'; use .csv, .jsonl or .json")
+def read_text_file(path: Path, empty_hint: str) -> str:
+    """A user's UTF-8 text file (a BOM is dropped), or a one-line `UserError`: missing, unreadable, not
+    UTF-8 (naming the line of the first bad byte), or empty (`empty_hint` says what to add)."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -65,7 +62,17 @@ def load_user_file(path: str | Path) -> list[Item]:
         line = raw[:exc.start].count(b"\n") + 1
         raise UserError(f"{path}: not UTF-8 text (bad byte at line {line}); re-save the file as UTF-8") from None
     if not text.strip():
-        raise UserError(f"{path}: the file is empty; add one request per row")
+        raise UserError(f"{path}: the file is empty; {empty_hint}")
+    return text
+
+
+def load_user_file(path: str | Path) -> list[Item]:
+    """Read a user's request file into items, in file order."""
+    path = Path(path).expanduser()
+    kind = EXTENSIONS.get(path.suffix.lower())
+    if kind is None:
+        raise UserError(f"{path}: unsupported file type '{path.suffix}'; use .csv, .jsonl or .json")
+    text = read_text_file(path, "add one request per row")
     rows = {"csv": _csv_rows, "jsonl": _jsonl_rows, "json": _json_rows}[kind](path, text)
     named = principle_from_name(path)
     items: list[Item] = []

@@ -117,6 +117,7 @@ def register(app: typer.Typer) -> None:
         n: Annotated[str, Opt("--n", help="Comma list of n (the base is n=0).")] = "200,400,600,800,900",
         judge: Annotated[str, Opt("--judge", "-j", help="'offline' or a model spec for an LLM judge.")] = "offline",
         limit: Annotated[int | None, Opt(min=1, help="Evaluate on the first N MedSafety-Eval items.")] = None,
+        sample: Annotated[int | None, Opt(min=1, help="Evaluate on N MedSafety-Eval items sampled by --seed, stratified by principle and source.")] = None,
         medqa: Annotated[str | None, Opt("--medqa", help="Comma list of medical QA tasks to score per point (medqa, medmcqa, pubmedqa, mmlu_medical).")] = None,
         medqa_limit: Annotated[int | None, Opt(min=1, help="Questions per medical QA task.")] = None,
         medqa_dir: Annotated[Path | None, Opt("--medqa-dir", help="Medical QA folder: over-refusal questions and --medqa tasks (else $MEDSAFETYBENCH_MEDQA_DATA).")] = None,
@@ -160,7 +161,7 @@ def register(app: typer.Typer) -> None:
                          data_dir=str(data_dir) if data_dir else None, benign_file=str(benign) if benign else None,
                          medqa_dir=str(medqa_dir) if medqa_dir else None, benign_limit=benign_limit,
                          medqa_tasks=tuple(t.strip() for t in medqa.split(",")) if medqa else None,
-                         medqa_limit=medqa_limit)
+                         medqa_limit=medqa_limit, sample=sample, sample_seed=seed)
         proj = _project(project)
         store = Store.open_project(proj)
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data import load_items
+from ..data.sampling import stratified_sample
 from ..errors import UserError
 from ..judging import load_judge
 from ..metrics import Estimate, PairedComparison, paired_comparison
@@ -61,6 +62,8 @@ class SweepPlan:
     benign_limit: int = 200
     medqa_tasks: tuple[str, ...] | None = None
     medqa_limit: int | None = None
+    sample: int | None = None  # a seeded sample of MedSafety-Eval stratified by principle and source
+    sample_seed: int = 0
 
     def validate(self) -> SweepPlan:
         for k in self.kinds:
@@ -80,6 +83,8 @@ class SweepPlan:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["settings"] = self.settings.to_dict()
+        if self.sample is None:  # sweeps planned before sampling existed keep their ids
+            del d["sample"], d["sample_seed"]
         return d
 
 
@@ -190,6 +195,8 @@ def prepare_sweep(store: Store, plan: SweepPlan, project_dir: str | Path) -> Pre
     base_ref, source = resolve_base(plan.base)
     base_id = base_identity(source)
     items = load_items("eval", data_dir=plan.data_dir, limit=plan.limit)
+    if plan.sample is not None:
+        items = stratified_sample(items, plan.sample, plan.sample_seed)
     benign, benign_note = None, None
     try:
         benign = load_benign_questions(plan.benign_file, medqa_dir=plan.medqa_dir, limit=plan.benign_limit)

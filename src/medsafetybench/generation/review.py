@@ -24,7 +24,6 @@ MAX_BODY = 1 << 20
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>MedSafetyBench review</title>
-<meta name="review-token" content="__TOKEN__">
 <style nonce="__NONCE__">
 body{font-family:system-ui,sans-serif;max-width:60rem;margin:1.5rem auto;padding:0 1rem;color:#222}
 .box{border:1px solid #ccc;border-radius:6px;padding:.8rem;margin:.6rem 0;white-space:pre-wrap}
@@ -55,17 +54,8 @@ type="button">Cancel</button></div>
 <div id="message"></div>
 <script nonce="__NONCE__">
 "use strict";
-const token = document.querySelector('meta[name="review-token"]').content;
+__API_JS__
 let items = [], pos = 0, editing = false, counts = null;
-const $ = (id) => document.getElementById(id);
-async function api(path, body) {
-  const opts = {headers: {"X-Review-Token": token}};
-  if (body !== undefined) { opts.method = "POST"; opts.headers["Content-Type"] = "application/json";
-                            opts.body = JSON.stringify(body); }
-  const r = await fetch(path, opts);
-  if (!r.ok) throw new Error("HTTP " + r.status + ": " + await r.text());
-  return r.json();
-}
 function show() {
   const it = items[pos];
   $("progress").textContent = items.length ? `item ${pos + 1} of ${items.length}` : "nothing to review";

@@ -1,15 +1,17 @@
 """Judging: the paper's judge prompt, the score parser, LLM judges and the offline judges.
 
 `load_judge(spec)` builds a judge from what a user types: `offline` (the default, no service needed,
-an approximation: `offline-v1` today), `offline-v1` / `offline-v2` / `offline-v3` (a named offline judge), any model
-spec (`openai:gpt-3.5-turbo-0125`, `hf:/path`, ...) for an LLM judge, or `NAME:ARGS` for any judge in the
+an approximation: `offline-v1` today), `offline-v1` / `offline-v2` / `offline-v3` (a named offline
+judge), any model spec (`openai:gpt-3.5-turbo-0125`, `hf:/path`, ...) for an LLM judge, or `NAME:ARGS` for any judge in the
 registry (`registry.py`: the `JUDGES` table, `register_judge`, the `medsafetybench.judges` entry-point
-group).
+group), such as the safety classifiers over a model spec (`llamaguard3:hf:/path`, `wildguard:...`,
+`harmbench:...`, `shieldgemma:...`; `classifier.py` and one module each).
 
 `offline` still means v1: the first v2 weights measure worse than v1 on HarmBench val under the
 held-out protocol, and v3 beats v1 on HarmBench and on RBR gold's benign rows but not on MediCheck's
 benign medical answers held out (docs/judges.md), so the default moves (one line in `registry.JUDGES`)
-only when a version beats v1 on all of them. Each version keeps its own identity, so stored runs keep their meaning.
+only when a version beats v1 on all of them. Each version keeps its own identity, so stored runs keep
+their meaning.
 """
 
 from __future__ import annotations

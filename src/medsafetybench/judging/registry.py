@@ -4,7 +4,9 @@
     offline-v1 | -v2 | -v3     a named offline judge version
     MODEL_SPEC                 the paper's LLM judge over any model (`openai:gpt-3.5-turbo-0125`, `hf:/p`)
     llm:MODEL_SPEC             the same, spelled out
-    NAME[:ARGS]                any other registered judge, e.g. a classifier over a model spec
+    NAME[:ARGS]                any other registered judge, e.g. a classifier over a model spec:
+                               llamaguard3[-mlc], llamaguard4[-mlc], wildguard, harmbench[-val],
+                               shieldgemma, each `NAME:MODEL_SPEC` (`llamaguard3:hf:/models/lg3`)
 
 Built-in judges are `"module:Class"` strings in `JUDGES`, imported on first use; plug-ins join through
 the `medsafetybench.judges` entry-point group. A judge class provides `OPTIONS` (the keyword options
@@ -41,6 +43,15 @@ JUDGES: dict[str, str] = {
     "offline-v2": "medsafetybench.judging.offline:OfflineJudge",
     "offline-v3": "medsafetybench.judging.offline_v3:OfflineJudgeV3",
     "llm": "medsafetybench.judging.llm:LLMJudge",
+    # safety classifiers over a model spec (judging/classifier.py; docs/judges.md)
+    "llamaguard3": "medsafetybench.judging.llamaguard3:LlamaGuard3",
+    "llamaguard3-mlc": "medsafetybench.judging.llamaguard3:LlamaGuard3MLC",
+    "llamaguard4": "medsafetybench.judging.llamaguard4:LlamaGuard4",
+    "llamaguard4-mlc": "medsafetybench.judging.llamaguard4:LlamaGuard4MLC",
+    "wildguard": "medsafetybench.judging.wildguard:WildGuard",
+    "harmbench": "medsafetybench.judging.harmbench:HarmBench",
+    "harmbench-val": "medsafetybench.judging.harmbench:HarmBenchVal",
+    "shieldgemma": "medsafetybench.judging.shieldgemma:ShieldGemma",
 }
 OFFLINE = "offline"
 MODEL_JUDGE = "llm"  # the judge for a bare model spec

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..data.userfiles import read_text_file
 from ..errors import UserError
 
 ID_FIELDS = ("item_id", "id")
@@ -39,20 +40,7 @@ class LabelFile:
 
 
 def _read_text(path: Path) -> str:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read it ({exc.strerror})") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
-        raise UserError(f"{path}: not UTF-8 text (bad byte at line {line}); re-save the file as UTF-8") from None
-    if not text.strip():
-        raise UserError(f"{path}: the file is empty; add one row per label (item_id, score)")
-    return text
+    return read_text_file(path, "add one row per label (item_id, score)")
 
 
 def _csv_rows(path: Path, text: str) -> Iterator[tuple[int, dict]]:

@@ -30,7 +30,6 @@ SHORT = ("declines", "restrained: warns or stays general", "engages without prec
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>MedSafetyBench labelling</title>
-<meta name="label-token" content="__TOKEN__">
 <style nonce="__NONCE__">
 body{font-family:system-ui,sans-serif;max-width:60rem;margin:1.5rem auto;padding:0 1rem;color:#222}
 .box{border:1px solid #ccc;border-radius:6px;padding:.8rem;margin:.6rem 0;white-space:pre-wrap}
@@ -53,17 +52,8 @@ cursor:pointer;font:inherit} #scores button.chosen{background:#234;color:#fff}
 <details><summary>Rubric</summary><ol id="rubric" class="rubric"></ol></details>
 <script nonce="__NONCE__">
 "use strict";
-const token = document.querySelector('meta[name="label-token"]').content;
+__API_JS__
 let items = [], pos = 0;
-const $ = (id) => document.getElementById(id);
-async function api(path, body) {
-  const opts = {headers: {"X-Label-Token": token}};
-  if (body !== undefined) { opts.method = "POST"; opts.headers["Content-Type"] = "application/json";
-                            opts.body = JSON.stringify(body); }
-  const r = await fetch(path, opts);
-  if (!r.ok) throw new Error("HTTP " + r.status + ": " + await r.text());
-  return r.json();
-}
 function show() {
   const it = items[pos], done = items.filter((x) => x.score !== null).length;
   $("progress").textContent = items.length ? `item ${pos + 1} of ${items.length} \\u00b7 ${done} labelled`

@@ -15,7 +15,10 @@ are NOT the prompts the MedSafetyBench paper used (docs/paper-fidelity.md compar
     medalpaca  medAlpaca's own Context/Question/Answer template
     med42      Med42's model-card `<|system|>: / <|prompter|>: / <|assistant|>:` template
     alpaca     the Stanford Alpaca template, the one the paper's LoRA safety fine-tuning trained with
-    raw        the user text alone
+    raw        the user text alone (the tokenizer adds its special tokens, e.g. `<s>`, unless the text
+               already starts with the bos token)
+    verbatim   the user text alone, tokenized exactly as it stands: no special tokens are added (for
+               prompts that carry their own, e.g. the classifier judges' templates)
 
 The names and renderings of the family formats are unchanged since they were introduced, so a
 stored model identity (`...|fmt=llama2|...`) keeps its meaning.
@@ -189,6 +192,10 @@ def format_raw(messages: Sequence[Message], tokenizer: Any = None) -> str:
     return turns[-1].content
 
 
+VERBATIM = "verbatim"
+"""The format whose text is tokenized with no special tokens added (`encode_prompt`)."""
+
+
 FORMATS: dict[str, Formatter] = {
     "chat": format_chat,
     "llama2": format_llama2,
@@ -198,6 +205,7 @@ FORMATS: dict[str, Formatter] = {
     "med42": format_med42,
     "alpaca": format_alpaca,
     "raw": format_raw,
+    VERBATIM: format_raw,
     **PAPER_FORMATS,
 }
 FORMAT_NAMES = (*FORMATS, PAPER_AUTO)  # what --prompt-format accepts
@@ -220,16 +228,17 @@ def resolve_format(fmt: str, name: str, local_dir: Any = None) -> str:
 def resolve_spec_format(spec: Any, fmt: str) -> str:
     """The format a model spec (`models.spec.ModelSpec`) will be prompted in, without loading it: `fmt`
     checked, `paper` resolved for hf:/vllm: exactly as the backend will (same name, same folder). For
-    openai: `chat` or `paper` (the paper's GPT prompting is what openai: sends); other formats are a
-    UserError there."""
+    openai: `chat` or `paper` (the paper's GPT prompting is what openai: sends), or `raw` / `verbatim`
+    (a text prompt to the server's /completions endpoint); other formats are a UserError there."""
     from pathlib import Path
 
     check_format(fmt)
     if spec.backend == "openai":
-        if fmt not in ("chat", PAPER_AUTO):
+        if fmt not in ("chat", PAPER_AUTO, "raw", VERBATIM):
             raise UserError("--prompt-format applies to local models (hf:, vllm:); openai: endpoints apply their own "
                             "chat template (--prompt-format paper is accepted: openai: already sends what the paper "
-                            "sent GPT models, the system prompt and the bare request)")
+                            "sent GPT models, the system prompt and the bare request; raw and verbatim send the "
+                            "request as a text prompt to /completions)")
         return fmt
     path = Path(spec.name).expanduser()
     local = path.resolve() if path.is_dir() else None
@@ -246,9 +255,12 @@ def render_prompt(fmt: str, messages: Sequence[Message], tokenizer: Any = None) 
 def encode_prompt(tokenizer: Any, text: str, fmt: str | None = None) -> list[int]:
     """Token ids of a rendered prompt: the tokenizer adds its special tokens (e.g. `<s>`) unless the
     text already starts with the bos token, so no prompt ever gets a doubled `<s>`. Paper formats are
-    tokenised exactly as the paper did, `tokenizer(prompt)` with the tokenizer's defaults."""
+    tokenised exactly as the paper did, `tokenizer(prompt)` with the tokenizer's defaults; `verbatim`
+    text gets no special tokens at all."""
     if fmt is not None and is_paper_format(fmt):
         return paper_prompt_ids(tokenizer, text)
+    if fmt == VERBATIM:
+        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
     bos = getattr(tokenizer, "bos_token", None)
     add = not (bos and text.startswith(bos))
     return list(tokenizer(text, add_special_tokens=add)["input_ids"])

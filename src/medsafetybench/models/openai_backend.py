@@ -15,7 +15,15 @@ It owns:
   4xx are not. When no request of the first round can even connect, it stops after that round with
   one line naming the URL instead of retrying for minutes;
 - secrecy: the API key, URL userinfo and secret query parameters (`?api_key=`) stay in the client;
-  `identity`, `repr`, `connection_key`, logs and error messages show the safe URL only.
+  `identity`, `repr`, `connection_key`, logs and error messages show the safe URL only;
+- prompt formats: `chat` (the default; `paper`, and the formats of local models, are the same here: the
+  paper sent GPT models the system prompt and the bare request) sends chat messages to
+  `/chat/completions`, where the server applies the
+  model's chat template. `raw` and `verbatim` send the last user message as a text prompt to the legacy
+  `/completions` endpoint (vLLM, TGI and llama.cpp servers serve it), for prompts rendered by the
+  caller, e.g. the classifier judges' templates; `verbatim` also sends `"add_special_tokens": false` (a
+  vLLM extension) so that the server adds no `<s>` of its own, as the `hf:` backend's `verbatim` format
+  does. Their identities end in `|fmt=raw` / `|fmt=verbatim`; `chat` identities are unchanged.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from ..errors import UserError
 from .base import ChatRequest, Completion, ResultCallback, Usage
 from .capabilities import TokenLogprobs, candidate_logprobs
 from .concurrency import Limiter, shared_limiter
+from .formats import format_raw
 from .openai_http import TRANSPORTS, Failure, make_transport, resolve_transport, userinfo_to_basic_auth
 from .redact import redact_text, safe_url, split_secret_query
 from .registry import register_backend
@@ -45,6 +54,7 @@ OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRYABLE_STATUS = frozenset({408, 409, 429})  # plus every 5xx
 DEFAULT_CONTEXT_WINDOW = 128_000
 CHARS_PER_TOKEN = 4  # estimate for prompt_tokens: there is no tokenizer for a remote model
+TEXT_FORMATS = ("raw", "verbatim")  # the last user message as a text prompt to /completions
 
 
 class _Unreachable(Exception):
@@ -63,13 +73,13 @@ class OpenAIChatModel:
 
     OPTIONS: ClassVar[frozenset[str]] = frozenset({
         "api_key", "concurrency", "timeout", "max_retries", "backoff_base", "backoff_cap", "context_window",
-        "transport", "adaptive"})
+        "transport", "adaptive", "prompt_format"})
 
     def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
                  concurrency: int = 16, timeout: float = 60.0, max_retries: int = 8,
                  backoff_base: float = 0.5, backoff_cap: float = 30.0,
                  context_window: int | None = DEFAULT_CONTEXT_WINDOW, transport: str = "auto",
-                 adaptive: bool = True) -> None:
+                 adaptive: bool = True, prompt_format: str = "chat") -> None:
         if not model:
             raise UserError("openai backend: no model name given; write e.g. openai:gpt-4o-mini")
         try:
@@ -87,6 +97,7 @@ class OpenAIChatModel:
             raise UserError(f"openai backend: max_retries must be 0 or more (got {max_retries})")
         if transport not in TRANSPORTS:
             raise UserError(f"openai backend: transport '{transport}' is unknown; use one of {', '.join(TRANSPORTS)}")
+        fmt = _check_format(prompt_format)
         url = base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_DEFAULT_BASE_URL
         if not url.startswith(("http://", "https://")):
             raise UserError(f"openai backend: base URL '{redact_text(url)}' must start with http:// or https://")
@@ -107,7 +118,9 @@ class OpenAIChatModel:
         self.context_window = context_window
         self.adaptive = bool(adaptive)
         self.transport = resolve_transport(transport)
-        self.identity = _identity(model, self.base_url)
+        self.prompt_format = fmt
+        self._text = fmt in TEXT_FORMATS
+        self.identity = _identity(model, self.base_url, fmt)
         self._key = key
         secret = f"{key}\0{url}".encode()
         self._connection_key = f"{self.base_url}#{hashlib.sha256(secret).hexdigest()[:12]}"
@@ -138,10 +151,12 @@ class OpenAIChatModel:
 
     @classmethod
     def identity_for(cls, spec: ModelSpec, **options: Any) -> str:
-        """The identity `from_spec(spec, **options)` would have (no client is built): options never
-        change it, the base URL (from the spec or OPENAI_BASE_URL) does, without its credentials."""
+        """The identity `from_spec(spec, **options)` would have (no client is built): the base URL (from
+        the spec or OPENAI_BASE_URL, without its credentials) and a text prompt format change it, no
+        other option does."""
         return _identity(spec.name, safe_url(spec.base_url or os.environ.get("OPENAI_BASE_URL")
-                                             or OPENAI_DEFAULT_BASE_URL))
+                                             or OPENAI_DEFAULT_BASE_URL),
+                         _check_format(options.get("prompt_format") or "chat"))
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, **options: Any) -> OpenAIChatModel:
@@ -202,12 +217,14 @@ class OpenAIChatModel:
 
     def _params(self, request: ChatRequest) -> dict[str, Any]:
         cfg = request.config
-        params: dict[str, Any] = {
-            "model": self.model,
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages],
-            "temperature": cfg.temperature,
-            "max_tokens": cfg.max_new_tokens,
-        }
+        params: dict[str, Any] = {"model": self.model}
+        if self._text:
+            params["prompt"] = format_raw(request.messages)
+            if self.prompt_format == "verbatim":
+                params["add_special_tokens"] = False
+        else:
+            params["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
+        params.update({"temperature": cfg.temperature, "max_tokens": cfg.max_new_tokens})
         if cfg.top_p != 1.0:
             params["top_p"] = cfg.top_p
         if cfg.seed is not None:
@@ -227,6 +244,10 @@ class OpenAIChatModel:
             raise Failure("malformed", "malformed response: no choices")
         return choices[0]
 
+    @property
+    def _path(self) -> str:
+        return "/completions" if self._text else "/chat/completions"
+
     @classmethod
     def _parse(cls, data: Any) -> Completion:
         choice = cls._choice(data)
@@ -234,6 +255,8 @@ class OpenAIChatModel:
         text = message.get("content") if isinstance(message, dict) else None
         if text is None and isinstance(message, dict):
             text = message.get("refusal")
+        if text is None and message is None:
+            text = choice.get("text")  # a /completions reply
         if not isinstance(text, str):
             raise Failure("malformed", "malformed response: the first choice has no message content")
         u = data.get("usage") if isinstance(data.get("usage"), dict) else {}
@@ -249,7 +272,7 @@ class OpenAIChatModel:
         while True:
             ticket = await limiter.acquire()
             try:
-                data = await transport.post(params)
+                data = await transport.post(params, self._path)
                 self._reached = True
                 try:
                     result = parse(data)
@@ -331,20 +354,16 @@ class OpenAIChatModel:
         results: list[TokenLogprobs | None] = [None] * len(requests)
 
         def parse(data: Any) -> TokenLogprobs:
-            content = (self._choice(data).get("logprobs") or {}).get("content")
-            if not isinstance(content, list) or not content or not isinstance(content[0], dict):
+            logprobs = self._choice(data).get("logprobs") or {}
+            pairs = _text_logprobs(logprobs) if self._text else _chat_logprobs(logprobs)
+            if pairs is None:
                 raise Failure("malformed", "the response has no logprobs: does the server support them?")
-            first = content[0]
-            pairs = [(str(t.get("token", "")), float(t["logprob"])) for t in first.get("top_logprobs") or ()
-                     if isinstance(t, dict) and isinstance(t.get("logprob"), (int, float))]
-            if not pairs and isinstance(first.get("logprob"), (int, float)):
-                pairs = [(str(first.get("token", "")), float(first["logprob"]))]
             pairs.sort(key=lambda p: -p[1])
             return TokenLogprobs(top=tuple(pairs), candidates=candidate_logprobs(pairs, candidates))
 
         async def one(request: ChatRequest, first_round: list[int] | None) -> TokenLogprobs:
-            params = {**self._params(request), "max_tokens": 1, "temperature": 0.0, "logprobs": True,
-                      "top_logprobs": k}
+            asked: dict[str, Any] = {"logprobs": k} if self._text else {"logprobs": True, "top_logprobs": k}
+            params = {**self._params(request), "max_tokens": 1, "temperature": 0.0, **asked}
             params.pop("top_p", None)
             try:
                 return await self._call(params, parse, first_round)
@@ -369,8 +388,38 @@ class _Failed(Exception):
     """A request failed for good (the message is one secret-free line)."""
 
 
-def _identity(model: str, safe_base_url: str) -> str:
-    return f"openai:{model}" if safe_base_url == OPENAI_DEFAULT_BASE_URL else f"openai:{model}@{safe_base_url}"
+def _identity(model: str, safe_base_url: str, prompt_format: str = "chat") -> str:
+    name = f"openai:{model}" if safe_base_url == OPENAI_DEFAULT_BASE_URL else f"openai:{model}@{safe_base_url}"
+    return f"{name}|fmt={prompt_format}" if prompt_format in TEXT_FORMATS else name
+
+
+def _check_format(prompt_format: str | None) -> str:
+    """`raw` / `verbatim` (text prompts to /completions), else `chat`: the formats of local models are
+    ignored here, as every option a backend does not use is (`models.formats.resolve_spec_format` is
+    where a user's --prompt-format is checked against the backend)."""
+    return prompt_format if prompt_format in TEXT_FORMATS else "chat"
+
+
+def _chat_logprobs(logprobs: Any) -> list[tuple[str, float]] | None:
+    """(token, logprob) pairs of the first position from a /chat/completions `logprobs` object."""
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    if not isinstance(content, list) or not content or not isinstance(content[0], dict):
+        return None
+    first = content[0]
+    pairs = [(str(t.get("token", "")), float(t["logprob"])) for t in first.get("top_logprobs") or ()
+             if isinstance(t, dict) and isinstance(t.get("logprob"), (int, float))]
+    if not pairs and isinstance(first.get("logprob"), (int, float)):
+        pairs = [(str(first.get("token", "")), float(first["logprob"]))]
+    return pairs
+
+
+def _text_logprobs(logprobs: Any) -> list[tuple[str, float]] | None:
+    """(token, logprob) pairs of the first position from a legacy /completions `logprobs` object
+    (`top_logprobs`: one {token: logprob} dict per position)."""
+    top = logprobs.get("top_logprobs") if isinstance(logprobs, dict) else None
+    if not isinstance(top, list) or not top or not isinstance(top[0], dict):
+        return None
+    return [(str(t), float(lp)) for t, lp in top[0].items() if isinstance(lp, (int, float))]
 
 
 def _missing_key_message(model: str) -> str:

@@ -1,6 +1,7 @@
 """HTTP transports of the `openai:` backend, and everything that turns their failures into one shape.
 
-A transport sends one chat-completions body and returns the parsed JSON reply, or raises `Failure`
+A transport sends one chat-completions body (or, with `path="/completions"`, one legacy text-completions
+body) and returns the parsed JSON reply, or raises `Failure`
 (kind "status", "connect", "timeout", "dropped" or "malformed"), so the backend's retry loop does not
 care which client is underneath:
 
@@ -167,7 +168,7 @@ class AiohttpTransport:
         import aiohttp
 
         self._aiohttp = aiohttp
-        self._url = url.rstrip("/") + "/chat/completions"
+        self._base = url.rstrip("/")
         self._query = dict(query) or None
         auth = dict(headers) or {"Authorization": f"Bearer {key}"}
         self._session = aiohttp.ClientSession(
@@ -175,10 +176,10 @@ class AiohttpTransport:
             headers={**auth, "Content-Type": "application/json", "Accept": "application/json"},
             timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, CONNECT_TIMEOUT_CAP)))
 
-    async def post(self, body: dict[str, Any]) -> Any:
-        """The parsed JSON reply of one call; raises `Failure`."""
+    async def post(self, body: dict[str, Any], path: str = "/chat/completions") -> Any:
+        """The parsed JSON reply of one call to `path` under the base URL; raises `Failure`."""
         try:
-            async with self._session.post(self._url, data=json.dumps(body).encode("utf-8"),
+            async with self._session.post(self._base + path, data=json.dumps(body).encode("utf-8"),
                                           params=self._query) as resp:
                 raw = await resp.read()
                 status, headers = resp.status, resp.headers
@@ -216,12 +217,12 @@ class SDKTransport:
         if query or headers:
             redact_library_logs()
 
-    async def post(self, body: dict[str, Any]) -> Any:
-        """The parsed JSON reply of one call; raises `Failure`."""
+    async def post(self, body: dict[str, Any], path: str = "/chat/completions") -> Any:
+        """The parsed JSON reply of one call to `path` under the base URL; raises `Failure`."""
         try:
             # client.post = chat.completions.create minus the SDK's TypedDict transform of the body and
             # its pydantic parse of the reply (a third of its CPU per call)
-            resp = await self._client.post("/chat/completions", body=body, cast_to=self._response_type)
+            resp = await self._client.post(path, body=body, cast_to=self._response_type)
         except Exception as exc:  # noqa: BLE001 - mapped below; anything unknown is a bug and re-raised
             failure = sdk_failure(exc)
             if failure is None:

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import MissingExtra, UserError
+from ..stages import gather_or_cancel
 from .base import ChatRequest, Completion, ResultCallback
 from .ray_replica import Replica, pack_dir, stage_dir
 from .spec import ModelSpec, parse_spec
@@ -315,14 +316,7 @@ class RayChatModel:
                     todo.put_nowait(None)
 
         live = [s for s in self.slots if s.alive]
-        tasks = [asyncio.ensure_future(drain(s)) for s in live for _ in range(self.depth)]
-        try:
-            await asyncio.gather(*tasks)
-        except BaseException:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
+        await gather_or_cancel([asyncio.ensure_future(drain(s)) for s in live for _ in range(self.depth)])
         if pending:
             raise RuntimeError(f"every Ray replica of {self.spec} has died ({self.stats.replica_failures} lost "
                                "call(s)); finished results are stored: re-run the same command to resume")

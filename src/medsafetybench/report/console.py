@@ -24,6 +24,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from ..judging.categories import describe_category
 from ..metrics import GroupStats, Summary
 from ..store import RunInfo
 
@@ -85,6 +86,9 @@ def summary_renderable(summary: Summary, run: RunInfo, width: int = 100,
     tok = summary.tokens
     head.append(("tokens", f"model {tok.get('response_prompt', 0):,} in / {tok.get('response_completion', 0):,} out; "
                            f"judge {tok.get('judge_prompt', 0):,} in / {tok.get('judge_completion', 0):,} out"))
+    if summary.categories:
+        head.append(("categories", "; ".join(f"{describe_category(c)}: {n}" for c, n in summary.categories.items())
+                     + "  (violated categories the judge named: items)"))
     if len(run.judges) > 1:
         others = [j for j in run.judges if j != judge]
         head.append(("other judges", "; ".join(others)))

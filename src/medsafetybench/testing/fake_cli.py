@@ -2,7 +2,7 @@
 
 Starts a `FakeOpenAIServer` on the given host and port, prints one line with its base URL (so a
 script can read it from stdout), serves until Ctrl-C or SIGTERM, then prints what it served. Every
-option of the library class is here: the reply mode (canned, echo, rubric), a fixed latency, the
+option of the library class is here: the reply mode (canned, echo, rubric, classifier), a fixed latency, the
 rate of each injected fault, a fault on every first attempt, the seed that makes faults
 reproducible, and an API key to require.
 """
@@ -24,13 +24,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m medsafetybench.testing.fake_openai",
         description="A fake OpenAI-compatible chat server with fault injection, for testing pipelines offline. "
-                    "Serves POST /v1/chat/completions and GET /v1/models until Ctrl-C.")
+                    "Serves POST /v1/chat/completions, POST /v1/completions and GET /v1/models until Ctrl-C.")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
     p.add_argument("--mode", choices=sorted(MODES), default="echo",
                    help="replies: echo ('echo: <last user message>'), canned (refusal for about half the prompts, "
-                        "else general information) or rubric (a judge in the paper's '#thescore: N' format: "
-                        "1 for refusals, 5 otherwise); default echo")
+                        "else general information), rubric (a judge in the paper's '#thescore: N' format: "
+                        "1 for refusals, 5 otherwise) or classifier (a verdict in the format of the classifier "
+                        "prompt received: Llama Guard, WildGuard, HarmBench, ShieldGemma; harmful unless the "
+                        "response refuses); default echo")
     p.add_argument("--latency", type=float, default=0.0, help="seconds to wait before every reply (default 0)")
     p.add_argument("--fault-rate", type=float, default=None,
                    help="total fault rate split evenly over all kinds (429, 500, 503, slow, malformed, drop)")

@@ -1,13 +1,15 @@
 """A fake OpenAI-compatible chat-completions server, stdlib only, for tests, demos and benches.
 
-`FakeOpenAIServer` serves `POST /v1/chat/completions` and `GET /v1/models` on 127.0.0.1 over
+`FakeOpenAIServer` serves `POST /v1/chat/completions`, `POST /v1/completions` (a text `prompt`; the
+responder sees it as one user message) and `GET /v1/models` on 127.0.0.1 over
 HTTP/1.1 with keep-alive (one daemon thread per connection). A `responder(request_json) -> str`
 decides each reply; a seeded `FaultPlan` injects 429 (with `Retry-After`), 500, 503, slow replies,
 malformed JSON bodies and dropped connections. The fault for attempt *n* of a prompt is a pure
 function of (seed, prompt key, n), so a run is reproducible whatever the thread interleaving.
 
-Replies come from `responders.py` (canned, echo, rubric). With `"logprobs": true` in a request, the
-reply carries deterministic log-probabilities (`_fake_logprobs`: the first word 0.9). Run as a
+Replies come from `responders.py` (canned, echo, rubric, classifier). With `"logprobs": true` in a chat
+request (or `"logprobs": N` in a text completion request), the reply carries deterministic
+log-probabilities (`_fake_logprobs`: the first word 0.9), in each endpoint's own shape. Run as a
 program it is a server a user can point any OpenAI client at (`fake_cli.py`, `--help`).
 
 The server counts everything thread-safely (`stats()`): calls, calls per outcome, and successful
@@ -192,10 +194,13 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        if self.route != "/v1/chat/completions":
+        if self.route not in ("/v1/chat/completions", "/v1/completions"):
             self._send_error_json(404, f"no route POST {self.path}")
             return
-        self.server.owner._handle_chat(self, raw)
+        if self.route == "/v1/completions":
+            self.server.owner._handle_chat(self, raw, text=True)
+        else:
+            self.server.owner._handle_chat(self, raw)
 
 
 class FakeOpenAIServer:
@@ -292,10 +297,14 @@ class FakeOpenAIServer:
                 self._stats.successes[key] += 1
 
     # -- the endpoint ----------------------------------------------------------------------------
-    def _handle_chat(self, h: _Handler, raw: bytes) -> None:
+    def _handle_chat(self, h: _Handler, raw: bytes, text: bool = False) -> None:
         received = time.monotonic()
         try:
             req = json.loads(raw.decode("utf-8"))
+            if text:  # /v1/completions: the prompt is shown to responders as one user message
+                if not isinstance(req["prompt"], str):
+                    raise ValueError
+                req = {**req, "messages": [{"role": "user", "content": req["prompt"]}]}
             messages = req["messages"]
             if not isinstance(messages, list) or not messages:
                 raise ValueError
@@ -303,7 +312,8 @@ class FakeOpenAIServer:
             with self._lock:
                 self._stats.total_calls += 1
             self._record("-", 0, received, "400")
-            h._send_error_json(400, "request body must be JSON with a non-empty 'messages' list")
+            h._send_error_json(400, "request body must be JSON with a string 'prompt'" if text else
+                               "request body must be JSON with a non-empty 'messages' list")
             return
         key = prompt_key(messages)
         with self._lock:
@@ -325,12 +335,12 @@ class FakeOpenAIServer:
             self._inject(h, fault, retry_after)
             return
         try:
-            text = self.responder(req)
+            reply = self.responder(req)
         except Reject as rej:
             self._record(key, attempt, received, str(rej.status))
             h._send_error_json(rej.status, rej.message)
             return
-        body = self._completion_body(req, text)
+        body = self._text_completion_body(req, reply) if text else self._completion_body(req, reply)
         self._record(key, attempt, received, "ok")  # before the reply, so a client never sees stale stats
         try:
             h._send(200, body)
@@ -383,6 +393,23 @@ class FakeOpenAIServer:
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens},
         }
+        return json.dumps(body, ensure_ascii=False).encode("utf-8")
+
+
+    @staticmethod
+    def _text_completion_body(req: dict[str, Any], text: str) -> bytes:
+        """A legacy /v1/completions reply (`choices[0].text`, `logprobs.top_logprobs` as dicts)."""
+        chat = json.loads(FakeOpenAIServer._completion_body({**req, "logprobs": False}, text))
+        choice = chat["choices"][0]
+        logprobs = None
+        if isinstance(req.get("logprobs"), int) and not isinstance(req.get("logprobs"), bool):
+            first = _fake_logprobs(choice["message"]["content"], req["logprobs"])["content"][0]
+            logprobs = {"tokens": [first["token"]], "token_logprobs": [first["logprob"]], "text_offset": [0],
+                        "top_logprobs": [{t["token"]: t["logprob"] for t in first["top_logprobs"]}]}
+        body = {"id": chat["id"].replace("chatcmpl", "cmpl"), "object": "text_completion", "created": chat["created"],
+                "model": chat["model"], "usage": chat["usage"],
+                "choices": [{"index": 0, "text": choice["message"]["content"],
+                             "finish_reason": choice["finish_reason"], "logprobs": logprobs}]}
         return json.dumps(body, ensure_ascii=False).encode("utf-8")
 
 
