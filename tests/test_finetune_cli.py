@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import run_main
+from medsafetybench.errors import UserError
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "med-safety-bench"
 needs_data = pytest.mark.skipif(not (DATA / "datasets").is_dir(), reason=f"official data not found at {DATA}")
@@ -24,19 +25,19 @@ def test_cli_errors_are_one_line_and_leave_nothing(tmp_path: Path, capsys: pytes
                               for it in load_official("eval", data_dir=DATA)[:4]))
     out = tmp_path / "out"
     cases = [
-        (["--base", f"hf:{tmp_path / 'missing'}", "--data", "med", "--n", "100"], "does not exist"),
-        (["--base", f"hf:{tmp_path}", "--data", "dental", "--n", "100"], "--data 'dental' is unknown"),
-        (["--base", f"hf:{tmp_path}", "--data", "med", "--n", "1000"], "larger than the 900"),
+        (["--base", f"hf:{tmp_path / 'missing'}", "--train-data", "med", "--n", "100"], "does not exist"),
+        (["--base", f"hf:{tmp_path}", "--train-data", "dental", "--n", "100"], "--train-data 'dental' is unknown"),
+        (["--base", f"hf:{tmp_path}", "--train-data", "med", "--n", "1000"], "larger than the 900"),
         (["--base", f"hf:{tmp_path}", "--data-file", str(leak)], "4 of 4 records are MedSafety-Eval requests"),
         (["--base", f"hf:{tmp_path}", "--data-file", str(tmp_path / "nope.json")], "file not found"),
-        (["--base", f"hf:{tmp_path}", "--data", "med", "--n", "100", "--batch-size", "6"], "multiple of"),
+        (["--base", f"hf:{tmp_path}", "--train-data", "med", "--n", "100", "--batch-size", "6"], "multiple of"),
     ]
     for args, message in cases:
-        code = run_main("finetune", *args, "--out", str(out), "--data-dir", str(DATA))
+        code = run_main("finetune", *args, "--out", str(out), "--data", str(DATA))
         err = capsys.readouterr().err
         assert code == 2 and message in " ".join(err.split()), err
         assert "Traceback" not in err and not out.exists() and not list(tmp_path.glob(".out*"))
-    assert run_main("sweep", "--base", f"hf:{tmp_path}", "--data", "med", "--n", "1,x") == 2
+    assert run_main("sweep", "--base", f"hf:{tmp_path}", "--train-data", "med", "--n", "1,x") == 2
     assert "comma list of whole numbers" in capsys.readouterr().err
 
 
@@ -44,8 +45,8 @@ def test_cli_errors_are_one_line_and_leave_nothing(tmp_path: Path, capsys: pytes
 def test_cli_finetune_prints_the_model_spec(tiny_model_dir: Path, tmp_path: Path,
                                             capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "ft"
-    args = ["finetune", "--base", f"hf:{tiny_model_dir}", "--data", "med", "--n", "100", "--out", str(out),
-            "--data-dir", str(DATA), "--max-steps", "2", "--batch-size", "8", "--micro-batch-size", "8",
+    args = ["finetune", "--base", f"hf:{tiny_model_dir}", "--train-data", "med", "--n", "100", "--out", str(out),
+            "--data", str(DATA), "--max-steps", "2", "--batch-size", "8", "--micro-batch-size", "8",
             "--lr", "1e-3"]
     assert run_main(*args) == 0
     text = " ".join(capsys.readouterr().out.split())
@@ -62,7 +63,34 @@ def test_non_hf_base_is_refused_before_any_download(command: str, tmp_path: Path
     monkeypatch.setenv("MEDSAFETYBENCH_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("MEDSAFETYBENCH_DATA_URL", "http://127.0.0.1:9/unreachable")
     extra = ["--out", str(tmp_path / "o")] if command == "finetune" else ["--project", str(tmp_path / "p")]
-    assert run_main(command, "--base", "openai:gpt-4o-mini", "--data", "med", "--n", "100", *extra) == 2
+    assert run_main(command, "--base", "openai:gpt-4o-mini", "--train-data", "med", "--n", "100", *extra) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "fine-tuning needs a local transformers model, hf:PATH" in err and "download" not in err.lower()
     assert not (tmp_path / "cache").exists()
+
+
+def test_one_meaning_per_option_and_old_spellings_still_work(tmp_path: Path, capsys) -> None:
+    """--data names the official release in every command; --train-data the training kind. The spellings of
+    0.1.0 (`--data med`, `--data-dir PATH`, `medqa --data DIR`) still work, each with a deprecation note."""
+    from medsafetybench.cli_common import training_data_and_release
+    from medsafetybench.finetune.data import DATA_KINDS
+
+    assert training_data_and_release("med", str(tmp_path), None, DATA_KINDS) == ("med", tmp_path)
+    assert training_data_and_release(None, "med,gen", None, DATA_KINDS) == ("med,gen", None)
+    assert "--data med,gen for the training data is deprecated; use --train-data med,gen" in " ".join(
+        capsys.readouterr().err.split())
+    assert training_data_and_release("both", None, tmp_path, DATA_KINDS) == ("both", tmp_path)
+    assert "--data-dir is deprecated; use --data" in capsys.readouterr().err
+    (tmp_path / "med").mkdir()  # a folder named like a kind is a folder
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        assert training_data_and_release("gen", "med", None, DATA_KINDS) == ("gen", Path("med"))
+    finally:
+        os.chdir(cwd)
+    with pytest.raises(UserError, match="give it once, as --train-data"):
+        training_data_and_release("gen", "med", None, DATA_KINDS)
+    assert run_main("medqa", "--model", "hf:/nonexistent/model", "--tasks", "medqa", "--data", str(tmp_path)) == 2
+    assert "medqa --data is deprecated; use --medqa-dir" in " ".join(capsys.readouterr().err.split())

@@ -42,7 +42,7 @@ def test_seeded_samples_for_other_n() -> None:
 
 @needs_data
 def test_bad_kind_and_n() -> None:
-    with pytest.raises(UserError, match="--data 'surgery' is unknown"):
+    with pytest.raises(UserError, match="--train-data 'surgery' is unknown"):
         resolve_training_data("surgery", 100, data_dir=DATA)
     with pytest.raises(UserError, match="larger than the 900 records of MedSafety-Improve"):
         resolve_training_data("med", 901, data_dir=DATA)

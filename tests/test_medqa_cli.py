@@ -38,7 +38,7 @@ def narrow(monkeypatch):
 def test_tables_fit_80_columns(fake_openai_factory, data_dir: Path, tmp_path: Path, capsys, narrow, monkeypatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "k")
     srv = fake_openai_factory(reply_for)
-    args = ["--tasks", "mmlu_medical", "--data", str(data_dir), "--project", str(tmp_path / "p")]
+    args = ["--tasks", "mmlu_medical", "--medqa-dir", str(data_dir), "--project", str(tmp_path / "p")]
     assert run_main("medqa", "--model", f"openai:a@{srv.base_url}", *args) == 0
     text = capsys.readouterr().out
     assert max(len(line) for line in text.splitlines()) <= 80
@@ -58,7 +58,7 @@ def test_tables_fit_80_columns(fake_openai_factory, data_dir: Path, tmp_path: Pa
 def test_export_runs_json_and_refusals(fake_openai_factory, data_dir: Path, tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "k")
     srv = fake_openai_factory(reply_for)
-    args = ["--tasks", "mmlu_anatomy", "--data", str(data_dir), "--project", str(tmp_path / "p")]
+    args = ["--tasks", "mmlu_anatomy", "--medqa-dir", str(data_dir), "--project", str(tmp_path / "p")]
     assert run_main("medqa", "--model", f"openai:a@{srv.base_url}", "--export", str(tmp_path / "x.jsonl"),
                     "--json", *args) == 0
     out = json.loads(capsys.readouterr().out)

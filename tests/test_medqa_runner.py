@@ -93,7 +93,7 @@ def test_cli_json_table_and_compare(fake_openai_factory, data_dir: Path, tmp_pat
 
     monkeypatch.setenv("OPENAI_API_KEY", "k")
     a_srv, b_srv = fake_openai_factory(lambda req: "A"), fake_openai_factory(reply_for)
-    args = ["--tasks", "mmlu_anatomy", "--data", str(data_dir), "--project", str(tmp_path / "p")]
+    args = ["--tasks", "mmlu_anatomy", "--medqa-dir", str(data_dir), "--project", str(tmp_path / "p")]
     main(["medqa", "--model", f"openai:a@{a_srv.base_url}", "--json", *args])
     out = json.loads(capsys.readouterr().out)
     assert out["tasks"][0]["acc"]["value"] == 0.25 and out["macro_acc"] == 0.25

@@ -83,9 +83,9 @@ def test_sweep_on_ray_equals_the_sweep_in_process(ray_project, tmp_path):
 def test_cli_sweep_on_ray_reruns_for_free(ray_project, judge_server, tiny_model_dir, capsys):
     project, plan, first = ray_project
     calls = judge_server.stats().total_calls
-    code = run_main("sweep", "--base", f"hf:{tiny_model_dir}", "--data", "med", "--n", "40", "--judge",
+    code = run_main("sweep", "--base", f"hf:{tiny_model_dir}", "--train-data", "med", "--n", "40", "--judge",
                     f"openai:judge@{judge_server.base_url}", "--limit", "12", "--max-new-tokens", "10",
-                    "--batch-size", "16", "--data-dir", str(DATA), "--medqa-dir", str(MEDQA), "--benign-limit", "20",
+                    "--batch-size", "16", "--data", str(DATA), "--medqa-dir", str(MEDQA), "--benign-limit", "20",
                     "--medqa", "medqa", "--medqa-limit", "8", "--lr", "1e-2", "--train-batch-size", "8",
                     "--micro-batch-size", "8", "--warmup-steps", "0", "--epochs", "3", "--project", str(project),
                     "--engine", "ray", "--json")
@@ -119,9 +119,9 @@ def test_a_failing_point_is_retried_then_reported(ray_cluster, tiny_model_dir, j
 def test_cli_names_a_failed_point_and_exits_1(ray_cluster, tiny_model_dir, judge_server, tmp_path, capsys):
     """A real failure on the worker (the base model has no module to adapt of that name, found only once the
     worker has loaded it): the base point is made, the fine-tuned one is reported by name, exit status 1."""
-    code = run_main("sweep", "--base", f"hf:{tiny_model_dir}", "--data", "med", "--n", "16", "--judge",
+    code = run_main("sweep", "--base", f"hf:{tiny_model_dir}", "--train-data", "med", "--n", "16", "--judge",
                     f"openai:judge@{judge_server.base_url}", "--limit", "4", "--max-new-tokens", "6",
-                    "--data-dir", str(DATA), "--target-modules", "qkv_fused",
+                    "--data", str(DATA), "--target-modules", "qkv_fused",
                     "--project", str(tmp_path), "--engine", "ray", "--json")
     captured = capsys.readouterr()
     assert code == 1, captured.err

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..cli_common import err, out
+from ..cli_common import err, out, training_data_and_release
 from ..errors import UserError
 
 Opt = typer.Option
@@ -54,11 +54,12 @@ def register(app: typer.Typer) -> None:
     @app.command("finetune")
     def finetune_cmd(
         base: Annotated[str, Opt("--base", help="Base model: hf:PATH (a save_pretrained folder).")],
-        data: Annotated[str | None, Opt("--data", help="med (MedSafety-Improve), gen (general safety) or both.")] = None,
+        train_data: Annotated[str | None, Opt("--train-data", help="med (MedSafety-Improve), gen (general safety) or both.")] = None,
         n: Annotated[int | None, Opt("--n", help="Demonstrations to train on (official split when n matches one).")] = None,
-        out_dir: Annotated[Path | None, Opt("--out", help="Output folder (default ./finetune-<data>-n<n>).")] = None,
-        data_file: Annotated[Path | None, Opt("--data-file", help="Your own Alpaca JSON/JSONL instead of --data.")] = None,
-        data_dir: Annotated[Path | None, Opt("--data-dir", help="Local copy of the official release (else $MEDSAFETYBENCH_DATA or cache).")] = None,
+        out_dir: Annotated[Path | None, Opt("--out", help="Output folder (default ./finetune-<kind>-n<n>).")] = None,
+        data_file: Annotated[Path | None, Opt("--data-file", help="Your own Alpaca JSON/JSONL instead of --train-data.")] = None,
+        data: Annotated[str | None, Opt("--data", help="Local copy of the official release (else $MEDSAFETYBENCH_DATA or cache).")] = None,
+        data_dir: Annotated[Path | None, Opt("--data-dir", hidden=True, help="Deprecated alias of --data.")] = None,
         epochs: Annotated[float, Opt(help="Training epochs (paper: 3).")] = 3.0,
         lr: Annotated[float, Opt("--lr", help="Learning rate (paper: 3e-4).")] = 3e-4,
         lora_r: Annotated[int, Opt(help="LoRA rank (paper: 8).")] = 8,
@@ -79,14 +80,15 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, Opt("--json", help="Print the manifest as JSON.")] = False,
     ) -> None:
         """LoRA safety fine-tuning as in the paper; writes an adapter usable as hf:BASE+OUT."""
-        from .data import resolve_training_data
+        from .data import DATA_KINDS, resolve_training_data
         from .train import finetune, resolve_base
 
+        kind, data_dir = training_data_and_release(train_data, data, data_dir, DATA_KINDS)
         resolve_base(base)  # a wrong --base is reported before any data is read or downloaded
         settings = _settings(epochs, lr, lora_r, lora_alpha, lora_dropout, target_modules, batch_size,
                              micro_batch_size, cutoff_len, warmup_steps, seed, train_on_inputs, prompt_template,
                              max_steps)
-        td = resolve_training_data(data, n, data_file=data_file, data_dir=data_dir, seed=seed)
+        td = resolve_training_data(kind, n, data_file=data_file, data_dir=data_dir, seed=seed)
         target = out_dir or Path(f"finetune-{td.kind}-n{td.n}")
         progress = None if as_json else RichTrainProgress(err, f"{td.kind} n={td.n}")
         try:
@@ -113,7 +115,7 @@ def register(app: typer.Typer) -> None:
     @app.command("sweep")
     def sweep_cmd(
         base: Annotated[str, Opt("--base", help="Base model: hf:PATH.")],
-        data: Annotated[str, Opt("--data", help="Comma list of med, gen, both.")] = "med,gen,both",
+        train_data: Annotated[str | None, Opt("--train-data", help="Comma list of med, gen, both (default: all three).")] = None,
         n: Annotated[str, Opt("--n", help="Comma list of n (the base is n=0).")] = "200,400,600,800,900",
         judge: Annotated[str, Opt("--judge", "-j", help="'offline' or a model spec for an LLM judge.")] = "offline",
         limit: Annotated[int | None, Opt(min=1, help="Evaluate on the first N MedSafety-Eval items.")] = None,
@@ -123,7 +125,8 @@ def register(app: typer.Typer) -> None:
         medqa_dir: Annotated[Path | None, Opt("--medqa-dir", help="Medical QA folder: over-refusal questions and --medqa tasks (else $MEDSAFETYBENCH_MEDQA_DATA).")] = None,
         benign: Annotated[Path | None, Opt("--benign", help="Benign questions file (CSV/JSONL/JSON with a question column).")] = None,
         benign_limit: Annotated[int, Opt(min=1, help="Benign questions for over-refusal.")] = 200,
-        data_dir: Annotated[Path | None, Opt("--data-dir", help="Local copy of the official release.")] = None,
+        data: Annotated[str | None, Opt("--data", help="Local copy of the official release (else $MEDSAFETYBENCH_DATA or cache).")] = None,
+        data_dir: Annotated[Path | None, Opt("--data-dir", hidden=True, help="Deprecated alias of --data.")] = None,
         project: Annotated[Path | None, Opt("--project", help="Project directory (run store and adapters).")] = None,
         max_new_tokens: Annotated[int, Opt(min=1, help="New tokens per response (paper: 512).")] = 512,
         batch_size: Annotated[int, Opt(min=1, help="Generation batch size.")] = 8,
@@ -150,13 +153,15 @@ def register(app: typer.Typer) -> None:
         from ..cli import _project
         from ..report.console import RichProgress
         from ..store import Store
+        from .data import DATA_KINDS
         from .sweep import SweepPlan, kinds_from, parse_ns, run_sweep
         from .train import resolve_base
 
+        kinds, data_dir = training_data_and_release(train_data, data, data_dir, DATA_KINDS)
         resolve_base(base)
         settings = _settings(epochs, lr, lora_r, lora_alpha, lora_dropout, target_modules, train_batch_size,
                              micro_batch_size, cutoff_len, warmup_steps, seed, train_on_inputs, prompt_template, None)
-        plan = SweepPlan(base=base, kinds=kinds_from(data), ns=parse_ns(n), judge=judge, settings=settings,
+        plan = SweepPlan(base=base, kinds=kinds_from(kinds or "med,gen,both"), ns=parse_ns(n), judge=judge, settings=settings,
                          limit=limit, max_new_tokens=max_new_tokens, batch_size=batch_size,
                          data_dir=str(data_dir) if data_dir else None, benign_file=str(benign) if benign else None,
                          medqa_dir=str(medqa_dir) if medqa_dir else None, benign_limit=benign_limit,

@@ -61,7 +61,7 @@ def official_ns(kind: str) -> list[int]:
 
 def _check_kind(kind: str) -> str:
     if kind not in DATA_KINDS:
-        raise UserError(f"--data '{kind}' is unknown: use med (MedSafety-Improve), gen (general safety "
+        raise UserError(f"--train-data '{kind}' is unknown: use med (MedSafety-Improve), gen (general safety "
                         "demonstrations) or both")
     return kind
 
@@ -139,7 +139,7 @@ def resolve_training_data(kind: str | None, n: int | None, *, data_file: str | P
         text = canonical_json(chosen)
         return TrainingData(kind or "file", len(chosen), chosen, origin, str(path.resolve()), sha256_text(text))
     if kind is None:
-        raise UserError("give --data med|gen|both (or --data-file FILE)")
+        raise UserError("give --train-data med|gen|both (or --data-file FILE)")
     _check_kind(kind)
     if n is None:
         raise UserError("give --n, the number of demonstrations to train on")

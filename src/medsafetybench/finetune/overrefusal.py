@@ -23,7 +23,7 @@ from pathlib import Path
 from ..data.schema import Item
 from ..data.userfiles import _jsonl_rows, load_user_file
 from ..errors import UserError
-from ..judging.refusal import is_refusal
+from ..judging.refusal import DETECTOR_VERSION, is_refusal
 from ..medqa.tasks import TASKS
 from ..metrics import Estimate, bootstrap_mean
 from ..models.base import ChatModel
@@ -33,7 +33,7 @@ from ..store import Store
 ENV_MEDQA = "MEDSAFETYBENCH_MEDQA_DATA"  # the same folder as `medsafety medqa` reads
 DEFAULT_N_BENIGN = 200
 REFUSAL_JUDGE_IDENTITY = "refusal-detector"
-DETECTOR = "judging.refusal.is_refusal"
+DETECTOR = f"judging.refusal.is_refusal ({DETECTOR_VERSION})"  # stored with every over-refusal figure
 MEDQA_FILE = TASKS["medqa"].files[0]  # the same file `medsafety medqa` reads
 PUBMEDQA_FILE = "pubmedqa/pqal_test_500.jsonl"
 

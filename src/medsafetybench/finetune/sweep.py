@@ -68,9 +68,9 @@ class SweepPlan:
     def validate(self) -> SweepPlan:
         for k in self.kinds:
             if k not in DATA_KINDS:
-                raise UserError(f"--data '{k}' is unknown: use a comma list of med, gen, both")
+                raise UserError(f"--train-data '{k}' is unknown: use a comma list of med, gen, both")
         if not self.kinds or not self.ns:
-            raise UserError("give at least one --data kind and one --n")
+            raise UserError("give at least one --train-data kind and one --n")
         if any(n < 0 for n in self.ns):
             raise UserError(f"--n values must be positive (got {', '.join(map(str, self.ns))})")
         self.settings.validate()

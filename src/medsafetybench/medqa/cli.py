@@ -14,7 +14,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from ..cli_common import err, out
+from ..cli_common import deprecated, err, out
 from ..errors import UserError
 from .compare import MedQAComparison
 from .results import MedQAResult, TaskResult
@@ -102,7 +102,8 @@ def register(app: typer.Typer) -> None:
         model: Annotated[str | None, Opt("--model", "-m", help="Model spec: hf:PATH[+ADAPTER], openai:MODEL[@URL], vllm:PATH (paper protocol).")] = None,
         compare: Annotated[tuple[str, str] | None, Opt("--compare", help="Two model specs A B: accuracies side by side with a paired McNemar test per task.")] = None,
         tasks: Annotated[str, Opt(help="Comma list: medqa, medmcqa, pubmedqa, mmlu_medical (or mmlu_<subject>).")] = "medqa,medmcqa,pubmedqa,mmlu_medical",
-        data: Annotated[Path | None, Opt(help="Folder with the released files (else $MEDSAFETYBENCH_MEDQA_DATA); see docs/medqa.md.")] = None,
+        medqa_dir: Annotated[Path | None, Opt("--medqa-dir", help="Folder with the released files (else $MEDSAFETYBENCH_MEDQA_DATA); see docs/medqa.md.")] = None,
+        data: Annotated[Path | None, Opt("--data", hidden=True, help="Deprecated alias of --medqa-dir.")] = None,
         protocol: Annotated[str, Opt(help="harness: lm-evaluation-harness zero-shot (log-likelihood for hf:); paper: the MedSafetyBench authors' meditron-eval generation protocol.")] = "harness",
         add_bos: Annotated[bool, Opt("--add-bos/--no-add-bos", help="Harness log-likelihood: encode with the tokenizer's special tokens (a BOS for Llama), as lm-eval does; --no-add-bos: none (release 0.1.0).")] = True,
         paper_shots: Annotated[int, Opt(min=0, help="Paper protocol: in-context shots from the train split (needs the train files, see docs).")] = 0,
@@ -123,6 +124,10 @@ def register(app: typer.Typer) -> None:
         re-running computes nothing new, an interrupted run resumes. `medsafety medqa runs` lists what is stored."""
         if ctx.invoked_subcommand is not None:
             return
+        if data is not None:
+            deprecated("medqa --data", "--medqa-dir (--data names the official MedSafetyBench release)")
+            medqa_dir = medqa_dir or data
+        data = medqa_dir
         from ..report.console import RichProgress
         from ..store import Store
         from .compare import compare_medqa

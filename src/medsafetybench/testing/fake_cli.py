@@ -85,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl-C stops it even when started in the background of a script (where SIGINT arrives ignored)
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     faults = "no faults" if plan is None else f"faults seed {plan.seed}"
     print(f"fake OpenAI server at {srv.base_url} (mode {args.mode}, {faults}); Ctrl-C to stop", flush=True)
     try:
