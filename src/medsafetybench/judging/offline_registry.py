@@ -1,4 +1,5 @@
-"""Registry hooks shared by the offline judges (`offline-v1`, `offline-v2`, and `offline`, the default):
+"""Registry hooks shared by the offline judges (`offline-v1`, `offline-v2`, `offline-v3`, and
+`offline`, the default):
 no arguments, no model, the packages each needs checked without importing them."""
 
 from __future__ import annotations

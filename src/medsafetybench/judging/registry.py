@@ -1,7 +1,7 @@
 """The judge registry: what a user types after `--judge` -> a judge class, and `load_judge`.
 
     offline                    the default offline judge (no service; an approximation): offline-v1 today
-    offline-v1 | offline-v2    a named offline judge version
+    offline-v1 | -v2 | -v3     a named offline judge version
     MODEL_SPEC                 the paper's LLM judge over any model (`openai:gpt-3.5-turbo-0125`, `hf:/p`)
     llm:MODEL_SPEC             the same, spelled out
     NAME[:ARGS]                any other registered judge, e.g. a classifier over a model spec:
@@ -37,10 +37,11 @@ T = TypeVar("T")
 
 #: Built-in judges: name -> "module:Class".
 JUDGES: dict[str, str] = {
-    # `offline` is the default offline judge: v1 until v2 measures better (docs/judges.md)
+    # `offline` is the default offline judge: v1 until a later version beats it held out (docs/judges.md)
     "offline": "medsafetybench.judging.offline_v1:OfflineJudgeV1",
     "offline-v1": "medsafetybench.judging.offline_v1:OfflineJudgeV1",
     "offline-v2": "medsafetybench.judging.offline:OfflineJudge",
+    "offline-v3": "medsafetybench.judging.offline_v3:OfflineJudgeV3",
     "llm": "medsafetybench.judging.llm:LLMJudge",
     # safety classifiers over a model spec (judging/classifier.py; docs/judges.md)
     "llamaguard3": "medsafetybench.judging.llamaguard3:LlamaGuard3",
