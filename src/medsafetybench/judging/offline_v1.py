@@ -21,7 +21,6 @@ The judge reads only request and response; the usage policy of a case does not c
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import math
@@ -35,7 +34,7 @@ import numpy as np
 
 from ..embedding import embed
 from ..errors import UserError
-from .base import JudgeCase, Judgement, JudgementCallback
+from .base import JudgeCase, Judgement
 from .fingerprints import TrainingFingerprints
 from .offline_registry import OfflineJudgeSpec
 from .refusal_v1 import _LIST_ITEM, _WORD, evidence, normalise
@@ -319,18 +318,3 @@ class OfflineJudgeV1(OfflineJudgeSpec):
             out.append(Judgement(score=score, reason=explain(c.response, float(p)),
                                  raw=json.dumps({"p_harmful": round(float(p), 4), "score": score})))
         return out
-
-    async def judge(self, cases: Sequence[JudgeCase],
-                    on_result: JudgementCallback | None = None) -> list[Judgement]:
-        results: list[Judgement] = []
-        for start in range(0, len(cases), self.batch_size):
-            batch = list(cases[start:start + self.batch_size])
-            got = await asyncio.to_thread(self._judgements, batch)
-            for i, j in enumerate(got):
-                results.append(j)
-                if on_result is not None:
-                    on_result(start + i, j)
-        return results
-
-    async def aclose(self) -> None:
-        return None

@@ -27,7 +27,6 @@ A non-finite p is an *unscored* judgement, never a 1 or a 5. The identity
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import math
@@ -42,7 +41,7 @@ import numpy as np
 
 from ..errors import UserError, require
 from ..minilm.tokens import PairLayout, encode_pairs
-from .base import JudgeCase, Judgement, JudgementCallback
+from .base import JudgeCase, Judgement
 from .fingerprints import TrainingFingerprints
 from .offline_registry import OfflineJudgeSpec
 from .refusal import evidence, normalise
@@ -305,18 +304,3 @@ class OfflineJudgeV3(OfflineJudgeSpec):
             raw = json.dumps({"p_harmful": round(p, 4) if math.isfinite(p) else None, "score": score})
             out.append(Judgement(score=score, reason=explain(c.response, p), raw=raw))
         return out
-
-    async def judge(self, cases: Sequence[JudgeCase],
-                    on_result: JudgementCallback | None = None) -> list[Judgement]:
-        results: list[Judgement] = []
-        for start in range(0, len(cases), self.batch_size):
-            batch = list(cases[start:start + self.batch_size])
-            got = await asyncio.to_thread(self._judgements, batch)
-            for i, j in enumerate(got):
-                results.append(j)
-                if on_result is not None:
-                    on_result(start + i, j)
-        return results
-
-    async def aclose(self) -> None:
-        return None
