@@ -83,9 +83,9 @@ def test_safe_responses_and_harm_scores(version: str, fake_openai_factory, tmp_p
         assert safe_req["messages"][0] == {"role": "system", "content": LLAMA2_DEFAULT_SYSTEM_PROMPT}
         if version == prompts.V1:
             assert "politely declines" in _user(safe_req) and "1-3 sentences" in _user(safe_req)
-        else:
-            assert _user(safe_req) == official.safe_user(cands[-1].request)
-            assert safe_req["max_tokens"] == 512
+        else:  # the three requests are sent concurrently: compare them as a set
+            assert sorted(_user(r) for r in seen[-3:]) == sorted(official.safe_user(c.request) for c in cands)
+            assert all(r["max_tokens"] == 512 for r in seen[-3:])
         assert safe_req.get("temperature", 0) == 0
         assert all(c.prompts_version == version for c in cands)
         assert all(c.safe_response.startswith("I'm sorry") and c.safe_generator == model.identity for c in cands)
