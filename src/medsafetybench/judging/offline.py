@@ -30,7 +30,6 @@ v1 stays loadable as `offline-v1` under its own identity (`judging.offline_v1`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Sequence
@@ -48,6 +47,7 @@ from .fingerprints import TrainingFingerprints
 from .offline_registry import OfflineJudgeSpec
 from .refusal import evidence
 from .registry import register_judge
+from .weightfile import read_weights, write_weights
 
 MODEL_NAME = "minilm-ce-v2"
 FORMAT = "medsafetybench-offline-judge-v2"
@@ -103,41 +103,20 @@ def default_weights_path() -> Path:
 def save_weights(path: str | Path, arch: Architecture, tensors: dict[str, np.ndarray],
                  trained_on: TrainingFingerprints, meta: dict[str, Any]) -> str:
     """Write a weights file (deterministic bytes for the same inputs); returns its digest."""
-    from safetensors.numpy import save as save_bytes
-
-    payload = {k: np.ascontiguousarray(v) for k, v in sorted(tensors.items())}
-    payload.update(trained_on.tensors())
-    # one metadata key: safetensors keeps metadata in a hash map, so several keys come out in any order
-    info = json.dumps({"format": FORMAT, "model_name": MODEL_NAME, "architecture": arch.to_dict(),
-                       "score_edges": list(SCORE_EDGES), "meta": meta}, sort_keys=True)
-    raw = save_bytes(payload, metadata={"medsafetybench": info})
-    Path(path).write_bytes(raw)
-    return hashlib.sha256(raw).hexdigest()[:8]
+    return write_weights(path, tensors, trained_on, {"format": FORMAT, "model_name": MODEL_NAME,
+                                                     "architecture": arch.to_dict(),
+                                                     "score_edges": list(SCORE_EDGES), "meta": meta})
 
 
 def load_weights(path: str | Path | None = None) -> JudgeWeights:
     """Read a weights file; a missing or damaged file is a UserError naming it."""
     p = Path(path) if path else default_weights_path()
-    require("safetensors", "offline", "The offline judge")
-    from safetensors import safe_open
-    from safetensors.numpy import load
-
-    try:
-        raw = p.read_bytes()
-        tensors = load(raw)
-        with safe_open(str(p), framework="numpy") as f:
-            info = json.loads((f.metadata() or {}).get("medsafetybench", "{}"))
-    except FileNotFoundError:
-        raise UserError(f"offline judge weights not found at {p}: run tools/train_offline_judge.py "
-                        "or pass an existing weights file") from None
-    except Exception as exc:  # safetensors' own error types for a damaged file
-        raise UserError(f"offline judge weights {p} cannot be read ({exc}): retrain them") from None
+    tensors, info, digest = read_weights(p, "offline judge", "run tools/train_offline_judge.py")
     if info.get("format") != FORMAT:
         raise UserError(f"offline judge weights {p} are not in the {FORMAT} format: retrain them")
     fp = TrainingFingerprints.from_tensors(tensors)
     model = {k: v for k, v in tensors.items() if not k.startswith("fingerprints.")}
-    return JudgeWeights(Architecture.from_dict(info["architecture"]), model, fp, info.get("meta", {}),
-                        hashlib.sha256(raw).hexdigest()[:8])
+    return JudgeWeights(Architecture.from_dict(info["architecture"]), model, fp, info.get("meta", {}), digest)
 
 
 # ---------------------------------------------------------------------------------------------

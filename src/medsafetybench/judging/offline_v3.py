@@ -27,7 +27,6 @@ A non-finite p is an *unscored* judgement, never a 1 or a 5. The identity
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -39,13 +38,14 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UserError, require
+from ..errors import UserError
 from ..minilm.tokens import PairLayout, encode_pairs
 from .base import JudgeCase, Judgement
 from .fingerprints import TrainingFingerprints
 from .offline_registry import OfflineJudgeSpec
 from .refusal import evidence, normalise
 from .registry import register_judge
+from .weightfile import read_weights, write_weights
 
 MODEL_NAME = "minilm-mlp-v3"
 FORMAT = "medsafetybench-offline-judge-v3"
@@ -210,35 +210,16 @@ def default_weights_path() -> Path:
 
 def save_weights(path: str | Path, model: MLP, trained_on: TrainingFingerprints, meta: dict[str, Any]) -> str:
     """Write a weights file (deterministic bytes for the same inputs); returns its digest."""
-    from safetensors.numpy import save as save_bytes
-
-    payload = dict(sorted(model.tensors().items()))
-    payload.update(trained_on.tensors())
-    info = json.dumps({"format": FORMAT, "model_name": MODEL_NAME, "feature_version": FEATURE_VERSION,
-                       "layout": LAYOUT.to_dict(), "pool_layers": list(POOL_LAYERS),
-                       "score_edges": list(SCORE_EDGES), "meta": meta}, sort_keys=True)
-    raw = save_bytes(payload, metadata={"medsafetybench": info})
-    Path(path).write_bytes(raw)
-    return hashlib.sha256(raw).hexdigest()[:8]
+    return write_weights(path, model.tensors(), trained_on,
+                         {"format": FORMAT, "model_name": MODEL_NAME, "feature_version": FEATURE_VERSION,
+                          "layout": LAYOUT.to_dict(), "pool_layers": list(POOL_LAYERS),
+                          "score_edges": list(SCORE_EDGES), "meta": meta})
 
 
 def load_weights(path: str | Path | None = None) -> JudgeWeights:
     """Read a weights file; a missing, damaged or foreign file is a UserError naming it."""
     p = Path(path) if path else default_weights_path()
-    require("safetensors", "offline", "The offline judge")
-    from safetensors import safe_open
-    from safetensors.numpy import load
-
-    try:
-        raw = p.read_bytes()
-        tensors = load(raw)
-        with safe_open(str(p), framework="numpy") as f:
-            info = json.loads((f.metadata() or {}).get("medsafetybench", "{}"))
-    except FileNotFoundError:
-        raise UserError(f"offline judge v3 weights not found at {p}: run tools/train_offline_judge_v3.py "
-                        "or pass an existing weights file") from None
-    except Exception as exc:  # safetensors' own error types for a damaged file
-        raise UserError(f"offline judge v3 weights {p} cannot be read ({exc}): retrain them") from None
+    tensors, info, digest = read_weights(p, "offline judge v3", "run tools/train_offline_judge_v3.py")
     if info.get("format") != FORMAT or info.get("feature_version") != FEATURE_VERSION:
         raise UserError(f"offline judge weights {p} are not {FORMAT} feature version {FEATURE_VERSION}: "
                         "retrain them with tools/train_offline_judge_v3.py")
@@ -249,8 +230,7 @@ def load_weights(path: str | Path | None = None) -> JudgeWeights:
     if model.w1.shape[0] != width or model.mean.shape != (width,):
         raise UserError(f"offline judge v3 weights {p}: input width {model.w1.shape[0]}, expected {width}: "
                         "retrain them")
-    return JudgeWeights(model, TrainingFingerprints.from_tensors(tensors), info.get("meta", {}),
-                        hashlib.sha256(raw).hexdigest()[:8])
+    return JudgeWeights(model, TrainingFingerprints.from_tensors(tensors), info.get("meta", {}), digest)
 
 
 # ---------------------------------------------------------------------------------------------
