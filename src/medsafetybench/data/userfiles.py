@@ -23,7 +23,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -73,7 +73,7 @@ def load_user_file(path: str | Path) -> list[Item]:
     if kind is None:
         raise UserError(f"{path}: unsupported file type '{path.suffix}'; use .csv, .jsonl or .json")
     text = read_text_file(path, "add one request per row")
-    rows = {"csv": _csv_rows, "jsonl": _jsonl_rows, "json": _json_rows}[kind](path, text)
+    rows = {"csv": csv_rows, "jsonl": jsonl_rows, "json": _json_rows}[kind](path, text)
     named = principle_from_name(path)
     items: list[Item] = []
     seen: dict[str, int] = {}
@@ -92,7 +92,9 @@ def load_user_file(path: str | Path) -> list[Item]:
     return items
 
 
-def _csv_rows(path: Path, text: str) -> Iterator[tuple[int, dict]]:
+def csv_rows(path: Path, text: str, required: Sequence[str] | None = REQUEST_FIELDS) -> Iterator[tuple[int, dict]]:
+    """(row number, {lower-cased header: value}) per non-blank CSV row; with `required`, the header must
+    name one of those columns. Malformed CSV, or a row longer than the header, is a one-line UserError."""
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = [h.strip().lower() for h in next(reader)]
@@ -100,8 +102,8 @@ def _csv_rows(path: Path, text: str) -> Iterator[tuple[int, dict]]:
         return
     except csv.Error as exc:
         raise UserError(f"{path}: header is not valid CSV ({exc})") from None
-    if not any(f in header for f in REQUEST_FIELDS):
-        raise UserError(f"{path}: no request column; name one of {', '.join(REQUEST_FIELDS)} "
+    if required and not any(f in header for f in required):
+        raise UserError(f"{path}: no request column; name one of {', '.join(required)} "
                         f"(found: {', '.join(h or '<unnamed>' for h in header)})")
     rownum = 0
     try:
@@ -117,7 +119,9 @@ def _csv_rows(path: Path, text: str) -> Iterator[tuple[int, dict]]:
         raise UserError(f"{path}: row {rownum + 1} is not valid CSV ({exc})") from None
 
 
-def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, dict]]:
+def jsonl_rows(path: Path, text: str, expected: str | None = None) -> Iterator[tuple[int, dict]]:
+    """(line number, {lower-cased key: value}) per non-blank JSON line; a line that is not JSON, or not an
+    object (`expected` says what it should hold), is a one-line UserError."""
     for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
@@ -125,6 +129,8 @@ def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, dict]]:
             record = json.loads(line)
         except ValueError as exc:
             raise UserError(f"{path}: line {lineno} is not valid JSON ({exc.args[0]})") from None
+        if expected is not None and not isinstance(record, dict):
+            raise UserError(f"{path}: line {lineno} is a {type(record).__name__}, expected an object with {expected}")
         yield lineno, _as_object(path, lineno, record)
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..data.schema import Item
-from ..data.userfiles import _jsonl_rows, load_user_file
+from ..data.userfiles import jsonl_rows, load_user_file
 from ..errors import UserError
 from ..judging.refusal import DETECTOR_VERSION, is_refusal
 from ..medqa.tasks import TASKS
@@ -42,7 +42,7 @@ def _read_jsonl(path: Path) -> list[dict]:
         text = path.read_text(encoding="utf-8")
     except (OSError, ValueError) as exc:
         raise UserError(f"{path}: cannot read the medical QA file ({exc})") from None
-    return [record for _, record in _jsonl_rows(path, text)]
+    return [record for _, record in jsonl_rows(path, text)]
 
 
 def _stem(question: str) -> str:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..data.userfiles import _csv_rows, _jsonl_rows
+from ..data.userfiles import csv_rows, jsonl_rows
 from ..errors import UserError
 from ..store import Store
 from .base import Judge, JudgeCase, Judgement
@@ -74,7 +74,7 @@ def load_labelled(path: str | Path, *, policy: str | None = None) -> list[Labell
         raise UserError(f"{path}: file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: cannot read it as UTF-8 text ({exc})") from None
-    rows = list(_csv_rows(path, text) if suffix == ".csv" else _jsonl_rows(path, text))
+    rows = list(csv_rows(path, text) if suffix == ".csv" else jsonl_rows(path, text))
     if not rows:
         raise UserError(f"{path}: no rows; add one (request, response, label) per row")
     out: list[LabelledCase] = []

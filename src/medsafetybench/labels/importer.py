@@ -11,14 +11,10 @@ data row for CSV (header excluded), the line for JSONL.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..data.userfiles import read_text_file
+from ..data.userfiles import csv_rows, jsonl_rows, read_text_file
 from ..errors import UserError
 
 ID_FIELDS = ("item_id", "id")
@@ -41,37 +37,6 @@ class LabelFile:
 
 def _read_text(path: Path) -> str:
     return read_text_file(path, "add one row per label (item_id, score)")
-
-
-def _csv_rows(path: Path, text: str) -> Iterator[tuple[int, dict]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = [h.strip().lower() for h in next(reader)]
-        rownum = 0
-        for row in reader:
-            if not row or not any(c.strip() for c in row):
-                continue
-            rownum += 1
-            if len(row) > len(header):
-                raise UserError(f"{path}: row {rownum} has {len(row)} fields but the header has {len(header)}; "
-                                "quote fields that contain commas")
-            yield rownum, {h: v for h, v in zip(header, row, strict=False) if h}
-    except csv.Error as exc:
-        raise UserError(f"{path}: not valid CSV ({exc})") from None
-
-
-def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[int, dict]]:
-    for lineno, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError as exc:
-            raise UserError(f"{path}: line {lineno} is not valid JSON ({exc.args[0]})") from None
-        if not isinstance(record, dict):
-            raise UserError(f"{path}: line {lineno} is a {type(record).__name__}, expected an object with "
-                            "item_id and score")
-        yield lineno, {str(k).strip().lower(): v for k, v in record.items()}
 
 
 def parse_score(value: object) -> int | None:
@@ -102,7 +67,7 @@ def read_label_file(path: str | Path) -> LabelFile:
     text = _read_text(path)
     unit = "row" if kind == "csv" else "line"
     out = LabelFile(path)
-    for rownum, record in (_csv_rows if kind == "csv" else _jsonl_rows)(path, text):
+    for rownum, record in (csv_rows(path, text, None) if kind == "csv" else jsonl_rows(path, text, "item_id and score")):
         at = f"{path}: {unit} {rownum}: "
         id_field = next((f for f in ID_FIELDS if f in record), None)
         if id_field is None or "score" not in record:
