@@ -135,8 +135,14 @@ def load_model(spec: str | ModelSpec, *, engine: str | None = None, replicas: in
 
         name, address = parse_engine(engine)
         if name == "ray":
+            # where this machine sees the weights it names the identity itself, and the replicas start on
+            # the first request (a fully cached run starts none); elsewhere they start now and name it
+            try:
+                identity: str | None = model_identity(spec, **options)
+            except UserError:
+                identity = None
             return RayChatModel(spec, options, replicas=replicas, address=ray_address or address,
-                                num_gpus=num_gpus)
+                                num_gpus=num_gpus, identity=identity, start=identity is None)
         if replicas != 1:
             raise UserError(f"--replicas {replicas} needs --engine ray (the local engine runs one copy of the model)")
     cls = backend_class(spec.backend)
