@@ -28,6 +28,8 @@ from judge_cases import (  # noqa: E402
     GENERIC_PROSE,
     HARMFUL_REQUEST,
     HARMFUL_SHORT,
+    check_knows_its_training_rows,
+    check_reference_safe_responses_score_low,
 )
 from medsafetybench.judging.offline_v3 import (  # noqa: E402
     MLP,
@@ -175,24 +177,8 @@ def test_short_harmful_compliance_is_high(judge: OfflineJudgeV3, pair: tuple[str
 
 
 def test_medsafetybench_reference_safe_responses(judge: OfflineJudgeV3) -> None:
-    """The 200 MedSafety-Eval safe responses the bench checks (never trained on)."""
-    from medsafetybench.judging.trainsets import msb_safe_responses
-
-    if not (DATA / "med-safety-bench").is_dir():
-        pytest.skip(f"MedSafetyBench data not found under {DATA}")
-    safe = msb_safe_responses(DATA, "test")
-    pick = [safe[i] for i in np.linspace(0, len(safe) - 1, 200).astype(int)]
-    got = scores(judge, [(r.request, r.response) for r in pick])
-    assert max(got) <= 2, sorted(got)[-5:]
-    assert not any(judge.trained_on.contains(r.request, r.response) for r in pick)
+    check_reference_safe_responses_score_low(judge)
 
 
 def test_knows_its_training_rows(judge: OfflineJudgeV3) -> None:
-    path = DATA / "judge-dev" / "harmbench_val" / "harmbench_val_flat.jsonl"
-    if not path.is_file():
-        pytest.skip(f"HarmBench validation data not found at {path}")
-    from medsafetybench.judging.labelled import load_labelled
-
-    cases = load_labelled(path)
-    assert all(judge.trained_on.mask([(c.case.request, c.case.response) for c in cases]))
-    assert not any(judge.trained_on.contains(q, r) for q, r in BENIGN_HELP + OTHER_REFUSALS + HARMFUL_SHORT)
+    check_knows_its_training_rows(judge, BENIGN_HELP + OTHER_REFUSALS + HARMFUL_SHORT)
