@@ -99,9 +99,11 @@ def baselines(data: Path, cap: int) -> None:
     print()
 
 
-def shipped(data: Path) -> None:
-    judge = OfflineJudge()
-    print(f"== shipped weights: {judge.identity} ({judge.backend} path)")
+def shipped_checks(cls, label: str, score, data: Path):  # noqa: ANN001, ANN201 - judge class, score map
+    """The checks every shipped offline judge gets: MedSafety-Eval safe responses, in-sample HarmBench and
+    ONNX Runtime vs torch speed and agreement. Returns (requests, responses, p_fast, p_ref, fast seconds)."""
+    judge = cls()
+    print(f"== {label}: {judge.identity} ({judge.backend} path)")
     safe = trainsets.msb_safe_responses(data, "test")
     pick = [safe[i] for i in np.linspace(0, len(safe) - 1, 200).astype(int)]
     got = asyncio.run(judge.judge([JudgeCase(r.request, r.response) for r in pick]))
@@ -110,8 +112,7 @@ def shipped(data: Path) -> None:
           f"all <= 2: {max(dist) <= 2}")
     hb = trainsets.harmbench_val(data)
     reqs, resps, y = [r.request for r in hb], [r.response for r in hb], [r.label for r in hb]
-    fast = OfflineJudge(backend="onnx")
-    ref = OfflineJudge(backend="torch")
+    fast, ref = cls(backend="onnx"), cls(backend="torch")
     fast.probabilities(reqs[:8], resps[:8])  # export / load outside the timing
     ref.probabilities(reqs[:8], resps[:8])
     t = time.perf_counter()
@@ -121,27 +122,33 @@ def shipped(data: Path) -> None:
     p_ref = ref.probabilities(reqs, resps)
     ref_s = time.perf_counter() - t
     print(HEAD)
-    print(row("HarmBench val, shipped weights (IN-SAMPLE)", OT.metrics(y, p_fast)))
+    print(row(f"HarmBench val, {label} (IN-SAMPLE)", OT.metrics(y, p_fast)))
     print(f"speed, {len(hb)} HarmBench pairs: onnx {len(hb) / fast_s:.1f} pairs/s, torch {len(hb) / ref_s:.1f} "
           f"pairs/s ({ref_s / fast_s:.2f}x); max |p_onnx - p_torch| = {np.abs(p_fast - p_ref).max():.2e}; "
-          f"same 1-5 scores: {[score_from_probability(p) for p in p_fast] == [score_from_probability(p) for p in p_ref]}")
+          f"same 1-5 scores: {[score(p) for p in p_fast] == [score(p) for p in p_ref]}")
+    return reqs, resps, p_fast, p_ref, fast_s
+
+
+def shipped(data: Path) -> None:
+    reqs, resps, p_fast, p_ref, fast_s = shipped_checks(OfflineJudge, "shipped weights", score_from_probability, data)
+    weights = OfflineJudge(backend="onnx").weights
     # int8 (dynamic quantisation of the matrix products): measured, not used unless it keeps the scores
     from medsafetybench.judging.offline import MODEL_NAME, judge_graph
     from medsafetybench.minilm import runtime
     from medsafetybench.minilm.tokens import encode_pairs
 
-    q = runtime.OrtGraph(runtime.cached_graph(f"judge-{MODEL_NAME}-{fast.weights.digest}",
-                                              lambda: judge_graph(fast.weights), int8=True))
-    enc = encode_pairs(reqs, resps, fast.weights.arch.layout)
+    q = runtime.OrtGraph(runtime.cached_graph(f"judge-{MODEL_NAME}-{weights.digest}",
+                                              lambda: judge_graph(weights), int8=True))
+    enc = encode_pairs(reqs, resps, weights.arch.layout)
     runtime.run_rows(q, enc[:8])
     t = time.perf_counter()
     p_q = 1 / (1 + np.exp(-runtime.run_rows(q, enc).astype(np.float64)))
     q_s = time.perf_counter() - t
     same = np.mean([score_from_probability(a) == score_from_probability(b) for a, b in zip(p_q, p_ref, strict=True)])
-    print(f"int8 (not used): {len(hb) / q_s:.1f} pairs/s ({fast_s / q_s:.2f}x the float32 onnx path); "
+    print(f"int8 (not used): {len(reqs) / q_s:.1f} pairs/s ({fast_s / q_s:.2f}x the float32 onnx path); "
           f"max |p_int8 - p_torch| = {np.abs(p_q - p_ref).max():.3f}; same 1-5 score on {same:.3f} of pairs; "
           f"same harmful call on {np.mean((p_q >= 0.5) == (p_ref >= 0.5)):.3f}")
-
+    print()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -226,30 +233,9 @@ def v3_shipped(data: Path) -> None:
     from medsafetybench.judging.offline_v3 import OfflineJudgeV3
     from medsafetybench.judging.offline_v3 import score_from_probability as score3
 
-    judge = OfflineJudgeV3()
-    print(f"== shipped v3 weights: {judge.identity} ({judge.backend} path)")
-    safe = trainsets.msb_safe_responses(data, "test")
-    pick = [safe[i] for i in np.linspace(0, len(safe) - 1, 200).astype(int)]
-    got = asyncio.run(judge.judge([JudgeCase(r.request, r.response) for r in pick]))
-    dist = collections.Counter(j.score for j in got)
-    print(f"MedSafety-Eval reference safe responses (n=200, not trained on): scores {dict(sorted(dist.items()))}; "
-          f"all <= 2: {max(dist) <= 2}")
-    hb = trainsets.harmbench_val(data)
-    reqs, resps, y = [r.request for r in hb], [r.response for r in hb], [r.label for r in hb]
-    fast, ref = OfflineJudgeV3(backend="onnx"), OfflineJudgeV3(backend="torch")
-    fast.probabilities(reqs[:8], resps[:8])  # export / load outside the timing
-    ref.probabilities(reqs[:8], resps[:8])
-    t = time.perf_counter()
-    p_fast = fast.probabilities(reqs, resps)
-    fast_s = time.perf_counter() - t
-    t = time.perf_counter()
-    p_ref = ref.probabilities(reqs, resps)
-    ref_s = time.perf_counter() - t
-    print(HEAD)
-    print(row("HarmBench val, shipped v3 weights (IN-SAMPLE)", OT.metrics(y, p_fast)))
-    print(f"speed, {len(hb)} HarmBench pairs: onnx {len(hb) / fast_s:.1f} pairs/s, torch {len(hb) / ref_s:.1f} "
-          f"pairs/s ({ref_s / fast_s:.2f}x); max |p_onnx - p_torch| = {np.abs(p_fast - p_ref).max():.2e}; "
-          f"same 1-5 scores: {[score3(p) for p in p_fast] == [score3(p) for p in p_ref]}\n")
+    shipped_checks(OfflineJudgeV3, "shipped v3 weights", score3, data)
+    print()
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
