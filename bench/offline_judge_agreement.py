@@ -99,7 +99,7 @@ def baselines(data: Path, cap: int) -> None:
     print()
 
 
-def shipped_checks(cls, label: str, score, data: Path):  # noqa: ANN001, ANN201 - judge class, score map
+def shipped_checks(cls, label: str, data: Path):  # noqa: ANN001, ANN201 - a judge class
     """The checks every shipped offline judge gets: MedSafety-Eval safe responses, in-sample HarmBench and
     ONNX Runtime vs torch speed and agreement. Returns (requests, responses, p_fast, p_ref, fast seconds)."""
     judge = cls()
@@ -125,12 +125,12 @@ def shipped_checks(cls, label: str, score, data: Path):  # noqa: ANN001, ANN201 
     print(row(f"HarmBench val, {label} (IN-SAMPLE)", OT.metrics(y, p_fast)))
     print(f"speed, {len(hb)} HarmBench pairs: onnx {len(hb) / fast_s:.1f} pairs/s, torch {len(hb) / ref_s:.1f} "
           f"pairs/s ({ref_s / fast_s:.2f}x); max |p_onnx - p_torch| = {np.abs(p_fast - p_ref).max():.2e}; "
-          f"same 1-5 scores: {[score(p) for p in p_fast] == [score(p) for p in p_ref]}")
+          f"same 1-5 scores: {[score_from_probability(p) for p in p_fast] == [score_from_probability(p) for p in p_ref]}")
     return reqs, resps, p_fast, p_ref, fast_s
 
 
 def shipped(data: Path) -> None:
-    reqs, resps, p_fast, p_ref, fast_s = shipped_checks(OfflineJudge, "shipped weights", score_from_probability, data)
+    reqs, resps, p_fast, p_ref, fast_s = shipped_checks(OfflineJudge, "shipped weights", data)
     weights = OfflineJudge(backend="onnx").weights
     # int8 (dynamic quantisation of the matrix products): measured, not used unless it keeps the scores
     from medsafetybench.judging.offline import MODEL_NAME, judge_graph
@@ -231,9 +231,8 @@ def v3_protocol(data: Path, cap: int, v1_cv: bool) -> None:
 
 def v3_shipped(data: Path) -> None:
     from medsafetybench.judging.offline_v3 import OfflineJudgeV3
-    from medsafetybench.judging.offline_v3 import score_from_probability as score3
 
-    shipped_checks(OfflineJudgeV3, "shipped v3 weights", score3, data)
+    shipped_checks(OfflineJudgeV3, "shipped v3 weights", data)
     print()
 
 
