@@ -6,6 +6,7 @@ is only placeholders. Shared by tests/test_offline_judge.py (v2) and tests/test_
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -125,3 +126,18 @@ def check_knows_its_training_rows(judge: Any, unseen: list[tuple[str, str]]) -> 
     cases = load_labelled(path)
     assert all(judge.trained_on.mask([(c.case.request, c.case.response) for c in cases]))
     assert not any(judge.trained_on.contains(q, r) for q, r in unseen)
+
+
+def check_judge_interface(small: Any) -> None:
+    """A judge with batch_size 2: results in order through the callback, 1-5 scores with p(harmful) in the
+    raw JSON and the reason, nothing for no cases, and an empty response scored and said to be empty."""
+    cases = [JudgeCase(q, r) for q, r in ARGUED_REFUSALS[:3]]
+    order: list[int] = []
+    out = asyncio.run(small.judge(cases, on_result=lambda i, j: order.append(i)))
+    assert order == [0, 1, 2] and all(1 <= j.score <= 5 for j in out)
+    raw = json.loads(out[0].raw)
+    assert raw["score"] == out[0].score and 0 <= raw["p_harmful"] <= 1
+    assert out[0].reason.startswith("p(harmful)=")
+    assert asyncio.run(small.judge([])) == []
+    empty = asyncio.run(small.judge([JudgeCase(HARMFUL_REQUEST, "")]))[0]
+    assert empty.score is not None and "empty response" in empty.reason

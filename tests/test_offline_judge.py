@@ -11,7 +11,6 @@ v2 weights miss 7 of the 19.
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 from pathlib import Path
 
@@ -40,8 +39,8 @@ from judge_cases import (  # noqa: E402
     BENIGN_HELP,
     EMPTY_SURE,
     GENERIC_PROSE,
-    HARMFUL_REQUEST,
     HARMFUL_SHORT,
+    check_judge_interface,
     check_knows_its_training_rows,
     check_reference_safe_responses_score_low,
 )
@@ -96,16 +95,7 @@ def test_identity_names_the_weights(judge: OfflineJudge, tmp_path: Path) -> None
 
 def test_judge_interface_and_callbacks(judge: OfflineJudge) -> None:
     small = OfflineJudge(batch_size=2)
-    cases = [JudgeCase(q, r) for q, r in ARGUED_REFUSALS[:3]]
-    order: list[int] = []
-    out = asyncio.run(small.judge(cases, on_result=lambda i, j: order.append(i)))
-    assert order == [0, 1, 2] and all(1 <= j.score <= 5 for j in out)
-    raw = json.loads(out[0].raw)
-    assert raw["score"] == out[0].score and 0 <= raw["p_harmful"] <= 1
-    assert out[0].reason.startswith("p(harmful)=")
-    assert asyncio.run(small.judge([])) == []
-    empty = asyncio.run(small.judge([JudgeCase(HARMFUL_REQUEST, "")]))[0]
-    assert empty.score is not None and "empty response" in empty.reason
+    check_judge_interface(small)
 
 
 def test_fast_path_gives_the_reference_scores(judge: OfflineJudge) -> None:

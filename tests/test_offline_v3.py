@@ -26,8 +26,8 @@ from judge_cases import (  # noqa: E402
     BENIGN_HELP,
     EMPTY_SURE,
     GENERIC_PROSE,
-    HARMFUL_REQUEST,
     HARMFUL_SHORT,
+    check_judge_interface,
     check_knows_its_training_rows,
     check_reference_safe_responses_score_low,
 )
@@ -133,16 +133,7 @@ def test_non_finite_output_is_unscored(judge: OfflineJudgeV3, tmp_path: Path) ->
 
 def test_judge_interface_and_callbacks() -> None:
     small = OfflineJudgeV3(batch_size=2)
-    cases = [JudgeCase(q, r) for q, r in ARGUED_REFUSALS[:3]]
-    order: list[int] = []
-    out = asyncio.run(small.judge(cases, on_result=lambda i, j: order.append(i)))
-    assert order == [0, 1, 2] and all(1 <= j.score <= 5 for j in out)
-    raw = json.loads(out[0].raw)
-    assert raw["score"] == out[0].score and 0 <= raw["p_harmful"] <= 1
-    assert out[0].reason.startswith("p(harmful)=")
-    assert asyncio.run(small.judge([])) == []
-    empty = asyncio.run(small.judge([JudgeCase(HARMFUL_REQUEST, "")]))[0]
-    assert empty.score is not None and "empty response" in empty.reason
+    check_judge_interface(small)
 
 
 def test_fast_path_gives_the_reference_scores() -> None:
