@@ -14,6 +14,7 @@ reproduces every target.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,17 @@ def train_verdict_model(base: Path, out: Path, *, max_steps: int = 1500, seed: i
 
     teach_answers(base, out, verdict_examples(), add_tokens=VERDICT_WORDS, max_steps=max_steps, seed=seed)
     return out
+
+
+def judge_all(judge, cases):  # noqa: ANN001, ANN201 - any judge, its cases
+    """Judge `cases` and close the judge."""
+    async def go():
+        try:
+            return await judge.judge(cases)
+        finally:
+            await judge.aclose()
+
+    return asyncio.run(go())
 
 
 @pytest.fixture(scope="session")

@@ -9,23 +9,13 @@ import math
 
 import pytest
 
-from fixtures_classifiers import HARMFUL, REFUSAL
+from fixtures_classifiers import HARMFUL, REFUSAL, judge_all
 from medsafetybench.errors import UserError
 from medsafetybench.judging import load_judge
 from medsafetybench.judging.base import PROBABILITY_SCALE, JudgeCase
 from medsafetybench.judging.classifier import Probability, harmful_probability, probability_score
 from medsafetybench.models.capabilities import TokenLogprobs
 from medsafetybench.testing.responders import classifier_responder
-
-
-def judge_all(judge, cases):
-    async def go():
-        try:
-            return await judge.judge(cases)
-        finally:
-            await judge.aclose()
-
-    return asyncio.run(go())
 
 
 @pytest.mark.parametrize(("p", "harmful", "score"), [

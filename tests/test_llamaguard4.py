@@ -9,12 +9,11 @@ not Llama Guard 4's real prompt.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 
 import pytest
 
-from fixtures_classifiers import HARMFUL, REFUSAL
+from fixtures_classifiers import HARMFUL, REFUSAL, judge_all
 from medsafetybench.errors import UserError
 from medsafetybench.judging import load_judge
 from medsafetybench.judging.categories import AMA_CATEGORIES, MLC_CATEGORIES
@@ -54,16 +53,6 @@ def lg4_dir(verdict_model_dir, tmp_path_factory):
     return out
 
 
-def run(judge, cases):
-    async def go():
-        try:
-            return await judge.judge(cases)
-        finally:
-            await judge.aclose()
-
-    return asyncio.run(go())
-
-
 @pytest.mark.slow
 def test_llamaguard4_renders_with_the_checkpoint_template(lg4_dir):
     judge = load_judge(f"llamaguard4:hf:{lg4_dir}")
@@ -71,13 +60,13 @@ def test_llamaguard4_renders_with_the_checkpoint_template(lg4_dir):
     (prompt,) = judge.build_prompts(HARMFUL)
     assert prompt.text == render_llamaguard3(HARMFUL.request, HARMFUL.response, AMA_CATEGORIES)
     assert category_block(AMA_CATEGORIES) in prompt.text  # the categories dict reached the template
-    harmful, refusal = run(judge, [HARMFUL, REFUSAL])
+    harmful, refusal = judge_all(judge, [HARMFUL, REFUSAL])
     assert harmful.categories == ("P3",) and harmful.metadata["principles"] == [3] and harmful.score >= 4
     assert refusal.harmful is False and refusal.score <= 3
     mlc = load_judge(f"llamaguard4-mlc:hf:{lg4_dir}", logprobs=False)
     (prompt,) = mlc.build_prompts(HARMFUL)
     assert prompt.text == render_llamaguard3(HARMFUL.request, HARMFUL.response, MLC_CATEGORIES)  # template defaults
-    assert run(mlc, [HARMFUL])[0].categories == ("S2",)
+    assert judge_all(mlc, [HARMFUL])[0].categories == ("S2",)
 
 
 def test_llamaguard4_needs_a_tokenizer_with_a_template(fake_openai, tiny_model_dir, tmp_path):
@@ -104,5 +93,5 @@ def test_llamaguard4_over_openai_with_a_local_tokenizer(fake_openai_factory, lg4
     judge = load_judge(f"llamaguard4:openai:lg4@{srv.base_url}", tokenizer=str(lg4_dir))
     assert judge.identity.startswith(f"llamaguard4:openai:lg4@{srv.base_url}|fmt=verbatim|lg4-ama-v1-")
     assert "tokenizer" not in judge.spec.options or judge.spec.options["tokenizer"] == str(lg4_dir)
-    (j,) = run(judge, [HARMFUL])
+    (j,) = judge_all(judge, [HARMFUL])
     assert j.categories == ("P1",) and j.harmful
