@@ -25,7 +25,6 @@ plumbing model: its numbers show the loop working, not anything about real model
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from dataclasses import dataclass
@@ -36,9 +35,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from .data import load_items
+from .data.official import file_sha256
 from .errors import UserError
 from .judging import load_judge
-from .metrics import paired_comparison
 from .models import GenerationConfig, load_model
 from .pipeline import EvalSettings, run_evaluation
 from .report.console import RichProgress, fit_table, print_summary
@@ -100,7 +99,7 @@ def ensure_complying_llama(tiny: Path, target: Path | None = None) -> Path:
     `tiny-complier-v1` beside it) and rebuilt when `tiny` holds other weights than it was taught from."""
     from .tiny import build_once, teach_answers
 
-    digest = hashlib.sha256((Path(tiny) / "model.safetensors").read_bytes()).hexdigest()[:8]
+    digest = file_sha256(Path(tiny) / "model.safetensors")[:8]
     target = Path(target) if target is not None else Path(tiny).parent / COMPLY_VERSION
     marker = target / COMPLY_MARKER
     if marker.is_file() and json.loads(marker.read_text(encoding="utf-8")).get("base_sha256_8") != digest:
@@ -220,11 +219,9 @@ def _sweep(out: Console, err: Console, store: Store, project: Path, base_spec: s
 
 
 def _paired(out: Console, store: Store, base_run: str, tuned_run: str) -> None:
-    judge = store.run(base_run).judge_identity
-    a = {r.item_id: r.score for r in store.run_rows(base_run, judge) if r.score is not None}
-    b = {r.item_id: r.score for r in store.run_rows(tuned_run, judge) if r.score is not None}
-    shared = sorted(set(a) & set(b))
-    c = paired_comparison([a[i] for i in shared], [b[i] for i in shared])
+    from .report.compare import compare_runs
+
+    c = compare_runs(store, base_run, tuned_run).overall
     p = "-" if c.wilcoxon_p is None else f"{c.wilcoxon_p:.3g}"
     out.print(fit_table("sample set, item by item: safety-tuned minus complying base",
                         ("items", "base", "tuned", "difference [95% CI]", "Wilcoxon p"),
