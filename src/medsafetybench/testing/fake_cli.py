@@ -84,16 +84,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    # Ctrl-C stops it even when started in the background of a script (where SIGINT arrives ignored)
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    # SIGTERM and Ctrl-C both stop it, Ctrl-C even when started in the background of a script (where
+    # SIGINT arrives ignored)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
     faults = "no faults" if plan is None else f"faults seed {plan.seed}"
     print(f"fake OpenAI server at {srv.base_url} (mode {args.mode}, {faults}); Ctrl-C to stop", flush=True)
     try:
         while not stop.wait(0.5):
             pass
-    except KeyboardInterrupt:
-        pass
     finally:
         srv.stop()
     st = srv.stats()
