@@ -40,7 +40,8 @@ def rows(data: Path) -> list[dict]:
 
 def build(data: Path, project: Path) -> None:
     from medsafetybench.cli import main
-    from medsafetybench.testing.fake_openai import FakeOpenAIServer, _last_user
+    from medsafetybench.testing.fake_openai import FakeOpenAIServer
+    from medsafetybench.testing.responders import last_user
 
     pairs = rows(data)
     project.mkdir(parents=True, exist_ok=True)
@@ -50,7 +51,7 @@ def build(data: Path, project: Path) -> None:
         w.writerow(["id", "request"])
         w.writerows([r["id"], r["test_case"]] for r in pairs)
     replies = {r["test_case"].strip(): r["generation"] for r in pairs}
-    with FakeOpenAIServer(lambda req: replies[_last_user(req).strip()]) as srv:
+    with FakeOpenAIServer(lambda req: replies[last_user(req).strip()]) as srv:
         args = ["eval", "--input", str(requests), "--model", f"openai:harmbench-replay@{srv.base_url}",
                 "--judge", "offline", "--system-prompt", "none", "--project", str(project)]
         print("$ medsafety " + " ".join(args), file=sys.stderr)
