@@ -78,3 +78,13 @@ def test_demo_shows_the_safety_tuning_finding(tiny_model_dir: Path, tmp_path: Pa
     assert base["over_refusal"] < tuned["over_refusal"] and base["n_benign"] == 30
     assert "paired McNemar test" in text and "sample set, item by item" in text
     assert outcome.report is not None and outcome.report.is_file()
+
+
+def test_demo_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, capsys) -> None:
+    for args, message in ((["--data", str(tmp_path / "missing")], "not a MedSafetyBench copy"),
+                          (["--judge", "nosuch:x", "--no-download"], "unknown judge 'nosuch'")):
+        project = tmp_path / "p"
+        assert run_main("demo", *args, "--project", str(project)) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert message in err and "Traceback" not in err
+        assert not project.exists()

@@ -143,8 +143,11 @@ def run_demo(out: Console, err: Console, *, data: Path | None, project: Path, mo
              max_new_tokens: int = 128, judge: str = DEMO_JUDGE, medqa_dir: Path | None = None,
              download: bool = True, sample: int = DEMO_SAMPLE) -> DemoOutcome:
     """Run the demo (see the module docstring); returns the runs, the sweep and the report it made."""
+    from .preflight import check_specs
     from .tiny import ensure_tiny_llama
 
+    check_specs([], [judge])  # a wrong --judge or --data fails here, before anything is built or stored
+    release = _release(data, download, err)
     steps = 5
     err.print(f"[bold]1/{steps}[/bold] tiny local Llama (built once, then reused) ...")
     tiny = ensure_tiny_llama(model_dir)
@@ -160,7 +163,6 @@ def run_demo(out: Console, err: Console, *, data: Path | None, project: Path, mo
                   f"requests), judge {judge} ...")
         base_run = _evaluate(out, err, store, sample_items, base_spec, judge, settings, "complying base, sample set")
         run_ids.append(base_run)
-        release = _release(data, download, err)
         sweep_id = None
         if release is None:
             err.print(f"[bold]4/{steps}[/bold] skipped: safety fine-tuning needs MedSafety-Improve from the "
