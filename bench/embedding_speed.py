@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from medsafetybench.data import load_official  # noqa: E402
-from medsafetybench.embedding import embed  # noqa: E402
+from medsafetybench.minilm.embedding import embed  # noqa: E402
 
 
 def main() -> int:

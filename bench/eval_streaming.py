@@ -20,10 +20,10 @@ import tempfile
 import time
 
 from medsafetybench.data.schema import Item
+from medsafetybench.evaluation.pipeline import EvalSettings, judge_stage, plan_run, respond_stage
+from medsafetybench.evaluation.stages import run_stages
 from medsafetybench.judging import load_judge
 from medsafetybench.models import load_model
-from medsafetybench.pipeline import EvalSettings, judge_stage, plan_run, respond_stage
-from medsafetybench.stages import run_stages
 from medsafetybench.store import Store
 
 

@@ -125,7 +125,7 @@ def main() -> None:
     a = ap.parse_args()
     if not (DATA / "datasets").is_dir():
         raise SystemExit(f"official data not found at {DATA}")
-    from medsafetybench.tiny import ensure_tiny_llama
+    from medsafetybench.testing.tiny import ensure_tiny_llama
 
     model = ensure_tiny_llama()
     args = {"n": a.n, "epochs": a.epochs, "batch": a.batch, "micro": a.micro, "data": str(DATA), "model": str(model)}

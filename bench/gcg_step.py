@@ -39,7 +39,7 @@ import torch
 from medsafetybench.generation.gcg import GCG, GCGConfig
 from medsafetybench.generation.prompts import V1, gcg_goal, gcg_target
 from medsafetybench.models.hf_backend import HFChatModel
-from medsafetybench.tiny import ensure_tiny_llama
+from medsafetybench.testing.tiny import ensure_tiny_llama
 
 
 def old_candidate_losses(gcg: GCG, candidates: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,7 @@ from pathlib import Path
 from medsafetybench.models import ChatRequest, GenerationConfig
 from medsafetybench.models.hf_backend import HFChatModel
 from medsafetybench.principles import LLAMA2_DEFAULT_SYSTEM_PROMPT
-from medsafetybench.tiny import ensure_tiny_llama
+from medsafetybench.testing.tiny import ensure_tiny_llama
 
 TOPICS = ["asthma", "diabetes", "hypertension", "migraine", "influenza", "anemia", "eczema", "gout"]
 ASKS = ["What is {t}, and how is it usually treated?",

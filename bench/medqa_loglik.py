@@ -63,7 +63,7 @@ def main() -> None:
     from medsafetybench.medqa.tasks import load_task, resolve_tasks
     from medsafetybench.models.hf_backend import HFChatModel
     from medsafetybench.store import Store
-    from medsafetybench.tiny import ensure_tiny_llama
+    from medsafetybench.testing.tiny import ensure_tiny_llama
 
     logging.getLogger("lm_eval").setLevel(logging.ERROR)
     torch.set_num_threads(args.threads)

@@ -22,7 +22,7 @@ import time
 from medsafetybench.models import ChatRequest, GenerationConfig
 from medsafetybench.models.hf_backend import HFChatModel
 from medsafetybench.models.ray_engine import RayChatModel, connect
-from medsafetybench.tiny import ensure_tiny_llama
+from medsafetybench.testing.tiny import ensure_tiny_llama
 
 TOPICS = ("aspirin", "insulin", "warfarin", "ibuprofen", "metformin", "amoxicillin", "statins", "morphine")
 

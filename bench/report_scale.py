@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 from medsafetybench.data.schema import Item
+from medsafetybench.evaluation.pipeline import EvalSettings, plan_run, summarise_run
 from medsafetybench.judging.base import JudgeCase, Judgement
 from medsafetybench.models.base import GenerationConfig, Usage
-from medsafetybench.pipeline import EvalSettings, plan_run, summarise_run
 from medsafetybench.report import figures as figs
 from medsafetybench.report.collect import collect
 from medsafetybench.report.html import render_html

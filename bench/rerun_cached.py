@@ -12,9 +12,9 @@ import tempfile
 import time
 
 from medsafetybench.data.schema import Item
+from medsafetybench.evaluation.pipeline import run_evaluation
 from medsafetybench.judging import load_judge
 from medsafetybench.models import load_model
-from medsafetybench.pipeline import run_evaluation
 from medsafetybench.store import Store
 from medsafetybench.testing.fake_openai import FakeOpenAIServer
 

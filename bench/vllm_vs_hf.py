@@ -21,7 +21,7 @@ from pathlib import Path
 from hf_generation import requests
 from medsafetybench.models.hf_backend import HFChatModel
 from medsafetybench.models.vllm_backend import VLLMChatModel
-from medsafetybench.tiny import default_tiny_model_dir, ensure_tiny_llama, widen_heads
+from medsafetybench.testing.tiny import default_tiny_model_dir, ensure_tiny_llama, widen_heads
 
 
 def wide_tiny() -> Path:

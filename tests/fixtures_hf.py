@@ -22,7 +22,7 @@ def torch_one_thread():
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, torch_one_thread: None) -> Path:
     """A freshly built, pre-trained tiny Llama (model + tokenizer via save_pretrained)."""
     pytest.importorskip("transformers")
-    from medsafetybench.tiny import build_tiny_llama
+    from medsafetybench.testing.tiny import build_tiny_llama
 
     return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"), seed=0)
 

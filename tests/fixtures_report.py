@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from medsafetybench.data.schema import Item
+from medsafetybench.evaluation.pipeline import EvalSettings, plan_run
 from medsafetybench.judging.base import JudgeCase, Judgement
 from medsafetybench.models.base import Completion, GenerationConfig, Usage
-from medsafetybench.pipeline import EvalSettings, plan_run
 from medsafetybench.store import Store
 
 JUDGE = "llm:openai:fixture-judge|msb-judge-v1"

@@ -113,7 +113,7 @@ def scores_of(judge: Any, pairs: list[tuple[str, str]]) -> list[int]:
 
 def check_reference_safe_responses_score_low(judge: Any) -> None:
     """The 200 MedSafety-Eval safe responses the bench checks (never trained on) all score 1-2."""
-    from medsafetybench.judging.trainsets import msb_safe_responses
+    from lab.trainsets import msb_safe_responses
 
     if not (DATA / "med-safety-bench").is_dir():
         pytest.skip(f"MedSafetyBench data not found under {DATA}")
@@ -129,7 +129,7 @@ def check_knows_its_training_rows(judge: Any, unseen: list[tuple[str, str]]) -> 
     path = DATA / "judge-dev" / "harmbench_val" / "harmbench_val_flat.jsonl"
     if not path.is_file():
         pytest.skip(f"HarmBench validation data not found at {path}")
-    from medsafetybench.judging.labelled import load_labelled
+    from medsafetybench.labels.labelled import load_labelled
 
     cases = load_labelled(path)
     assert all(judge.trained_on.mask([(c.case.request, c.case.response) for c in cases]))

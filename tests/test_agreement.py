@@ -3,7 +3,7 @@ in the comments."""
 
 import pytest
 
-from medsafetybench.judging.agreement import (
+from medsafetybench.labels.agreement import (
     binary_agreement,
     cohen_kappa,
     judge_pair_agreement,

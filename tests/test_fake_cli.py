@@ -18,7 +18,7 @@ SRC = str(Path(__file__).resolve().parents[1] / "src")
 
 def start(*args: str) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "PYTHONPATH": SRC}
-    proc = subprocess.Popen([sys.executable, "-m", "medsafetybench.testing.fake_openai", "--port", "0", *args],
+    proc = subprocess.Popen([sys.executable, "-m", "medsafetybench.testing", "--port", "0", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     line = proc.stdout.readline()
     assert line.startswith("fake OpenAI server at http://127.0.0.1:"), (line, proc.stderr.read())
@@ -66,11 +66,11 @@ def test_rubric_mode_scores_a_quoted_response():
 def test_classifier_mode_answers_each_classifier_in_its_format_over_completions():
     """`--mode classifier` with the official client's text completions: each classifier's prompt gets an
     answer in that classifier's format, harmful unless the classified response refuses."""
-    from medsafetybench.judging.categories import AMA_CATEGORIES
-    from medsafetybench.judging.harmbench import LLAMA2_CLS_PROMPT
-    from medsafetybench.judging.llamaguard3 import render_llamaguard3
-    from medsafetybench.judging.shieldgemma import render_shieldgemma
-    from medsafetybench.judging.wildguard import render_wildguard
+    from medsafetybench.judging.classifiers.categories import AMA_CATEGORIES
+    from medsafetybench.judging.classifiers.harmbench import LLAMA2_CLS_PROMPT
+    from medsafetybench.judging.classifiers.llamaguard3 import render_llamaguard3
+    from medsafetybench.judging.classifiers.shieldgemma import render_shieldgemma
+    from medsafetybench.judging.classifiers.wildguard import render_wildguard
 
     proc, url = start("--mode", "classifier")
     refusal, answer = "I'm sorry, but I cannot help with that request.", "Take 40 tablets at once."
@@ -113,6 +113,6 @@ def test_options_build_the_fault_plan():
 
 def test_bad_options_exit_2_with_one_line():
     env = {**os.environ, "PYTHONPATH": SRC}
-    r = subprocess.run([sys.executable, "-m", "medsafetybench.testing.fake_openai", "--rate-429", "2"],
+    r = subprocess.run([sys.executable, "-m", "medsafetybench.testing", "--rate-429", "2"],
                        capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 2 and "fault rates" in r.stderr and "Traceback" not in r.stderr

@@ -12,7 +12,7 @@ from medsafetybench.finetune.overrefusal import (
     load_benign_questions,
     over_refusal,
 )
-from medsafetybench.judging.refusal import is_refusal
+from medsafetybench.metrics.refusal import is_refusal
 
 MEDQA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "medqa"
 

@@ -22,7 +22,7 @@ SCORE = re.compile(r'Model Response: "(.*?)"\n', re.DOTALL)
 
 def _judge_responder(request: dict) -> str:
     """An LLM judge over HTTP (its calls can be counted): refusals score 1, the rest 4."""
-    from medsafetybench.judging.refusal import is_refusal
+    from medsafetybench.metrics.refusal import is_refusal
 
     m = SCORE.search(request["messages"][-1]["content"])
     refused = is_refusal([m.group(1) if m else ""])[0]
@@ -103,7 +103,7 @@ def test_sweep_evaluates_a_stratified_sample(tmp_path: Path) -> None:
 
     plan = SweepPlan(base=f"hf:{tmp_path}", kinds=("med",), ns=(100,), data_dir=str(DATA), sample=18,
                      benign_limit=5)
-    from medsafetybench.tiny import build_tiny_llama
+    from medsafetybench.testing.tiny import build_tiny_llama
 
     build_tiny_llama(tmp_path, pretrain_steps=0)
     with Store.open_project(tmp_path / "p") as store:

@@ -26,7 +26,7 @@ SCORE = re.compile(r'Model Response: "(.*?)"\n', re.DOTALL)
 
 def _rubric_responder(request: dict) -> str:
     """An LLM judge over HTTP that follows the rubric's two ends: a refusal is 1, engaging is 5."""
-    from medsafetybench.judging.refusal import is_refusal
+    from medsafetybench.metrics.refusal import is_refusal
 
     m = SCORE.search(request["messages"][-1]["content"])
     refused = is_refusal([m.group(1) if m else ""])[0]
@@ -71,10 +71,10 @@ def test_fine_tuning_teaches_refusal_and_lowers_harmfulness(trained, tiny_model_
     """Refusals on held-out MedSafety-Eval requests go from ~0 to >= 90% (the refusal detector); the
     harmfulness score drops under a rubric judge and does not rise under the offline judge (which
     already rates the untrained tiny model's off-topic text as harmless, 1.0, so it cannot drop)."""
+    from medsafetybench.evaluation.pipeline import EvalSettings, run_evaluation
     from medsafetybench.judging import load_judge
-    from medsafetybench.judging.refusal import is_refusal
+    from medsafetybench.metrics.refusal import is_refusal
     from medsafetybench.models import GenerationConfig, load_model
-    from medsafetybench.pipeline import EvalSettings, run_evaluation
     from medsafetybench.store import Store
 
     items = _eval_items()

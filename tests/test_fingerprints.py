@@ -1,4 +1,4 @@
-"""Tests for medsafetybench.judging.fingerprints: what counts as a training row, and the file format."""
+"""Tests for medsafetybench.judging.offline.fingerprints: what counts as a training row, and the file format."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from medsafetybench.errors import UserError
-from medsafetybench.judging.fingerprints import (
+from medsafetybench.judging.offline.fingerprints import (
     MIN_RESPONSE_WORDS,
     TrainedJudge,
     TrainingFingerprints,

@@ -12,10 +12,10 @@ import pytest
 from medsafetybench.generation import prompts
 from medsafetybench.generation import prompts_official as official
 from medsafetybench.generation.candidates import CandidateStore
+from medsafetybench.generation.harm_score import harm_scores
 from medsafetybench.generation.methods import (
     generate_by_prompting,
     harm_request,
-    harm_scores,
     safe_response_request,
     write_safe_responses,
 )

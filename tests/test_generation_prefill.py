@@ -13,7 +13,7 @@ from medsafetybench.errors import UserError
 from medsafetybench.generation import prompts
 from medsafetybench.generation import prompts_official as official
 from medsafetybench.generation.candidates import CandidateStore
-from medsafetybench.generation.methods import harm_scorer_identity, harm_scores
+from medsafetybench.generation.harm_score import harm_scorer_identity, harm_scores
 from medsafetybench.generation.prefill import (
     generate_by_prefill,
     prefill_prompt_ids,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from medsafetybench.judging.base import JudgeCase
-from medsafetybench.judging.harmbench import HarmBench, HarmBenchVal, parse_yes_no
+from medsafetybench.judging.classifiers.harmbench import HarmBench, HarmBenchVal, parse_yes_no
 
 # cais/HarmBench-Llama-2-13b-cls model card, LLAMA2_CLS_PROMPT["prompt"] (read 2026-11-29 from verbatim
 # copies, e.g. hukkai/adc_llm_attack judger.py); note the space after the first rule.

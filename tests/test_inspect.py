@@ -18,9 +18,9 @@ from inspect_ai import eval as inspect_eval  # noqa: E402
 from inspect_ai.log import read_eval_log  # noqa: E402
 
 from cli_helpers import run_main  # noqa: E402
+from medsafetybench.evaluation.pipeline import summarise_run  # noqa: E402
 from medsafetybench.inspect_eval import export_inspect_log, medsafety  # noqa: E402
 from medsafetybench.inspect_eval.scorer import SCORER_NAME  # noqa: E402
-from medsafetybench.pipeline import summarise_run  # noqa: E402
 from medsafetybench.store import Store  # noqa: E402
 from medsafetybench.testing.fake_openai import FakeOpenAIServer  # noqa: E402
 

@@ -105,7 +105,8 @@ def test_a_new_judge_is_one_decorated_class():
         JUDGES.pop("constant", None)
 
 
-def test_a_judge_module_is_found_by_its_name(tmp_path, monkeypatch):
+def test_a_module_named_like_a_judge_is_not_guessed(tmp_path, monkeypatch):
+    """Two ways to register, no third: a module called after a name is not imported by guess."""
     import medsafetybench.judging as judging_pkg
 
     (tmp_path / "tmpjudge_x.py").write_text(
@@ -114,13 +115,21 @@ def test_a_judge_module_is_found_by_its_name(tmp_path, monkeypatch):
         "class J:\n    OPTIONS = frozenset()\n    identity = 'tmpjudge_x'\n"
         "    @classmethod\n    def from_spec(cls, args, *, model_options, **o):\n        return cls()\n")
     monkeypatch.setattr(judging_pkg, "__path__", [*judging_pkg.__path__, str(tmp_path)])
-    try:
-        assert "tmpjudge_x" not in JUDGES
-        assert load_judge("tmpjudge_x").identity == "tmpjudge_x"
-    finally:
-        unregister_judge("tmpjudge_x")
-        JUDGES.pop("tmpjudge_x", None)
-        sys.modules.pop("medsafetybench.judging.tmpjudge_x", None)
+    with pytest.raises(UserError, match="unknown judge 'tmpjudge_x'"):
+        load_judge("tmpjudge_x")
+    assert "medsafetybench.judging.tmpjudge_x" not in sys.modules
+
+
+@pytest.mark.parametrize("name", sorted(JUDGES))
+def test_every_built_in_judge_entry_imports(name):
+    from medsafetybench.judging.registry import _REGISTRY
+
+    assert _REGISTRY.get(name) is not None
+
+
+def test_the_default_offline_judge_is_stated_once():
+    """`offline` is an alias of exactly one named version, in the one table."""
+    assert JUDGES["offline"] in {v for k, v in JUDGES.items() if k.startswith("offline-v")}
 
 
 def test_loaded_judges_carry_a_secret_free_spec_that_rebuilds_them(fake_openai):

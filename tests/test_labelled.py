@@ -9,7 +9,7 @@ import pytest
 from medsafetybench.errors import UserError
 from medsafetybench.judging import load_judge
 from medsafetybench.judging.base import JudgeCase
-from medsafetybench.judging.labelled import judge_labelled, load_labelled
+from medsafetybench.labels.labelled import judge_labelled, load_labelled
 from medsafetybench.store import Store
 
 HARMBENCH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "judge-dev" / "harmbench_val" / \

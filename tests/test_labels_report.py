@@ -6,7 +6,7 @@ import pytest
 from rich.console import Console
 
 from fixtures_report import build_store
-from medsafetybench.calibration import calibrate_run
+from medsafetybench.labels.calibration import calibrate_run
 from medsafetybench.labels.report import (
     calibration_renderable,
     compare_calibration,

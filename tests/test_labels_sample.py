@@ -7,6 +7,7 @@ import pytest
 
 from fixtures_report import JUDGE, build_store, items
 from medsafetybench.errors import UserError
+from medsafetybench.evaluation.pipeline import summarise_run
 from medsafetybench.judging.base import JudgeCase
 from medsafetybench.labels.sample import (
     allocate,
@@ -19,7 +20,6 @@ from medsafetybench.labels.sample import (
     run_samples,
     sample_for,
 )
-from medsafetybench.pipeline import summarise_run
 
 SIZES = {"1|gpt4": 50, "1|llama2": 10, "2|gpt4": 50, "2|llama2": 3, "3|gpt4": 7}
 

@@ -7,8 +7,8 @@ import hashlib
 import pytest
 
 from medsafetybench.judging.base import JudgeCase
-from medsafetybench.judging.categories import AMA_CATEGORIES, MLC_CATEGORIES
-from medsafetybench.judging.llamaguard3 import (
+from medsafetybench.judging.classifiers.categories import AMA_CATEGORIES, MLC_CATEGORIES
+from medsafetybench.judging.classifiers.llamaguard3 import (
     LlamaGuard3,
     category_block,
     parse_llamaguard,
@@ -88,7 +88,7 @@ def test_the_ama_prompt_is_frozen():
 
 
 def test_general_policy_cases_get_the_standard_categories(fake_openai):
-    from medsafetybench.models.spec import load_model
+    from medsafetybench.models.loading import load_model
 
     judge = LlamaGuard3(load_model(f"openai:g@{fake_openai.base_url}", prompt_format="verbatim"))
     (medical,) = judge.build_prompts(JudgeCase("q", "r", "medical"))

@@ -16,8 +16,8 @@ import pytest
 from fixtures_classifiers import HARMFUL, REFUSAL, judge_all
 from medsafetybench.errors import UserError
 from medsafetybench.judging import load_judge
-from medsafetybench.judging.categories import AMA_CATEGORIES, MLC_CATEGORIES
-from medsafetybench.judging.llamaguard3 import (
+from medsafetybench.judging.classifiers.categories import AMA_CATEGORIES, MLC_CATEGORIES
+from medsafetybench.judging.classifiers.llamaguard3 import (
     LG3_HEAD,
     LG3_MIDDLE,
     LG3_TAIL,

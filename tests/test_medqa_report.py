@@ -16,7 +16,8 @@ from medsafetybench.medqa.protocols import HarnessProtocol  # noqa: E402
 from medsafetybench.medqa.scores import NewRow, canonical, harness_key, put  # noqa: E402
 from medsafetybench.medqa.tasks import LETTERS, PROMPT_VERSION, PUBMEDQA_CHOICES, Question  # noqa: E402
 from medsafetybench.metrics import bootstrap_mean  # noqa: E402
-from medsafetybench.models.spec import load_model, parse_spec  # noqa: E402
+from medsafetybench.models.loading import load_model  # noqa: E402
+from medsafetybench.models.spec import parse_spec  # noqa: E402
 from medsafetybench.report import sections as sec  # noqa: E402
 from medsafetybench.report.figures import close  # noqa: E402
 from test_medqa_runner import ROWS, reply_for  # noqa: E402

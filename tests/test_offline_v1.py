@@ -1,4 +1,4 @@
-"""Tests for medsafetybench.judging.offline_v1: the superseded v1 offline judge (still loadable as
+"""Tests for medsafetybench.judging.offline.v1: the superseded v1 offline judge (still loadable as
 `offline-v1` under its old identity), its score mapping, the numpy
 logistic regression and the grouped cross-validation helpers."""
 
@@ -13,10 +13,10 @@ import pytest
 
 from medsafetybench.errors import UserError
 from medsafetybench.judging.base import Judge, JudgeCase
-from medsafetybench.judging.offline_v1 import (
+from medsafetybench.judging.offline.v1 import (
     OfflineJudgeV1 as OfflineJudge,
 )
-from medsafetybench.judging.offline_v1 import (
+from medsafetybench.judging.offline.v1 import (
     cross_val_proba,
     fit_logistic,
     grouped_folds,
@@ -24,7 +24,7 @@ from medsafetybench.judging.offline_v1 import (
     load_weights,
     score_from_probability,
 )
-from medsafetybench.judging.refusal import baseline_is_refusal
+from medsafetybench.metrics.refusal import baseline_is_refusal
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -154,7 +154,7 @@ def test_v1_keeps_its_identity_and_knows_its_training_rows(judge: OfflineJudge) 
     path = DATA / "judge-dev" / "harmbench_val" / "harmbench_val_flat.jsonl"
     if not path.is_file():
         pytest.skip(f"HarmBench validation data not found at {path}")
-    from medsafetybench.judging.labelled import load_labelled
+    from medsafetybench.labels.labelled import load_labelled
 
     cases = load_labelled(path)
     assert all(judge.trained_on.mask([(c.case.request, c.case.response) for c in cases]))

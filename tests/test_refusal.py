@@ -1,4 +1,4 @@
-"""Tests for medsafetybench.judging.refusal: refusals in any wording are flagged; answers, apologies that
+"""Tests for medsafetybench.metrics.refusal: refusals in any wording are flagged; answers, apologies that
 introduce answers, sympathy and third-person mentions are not."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from medsafetybench.judging.refusal import (
+from medsafetybench.metrics.refusal import (
     REFUSAL_VERSION,
     baseline_is_refusal,
     evidence,

@@ -1,9 +1,9 @@
-"""Tests for medsafetybench.judging.refusal_v1: the frozen v1 detector keeps its old behaviour (the
+"""Tests for medsafetybench.metrics.refusal_v1: the frozen v1 detector keeps its old behaviour (the
 offline judge v1 reads it as features)."""
 
 from __future__ import annotations
 
-from medsafetybench.judging import refusal_v1
+from medsafetybench.metrics import refusal_v1
 
 
 def test_v1_behaviour_is_frozen() -> None:

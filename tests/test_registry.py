@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import textwrap
 
 import pytest
 
@@ -53,29 +52,6 @@ def test_entry_point_plugins_are_found(tmp_path, monkeypatch):
     assert "shiny" in reg.names() and reg.known("shiny")
     assert reg.get("shiny").__name__ == "Shiny"
     sys.modules.pop("shiny_plugin_mod", None)
-
-
-def test_a_module_named_after_the_entry_registers_itself(tmp_path, monkeypatch):
-    pkg = tmp_path / "fakepkg_reg"
-    pkg.mkdir()
-    (pkg / "__init__.py").write_text("from medsafetybench.registry import Registry\nREG = Registry('judge', {}, 'x.y', "
-                                     "package='fakepkg_reg')\n")
-    (pkg / "classy.py").write_text(textwrap.dedent("""
-        from fakepkg_reg import REG
-
-        @REG.register("classy")
-        class Classy:
-            pass
-    """))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    import fakepkg_reg
-
-    assert not fakepkg_reg.REG.known("classy")  # nothing imported yet
-    assert fakepkg_reg.REG.get("classy").__name__ == "Classy"
-    with pytest.raises(UserError, match="unknown judge 'other'"):
-        fakepkg_reg.REG.get("other")
-    for m in ("fakepkg_reg", "fakepkg_reg.classy"):
-        sys.modules.pop(m, None)
 
 
 def test_a_broken_table_entry_is_a_user_error():

@@ -129,7 +129,7 @@ def test_items_table_pages(browser, tmp_path):
     from selenium.webdriver.common.by import By
 
     from medsafetybench.data.schema import Item
-    from medsafetybench.pipeline import EvalSettings, plan_run
+    from medsafetybench.evaluation.pipeline import EvalSettings, plan_run
     from medsafetybench.store import Store
 
     items = [Item(id=f"p/{i:03d}", split="test", source="gpt4", principle=1 + i % 9, request=f"request {i}")

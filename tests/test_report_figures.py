@@ -6,7 +6,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from fixtures_report import build_store
-from medsafetybench.judging.agreement import judge_pair_agreement, label_agreement
+from medsafetybench.labels.agreement import judge_pair_agreement, label_agreement
 from medsafetybench.report import figures as figs
 from medsafetybench.report.build import write_report
 from medsafetybench.report.collect import collect

@@ -2,7 +2,7 @@
 
 from fixtures_report import XSS_RESPONSE, build_store
 from medsafetybench.data import DATA_COMMIT
-from medsafetybench.judging.agreement import judge_pair_agreement, label_agreement
+from medsafetybench.labels.agreement import judge_pair_agreement, label_agreement
 from medsafetybench.report.build import write_report
 from medsafetybench.report.collect import collect
 from medsafetybench.report.markdown import (

@@ -9,11 +9,17 @@ from collections.abc import Sequence
 import pytest
 
 from medsafetybench.data import load_items
+from medsafetybench.evaluation.pipeline import (
+    EvalSettings,
+    judge_stage,
+    plan_run,
+    respond_stage,
+    run_evaluation,
+)
+from medsafetybench.evaluation.stages import run_stages
 from medsafetybench.judging import load_judge
 from medsafetybench.judging.base import JudgeCase, Judgement, JudgementCallback
 from medsafetybench.models import load_model
-from medsafetybench.pipeline import EvalSettings, judge_stage, plan_run, respond_stage, run_evaluation
-from medsafetybench.stages import run_stages
 from medsafetybench.store import Store
 from medsafetybench.testing.fake_openai import FakeOpenAIServer
 

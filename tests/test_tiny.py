@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-import medsafetybench.tiny as tiny  # noqa: E402
+import medsafetybench.testing.tiny as tiny  # noqa: E402
 
 
 def _digest(d: Path) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Tests for medsafetybench.judging.trainsets: the readers of the public labelled judge sets and their
+"""Tests for lab.trainsets: the readers of the public labelled judge sets and their
 harmful / harmless mapping (against the counts in judge-train/README.md). Skipped without the data."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from lab import trainsets
 
 from medsafetybench.errors import UserError
-from medsafetybench.judging import trainsets
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

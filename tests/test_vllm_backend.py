@@ -80,7 +80,7 @@ def test_identity_for_needs_no_vllm_and_differs_from_hf_only_in_prefix(tiny_mode
 def wide_model(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not HAVE_VLLM:
         pytest.skip(SKIP_REASON)
-    from medsafetybench.tiny import widen_heads
+    from medsafetybench.testing.tiny import widen_heads
 
     return widen_heads(tiny_model_dir, tmp_path_factory.mktemp("tiny-wide"))
 
@@ -311,7 +311,7 @@ def wide_verdict_model(verdict_model_dir: Path, tmp_path_factory: pytest.TempPat
     """The classifier tests' verdict model (fixtures_classifiers.py), heads widened for vLLM."""
     if not HAVE_VLLM:
         pytest.skip(SKIP_REASON)
-    from medsafetybench.tiny import widen_heads
+    from medsafetybench.testing.tiny import widen_heads
 
     return widen_heads(verdict_model_dir, tmp_path_factory.mktemp("verdict-wide"))
 

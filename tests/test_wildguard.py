@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from medsafetybench.judging.wildguard import WildGuard, parse_wildguard, render_wildguard
+from medsafetybench.judging.classifiers.wildguard import WildGuard, parse_wildguard, render_wildguard
 
 # allenai/wildguard wildguard/utils.py @ 28c9d21e (read 2026-11-29): WILDGUARD_INPUT_FORMAT, filled by
 # WildGuard.build_input_prompts with .format(prompt=..., response=...).

@@ -2,7 +2,7 @@
 
 The loop: benchmark items (`medsafetybench.data`) -> model responses (`medsafetybench.models`) ->
 judgements (`medsafetybench.judging`) -> summaries (`medsafetybench.metrics`), all kept in the run
-store (`medsafetybench.store`) and driven by `medsafetybench.pipeline` and the `medsafety` CLI.
+store (`medsafetybench.store`) and driven by `medsafetybench.evaluation.pipeline` and the `medsafety` CLI.
 
     from medsafetybench import evaluate, ItemSelection
     result = evaluate("openai:gpt-4o-mini", judges="openai:gpt-3.5-turbo-0125", items=ItemSelection("eval", sample=100))

@@ -8,12 +8,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .evaluation.pipeline import EvalSettings
+from .evaluation.tasks import ItemSelection
 from .models.spec import parse_spec
-from .pipeline import EvalSettings
 from .store import Store, project_dir
 from .study.runner import StudyOutcome, run_study
 from .study.spec import Study, StudyJudge, StudyModel, load_study
-from .tasks import ItemSelection
 
 
 def evaluate(models: str | Sequence[str], *, judges: str | Sequence[str] = "offline",

@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 
 from . import __version__
-from .cli_common import JsonOpt, ProjectOpt, err, out
+from .cli_common import JsonOpt, ProjectOpt, csv_list, err, open_existing_store, out
 from .errors import UserError
 from .store import project_dir as _project
 from .study.cli import FailAboveOpt, execute
@@ -22,10 +22,6 @@ from .study.results import Gate
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_show_locals=False,
                   help="Measure and improve the medical safety of LLMs (MedSafetyBench).")
-
-
-def _csv(text: str | None) -> list[str] | None:
-    return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
 @app.command("eval")
@@ -61,13 +57,13 @@ def eval_cmd(
     """Evaluate one or more models on MedSafetyBench: respond, judge, summarise. Every call is cached in the
     store; re-running the same command makes no model calls, and an interrupted run resumes. Exit status: 0 ok,
     1 requests failed (re-run to retry), 2 usage error, 3 --fail-above exceeded, 4 nothing could be scored."""
+    from .evaluation.preflight import check_specs
+    from .evaluation.tasks import ItemSelection, settings_from
     from .judging import is_offline
     from .models.formats import resolve_spec_format
     from .models.spec import validate_spec
-    from .preflight import check_specs
     from .principles import parse_principles
     from .study.spec import Study, StudyJudge, StudyModel, _check_name
-    from .tasks import ItemSelection, settings_from
 
     gate = Gate.parse(fail_above)
     judges = judge or ["offline"]
@@ -102,10 +98,10 @@ def eval_cmd(
     study_judges = []
     for k, j in enumerate(judges):
         study_judges.append(StudyJudge(f"judge{k + 1}", j, judge_opts))
-    items = ItemSelection(split, tuple(_csv(source)) if source else None, parse_principles(principle), sample, seed,
+    items = ItemSelection(split, tuple(csv_list(source)) if source else None, parse_principles(principle), sample, seed,
                           limit, str(input_file) if input_file else None, str(data) if data else None,
                           verify=not no_verify)
-    from .models.ray_engine import parse_engine
+    from .models.engine import parse_engine
 
     engine_name, _ = parse_engine(engine)
     if replicas != 1 and engine_name == "local":
@@ -120,15 +116,6 @@ def eval_cmd(
             note=note)
 
 
-def _open_existing(project: Path | None):
-    from .store import Store, project_db_path
-
-    path = project_db_path(_project(project))
-    if not path.exists():
-        raise UserError(f"no run store at {path}: run `medsafety eval` first or pass --project")
-    return Store(path)
-
-
 @app.command("runs")
 def runs_cmd(project: ProjectOpt = None, as_json: JsonOpt = False,
              tag: Annotated[str | None, typer.Option("--tag", help="Only runs carrying this tag (e.g. study:paper).")] = None,
@@ -140,7 +127,7 @@ def runs_cmd(project: ProjectOpt = None, as_json: JsonOpt = False,
              run: Annotated[list[str] | None, typer.Option("--run", help="A run id, unique prefix or name to change (repeatable).")] = None) -> None:
     """List the runs in the project's store (name, kind, items, judge, harmfulness, refusal rate); tag, rename
     or forget runs with --run and --add-tag/--remove-tag/--rename/--rm."""
-    from .pipeline import summarise_run
+    from .evaluation.pipeline import summarise_run
     from .report.console import runs_renderable
 
     changing = bool(add_tag or remove_tag or rename is not None or rm)
@@ -150,7 +137,7 @@ def runs_cmd(project: ProjectOpt = None, as_json: JsonOpt = False,
         raise UserError("--run names runs to change: add --add-tag, --remove-tag, --rename or --rm")
     if rename is not None and len(run or []) != 1:
         raise UserError("--rename needs exactly one --run")
-    with _open_existing(project) as store:
+    with open_existing_store(project) as store:
         if changing:
             infos = [store.run(r) for r in run or []]
             for info in infos:
@@ -181,10 +168,10 @@ def show_cmd(run: Annotated[str, typer.Argument(help="Run id, unique prefix or n
              judge: Annotated[str | None, typer.Option("--judge", help="Judge identity to show (default: every judge of the run).")] = None,
              project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
     """Print the summary of a stored run (one block per judge)."""
-    from .pipeline import summarise_run
+    from .evaluation.pipeline import summarise_run
     from .report.console import print_summary
 
-    with _open_existing(project) as store:
+    with open_existing_store(project) as store:
         info = store.run(run)
         judges = [judge] if judge else [j for j in info.judges or (info.judge_identity,) if j and not _human(j)]
         if judge and judge not in info.judges:
@@ -215,7 +202,7 @@ def _human(identity: str) -> bool:
 
 def _calibration(store, run_id: str, judges: list[str]) -> list:  # type: ignore[no-untyped-def]
     """Each judge against each person who labelled a sample of the run (empty when nobody did)."""
-    from .calibration import calibrate_run
+    from .labels.calibration import calibrate_run
 
     return [c for j in judges for c in calibrate_run(store, run_id, judge_identity=j)]
 
@@ -234,9 +221,9 @@ def export_cmd(run: Annotated[str, typer.Argument(help="Run id (or a unique pref
                judge: Annotated[str | None, typer.Option("--judge", help="Judge identity whose judgements to export (default: the run's primary judge).")] = None,
                project: ProjectOpt = None) -> None:
     """Export one row per item (request, response, score, judge reasoning) of a run."""
-    from .export import export_run
+    from .evaluation.export import export_run
 
-    with _open_existing(project) as store:
+    with open_existing_store(project) as store:
         n = export_run(store, run, out_path, fmt, judge)
     out.print(f"wrote {n} rows to {out_path}")
 

@@ -45,3 +45,22 @@ def training_data_and_release(train_data: str | None, data: str | None, data_dir
         deprecated("--data-dir", "--data")
         release = data_dir
     return train_data, release
+
+
+def csv_list(text: str | None) -> list[str] | None:
+    """`a, b,c` -> ["a", "b", "c"]; None or empty -> None."""
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+def open_existing_store(project: Path | None):  # noqa: ANN201 - store.Store, imported lazily
+    """The project's run store, which must exist already (commands that only read never create one).
+
+    Raises:
+        UserError: there is no store in the project folder.
+    """
+    from .store import Store, project_db_path, project_dir
+
+    path = project_db_path(project_dir(project))
+    if not path.exists():
+        raise UserError(f"no run store at {path}: run `medsafety eval` first or pass --project")
+    return Store(path)

@@ -37,9 +37,9 @@ from rich.markup import escape
 from .data import load_items
 from .data.official import file_sha256
 from .errors import UserError
+from .evaluation.pipeline import EvalSettings, run_evaluation
 from .judging import load_judge
 from .models import GenerationConfig, load_model
-from .pipeline import EvalSettings, run_evaluation
 from .report.console import RichProgress, fit_table, print_summary
 from .store import Store
 
@@ -76,7 +76,7 @@ def complier_lessons(n: int = 60, seed: int = 0):  # noqa: ANN201 - list[tiny.Le
     holds for prompts as long as the benchmark's), each answered with `COMPLY_ANSWER`."""
     from .models.base import Message
     from .models.formats import format_alpaca
-    from .tiny import _ADVICE, _CONDITIONS, _PROFESSIONALS, _TREATMENTS, _USER_OPENERS, Lesson
+    from .testing.tiny import _ADVICE, _CONDITIONS, _PROFESSIONALS, _TREATMENTS, _USER_OPENERS, Lesson
 
     rng = random.Random(seed)
 
@@ -97,7 +97,7 @@ def complier_lessons(n: int = 60, seed: int = 0):  # noqa: ANN201 - list[tiny.Le
 def ensure_complying_llama(tiny: Path, target: Path | None = None) -> Path:
     """The complying base taught from the tiny model in `tiny`, built once into `target` (default:
     `tiny-complier-v1` beside it) and rebuilt when `tiny` holds other weights than it was taught from."""
-    from .tiny import build_once, teach_answers
+    from .testing.tiny import build_once, teach_answers
 
     digest = file_sha256(Path(tiny) / "model.safetensors")[:8]
     target = Path(target) if target is not None else Path(tiny).parent / COMPLY_VERSION
@@ -143,8 +143,8 @@ def run_demo(out: Console, err: Console, *, data: Path | None, project: Path, mo
              max_new_tokens: int = 128, judge: str = DEMO_JUDGE, medqa_dir: Path | None = None,
              download: bool = True, sample: int = DEMO_SAMPLE) -> DemoOutcome:
     """Run the demo (see the module docstring); returns the runs, the sweep and the report it made."""
-    from .preflight import check_specs
-    from .tiny import ensure_tiny_llama
+    from .evaluation.preflight import check_specs
+    from .testing.tiny import ensure_tiny_llama
 
     check_specs([], [judge])  # a wrong --judge or --data fails here, before anything is built or stored
     release = _release(data, download, err)
@@ -206,8 +206,8 @@ def _evaluate(out: Console, err: Console, store: Store, items: list, spec: str, 
 
 def _sweep(out: Console, err: Console, store: Store, project: Path, base_spec: str, release: Path, judge: str,
            medqa_dir: Path | None, max_new_tokens: int, sample: int):  # noqa: ANN202 - SweepResult
-    from .finetune.cli import sweep_table
     from .finetune.sweep import SweepPlan, run_sweep
+    from .finetune.tables import sweep_table
 
     plan = SweepPlan(base=base_spec, kinds=("med",), ns=(DEMO_N,), judge=judge, settings=demo_lora(),
                      max_new_tokens=max_new_tokens, batch_size=16, data_dir=str(release),
@@ -232,8 +232,8 @@ def _paired(out: Console, store: Store, base_run: str, tuned_run: str) -> None:
 
 
 def _medqa(out: Console, err: Console, store: Store, base_spec: str, tuned_spec: str, medqa_dir: Path) -> None:
-    from .medqa.cli import comparison_table
-    from .medqa.compare import compare_medqa
+    from .medqa.runner import compare_medqa
+    from .medqa.tables import comparison_table
 
     err.print(f"medical QA (MedQA USMLE, first {DEMO_MEDQA_LIMIT} questions), base and safety-tuned ...")
     with RichProgress(err) as progress:

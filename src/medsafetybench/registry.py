@@ -8,10 +8,8 @@ plug-ins from other packages, found through an entry-point group:
     [project.entry-points."medsafetybench.backends"]
     ray = "my_pkg.ray_backend:RayChatModel"
 
-Lookup order: a class already registered by the decorator, the built-in table, the entry-point
-group, then (for built-in packages) the module `<package>.<name>` or `<package>.<name>_backend`
-named after the entry, which registers itself with the decorator when imported. The last rule
-makes adding a built-in entry a one-file change. All lookups hold one lock, so threads never import
+Lookup order: a class already registered by the decorator, the built-in table, then the entry-point
+group. There is no third way: a built-in entry is one line in its table. All lookups hold one lock, so threads never import
 half a module twice. The model registry (`models/registry.py`) and the judge registry
 (`judging/registry.py`) are the two instances.
 """
@@ -19,10 +17,9 @@ half a module twice. The model registry (`models/registry.py`) and the judge reg
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
@@ -40,14 +37,12 @@ class Registry:
         table: the built-in entries, name -> "module:attr"; the dict is kept (not copied), so the
             module that owns it can show it as its public table.
         group: the entry-point group plug-ins use.
-        package: the package whose `<name>` / `<name>_backend` modules are tried for unknown names.
     """
 
-    def __init__(self, kind: str, table: dict[str, str], group: str, package: str | None = None) -> None:
+    def __init__(self, kind: str, table: dict[str, str], group: str) -> None:
         self.kind = kind
         self.table = table
         self.group = group
-        self.package = package
         self._classes: dict[str, Any] = {}
         self._lock = threading.RLock()
 
@@ -87,12 +82,9 @@ class Registry:
             if key in self._classes:
                 return self._classes[key]
             ref = self.table.get(key) or self._entry_points().get(key)
-            if ref is not None:
-                cls = self._import(key, ref)
-            else:
-                cls = self._import_by_convention(key)
-            if cls is None:
+            if ref is None:
                 raise UserError(f"unknown {self.kind} '{name}'; use one of {', '.join(self.names())}")
+            cls = self._import(key, ref)
             self._classes[key] = cls
             return cls
 
@@ -123,23 +115,3 @@ class Registry:
             if obj is None:
                 raise UserError(f"{self.kind} '{name}': {module_name} has no attribute '{attr}'")
         return obj
-
-    def _import_by_convention(self, name: str) -> Any:
-        if self.package is None or not _NAME.match(name):
-            return None
-        for candidate in _module_names(self.package, name):
-            try:
-                found = importlib.util.find_spec(candidate)
-            except ImportError:
-                found = None
-            if found is None:
-                continue
-            importlib.import_module(candidate)  # registers itself through the decorator
-            if name in self._classes:
-                return self._classes[name]
-        return None
-
-
-def _module_names(package: str, name: str) -> Iterable[str]:
-    name = name.replace("-", "_")  # `offline-v2` lives in a module `offline_v2`
-    return (f"{package}.{name}", f"{package}.{name}_backend")

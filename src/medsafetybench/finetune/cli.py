@@ -150,9 +150,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """The paper's study: fine-tune at each n per data kind, evaluate each point with the same judge on
         the same items, compare with the base (n=0), measure over-refusal. Everything is cached."""
-        from ..cli import _project
         from ..report.console import RichProgress
         from ..store import Store
+        from ..store import project_dir as _project
         from .data import DATA_KINDS
         from .sweep import SweepPlan, kinds_from, parse_ns, run_sweep
         from .train import resolve_base
@@ -173,7 +173,7 @@ def register(app: typer.Typer) -> None:
         def train_progress(label: str, _n: int):
             return None if as_json else RichTrainProgress(err, label)
 
-        from ..models.ray_engine import parse_engine
+        from ..models.engine import parse_engine
 
         engine_name, address = parse_engine(engine)
         if engine_name == "local" and replicas != 1:
@@ -193,6 +193,8 @@ def register(app: typer.Typer) -> None:
                               "over_refusal_note": result.benign_note, "medqa_note": result.medqa_note,
                               "failed": failed}, indent=1, default=str))
         else:
+            from .tables import sweep_table
+
             out.print(sweep_table(result, out.width))
             for note in (result.benign_note, result.medqa_note):
                 if note:
@@ -203,26 +205,3 @@ def register(app: typer.Typer) -> None:
         if failed:
             err.print("re-run the same command to retry the failed points (finished ones come from the store)")
             raise typer.Exit(1)
-
-
-def sweep_table(result, width: int = 100):  # noqa: ANN001 - SweepResult, imported lazily
-    """The sweep's points as a table (stacked when it does not fit `width`)."""
-    from ..report.console import fit_table
-
-    rows = []
-    protocol = next((p.medqa.get("protocol") for p in result.points if isinstance(p.medqa, dict)
-                     and p.medqa.get("protocol")), None)
-    for p in result.points:
-        d = p.vs_base
-        r = p.over_refusal
-        acc = p.medqa.get("macro_acc") if isinstance(p.medqa, dict) else None
-        rows.append([p.data_kind, str(p.n), p.harmfulness.fmt(2), p.refusal.fmt(2) if p.refusal else "-",
-                     d.difference.fmt(2) if d else "-",
-                     "-" if d is None or d.wilcoxon_p is None else f"{d.wilcoxon_p:.3g}",
-                     r.rate.fmt(2) + f" ({r.refused}/{r.n})" if r else "n/a",
-                     f"{acc:.4f}" if isinstance(acc, (int, float)) else "n/a"])
-    return fit_table(f"sweep {result.sweep_id}: harmfulness (1-5, lower is safer), vs base on the same items",
-                     ("data", "n", "harmfulness [95% CI]", "refusal rate [95% CI]", "diff vs base [95% CI]",
-                      "Wilcoxon p", "over-refusal [95% CI]",
-                      "MedQA macro acc" + (f" ({protocol})" if protocol else "")), rows, width,
-                     right=(1, 2, 3, 4, 5, 6, 7))

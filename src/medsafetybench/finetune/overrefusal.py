@@ -23,11 +23,11 @@ from pathlib import Path
 from ..data.schema import Item
 from ..data.userfiles import jsonl_rows, load_user_file
 from ..errors import UserError
-from ..judging.refusal import DETECTOR_VERSION, is_refusal
+from ..evaluation.pipeline import EvalSettings, Progress, plan_run, respond_stage
 from ..medqa.tasks import TASKS
 from ..metrics import Estimate, bootstrap_mean
+from ..metrics.refusal import DETECTOR_VERSION, is_refusal
 from ..models.base import ChatModel
-from ..pipeline import EvalSettings, Progress, plan_run, respond_stage
 from ..store import Store
 
 ENV_MEDQA = "MEDSAFETYBENCH_MEDQA_DATA"  # the same folder as `medsafety medqa` reads

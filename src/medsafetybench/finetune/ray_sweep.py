@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from ..evaluation.pipeline import Progress, evaluate
 from ..models.hf_backend import HFChatModel
 from ..models.ray_engine import RayChatModel, connect, pack_dir, stage_dir
-from ..pipeline import Progress, evaluate
 from ..store import Store
 from .overrefusal import over_refusal
 from .sweep import (

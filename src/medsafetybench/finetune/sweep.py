@@ -28,11 +28,11 @@ from typing import Any
 from ..data import load_items
 from ..data.sampling import stratified_sample
 from ..errors import UserError
+from ..evaluation.pipeline import EvalSettings, Progress, evaluate
 from ..judging import load_judge
 from ..metrics import Estimate, PairedComparison, paired_comparison
 from ..models.base import GenerationConfig
 from ..models.hf_backend import HFChatModel
-from ..pipeline import EvalSettings, Progress, evaluate
 from ..principles import LLAMA2_DEFAULT_SYSTEM_PROMPT
 from ..store import Store
 from .data import DATA_KINDS, resolve_training_data

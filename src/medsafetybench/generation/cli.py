@@ -25,47 +25,26 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from ..cli_common import JsonOpt, ProjectOpt, err, out
+from ..cli_common import JsonOpt, ProjectOpt, out
 from ..errors import UserError
 from ..store import project_dir as _project
+from .cli_options import (
+    CallsOpt,
+    CountOpt,
+    FormatOpt,
+    GeneratorOpt,
+    GoalSetOpt,
+    GoalsOpt,
+    MaxTokOpt,
+    PrincipleOpt,
+    RenderOpt,
+    TempOpt,
+    VersionOpt,
+    _print_report,
+    _store,
+    gen_app,
+)
 from .prompts import DEFAULT_VERSION, check_version
-
-gen_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
-                      help="Grow the benchmark: generate, filter, review and export new harmful medical requests.")
-
-GeneratorOpt = Annotated[str, typer.Option("--generator", "-g", help="Model spec of the generator: openai:MODEL[@URL], hf:PATH, vllm:PATH.")]
-PrincipleOpt = Annotated[int, typer.Option("--principle", "-p", min=1, max=9, help="AMA principle (1-9) the requests should violate.")]
-CountOpt = Annotated[int, typer.Option("--count", "-k", min=1, help="Requests asked for per call.")]
-CallsOpt = Annotated[int, typer.Option("--calls", min=1, help="Calls to make (call i is seeded i when sampling).")]
-TempOpt = Annotated[float, typer.Option("--temperature", min=0.0, help="Sampling temperature (0 = greedy).")]
-MaxTokOpt = Annotated[int, typer.Option("--max-new-tokens", min=1, help="New tokens per reply.")]
-FormatOpt = Annotated[str, typer.Option("--prompt-format", help="Prompt format for local models (chat, paper, paper-llama2, ..., llama2, ...; see medsafety eval --help).")]
-VersionOpt = Annotated[str, typer.Option("--prompts-version", help="Texts to use: msb-gen-v2 (the official code's) or msb-gen-v1.")]
-GoalSetOpt = Annotated[str | None, typer.Option("--goal-set", help="Official goals: prompts, tutorial or plain (v2).")]
-GoalsOpt = Annotated[Path | None, typer.Option("--goals", help="A goals file (.jsonl or .csv with goal, target); row i is for principle i (v2).")]
-RenderOpt = Annotated[str, typer.Option("--render", help="auto, model (the model's prompt format) or llama3 (the official literal Llama-3 text).")]
-
-
-def _store(project: Path | None):
-    from ..store import Store
-
-    return Store.open_project(_project(project))
-
-
-def report_dict(report) -> dict:
-    return {k: getattr(report, k) for k in ("calls", "replies", "extracted", "added", "repeats", "failed", "errors")}
-
-
-def _print_report(report, as_json: bool, what: str) -> None:
-    d = report_dict(report)
-    if as_json:
-        print(json.dumps(d, indent=2))
-    else:
-        out.print(f"{what}: {d['calls']} model call(s), {d['extracted']} item(s) extracted, {d['added']} new "
-                  f"candidate(s) pending review, {d['repeats']} seen before in other replies")
-    if report.failed:
-        err.print(f"[red]{report.failed} call(s) failed[/red] (first: {report.errors[0]}); re-run to retry them")
-        raise typer.Exit(1)
 
 
 @gen_app.command("prompt")
@@ -128,7 +107,7 @@ def filter_cmd(threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="
     from ..models import load_model
     from .candidates import CandidateStore
     from .filter import CachedEmbeddings, Embedder, FilterSettings, apply_filter, filter_candidates
-    from .methods import harm_scorer_identity, harm_scores
+    from .harm_score import harm_scorer_identity, harm_scores
 
     check_version(version)
     if scorer is not None and scorer.strip().lower() == "none":

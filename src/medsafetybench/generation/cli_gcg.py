@@ -12,7 +12,7 @@ from rich.text import Text
 
 from ..cli_common import JsonOpt, ProjectOpt, err, out
 from ..errors import UserError
-from .cli import (
+from .cli_options import (
     FormatOpt,
     GeneratorOpt,
     GoalSetOpt,

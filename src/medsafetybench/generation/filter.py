@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..data.schema import Item
-from ..embedding import embed, load_minilm
+from ..minilm.embedding import embed, load_minilm
 from .candidates import Candidate, CandidateStore
 
 DEFAULT_THRESHOLD = 0.90
@@ -66,7 +66,7 @@ def language_problem(text: str, min_ascii: float = 0.9, min_stopwords: float = 0
 
 
 class Embedder:
-    """MiniLM sentence embeddings (unit-normalised float32) through `medsafetybench.embedding`."""
+    """MiniLM sentence embeddings (unit-normalised float32) through `medsafetybench.minilm.embedding`."""
 
     def __init__(self, device: str = "cpu", batch_size: int = 128) -> None:
         self.device, self.batch_size = device, batch_size

@@ -37,9 +37,9 @@ def register(app: typer.Typer) -> None:
                    project: ProjectOpt = None) -> None:
         """Write a run as an inspect eval log (`inspect view` opens it; `import-inspect` reads it back)."""
         require("inspect_ai", "inspect", "Writing inspect logs")
-        from ..cli import _open_existing
+        from ..cli_common import open_existing_store
         from .logs import export_inspect_log
 
-        with _open_existing(project) as store:
+        with open_existing_store(project) as store:
             path = export_inspect_log(store, run, out_path, judge)
         out.print(f"wrote {escape(str(path))}")

@@ -19,9 +19,9 @@ from typing import Any
 
 from ..data.schema import Item
 from ..errors import UserError
+from ..evaluation.pipeline import EvalSettings, plan_run
 from ..judging.base import JudgeCase, Judgement
 from ..models.base import Completion, GenerationConfig, Usage
-from ..pipeline import EvalSettings, plan_run
 from ..store import Store
 from .scorer import SCORER_NAME
 
@@ -147,7 +147,7 @@ def export_inspect_log(store: Store, run_id: str, path: str | Path, judge: str |
     )
     from inspect_ai.scorer import Score
 
-    from ..pipeline import refusal_flags, summarise_run
+    from ..evaluation.pipeline import refusal_flags, summarise_run
 
     info = store.run(run_id)
     judge = judge or info.judge_identity

@@ -24,8 +24,8 @@ from inspect_ai.solver import TaskState
 
 from ..judging import load_judge
 from ..judging.base import Judge, JudgeCase
-from ..judging.refusal import is_refusal
 from ..metrics import bootstrap_mean
+from ..metrics.refusal import is_refusal
 from ..models.base import ChatRequest, Completion, ResultCallback, Usage
 
 SCORER_NAME = "medsafety_scorer"

@@ -13,8 +13,8 @@ from inspect_ai.model import ChatMessageSystem, GenerateConfig  # noqa: E402
 from inspect_ai.solver import Generate, TaskState, generate, solver  # noqa: E402
 
 from ..data.schema import Item  # noqa: E402
+from ..evaluation.tasks import ItemSelection  # noqa: E402
 from ..principles import LLAMA2_DEFAULT_SYSTEM_PROMPT, parse_principles  # noqa: E402
-from ..tasks import ItemSelection  # noqa: E402
 from .scorer import medsafety_scorer  # noqa: E402
 
 TASK_VERSION = 1

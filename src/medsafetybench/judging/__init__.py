@@ -1,17 +1,16 @@
-"""Judging: the paper's judge prompt, the score parser, LLM judges and the offline judges.
+"""Judging: the judge core. A judge = a prompt template (exact, versioned) + a backend + an output
+parser + a declared scale (`base.Scale`), chosen by a spec string through one registry.
 
-`load_judge(spec)` builds a judge from what a user types: `offline` (the default, no service needed,
-an approximation: `offline-v1` today), `offline-v1` / `offline-v2` / `offline-v3` (a named offline
-judge), any model spec (`openai:gpt-3.5-turbo-0125`, `hf:/path`, ...) for an LLM judge, or `NAME:ARGS` for any judge in the
-registry (`registry.py`: the `JUDGES` table, `register_judge`, the `medsafetybench.judges` entry-point
-group), such as the safety classifiers over a model spec (`llamaguard3:hf:/path`, `wildguard:...`,
-`harmbench:...`, `shieldgemma:...`; `classifier.py` and one module each).
+- `base`: the `Judge` protocol and its records (`JudgeCase`, `Judgement`, `JudgeSpec`, `Scale`).
+- `registry`: spec string -> judge (`load_judge`, `JUDGES`, `register_judge`, the
+  `medsafetybench.judges` entry-point group); it states which offline judge `offline` means.
+- `prompt`, `parser`: the paper's judge prompt (exact, versioned) and its `#score` parser.
+- `llm`: the paper's LLM judge over any model spec.
+- `classifiers/`: the field's safety classifiers (Llama Guard 3/4, WildGuard, HarmBench, ShieldGemma).
+- `offline/`: the offline judges, each version with its weights and training fingerprints.
 
-`offline` still means v1: the first v2 weights measure worse than v1 on HarmBench val under the
-held-out protocol, and v3 beats v1 on HarmBench and on RBR gold's benign rows but not on MediCheck's
-benign medical answers held out (docs/judges.md), so the default moves (one line in `registry.JUDGES`)
-only when a version beats v1 on all of them. Each version keeps its own identity, so stored runs keep
-their meaning.
+Measurements that are not judges live elsewhere: the refusal detector in `metrics.refusal`, judge
+agreement and labelled sets in `labels/`.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from .registry import (
     JUDGES,
     OFFLINE,
     ParsedJudgeSpec,
+    is_offline,
     judge_names,
     load_judge,
     parse_judge_spec,
@@ -30,17 +30,6 @@ from .registry import (
     validate_judge_spec,
 )
 
-OFFLINE_V1 = "offline-v1"
-OFFLINE_V2 = "offline-v2"
-OFFLINE_V3 = "offline-v3"
-OFFLINE_SPECS = (OFFLINE, OFFLINE_V1, OFFLINE_V2, OFFLINE_V3)
-
-
-def is_offline(spec: str | None) -> bool:
-    """True for the specs of the offline judges (None means the default, `offline`)."""
-    return spec is None or spec.strip().lower() in OFFLINE_SPECS
-
-
-__all__ = ["is_offline", "OFFLINE_V1", "OFFLINE_V2", "OFFLINE_V3", "OFFLINE_SPECS", "Judge", "JudgeCase", "Judgement", "ParsedScore", "parse_judge_output", "PROMPT_VERSION",
-           "build_judge_prompt", "load_judge", "OFFLINE", "JUDGES", "JudgeSpec", "ParsedJudgeSpec", "judge_names",
+__all__ = ["JUDGES", "OFFLINE", "PROMPT_VERSION", "Judge", "JudgeCase", "JudgeSpec", "Judgement", "ParsedJudgeSpec",
+           "ParsedScore", "build_judge_prompt", "is_offline", "judge_names", "load_judge", "parse_judge_output",
            "parse_judge_spec", "register_judge", "validate_judge_spec"]

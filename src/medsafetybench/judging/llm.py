@@ -12,7 +12,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from ..models.base import ChatModel, ChatRequest, GenerationConfig, Usage
-from ..models.spec import load_model, validate_spec
+from ..models.loading import load_model
+from ..models.spec import validate_spec
 from .base import JudgeCase, Judgement, JudgementCallback
 from .parser import parse_judge_output
 from .prompt import JUDGE_MAX_NEW_TOKENS, JUDGE_SYSTEM_PROMPT, PROMPT_VERSION, build_judge_prompt

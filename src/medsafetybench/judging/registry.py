@@ -1,7 +1,7 @@
 """The judge registry: what a user types after `--judge` -> a judge class, and `load_judge`.
 
-    offline                    the default offline judge (no service; an approximation): offline-v1 today
-    offline-v1 | -v2 | -v3     a named offline judge version
+    offline                    the default offline judge (no service; an approximation): see `JUDGES`
+    offline-v1 | -v2 | -v3     a named offline judge version (judging/offline/)
     MODEL_SPEC                 the paper's LLM judge over any model (`openai:gpt-3.5-turbo-0125`, `hf:/p`)
     llm:MODEL_SPEC             the same, spelled out
     NAME[:ARGS]                any other registered judge, e.g. a classifier over a model spec:
@@ -14,10 +14,8 @@ it takes; every other option is a model option, passed on to `load_model` for ju
 model), `from_spec(args, model_options=..., **options)` and optionally `check_spec(args)`, which
 raises `UserError` without loading anything.
 
-Adding a judge is one file: `judging/NAME.py` with a class decorated `@register_judge("NAME")` is
-found by its name without touching this table (the registry imports `medsafetybench.judging.NAME`
-for an unknown name); listing it in `JUDGES` as well only makes it show in error messages before it
-is first used.
+Adding a built-in judge is one module and one line in `JUDGES`; a plug-in package adds an entry
+point instead. `JUDGES["offline"]` is the one place that states which offline judge is the default.
 """
 
 from __future__ import annotations
@@ -38,27 +36,27 @@ T = TypeVar("T")
 #: Built-in judges: name -> "module:Class".
 JUDGES: dict[str, str] = {
     # `offline` is the default offline judge: v1 until a later version beats it held out (docs/judges.md)
-    "offline": "medsafetybench.judging.offline_v1:OfflineJudgeV1",
-    "offline-v1": "medsafetybench.judging.offline_v1:OfflineJudgeV1",
-    "offline-v2": "medsafetybench.judging.offline:OfflineJudge",
-    "offline-v3": "medsafetybench.judging.offline_v3:OfflineJudgeV3",
+    "offline": "medsafetybench.judging.offline.v1:OfflineJudgeV1",
+    "offline-v1": "medsafetybench.judging.offline.v1:OfflineJudgeV1",
+    "offline-v2": "medsafetybench.judging.offline.v2:OfflineJudge",
+    "offline-v3": "medsafetybench.judging.offline.v3:OfflineJudgeV3",
     "llm": "medsafetybench.judging.llm:LLMJudge",
-    # safety classifiers over a model spec (judging/classifier.py; docs/judges.md)
-    "llamaguard3": "medsafetybench.judging.llamaguard3:LlamaGuard3",
-    "llamaguard3-mlc": "medsafetybench.judging.llamaguard3:LlamaGuard3MLC",
-    "llamaguard4": "medsafetybench.judging.llamaguard4:LlamaGuard4",
-    "llamaguard4-mlc": "medsafetybench.judging.llamaguard4:LlamaGuard4MLC",
-    "wildguard": "medsafetybench.judging.wildguard:WildGuard",
-    "harmbench": "medsafetybench.judging.harmbench:HarmBench",
-    "harmbench-val": "medsafetybench.judging.harmbench:HarmBenchVal",
-    "shieldgemma": "medsafetybench.judging.shieldgemma:ShieldGemma",
+    # safety classifiers over a model spec (judging/classifiers/; docs/judges.md)
+    "llamaguard3": "medsafetybench.judging.classifiers.llamaguard3:LlamaGuard3",
+    "llamaguard3-mlc": "medsafetybench.judging.classifiers.llamaguard3:LlamaGuard3MLC",
+    "llamaguard4": "medsafetybench.judging.classifiers.llamaguard4:LlamaGuard4",
+    "llamaguard4-mlc": "medsafetybench.judging.classifiers.llamaguard4:LlamaGuard4MLC",
+    "wildguard": "medsafetybench.judging.classifiers.wildguard:WildGuard",
+    "harmbench": "medsafetybench.judging.classifiers.harmbench:HarmBench",
+    "harmbench-val": "medsafetybench.judging.classifiers.harmbench:HarmBenchVal",
+    "shieldgemma": "medsafetybench.judging.classifiers.shieldgemma:ShieldGemma",
 }
 OFFLINE = "offline"
 MODEL_JUDGE = "llm"  # the judge for a bare model spec
 ENTRY_POINT_GROUP = "medsafetybench.judges"
 SECRET_OPTIONS = frozenset({"api_key"})  # never copied into a judge's stored `JudgeSpec`
 
-_REGISTRY = Registry("judge", JUDGES, ENTRY_POINT_GROUP, package="medsafetybench.judging")
+_REGISTRY = Registry("judge", JUDGES, ENTRY_POINT_GROUP)
 
 
 class JudgeClass(Protocol):
@@ -117,13 +115,13 @@ def parse_judge_spec(text: str | None) -> ParsedJudgeSpec:
         return ParsedJudgeSpec(name, rest.strip() if sep else "")
     if sep and is_backend(name):
         return ParsedJudgeSpec(MODEL_JUDGE, text)
-    try:
-        _REGISTRY.get(name)  # a judge module named after the judge registers itself
-    except UserError:
-        raise UserError(f"judge spec '{redact_text(text)}': unknown judge '{name}'; use offline, a model spec "
-                        "(openai:MODEL[@URL], hf:PATH, vllm:PATH) or one of "
-                        + ", ".join(judge_names())) from None
-    return ParsedJudgeSpec(name, rest.strip() if sep else "")
+    raise UserError(f"judge spec '{redact_text(text)}': unknown judge '{name}'; use offline, a model spec "
+                    "(openai:MODEL[@URL], hf:PATH, vllm:PATH) or one of " + ", ".join(judge_names()))
+
+
+def is_offline(spec: str | None) -> bool:
+    """True if `spec` (None = the default) names one of the offline judges (`offline`, `offline-vN`)."""
+    return parse_judge_spec(spec).name.split("-")[0] == OFFLINE
 
 
 def _prefixed(role: str | None, spec: ParsedJudgeSpec, exc: UserError) -> UserError:

@@ -6,7 +6,7 @@
 - `page`: the local labelling web page.
 - `cli`: `medsafety label`.
 - `report`: the console block and HTML report section with agreement and judge-corrected scores
-  (the statistics themselves are in `medsafetybench.calibration`).
+  (the statistics themselves are in `medsafetybench.labels.calibration`).
 """
 
 from .sample import (

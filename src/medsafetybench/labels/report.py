@@ -1,5 +1,5 @@
 """Human labels in `show`, `compare` and the HTML report: the judge's agreement with a labeller on the
-labelled sample and the judge-corrected harmfulness next to the raw one (`medsafetybench.calibration`).
+labelled sample and the judge-corrected harmfulness next to the raw one (`medsafetybench.labels.calibration`).
 
 - `calibration_renderable(cals)`: the rich block `show` prints under a run's summary (nothing when
   nobody labelled the run);
@@ -20,9 +20,9 @@ from rich.console import Group
 from rich.markup import escape
 from rich.table import Table
 
-from ..calibration import Calibration, PPIEstimate, calibrate_run, difference
 from ..report.sections import Paragraph, Section, TableBlock
 from ..store import RunInfo, Store
+from .calibration import Calibration, PPIEstimate, calibrate_run, difference
 
 METHOD = ("Corrected = judge mean over all scored items + stratum-weighted mean of (human - judge) over the "
           "labelled sample (prediction-powered inference, Angelopoulos et al. 2023; lambda = 1), with a normal "

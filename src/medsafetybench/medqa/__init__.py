@@ -7,11 +7,11 @@ rows into accuracies, `compare.py` runs paired McNemar tests, `report.py` is the
 `cli.py` is `medsafety medqa`, and `lmeval.py` runs lm-evaluation-harness itself for the fidelity checks.
 """
 
-from .compare import MedQAComparison, compare_medqa, compare_results, mcnemar
+from .compare import MedQAComparison, compare_results, mcnemar
 from .extract import extract_choice
 from .protocols import HarnessProtocol, PaperProtocol, make_protocol
 from .results import MedQAResult, TaskResult
-from .runner import evaluate_medqa
+from .runner import compare_medqa, evaluate_medqa
 from .scores import MedQARun, export_records, medqa_runs
 from .tasks import DEFAULT_TASKS, GROUPS, PROMPT_VERSION, TASKS, Question, Task, load_task, resolve_tasks
 

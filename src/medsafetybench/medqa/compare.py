@@ -4,12 +4,9 @@ both answered. Results of different protocols or settings are never compared (a 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from ..errors import UserError, require
-from ..store import Store
 from .results import MedQAResult
 
 
@@ -72,13 +69,3 @@ def compare_results(a: MedQAResult, b: MedQAResult) -> MedQAComparison:
         out.append(PairedTask(ta.name, n, sum(x) / n if n else None, sum(y) / n if n else None, a_only, b_only,
                               mcnemar(a_only, b_only)))
     return MedQAComparison(a, b, out)
-
-
-def compare_medqa(store: Store, spec_a: str, spec_b: str, tasks: Sequence[str] | None = None, data_dir: Any = None,
-                  limit: int | None = None, batch_size: int = 16, progress: Any = None, **options: Any) -> MedQAComparison:
-    """Evaluate both models under the same protocol (cached where already done) and compare them."""
-    from .runner import evaluate_medqa
-
-    a = evaluate_medqa(store, spec_a, tasks, data_dir, limit, batch_size, progress, **options)
-    b = evaluate_medqa(store, spec_b, tasks, data_dir, limit, batch_size, progress, **options)
-    return compare_results(a, b)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..evaluation.pipeline import summarise_run
 from ..metrics import Estimate
-from ..pipeline import summarise_run
 from ..report.sections import FigureBlock, Paragraph, Section, TableBlock
 from ..store import RunInfo, Store
 from .results import LOGLIK, MedQAResult

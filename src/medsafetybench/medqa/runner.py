@@ -25,21 +25,21 @@ from typing import Any
 
 from ..errors import UserError
 from ..models.base import ChatRequest, Completion, GenerationConfig
-from ..models.spec import ModelSpec, load_model, parse_spec
+from ..models.loading import load_model
+from ..models.spec import ModelSpec, parse_spec
 from ..store import Store
 from . import paper
-from .compare import MedQAComparison, PairedTask, compare_medqa, compare_results, mcnemar
+from .compare import MedQAComparison, compare_results
 from .extract import GEN_MAX_TOKENS, generation_prompt
 from .loglik import LogLikScorer
 from .protocols import HARNESS, HarnessProtocol, PaperProtocol, Protocol, make_protocol
-from .results import GENERATE, LOGLIK, MedQAResult, TaskResult, build_result
+from .results import GENERATE, LOGLIK, MedQAResult, build_result
 from .scores import NewRow, canonical, existing, fetch, harness_key, paper_key, put
 from .tasks import PROMPT_VERSION, Question, Task, data_root, load_task, resolve_tasks
 
 CHUNK = 512  # questions scored (and sorted by length) together, then stored
 
-__all__ = ["CHUNK", "GENERATE", "LOGLIK", "MedQAComparison", "MedQAResult", "PairedTask", "TaskResult",
-           "compare_medqa", "compare_results", "evaluate_medqa", "mcnemar"]
+__all__ = ["CHUNK", "compare_medqa", "evaluate_medqa"]
 
 
 class Progress:  # the pipeline's protocol: start(stage, total) / advance(stage, n)
@@ -239,3 +239,11 @@ def _run_paper(store: Store, model: Any, identity: str, todo: list[tuple], progr
                  prompt_version=paper.PAPER_PROMPT_VERSION))
             for key, task, q, value, gold, _ in todo]
     return _generate(store, model, [j[5] for j in todo], rows, progress, "medqa paper")
+
+
+def compare_medqa(store: Store, spec_a: str, spec_b: str, tasks: Sequence[str] | None = None, data_dir: Any = None,
+                  limit: int | None = None, batch_size: int = 16, progress: Any = None, **options: Any) -> MedQAComparison:
+    """Evaluate both models under the same protocol (cached where already done) and compare them."""
+    a = evaluate_medqa(store, spec_a, tasks, data_dir, limit, batch_size, progress, **options)
+    b = evaluate_medqa(store, spec_b, tasks, data_dir, limit, batch_size, progress, **options)
+    return compare_results(a, b)

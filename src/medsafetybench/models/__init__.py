@@ -9,8 +9,9 @@ from .capabilities import (
     SupportsLogprobs,
     TokenLogprobs,
 )
+from .loading import load_model, model_identity
 from .registry import BACKENDS, backend_class, backend_names, register_backend
-from .spec import ModelSpec, load_model, model_identity, parse_spec, redact_spec, validate_spec
+from .spec import ModelSpec, parse_spec, redact_spec, validate_spec
 
 __all__ = ["ChatModel", "ChatRequest", "Completion", "GenerationConfig", "Message", "Usage",
            "ModelSpec", "load_model", "model_identity", "parse_spec", "validate_spec", "redact_spec", "BACKENDS",

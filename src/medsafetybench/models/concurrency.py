@@ -135,3 +135,15 @@ def shared_limiter(connection_key: str, capacity: int, *, adaptive: bool = True)
             limiter.raise_max(capacity)
             limiter.adaptive = limiter.adaptive and adaptive
         return limiter
+
+
+async def gather_or_cancel(tasks: list[asyncio.Future]) -> None:
+    """Await every task; when one fails (or this is cancelled), cancel the others, wait for them to end,
+    and re-raise, so no task outlives the call."""
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise

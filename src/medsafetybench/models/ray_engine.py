@@ -5,7 +5,7 @@ for `spec` with `options` (one GPU per replica with `num_gpus=1`, a whole tensor
 `vllm:` with `tensor_parallel_size=K`, or `num_cpus` on CPU). `generate` cuts the requests into chunks
 in a work queue; each replica keeps `depth` chunks in flight, and `on_result` fires on the event-loop
 thread as each chunk comes back (awaited Ray object refs, the asyncio form of a `ray.wait` loop), so
-the streamed stages (`medsafetybench.stages`) need no change. Only the driver (the process that called
+the streamed stages (`medsafetybench.evaluation.stages`) need no change. Only the driver (the process that called
 `generate`) touches the run store: replicas return completions and never open it.
 
 Identity: every replica reports the identity of the backend it loaded, they must agree, and that is
@@ -35,15 +35,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import MissingExtra, UserError
-from ..stages import gather_or_cancel
 from .base import ChatRequest, Completion, ResultCallback
+from .concurrency import gather_or_cancel
 from .ray_replica import Replica, pack_dir, stage_dir
 from .spec import ModelSpec, parse_spec
 
 __all__ = ["RayChatModel", "RemoteLogLik", "EngineStats", "Replica", "connect", "import_ray", "pack_dir",
-           "parse_engine", "stage_dir"]
+           "stage_dir"]
 
-ENGINES = ("local", "ray")
 RAY_BACKENDS = ("hf", "vllm")
 DEFAULT_DEPTH = 2
 DEFAULT_SLICE = 256
@@ -59,16 +58,6 @@ def import_ray() -> Any:
     except ImportError as exc:
         raise MissingExtra("ray", "ray", "The Ray engine (--engine ray)") from exc
     return ray
-
-
-def parse_engine(text: str | None) -> tuple[str, str | None]:
-    """`local`, `ray` or `ray:ADDRESS` -> (engine, address or None)."""
-    name, _, address = (text or "local").strip().partition(":")
-    name = name.strip().lower()
-    if name not in ENGINES or (name == "local" and address):
-        raise UserError(f"--engine '{text}' is not known: use local, ray, or ray:ADDRESS "
-                        "(e.g. ray:auto, ray:10.0.0.5:6379 or ray:ray://head:10001)")
-    return name, address.strip() or None
 
 
 def connect(address: str | None = None, **init_kwargs: Any) -> Any:

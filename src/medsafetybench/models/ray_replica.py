@@ -60,7 +60,7 @@ class Replica:
     failure while loading is kept and reported by `ready()` (so the driver can show a `UserError` as one)."""
 
     def __init__(self, spec: str, options: dict[str, Any], stage: dict[str, dict[str, bytes]] | None = None) -> None:
-        from .spec import load_model
+        from .loading import load_model
 
         self.spec = parse_spec(spec)
         self.model: Any = None

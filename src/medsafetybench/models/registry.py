@@ -32,7 +32,7 @@ BACKENDS: dict[str, str] = {
 }
 ENTRY_POINT_GROUP = "medsafetybench.backends"
 
-_REGISTRY = Registry("model backend", BACKENDS, ENTRY_POINT_GROUP, package="medsafetybench.models")
+_REGISTRY = Registry("model backend", BACKENDS, ENTRY_POINT_GROUP)
 
 
 class BackendClass(Protocol):

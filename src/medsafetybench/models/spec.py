@@ -1,4 +1,6 @@
-"""Model spec strings (what a user types), their safe display form, and `load_model`.
+"""Model spec strings (what a user types) as `ModelSpec` values, their safe display form, and the
+checks that need no loading: a leaf that imports no backend (`loading.py` builds models from specs,
+`engine.py` chooses where they run).
 
     openai:MODEL[@BASE_URL]      any OpenAI-compatible chat endpoint (key from OPENAI_API_KEY)
     hf:PATH_OR_HUB_ID[+ADAPTER]  local transformers model, optional LoRA adapter
@@ -9,18 +11,13 @@ The prefix picks a backend class from the registry, and that class parses the re
 carry credentials (`http://user:secret@host/v1`, `?api_key=...`): `ModelSpec` keeps the full URL for
 the client, but `str(spec)` and `repr(spec)` are the safe display form (no userinfo, no secret
 query parameters), and that form is what callers print and store (`runs.model_spec`).
-
-`load_model(spec, engine="ray", replicas=N)` serves a local (hf:/vllm:) spec from N Ray actors instead
-of this process (`ray_engine.RayChatModel`), under the same identity.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..errors import UserError
-from .base import ChatModel
 from .redact import redact_text, safe_url
 from .registry import backend_class, backend_names, is_backend
 
@@ -111,59 +108,3 @@ def validate_spec(spec: str | ModelSpec) -> ModelSpec:
     if check is not None:
         check(parsed)
     return parsed
-
-
-def load_model(spec: str | ModelSpec, *, engine: str | None = None, replicas: int = 1,
-               ray_address: str | None = None, num_gpus: float | None = None, **options: Any) -> ChatModel:
-    """Build the backend for `spec`.
-
-    Args:
-        spec: a model spec string or a parsed `ModelSpec`.
-        engine: `local` (default: the backend in this process), `ray` or `ray:ADDRESS` (the backend in
-            `replicas` Ray actors, `models.ray_engine.RayChatModel`; same identity, so the same cache).
-        replicas: Ray replicas (engine ray only).
-        ray_address: Ray cluster address; overrides the one in `engine`.
-        num_gpus: GPUs per Ray replica (default: see `RayChatModel`).
-        **options: settings for the backend (concurrency, timeout, batch_size, prompt_format, ...).
-            Each backend takes only the names in its `OPTIONS`; others, and None values, are ignored,
-            so callers can pass the CLI's settings to any backend.
-    """
-    if isinstance(spec, str):
-        spec = parse_spec(spec)
-    if engine is not None or replicas != 1:
-        from .ray_engine import RayChatModel, parse_engine
-
-        name, address = parse_engine(engine)
-        if name == "ray":
-            # where this machine sees the weights it names the identity itself, and the replicas start on
-            # the first request (a fully cached run starts none); elsewhere they start now and name it
-            try:
-                identity: str | None = model_identity(spec, **options)
-            except UserError:
-                identity = None
-            return RayChatModel(spec, options, replicas=replicas, address=ray_address or address,
-                                num_gpus=num_gpus, identity=identity, start=identity is None)
-        if replicas != 1:
-            raise UserError(f"--replicas {replicas} needs --engine ray (the local engine runs one copy of the model)")
-    cls = backend_class(spec.backend)
-    wanted = getattr(cls, "OPTIONS", frozenset())
-    return cls.from_spec(spec, **{k: v for k, v in options.items() if k in wanted and v is not None})
-
-
-def model_identity(spec: str | ModelSpec, **options: Any) -> str:
-    """What `load_model(spec, **options).identity` would be, without loading weights, starting an
-    engine or making a network call (hf:/vllm: fingerprint the files).
-
-    Raises:
-        UserError: the spec is invalid, or its backend cannot tell its identity without loading
-            (it has no `identity_for` classmethod).
-    """
-    if isinstance(spec, str):
-        spec = parse_spec(spec)
-    cls = backend_class(spec.backend)
-    identity_for = getattr(cls, "identity_for", None)
-    if identity_for is None:
-        raise UserError(f"the {spec.backend}: backend cannot name a model's identity without loading it "
-                        f"({spec.display})")
-    wanted = getattr(cls, "OPTIONS", frozenset())
-    return identity_for(spec, **{k: v for k, v in options.items() if k in wanted and v is not None})

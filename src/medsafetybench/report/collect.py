@@ -18,9 +18,9 @@ from dataclasses import dataclass, field, replace
 from .. import __version__
 from ..data import DATA_COMMIT
 from ..errors import UserError
+from ..evaluation.pipeline import summarise_run
+from ..evaluation.provenance import library_versions
 from ..metrics import PairedComparison, Summary, paired_comparison
-from ..pipeline import summarise_run
-from ..provenance import library_versions
 from ..store import RunInfo, RunRow, Store
 from .sections import Section, extra_sections
 

@@ -37,8 +37,9 @@ def report_cmd(
     """Write one self-contained HTML report (a leaderboard per group of comparable runs, harmfulness and
     refusal per model, models x principles heatmap, by source, paired comparisons, one item across models,
     provenance, unscored counts, paged items), plus optional PNG/SVG figures, Markdown and LaTeX."""
-    from ..cli import _csv, _project, out
+    from ..cli_common import csv_list, out
     from ..store import Store, project_db_path
+    from ..store import project_dir as _project
     from .build import write_report
     from .markdown import report_markdown
 
@@ -47,7 +48,7 @@ def report_cmd(
         raise UserError(f"no run store at {path}: run `medsafety eval` first or pass --project")
     to_stdout = markdown is not None and str(markdown) == "-"
     with Store(path) as store:
-        result = write_report(store, _csv(runs), out=out_path, figures_dir=figures,
+        result = write_report(store, csv_list(runs), out=out_path, figures_dir=figures,
                               markdown=None if to_stdout else markdown, latex=latex, title=title, tag=tag,
                               baseline=baseline)
     if to_stdout:
@@ -91,11 +92,12 @@ def judge_agreement_cmd(
     was trained on (the offline judges know theirs) are reported apart, as in-sample; the headline
     figures are over the held-out rows. Judgements are cached in the store: a second run makes no judge
     calls."""
-    from ..cli import _project, err, out
+    from ..cli_common import err, out
     from ..judging import load_judge
-    from ..judging.agreement import judge_pair_agreement, split_label_agreement
-    from ..judging.labelled import judge_labelled, load_labelled
+    from ..labels.agreement import judge_pair_agreement, split_label_agreement
+    from ..labels.labelled import judge_labelled, load_labelled
     from ..store import Store
+    from ..store import project_dir as _project
     from .build import write_text_atomic
     from .console import RichProgress
     from .markdown import agreement_markdown, judge_pair_markdown
@@ -195,8 +197,9 @@ def compare_cmd(
     """Paired comparison of two runs on their shared items (matched by item id): mean difference B - A
     with a paired bootstrap 95% interval and a Wilcoxon signed-rank p, overall and per principle, and the
     refusal rate's difference."""
-    from ..cli import _project, out
+    from ..cli_common import out
     from ..store import Store, project_db_path
+    from ..store import project_dir as _project
     from .compare import compare_runs
     from .console import fit_table
 

@@ -40,7 +40,7 @@ class RunComparison:
 
 
 def compare_runs(store: Store, run_a: str, run_b: str, *, seed: int = 0, judge: str | None = None) -> RunComparison:
-    from ..pipeline import refusal_flags
+    from ..evaluation.pipeline import refusal_flags
 
     a, b = store.run(run_a), store.run(run_b)
     if a.id == b.id:

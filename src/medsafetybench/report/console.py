@@ -24,7 +24,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from ..judging.categories import describe_category
+from ..judging.classifiers.categories import describe_category
 from ..metrics import GroupStats, Summary
 from ..store import RunInfo
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import require
-from ..judging.agreement import JudgePairAgreement, LabelAgreement
+from ..labels.agreement import JudgePairAgreement, LabelAgreement
 from ..metrics import GroupStats
 from ..principles import principle as principle_info
 from .collect import ReportData, RunReport

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..judging.agreement import JudgePairAgreement, LabelAgreement
+from ..labels.agreement import JudgePairAgreement, LabelAgreement
 from ..metrics import Estimate
 from ..principles import principle as principle_info
 from .collect import ReportData, fmt_time

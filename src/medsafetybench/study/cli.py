@@ -41,8 +41,8 @@ def _leaderboard(store, outcome) -> None:
 def execute(study: Study, project: Path | None, *, as_json: bool, gate: Gate | None, retry_unscored: bool = False,
             only: list[str] | None = None, single: bool = False, note: str | None = None) -> None:
     """Run a study (or an eval made into one) with progress, print results, exit with the documented status."""
+    from ..evaluation.preflight import check_specs
     from ..models.spec import redact_spec
-    from ..preflight import check_specs
     from ..report.console import RichProgress, print_summary
     from ..store import Store, project_dir
     from .runner import run_study

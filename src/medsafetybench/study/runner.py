@@ -15,16 +15,17 @@ from typing import Any
 
 from ..data.schema import Item
 from ..errors import UserError
+from ..evaluation.pipeline import EvalOutcome, Progress, evaluate
+from ..evaluation.preflight import length_warnings_for
+from ..evaluation.provenance import data_provenance, run_provenance
 from ..judging import load_judge
 from ..judging.base import Judge, JudgeCase, JudgeSpec
 from ..metrics import Summary
-from ..migrations import items_digest
-from ..models import load_model, parse_spec, redact_spec
+from ..models import model_identity, parse_spec, redact_spec
 from ..models.base import ChatModel
-from ..pipeline import EvalOutcome, Progress, evaluate
-from ..preflight import length_warnings_for
-from ..provenance import data_provenance, run_provenance
+from ..models.engine import load_on_engine
 from ..store import Store
+from ..store.migrations import items_digest
 from .spec import Study, StudyJudge, StudyModel
 
 log = logging.getLogger(__name__)
@@ -66,11 +67,8 @@ def build_judge(j: StudyJudge) -> Judge:
     return judge
 
 
-def _model_options(m: StudyModel, engine: str) -> dict[str, Any]:
-    opts: dict[str, Any] = {"prompt_format": m.prompt_format, **m.options}
-    if engine != "local":
-        opts["engine"] = engine
-    return opts
+def _model_options(m: StudyModel) -> dict[str, Any]:
+    return {"prompt_format": m.prompt_format, **m.options}
 
 
 def _provenance(study: Study, judges: Sequence[str]) -> dict:
@@ -102,7 +100,7 @@ async def run_study_async(study: Study, store: Store, *, only: Sequence[str] | N
             progress = progress_for(m, k, len(models)) if progress_for else None
             model: ChatModel | None = None
             try:
-                model = load_model(parse_spec(m.spec), **_model_options(m, study.engine))
+                model = load_on_engine(parse_spec(m.spec), engine=study.engine, **_model_options(m))
                 for line in length_warnings_for(model, judges, items, m.settings):
                     (warn or log.warning)(line)
                 result.outcome = await evaluate(store, items, model, judges, model_spec=str(parse_spec(m.spec)),
@@ -158,19 +156,7 @@ class ModelStatus:
 
 def _identity(m: StudyModel) -> str:
     """The model's identity without loading weights (hf:/vllm: fingerprint files; openai: needs nothing)."""
-    spec = parse_spec(m.spec)
-    if spec.backend == "openai":
-        return load_model(spec).identity
-    if spec.backend == "hf":
-        from ..models.hf_backend import HFChatModel
-
-        return HFChatModel(spec.name, spec.adapter, prompt_format=m.prompt_format).identity
-    from ..models.formats import resolve_format
-    from ..models.hf_backend import _Source  # vllm: names weights as hf: does (see vllm_backend)
-
-    source = _Source.resolve(spec.name, "model path")
-    fmt = resolve_format(m.prompt_format, source.ref, source.local)  # `paper` -> paper-*, as the backend does
-    return f"vllm:{source.ref}|fmt={fmt}|w={source.fingerprint()}"
+    return model_identity(m.spec, prompt_format=m.prompt_format, **m.options)
 
 
 def _judge_identity(j: StudyJudge) -> str:

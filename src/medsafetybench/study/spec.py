@@ -47,11 +47,11 @@ from typing import Any
 import tomllib
 
 from ..errors import UserError
+from ..evaluation.pipeline import EvalSettings
+from ..evaluation.tasks import ItemSelection, settings_from
 from ..models.formats import resolve_spec_format
 from ..models.spec import parse_spec
-from ..pipeline import EvalSettings
 from ..principles import LLAMA2_DEFAULT_SYSTEM_PROMPT
-from ..tasks import ItemSelection, settings_from
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _TABLES = {"study": False, "items": False, "settings": False, "judges": True, "models": True}

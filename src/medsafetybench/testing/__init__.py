@@ -1,8 +1,8 @@
 """Test doubles that are real parts: a stdlib-only fake OpenAI-compatible server with fault injection,
 usable by the test suite, by benches and by users who want to try the toolkit offline or test their
-own pipelines (`python -m medsafetybench.testing.fake_openai --help`).
+own pipelines (`python -m medsafetybench.testing --help`).
 
-Names are imported from their modules on first use, so `python -m medsafetybench.testing.fake_openai`
+Names are imported from their modules on first use, so `python -m medsafetybench.testing`
 runs that module without a second copy already imported by this package.
 """
 

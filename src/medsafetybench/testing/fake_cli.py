@@ -1,4 +1,4 @@
-"""The fake OpenAI server's command line: `python -m medsafetybench.testing.fake_openai [options]`.
+"""The fake OpenAI server's command line: `python -m medsafetybench.testing [options]`.
 
 Starts a `FakeOpenAIServer` on the given host and port, prints one line with its base URL (so a
 script can read it from stdout), serves until Ctrl-C or SIGTERM, then prints what it served. Every
@@ -22,7 +22,7 @@ from .responders import MODES
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for --help in docs and tests)."""
     p = argparse.ArgumentParser(
-        prog="python -m medsafetybench.testing.fake_openai",
+        prog="python -m medsafetybench.testing",
         description="A fake OpenAI-compatible chat server with fault injection, for testing pipelines offline. "
                     "Serves POST /v1/chat/completions, POST /v1/completions and GET /v1/models until Ctrl-C.")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")

@@ -434,9 +434,3 @@ def _fake_logprobs(text: str, top_logprobs: Any) -> dict[str, Any]:
         top.append({"token": tok, "logprob": math.log(0.1 * 0.5 ** i), "bytes": list(tok.encode("utf-8"))})
     return {"content": [{"token": first, "logprob": math.log(0.9), "bytes": list(first.encode("utf-8")),
                          "top_logprobs": top[:k]}]}
-
-
-if __name__ == "__main__":  # python -m medsafetybench.testing.fake_openai --port 8000 --mode echo
-    from medsafetybench.testing.fake_cli import main
-
-    raise SystemExit(main())

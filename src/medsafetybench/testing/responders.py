@@ -49,7 +49,7 @@ def rubric_responder(request: dict[str, Any]) -> str:
     """A judge reply in the paper's format: score 1 when the model response quoted in the judge prompt
     (`Model Response: "..."`) is a refusal, else 5 (the whole last message is read when nothing is
     quoted). Refusals are recognised by medsafetybench's own phrase detector."""
-    from ..judging.refusal import is_refusal  # imported on use: the server module stays stdlib-only
+    from ..metrics.refusal import is_refusal  # imported on use: the server module stays stdlib-only
 
     text = last_user(request)
     m = _QUOTED_RESPONSE.search(text)
@@ -69,7 +69,7 @@ _SG_RESPONSE = re.compile(r"Chatbot Response: (.*?)\n<end_of_turn>", re.DOTALL)
 def classifier_responder(request: dict[str, Any]) -> str:
     """A verdict in the format of the classifier prompt received (see the module docstring); an echo
     for any other prompt."""
-    from ..judging.refusal import is_refusal  # imported on use: the server module stays stdlib-only
+    from ..metrics.refusal import is_refusal  # imported on use: the server module stays stdlib-only
 
     text = last_user(request)
 

@@ -1,0 +1,136 @@
+"""The package's shape: no import circle inside `medsafetybench`, counting every import (those inside
+functions too), package `__init__` re-exports, and the parent packages an import runs; the wheel ships
+no lab code; the CLI starts without the heavy extras."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+PACKAGE = "medsafetybench"
+
+
+def modules(src: Path = SRC) -> dict[str, tuple[Path, bool]]:
+    """Dotted module name -> (file, is a package `__init__`)."""
+    out = {}
+    for path in (src / PACKAGE).rglob("*.py"):
+        parts = list(path.relative_to(src).with_suffix("").parts)
+        is_pkg = parts[-1] == "__init__"
+        out[".".join(parts[:-1] if is_pkg else parts)] = (path, is_pkg)
+    return out
+
+
+def _owner(name: str, mods: dict) -> str | None:
+    while name and name not in mods:
+        name = name.rpartition(".")[0]
+    return name or None
+
+
+def import_graph(src: Path = SRC) -> dict[str, set[str]]:
+    """module -> the package modules it imports anywhere in its body (plus their parent packages that
+    are not its own: importing `a.b.c` from outside `a.b` runs `a/__init__` and `a/b/__init__`)."""
+    mods = modules(src)
+    graph: dict[str, set[str]] = {m: set() for m in mods}
+    for mod, (path, is_pkg) in mods.items():
+        base = mod if is_pkg else mod.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    parts = base.split(".")
+                    parts = parts[: len(parts) - node.level + 1]
+                    origin = ".".join(parts + ([node.module] if node.module else []))
+                else:
+                    origin = node.module or ""
+                targets = [f"{origin}.{a.name}" if f"{origin}.{a.name}" in mods else origin for a in node.names]
+            for t in targets:
+                owner = _owner(t, mods) if t.startswith(PACKAGE) else None
+                if owner is None or owner == mod:
+                    continue
+                graph[mod].add(owner)
+                parts = owner.split(".")
+                for i in range(1, len(parts)):
+                    parent = ".".join(parts[:i])
+                    if parent in mods and not mod.startswith(parent + "."):
+                        graph[mod].add(parent)
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_import_circle_inside_the_package() -> None:
+    found = circles(import_graph())
+    assert not found, "import circles (move the shared piece down a floor): " + "; ".join(
+        " <-> ".join(c) for c in found)
+
+
+def test_the_checker_sees_lazy_imports_and_package_inits(tmp_path: Path) -> None:
+    pkg = tmp_path / PACKAGE
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("def f():\n    from .sub import b\n")  # lazy, and via sub/__init__
+    (pkg / "sub" / "__init__.py").write_text("from .b import g\n")
+    (pkg / "sub" / "b.py").write_text("from ..a import f\n")
+    (pkg / "c.py").write_text("from . import a\n")
+    found = circles(import_graph(tmp_path))
+    assert found == [[f"{PACKAGE}.a", f"{PACKAGE}.sub", f"{PACKAGE}.sub.b"]]
+
+
+def test_no_package_module_imports_the_lab() -> None:
+    """Training code lives in the repository's `lab/`; nothing shipped imports it."""
+    for path in (SRC / PACKAGE).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            assert not [n for n in names if n == "lab" or n.startswith("lab.")], path
+
+
+def test_the_wheel_ships_no_lab_code(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import zipfile
+
+    root = SRC.parent
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                    "-w", str(tmp_path), str(root)], check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("medsafetybench-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert not [n for n in names if n.startswith("lab/") or "/lab/" in n]
+    assert not [n for n in names if "offline_train" in n or "trainsets" in n]
+    assert "medsafetybench/judging/offline/offline_judge_v3.safetensors" in names  # weights still ship
