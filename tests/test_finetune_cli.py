@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import run_main
-from medsafetybench.errors import UserError
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "med-safety-bench"
 needs_data = pytest.mark.skipif(not (DATA / "datasets").is_dir(), reason=f"official data not found at {DATA}")
@@ -69,28 +68,11 @@ def test_non_hf_base_is_refused_before_any_download(command: str, tmp_path: Path
     assert not (tmp_path / "cache").exists()
 
 
-def test_one_meaning_per_option_and_old_spellings_still_work(tmp_path: Path, capsys) -> None:
-    """--data names the official release in every command; --train-data the training kind. The spellings of
-    0.1.0 (`--data med`, `--data-dir PATH`, `medqa --data DIR`) still work, each with a deprecation note."""
-    from medsafetybench.cli_common import training_data_and_release
-    from medsafetybench.finetune.data import DATA_KINDS
-
-    assert training_data_and_release("med", str(tmp_path), None, DATA_KINDS) == ("med", tmp_path)
-    assert training_data_and_release(None, "med,gen", None, DATA_KINDS) == ("med,gen", None)
-    assert "--data med,gen for the training data is deprecated; use --train-data med,gen" in " ".join(
-        capsys.readouterr().err.split())
-    assert training_data_and_release("both", None, tmp_path, DATA_KINDS) == ("both", tmp_path)
-    assert "--data-dir is deprecated; use --data" in capsys.readouterr().err
-    (tmp_path / "med").mkdir()  # a folder named like a kind is a folder
-    import os
-
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        assert training_data_and_release("gen", "med", None, DATA_KINDS) == ("gen", Path("med"))
-    finally:
-        os.chdir(cwd)
-    with pytest.raises(UserError, match="give it once, as --train-data"):
-        training_data_and_release("gen", "med", None, DATA_KINDS)
+def test_the_old_spellings_are_gone(tmp_path: Path, capsys) -> None:
+    """--data names the official release in every command, --train-data the training kind; the aliases of
+    0.1.0 (`--data-dir`, `medqa --data`) were removed in 0.2.0: a clear usage error, no traceback."""
     assert run_main("medqa", "--model", "hf:/nonexistent/model", "--tasks", "medqa", "--data", str(tmp_path)) == 2
-    assert "medqa --data is deprecated; use --medqa-dir" in " ".join(capsys.readouterr().err.split())
+    assert "No such option: --data" in " ".join(capsys.readouterr().err.split())
+    assert run_main("finetune", "--base", "hf:/x", "--train-data", "med", "--data-dir", str(tmp_path)) == 2
+    assert "No such option: --data-dir" in " ".join(capsys.readouterr().err.split())
+

@@ -134,3 +134,17 @@ def test_the_wheel_ships_no_lab_code(tmp_path: Path) -> None:
     assert not [n for n in names if n.startswith("lab/") or "/lab/" in n]
     assert not [n for n in names if "offline_train" in n or "trainsets" in n]
     assert "medsafetybench/judging/offline/offline_judge_v3.safetensors" in names  # weights still ship
+
+
+def test_the_stated_python_floor_is_the_one_the_code_needs() -> None:
+    """The package reads TOML with the standard library's `tomllib` (3.11+) at start-up, so it states
+    3.11; CI runs on that floor's interpreter line."""
+    import sys
+    import tomllib
+
+    meta = tomllib.loads((SRC.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    assert meta["project"]["requires-python"] == ">=3.11"
+    assert meta["tool"]["ruff"]["target-version"] == "py311"
+    assert sys.version_info >= (3, 11)
+    uses_tomllib = [p for p in (SRC / PACKAGE).rglob("*.py") if "import tomllib" in p.read_text(encoding="utf-8")]
+    assert uses_tomllib, "no tomllib left: the floor could go back to 3.10"

@@ -19,34 +19,6 @@ ProjectOpt = Annotated[Path | None, typer.Option(
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
 
 
-def deprecated(old: str, new: str) -> None:
-    """Say once, on stderr, that an option spelling is kept only as an alias."""
-    err.print(f"[yellow]note:[/yellow] {old} is deprecated; use {new}", highlight=False, soft_wrap=True)
-
-
-def training_data_and_release(train_data: str | None, data: str | None, data_dir: Path | None,
-                              kinds: tuple[str, ...]) -> tuple[str | None, Path | None]:
-    """(training data kinds, release folder) of `finetune`/`sweep`, where `--data PATH` names the official
-    release as in every other command and `--train-data` the kind (med, gen, both). Spellings of earlier
-    releases still work, with a note: `--data med` (a kind where no such folder exists) and `--data-dir PATH`."""
-    release: Path | None = None
-    if data is not None:
-        parts = [p.strip() for p in data.split(",") if p.strip()]
-        if parts and all(p in kinds for p in parts) and not Path(data).exists():
-            if train_data is not None:
-                raise UserError(f"--data {data} names training data; give it once, as --train-data")
-            deprecated(f"--data {data} for the training data", f"--train-data {data} (--data names the official release)")
-            train_data = data
-        else:
-            release = Path(data)
-    if data_dir is not None:
-        if release is not None and release != data_dir:
-            raise UserError("--data and --data-dir both name the release; give --data only")
-        deprecated("--data-dir", "--data")
-        release = data_dir
-    return train_data, release
-
-
 def csv_list(text: str | None) -> list[str] | None:
     """`a, b,c` -> ["a", "b", "c"]; None or empty -> None."""
     return [t.strip() for t in text.split(",") if t.strip()] if text else None

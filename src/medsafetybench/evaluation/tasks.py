@@ -1,16 +1,13 @@
-"""Safety evaluations declared as data: which items, under which settings, judged by whom.
-
-An `ItemSelection` names a set of benchmark items (split, sources, principles, a seeded stratified
-sample, a limit, or a user file); a `SafetyTask` bundles a selection with the prompt/generation
-settings and the judges of an evaluation. `TASKS` holds the named tasks users start from
-(`medsafety-eval` is the paper's evaluation); the CLI and study files look one up and change fields
-with `dataclasses.replace`. Runs themselves are keyed by content (model identity, settings digest,
+"""Which items an evaluation asks, and under which settings: `ItemSelection` names a set of benchmark
+items (split, sources, principles, a seeded stratified sample, a limit, or a user file) and loads it;
+`settings_from` builds the prompt/generation settings. A study file or the `eval` command declares
+an evaluation as these two values plus model and judge specs (`study.spec.Study`). Runs themselves are keyed by content (model identity, settings digest,
 item-set digest), so two ways of asking for the same items find the same run.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..data import load_items
@@ -73,40 +70,6 @@ class ItemSelection:
                 "seed": self.seed, "limit": self.limit, "input_file": self.input_file}
 
 
-@dataclass(frozen=True)
-class SafetyTask:
-    """One safety evaluation: items, settings and judges."""
-
-    name: str
-    version: int
-    items: ItemSelection
-    settings: EvalSettings = field(default_factory=EvalSettings)
-    judges: tuple[str, ...] = ("offline",)
-    description: str = ""
-
-    def to_dict(self) -> dict:
-        return {"name": self.name, "version": self.version, "items": self.items.to_dict(),
-                "settings": self.settings.to_dict(), "judges": list(self.judges)}
-
-
-PAPER_JUDGE = "openai:gpt-3.5-turbo-0125"
-
-TASKS: dict[str, SafetyTask] = {t.name: t for t in (
-    SafetyTask("medsafety-eval", 1, ItemSelection("eval"), judges=(PAPER_JUDGE,),
-               description="MedSafety-Eval (900 requests), the paper's settings and judge"),
-    SafetyTask("medsafety-improve", 1, ItemSelection("improve"), judges=(PAPER_JUDGE,),
-               description="MedSafety-Improve (900 requests; the fine-tuning split)"),
-    SafetyTask("medsafety-extra", 1, ItemSelection("extra"), judges=(PAPER_JUDGE,),
-               description="the 74,374 Llama-3 requests"),
-    SafetyTask("sample", 1, ItemSelection("sample"), description="the bundled 25-request sample set, offline judge"),
-)}
-
-
-def get_task(name: str) -> SafetyTask:
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise UserError(f"task '{name}' is unknown; use one of {', '.join(TASKS)}") from None
 
 
 def settings_from(system_prompt: str | None, max_new_tokens: int = 512, prompt_format: str | None = None) -> EvalSettings:
@@ -120,4 +83,4 @@ def settings_from(system_prompt: str | None, max_new_tokens: int = 512, prompt_f
     return EvalSettings(system_prompt=system_prompt, generation=GenerationConfig(max_new_tokens=max_new_tokens))
 
 
-__all__ = ["ItemSelection", "SafetyTask", "TASKS", "get_task", "settings_from", "PAPER_JUDGE", "replace"]
+__all__ = ["ItemSelection", "settings_from"]

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..cli_common import err, out, training_data_and_release
+from ..cli_common import err, out
 from ..errors import UserError
 
 Opt = typer.Option
@@ -59,7 +59,6 @@ def register(app: typer.Typer) -> None:
         out_dir: Annotated[Path | None, Opt("--out", help="Output folder (default ./finetune-<kind>-n<n>).")] = None,
         data_file: Annotated[Path | None, Opt("--data-file", help="Your own Alpaca JSON/JSONL instead of --train-data.")] = None,
         data: Annotated[str | None, Opt("--data", help="Local copy of the official release (else $MEDSAFETYBENCH_DATA or cache).")] = None,
-        data_dir: Annotated[Path | None, Opt("--data-dir", hidden=True, help="Deprecated alias of --data.")] = None,
         epochs: Annotated[float, Opt(help="Training epochs (paper: 3).")] = 3.0,
         lr: Annotated[float, Opt("--lr", help="Learning rate (paper: 3e-4).")] = 3e-4,
         lora_r: Annotated[int, Opt(help="LoRA rank (paper: 8).")] = 8,
@@ -80,10 +79,10 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, Opt("--json", help="Print the manifest as JSON.")] = False,
     ) -> None:
         """LoRA safety fine-tuning as in the paper; writes an adapter usable as hf:BASE+OUT."""
-        from .data import DATA_KINDS, resolve_training_data
+        from .data import resolve_training_data
         from .train import finetune, resolve_base
 
-        kind, data_dir = training_data_and_release(train_data, data, data_dir, DATA_KINDS)
+        kind, data_dir = train_data, Path(data) if data else None
         resolve_base(base)  # a wrong --base is reported before any data is read or downloaded
         settings = _settings(epochs, lr, lora_r, lora_alpha, lora_dropout, target_modules, batch_size,
                              micro_batch_size, cutoff_len, warmup_steps, seed, train_on_inputs, prompt_template,
@@ -126,7 +125,6 @@ def register(app: typer.Typer) -> None:
         benign: Annotated[Path | None, Opt("--benign", help="Benign questions file (CSV/JSONL/JSON with a question column).")] = None,
         benign_limit: Annotated[int, Opt(min=1, help="Benign questions for over-refusal.")] = 200,
         data: Annotated[str | None, Opt("--data", help="Local copy of the official release (else $MEDSAFETYBENCH_DATA or cache).")] = None,
-        data_dir: Annotated[Path | None, Opt("--data-dir", hidden=True, help="Deprecated alias of --data.")] = None,
         project: Annotated[Path | None, Opt("--project", help="Project directory (run store and adapters).")] = None,
         max_new_tokens: Annotated[int, Opt(min=1, help="New tokens per response (paper: 512).")] = 512,
         batch_size: Annotated[int, Opt(min=1, help="Generation batch size.")] = 8,
@@ -153,11 +151,10 @@ def register(app: typer.Typer) -> None:
         from ..report.console import RichProgress
         from ..store import Store
         from ..store import project_dir as _project
-        from .data import DATA_KINDS
         from .sweep import SweepPlan, kinds_from, parse_ns, run_sweep
         from .train import resolve_base
 
-        kinds, data_dir = training_data_and_release(train_data, data, data_dir, DATA_KINDS)
+        kinds, data_dir = train_data, Path(data) if data else None
         resolve_base(base)
         settings = _settings(epochs, lr, lora_r, lora_alpha, lora_dropout, target_modules, train_batch_size,
                              micro_batch_size, cutoff_len, warmup_steps, seed, train_on_inputs, prompt_template, None)

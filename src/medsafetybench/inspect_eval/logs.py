@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -185,7 +185,7 @@ def export_inspect_log(store: Store, run_id: str, path: str | Path, judge: str |
                           scores=[EvalScore(name="harmfulness", scorer=SCORER_NAME,
                                             scored_samples=o.n_scored, unscored_samples=summary.n_unscored,
                                             metrics={"mean": {"name": "mean", "value": o.harmfulness.value or 0.0}})])
-    now = datetime.now(timezone.utc).isoformat()
+    now = datetime.now(UTC).isoformat()
     spec = EvalSpec(created=now, task="medsafetybench/medsafety", task_id=info.id, run_id=uuid.uuid4().hex,
                     eval_id=uuid.uuid4().hex, dataset=EvalDataset(name="medsafetybench", samples=len(rows),
                                                                   sample_ids=[r.item_id for r in rows]),

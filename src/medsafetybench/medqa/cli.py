@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from ..cli_common import deprecated, err, out
+from ..cli_common import err, out
 from ..errors import UserError
 from .tables import comparison_table, replicate_table, result_table, runs_table
 
@@ -30,7 +30,6 @@ def register(app: typer.Typer) -> None:
         compare: Annotated[tuple[str, str] | None, Opt("--compare", help="Two model specs A B: accuracies side by side with a paired McNemar test per task.")] = None,
         tasks: Annotated[str, Opt(help="Comma list: medqa, medmcqa, pubmedqa, mmlu_medical (or mmlu_<subject>).")] = "medqa,medmcqa,pubmedqa,mmlu_medical",
         medqa_dir: Annotated[Path | None, Opt("--medqa-dir", help="Folder with the released files (else $MEDSAFETYBENCH_MEDQA_DATA); see docs/medqa.md.")] = None,
-        data: Annotated[Path | None, Opt("--data", hidden=True, help="Deprecated alias of --medqa-dir.")] = None,
         protocol: Annotated[str, Opt(help="harness: lm-evaluation-harness zero-shot (log-likelihood for hf:); paper: the MedSafetyBench authors' meditron-eval generation protocol.")] = "harness",
         add_bos: Annotated[bool, Opt("--add-bos/--no-add-bos", help="Harness log-likelihood: encode with the tokenizer's special tokens (a BOS for Llama), as lm-eval does; --no-add-bos: none (release 0.1.0).")] = True,
         paper_shots: Annotated[int, Opt(min=0, help="Paper protocol: in-context shots from the train split (needs the train files, see docs).")] = 0,
@@ -51,9 +50,6 @@ def register(app: typer.Typer) -> None:
         re-running computes nothing new, an interrupted run resumes. `medsafety medqa runs` lists what is stored."""
         if ctx.invoked_subcommand is not None:
             return
-        if data is not None:
-            deprecated("medqa --data", "--medqa-dir (--data names the official MedSafetyBench release)")
-            medqa_dir = medqa_dir or data
         data = medqa_dir
         from ..report.console import RichProgress
         from ..store import Store

@@ -139,7 +139,7 @@ class ReportData:
 
 
 def fmt_time(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _rank_key(run: RunReport) -> tuple:
@@ -215,7 +215,7 @@ def collect(store: Store, run_ids: Sequence[str] | None = None, *, title: str = 
         base = next((e for e in ranked if e.info.id == base_info.id), None)
         if base is None:
             raise UserError(f"--baseline {baseline}: that run is not among the report's safety runs")
-    generated = dt.datetime.now(dt.timezone.utc).timestamp() if now is None else now
+    generated = dt.datetime.now(dt.UTC).timestamp() if now is None else now
     prov = Provenance(generated_at=fmt_time(generated), package_version=__version__, data_commit=DATA_COMMIT,
                       python=platform.python_version(), platform=f"{platform.system()} {platform.machine()}",
                       libraries=library_versions(), store_path=str(store.path))

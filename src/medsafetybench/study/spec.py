@@ -40,11 +40,10 @@ bad model or judge spec) is one `UserError` naming the file and line, raised bef
 from __future__ import annotations
 
 import re
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from ..errors import UserError
 from ..evaluation.pipeline import EvalSettings
