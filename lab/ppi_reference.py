@@ -1,4 +1,4 @@
-"""Print ppi-python's PPI mean estimates and intervals for the fixed inputs of tests/test_calibration.py.
+"""Print ppi-python's PPI mean estimates and intervals for the fixed inputs of tests/labels/test_calibration.py.
 
 The reference values in that test come from this script, run where ppi-python 0.2.3 is installed (its
 dependencies, numba, statsmodels, pandas and scikit-learn, are too heavy for our dev extra):

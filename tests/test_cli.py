@@ -5,14 +5,14 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from cli_helpers import run_main
+from helpers.cli import run_main
+from helpers.paths import REPO
 from medsafetybench.testing.fake_openai import FakeOpenAIServer
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
+SRC = str(REPO / "src")
 
 
 def cli(*args):

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from cli_helpers import run_main
+from helpers.cli import run_main
+from helpers.paths import SHARED
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED = SHARED / "data"
 DATA = SHARED / "med-safety-bench"
 MEDQA = SHARED / "medqa"
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+from helpers.paths import REPO
+
+SRC = REPO / "src"
 PACKAGE = "medsafetybench"
 
 

@@ -1,4 +1,4 @@
-"""Fine-tuning against the official script, read at test time (tests/reference_helpers.py): every
+"""Fine-tuning against the official script, read at test time (tests/helpers/reference.py): every
 hyperparameter default, the LoRA and Trainer settings, the Alpaca template (the reference Prompter
 run on tricky records) and the tokenisation and loss mask (the reference `generate_and_tokenize_prompt`
 run with the tiny model's tokenizer)."""
@@ -10,6 +10,16 @@ from pathlib import Path
 
 import pytest
 
+from helpers.reference import (
+    FINETUNING,
+    REF,
+    call_keywords,
+    finetuning_assignments,
+    finetuning_defaults,
+    needs_reference,
+    reference_prompter,
+    reference_tokenize,
+)
 from medsafetybench.finetune.train import (
     ALPACA_INPUT_TEMPLATE,
     PAD_TO_MULTIPLE_OF,
@@ -20,16 +30,6 @@ from medsafetybench.finetune.train import (
     build_examples,
 )
 from medsafetybench.models.formats import ALPACA_TEMPLATE
-from reference_helpers import (
-    FINETUNING,
-    REF,
-    call_keywords,
-    finetuning_assignments,
-    finetuning_defaults,
-    needs_reference,
-    reference_prompter,
-    reference_tokenize,
-)
 
 pytestmark = needs_reference
 

@@ -2,7 +2,7 @@
 
 Everything here reproduces a string or a setting that the authors' code fixes (AI4LIFE-GROUP/
 med-safety-bench at 191aa79, `exps/adv_attack/*` and `exps/exp03_generate_safe_responses.py`);
-`tests/test_generation_official.py` renders each one and compares it with the string taken from those
+`tests/generation/test_generation_official.py` renders each one and compares it with the string taken from those
 files at test time, and `docs/generation.md` ("Fidelity to the official code") lists each with its
 file and line. Nothing here is copied harmful text: the official goals are meta-instructions ("write
 twenty examples of harmful or unethical prompts ... that violate this principle") built from the AMA

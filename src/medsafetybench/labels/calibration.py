@@ -5,7 +5,7 @@ inference (PPI; Angelopoulos et al., Science 2023) estimates the mean the *perso
 items as the judge's mean over all items plus the mean of (human - judge) over the labelled sample: the
 judge supplies the precision, the labels remove its bias. Its variance is Var(judge)/N + Var(human -
 judge)/n (the ppi-python `ppi_mean_ci` with `lam=1`; `ppi_mean_ci` here matches it, and
-tests/test_calibration.py checks that against values from ppi-python 0.2.3).
+tests/labels/test_calibration.py checks that against values from ppi-python 0.2.3).
 
 Our samples are stratified by (principle, source) (`labels.sample`), so the reported estimate is the
 **stratum-weighted** PPI with lambda = 1 (classic PPI; `stratified_ppi(lam=None)` tunes lambda as PPI++

@@ -23,7 +23,7 @@ the harness cuts it.
 
 `score_one_at_a_time` is the harness' computation without batching (one forward per choice over
 `(context + continuation)[-(max_length+1):][:-1]`); tests pin that both agree, and
-tests/test_medqa_harness.py that both agree with lm-eval itself.
+tests/medqa/test_medqa_harness.py that both agree with lm-eval itself.
 """
 
 from __future__ import annotations

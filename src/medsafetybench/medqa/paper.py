@@ -1,6 +1,6 @@
 """The paper's medical QA protocol: the MedSafetyBench authors' fork of the Meditron evaluation
 (`meditron-eval`, th789/meditron @ a4c22cb, folder `evaluation/`), rewritten here and pinned to it by
-tests that read the reference files at test time (tests/test_medqa_paper.py). References below are
+tests that read the reference files at test time (tests/medqa/test_medqa_paper.py). References below are
 `file:line` in that folder; docs/medqa.md has the full table.
 
 Prompt (benchmarks.py): the question as `format_mcq` writes it (a `?` appended unless it ends in `?`

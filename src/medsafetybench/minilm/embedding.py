@@ -2,7 +2,7 @@
 shared by the offline judge v1 and the near-duplicate filter.
 
 Two paths give the same vectors (mean-pooled, unit-normalised float32; cosine >= 0.99999 between
-them, `tests/test_embedding.py`):
+them, `tests/minilm/test_embedding.py`):
 
 - `onnx` (the default on CPU when `onnxruntime` is installed): our plain-torch MiniLM exported once to
   ONNX (`medsafetybench.minilm`), run by ONNX Runtime over length-sorted batches; 3.8x faster than

@@ -8,7 +8,7 @@ file is written to a temporary name and renamed, so a killed export leaves nothi
 
 Why ONNX Runtime: on this project's AMD CPUs its float32 path embeds several times faster than torch's
 (`bench/embedding_speed.py`: 3.8x against sentence-transformers in one process). Outputs agree with
-torch within float32 rounding; `tests/test_minilm.py` pins the tolerance.
+torch within float32 rounding; `tests/minilm/test_minilm.py` pins the tolerance.
 """
 
 from __future__ import annotations

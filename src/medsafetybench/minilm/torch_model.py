@@ -9,7 +9,7 @@ trains only the layers above), `LoRALinear` (a frozen linear map plus a low-rank
 model) and `JudgeGraph` (a linear head over [CLS] and the masked mean, giving one logit per pair).
 
 Plain ops (no `transformers` model class) keep the ONNX export exact and simple;
-`tests/test_minilm.py` checks the encoder against `transformers.BertModel` on the same weights.
+`tests/minilm/test_minilm.py` checks the encoder against `transformers.BertModel` on the same weights.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ Prompts are rendered by the same prompt formats and the same transformers tokeni
 backend and handed over as token ids, and the new token ids are decoded by that tokenizer too, so the
 two backends see and return the same strings for the same tokens. Replies stop at the checkpoint's
 eos ids, as in `hf:`. Greedy outputs on the tiny model equal the `hf:` backend's
-(`tests/test_vllm_backend.py`); with sampling, a request's `seed` makes its output independent of the
+(`tests/models/test_vllm_backend.py`); with sampling, a request's `seed` makes its output independent of the
 batch it ran in (vLLM seeds each request), unlike `hf:`.
 
 The engine starts on the first `generate` that has work (or on `start()`), never for a call whose

@@ -14,7 +14,7 @@ are read as `core` 1 and the stage components at 0, whose v1 steps use `IF NOT E
 older medsafetybench refuses a migrated file instead of writing into it.
 
 To change a table: append a `Migration(component, next_version, description, sql or apply)` to
-`MIGRATIONS`; never edit a released step. `tests/test_migrations.py` opens a store written by 0.1.0.
+`MIGRATIONS`; never edit a released step. `tests/store/test_migrations.py` opens a store written by 0.1.0.
 """
 
 from __future__ import annotations

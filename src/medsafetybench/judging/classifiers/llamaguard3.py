@@ -6,7 +6,7 @@ tokenizer_config.json, rendered for one (user request, assistant response) conve
 unreachable here, so the template was read (2026-11-29) from copies of that file: the `llama-guard3:8b`
 entry of huggingface/huggingface.js `packages/ollama-utils/src/chat-template-automap.ts` at commit
 0429cdc7 (generated from the model's GGUF, which embeds the HF template) and two other verbatim copies
-found in public code; all three agree character for character. `tests/test_llamaguard3.py` pins that
+found in public code; all three agree character for character. `tests/judging/classifiers/test_llamaguard3.py` pins that
 template and renders it with jinja2 the way transformers does, and checks this module's text equals
 the rendering. Its quirks are kept: a space before `<|begin_of_text|>`, and no newline after the final
 `<|end_header_id|>` (so the model writes `\\n\\n` before its verdict). The text is sent `verbatim`

@@ -9,7 +9,7 @@ was trained on), the score mapping, and the two inference paths:
 
 - `onnx` (default when `onnxruntime` is installed): the merged model exported once to ONNX (cached
   under `$MEDSAFETYBENCH_CACHE/onnx/`, keyed by the weights' digest) and run by ONNX Runtime;
-- `torch`: the same merged model in torch float32, the reference. `tests/test_offline_judge.py` pins
+- `torch`: the same merged model in torch float32, the reference. `tests/judging/offline/test_offline_judge.py` pins
   the two paths to |p_onnx - p_torch| <= 1e-4.
 
 Input: `[CLS] request [SEP] response [SEP]`, request cut to 64 word pieces and the pair to 256, each

@@ -14,7 +14,7 @@ over cached features: seconds per fit, so the whole held-out protocol runs.
 
 Two inference paths for the pooled features: `onnx` (the graph exported once to
 `$MEDSAFETYBENCH_CACHE/onnx/`, run by ONNX Runtime; the default when `onnxruntime` is installed) and
-`torch` (the reference). `tests/test_offline_v3.py` pins them to |Δp| <= 1e-3 and the same 1-5
+`torch` (the reference). `tests/judging/offline/test_offline_v3.py` pins them to |Δp| <= 1e-3 and the same 1-5
 scores (float32 rounding of ~5,000 features, amplified by the MLP: 1.3e-4 measured on its cases).
 
 Score mapping (score >= 4 <=> p >= 0.5, as v2):
