@@ -21,12 +21,13 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
+
+import tomllib
 
 from ..errors import UserError
 
