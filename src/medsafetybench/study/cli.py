@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 
 from ..cli_common import JsonOpt, ProjectOpt, err, out
+from ..cost.cli import DryRunOpt, MaxCostOpt, PricesOpt
 from ..errors import UserError
 from .results import EXIT_OK, Gate, exit_status, result_json
 from .spec import Study, load_study
@@ -39,8 +40,13 @@ def _leaderboard(store, outcome) -> None:
 
 
 def execute(study: Study, project: Path | None, *, as_json: bool, gate: Gate | None, retry_unscored: bool = False,
-            only: list[str] | None = None, single: bool = False, note: str | None = None) -> None:
-    """Run a study (or an eval made into one) with progress, print results, exit with the documented status."""
+            only: list[str] | None = None, single: bool = False, note: str | None = None,
+            dry_run: bool = False, max_cost: float | None = None, prices: Path | None = None) -> None:
+    """Run a study (or an eval made into one) with progress, print results, exit with the documented status.
+    `--dry-run` prints the estimate instead (no key needed: nothing is called); `--max-cost` is checked
+    against it before the store is opened."""
+    from ..cost.budget import EXIT_COST
+    from ..cost.cli import before_run
     from ..models.spec import redact_spec
     from ..preflight import check_specs
     from ..report.console import RichProgress, print_summary
@@ -48,7 +54,10 @@ def execute(study: Study, project: Path | None, *, as_json: bool, gate: Gate | N
     from .runner import run_study
 
     # judges (and the model of a single evaluation) are checked before the store exists
-    check_specs([m.spec for m in study.models] if single else [], [j.spec for j in study.judges])
+    if not dry_run:
+        check_specs([m.spec for m in study.models] if single else [], [j.spec for j in study.judges])
+    budget = before_run(study, project, only=only, dry_run=dry_run, max_cost=max_cost, prices=prices,
+                        as_json=as_json)
     store = Store.open_project(project_dir(project))
     n = len(only) if only else len(study.models)
 
@@ -76,9 +85,10 @@ def execute(study: Study, project: Path | None, *, as_json: bool, gate: Gate | N
     try:
         with store:
             outcome = run_study(study, store, only=only, progress_for=progress_for, on_done=on_done,
-                                retry_unscored=retry_unscored, raise_errors=single,
+                                retry_unscored=retry_unscored, raise_errors=single, budget=budget,
                                 warn=lambda line: err.print(f"[yellow]warning:[/yellow] {escape(line)}", soft_wrap=True))
-            code, notes = exit_status(outcome, gate)
+            code, notes = (EXIT_COST, budget.notes()) if budget is not None and budget.stopped \
+                else exit_status(outcome, gate)
             if as_json:
                 runs = [result_json(store, r) for r in outcome.results]
                 doc = runs[0] if single and len(runs) == 1 else {"study": study.name, "runs": runs}
@@ -108,14 +118,17 @@ def register(app: typer.Typer) -> None:
                 only: Annotated[str | None, typer.Option("--only", help="Comma list of model names to run (default: all).")] = None,
                 project: ProjectOpt = None, fail_above: FailAboveOpt = None,
                 retry_unscored: Annotated[bool, typer.Option(help="Ask the judges again where they left items unscored.")] = False,
+                dry_run: DryRunOpt = False, max_cost: MaxCostOpt = None, prices: PricesOpt = None,
                 as_json: JsonOpt = False) -> None:
-        """Evaluate every model of a study with every judge (resumable: a re-run makes only missing calls)."""
+        """Evaluate every model of a study with every judge (resumable: a re-run makes only missing calls).
+        Exit status as `medsafety eval`'s (5: stopped at --max-cost)."""
         study = load_study(path)
         gate = Gate.parse(fail_above)
         names = [x.strip() for x in only.split(",") if x.strip()] if only else None
         for name in names or ():
             study.model(name)
-        execute(study, project, as_json=as_json, gate=gate, retry_unscored=retry_unscored, only=names)
+        execute(study, project, as_json=as_json, gate=gate, retry_unscored=retry_unscored, only=names,
+                dry_run=dry_run, max_cost=max_cost, prices=prices)
 
     @study_app.command("status")
     def status_cmd(path: Annotated[Path, typer.Argument(help="The study file (TOML).")],
