@@ -173,10 +173,16 @@ def runs_cmd(project: ProjectOpt = None, as_json: JsonOpt = False,
             raise UserError(f"--kind '{kind}' is unknown: use safety or overrefusal")
         rows = [(info, summarise_run(store, info.id)) for info in store.runs(kind=kind, tag=tag)]
     if as_json:
+        from .cost.pricing import load_prices
+        from .cost.spent import run_spent
+
+        prices = load_prices()
         print(json.dumps([{"run_id": i.id, "name": i.name, "model": i.model_spec, "model_identity": i.model_identity,
                            "kind": i.kind, "tags": list(i.tags), "judge": i.judge_identity, "judges": list(i.judges),
                            "n_items": i.n_items, "items": i.provenance.get("items"), "items_digest": i.items_digest,
                            "settings_digest": i.settings_digest, "created_at": i.created_at,
+                           "spent": {x.role: x.to_dict() for x in run_spent(i.model_identity, i.judge_identity,
+                                                                            s.tokens, prices)},
                            "summary": s.to_dict()} for i, s in rows], indent=2))
     else:
         out.print(runs_renderable(rows, out.width))
@@ -198,6 +204,8 @@ def show_cmd(run: Annotated[str, typer.Argument(help="Run id, unique prefix or n
         summaries = {j: summarise_run(store, info.id, judge_identity=j) for j in judges}
         cals = _calibration(store, info.id, [j for j in judges if not _human(j)])
     if as_json:
+        from .cost.spent import run_spent
+
         first = next(iter(summaries.values()), None)
         print(json.dumps({"run_id": info.id, "name": info.name, "model": info.model_spec,
                           "model_identity": info.model_identity, "judge": info.judge_identity,
@@ -205,6 +213,8 @@ def show_cmd(run: Annotated[str, typer.Argument(help="Run id, unique prefix or n
                           "settings_digest": info.settings_digest,
                           "summary": first.to_dict() if first else None,
                           "summaries": {j: s.to_dict() for j, s in summaries.items()},
+                          "spent": {j: {x.role: x.to_dict() for x in run_spent(info.model_identity, j, s.tokens)}
+                                    for j, s in summaries.items()},
                           "calibration": [c.to_dict() for c in cals]}, indent=2))
     else:
         for j, summary in summaries.items():

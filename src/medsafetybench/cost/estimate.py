@@ -40,7 +40,7 @@ from ..judging.registry import MODEL_JUDGE, parse_judge_spec
 from ..models.base import ChatRequest, GenerationConfig
 from ..models.spec import model_identity, parse_spec, redact_spec
 from ..study.spec import Study, StudyModel
-from .pricing import LOCAL, PriceLookup, PriceTable, fmt_usd
+from .pricing import LOCAL, PriceLookup, PriceTable, fmt_usd, per_million
 
 CHARS_PER_TOKEN = 4
 PER_MESSAGE = 4
@@ -309,8 +309,9 @@ def estimate_notes(est: StudyEstimate) -> list[str]:
         lines.append(f"unknown price: {s.spec} ({s.price.reason})")
     priced = {s.price.price.model: s.price.price for s in est.stages if s.price.price is not None}
     for p in priced.values():
-        lines.append(f"price {p.provider}:{p.model}: ${p.input:g} in / ${p.output:g} out per 1M tokens, "
-                     f"batch x{p.batch:g}, as of {p.as_of or '?'} ({p.source})")
+        batch = f"batch x{p.batch:g}" if p.batch != 1 else "no batch discount"
+        lines.append(f"price {p.provider}:{p.model}: {per_million(p.input)} in / {per_million(p.output)} out per 1M tokens, "
+                     f"{batch}, as of {p.as_of or '?'} ({p.source})")
     methods = sorted({s.method for s in est.stages})
     lines.append(f"prompt tokens: {'; '.join(methods)}. max = every call writes max_new_tokens; typical = mean "
                  "output of past runs in the store (max where there are none). Judge retries of unscored "

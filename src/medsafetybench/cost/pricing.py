@@ -93,10 +93,11 @@ class PriceLookup:
         if self.price is None:
             return "unknown"
         p = self.price
-        return f"{_per_m(p.input)} in / {_per_m(p.output)} out per 1M tokens (as of {p.as_of or '?'})"
+        return f"{per_million(p.input)} in / {per_million(p.output)} out per 1M tokens (as of {p.as_of or '?'})"
 
 
-def _per_m(usd: float) -> str:
+def per_million(usd: float) -> str:
+    """A price per 1M tokens: `$0.15`, `$0.075`."""
     return f"${usd:.2f}" if round(usd * 100, 6).is_integer() else f"${usd:g}"
 
 

@@ -142,18 +142,31 @@ def register(app: typer.Typer) -> None:
         db = project_db_path(project_dir(project))
         if not db.exists():
             raise UserError(f"no run store at {db}: run `medsafety study run {path}` first or pass --project")
+        from ..cost.pricing import load_prices
+        from ..cost.spent import run_spent, run_tokens, spent_cell
+
+        prices = load_prices()
         with Store(db) as store:
             rows = study_status(study, store)
+            spent = {}
+            for r in rows:
+                if r.run_id is not None:
+                    info = store.run(r.run_id)
+                    spent[r.run_id] = run_spent(info.model_identity, info.judge_identity,
+                                                run_tokens(store, r.run_id), prices)
         if as_json:
             print(json.dumps([{"name": r.name, "spec": r.spec, "items": r.items, "responses": r.responses,
-                               "judged": r.judged, "run_id": r.run_id, "done": r.done, "note": r.note} for r in rows],
+                               "judged": r.judged, "run_id": r.run_id, "done": r.done, "note": r.note,
+                               "spent": {s.role: s.to_dict() for s in spent.get(r.run_id, ())}} for r in rows],
                              indent=2))
             return
         judges = [j.name for j in study.judges]
         cells = [[r.name, f"{r.responses}/{r.items}", *(f"{r.judged.get(j, 0)}/{r.responses}" for j in judges),
-                  "done" if r.done else (r.note or "in progress"), (r.run_id or "-")[:12]] for r in rows]
+                  "done" if r.done else (r.note or "in progress"),
+                  spent_cell(*spent[r.run_id]) if r.run_id in spent else "-", (r.run_id or "-")[:12]] for r in rows]
         out.print(fit_table(f"Study {study.name}: {study.items.describe()}",
-                            ("model", "responses", *(f"judged ({j})" for j in judges), "state", "run"),
+                            ("model", "responses", *(f"judged ({j})" for j in judges), "state",
+                             "spent (model / primary judge)", "run"),
                             cells, out.width))
 
     @study_app.command("report")
