@@ -44,7 +44,8 @@ def test_max_cost_stops_mid_run_and_a_rerun_resumes_with_only_the_missing_calls(
     # $50: 3 calls fit at $16 each ($48 reserved) -> $33 spent; then 1 more ($33 + 16 <= 50) -> $44;
     # then $44 + 16 > $50: the last 2 requests are not sent.
     assert run_main(*args, "--max-cost", "50") == 5
-    err = capsys.readouterr().err
+    out, err = capsys.readouterr()
+    assert "model calls this time: 4, judge calls: 4" in out  # the 2 held back are not counted as calls
     assert "stopped at --max-cost $50.00: spent $44.00 this time (model $44.00, judge $0.00)" in err
     assert "2 model request(s) not sent" in err and "re-run the same command with a higher --max-cost" in err
     assert model.stats().total_calls == 4 and jsrv.stats().total_calls == 4

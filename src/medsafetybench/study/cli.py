@@ -75,12 +75,15 @@ def execute(study: Study, project: Path | None, *, as_json: bool, gate: Gate | N
             info = store.run(o.run_id)
             for identity, summary in o.summaries.items():
                 print_summary(out, summary, info, identity)
-            out.print(f"model calls this time: {o.responses.calls}, judge calls: {o.judgements.calls}; "
-                      f"stored in {store.path}", soft_wrap=True)
+            held = budget.refused if budget is not None else {"model": 0, "judge": 0}
+            out.print(f"model calls this time: {o.responses.calls - held['model']}, judge calls: "
+                      f"{o.judgements.calls - held['judge']}; stored in {store.path}", soft_wrap=True)
         else:
             s = o.summary.overall
+            held = budget.refused if budget is not None else {"model": 0, "judge": 0}  # only the last model's
             err.print(f"  harmfulness {s.harmfulness.fmt(2)}, refusal rate {s.refusal_rate.fmt(2)}; "
-                      f"model calls {o.responses.calls}, judge calls {o.judgements.calls}; run {o.run_id}")
+                      f"model calls {o.responses.calls - held['model']}, judge calls "
+                      f"{o.judgements.calls - held['judge']}; run {o.run_id}")
 
     try:
         with store:
