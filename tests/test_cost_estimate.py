@@ -132,3 +132,26 @@ def test_hf_model_prompt_tokens_come_from_its_tokenizer(example, tiny_model_dir,
     want = sum(len(encode_prompt(tok, render_prompt("chat", ChatRequest.simple(r).messages, tok), "chat"))
                for r in REQUESTS.values())
     assert model["prompt_tokens"] == want and want != 72
+
+
+def test_dry_run_reads_a_store_of_the_previous_release_without_migrating_it(tmp_path, monkeypatch, capsys) -> None:
+    import hashlib
+    import shutil
+
+    monkeypatch.delenv("MEDSAFETY_PRICES", raising=False)
+    project = tmp_path / "proj"
+    project.mkdir()
+    db = project / "medsafety.db"
+    shutil.copy(Path(__file__).parent / "fixtures" / "store_v1" / "medsafety.db", db)
+    digest = hashlib.sha256(db.read_bytes()).hexdigest()
+    # the 0.1.0 fixture's first run: the bundled sample set, fixture-model judged by fixture-judge
+    assert run_main("eval", "-m", "openai:fixture-model@http://127.0.0.1:42281/v1", "-j",
+                    "openai:fixture-judge@http://127.0.0.1:45119/v1", "--split", "sample", "--project",
+                    str(project), "--dry-run", "--json") == 0
+    model, judge = json.loads(capsys.readouterr().out)["stages"]
+    assert (model["needed"], model["stored"], model["calls"]) == (25, 25, 0)
+    assert (judge["needed"], judge["stored"], judge["calls"]) == (25, 25, 0)
+    # typical output lengths from every stored response / judgement of those identities (55 each in 0.1.0)
+    assert model["typical_from"] == 55 and model["output_tokens_typical_per_call"] == pytest.approx(496 / 55)
+    assert judge["typical_from"] == 55 and model["price"] == judge["price"] == "local"
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == digest  # read only: not even migrated
