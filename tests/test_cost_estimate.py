@@ -88,6 +88,8 @@ def test_dry_run_table_names_prices_and_method(example, capsys) -> None:
     text = capsys.readouterr().out
     assert "Dry run, nothing called" in text and "model calls to make: 3 (stored: 0)" in text
     assert "as of 2025-08" in text and "characters/4 + 4 per message" in text
+    assert run_main(*_args(data, project), "-j", "offline") == 0
+    assert "not estimated (local judges, no API calls): judge2 (offline)" in capsys.readouterr().out
 
 
 def test_unknown_price_shows_unknown_and_max_cost_refuses(example, capsys) -> None:

@@ -36,7 +36,7 @@ PricesOpt = Annotated[Path | None, typer.Option(
 
 def estimate_json(est: StudyEstimate) -> dict:
     """The estimate as JSON: one entry per stage, and the totals (USD; null where a price is unknown)."""
-    return {"n_items": est.n_items, "price_files": list(est.price_files),
+    return {"n_items": est.n_items, "price_files": list(est.price_files), "local_judges": list(est.local_judges),
             "stages": [{"role": s.role, "name": s.name, "spec": s.spec, "needed": s.needed, "stored": s.stored,
                         "calls": s.calls, "prompt_tokens": s.prompt_tokens, "prompt_tokens_method": s.method,
                         "output_tokens_max_per_call": s.out_ceiling, "output_tokens_typical_per_call": s.out_typical,

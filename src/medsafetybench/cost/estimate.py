@@ -117,6 +117,8 @@ class StudyEstimate:
     stages: tuple[StageEstimate, ...]
     price_files: tuple[str, ...]
     n_items: int
+    local_judges: tuple[str, ...] = ()
+    """Judges that call no API (offline judges, classifiers): not estimated."""
 
     def total(self, role: str | None = None, *, typical: bool, batch: bool = False) -> float | None:
         """USD of all stages (or one role); None when any priced stage is unknown."""
@@ -214,10 +216,12 @@ def estimate_study(study: Study, db: Path | None, prices: PriceTable, *, only: S
     stages: list[StageEstimate] = []
     try:
         judges = []
+        local_judges = []
         for j in study.judges:
             parsed = parse_judge_spec(j.spec)
             if parsed.name != MODEL_JUDGE:
-                continue  # offline judges and classifiers: local, no API calls to price
+                local_judges.append(f"{j.name} ({parsed.display})")
+                continue  # offline judges and classifiers: no API calls to price
             opts = {k: v for k, v in j.options.items() if k not in ("max_attempts", "max_new_tokens")}
             identity = f"llm:{model_identity(parsed.args, **opts)}|{PROMPT_VERSION}"
             judges.append((j, parsed.args, identity, int(j.options.get("max_new_tokens") or JUDGE_MAX_NEW_TOKENS)))
@@ -265,7 +269,7 @@ def estimate_study(study: Study, db: Path | None, prices: PriceTable, *, only: S
                     prices.lookup(judge_identity), max((v[1] for k, v in cases.items() if k not in done), default=0)))
     finally:
         view.close()
-    return StudyEstimate(tuple(stages), prices.files, len(items))
+    return StudyEstimate(tuple(stages), prices.files, len(items), tuple(local_judges))
 
 
 def _tok(n: float) -> str:
@@ -307,6 +311,8 @@ def estimate_notes(est: StudyEstimate) -> list[str]:
                  + _pair(est.total(typical=False, batch=True), est.total(typical=True, batch=True), "priced"))
     for s in unknown:
         lines.append(f"unknown price: {s.spec} ({s.price.reason})")
+    if est.local_judges:
+        lines.append(f"not estimated (local judges, no API calls): {', '.join(est.local_judges)}")
     priced = {s.price.price.model: s.price.price for s in est.stages if s.price.price is not None}
     for p in priced.values():
         batch = f"batch x{p.batch:g}" if p.batch != 1 else "no batch discount"
