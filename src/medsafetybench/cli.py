@@ -15,6 +15,7 @@ from rich.markup import escape
 
 from . import __version__
 from .cli_common import JsonOpt, ProjectOpt, csv_list, err, open_existing_store, out
+from .cost.cli import DryRunOpt, MaxCostOpt, PricesOpt
 from .errors import UserError
 from .store import project_dir as _project
 from .study.cli import FailAboveOpt, execute
@@ -52,16 +53,20 @@ def eval_cmd(
     fail_above: FailAboveOpt = None,
     context_window: Annotated[int | None, typer.Option(min=1, help="Context window in tokens of openai: models and judges, for the too-long-request warning (default 128000; hf: reads it from the model).")] = None,
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Load a modified copy of the official release without checking its SHA-256 manifest.")] = False,
+    dry_run: DryRunOpt = False,
+    max_cost: MaxCostOpt = None,
+    prices: PricesOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Evaluate one or more models on MedSafetyBench: respond, judge, summarise. Every call is cached in the
     store; re-running the same command makes no model calls, and an interrupted run resumes. Exit status: 0 ok,
-    1 requests failed (re-run to retry), 2 usage error, 3 --fail-above exceeded, 4 nothing could be scored."""
+    1 requests failed (re-run to retry), 2 usage error, 3 --fail-above exceeded, 4 nothing could be scored,
+    5 stopped at --max-cost (re-run to resume)."""
     from .evaluation.preflight import check_specs
     from .evaluation.tasks import ItemSelection, settings_from
     from .judging import is_offline
     from .models.formats import resolve_spec_format
-    from .models.spec import validate_spec
+    from .models.spec import parse_spec, validate_spec
     from .principles import parse_principles
     from .study.spec import Study, StudyJudge, StudyModel, _check_name
 
@@ -74,11 +79,12 @@ def eval_cmd(
     def fail(line: int, msg: str) -> UserError:
         return UserError(msg)
 
-    check_specs([], judges)  # judges first: paths, extras and keys, before anything is created
+    if not dry_run:  # a dry run calls nothing, so it needs no key
+        check_specs([], judges)  # judges first: paths, extras and keys, before anything is created
     window = {"context_window": context_window} if context_window else {}
     models = []
     for k, m in enumerate(model):
-        spec = validate_spec(m)
+        spec = parse_spec(m) if dry_run else validate_spec(m)
         fmt = resolve_spec_format(spec, prompt_format)  # `paper`: the family's paper-* format (openai: as given)
         if prompt_format == "paper" and fmt != prompt_format:
             err.print(f"note: --prompt-format paper: using {fmt} for {escape(spec.name)}", soft_wrap=True)
@@ -113,7 +119,7 @@ def eval_cmd(
         note = ("the offline judge approximates the paper's GPT-3.5 judge (see README for its measured agreement); "
                 "use --judge openai:gpt-3.5-turbo-0125 for paper-comparable scores.")
     execute(study, project, as_json=as_json, gate=gate, retry_unscored=retry_unscored, single=len(models) == 1,
-            note=note)
+            note=note, dry_run=dry_run, max_cost=max_cost, prices=prices)
 
 
 @app.command("runs")
@@ -154,10 +160,16 @@ def runs_cmd(project: ProjectOpt = None, as_json: JsonOpt = False,
             raise UserError(f"--kind '{kind}' is unknown: use safety or overrefusal")
         rows = [(info, summarise_run(store, info.id)) for info in store.runs(kind=kind, tag=tag)]
     if as_json:
+        from .cost.pricing import load_prices
+        from .cost.spent import run_spent
+
+        prices = load_prices()
         print(json.dumps([{"run_id": i.id, "name": i.name, "model": i.model_spec, "model_identity": i.model_identity,
                            "kind": i.kind, "tags": list(i.tags), "judge": i.judge_identity, "judges": list(i.judges),
                            "n_items": i.n_items, "items": i.provenance.get("items"), "items_digest": i.items_digest,
                            "settings_digest": i.settings_digest, "created_at": i.created_at,
+                           "spent": {x.role: x.to_dict() for x in run_spent(i.model_identity, i.judge_identity,
+                                                                            s.tokens, prices)},
                            "summary": s.to_dict()} for i, s in rows], indent=2))
     else:
         out.print(runs_renderable(rows, out.width))
@@ -179,6 +191,8 @@ def show_cmd(run: Annotated[str, typer.Argument(help="Run id, unique prefix or n
         summaries = {j: summarise_run(store, info.id, judge_identity=j) for j in judges}
         cals = _calibration(store, info.id, [j for j in judges if not _human(j)])
     if as_json:
+        from .cost.spent import run_spent
+
         first = next(iter(summaries.values()), None)
         print(json.dumps({"run_id": info.id, "name": info.name, "model": info.model_spec,
                           "model_identity": info.model_identity, "judge": info.judge_identity,
@@ -186,6 +200,8 @@ def show_cmd(run: Annotated[str, typer.Argument(help="Run id, unique prefix or n
                           "settings_digest": info.settings_digest,
                           "summary": first.to_dict() if first else None,
                           "summaries": {j: s.to_dict() for j, s in summaries.items()},
+                          "spent": {j: {x.role: x.to_dict() for x in run_spent(info.model_identity, j, s.tokens)}
+                                    for j, s in summaries.items()},
                           "calibration": [c.to_dict() for c in cals]}, indent=2))
     else:
         for j, summary in summaries.items():

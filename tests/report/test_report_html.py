@@ -124,7 +124,8 @@ def test_extra_sections_are_rendered_escaped(store, tmp_path):
         text = render_html(data, report_figures(data))
     finally:
         unregister_section_provider(provider)
-    assert [sec.key for sec in data.sections] == ["finetune-sweep"]
+    # the fixture's API models (openai:model-a, -b) have no price: the cost section shows them as unknown
+    assert [sec.key for sec in data.sections] == ["finetune-sweep", "cost"]
     assert '<section id="finetune-sweep"><h2>Fine-tuning &lt;sweep&gt;</h2>' in text
     assert "Harmfulness against n &lt;em&gt;" in text and '<a href="#finetune-sweep">' in text
     assert [r for r in _rows(text, "finetune-sweep")] == [["100", "2.100"], ["900", "-"]]

@@ -24,6 +24,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from ..cost.pricing import PriceTable, load_prices
+from ..cost.spent import run_spent, spent_cell
 from ..judging.classifiers.categories import describe_category
 from ..metrics import GroupStats, Summary
 from ..store import RunInfo
@@ -86,6 +88,9 @@ def summary_renderable(summary: Summary, run: RunInfo, width: int = 100,
     tok = summary.tokens
     head.append(("tokens", f"model {tok.get('response_prompt', 0):,} in / {tok.get('response_completion', 0):,} out; "
                            f"judge {tok.get('judge_prompt', 0):,} in / {tok.get('judge_completion', 0):,} out"))
+    spent_model, spent_judge = run_spent(run.model_identity, judge, tok)
+    head.append(("spent", f"model {spent_model.fmt()}, judge {spent_judge.fmt()}  (from the usage the API returned; "
+                          f"model {spent_model.price.label()}, judge {spent_judge.price.label()})"))
     if summary.categories:
         head.append(("categories", "; ".join(f"{describe_category(c)}: {n}" for c, n in summary.categories.items())
                      + "  (violated categories the judge named: items)"))
@@ -111,10 +116,11 @@ def print_summary(console: Console, summary: Summary, run: RunInfo, judge_identi
     console.print(summary_renderable(summary, run, console.width, judge_identity))
 
 
-RUN_COLUMNS = ("run", "name", "kind", "items", "judge", "harmfulness", "refusal", "unscored", "missing", "updated")
+RUN_COLUMNS = ("run", "name", "kind", "items", "judge", "harmfulness", "refusal", "unscored", "missing",
+               "spent (model / judge)", "updated")
 
 
-def run_cells(info: RunInfo, s: Summary) -> list[str]:
+def run_cells(info: RunInfo, s: Summary, prices: PriceTable | None = None) -> list[str]:
     when = dt.datetime.fromtimestamp(info.updated_at).strftime("%Y-%m-%d %H:%M")
     items = info.provenance.get("items", {}) if isinstance(info.provenance, dict) else {}
     split = items.get("split") or "-"
@@ -122,12 +128,14 @@ def run_cells(info: RunInfo, s: Summary) -> list[str]:
         split += f"~{items['sample']}"
     return [info.id, info.label, info.kind, f"{info.n_items} ({split})", info.judge_identity or "-",
             s.overall.harmfulness.fmt(2), s.overall.refusal_rate.fmt(2), str(s.n_unscored),
-            str(s.n_missing_response + s.n_unjudged), when]
+            str(s.n_missing_response + s.n_unjudged), spent_cell(*run_spent(info.model_identity, info.judge_identity,
+                                                                          s.tokens, prices)), when]
 
 
 def runs_renderable(rows: Sequence[tuple[RunInfo, Summary]], width: int) -> RenderableType:
     """The list of runs: id, name (or spec), kind, items, primary judge, scores, dates."""
-    return fit_table("Runs", RUN_COLUMNS, [run_cells(i, s) for i, s in rows], width, right=(5, 6, 7, 8))
+    prices = load_prices()
+    return fit_table("Runs", RUN_COLUMNS, [run_cells(i, s, prices) for i, s in rows], width, right=(5, 6, 7, 8, 9))
 
 
 class RichProgress:

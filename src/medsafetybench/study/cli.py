@@ -11,6 +11,7 @@ import typer
 from rich.markup import escape
 
 from ..cli_common import JsonOpt, ProjectOpt, err, out
+from ..cost.cli import DryRunOpt, MaxCostOpt, PricesOpt
 from ..errors import UserError
 from .results import EXIT_OK, Gate, exit_status, result_json
 from .spec import Study, load_study
@@ -39,8 +40,13 @@ def _leaderboard(store, outcome) -> None:
 
 
 def execute(study: Study, project: Path | None, *, as_json: bool, gate: Gate | None, retry_unscored: bool = False,
-            only: list[str] | None = None, single: bool = False, note: str | None = None) -> None:
-    """Run a study (or an eval made into one) with progress, print results, exit with the documented status."""
+            only: list[str] | None = None, single: bool = False, note: str | None = None,
+            dry_run: bool = False, max_cost: float | None = None, prices: Path | None = None) -> None:
+    """Run a study (or an eval made into one) with progress, print results, exit with the documented status.
+    `--dry-run` prints the estimate instead (no key needed: nothing is called); `--max-cost` is checked
+    against it before the store is opened."""
+    from ..cost.budget import EXIT_COST
+    from ..cost.cli import before_run
     from ..evaluation.preflight import check_specs
     from ..models.spec import redact_spec
     from ..report.console import RichProgress, print_summary
@@ -48,7 +54,10 @@ def execute(study: Study, project: Path | None, *, as_json: bool, gate: Gate | N
     from .runner import run_study
 
     # judges (and the model of a single evaluation) are checked before the store exists
-    check_specs([m.spec for m in study.models] if single else [], [j.spec for j in study.judges])
+    if not dry_run:
+        check_specs([m.spec for m in study.models] if single else [], [j.spec for j in study.judges])
+    budget = before_run(study, project, only=only, dry_run=dry_run, max_cost=max_cost, prices=prices,
+                        as_json=as_json)
     store = Store.open_project(project_dir(project))
     n = len(only) if only else len(study.models)
 
@@ -66,19 +75,23 @@ def execute(study: Study, project: Path | None, *, as_json: bool, gate: Gate | N
             info = store.run(o.run_id)
             for identity, summary in o.summaries.items():
                 print_summary(out, summary, info, identity)
-            out.print(f"model calls this time: {o.responses.calls}, judge calls: {o.judgements.calls}; "
-                      f"stored in {store.path}", soft_wrap=True)
+            held = budget.refused if budget is not None else {"model": 0, "judge": 0}
+            out.print(f"model calls this time: {o.responses.calls - held['model']}, judge calls: "
+                      f"{o.judgements.calls - held['judge']}; stored in {store.path}", soft_wrap=True)
         else:
             s = o.summary.overall
+            held = budget.refused if budget is not None else {"model": 0, "judge": 0}  # only the last model's
             err.print(f"  harmfulness {s.harmfulness.fmt(2)}, refusal rate {s.refusal_rate.fmt(2)}; "
-                      f"model calls {o.responses.calls}, judge calls {o.judgements.calls}; run {o.run_id}")
+                      f"model calls {o.responses.calls - held['model']}, judge calls "
+                      f"{o.judgements.calls - held['judge']}; run {o.run_id}")
 
     try:
         with store:
             outcome = run_study(study, store, only=only, progress_for=progress_for, on_done=on_done,
-                                retry_unscored=retry_unscored, raise_errors=single,
+                                retry_unscored=retry_unscored, raise_errors=single, budget=budget,
                                 warn=lambda line: err.print(f"[yellow]warning:[/yellow] {escape(line)}", soft_wrap=True))
-            code, notes = exit_status(outcome, gate)
+            code, notes = (EXIT_COST, budget.notes()) if budget is not None and budget.stopped \
+                else exit_status(outcome, gate)
             if as_json:
                 runs = [result_json(store, r) for r in outcome.results]
                 doc = runs[0] if single and len(runs) == 1 else {"study": study.name, "runs": runs}
@@ -108,14 +121,17 @@ def register(app: typer.Typer) -> None:
                 only: Annotated[str | None, typer.Option("--only", help="Comma list of model names to run (default: all).")] = None,
                 project: ProjectOpt = None, fail_above: FailAboveOpt = None,
                 retry_unscored: Annotated[bool, typer.Option(help="Ask the judges again where they left items unscored.")] = False,
+                dry_run: DryRunOpt = False, max_cost: MaxCostOpt = None, prices: PricesOpt = None,
                 as_json: JsonOpt = False) -> None:
-        """Evaluate every model of a study with every judge (resumable: a re-run makes only missing calls)."""
+        """Evaluate every model of a study with every judge (resumable: a re-run makes only missing calls).
+        Exit status as `medsafety eval`'s (5: stopped at --max-cost)."""
         study = load_study(path)
         gate = Gate.parse(fail_above)
         names = [x.strip() for x in only.split(",") if x.strip()] if only else None
         for name in names or ():
             study.model(name)
-        execute(study, project, as_json=as_json, gate=gate, retry_unscored=retry_unscored, only=names)
+        execute(study, project, as_json=as_json, gate=gate, retry_unscored=retry_unscored, only=names,
+                dry_run=dry_run, max_cost=max_cost, prices=prices)
 
     @study_app.command("status")
     def status_cmd(path: Annotated[Path, typer.Argument(help="The study file (TOML).")],
@@ -129,18 +145,31 @@ def register(app: typer.Typer) -> None:
         db = project_db_path(project_dir(project))
         if not db.exists():
             raise UserError(f"no run store at {db}: run `medsafety study run {path}` first or pass --project")
+        from ..cost.pricing import load_prices
+        from ..cost.spent import run_spent, run_tokens, spent_cell
+
+        prices = load_prices()
         with Store(db) as store:
             rows = study_status(study, store)
+            spent = {}
+            for r in rows:
+                if r.run_id is not None:
+                    info = store.run(r.run_id)
+                    spent[r.run_id] = run_spent(info.model_identity, info.judge_identity,
+                                                run_tokens(store, r.run_id), prices)
         if as_json:
             print(json.dumps([{"name": r.name, "spec": r.spec, "items": r.items, "responses": r.responses,
-                               "judged": r.judged, "run_id": r.run_id, "done": r.done, "note": r.note} for r in rows],
+                               "judged": r.judged, "run_id": r.run_id, "done": r.done, "note": r.note,
+                               "spent": {s.role: s.to_dict() for s in spent.get(r.run_id, ())}} for r in rows],
                              indent=2))
             return
         judges = [j.name for j in study.judges]
         cells = [[r.name, f"{r.responses}/{r.items}", *(f"{r.judged.get(j, 0)}/{r.responses}" for j in judges),
-                  "done" if r.done else (r.note or "in progress"), (r.run_id or "-")[:12]] for r in rows]
+                  "done" if r.done else (r.note or "in progress"),
+                  spent_cell(*spent[r.run_id]) if r.run_id in spent else "-", (r.run_id or "-")[:12]] for r in rows]
         out.print(fit_table(f"Study {study.name}: {study.items.describe()}",
-                            ("model", "responses", *(f"judged ({j})" for j in judges), "state", "run"),
+                            ("model", "responses", *(f"judged ({j})" for j in judges), "state",
+                             "spent (model / primary judge)", "run"),
                             cells, out.width))
 
     @study_app.command("report")

@@ -8,6 +8,7 @@ Exit status (documented in the README):
     2  a usage error (bad option, file or spec): nothing was run
     3  the gate failed: a primary-judge harmfulness or harmful share above --fail-above
     4  nothing could be scored: every judged item came back unscored (or no item was judged)
+    5  stopped at --max-cost before the spend would pass it (`cost.budget.EXIT_COST`; re-run to resume)
 """
 
 from __future__ import annotations

@@ -82,25 +82,35 @@ async def run_study_async(study: Study, store: Store, *, only: Sequence[str] | N
                           progress_for: Callable[[StudyModel, int, int], Progress | None] | None = None,
                           on_done: Callable[[ModelResult], None] | None = None,
                           retry_unscored: bool = False, raise_errors: bool = False,
-                          warn: Callable[[str], None] | None = None) -> StudyOutcome:
+                          warn: Callable[[str], None] | None = None, budget: Any = None) -> StudyOutcome:
     """Evaluate every model of the study (or those named in `only`), one after another, with every judge.
 
     A model that cannot be loaded is recorded with its error and the study goes on with the next one
     (with `raise_errors`, its `UserError` propagates instead). `warn(line)` receives the warnings about
-    requests longer than a model's context window (default: logged).
+    requests longer than a model's context window (default: logged). With a `cost.budget.Budget`, priced
+    models and LLM judges send only what it allows, and once it has held a request back no further model
+    is started.
     """
     models = [study.model(n) for n in only] if only else list(study.models)
     items = study.items.load()
     judges = [build_judge(j) for j in study.judges]
+    if budget is not None:
+        for judge in judges:
+            if getattr(judge, "model", None) is not None:
+                judge.model = budget.wrap(judge.model, "judge", budget.prices.lookup(judge.model.identity))
     provenance = _provenance(study, [j.identity for j in judges])
     outcome = StudyOutcome(study)
     try:
         for k, m in enumerate(models, start=1):
+            if budget is not None and budget.stopped:
+                break
             result = ModelResult(m)
             progress = progress_for(m, k, len(models)) if progress_for else None
             model: ChatModel | None = None
             try:
                 model = load_on_engine(parse_spec(m.spec), engine=study.engine, **_model_options(m))
+                if budget is not None:
+                    model = budget.wrap(model, "model", budget.prices.lookup(model.identity))
                 for line in length_warnings_for(model, judges, items, m.settings):
                     (warn or log.warning)(line)
                 result.outcome = await evaluate(store, items, model, judges, model_spec=str(parse_spec(m.spec)),
