@@ -14,7 +14,7 @@ Only identities, item ids, principles and numbers reach these blocks, never mode
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from rich.console import Group, RenderableType
 from rich.markup import escape
@@ -155,7 +155,7 @@ class JuryComparison:
 
     def to_dict(self) -> dict:
         return {"a": self.a.to_dict() if self.a else None, "b": self.b.to_dict() if self.b else None,
-                "difference": self.difference.to_dict() if self.difference else None,
+                "difference": asdict(self.difference) if self.difference else None,
                 "same_judges": self.same_judges}
 
 
