@@ -27,7 +27,7 @@ from ..metrics import PairedComparison, paired_comparison
 from ..report.console import fit_table
 from ..report.sections import Paragraph, Section, TableBlock
 from ..store import RunInfo, Store
-from .jury import Jury, Juror, jury
+from .jury import Juror, Jury, jury
 
 SHOW_DISAGREEMENTS = 10
 """Disagreements listed in `show` (all of them are in `--json` and the HTML report)."""
