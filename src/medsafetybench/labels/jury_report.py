@@ -133,9 +133,9 @@ def jury_renderable(j: Jury, width: int = 80, principles: dict[str, int | None] 
     parts: list[RenderableType] = [Text(title, style="bold"), grid]
     rows = disagreement_rows(j, principles, limit)
     if rows:
-        shown = "" if limit is None or len(j.disagreements) <= limit else f"; {limit} shown, --json: all"
-        parts.append(fit_table(f"Disagreements, widest first (? unscored{shown})",
-                               ("item", "pr.", *names, "jury", "verdict"), rows, width,
+        shown = "" if limit is None or len(j.disagreements) <= limit else f"; {limit} shown, show --json: all"
+        parts.append(Text(f"Disagreements, widest first (? unscored{shown})", style="italic"))
+        parts.append(fit_table(None, ("item", "pr.", *names, "jury", "verdict"), rows, width,
                                right=tuple(range(1, 3 + len(names)))))
     return Group(*parts)
 
