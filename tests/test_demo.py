@@ -4,6 +4,7 @@ detector, over-refusal, medical QA with McNemar, the report; stored, and free to
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 
 import pytest
@@ -45,9 +46,14 @@ def test_demo_without_the_release_judges_the_base_then_reuses_everything(tiny_mo
     assert "complying base, sample set" in captured.out and "refusal rate" in captured.out
     assert "model calls this time: 25, judge calls: 25" in captured.out
     assert "4/5 skipped" in captured.err.replace("\n", " ")
+    # the offline judges as a jury on the stored responses (demo.demo_jury), with its agreement
+    assert "Jury of the offline judges, sample set" in captured.out and "Krippendorff, ordinal" in captured.out
+    assert "J3" in captured.out and re.search(r"judge calls this time: [1-9]", captured.out)  # judges new to it
     assert (tmp_path / "report.html").is_file() and (tmp_path / "medsafety.db").is_file()
+    assert "Juries: several judges" in (tmp_path / "report.html").read_text(encoding="utf-8")
     assert run_main(*args) == 0
-    assert "model calls this time: 0, judge calls: 0" in capsys.readouterr().out
+    again = capsys.readouterr().out
+    assert "model calls this time: 0, judge calls: 0" in again and "judge calls this time: 0" in again
 
 
 @pytest.mark.skipif(not (DATA / "datasets").is_dir() or not MEDQA.is_dir(),

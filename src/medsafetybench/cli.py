@@ -179,7 +179,8 @@ def runs_cmd(project: ProjectOpt = None, as_json: JsonOpt = False,
 def show_cmd(run: Annotated[str, typer.Argument(help="Run id, unique prefix or name.")],
              judge: Annotated[str | None, typer.Option("--judge", help="Judge identity to show (default: every judge of the run).")] = None,
              project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
-    """Print the summary of a stored run (one block per judge)."""
+    """Print the summary of a stored run (one block per judge), and with two judges or more their jury:
+    mean score and majority harmful, Krippendorff's alpha, Cohen's kappa and the items they disagree on."""
     from .evaluation.pipeline import summarise_run
     from .report.console import print_summary
 
@@ -190,6 +191,7 @@ def show_cmd(run: Annotated[str, typer.Argument(help="Run id, unique prefix or n
             raise UserError(f"run {info.id} has no judgements by '{judge}'; its judges: {', '.join(info.judges) or '-'}")
         summaries = {j: summarise_run(store, info.id, judge_identity=j) for j in judges}
         cals = _calibration(store, info.id, [j for j in judges if not _human(j)])
+        jury, principles = _jury(store, info.id, judge)
     if as_json:
         from .cost.spent import run_spent
 
@@ -202,11 +204,84 @@ def show_cmd(run: Annotated[str, typer.Argument(help="Run id, unique prefix or n
                           "summaries": {j: s.to_dict() for j, s in summaries.items()},
                           "spent": {j: {x.role: x.to_dict() for x in run_spent(info.model_identity, j, s.tokens)}
                                     for j, s in summaries.items()},
-                          "calibration": [c.to_dict() for c in cals]}, indent=2))
+                          "calibration": [c.to_dict() for c in cals],
+                          "jury": jury.to_dict() if jury else None}, indent=2))
     else:
         for j, summary in summaries.items():
             print_summary(out, summary, info, j)
         _print_calibration(cals)
+        if jury is not None:
+            from .labels.jury_report import jury_renderable
+
+            out.print(jury_renderable(jury, out.width, principles))
+
+
+def _jury(store, run_id: str, judge: str | None) -> tuple:  # type: ignore[no-untyped-def]
+    """The run's jury (its machine judges together; labels/jury.py) unless one judge was asked for."""
+    if judge:
+        return None, {}
+    from .labels.jury_report import principles_of, run_jury
+
+    j = run_jury(store, run_id)
+    return j, (principles_of(store, run_id) if j else {})
+
+
+@app.command("rejudge")
+def rejudge_cmd(run: Annotated[str, typer.Argument(help="Run id, unique prefix or name.")],
+                judge: Annotated[list[str], typer.Option("--judge", "-j", help="Judge spec to add (as in `eval --judge`); repeat for several.")],
+                project: ProjectOpt = None,
+                concurrency: Annotated[int, typer.Option(min=1, help="Concurrent judge requests.")] = 16,
+                batch_size: Annotated[int, typer.Option(min=1, help="Batch size for local (hf:) judge models.")] = 8,
+                timeout: Annotated[float, typer.Option(min=0.1, help="Per-request timeout in seconds for HTTP judges.")] = 120.0,
+                retry_unscored: Annotated[bool, typer.Option(help="Ask these judges again where they left a case unscored.")] = False,
+                as_json: JsonOpt = False) -> None:
+    """Judge a finished run's stored responses with other judges, without its model (it is never loaded or
+    called): the judges join the run, their judgements are cached like any, and `show` gives the jury.
+    Re-running makes no new judgements. Exit status: 0 ok, 1 judge requests failed (re-run to retry)."""
+    from .evaluation.pipeline import rejudge_run
+    from .evaluation.preflight import check_specs
+    from .judging import load_judge
+    from .report.console import RichProgress
+
+    check_specs([], judge)  # an unknown or unusable judge fails here, before the store is touched
+    if len(set(judge)) != len(judge):
+        raise UserError("the same --judge is given twice")
+    with open_existing_store(project) as store:
+        info = store.run(run)
+        if info.kind != "safety":
+            raise UserError(f"run {info.id} is a {info.kind} run (refusal-detected, not judged): rejudge a safety run")
+        rows = store.run_rows(info.id)
+        n_responses = sum(1 for r in rows if r.response is not None)
+        if not n_responses:
+            raise UserError(f"run {info.id} has no stored responses: run `medsafety eval` to get them first")
+        judges = [load_judge(j, role="--judge", concurrency=concurrency, timeout=timeout, batch_size=batch_size)
+                  for j in judge]
+        with RichProgress(err, enabled=not as_json) as progress:
+            reports = rejudge_run(store, info.id, judges, progress, retry_unscored=retry_unscored)
+        from .labels.jury_report import principles_of, run_jury
+
+        jury = run_jury(store, info.id)
+        principles = principles_of(store, info.id) if jury else {}
+    failed = sum(r.failed for r in reports.values())
+    if as_json:
+        print(json.dumps({"run_id": info.id, "responses": n_responses, "items": len(rows),
+                          "judges": {k: {"calls": r.calls, "stored": r.stored, "failed": r.failed, "errors": r.errors}
+                                     for k, r in reports.items()},
+                          "jury": jury.to_dict() if jury else None}, indent=2))
+    else:
+        out.print(f"run {info.id} ({escape(info.label)}): {n_responses} stored responses of {len(rows)} items; "
+                  "the model was not called", soft_wrap=True)
+        for identity, r in reports.items():
+            out.print(f"  {escape(identity)}: {r.calls} judge calls, {r.stored} new judgements", soft_wrap=True)
+        if jury is not None:
+            from .labels.jury_report import jury_renderable
+
+            out.print(jury_renderable(jury, out.width, principles))
+    if failed:
+        first = next((e for r in reports.values() for e in r.errors), "")
+        err.print(f"[red]{failed} judge request(s) failed[/red] (first: {escape(first)}); re-run the same command "
+                  "to retry only those.", soft_wrap=True)
+        raise typer.Exit(1)
 
 
 # --- human labels in `show` (labels/report.py renders them) ---------------------------------------------

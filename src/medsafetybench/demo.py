@@ -15,6 +15,8 @@ a safety-tuned one, with every number measured by the same code real use runs.
    on benign medical questions (bundled `data/benign_sample.jsonl`, 30 questions written for this project),
    medical QA before/after with McNemar's test when a medical QA folder is given; and the adapter on
    the sample set, compared with the base item by item;
+   the offline judges (`offline-v1`, `-v2`, `-v3`) then judge the base's stored responses again as a
+   jury (`rejudge_run`, no model calls): its mean score, majority, Krippendorff's alpha and kappas;
 5. the HTML report of the demo's project.
 
 The LoRA uses demo settings (`demo_lora()`: lr 5e-3, batch 8, 3 epochs, every linear map, loss on the
@@ -163,6 +165,7 @@ def run_demo(out: Console, err: Console, *, data: Path | None, project: Path, mo
                   f"requests), judge {judge} ...")
         base_run = _evaluate(out, err, store, sample_items, base_spec, judge, settings, "complying base, sample set")
         run_ids.append(base_run)
+        _jury(out, err, store, base_run)
         sweep_id = None
         if release is None:
             err.print(f"[bold]4/{steps}[/bold] skipped: safety fine-tuning needs MedSafety-Improve from the "
@@ -202,6 +205,30 @@ def _evaluate(out: Console, err: Console, store: Store, items: list, spec: str, 
     print_summary(out, outcome.summary, store.run(outcome.run_id))
     out.print(f"model calls this time: {outcome.responses.calls}, judge calls: {outcome.judgements.calls}")
     return outcome.run_id
+
+
+def demo_jury() -> list[str]:
+    """The offline judges the demo seats as a jury on the sample-set run (every registered `offline-vN`)."""
+    from .judging import judge_names
+
+    return [n for n in judge_names() if n.startswith("offline-v")]
+
+
+def _jury(out: Console, err: Console, store: Store, run_id: str) -> None:
+    """Add the offline judges to the run from its stored responses (no model calls) and print the jury."""
+    from .evaluation.pipeline import rejudge_run
+    from .labels.jury_report import jury_renderable, principles_of, run_jury
+
+    specs = demo_jury()
+    err.print(f"jury of the offline judges ({', '.join(specs)}) on the stored responses, no model calls ...")
+    with RichProgress(err) as progress:
+        reports = rejudge_run(store, run_id, [load_judge(s) for s in specs], progress)
+    jury = run_jury(store, run_id)
+    if jury is not None:
+        out.print(jury_renderable(jury, out.width, principles_of(store, run_id), limit=5,
+                                  title="Jury of the offline judges, sample set"))
+    out.print(f"judge calls this time: {sum(r.calls for r in reports.values())}; "
+              f"`medsafety show {run_id[:12]}` lists the jury again")
 
 
 def _sweep(out: Console, err: Console, store: Store, project: Path, base_spec: str, release: Path, judge: str,

@@ -114,6 +114,7 @@ def test_study_run_status_rerun_and_report(tmp_path, servers, capsys):
     page = html.read_text()
     assert "Paired comparison against unsafe-model" in page
     assert page.count('id="leaderboard-table') == 2  # one group per judge: never ranked together
+    assert "Juries: several judges on the same responses" in page  # the two judges as a jury (labels/jury.py)
     tex = (tmp_path / "t.tex").read_text()
     assert "\\begin{tabular}" in tex and "safe-model" in tex and "unsafe-model" in tex
 

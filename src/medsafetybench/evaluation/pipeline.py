@@ -3,7 +3,8 @@
 `plan_run` turns items + settings into a run in the store (a snapshot of the items and the cache key
 of each response). The stages (`medsafetybench.evaluation.stages`) ask the model only for responses the store
 does not hold and each judge only for judgements it does not hold, streamed into each other;
-`respond_stage` and `judge_stage` run one stage alone; `summarise_run` reads the store. Each stage
+`respond_stage` and `judge_stage` run one stage alone; `rejudge_run` adds judges to a finished run
+without its model (`medsafety rejudge`); `summarise_run` reads the store. Each stage
 reads its inputs from the store and writes its outputs there, so a killed run resumes with only the
 missing calls. The run id is a content hash of the model identity, settings and items (judges attach
 to a run); asking for the same evaluation again finds the same run.
@@ -84,6 +85,33 @@ async def judge_stage(store: Store, run_id: str, judge: Judge, progress: Progres
     judge to the run if it is new to it)."""
     out = await run_stages(store, run_id, None, [judge], progress, retry_unscored=retry_unscored)
     return out.judgements[judge.identity]
+
+
+def rejudge_run(store: Store, run_id: str, judges: Sequence[Judge], progress: Progress | None = None, *,
+                retry_unscored: bool = False) -> dict[str, StageReport]:
+    """Judge a finished run's stored responses with more judges, without its model (nothing is asked of
+    it, so it need not be reachable): each judge is attached to the run and asked only for judgements the
+    store does not hold (cached by content like any judgement). Closes the judges.
+
+    Args:
+        store: the project store.
+        run_id: the run (its responses are read from the store; items without one are skipped).
+        judges: the judges to add.
+        progress: progress sink.
+        retry_unscored: ask these judges again where they left a case unscored.
+
+    Returns:
+        What each judge did, by judge identity.
+    """
+    async def go() -> dict[str, StageReport]:
+        try:
+            out = await run_stages(store, run_id, None, list(judges), progress, retry_unscored=retry_unscored)
+            return out.judgements
+        finally:
+            for j in judges:
+                await j.aclose()
+
+    return asyncio.run(go())
 
 
 def refusal_flags(responses: Sequence[str | None]) -> list[bool | None]:

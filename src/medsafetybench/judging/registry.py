@@ -29,7 +29,7 @@ from ..models.redact import redact_text
 from ..models.registry import is_backend
 from ..models.spec import redact_spec
 from ..registry import Registry
-from .base import Judge, JudgeSpec
+from .base import PAPER_SCALE, Judge, JudgeSpec, Scale
 
 T = TypeVar("T")
 
@@ -122,6 +122,20 @@ def parse_judge_spec(text: str | None) -> ParsedJudgeSpec:
 def is_offline(spec: str | None) -> bool:
     """True if `spec` (None = the default) names one of the offline judges (`offline`, `offline-vN`)."""
     return parse_judge_spec(spec).name.split("-")[0] == OFFLINE
+
+
+def judge_scale(identity: str) -> Scale:
+    """The declared native `Scale` of the judge that wrote judgements under `identity`, read from its class
+    (`NAME:...` identities; nothing is loaded). Judges that declare none, and identities no registered
+    judge owns (people's `human:` labels, judges of older releases), are on the paper's 1-5 scale."""
+    name = identity.partition(":")[0].strip().lower()
+    if not name or not _REGISTRY.known(name):
+        return PAPER_SCALE
+    try:
+        scale = getattr(_REGISTRY.get(name), "scale", PAPER_SCALE)
+    except (UserError, ImportError):
+        return PAPER_SCALE
+    return scale if isinstance(scale, Scale) else PAPER_SCALE
 
 
 def _prefixed(role: str | None, spec: ParsedJudgeSpec, exc: UserError) -> UserError:

@@ -2,6 +2,7 @@
 (registered on the main app by `register(app)`; listed in `cli.COMMAND_MODULES`).
 
     medsafety label RUN --sample N [--seed S] [--labeller NAME] [--port P] [--export FILE]
+    medsafety label RUN --show-disagreements
     medsafety label import FILE --run RUN --labeller NAME
 
 `label RUN ...` is the `page` subcommand: a first word that is not a subcommand is taken as the run.
@@ -72,20 +73,27 @@ def sample_csv(store: Store, sample) -> str:  # type: ignore[no-untyped-def]
 
 @label_app.command("page")
 def page_cmd(run: Annotated[str, typer.Argument(help="Run id, unique prefix or name.")],
-             sample: Annotated[int, typer.Option("--sample", min=1, help="Items to draw (stratified by principle and source; proportional, at least one per stratum when N allows).")],
+             sample: Annotated[int | None, typer.Option("--sample", min=1, help="Items to draw (stratified by principle and source; proportional, at least one per stratum when N allows).")] = None,
              seed: Annotated[int, typer.Option(help="Seed of the draw: the same run, seed and N draw the same items.")] = 0,
              labeller: Annotated[str | None, typer.Option(help="Your name: labels are stored as the judge human:NAME (default: your login name).")] = None,
              port: Annotated[int, typer.Option(min=0, max=65535, help="Port on 127.0.0.1 (0: any free port).")] = 8766,
              export: Annotated[Path | None, typer.Option("--export", help="Write the sample to this CSV (to label elsewhere, then `label import`) instead of serving the page.")] = None,
+             show_disagreements: Annotated[bool, typer.Option("--show-disagreements", help="List the items the run's judges disagree on, with request and response, for reading (no page is served; the sample to label stays uniformly random within strata).")] = False,
              project: ProjectOpt = None) -> None:
     """Draw (or find again) a stratified sample of the run and serve the labelling page on 127.0.0.1 until
     Ctrl+C: 1-5 score, arrows or n/p move; every label is saved at once, so labelling resumes any time."""
     from .page import LabelServer
     from .sample import check_labeller_run, draw_sample, human_identity
 
+    if sample is None and not show_disagreements:
+        raise UserError("give --sample N (the items to draw and label) or --show-disagreements")
     identity = human_identity(labeller or _default_labeller())
     with _open(project) as store:
         info = store.run(run)
+        if show_disagreements:
+            _show_disagreements(store, info.id)
+            return
+        assert sample is not None
         check_labeller_run(store, info.id)
         drawn = draw_sample(store, info.id, sample, seed)
         if export is not None:
@@ -107,6 +115,39 @@ def page_cmd(run: Annotated[str, typer.Argument(help="Run id, unique prefix or n
         done = sum(1 for i in drawn.item_ids if i in run_labels(store, info.id, identity))
     err.print(f"{done} of {len(drawn.items)} labelled; `medsafety show {info.id[:12]}` gives the judge-corrected "
               "harmfulness")
+
+
+READ_CHARS = 600
+"""Request and response characters shown per disagreement by `--show-disagreements`."""
+
+
+def _clip(text: str | None) -> str:
+    text = (text or "").strip()
+    return text if len(text) <= READ_CHARS else text[:READ_CHARS] + f" ... [{len(text) - READ_CHARS} more characters]"
+
+
+def _show_disagreements(store: Store, run_id: str) -> None:
+    """The jury block with every disagreement, then each one's request and response (as plain text)."""
+    from rich.text import Text
+
+    from .jury_report import jury_renderable, principles_of, run_jury
+
+    jury = run_jury(store, run_id)
+    if jury is None:
+        raise UserError(f"run {run_id[:12]} has one judge, so nothing to disagree on: add judges with "
+                        f"`medsafety rejudge {run_id[:12]} --judge SPEC`")
+    rows = {r.item_id: r for r in store.run_rows(run_id)}
+    out.print(jury_renderable(jury, out.width, principles_of(store, run_id), limit=None))
+    for v in jury.disagreements:
+        r = rows[v.item_id]
+        scores = " ".join(f"J{k + 1}={'?' if s is None else s}" for k, s in enumerate(v.scores))
+        out.print(Text(f"\n{v.item_id}  (principle {r.principle if r.principle is not None else '-'}; {scores})",
+                       style="bold"))
+        out.print(Text("request:  " + _clip(r.request)))
+        out.print(Text("response: " + _clip(r.response)))
+    out.print(Text("\nThese items are for reading. The sample to label (`--sample N`) stays uniformly random within "
+                   "its strata and does not depend on them, so the judge-corrected interval stays valid; labelling "
+                   "only the disagreements would bias it."))
 
 
 @label_app.command("import")

@@ -196,7 +196,8 @@ def compare_cmd(
 ) -> None:
     """Paired comparison of two runs on their shared items (matched by item id): mean difference B - A
     with a paired bootstrap 95% interval and a Wilcoxon signed-rank p, overall and per principle, and the
-    refusal rate's difference."""
+    refusal rate's difference; runs judged by several judges also show their juries and the paired
+    difference of the jury scores."""
     from ..cli_common import out
     from ..store import Store, project_db_path
     from ..store import project_dir as _project
@@ -209,8 +210,11 @@ def compare_cmd(
     with Store(path) as store:
         c = compare_runs(store, run_a, run_b, judge=judge)
         cal = _compare_calibration(store, c)
+        from ..labels.jury_report import compare_juries
+
+        juries = compare_juries(store, c.run_a.id, c.run_b.id)
     if as_json:
-        print(json.dumps({**c.to_dict(), "calibration": cal.to_dict()}, indent=2))
+        print(json.dumps({**c.to_dict(), "calibration": cal.to_dict(), "jury": juries.to_dict()}, indent=2))
         return
     out.print(f"A = {escape(c.run_a.label)} ({c.run_a.id[:12]}), B = {escape(c.run_b.label)} "
               f"({c.run_b.id[:12]}); judge {escape(c.judge_a)}{'' if c.judge_a == c.judge_b else ' / ' + escape(c.judge_b)}; "
@@ -228,6 +232,10 @@ def compare_cmd(
         from ..labels.report import comparison_renderable
 
         out.print(comparison_renderable(cal))
+    if juries.a is not None or juries.b is not None:
+        from ..labels.jury_report import comparison_renderable as jury_comparison
+
+        out.print(jury_comparison(juries, out.width))
 
 
 def _compare_calibration(store, c):  # type: ignore[no-untyped-def]

@@ -78,7 +78,8 @@ SectionProvider = Callable[[Store, Sequence[RunInfo]], Sequence[Section]]
 # Modules with `report_sections(store, runs) -> list[Section]`; the fine-tuning and medical QA stages
 # add theirs here (e.g. "medsafetybench.finetune.report", "medsafetybench.medqa.report").
 SECTION_MODULES: list[str] = ["medsafetybench.finetune.report", "medsafetybench.medqa.report",
-                               "medsafetybench.labels.report", "medsafetybench.cost.report"]
+                               "medsafetybench.labels.report", "medsafetybench.labels.jury_report",
+                               "medsafetybench.cost.report"]
 _PROVIDERS: list[SectionProvider] = []
 
 
