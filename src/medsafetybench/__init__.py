@@ -13,7 +13,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_LAZY = {"evaluate": "api", "run_study_file": "api", "ItemSelection": "tasks", "EvalSettings": "pipeline",
+_LAZY = {"evaluate": "api", "run_study_file": "api", "ItemSelection": "evaluation.tasks", "EvalSettings": "evaluation.pipeline",
          "load_study": "study.spec"}
 
 

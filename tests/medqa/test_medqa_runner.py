@@ -91,6 +91,6 @@ def test_cli_json_table_and_compare(fake_openai_factory, data_dir: Path, tmp_pat
     text = capsys.readouterr().out
     assert "McNemar" in text and "mmlu_medical" in text and "macro average" in text
     with pytest.raises(SystemExit) as exc:
-        main(["medqa", "--model", "hf:/nonexistent/model", "--tasks", "medqa", "--data", str(tmp_path / "none")])
+        main(["medqa", "--model", "hf:/nonexistent/model", "--tasks", "medqa", "--medqa-dir", str(tmp_path / "none")])
     assert exc.value.code == 2
     assert "does not exist" in capsys.readouterr().err
