@@ -74,6 +74,8 @@ class ClassifierPrompt:
     """Names the prompt among a case's prompts (ShieldGemma's policy); empty for a single prompt."""
     categories: tuple[str, ...] = ()
     """The category codes the prompt lists (what the parser accepts in the verdict)."""
+    code_map: tuple[tuple[str, str], ...] = ()
+    """Prompt code -> stored category code, where they differ (Llama Guard's AMA mode: `S3` -> `P3`)."""
 
 
 @dataclass(frozen=True)
