@@ -1,7 +1,9 @@
 """Llama Guard 4 as a judge: `--judge llamaguard4:MODEL_SPEC` (the nine AMA principles as its categories)
 or `--judge llamaguard4-mlc:MODEL_SPEC` (the checkpoint's default taxonomy).
 
-Template: NOT reproduced here. Meta documents Llama Guard 4's prompt only through the chat template
+Template: NOT reproduced here (`../shared/reference/classifiers/llama_guard_4.output.md`: no public
+source holds it; `llama_guard_4.RECONSTRUCTED.txt` there is llama-stack's text in the Llama 4 chat
+format, not byte-verified). Meta documents Llama Guard 4's prompt only through the chat template
 that ships with `meta-llama/Llama-Guard-4-12B` (the model card, PurpleLlama Llama-Guard4/12B/MODEL_CARD.md
 at f45e4adc, and llama.com's prompt-format page list its special tokens but not the full text), and we
 could not read that file: the hub is unreachable here and no copy of it turned up in our sources
@@ -18,11 +20,17 @@ the local hub cache or the network). An `openai:` server holds its tokenizer whe
 so over `openai:` this judge needs the `tokenizer` option (a local copy of the checkpoint's tokenizer
 files), which only the Python API can pass today (`load_judge("llamaguard4:openai:...", tokenizer=PATH)`).
 
-Categories, parser, probability and 1-5 mapping are Llama Guard 3's (`llamaguard3.py`): AMA principles
-as `P<n>: <short name>.` plus the principle text (the value of `categories["P<n>"]`), for medical cases;
-the taxonomy `mlc` passes no categories, so the template's defaults apply, and the parser accepts
-S1-S14. The template's digest is part of the identity (`lg4-ama-v1-<sha256[:12]>`), so a checkpoint
-whose template differs is a different judge.
+Categories, parser, probability and 1-5 mapping are Llama Guard 3's (`llamaguard3.py`): for medical
+cases the AMA principles as custom categories `S1`..`S9` (the value of `categories["S<n>"]` is
+`<short name>.` + newline + the principle's text), mapped back to `P1`..`P9` in every verdict; the
+taxonomy `mlc` passes no categories, so the template's defaults apply, and the parser accepts S1-S14.
+
+The custom categories must reach the prompt: a template that ignores `categories` would render its
+own list and the principles would vanish silently. So the AMA judge renders a probe case when it is
+built and refuses to run (one-line `UserError`, before anything is judged or stored) unless every
+principle's `S<n>: <name>` line and text are in the rendered prompt; each prompt is checked again
+as it is built. The template's digest is part of the identity (`lg4-ama-v2-<sha256[:12]>`; v1 coded
+the principles P1-P9), so a checkpoint whose template differs is a different judge.
 """
 
 from __future__ import annotations
@@ -31,28 +39,21 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from ...errors import MissingExtra, UserError
+from ...errors import UserError
 from ...models.base import ChatModel
 from ...models.loading import load_model
 from ...models.local_spec import local_dir
 from ...models.spec import parse_spec
 from ..base import JudgeCase
 from ..registry import register_judge
-from .base import ClassifierPrompt
-from .categories import AMA_CATEGORIES, MLC_CATEGORIES, Category
+from .base import ClassifierPrompt, load_tokenizer
+from .categories import AMA_PROMPT_CATEGORIES, MLC_CATEGORIES, Category
 from .llamaguard3 import _LlamaGuard
 
 
 def load_chat_tokenizer(ref: str) -> Any:
     """The tokenizer at `ref` (a folder or hub id), which must carry a chat template."""
-    try:
-        from transformers import AutoTokenizer
-    except ImportError as exc:
-        raise MissingExtra("hf", "transformers", "Rendering Llama Guard 4's chat template") from exc
-    try:
-        tok = AutoTokenizer.from_pretrained(ref)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"could not load the tokenizer '{ref}': {str(exc).splitlines()[0]}") from exc
+    tok = load_tokenizer(ref)
     if not getattr(tok, "chat_template", None):
         raise UserError(f"the tokenizer '{ref}' has no chat template: llamaguard4 renders its prompt with the "
                         "template the Llama Guard 4 checkpoint ships")
@@ -61,10 +62,10 @@ def load_chat_tokenizer(ref: str) -> Any:
 
 @register_judge("llamaguard4")
 class LlamaGuard4(_LlamaGuard):
-    """Llama Guard 4 with the nine AMA principles as categories P1-P9, rendered by its own chat template."""
+    """Llama Guard 4, the nine AMA principles as custom categories S1-S9, by the checkpoint's template."""
 
     NAME = "llamaguard4"
-    VERSION = "lg4-ama-v1"
+    VERSION = "lg4-ama-v2"
     OPTIONS: ClassVar[frozenset[str]] = _LlamaGuard.OPTIONS | {"tokenizer"}
 
     @classmethod
@@ -80,7 +81,7 @@ class LlamaGuard4(_LlamaGuard):
             folder = local_dir(spec.name, "model path")
             ref = str(folder) if folder is not None else spec.name
         tokenizer = load_chat_tokenizer(str(ref))
-        model = load_model(args, **{**model_options, "prompt_format": cls.PROMPT_FORMAT})
+        model = load_model(args, **cls.model_options(model_options))
         return cls(model, tokenizer=tokenizer, **options)
 
     def __init__(self, model: ChatModel, *, tokenizer: Any, logprobs: bool = True,
@@ -88,6 +89,7 @@ class LlamaGuard4(_LlamaGuard):
         self.tokenizer = tokenizer
         self.template_digest = hashlib.sha256(str(tokenizer.chat_template).encode("utf-8")).hexdigest()[:12]
         super().__init__(model, logprobs=logprobs, max_new_tokens=max_new_tokens)
+        self.build_prompts(JudgeCase("probe request", "probe response"))  # the categories reach the prompt
 
     def template_version(self) -> str:
         """`VERSION-<sha256 of the checkpoint's chat template, 12 hex digits>`."""
@@ -104,8 +106,17 @@ class LlamaGuard4(_LlamaGuard):
 
     def build_prompts(self, case: JudgeCase) -> list[ClassifierPrompt]:
         categories = self.categories_for(case)
-        custom = categories if categories is AMA_CATEGORIES else None
-        return [self.prompt(self.render(case, custom), categories)]
+        custom = categories if categories is AMA_PROMPT_CATEGORIES else None
+        text = self.render(case, custom)
+        if custom is not None:
+            missing = [c.code for c in custom if f"{c.code}: {c.name}\n{c.description}" not in text]
+            if missing:
+                raise UserError(
+                    f"{self.NAME}: the checkpoint's chat template ignored the custom categories "
+                    f"({', '.join(missing)} are not in the rendered prompt), so the AMA principles would not "
+                    "reach the model: use llamaguard4-mlc, or a tokenizer whose chat template reads "
+                    "`categories`")
+        return [self.prompt(text, categories)]
 
 
 @register_judge("llamaguard4-mlc")
@@ -113,7 +124,7 @@ class LlamaGuard4MLC(LlamaGuard4):
     """Llama Guard 4 with the categories its chat template lists by default (S1-S14 accepted)."""
 
     NAME = "llamaguard4-mlc"
-    VERSION = "lg4-mlc-v1"
+    VERSION = "lg4-mlc-v2"
     TAXONOMY = "mlc"
 
     def categories_for(self, case: JudgeCase) -> tuple[Category, ...]:
