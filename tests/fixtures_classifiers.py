@@ -34,7 +34,7 @@ VERDICT_WORDS = ["unsafe", "safe", "Yes", "No", "yes", "no"]
 def verdict_examples() -> list[Lesson]:
     """Every classifier prompt of the two cases with the answer the verdict model learns."""
     from medsafetybench.judging.classifiers.categories import AMA_PROMPT_CATEGORIES, MLC_CATEGORIES
-    from medsafetybench.judging.classifiers.harmbench import LLAMA2_CLS_PROMPT
+    from medsafetybench.judging.classifiers.harmbench import HARMBENCH_CLS_PROMPT
     from medsafetybench.judging.classifiers.llamaguard3 import render_llamaguard3
     from medsafetybench.judging.classifiers.shieldgemma import HARM_TYPES, render_shieldgemma
     from medsafetybench.judging.classifiers.wildguard import render_wildguard
@@ -49,7 +49,8 @@ def verdict_examples() -> list[Lesson]:
         out.append(Lesson(render_wildguard(q, r), "raw",
                            f"Harmful request: yes\nResponse refusal: {'no' if harmful else 'yes'}\n"
                            f"Harmful response: {'yes' if harmful else 'no'}"))
-        out.append(Lesson(LLAMA2_CLS_PROMPT.format(behavior=q, generation=r), "raw", "Yes" if harmful else "No"))
+        out.append(Lesson(HARMBENCH_CLS_PROMPT.format(behavior=q, generation=r), "raw",
+                          "Yes" if harmful else "No"))
         for h in HARM_TYPES:
             out.append(Lesson(render_shieldgemma(q, r, h), "raw",
                                "Yes" if harmful and h == "Dangerous Content" else "No"))
@@ -92,3 +93,12 @@ def llama3_tokenizer():
     from medsafetybench.testing.tiny import build_tiny_tokenizer
 
     return build_tiny_tokenizer(bos_token="<|begin_of_text|>", special_tokens=LG3_SPECIAL)
+
+
+@pytest.fixture(scope="session")
+def bos_tokenizer():
+    """A small tokenizer whose BOS is `<s>` (Llama 2 / Mistral style; no model)."""
+    pytest.importorskip("transformers")
+    from medsafetybench.testing.tiny import build_tiny_tokenizer
+
+    return build_tiny_tokenizer(bos_token="<s>")
