@@ -121,7 +121,7 @@ def test_classifiers_over_openai_use_text_completions(fake_openai_factory):
 def test_classifier_options_and_bad_specs(fake_openai_factory):
     srv = fake_openai_factory(classifier_responder)
     judge = load_judge(f"harmbench-val:openai:cls@{srv.base_url}", logprobs=False, concurrency=2)
-    assert judge.identity.endswith("|harmbench-mistral-val-cls-v1|label")
+    assert judge.identity.endswith("|harmbench-mistral-val-cls-v2-noclip|label")
     assert judge.spec.options == {"logprobs": False, "concurrency": 2} and judge.stream_workers == 4
     asyncio.run(judge.aclose())
     with pytest.raises(UserError, match="llamaguard3 needs a model spec"):
