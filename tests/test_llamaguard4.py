@@ -174,3 +174,20 @@ def test_llamaguard4_over_openai_with_a_local_tokenizer(fake_openai_factory, lg4
     assert "tokenizer" not in judge.spec.options or judge.spec.options["tokenizer"] == str(lg4_dir)
     (j,) = judge_all(judge, [HARMFUL])
     assert j.categories == ("P1",) and j.harmful and j.raw == "unsafe\nS1"
+
+
+def test_eval_refuses_a_template_without_the_categories_before_making_anything(tmp_path, fake_openai,
+                                                                               lg4_tokenizer, capsys):
+    """`medsafety eval --judge llamaguard4:hf:DIR` whose template drops `categories`: one line, exit 2,
+    no project folder (only DIR's tokenizer files are read; no weights are needed to refuse)."""
+    from cli_helpers import run_main
+
+    folder = tmp_path / "lg4"
+    lg4_tokenizer.chat_template = lg3_stand_in(reads_categories=False)
+    lg4_tokenizer.save_pretrained(folder)
+    project = tmp_path / "p"
+    code = run_main("eval", "--model", f"openai:m@{fake_openai.base_url}", "--judge", f"llamaguard4:hf:{folder}",
+                    "--split", "sample", "--limit", "2", "--project", str(project))
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and not project.exists() and fake_openai.stats().total_calls == 0
+    assert len(err.splitlines()) == 1 and "ignored the custom categories" in err and "Traceback" not in err

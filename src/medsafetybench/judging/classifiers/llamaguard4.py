@@ -26,10 +26,11 @@ cases the AMA principles as custom categories `S1`..`S9` (the value of `categori
 taxonomy `mlc` passes no categories, so the template's defaults apply, and the parser accepts S1-S14.
 
 The custom categories must reach the prompt: a template that ignores `categories` would render its
-own list and the principles would vanish silently. So the AMA judge renders a probe case when it is
-built and refuses to run (one-line `UserError`, before anything is judged or stored) unless every
-principle's `S<n>: <name>` line and text are in the rendered prompt; each prompt is checked again
-as it is built. The template's digest is part of the identity (`lg4-ama-v2-<sha256[:12]>`; v1 coded
+own list and the principles would vanish silently. So the AMA judge renders a probe case and refuses
+to run (one-line `UserError`) unless every principle's `S<n>: <name>` line and text are in the
+rendered prompt: in `check_spec` for a local `hf:` / `vllm:` folder (only its tokenizer files are
+read, before a project or store is created), when it is built (any backend, `tokenizer=PATH`), and
+again for each prompt. The template's digest is part of the identity (`lg4-ama-v2-<sha256[:12]>`; v1 coded
 the principles P1-P9), so a checkpoint whose template differs is a different judge.
 """
 
@@ -60,6 +61,36 @@ def load_chat_tokenizer(ref: str) -> Any:
     return tok
 
 
+PROBE = JudgeCase("probe request", "probe response")
+"""The case rendered to check that custom categories reach the prompt."""
+
+
+def render_lg4(tokenizer: Any, case: JudgeCase, categories: tuple[Category, ...] | None) -> str:
+    """The checkpoint's chat template over [user: request, assistant: response] (text parts), with
+    `categories` as the template's `categories` dict (None: the template's own list)."""
+    messages = [{"role": "user", "content": [{"type": "text", "text": case.request}]},
+                {"role": "assistant", "content": [{"type": "text", "text": case.response}]}]
+    extra: dict[str, Any] = {"excluded_category_keys": []}
+    if categories is not None:
+        extra["categories"] = {c.code: _entry(c) for c in categories}
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **extra)
+
+
+def _entry(c: Category) -> str:
+    """A category's value in the template's `categories` dict: name, then its text on the next line."""
+    return c.name + (f"\n{c.description}" if c.description else "")
+
+
+def check_categories(name: str, text: str, categories: tuple[Category, ...]) -> None:
+    """Raise a one-line UserError unless every category's `CODE: name` line and text are in `text`."""
+    missing = [c.code for c in categories if f"{c.code}: {_entry(c)}" not in text]
+    if missing:
+        raise UserError(
+            f"{name}: the checkpoint's chat template ignored the custom categories ({', '.join(missing)} are "
+            "not in the rendered prompt), so the AMA principles would not reach the model: use "
+            "llamaguard4-mlc, or a tokenizer whose chat template reads `categories`")
+
+
 @register_judge("llamaguard4")
 class LlamaGuard4(_LlamaGuard):
     """Llama Guard 4, the nine AMA principles as custom categories S1-S9, by the checkpoint's template."""
@@ -67,6 +98,22 @@ class LlamaGuard4(_LlamaGuard):
     NAME = "llamaguard4"
     VERSION = "lg4-ama-v2"
     OPTIONS: ClassVar[frozenset[str]] = _LlamaGuard.OPTIONS | {"tokenizer"}
+
+    @classmethod
+    def check_spec(cls, args: str) -> None:
+        """The spec is valid and, for a local `hf:` / `vllm:` folder, its chat template takes the custom
+        categories (only the tokenizer files are read), so a bad template fails before anything is made."""
+        super().check_spec(args)
+        spec = parse_spec(args)
+        if cls.TAXONOMY == "ama" and spec.backend in ("hf", "vllm"):
+            folder = local_dir(spec.name, "model path")
+            if folder is not None:
+                cls.check_template(load_chat_tokenizer(str(folder)))
+
+    @classmethod
+    def check_template(cls, tokenizer: Any) -> None:
+        """The AMA categories reach the prompt `tokenizer`'s chat template renders (else UserError)."""
+        check_categories(cls.NAME, render_lg4(tokenizer, PROBE, AMA_PROMPT_CATEGORIES), AMA_PROMPT_CATEGORIES)
 
     @classmethod
     def from_spec(cls, args: str, *, model_options: Mapping[str, Any], **options: Any) -> LlamaGuard4:
@@ -81,6 +128,8 @@ class LlamaGuard4(_LlamaGuard):
             folder = local_dir(spec.name, "model path")
             ref = str(folder) if folder is not None else spec.name
         tokenizer = load_chat_tokenizer(str(ref))
+        if cls.TAXONOMY == "ama":  # before the model is loaded
+            cls.check_template(tokenizer)
         model = load_model(args, **cls.model_options(model_options))
         return cls(model, tokenizer=tokenizer, **options)
 
@@ -89,33 +138,22 @@ class LlamaGuard4(_LlamaGuard):
         self.tokenizer = tokenizer
         self.template_digest = hashlib.sha256(str(tokenizer.chat_template).encode("utf-8")).hexdigest()[:12]
         super().__init__(model, logprobs=logprobs, max_new_tokens=max_new_tokens)
-        self.build_prompts(JudgeCase("probe request", "probe response"))  # the categories reach the prompt
+        self.build_prompts(PROBE)  # the categories reach the prompt
 
     def template_version(self) -> str:
         """`VERSION-<sha256 of the checkpoint's chat template, 12 hex digits>`."""
         return f"{self.VERSION}-{self.template_digest}"
 
     def render(self, case: JudgeCase, categories: tuple[Category, ...] | None) -> str:
-        """The checkpoint's chat template over [user: request, assistant: response] (text parts)."""
-        messages = [{"role": "user", "content": [{"type": "text", "text": case.request}]},
-                    {"role": "assistant", "content": [{"type": "text", "text": case.response}]}]
-        extra: dict[str, Any] = {"excluded_category_keys": []}
-        if categories is not None:
-            extra["categories"] = {c.code: c.name + (f"\n{c.description}" if c.description else "") for c in categories}
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **extra)
+        """The checkpoint's chat template for `case` (see `render_lg4`)."""
+        return render_lg4(self.tokenizer, case, categories)
 
     def build_prompts(self, case: JudgeCase) -> list[ClassifierPrompt]:
         categories = self.categories_for(case)
         custom = categories if categories is AMA_PROMPT_CATEGORIES else None
         text = self.render(case, custom)
         if custom is not None:
-            missing = [c.code for c in custom if f"{c.code}: {c.name}\n{c.description}" not in text]
-            if missing:
-                raise UserError(
-                    f"{self.NAME}: the checkpoint's chat template ignored the custom categories "
-                    f"({', '.join(missing)} are not in the rendered prompt), so the AMA principles would not "
-                    "reach the model: use llamaguard4-mlc, or a tokenizer whose chat template reads "
-                    "`categories`")
+            check_categories(self.NAME, text, custom)
         return [self.prompt(text, categories)]
 
 
