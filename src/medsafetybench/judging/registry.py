@@ -51,6 +51,8 @@ JUDGES: dict[str, str] = {
     "llamaguard4-mlc": "medsafetybench.judging.classifiers.llamaguard4:LlamaGuard4MLC",
     "wildguard": "medsafetybench.judging.classifiers.wildguard:WildGuard",
     "harmbench": "medsafetybench.judging.classifiers.harmbench:HarmBench",
+    "harmbench-contextual": "medsafetybench.judging.classifiers.harmbench:HarmBenchContextual",
+    "harmbench-modelcard": "medsafetybench.judging.classifiers.harmbench:HarmBenchModelCard",
     "harmbench-val": "medsafetybench.judging.classifiers.harmbench:HarmBenchVal",
     "shieldgemma": "medsafetybench.judging.classifiers.shieldgemma:ShieldGemma",
 }
