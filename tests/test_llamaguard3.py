@@ -216,3 +216,24 @@ def test_parser_keeps_every_code(text, harmful, categories, codes, problem):
 def test_parser_without_a_map_stores_codes_as_listed():
     v = parse_llamaguard("unsafe\nS2,S14", tuple(c.code for c in MLC_CATEGORIES[:13]))
     assert v.categories == ("S2",) and v.metadata["unknown_categories"] == ["S14"]  # 1B lists no S14
+
+
+def test_1b_over_openai_sends_its_own_template_and_maps_codes_back(fake_openai_factory):
+    """The 1B text starts exactly with `<|begin_of_text|>`: with `verbatim_bos=server` that BOS is left
+    to the server (so vLLM, TGI and llama.cpp all see one), with `text` it is sent with vLLM's flag."""
+    from fixtures_classifiers import HARMFUL, judge_all
+    from medsafetybench.judging import load_judge
+    from medsafetybench.testing.responders import classifier_responder
+
+    seen = []
+    srv = fake_openai_factory(lambda req: seen.append(req) or classifier_responder(req))
+    judge = load_judge(f"llamaguard3-1b:openai:lg@{srv.base_url}", logprobs=False)
+    assert judge.identity.endswith("|fmt=verbatim|bos=server|lg3-1b-ama-v1|label")
+    (j,) = judge_all(judge, [HARMFUL])
+    text = render_llamaguard3(HARMFUL.request, HARMFUL.response, AMA_PROMPT_CATEGORIES, size="1b")
+    assert seen[0]["prompt"] == text.removeprefix("<|begin_of_text|>") and "add_special_tokens" not in seen[0]
+    assert (j.raw, j.categories, j.metadata["principles"], j.score) == ("unsafe\nS1", ("P1",), [1], 5)
+    judge = load_judge(f"llamaguard3-1b:openai:lg@{srv.base_url}", logprobs=False, verbatim_bos="text")
+    assert "|fmt=verbatim|lg3-1b-ama-v1|" in judge.identity
+    judge_all(judge, [HARMFUL])
+    assert seen[-1]["prompt"] == text and seen[-1]["add_special_tokens"] is False

@@ -6,14 +6,14 @@ from __future__ import annotations
 import pytest
 
 from medsafetybench.judging.base import JudgeCase
-from medsafetybench.models.formats import encode_prompt
-from reference_helpers import classifier_file, needs_classifier_reference
 from medsafetybench.judging.classifiers.shieldgemma import (
     HARM_TYPES,
     ShieldGemma,
     guideline,
     parse_shieldgemma,
 )
+from medsafetybench.models.formats import encode_prompt
+from reference_helpers import classifier_file, needs_classifier_reference
 
 # The card's "Use Case 2: Prompt-Response Content Classification" guideline for Dangerous Content, and
 # Google's PROMPT_RESPONSE_TEMPLATE filled with it (read 2026-11-29 from verbatim copies in public code).
