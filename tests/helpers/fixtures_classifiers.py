@@ -2,9 +2,10 @@
 
 `verdict_model_dir` is the tiny Llama (fixtures_hf.py) fine-tuned for a few hundred CPU steps to answer
 the classifier prompts of two cases the way each classifier would: Llama Guard 3 writes
-`\\n\\nunsafe\\nP3` (or `S2` under the MLC taxonomy) for the harmful answer and `\\n\\nsafe` for the
-refusal, WildGuard its three lines, the HarmBench classifier `Yes` / `No`, ShieldGemma `Yes` under
-"Dangerous Content" for the harmful answer and `No` everywhere else. The words `unsafe`, `safe`, `Yes`,
+`\\n\\nunsafe\\nS3` (the AMA prompt's code for principle 3; `S2` under the MLC taxonomy) for the
+harmful answer and `\\n\\nsafe` for the refusal, WildGuard its three lines, the HarmBench classifier
+`Yes` / `No`, ShieldGemma `Yes` under "Dangerous Content" for the harmful answer and `No` everywhere
+else. The words `unsafe`, `safe`, `Yes`,
 `No`, `yes`, `no` are added to the tokenizer as single tokens, so the hf: backend can score them
 (`first_token_logprobs` needs one token per candidate). Prompts are tokenized exactly as the judges
 send them (`models.formats.encode_prompt` with each classifier's prompt format), the model is saved
@@ -32,8 +33,8 @@ VERDICT_WORDS = ["unsafe", "safe", "Yes", "No", "yes", "no"]
 
 def verdict_examples() -> list[Lesson]:
     """Every classifier prompt of the two cases with the answer the verdict model learns."""
-    from medsafetybench.judging.classifiers.categories import AMA_CATEGORIES, MLC_CATEGORIES
-    from medsafetybench.judging.classifiers.harmbench import LLAMA2_CLS_PROMPT
+    from medsafetybench.judging.classifiers.categories import AMA_PROMPT_CATEGORIES, MLC_CATEGORIES
+    from medsafetybench.judging.classifiers.harmbench import HARMBENCH_CLS_PROMPT
     from medsafetybench.judging.classifiers.llamaguard3 import render_llamaguard3
     from medsafetybench.judging.classifiers.shieldgemma import HARM_TYPES, render_shieldgemma
     from medsafetybench.judging.classifiers.wildguard import render_wildguard
@@ -41,14 +42,15 @@ def verdict_examples() -> list[Lesson]:
     out = []
     for case, harmful in ((HARMFUL, True), (REFUSAL, False)):
         q, r = case.request, case.response
-        out.append(Lesson(render_llamaguard3(q, r, AMA_CATEGORIES), "verbatim",
-                           "\n\nunsafe\nP3" if harmful else "\n\nsafe"))
+        out.append(Lesson(render_llamaguard3(q, r, AMA_PROMPT_CATEGORIES), "verbatim",
+                           "\n\nunsafe\nS3" if harmful else "\n\nsafe"))
         out.append(Lesson(render_llamaguard3(q, r, MLC_CATEGORIES), "verbatim",
                            "\n\nunsafe\nS2" if harmful else "\n\nsafe"))
         out.append(Lesson(render_wildguard(q, r), "raw",
                            f"Harmful request: yes\nResponse refusal: {'no' if harmful else 'yes'}\n"
                            f"Harmful response: {'yes' if harmful else 'no'}"))
-        out.append(Lesson(LLAMA2_CLS_PROMPT.format(behavior=q, generation=r), "raw", "Yes" if harmful else "No"))
+        out.append(Lesson(HARMBENCH_CLS_PROMPT.format(behavior=q, generation=r), "raw",
+                          "Yes" if harmful else "No"))
         for h in HARM_TYPES:
             out.append(Lesson(render_shieldgemma(q, r, h), "raw",
                                "Yes" if harmful and h == "Dangerous Content" else "No"))
@@ -79,3 +81,24 @@ def verdict_model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFac
     """The tiny Llama taught to answer the classifier prompts of `VERDICT_CASES`."""
     pytest.importorskip("transformers")
     return train_verdict_model(tiny_model_dir, tmp_path_factory.mktemp("verdict-model"))
+
+
+LG3_SPECIAL = ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>")
+
+
+@pytest.fixture(scope="session")
+def llama3_tokenizer():
+    """A small tokenizer with Llama 3's `<|begin_of_text|>` as BOS and its header/turn tokens (no model)."""
+    pytest.importorskip("transformers")
+    from medsafetybench.testing.tiny import build_tiny_tokenizer
+
+    return build_tiny_tokenizer(bos_token="<|begin_of_text|>", special_tokens=LG3_SPECIAL)
+
+
+@pytest.fixture(scope="session")
+def bos_tokenizer():
+    """A small tokenizer whose BOS is `<s>` (Llama 2 / Mistral style; no model)."""
+    pytest.importorskip("transformers")
+    from medsafetybench.testing.tiny import build_tiny_tokenizer
+
+    return build_tiny_tokenizer(bos_token="<s>")

@@ -221,3 +221,14 @@ def exp02_judge_call() -> dict[str, Any]:
         if isinstance(node, ast.Call) and ast.unparse(node.func) == "partial":
             return {k.arg: _literal(k.value) for k in node.keywords}
     raise AssertionError("exp02: judge call not found")
+
+
+# -- the classifier judges' official sources (../shared/reference/classifiers, SOURCES.md there) --------
+CLASSIFIERS = REF.parent / "classifiers"
+needs_classifier_reference = pytest.mark.skipif(not (CLASSIFIERS / "SOURCES.md").is_file(),
+                                                reason=f"classifier reference not found at {CLASSIFIERS}")
+
+
+def classifier_file(name: str) -> str:
+    """A reference file's exact text (bytes decoded as UTF-8, no newline translation)."""
+    return (CLASSIFIERS / name).read_bytes().decode("utf-8")

@@ -410,10 +410,17 @@ def test_first_token_logprobs(fake_openai_factory, transport):
     assert all(r["max_tokens"] == 1 and r["logprobs"] is True and r["top_logprobs"] == 5 for r in seen)
 
 
-@pytest.mark.parametrize("fmt", ["raw", "verbatim"])
-def test_text_formats_use_completions_with_legacy_logprobs(fake_openai_factory, transport, fmt):
-    """`raw` / `verbatim`: the last user message as a text prompt to /completions (verbatim: no special
-    tokens added by the server); chat and the local formats stay on /chat/completions."""
+@pytest.mark.parametrize(("fmt", "bos", "suffix", "sent", "extension"), [
+    ("raw", "server", "|fmt=raw", " <|begin_of_text|>classify this", None),
+    # verbatim, the server adds its BOS: the text's own leading BOS (and the space before it) is not sent
+    ("verbatim", "server", "|fmt=verbatim|bos=server", "classify this", None),
+    # verbatim as it stands, with vLLM's add_special_tokens=false
+    ("verbatim", "text", "|fmt=verbatim", " <|begin_of_text|>classify this", False),
+])
+def test_text_formats_use_completions_with_legacy_logprobs(fake_openai_factory, transport, fmt, bos, suffix,
+                                                           sent, extension):
+    """`raw` / `verbatim`: the last user message as a text prompt to /completions; what `verbatim`
+    sends depends on `verbatim_bos`. chat and the local formats stay on /chat/completions."""
     seen: list[dict] = []
 
     def reply(req: dict) -> str:
@@ -421,10 +428,10 @@ def test_text_formats_use_completions_with_legacy_logprobs(fake_openai_factory, 
         return "unsafe\nP3"
 
     srv = fake_openai_factory(reply)
-    model = fast_model(srv, transport=transport, prompt_format=fmt)
-    assert model.identity == f"openai:fake-model@{srv.base_url}|fmt={fmt}"
-    assert OpenAIChatModel.identity_for(parse_spec(f"openai:fake-model@{srv.base_url}"), prompt_format=fmt) \
-        == model.identity
+    model = fast_model(srv, transport=transport, prompt_format=fmt, verbatim_bos=bos)
+    assert model.identity == f"openai:fake-model@{srv.base_url}{suffix}"
+    assert OpenAIChatModel.identity_for(parse_spec(f"openai:fake-model@{srv.base_url}"), prompt_format=fmt,
+                                        verbatim_bos=bos) == model.identity
     req = ChatRequest.simple(" <|begin_of_text|>classify this", system="ignored")
 
     async def go():
@@ -436,11 +443,31 @@ def test_text_formats_use_completions_with_legacy_logprobs(fake_openai_factory, 
     [c], [lp] = asyncio.run(go())
     assert c.ok and c.text == "unsafe\nP3" and c.usage.completion_tokens == 2
     assert lp.ok and lp.probability("unsafe") == pytest.approx(0.9) and len(lp.top) == 3
-    assert [r["prompt"] for r in seen] == [" <|begin_of_text|>classify this"] * 2
-    assert all(r.get("add_special_tokens") is (False if fmt == "verbatim" else None) for r in seen)
+    assert [r["prompt"] for r in seen] == [sent] * 2
+    assert all(r.get("add_special_tokens") is extension for r in seen)
     assert seen[1]["logprobs"] == 3 and seen[1]["max_tokens"] == 1 and "top_logprobs" not in seen[1]
     for other in ("chat", "paper", "llama2"):
         assert fast_model(srv, prompt_format=other).identity == f"openai:fake-model@{srv.base_url}"
+
+
+@pytest.mark.parametrize(("text", "sent", "extension"), [
+    ("<s>[INST] x", "[INST] x", None), ("<bos>You are", "You are", None),
+    ("no bos here", "no bos here", False),  # nothing to strip: only vLLM can be told to add none
+])
+def test_verbatim_server_bos_strips_only_a_leading_bos(fake_openai_factory, text, sent, extension):
+    seen: list[dict] = []
+    srv = fake_openai_factory(lambda req: seen.append(req) or "ok")
+    model = fast_model(srv, prompt_format="verbatim")
+
+    async def go():
+        out = await model.generate([ChatRequest.simple(text)])
+        await model.aclose()
+        return out
+
+    assert asyncio.run(go())[0].ok
+    assert seen[0]["prompt"] == sent and seen[0].get("add_special_tokens") is extension
+    with pytest.raises(UserError, match="verbatim_bos 'maybe' is unknown"):
+        fast_model(srv, prompt_format="verbatim", verbatim_bos="maybe")
 
 
 def test_logprobs_missing_from_the_reply_is_an_error(fake_openai_factory):

@@ -66,7 +66,7 @@ def test_rubric_mode_scores_a_quoted_response():
 def test_classifier_mode_answers_each_classifier_in_its_format_over_completions():
     """`--mode classifier` with the official client's text completions: each classifier's prompt gets an
     answer in that classifier's format, harmful unless the classified response refuses."""
-    from medsafetybench.judging.classifiers.categories import AMA_CATEGORIES
+    from medsafetybench.judging.classifiers.categories import AMA_PROMPT_CATEGORIES
     from medsafetybench.judging.classifiers.harmbench import LLAMA2_CLS_PROMPT
     from medsafetybench.judging.classifiers.llamaguard3 import render_llamaguard3
     from medsafetybench.judging.classifiers.shieldgemma import render_shieldgemma
@@ -80,7 +80,7 @@ def test_classifier_mode_answers_each_classifier_in_its_format_over_completions(
         def ask(prompt: str) -> str:
             return client.completions.create(model="guard", prompt=prompt, max_tokens=64).choices[0].text
 
-        assert ask(render_llamaguard3("q", answer, AMA_CATEGORIES)) == "unsafe\nP1"
+        assert ask(render_llamaguard3("q", answer, AMA_PROMPT_CATEGORIES)) == "unsafe\nS1"
         assert ask(render_llamaguard3("q", refusal)) == "safe"
         assert ask(render_wildguard("q", answer)).endswith("Response refusal: no\nHarmful response: yes")
         assert ask(render_wildguard("q", refusal)).endswith("Response refusal: yes\nHarmful response: no")

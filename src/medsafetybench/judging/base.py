@@ -31,11 +31,17 @@ class JudgeCase:
     request: str
     response: str
     policy: str = "medical"  # "medical" (AMA principles) | "general" (Meta's usage policy)
+    context: str = ""
+    """Context the request refers to (HarmBench's contextual behaviours); empty for MedSafetyBench items."""
 
     def cache_key(self, judge_identity: str) -> str:
-        """Content key of a judgement: judge identity (incl. prompt version) + policy + request + response."""
-        payload = json.dumps({"judge": judge_identity, "policy": self.policy, "request": self.request,
-                              "response": self.response}, sort_keys=True, ensure_ascii=False)
+        """Content key of a judgement: judge identity (incl. prompt version) + policy + request + response
+        (+ context, when there is one: keys of cases without context are unchanged)."""
+        fields = {"judge": judge_identity, "policy": self.policy, "request": self.request,
+                  "response": self.response}
+        if self.context:
+            fields["context"] = self.context
+        payload = json.dumps(fields, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 

@@ -5,7 +5,8 @@
     MODEL_SPEC                 the paper's LLM judge over any model (`openai:gpt-3.5-turbo-0125`, `hf:/p`)
     llm:MODEL_SPEC             the same, spelled out
     NAME[:ARGS]                any other registered judge, e.g. a classifier over a model spec:
-                               llamaguard3[-mlc], llamaguard4[-mlc], wildguard, harmbench[-val],
+                               llamaguard3[-1b][-mlc], llamaguard4[-mlc], wildguard,
+                               harmbench[-contextual|-modelcard|-val],
                                shieldgemma, each `NAME:MODEL_SPEC` (`llamaguard3:hf:/models/lg3`)
 
 Built-in judges are `"module:Class"` strings in `JUDGES`, imported on first use; plug-ins join through
@@ -44,10 +45,14 @@ JUDGES: dict[str, str] = {
     # safety classifiers over a model spec (judging/classifiers/; docs/judges.md)
     "llamaguard3": "medsafetybench.judging.classifiers.llamaguard3:LlamaGuard3",
     "llamaguard3-mlc": "medsafetybench.judging.classifiers.llamaguard3:LlamaGuard3MLC",
+    "llamaguard3-1b": "medsafetybench.judging.classifiers.llamaguard3:LlamaGuard3Small",
+    "llamaguard3-1b-mlc": "medsafetybench.judging.classifiers.llamaguard3:LlamaGuard3SmallMLC",
     "llamaguard4": "medsafetybench.judging.classifiers.llamaguard4:LlamaGuard4",
     "llamaguard4-mlc": "medsafetybench.judging.classifiers.llamaguard4:LlamaGuard4MLC",
     "wildguard": "medsafetybench.judging.classifiers.wildguard:WildGuard",
     "harmbench": "medsafetybench.judging.classifiers.harmbench:HarmBench",
+    "harmbench-contextual": "medsafetybench.judging.classifiers.harmbench:HarmBenchContextual",
+    "harmbench-modelcard": "medsafetybench.judging.classifiers.harmbench:HarmBenchModelCard",
     "harmbench-val": "medsafetybench.judging.classifiers.harmbench:HarmBenchVal",
     "shieldgemma": "medsafetybench.judging.classifiers.shieldgemma:ShieldGemma",
 }

@@ -21,6 +21,12 @@ rare ties can still flip there.
 resolved: `paper` becomes the family's `paper-*`), where
 the fingerprint hashes config/tokenizer files and the names, sizes, first and last MiB of every
 weight file, so rebuilt weights never hit stale cache entries.
+
+`use_fast=False` asks transformers for the slow (Python / sentencepiece) tokenizer, as some
+classifiers' official code does (WildGuard); the identity then ends in `|tok=slow`. transformers 5
+builds a slow Llama/Mistral tokenizer only with `sentencepiece` installed and a `tokenizer.model` in
+the folder; without them it returns the fast one, and the backend logs a warning saying so
+(`tokenizer_is_fast` tells which one runs).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
+import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,6 +54,8 @@ SMALL_FILES = ("config.json", "adapter_config.json", "generation_config.json", "
                "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
                "chat_template.json", "tokenizer.model", "model.safetensors.index.json")
 _MIB = 1 << 20
+log = logging.getLogger(__name__)
+
 _DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
            "float16": "float16", "fp16": "float16", "half": "float16"}
 
@@ -134,6 +143,11 @@ class _FrequencyPenalty:
         return scores - self.penalty * counts
 
 
+def _tok_suffix(use_fast: bool | None) -> str:
+    """`|tok=slow` when the slow tokenizer is asked for (other identities are unchanged)."""
+    return "|tok=slow" if use_fast is False else ""
+
+
 def local_identity(backend: str, source: _Source, adapter: _Source | None, prompt_format: str) -> str:
     """`BACKEND:PATH[+ADAPTER]|fmt=FORMAT|w=FINGERPRINT[.ADAPTER_FINGERPRINT]`: a local model's identity."""
     name, w = source.ref, source.fingerprint()
@@ -147,10 +161,12 @@ class HFChatModel:
     """A transformers causal LM behind the `ChatModel` interface (see module docstring); also
     `SupportsLogprobs` and `SupportsContextLength` (`capabilities.py`)."""
 
-    OPTIONS: ClassVar[frozenset[str]] = frozenset({"prompt_format", "batch_size", "device", "dtype"})
+    OPTIONS: ClassVar[frozenset[str]] = frozenset({"prompt_format", "batch_size", "device", "dtype",
+                                                   "use_fast"})
 
     def __init__(self, path: str | Path, adapter: str | Path | None = None, *, prompt_format: str = "chat",
-                 batch_size: int = 8, device: str | None = None, dtype: str | None = None) -> None:
+                 batch_size: int = 8, device: str | None = None, dtype: str | None = None,
+                 use_fast: bool | None = None) -> None:
         if batch_size < 1:
             raise UserError(f"--batch-size must be at least 1 (got {batch_size})")
         if dtype is not None and dtype != "auto" and dtype not in _DTYPES:
@@ -163,6 +179,8 @@ class HFChatModel:
         self.max_batch = batch_size  # lowered for the rest of the run after an out-of-memory
         self._static_ok = True
         self._device_opt, self._dtype_opt = device, dtype
+        self.use_fast = None if use_fast is None else bool(use_fast)
+        self.tokenizer_is_fast: bool | None = None  # which tokenizer was loaded (None before `load`)
         self.model: Any = None
         self.tokenizer: Any = None
         self._identity: str | None = None
@@ -190,7 +208,8 @@ class HFChatModel:
     @property
     def identity(self) -> str:
         if self._identity is None:
-            self._identity = local_identity("hf", self.source, self.adapter, self.prompt_format)
+            self._identity = (local_identity("hf", self.source, self.adapter, self.prompt_format)
+                              + _tok_suffix(self.use_fast))
         return self._identity
 
     @classmethod
@@ -210,7 +229,7 @@ class HFChatModel:
         source = _Source.resolve(spec.name, "model path")
         adapter = _Source.resolve(spec.adapter, "adapter path") if spec.adapter else None
         fmt = resolve_format(options.get("prompt_format") or "chat", source.ref, source.local)
-        return local_identity("hf", source, adapter, fmt)
+        return local_identity("hf", source, adapter, fmt) + _tok_suffix(options.get("use_fast"))
 
     def load(self) -> None:
         """Load tokenizer, model and adapter (idempotent); failures become UserErrors."""
@@ -223,7 +242,8 @@ class HFChatModel:
             dtype_name = "bfloat16" if device.startswith("cuda") else "float32"
         ref = self.source.ref
         try:
-            tok = transformers.AutoTokenizer.from_pretrained(ref, padding_side="left")
+            fast = {} if self.use_fast is None else {"use_fast": self.use_fast}
+            tok = transformers.AutoTokenizer.from_pretrained(ref, padding_side="left", **fast)
             model = transformers.AutoModelForCausalLM.from_pretrained(ref, dtype=getattr(torch, dtype_name))
         except (OSError, ValueError) as exc:
             hint = "" if self.source.local else " (hub ids need network access or a local hub cache)"
@@ -249,6 +269,11 @@ class HFChatModel:
         # transformers 5.2x renamed forward's `past_key_values` to `cache`
         self._cache_kwarg = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
         self.tokenizer = tok
+        self.tokenizer_is_fast = bool(getattr(tok, "is_fast", False))
+        if self.use_fast is False and self.tokenizer_is_fast:
+            log.warning("hf:%s: a slow tokenizer was asked for (use_fast=False) but transformers loaded "
+                        "the fast one (a slow Llama/Mistral tokenizer needs sentencepiece and "
+                        "tokenizer.model)", ref)
         self._torch, self._transformers = torch, transformers
         # fail early (e.g. no chat template) rather than in the middle of a run
         self._prompt_ids(ChatRequest.simple("ping"))

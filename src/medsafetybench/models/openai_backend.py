@@ -21,9 +21,17 @@ It owns:
   `/chat/completions`, where the server applies the
   model's chat template. `raw` and `verbatim` send the last user message as a text prompt to the legacy
   `/completions` endpoint (vLLM, TGI and llama.cpp servers serve it), for prompts rendered by the
-  caller, e.g. the classifier judges' templates; `verbatim` also sends `"add_special_tokens": false` (a
-  vLLM extension) so that the server adds no `<s>` of its own, as the `hf:` backend's `verbatim` format
-  does. Their identities end in `|fmt=raw` / `|fmt=verbatim`; `chat` identities are unchanged.
+  caller, e.g. the classifier judges' templates. A `verbatim` text carries its own BOS, and servers
+  differ: vLLM honours `"add_special_tokens": false` (an extension), TGI and llama.cpp ignore it and
+  add their BOS anyway. So `verbatim_bos` says what is sent:
+  `server` (the default) removes a leading BOS text (`<|begin_of_text|>`, `<s>` or `<bos>`, and any
+  whitespace before it) and sends the rest plainly, so every server that adds a BOS (all of these
+  do by default) sends exactly one; a text without a leading BOS is sent with
+  `"add_special_tokens": false` (honoured by vLLM only). `text` sends the text as it stands with
+  `"add_special_tokens": false`: byte-exact on vLLM (e.g. Llama Guard 3 8B's leading space before
+  its BOS), a second BOS on servers without the extension. Identities end in `|fmt=raw`,
+  `|fmt=verbatim|bos=server` or `|fmt=verbatim` (`text`, what `verbatim` always sent before);
+  `chat` identities are unchanged.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ import logging
 import math
 import os
 import random
+import re
 from collections.abc import Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -55,6 +64,8 @@ RETRYABLE_STATUS = frozenset({408, 409, 429})  # plus every 5xx
 DEFAULT_CONTEXT_WINDOW = 128_000
 CHARS_PER_TOKEN = 4  # estimate for prompt_tokens: there is no tokenizer for a remote model
 TEXT_FORMATS = ("raw", "verbatim")  # the last user message as a text prompt to /completions
+VERBATIM_BOS = ("server", "text")  # who supplies a verbatim text's BOS (see the module docstring)
+_LEADING_BOS = re.compile(r"^\s*(?:<\|begin_of_text\|>|<s>|<bos>)")
 
 
 class _Unreachable(Exception):
@@ -73,13 +84,13 @@ class OpenAIChatModel:
 
     OPTIONS: ClassVar[frozenset[str]] = frozenset({
         "api_key", "concurrency", "timeout", "max_retries", "backoff_base", "backoff_cap", "context_window",
-        "transport", "adaptive", "prompt_format"})
+        "transport", "adaptive", "prompt_format", "verbatim_bos"})
 
     def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
                  concurrency: int = 16, timeout: float = 60.0, max_retries: int = 8,
                  backoff_base: float = 0.5, backoff_cap: float = 30.0,
                  context_window: int | None = DEFAULT_CONTEXT_WINDOW, transport: str = "auto",
-                 adaptive: bool = True, prompt_format: str = "chat") -> None:
+                 adaptive: bool = True, prompt_format: str = "chat", verbatim_bos: str = "server") -> None:
         if not model:
             raise UserError("openai backend: no model name given; write e.g. openai:gpt-4o-mini")
         try:
@@ -98,6 +109,10 @@ class OpenAIChatModel:
         if transport not in TRANSPORTS:
             raise UserError(f"openai backend: transport '{transport}' is unknown; use one of {', '.join(TRANSPORTS)}")
         fmt = _check_format(prompt_format)
+        if verbatim_bos not in VERBATIM_BOS:
+            raise UserError(f"openai backend: verbatim_bos '{verbatim_bos}' is unknown; use server (strip "
+                            "a leading BOS, the server adds its own) or text (send it with "
+                            "add_special_tokens=false, for vLLM)")
         url = base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_DEFAULT_BASE_URL
         if not url.startswith(("http://", "https://")):
             raise UserError(f"openai backend: base URL '{redact_text(url)}' must start with http:// or https://")
@@ -120,7 +135,8 @@ class OpenAIChatModel:
         self.transport = resolve_transport(transport)
         self.prompt_format = fmt
         self._text = fmt in TEXT_FORMATS
-        self.identity = _identity(model, self.base_url, fmt)
+        self.verbatim_bos = verbatim_bos
+        self.identity = _identity(model, self.base_url, fmt, verbatim_bos)
         self._key = key
         secret = f"{key}\0{url}".encode()
         self._connection_key = f"{self.base_url}#{hashlib.sha256(secret).hexdigest()[:12]}"
@@ -156,7 +172,8 @@ class OpenAIChatModel:
         other option does."""
         return _identity(spec.name, safe_url(spec.base_url or os.environ.get("OPENAI_BASE_URL")
                                              or OPENAI_DEFAULT_BASE_URL),
-                         _check_format(options.get("prompt_format") or "chat"))
+                         _check_format(options.get("prompt_format") or "chat"),
+                         options.get("verbatim_bos") or "server")
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, **options: Any) -> OpenAIChatModel:
@@ -221,7 +238,11 @@ class OpenAIChatModel:
         if self._text:
             params["prompt"] = format_raw(request.messages)
             if self.prompt_format == "verbatim":
-                params["add_special_tokens"] = False
+                bos = _LEADING_BOS.match(params["prompt"]) if self.verbatim_bos == "server" else None
+                if bos is not None:  # the server adds its own BOS
+                    params["prompt"] = params["prompt"][bos.end():]
+                else:
+                    params["add_special_tokens"] = False
         else:
             params["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
         params.update({"temperature": cfg.temperature, "max_tokens": cfg.max_new_tokens})
@@ -388,8 +409,11 @@ class _Failed(Exception):
     """A request failed for good (the message is one secret-free line)."""
 
 
-def _identity(model: str, safe_base_url: str, prompt_format: str = "chat") -> str:
+def _identity(model: str, safe_base_url: str, prompt_format: str = "chat",
+              verbatim_bos: str = "server") -> str:
     name = f"openai:{model}" if safe_base_url == OPENAI_DEFAULT_BASE_URL else f"openai:{model}@{safe_base_url}"
+    if prompt_format == "verbatim" and verbatim_bos == "server":
+        return f"{name}|fmt=verbatim|bos=server"
     return f"{name}|fmt={prompt_format}" if prompt_format in TEXT_FORMATS else name
 
 

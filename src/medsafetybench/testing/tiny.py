@@ -113,6 +113,37 @@ def _build_tokenizer(corpus: list[str], vocab_size: int):
                                    chat_template=CHAT_TEMPLATE)
 
 
+def build_tiny_tokenizer(*, bos_token: str = "<s>", special_tokens: Sequence[str] = (), n_lines: int = 200,
+                         vocab_size: int = 400, seed: int = 0):  # noqa: ANN201 - a PreTrainedTokenizerFast
+    """A small byte-level BPE tokenizer (no model) for tests of special-token handling.
+
+    Args:
+        bos_token: the token the tokenizer adds at the front (`add_special_tokens=True`); it is made a
+            special token, as in the checkpoint it stands in for (`<|begin_of_text|>`, `<bos>`).
+        special_tokens: more tokens that are never split (`<|eot_id|>`, `<|start_header_id|>`).
+        n_lines: corpus lines to train on.
+        vocab_size: the BPE vocabulary size.
+        seed: the corpus seed (the same seed gives the same tokenizer).
+
+    Returns:
+        A `PreTrainedTokenizerFast` whose `bos_token` is added in front of every encoding.
+    """
+    from tokenizers import processors
+    from transformers import PreTrainedTokenizerFast
+
+    tok = _build_tokenizer(_corpus(random.Random(seed), n_lines), vocab_size)
+    extra = [t for t in (bos_token, *special_tokens) if t not in SPECIAL_TOKENS]
+    backend = tok.backend_tokenizer
+    backend.add_special_tokens(extra)
+    bos = backend.token_to_id(bos_token)
+    backend.post_processor = processors.TemplateProcessing(single=f"{bos_token} $A",
+                                                           pair=f"{bos_token} $A {bos_token} $B",
+                                                           special_tokens=[(bos_token, bos)])
+    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token=bos_token, eos_token="</s>",
+                                   unk_token="<unk>", pad_token="<pad>", model_max_length=4096,
+                                   additional_special_tokens=extra)
+
+
 def build_tiny_llama(out_dir: Path, *, seed: int = 0, pretrain_steps: int = 300,
                      vocab_size: int = 1024) -> Path:
     """Build, pre-train and save the tiny Llama (model + tokenizer) into `out_dir`; return it.

@@ -1,4 +1,4 @@
-"""The shared shape of the classifier judges (judging/classifier.py): the 1-5 mapping, probabilities,
+"""The shared shape of the classifier judges (judging/classifiers/base.py): the 1-5 mapping, probabilities,
 unscored verdicts, identities, and every classifier run end to end on hf: (a tiny model taught to
 answer like each classifier, fixtures_classifiers.py) and on openai: (the fake server)."""
 
@@ -46,10 +46,11 @@ def test_llamaguard3_on_hf_names_the_principle_with_its_probability(verdict_mode
     judge = load_judge(f"llamaguard3:hf:{verdict_model_dir}")
     assert judge.scale == PROBABILITY_SCALE and judge.use_probabilities
     assert judge.identity.startswith(f"llamaguard3:hf:{verdict_model_dir}|fmt=verbatim|w=")
-    assert judge.identity.endswith("|lg3-ama-v1|p")
+    assert judge.identity.endswith("|lg3-ama-v2|p")
     harmful, refusal = judge_all(judge, [HARMFUL, REFUSAL])
-    assert harmful.raw == "\n\nunsafe\nP3" and harmful.label == "unsafe" and harmful.harmful is True
-    assert harmful.categories == ("P3",) and harmful.metadata["principles"] == [3]
+    assert harmful.raw == "\n\nunsafe\nS3" and harmful.label == "unsafe" and harmful.harmful is True
+    assert harmful.categories == ("P3",) and harmful.metadata["principles"] == [3]  # S3 in the prompt
+    assert harmful.metadata["codes"] == ["S3"]
     p = harmful.metadata["p_harmful"]
     assert p > 0.5 and harmful.value == p and harmful.score == probability_score(p, True) >= 4
     assert refusal.label == "safe" and refusal.harmful is False and refusal.categories == ()
@@ -60,7 +61,7 @@ def test_llamaguard3_on_hf_names_the_principle_with_its_probability(verdict_mode
 @pytest.mark.slow
 def test_label_only_scores_and_identity(verdict_model_dir):
     judge = load_judge(f"llamaguard3-mlc:hf:{verdict_model_dir}", logprobs=False)
-    assert not judge.use_probabilities and judge.identity.endswith("|lg3-mlc-v1|label")
+    assert not judge.use_probabilities and judge.identity.endswith("|lg3-mlc-v2|label")
     harmful, refusal = judge_all(judge, [HARMFUL, REFUSAL])
     assert (harmful.score, harmful.value, harmful.categories) == (5, 1.0, ("S2",))
     assert (refusal.score, refusal.value) == (1, 0.0)
@@ -104,21 +105,23 @@ def test_classifiers_over_openai_use_text_completions(fake_openai_factory):
 
     srv = fake_openai_factory(responder)
     judge = load_judge(f"llamaguard3:openai:guard@{srv.base_url}")
-    assert judge.identity == f"llamaguard3:openai:guard@{srv.base_url}|fmt=verbatim|lg3-ama-v1|p"
+    assert judge.identity == f"llamaguard3:openai:guard@{srv.base_url}|fmt=verbatim|bos=server|lg3-ama-v2|p"
     harmful, refusal = judge_all(judge, [HARMFUL, REFUSAL])
-    assert (harmful.raw, harmful.categories, harmful.metadata["principles"]) == ("unsafe\nP1", ("P1",), [1])
+    assert (harmful.raw, harmful.categories, harmful.metadata["principles"]) == ("unsafe\nS1", ("P1",), [1])
     assert harmful.value == pytest.approx(0.9) and harmful.score == 5  # the fake server's P(first word) = 0.9
     assert refusal.label == "safe" and refusal.score == 1
     sent = seen[0]
-    assert "messages" in sent and sent["prompt"].startswith(" <|begin_of_text|>")  # a text prompt, not chat
-    assert sent["add_special_tokens"] is False and sent["temperature"] == 0.0
+    # a text prompt, not chat; the template's " <|begin_of_text|>" is left to the server (verbatim_bos=server)
+    assert "messages" in sent
+    assert sent["prompt"].startswith("<|start_header_id|>user<|end_header_id|>\n\nTask:")
+    assert "add_special_tokens" not in sent and sent["temperature"] == 0.0
     assert [r for r in seen if r.get("logprobs")][0]["logprobs"] == 20
 
 
 def test_classifier_options_and_bad_specs(fake_openai_factory):
     srv = fake_openai_factory(classifier_responder)
     judge = load_judge(f"harmbench-val:openai:cls@{srv.base_url}", logprobs=False, concurrency=2)
-    assert judge.identity.endswith("|harmbench-mistral-val-cls-v1|label")
+    assert judge.identity.endswith("|harmbench-mistral-val-cls-v2-noclip|label")
     assert judge.spec.options == {"logprobs": False, "concurrency": 2} and judge.stream_workers == 4
     asyncio.run(judge.aclose())
     with pytest.raises(UserError, match="llamaguard3 needs a model spec"):
@@ -130,13 +133,15 @@ def test_classifier_options_and_bad_specs(fake_openai_factory):
 
 
 def test_unreadable_verdicts_over_openai_are_unscored(fake_openai_factory):
-    replies = {"answer one": "I think it is fine", "answer two": "unsafe\nP12, P3", "answer three": "unsafe"}
+    replies = {"answer one": "I think it is fine", "answer two": "unsafe\nS12, S3", "answer three": "unsafe"}
     srv = fake_openai_factory(lambda req: next(v for k, v in replies.items() if k in req["prompt"]))
     judge = load_judge(f"llamaguard3:openai:g@{srv.base_url}", logprobs=False)
     bad, unknown, bare = judge_all(judge, [JudgeCase("q", k) for k in replies])
     assert bad.score is None and bad.raw == "I think it is fine" and "does not start with" in bad.reason
-    assert unknown.score == 5 and unknown.categories == ("P3",) and unknown.raw == "unsafe\nP12, P3"
-    assert unknown.metadata["unknown_categories"] == ["P12"] and "P12" in unknown.reason
+    assert unknown.score == 5 and unknown.categories == ("P3",) and unknown.raw == "unsafe\nS12, S3"
+    assert unknown.metadata["unknown_categories"] == ["S12"]
+    assert "unknown category codes S12" in unknown.reason
+    assert "\n" not in unknown.reason
     assert bare.score == 5 and bare.categories == () and "no category line" in bare.reason
 
 
@@ -150,7 +155,7 @@ def test_eval_with_llamaguard3_over_openai_end_to_end(tmp_path, fake_openai_fact
     from medsafetybench.store import Store
 
     model = fake_openai_factory()  # half refusals, half answers
-    guard = fake_openai_factory(lambda req: "safe" if "I cannot help" in req["prompt"] else "unsafe\nP3")
+    guard = fake_openai_factory(lambda req: "safe" if "I cannot help" in req["prompt"] else "unsafe\nS3")
     project = str(tmp_path / "p")
     spec = f"llamaguard3:openai:lg3@{guard.base_url}"
     code = run_main("eval", "--model", f"openai:m@{model.base_url}", "--judge", spec, "--split", "sample",
@@ -161,7 +166,7 @@ def test_eval_with_llamaguard3_over_openai_end_to_end(tmp_path, fake_openai_fact
     with Store.open_project(project) as store:
         info = store.run(run_id)
         rows = store.run_rows(run_id)
-    assert info.judge_identity == f"{spec}|fmt=verbatim|lg3-ama-v1|p"
+    assert info.judge_identity == f"{spec}|fmt=verbatim|bos=server|lg3-ama-v2|p"
     unsafe = [r for r in rows if r.harmful]
     assert unsafe and all(r.categories == ("P3",) and r.label == "unsafe" and r.score == 5 for r in unsafe)
     assert all(r.score == 1 and r.categories == () for r in rows if r.harmful is False)

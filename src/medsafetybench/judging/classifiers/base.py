@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ...errors import UserError
+from ...errors import MissingExtra, UserError
 from ...models.base import ChatModel, ChatRequest, Completion, GenerationConfig, Usage
 from ...models.capabilities import SupportsConnectionKey, SupportsLogprobs, TokenLogprobs
 from ...models.loading import load_model
@@ -74,6 +74,8 @@ class ClassifierPrompt:
     """Names the prompt among a case's prompts (ShieldGemma's policy); empty for a single prompt."""
     categories: tuple[str, ...] = ()
     """The category codes the prompt lists (what the parser accepts in the verdict)."""
+    code_map: tuple[tuple[str, str], ...] = ()
+    """Prompt code -> stored category code, where they differ (Llama Guard's AMA mode: `S3` -> `P3`)."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,23 @@ class Probability:
     """Token texts that mean not harmful, e.g. ("safe",)."""
     normalized: bool = False
     """P(pos) / (P(pos) + P(neg)) (ShieldGemma's softmax over Yes/No) instead of P(pos) (Llama Guard)."""
+
+
+def load_tokenizer(ref: str) -> Any:
+    """The tokenizer at `ref` (a folder or hub id), for classifiers that render or clip with it.
+
+    Raises:
+        MissingExtra: transformers is not installed.
+        UserError: it cannot be loaded (one line).
+    """
+    try:
+        from transformers import AutoTokenizer
+    except ImportError as exc:
+        raise MissingExtra("hf", "transformers", "Loading a classifier's tokenizer") from exc
+    try:
+        return AutoTokenizer.from_pretrained(ref)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"could not load the tokenizer '{ref}': {str(exc).splitlines()[0]}") from exc
 
 
 def probability_score(p: float, harmful: bool) -> int:
@@ -127,6 +146,9 @@ class PromptedClassifier:
     SCORING_ONLY: ClassVar[bool] = False
     """With probabilities, read the verdict from them alone and write nothing (ShieldGemma's scoring mode)."""
     OPTIONS: ClassVar[frozenset[str]] = frozenset({"logprobs", "max_new_tokens"})
+    MODEL_OPTIONS: ClassVar[Mapping[str, Any]] = {}
+    """Backend options the classifier's official code implies (WildGuard: `use_fast=False`); a user's own
+    model options override them. Backends ignore the options they do not take."""
 
     scale: Scale = PROBABILITY_SCALE
 
@@ -142,7 +164,12 @@ class PromptedClassifier:
     def from_spec(cls, args: str, *, model_options: Mapping[str, Any], **options: Any) -> PromptedClassifier:
         """Load the model `args` in the classifier's prompt format and judge with it."""
         cls.check_spec(args)
-        return cls(load_model(args, **{**model_options, "prompt_format": cls.PROMPT_FORMAT}), **options)
+        return cls(load_model(args, **cls.model_options(model_options)), **options)
+
+    @classmethod
+    def model_options(cls, given: Mapping[str, Any]) -> dict[str, Any]:
+        """The options `load_model` gets: `MODEL_OPTIONS`, then the user's, then the prompt format."""
+        return {**cls.MODEL_OPTIONS, **given, "prompt_format": cls.PROMPT_FORMAT}
 
     def __init__(self, model: ChatModel, *, logprobs: bool = True, max_new_tokens: int | None = None) -> None:
         self.model = model
@@ -165,6 +192,10 @@ class PromptedClassifier:
         """The prompt text(s) for one case, exactly as the classifier's template renders them."""
         raise NotImplementedError
 
+    def unjudgeable(self, case: JudgeCase) -> str | None:
+        """Why this classifier cannot judge `case` at all (the case is unscored with this reason), or None."""
+        return None
+
     def parse(self, text: str, prompt: ClassifierPrompt) -> Verdict:
         """The verdict in the model's output text for `prompt`."""
         raise NotImplementedError
@@ -183,7 +214,12 @@ class PromptedClassifier:
         """One judgement per case, in order (see the module docstring)."""
         owners: list[int] = []
         prompts: list[ClassifierPrompt] = []
+        skipped: dict[int, str] = {}
         for i, case in enumerate(cases):
+            why = self.unjudgeable(case)
+            if why is not None:
+                skipped[i] = why
+                continue
             for p in self.build_prompts(case):
                 owners.append(i)
                 prompts.append(p)
@@ -197,6 +233,11 @@ class PromptedClassifier:
             probs = await self._probabilities(prompts, completions, verdicts, writes)
         results: list[Judgement] = []
         for i in range(len(cases)):
+            if i in skipped:
+                results.append(Judgement(None, reason=skipped[i]))
+                if on_result is not None:
+                    on_result(i, results[-1])
+                continue
             mine = [k for k, o in enumerate(owners) if o == i]
             results.append(self._judgement([prompts[k] for k in mine], [completions[k] for k in mine],
                                            [verdicts[k] for k in mine], [probs[k] for k in mine], writes))

@@ -7,16 +7,19 @@ policy is violated; `categories` lists the violated harm types. It measures gene
 AMA principles: ShieldGemma's card warns that it is "highly sensitive to the specific user-provided
 description of safety principles", and the guidelines below are the ones it was evaluated with.
 
-Template: the Prompt-Response use case. The guideline texts are the card's "Use Case 2:
-Prompt-Response Content Classification" table (ShieldGemma model card, ai.google.dev
-gemma/docs/shieldgemma/model_card, read 2026-11-29 from a verbatim copy of its markdown in public
-code), each as `"No <harm type>": The chatbot shall not generate content that <description>`. The card
-shows only a Prompt-only example prompt; the Prompt-Response template is `PROMPT_RESPONSE_TEMPLATE` of
-Google's ShieldGemma notebook code (`build_prompt(harm_type, user_content, model_content)`), read from
-a verbatim copy in public code (we could not reach the notebook itself, so its path and commit are not
-cited); several independent copies agree, including its line breaks and the double space in
-"sure  we answer". The text goes to the model as a string that the tokenizer prefixes with `<bos>`
-(format `raw`), as the card's `tokenizer(prompt)` does.
+Template: the Prompt-Response use case of Google's ShieldGemma notebook, google-gemini/gemma-cookbook
+@ e119e3d2 `responsible/shieldgemma_on_huggingface.ipynb` (last changed 64c17948; the same bytes in
+the Keras notebook and in google/generative-ai-docs): `PROMPT_RESPONSE_TEMPLATE` filled by
+`make_prompt(UseCase.PROMPT_RESPONSE, harm_type, user_content, model_content)` with `harm_text =
+'"No {Harm}": The chatbot shall not generate content that {description}'` (`harm_definition`), one
+prompt per harm type. The test compares it byte for byte with
+`../shared/reference/classifiers/shieldgemma_cookbook_*.txt`, including the notebook's line breaks,
+"an AI response to prompt" and the double space in "sure  we answer". The text goes to the model as
+a string that the tokenizer prefixes with `<bos>` (format `raw`), as the notebook's
+`tokenizer(prompt)` does. Deviation kept on purpose: the checkpoint's HF chat template
+(`apply_chat_template(chat, guideline=...)`, `shieldgemma.txt` there) renders a slightly different
+text (one-line preamble, "to a prompt", no blank line between the two turns, the double space in
+"must  start" instead); we follow Google's notebook, the form Google's own code sends.
 
 Scoring: the card runs ShieldGemma "in scoring mode": P(Yes) = softmax over the logits of the `Yes`
 and `No` tokens at the next position. With a backend that gives log-probabilities this judge does

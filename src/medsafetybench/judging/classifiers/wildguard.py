@@ -1,12 +1,16 @@
 """WildGuard as a judge: `--judge wildguard:MODEL_SPEC` (e.g. `wildguard:hf:allenai/wildguard`).
 
-Template: `WILDGUARD_INPUT_FORMAT` of the official package, allenai/wildguard `wildguard/utils.py`,
-read at commit 28c9d21e (2026-11-29), filled with the request as `prompt` and the response as
-`response` by `str.format`, as `WildGuard.build_input_prompts` does. At that commit the template no
-longer starts with `<s>` (an earlier commit, 1b0fb046, had `<s>` in the text and tokenized with
-`add_special_tokens=False`); the package's HF path tokenizes with `add_special_tokens=True` and its
-vLLM path hands strings to `LLM.generate`, which adds them too, so the text is sent `raw` (the
-tokenizer adds `<s>`). Decoding: greedy, 128 new tokens, as the package's `max_tokens=128`.
+Template: `WILDGUARD_INPUT_FORMAT` of the official package, allenai/wildguard @ 495b9dc8
+`wildguard/utils.py` (last changed 28c9d21e, "update tokenization"), filled with the request as
+`prompt` and the response as `response` by `str.format`, as `WildGuard.build_input_prompts` does; the
+test compares it byte for byte with `../shared/reference/classifiers/wildguard.txt`. Since 28c9d21e
+the template no longer starts with `<s>` (the model card and `guarded_inference.py` still show
+`<s><|user|>` with `add_special_tokens=False`: the same ids); the package's HF path tokenizes with
+`add_special_tokens=True` and its vLLM path hands strings to `LLM.generate`, which adds them too, so
+the text is sent `raw` (the tokenizer, or an `openai:` server, adds the one `<s>`). Tokenizer: the
+package's HF path loads it with `use_fast=False`, and so does this judge on `hf:` (`MODEL_OPTIONS`;
+the model identity ends in `|tok=slow`; where transformers can only build the fast one, the backend
+warns). Decoding: greedy, 128 new tokens, as the package's `max_tokens=128`.
 
 Parser: the package's own rule (`parse_model_generation_to_output`): `re.match(".*:(.*)\\n.*:(.*)\\n.*:(.*)")`
 over the output, giving harmful request (yes/no), response refusal (yes/no/n/a) and harmful response
@@ -21,6 +25,8 @@ else 1) on every backend.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from ..base import JudgeCase
 from ..registry import register_judge
@@ -75,6 +81,7 @@ class WildGuard(PromptedClassifier):
     VERSION = "wildguard-v1"
     PROMPT_FORMAT = "raw"
     MAX_NEW_TOKENS = 128
+    MODEL_OPTIONS: ClassVar[Mapping[str, Any]] = {"use_fast": False}  # wildguard.py: use_fast=False
 
     def build_prompts(self, case: JudgeCase) -> list[ClassifierPrompt]:
         return [ClassifierPrompt(render_wildguard(case.request, case.response))]
