@@ -167,7 +167,7 @@ def runs_cmd(project: ProjectOpt = None, as_json: JsonOpt = False,
             raise UserError(f"--kind '{kind}' is unknown: use safety or overrefusal")
         rows = [(info, summarise_run(store, info.id)) for info in store.runs(kind=kind, tag=tag)]
     if as_json:
-        print(json.dumps([{"run_id": i.id, "name": i.name, "model": i.model_spec, "model_identity": i.model_identity,
+        print(json.dumps([{"run_id": i.id, "name": i.name, "aliases": list(i.aliases), "model": i.model_spec, "model_identity": i.model_identity,
                            "kind": i.kind, "tags": list(i.tags), "judge": i.judge_identity, "judges": list(i.judges),
                            "n_items": i.n_items, "items": i.provenance.get("items"), "items_digest": i.items_digest,
                            "settings_digest": i.settings_digest, "created_at": i.created_at,
@@ -193,7 +193,8 @@ def show_cmd(run: Annotated[str, typer.Argument(help="Run id, unique prefix or n
         cals = _calibration(store, info.id, [j for j in judges if not _human(j)])
     if as_json:
         first = next(iter(summaries.values()), None)
-        print(json.dumps({"run_id": info.id, "name": info.name, "model": info.model_spec,
+        print(json.dumps({"run_id": info.id, "name": info.name, "aliases": list(info.aliases),
+                          "model": info.model_spec,
                           "model_identity": info.model_identity, "judge": info.judge_identity,
                           "settings": info.settings, "provenance": info.provenance, "items_digest": info.items_digest,
                           "settings_digest": info.settings_digest,

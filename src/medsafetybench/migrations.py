@@ -320,6 +320,22 @@ def _generation_v2_values(conn: sqlite3.Connection) -> None:
                      (int(text.startswith(target.strip())), int(any(p in text for p in _GCG_V1_REFUSALS)), key))
 
 
+# core v3: a run keeps every name it was given. A run is one model identity asked one item set under one
+# set of settings (judges attach to it), so a second `--name` for the same evaluation used to rename the run
+# silently; now `runs.name` is the first name (shown) and `run_names` holds it and every later name
+# (aliases), each resolving to its run. Stores written before keep the one name each run had.
+_CORE_V3 = """
+CREATE TABLE run_names (
+    name TEXT NOT NULL,
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    added_at REAL NOT NULL,
+    PRIMARY KEY (name, run_id)
+);
+CREATE INDEX run_names_run ON run_names(run_id);
+INSERT INTO run_names SELECT name, id, updated_at FROM runs WHERE name IS NOT NULL
+"""
+
+
 MIGRATIONS: list[Migration] = [
     Migration("core", 1, "runs, run items, responses and judgements (release 0.1.0)", _CORE_V1),
     Migration("medqa", 1, "per-question medical QA scores (release 0.1.0)", _MEDQA_V1),
@@ -335,6 +351,7 @@ MIGRATIONS: list[Migration] = [
               _GENERATION_V2, _generation_v2_values),
     Migration("medqa", 2, "protocol, settings and replicate of every medical QA score (0.1.0 rows: harness, "
               "no BOS / 64-token generations)", _MEDQA_V2),
+    Migration("core", 3, "every name a run was given (the first shown, later ones aliases)", _CORE_V3),
 ]
 
 

@@ -5,8 +5,12 @@ of each response). The stages (`medsafetybench.stages`) ask the model only for r
 does not hold and each judge only for judgements it does not hold, streamed into each other;
 `respond_stage` and `judge_stage` run one stage alone; `summarise_run` reads the store. Each stage
 reads its inputs from the store and writes its outputs there, so a killed run resumes with only the
-missing calls. The run id is a content hash of the model identity, settings and items (judges attach
-to a run); asking for the same evaluation again finds the same run.
+missing calls.
+
+What a run is: the run key is (model identity, settings, items, kind), hashed by `run_id_for`; judges
+are not part of it and attach to the run (the first is its primary judge). Asking for the same
+evaluation again, with any judges, finds the same run; a different `name` for it is kept as an alias
+(`Store.add_run_name`), never a rename.
 """
 
 from __future__ import annotations
@@ -56,9 +60,11 @@ def run_id_for(model_identity: str, settings: EvalSettings, items: Sequence[Item
 
 def plan_run(store: Store, items: Sequence[Item], *, model_spec: str, model_identity: str,
              judge_identity: str | None, settings: EvalSettings, judge_spec: JudgeSpec | None = None,
-             name: str | None = None, kind: str = "safety", provenance: dict | None = None) -> str:
+             name: str | None = None, kind: str = "safety", provenance: dict | None = None,
+             notes: list[str] | None = None) -> str:
     """Create (or find) the run for this evaluation, attach the judge, and return the run's id. A run that
-    asked this model the same items under the same settings is reused, whatever its judges."""
+    asked this model the same items under the same settings is reused, whatever its judges; a new `name`
+    for it becomes an alias (a line saying so is appended to `notes`)."""
     digest = items_digest((it.id, it.request, it.policy) for it in items)
     run_id = store.find_run(model_identity=model_identity, settings=settings.to_dict(), items_digest_=digest,
                             kind=kind, prefer_judge=judge_identity)
@@ -66,9 +72,12 @@ def plan_run(store: Store, items: Sequence[Item], *, model_spec: str, model_iden
         run_id = run_id_for(model_identity, settings, items, kind)
     snapshot = [{**it.to_dict(), "response_key": settings.request_for(it).cache_key(model_identity)}
                 for it in items]
-    store.create_run(run_id, model_spec=model_spec, model_identity=model_identity, judge_identity=judge_identity,
-                     judge_spec=judge_spec, settings=settings.to_dict(), items=snapshot, name=name, kind=kind,
-                     provenance=provenance)
+    created = store.create_run(run_id, model_spec=model_spec, model_identity=model_identity,
+                               judge_identity=judge_identity, judge_spec=judge_spec, settings=settings.to_dict(),
+                               items=snapshot, name=name, kind=kind, provenance=provenance)
+    if name and not created and store.add_run_name(run_id, name) == "alias" and notes is not None:
+        notes.append(f"this evaluation is run {run_id}, already named '{store.run(run_id).name}': '{name}' is "
+                     "kept as an alias of it (a run is one model, item set and settings; judges attach to it)")
     return run_id
 
 
@@ -122,6 +131,8 @@ class EvalOutcome:
     summaries: dict[str, Summary] = field(default_factory=dict)
     """One summary per judge identity, in the order the judges were given."""
     by_judge: dict[str, StageReport] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    """Lines for the user (e.g. a name kept as an alias)."""
 
 
 def _judges(judges: Judge | Sequence[Judge]) -> list[Judge]:
@@ -154,15 +165,17 @@ async def evaluate(store: Store, items: Sequence[Item], model: ChatModel, judges
     """
     judges = _judges(judges)
     settings = settings or EvalSettings()
+    notes: list[str] = []
     run_id = plan_run(store, items, model_spec=model_spec, model_identity=model.identity,
                       judge_identity=judges[0].identity, judge_spec=getattr(judges[0], "spec", None),
-                      settings=settings, name=name, provenance=provenance)
+                      settings=settings, name=name, provenance=provenance, notes=notes)
     out = await run_stages(store, run_id, model, judges, progress, retry_unscored=retry_unscored)
     total = StageReport()
     for report in out.judgements.values():
         total += report
     summaries = {j.identity: summarise_run(store, run_id, judge_identity=j.identity) for j in judges}
-    return EvalOutcome(run_id, summaries[judges[0].identity], out.responses, total, summaries, out.judgements)
+    return EvalOutcome(run_id, summaries[judges[0].identity], out.responses, total, summaries, out.judgements,
+                       notes)
 
 
 def run_evaluation(store: Store, items: Sequence[Item], model: ChatModel, judges: Judge | Sequence[Judge], *,

@@ -62,6 +62,8 @@ def execute(study: Study, project: Path | None, *, as_json: bool, gate: Gate | N
         if as_json or result.outcome is None:
             return
         o = result.outcome
+        for line in o.notes:
+            err.print(f"[yellow]note:[/yellow] {escape(line)}", soft_wrap=True)
         if single:
             info = store.run(o.run_id)
             for identity, summary in o.summaries.items():
