@@ -11,6 +11,13 @@ What a run is: the run key is (model identity, settings, items, kind), hashed by
 are not part of it and attach to the run (the first is its primary judge). Asking for the same
 evaluation again, with any judges, finds the same run; a different `name` for it is kept as an alias
 (`Store.add_run_name`), never a rename.
+
+An API model's identity is its name and URL (and `--model-version`), which say nothing about the
+weights behind them, so `check_model_server` compares what the server says about itself with what the
+store recorded for the same identity before any run is planned: its `/v1/models` entry, and the
+`system_fingerprint` of one 1-token reply when stored responses carry one (`stages` compares every new
+reply too). A change is refused with a `UserError` rather than mixed with, or answered from, the old
+results (docs/models.md, "What identifies an API model").
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from .data.schema import Item
+from .errors import UserError
 from .judging.base import Judge, JudgeSpec
 from .judging.refusal import DETECTOR_VERSION as REFUSAL_DETECTOR
 from .judging.refusal import is_refusal
@@ -79,6 +87,50 @@ def plan_run(store: Store, items: Sequence[Item], *, model_spec: str, model_iden
         notes.append(f"this evaluation is run {run_id}, already named '{store.run(run_id).name}': '{name}' is "
                      "kept as an alias of it (a run is one model, item set and settings; judges attach to it)")
     return run_id
+
+
+def model_changed(spec: str, what: str, *, judge: bool = False) -> UserError:
+    """The refusal when the server behind a model spec changed (`what` says how)."""
+    fix = ("serve the new weights under another model name, or use another --project" if judge else
+           "give --model-version NAME (in a study: model_version = \"NAME\") to evaluate it as a new version "
+           "of the model, or use another --project")
+    return UserError(f"{spec}: the server no longer describes the model as it did when this project stored its "
+                     f"results ({what}); its weights may have changed, and old and new results would mix under "
+                     f"one identity: {fix}")
+
+
+async def check_model_server(store: Store, model: object, spec: str, *, judge: bool = False) -> None:
+    """Refuse to go on when the server behind `model` describes it otherwise than the store recorded.
+
+    Args:
+        store: the project store (the first description seen is recorded in it).
+        model: a loaded model; checked when it has `describe_server` (the `openai:` backend).
+        spec: the secret-free spec, for the message.
+        judge: the model is a judge's (the advice differs).
+
+    Raises:
+        UserError: the `/v1/models` entry changed, or a reply's `system_fingerprint` is none of those the
+            stored responses carry.
+    """
+    describe = getattr(model, "describe_server", None)
+    if describe is None:
+        return
+    identity = model.identity  # type: ignore[attr-defined]
+    now = await describe()
+    if now:
+        before = store.server_description(identity)
+        if before is not None and before != now:
+            changes = ", ".join(f"{k} {before.get(k, '-')} -> {now.get(k, '-')}" for k in sorted({*before, *now})
+                                if before.get(k) != now.get(k))
+            raise model_changed(spec, f"its /v1/models entry: {changes}", judge=judge)
+        store.record_server(identity, now)
+    stored = store.response_fingerprints(identity)
+    read = getattr(model, "read_fingerprint", None)
+    if stored and read is not None:
+        fingerprint = await read()
+        if fingerprint is not None and fingerprint not in stored:
+            raise model_changed(spec, f"system_fingerprint {', '.join(sorted(stored))} -> {fingerprint}",
+                                judge=judge)
 
 
 async def respond_stage(store: Store, run_id: str, model: ChatModel,
@@ -165,6 +217,11 @@ async def evaluate(store: Store, items: Sequence[Item], model: ChatModel, judges
     """
     judges = _judges(judges)
     settings = settings or EvalSettings()
+    await check_model_server(store, model, model_spec)
+    for j in judges:
+        judge_model = getattr(j, "model", None)
+        if judge_model is not None:
+            await check_model_server(store, judge_model, j.identity, judge=True)
     notes: list[str] = []
     run_id = plan_run(store, items, model_spec=model_spec, model_identity=model.identity,
                       judge_identity=judges[0].identity, judge_spec=getattr(judges[0], "spec", None),

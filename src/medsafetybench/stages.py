@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from .errors import UserError
 from .judging.base import Judge, JudgeCase, Judgement
 from .models.base import ChatModel, ChatRequest, Completion, GenerationConfig
 from .store import Store
@@ -189,6 +190,8 @@ async def run_stages(store: Store, run_id: str, model: ChatModel | None, judges:
     responses = StageReport()
     if model is not None:
         progress.start("respond", len(todo))
+    # an API server's fingerprints of this model's stored responses: a reply with another one is not mixed in
+    fingerprints = store.response_fingerprints(model.identity) if model is not None and todo else set()
     keys = list(todo)
     slice_size = max(1, int(getattr(model, "stream_slice", DEFAULT_SLICE)))
     window = max(1, int(getattr(model, "stream_window", DEFAULT_WINDOW)))
@@ -197,6 +200,12 @@ async def run_stages(store: Store, run_id: str, model: ChatModel | None, judges:
 
     def on_response(chunk: list[str], i: int, completion: Completion) -> None:
         key = chunk[i]
+        fingerprint = completion.system_fingerprint
+        if completion.ok and fingerprint and fingerprints and fingerprint not in fingerprints:
+            raise UserError(f"{model.identity}: the server now replies with system_fingerprint {fingerprint}, "
+                            f"the stored responses carry {', '.join(sorted(fingerprints))}: the model or its "
+                            "serving changed mid-run; give --model-version NAME to evaluate it as a new version, "
+                            "or use another --project")
         if completion.ok:
             responses.stored += store.put_response(key, model.identity, todo[key], completion)
             for stub in waiting.get(key, ()):

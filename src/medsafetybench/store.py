@@ -350,11 +350,33 @@ class Store:
             raise ValueError("failed completions are not stored")
         with self.transaction() as c:
             cur = c.execute("""INSERT OR IGNORE INTO responses (key, model_identity, request, text, prompt_tokens,
-                               completion_tokens, finish_reason, created_at) VALUES (?,?,?,?,?,?,?,?)""",
+                               completion_tokens, finish_reason, created_at, system_fingerprint)
+                               VALUES (?,?,?,?,?,?,?,?,?)""",
                             (key, model_identity, json.dumps(request.to_dict(), ensure_ascii=False),
                              completion.text, completion.usage.prompt_tokens,
-                             completion.usage.completion_tokens, completion.finish_reason, time.time()))
+                             completion.usage.completion_tokens, completion.finish_reason, time.time(),
+                             completion.system_fingerprint))
             return cur.rowcount == 1
+
+    def response_fingerprints(self, model_identity: str) -> set[str]:
+        """Every `system_fingerprint` the server sent with this model's stored responses."""
+        return {fp for (fp,) in self.conn.execute(
+            "SELECT DISTINCT system_fingerprint FROM responses WHERE model_identity=? AND system_fingerprint "
+            "IS NOT NULL", (model_identity,))}
+
+    def server_description(self, model_identity: str) -> dict | None:
+        """What the server said about this model when the store first met it (`/v1/models`), or None."""
+        row = self.conn.execute("SELECT description FROM model_servers WHERE model_identity=?",
+                                (model_identity,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def record_server(self, model_identity: str, description: dict) -> None:
+        """Keep the server's description of a model the first time; later calls only note the time."""
+        now = time.time()
+        with self.transaction() as c:
+            c.execute("INSERT OR IGNORE INTO model_servers VALUES (?,?,?,?)",
+                      (model_identity, json.dumps(description, sort_keys=True), now, now))
+            c.execute("UPDATE model_servers SET last_seen=? WHERE model_identity=?", (now, model_identity))
 
     def response_text(self, key: str) -> str | None:
         row = self.conn.execute("SELECT text FROM responses WHERE key=?", (key,)).fetchone()

@@ -160,7 +160,7 @@ def _identity(m: StudyModel) -> str:
     """The model's identity without loading weights (hf:/vllm: fingerprint files; openai: needs nothing)."""
     spec = parse_spec(m.spec)
     if spec.backend == "openai":
-        return load_model(spec).identity
+        return load_model(spec, prompt_format=m.prompt_format, model_version=m.options.get("model_version")).identity
     if spec.backend == "hf":
         from ..models.hf_backend import HFChatModel
 
