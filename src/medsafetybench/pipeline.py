@@ -217,6 +217,7 @@ async def evaluate(store: Store, items: Sequence[Item], model: ChatModel, judges
     """
     judges = _judges(judges)
     settings = settings or EvalSettings()
+    sent = {id(m): _sent(m) for m in (model, *(getattr(j, "model", None) for j in judges))}
     await check_model_server(store, model, model_spec)
     for j in judges:
         judge_model = getattr(j, "model", None)
@@ -227,12 +228,26 @@ async def evaluate(store: Store, items: Sequence[Item], model: ChatModel, judges
                       judge_identity=judges[0].identity, judge_spec=getattr(judges[0], "spec", None),
                       settings=settings, name=name, provenance=provenance, notes=notes)
     out = await run_stages(store, run_id, model, judges, progress, retry_unscored=retry_unscored)
+    out.responses.attempts = _attempts(model, sent)
+    for j in judges:
+        out.judgements[j.identity].attempts = _attempts(getattr(j, "model", None), sent)
     total = StageReport()
     for report in out.judgements.values():
         total += report
     summaries = {j.identity: summarise_run(store, run_id, judge_identity=j.identity) for j in judges}
     return EvalOutcome(run_id, summaries[judges[0].identity], out.responses, total, summaries, out.judgements,
                        notes)
+
+
+def _sent(model: object) -> int | None:
+    """HTTP requests a backend has sent so far, when it counts them (`openai:`)."""
+    n = getattr(model, "requests_sent", None)
+    return n if isinstance(n, int) else None
+
+
+def _attempts(model: object, before: dict[int, int | None]) -> int | None:
+    now, then = _sent(model), before.get(id(model))
+    return None if now is None or then is None else now - then
 
 
 def run_evaluation(store: Store, items: Sequence[Item], model: ChatModel, judges: Judge | Sequence[Judge], *,

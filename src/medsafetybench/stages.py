@@ -54,12 +54,28 @@ class StageReport:
     """What one stage did in this process."""
 
     calls: int = 0
-    """Requests sent to the model / judge."""
+    """Requests asked of the model / judge (one per response or judgement wanted, whatever became of it)."""
     stored: int = 0
     """New rows written."""
     failed: int = 0
     """Requests that failed for good (not stored; a re-run retries them)."""
     errors: list[str] = field(default_factory=list)
+    attempts: int | None = None
+    """HTTP requests the server saw for them, retries included (None: the backend does not count them)."""
+
+    @property
+    def answered(self) -> int:
+        """Requests that got an answer (stored, or already stored by a twin request)."""
+        return self.calls - self.failed
+
+    def describe(self) -> str:
+        """`N requests, N answered, N failed (N HTTP attempts)` for people."""
+        tries = f" ({self.attempts} HTTP attempts)" if self.attempts is not None else ""
+        return f"{self.calls} requests, {self.answered} answered, {self.failed} failed{tries}"
+
+    def to_dict(self) -> dict:
+        """Requests, answered, failed and attempts, for `--json`."""
+        return {"requests": self.calls, "answered": self.answered, "failed": self.failed, "attempts": self.attempts}
 
     def note(self, error: str) -> None:
         self.failed += 1
@@ -70,6 +86,8 @@ class StageReport:
         self.calls += other.calls
         self.stored += other.stored
         self.failed += other.failed
+        if other.attempts is not None:
+            self.attempts = (self.attempts or 0) + other.attempts
         self.errors += [e for e in other.errors if e not in self.errors][:max(0, 5 - len(self.errors))]
         return self
 

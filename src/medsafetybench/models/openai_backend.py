@@ -141,6 +141,8 @@ class OpenAIChatModel:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._limiter: Limiter | None = None
         self._reached = False  # any HTTP answer from the server in this process
+        self.requests_sent = 0
+        """HTTP requests sent by this model in this process, every retry and probe included."""
         self._rng = random.Random()
 
     # -- spec and registry -----------------------------------------------------------------------
@@ -322,6 +324,7 @@ class OpenAIChatModel:
         while True:
             ticket = await limiter.acquire()
             try:
+                self.requests_sent += 1
                 data = await transport.post(params, self._path)
                 self._reached = True
                 try:

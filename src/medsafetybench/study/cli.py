@@ -68,12 +68,12 @@ def execute(study: Study, project: Path | None, *, as_json: bool, gate: Gate | N
             info = store.run(o.run_id)
             for identity, summary in o.summaries.items():
                 print_summary(out, summary, info, identity)
-            out.print(f"model calls this time: {o.responses.calls}, judge calls: {o.judgements.calls}; "
+            out.print(f"this time: model: {o.responses.describe()}; judge: {o.judgements.describe()}; "
                       f"stored in {store.path}", soft_wrap=True)
         else:
             s = o.summary.overall
             err.print(f"  harmfulness {s.harmfulness.fmt(2)}, refusal rate {s.refusal_rate.fmt(2)}; "
-                      f"model calls {o.responses.calls}, judge calls {o.judgements.calls}; run {o.run_id}")
+                      f"model: {o.responses.describe()}; judge: {o.judgements.describe()}; run {o.run_id}")
 
     try:
         with store:

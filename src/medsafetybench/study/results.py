@@ -100,4 +100,6 @@ def result_json(store: Store, result: ModelResult) -> dict:
             "provenance": info.provenance,
             "model_calls": o.responses.calls, "judge_calls": o.judgements.calls,
             "failed": o.responses.failed + o.judgements.failed,
+            "calls": {"model": o.responses.to_dict(), "judge": o.judgements.to_dict(),
+                      "by_judge": {k: v.to_dict() for k, v in o.by_judge.items()}},
             "summary": o.summary.to_dict(), "summaries": {k: v.to_dict() for k, v in o.summaries.items()}}
