@@ -103,6 +103,9 @@ async def run_study_async(study: Study, store: Store, *, only: Sequence[str] | N
             model: ChatModel | None = None
             try:
                 model = load_model(parse_spec(m.spec), **_model_options(m, study.engine))
+                for served in (model, *(getattr(j, "model", None) for j in judges)):
+                    if hasattr(served, "describe_server"):  # the server's own window, when it states one
+                        await served.describe_server()
                 for line in length_warnings_for(model, judges, items, m.settings):
                     (warn or log.warning)(line)
                 result.outcome = await evaluate(store, items, model, judges, model_spec=str(parse_spec(m.spec)),
