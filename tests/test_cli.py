@@ -73,7 +73,7 @@ def test_eval_runs_show_export(tmp_path, capsys):
         assert report["model_calls"] == 6 and report["summary"]["overall"]["harmfulness"]["value"] == 1.0
         assert run_main(*args) == 0  # tables, and no new calls
         text = capsys.readouterr().out
-        assert "harmfulness" in text and "model calls this time: 0" in text
+        assert "harmfulness" in text and "this time: model: 0 requests" in text
     run_id = report["run_id"]
 
     assert run_main("runs", "--project", str(tmp_path), "--json") == 0

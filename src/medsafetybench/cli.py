@@ -29,7 +29,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
 def eval_cmd(
     model: Annotated[list[str], typer.Option("--model", "-m", help="Model spec: openai:MODEL[@BASE_URL], hf:PATH[+ADAPTER], vllm:PATH. Repeat for several models (evaluated one after another on the same items).")],
     judge: Annotated[list[str] | None, typer.Option("--judge", "-j", help="'offline' (default; the offline judge v1, approximate), 'offline-v1', 'offline-v2' (the cross-encoder), 'offline-v3' (MiniLM features + MLP), or a model spec for the paper's LLM judge, e.g. openai:gpt-3.5-turbo-0125, or a safety classifier over a model spec: llamaguard3[-1b][-mlc], llamaguard4[-mlc], wildguard, harmbench[-contextual|-modelcard|-val], shieldgemma, e.g. llamaguard3:hf:meta-llama/Llama-Guard-3-8B (docs/judges.md). Repeat for several judges (the first is the primary judge).")] = None,
-    name: Annotated[list[str] | None, typer.Option("--name", help="Short name for the run (one per --model, in order); shown instead of the spec.")] = None,
+    name: Annotated[list[str] | None, typer.Option("--name", help="Short name for the run (one per --model, in order); shown instead of the spec. A second name for the same run is kept as an alias.")] = None,
+    model_version: Annotated[list[str] | None, typer.Option("--model-version", help="A version name for an openai: model (one per --model, in order), part of its identity: for servers that do not say what weights they serve, or after they changed (docs/models.md).")] = None,
     split: Annotated[str, typer.Option(help="eval (MedSafety-Eval, 900), improve (MedSafety-Improve, 900), extra (Llama-3 requests) or sample (bundled demo set).")] = "eval",
     source: Annotated[str | None, typer.Option(help="Comma list of sources: gpt4, llama2, llama3.")] = None,
     principle: Annotated[str | None, typer.Option(help="Comma list or range of AMA principles, e.g. 1,4 or 2-5.")] = None,
@@ -66,7 +67,8 @@ def eval_cmd(
     from .evaluation.tasks import ItemSelection, settings_from
     from .judging import is_offline
     from .models.formats import resolve_spec_format
-    from .models.spec import parse_spec, validate_spec
+    from .models.openai_backend import check_model_version
+    from .models.spec import parse_spec, redact_spec, validate_spec
     from .principles import parse_principles
     from .study.spec import Study, StudyJudge, StudyModel, _check_name
 
@@ -75,6 +77,10 @@ def eval_cmd(
     names = name or []
     if len(names) > len(model):
         raise UserError(f"--name given {len(names)} times for {len(model)} --model: give at most one name per model")
+    versions = model_version or []
+    if len(versions) > len(model):
+        raise UserError(f"--model-version given {len(versions)} times for {len(model)} --model: give at most one "
+                        "per model")
 
     def fail(line: int, msg: str) -> UserError:
         return UserError(msg)
@@ -84,6 +90,10 @@ def eval_cmd(
     window = {"context_window": context_window} if context_window else {}
     models = []
     for k, m in enumerate(model):
+        version = check_model_version(versions[k]) if k < len(versions) else None
+        if version and not m.strip().startswith("openai:"):
+            raise UserError(f"--model-version '{version}' is for openai: models (their servers may not say which "
+                            f"weights they serve); {redact_spec(m)} is identified by its weights already")
         spec = parse_spec(m) if dry_run else validate_spec(m)
         fmt = resolve_spec_format(spec, prompt_format)  # `paper`: the family's paper-* format (openai: as given)
         if prompt_format == "paper" and fmt != prompt_format:
@@ -96,6 +106,7 @@ def eval_cmd(
                                  settings=settings_from(system_prompt, max_new_tokens, fmt),
                                  options={"concurrency": concurrency, "timeout": timeout, "batch_size": batch_size,
                                           "tensor_parallel_size": tensor_parallel_size, **window,
+                                          **({"model_version": version} if version else {}),
                                           **({"replicas": replicas} if replicas != 1 else {})}))
     if len({m.spec for m in models}) != len(models):
         raise UserError("the same --model is given twice")
@@ -164,7 +175,8 @@ def runs_cmd(project: ProjectOpt = None, as_json: JsonOpt = False,
         from .cost.spent import run_spent
 
         prices = load_prices()
-        print(json.dumps([{"run_id": i.id, "name": i.name, "model": i.model_spec, "model_identity": i.model_identity,
+        print(json.dumps([{"run_id": i.id, "name": i.name, "aliases": list(i.aliases), "model": i.model_spec,
+                           "model_identity": i.model_identity,
                            "kind": i.kind, "tags": list(i.tags), "judge": i.judge_identity, "judges": list(i.judges),
                            "n_items": i.n_items, "items": i.provenance.get("items"), "items_digest": i.items_digest,
                            "settings_digest": i.settings_digest, "created_at": i.created_at,
@@ -196,7 +208,8 @@ def show_cmd(run: Annotated[str, typer.Argument(help="Run id, unique prefix or n
         from .cost.spent import run_spent
 
         first = next(iter(summaries.values()), None)
-        print(json.dumps({"run_id": info.id, "name": info.name, "model": info.model_spec,
+        print(json.dumps({"run_id": info.id, "name": info.name, "aliases": list(info.aliases),
+                          "model": info.model_spec,
                           "model_identity": info.model_identity, "judge": info.judge_identity,
                           "settings": info.settings, "provenance": info.provenance, "items_digest": info.items_digest,
                           "settings_digest": info.settings_digest,

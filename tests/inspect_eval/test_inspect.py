@@ -174,10 +174,49 @@ def test_inspect_cli_finds_the_task_by_name(tmp_path, servers):
         pytest.skip("the inspect command is not installed beside this interpreter")
     r = subprocess.run([inspect, "eval", "medsafetybench/medsafety", "--model", "openai/fake-model",
                         "--model-base-url", model_srv.base_url, "-M", "responses_api=false", "-T", "split=sample",
-                        "-T", "sample=3", "-T", f"judge=openai:j@{judge_srv.base_url}", "--log-dir",
+                        "-T", "sample=3", "-T", "judge=inspect:openai/j",  # its arguments, as a user types them:
+                        "-T", f"judge_args={{base_url: {judge_srv.base_url}, responses_api: false}}", "--log-dir",
                         str(tmp_path / "logs"), "--display", "none"], capture_output=True, text=True, timeout=300,
                        env={**__import__("os").environ, "OPENAI_API_KEY": "sk-test"})
     assert r.returncode == 0, r.stderr[-2000:]
     (path,) = (tmp_path / "logs").glob("*.eval")
     log = read_eval_log(str(path))
     assert log.status == "success" and len(log.samples) == 3
+    assert judge_srv.stats().by_outcome["ok"] >= 3  # the judge's own server, over chat completions
+
+
+def test_an_inspect_judge_on_an_openai_compatible_server_gets_its_arguments(tmp_path, servers):
+    """`-T judge=inspect:openai/j` with `judge_args` (base URL, `responses_api: false`): the judge's model
+    reaches an OpenAI-compatible server that is not OpenAI through inspect's provider, and scores."""
+    model_srv, judge_srv = servers
+    task = medsafety(split="sample", sample=4, judge="inspect:openai/j",
+                     judge_args={"base_url": judge_srv.base_url, "responses_api": False})
+    log = _inspect(task, model_srv.base_url, tmp_path)
+    values = [s.scores[SCORER_NAME].value for s in log.samples]
+    assert any(isinstance(v, dict) and v["harmfulness"] in (1, 4) for v in values)
+    assert judge_srv.stats().by_outcome["ok"] >= 4
+    meta = log.samples[0].scores[SCORER_NAME].metadata
+    assert meta["judge"] == f"llm:inspect:openai/j@{judge_srv.base_url}|msb-judge-v1"  # the server is in it
+
+
+def test_a_task_whose_judge_never_answers_ends_as_an_error(tmp_path, servers):
+    """Without `responses_api: false` inspect's openai provider asks /v1/responses, which this server does
+    not serve (HTTP 404): every judgement fails, and the task must not end `success` with NaN scores."""
+    model_srv, judge_srv = servers
+    task = medsafety(split="sample", sample=3, judge="inspect:openai/j", judge_args={"base_url": judge_srv.base_url})
+    (log,) = inspect_eval(task, model="openai/fake-model", model_base_url=model_srv.base_url, display="none",
+                          log_dir=str(tmp_path / "logs"), model_args={"responses_api": False})
+    assert log.status == "error"
+    assert "judge" in str(log.error.message) and "404" in str(log.error.message)
+
+
+def test_judge_args_are_parsed_from_the_command_line_form() -> None:
+    from medsafetybench.inspect_eval.scorer import parse_judge_args
+
+    assert parse_judge_args('{"base_url": "http://h/v1", "responses_api": false}') == {
+        "base_url": "http://h/v1", "responses_api": False}
+    assert parse_judge_args("base_url=http://h/v1,responses_api=false") == {"base_url": "http://h/v1",
+                                                                          "responses_api": False}
+    assert parse_judge_args(["base_url=http://h/v1", "responses_api=false"]) == {  # `-T a=1,b=2` splits
+        "base_url": "http://h/v1", "responses_api": False}
+    assert parse_judge_args(None) == {}

@@ -149,3 +149,30 @@ def test_newer_component_is_refused_with_a_clear_message(tmp_path: Path) -> None
         store.conn.execute("INSERT OR REPLACE INTO meta VALUES ('version:medqa', '42')")
     with pytest.raises(UserError, match="newer medsafetybench .*medqa 42"):
         Store(tmp_path / "m.db")
+
+
+FIXTURE_V2 = FIXTURES / "store_v2"
+
+
+def test_core_v2_store_migrates_with_the_same_names_and_summaries(tmp_path: Path) -> None:
+    """A store written before run names were stable (core 2) keeps each run's one name, finds each run by
+    it, and gives the same summary under every judge."""
+    path = tmp_path / "medsafety.db"
+    shutil.copy(FIXTURE_V2 / "medsafety.db", path)
+    conn = sqlite3.connect(path)
+    assert stored_versions(conn)["core"] == 2
+    conn.close()
+    expected = json.loads((FIXTURE_V2 / "summaries.json").read_text())
+    with Store(path) as store:
+        assert "core" in {m.component for m in store.migrated}
+        assert stored_versions(store.conn) == latest_versions()
+        assert {i.id for i in store.runs()} == set(expected)
+        for run_id, want in expected.items():
+            info = store.run(run_id)
+            assert info.name == want["name"] and info.aliases == ()
+            assert list(info.judges) == want["judges"]
+            if want["name"]:
+                assert store.run(want["name"]).id == run_id
+            for judge, summary in want["summaries"].items():
+                got = json.loads(json.dumps(summarise_run(store, run_id, judge_identity=judge).to_dict()))
+                assert got == summary, (run_id, judge)

@@ -6,8 +6,19 @@ does not hold and each judge only for judgements it does not hold, streamed into
 `respond_stage` and `judge_stage` run one stage alone; `rejudge_run` adds judges to a finished run
 without its model (`medsafety rejudge`); `summarise_run` reads the store. Each stage
 reads its inputs from the store and writes its outputs there, so a killed run resumes with only the
-missing calls. The run id is a content hash of the model identity, settings and items (judges attach
-to a run); asking for the same evaluation again finds the same run.
+missing calls.
+
+What a run is: the run key is (model identity, settings, items, kind), hashed by `run_id_for`; judges
+are not part of it and attach to the run (the first is its primary judge). Asking for the same
+evaluation again, with any judges, finds the same run; a different `name` for it is kept as an alias
+(`Store.add_run_name`), never a rename.
+
+An API model's identity is its name and URL (and `--model-version`), which say nothing about the
+weights behind them, so `check_model_server` compares what the server says about itself with what the
+store recorded for the same identity before any run is planned: its `/v1/models` entry, and the
+`system_fingerprint` of one 1-token reply when stored responses carry one (`stages` compares every new
+reply too). A change is refused with a `UserError` rather than mixed with, or answered from, the old
+results (docs/models.md, "What identifies an API model").
 """
 
 from __future__ import annotations
@@ -19,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..data.schema import Item
+from ..errors import UserError
 from ..judging.base import Judge, JudgeSpec
 from ..metrics import ScoredItem, Summary, summarise
 from ..metrics.refusal import DETECTOR_VERSION as REFUSAL_DETECTOR
@@ -57,9 +69,11 @@ def run_id_for(model_identity: str, settings: EvalSettings, items: Sequence[Item
 
 def plan_run(store: Store, items: Sequence[Item], *, model_spec: str, model_identity: str,
              judge_identity: str | None, settings: EvalSettings, judge_spec: JudgeSpec | None = None,
-             name: str | None = None, kind: str = "safety", provenance: dict | None = None) -> str:
+             name: str | None = None, kind: str = "safety", provenance: dict | None = None,
+             notes: list[str] | None = None) -> str:
     """Create (or find) the run for this evaluation, attach the judge, and return the run's id. A run that
-    asked this model the same items under the same settings is reused, whatever its judges."""
+    asked this model the same items under the same settings is reused, whatever its judges; a new `name`
+    for it becomes an alias (a line saying so is appended to `notes`)."""
     digest = items_digest((it.id, it.request, it.policy) for it in items)
     run_id = store.find_run(model_identity=model_identity, settings=settings.to_dict(), items_digest_=digest,
                             kind=kind, prefer_judge=judge_identity)
@@ -67,10 +81,57 @@ def plan_run(store: Store, items: Sequence[Item], *, model_spec: str, model_iden
         run_id = run_id_for(model_identity, settings, items, kind)
     snapshot = [{**it.to_dict(), "response_key": settings.request_for(it).cache_key(model_identity)}
                 for it in items]
-    store.create_run(run_id, model_spec=model_spec, model_identity=model_identity, judge_identity=judge_identity,
-                     judge_spec=judge_spec, settings=settings.to_dict(), items=snapshot, name=name, kind=kind,
-                     provenance=provenance)
+    created = store.create_run(run_id, model_spec=model_spec, model_identity=model_identity,
+                               judge_identity=judge_identity, judge_spec=judge_spec, settings=settings.to_dict(),
+                               items=snapshot, name=name, kind=kind, provenance=provenance)
+    if name and not created and store.add_run_name(run_id, name) == "alias" and notes is not None:
+        notes.append(f"this evaluation is run {run_id}, already named '{store.run(run_id).name}': '{name}' is "
+                     "kept as an alias of it (a run is one model, item set and settings; judges attach to it)")
     return run_id
+
+
+def model_changed(spec: str, what: str, *, judge: bool = False) -> UserError:
+    """The refusal when the server behind a model spec changed (`what` says how)."""
+    fix = ("serve the new weights under another model name, or use another --project" if judge else
+           "give --model-version NAME (in a study: model_version = \"NAME\") to evaluate it as a new version "
+           "of the model, or use another --project")
+    return UserError(f"{spec}: the server no longer describes the model as it did when this project stored its "
+                     f"results ({what}); its weights may have changed, and old and new results would mix under "
+                     f"one identity: {fix}")
+
+
+async def check_model_server(store: Store, model: object, spec: str, *, judge: bool = False) -> None:
+    """Refuse to go on when the server behind `model` describes it otherwise than the store recorded.
+
+    Args:
+        store: the project store (the first description seen is recorded in it).
+        model: a loaded model; checked when it has `describe_server` (the `openai:` backend).
+        spec: the secret-free spec, for the message.
+        judge: the model is a judge's (the advice differs).
+
+    Raises:
+        UserError: the `/v1/models` entry changed, or a reply's `system_fingerprint` is none of those the
+            stored responses carry.
+    """
+    describe = getattr(model, "describe_server", None)
+    if describe is None:
+        return
+    identity = model.identity  # type: ignore[attr-defined]
+    now = await describe()
+    if now:
+        before = store.server_description(identity)
+        if before is not None and before != now:
+            changes = ", ".join(f"{k} {before.get(k, '-')} -> {now.get(k, '-')}" for k in sorted({*before, *now})
+                                if before.get(k) != now.get(k))
+            raise model_changed(spec, f"its /v1/models entry: {changes}", judge=judge)
+        store.record_server(identity, now)
+    stored = store.response_fingerprints(identity)
+    read = getattr(model, "read_fingerprint", None)
+    if stored and read is not None:
+        fingerprint = await read()
+        if fingerprint is not None and fingerprint not in stored:
+            raise model_changed(spec, f"system_fingerprint {', '.join(sorted(stored))} -> {fingerprint}",
+                                judge=judge)
 
 
 async def respond_stage(store: Store, run_id: str, model: ChatModel,
@@ -150,6 +211,8 @@ class EvalOutcome:
     summaries: dict[str, Summary] = field(default_factory=dict)
     """One summary per judge identity, in the order the judges were given."""
     by_judge: dict[str, StageReport] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    """Lines for the user (e.g. a name kept as an alias)."""
 
 
 def _judges(judges: Judge | Sequence[Judge]) -> list[Judge]:
@@ -182,15 +245,37 @@ async def evaluate(store: Store, items: Sequence[Item], model: ChatModel, judges
     """
     judges = _judges(judges)
     settings = settings or EvalSettings()
+    sent = {id(m): _sent(m) for m in (model, *(getattr(j, "model", None) for j in judges))}
+    await check_model_server(store, model, model_spec)
+    for j in judges:
+        judge_model = getattr(j, "model", None)
+        if judge_model is not None:
+            await check_model_server(store, judge_model, j.identity, judge=True)
+    notes: list[str] = []
     run_id = plan_run(store, items, model_spec=model_spec, model_identity=model.identity,
                       judge_identity=judges[0].identity, judge_spec=getattr(judges[0], "spec", None),
-                      settings=settings, name=name, provenance=provenance)
+                      settings=settings, name=name, provenance=provenance, notes=notes)
     out = await run_stages(store, run_id, model, judges, progress, retry_unscored=retry_unscored)
+    out.responses.attempts = _attempts(model, sent)
+    for j in judges:
+        out.judgements[j.identity].attempts = _attempts(getattr(j, "model", None), sent)
     total = StageReport()
     for report in out.judgements.values():
         total += report
     summaries = {j.identity: summarise_run(store, run_id, judge_identity=j.identity) for j in judges}
-    return EvalOutcome(run_id, summaries[judges[0].identity], out.responses, total, summaries, out.judgements)
+    return EvalOutcome(run_id, summaries[judges[0].identity], out.responses, total, summaries, out.judgements,
+                       notes)
+
+
+def _sent(model: object) -> int | None:
+    """HTTP requests a backend has sent so far, when it counts them (`openai:`)."""
+    n = getattr(model, "requests_sent", None)
+    return n if isinstance(n, int) else None
+
+
+def _attempts(model: object, before: dict[int, int | None]) -> int | None:
+    now, then = _sent(model), before.get(id(model))
+    return None if now is None or then is None else now - then
 
 
 def run_evaluation(store: Store, items: Sequence[Item], model: ChatModel, judges: Judge | Sequence[Judge], *,

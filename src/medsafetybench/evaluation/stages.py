@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from ..errors import UserError
 from ..judging.base import Judge, JudgeCase, Judgement
 from ..models.base import ChatModel, ChatRequest, Completion, GenerationConfig
 from ..models.concurrency import gather_or_cancel
@@ -54,12 +55,28 @@ class StageReport:
     """What one stage did in this process."""
 
     calls: int = 0
-    """Requests sent to the model / judge."""
+    """Requests asked of the model / judge (one per response or judgement wanted, whatever became of it)."""
     stored: int = 0
     """New rows written."""
     failed: int = 0
     """Requests that failed for good (not stored; a re-run retries them)."""
     errors: list[str] = field(default_factory=list)
+    attempts: int | None = None
+    """HTTP requests the server saw for them, retries included (None: the backend does not count them)."""
+
+    @property
+    def answered(self) -> int:
+        """Requests that got an answer (stored, or already stored by a twin request)."""
+        return self.calls - self.failed
+
+    def describe(self) -> str:
+        """`N requests, N answered, N failed (N HTTP attempts)` for people."""
+        tries = f" ({self.attempts} HTTP attempts)" if self.attempts is not None else ""
+        return f"{self.calls} requests, {self.answered} answered, {self.failed} failed{tries}"
+
+    def to_dict(self) -> dict:
+        """Requests, answered, failed and attempts, for `--json`."""
+        return {"requests": self.calls, "answered": self.answered, "failed": self.failed, "attempts": self.attempts}
 
     def note(self, error: str) -> None:
         self.failed += 1
@@ -70,6 +87,8 @@ class StageReport:
         self.calls += other.calls
         self.stored += other.stored
         self.failed += other.failed
+        if other.attempts is not None:
+            self.attempts = (self.attempts or 0) + other.attempts
         self.errors += [e for e in other.errors if e not in self.errors][:max(0, 5 - len(self.errors))]
         return self
 
@@ -190,6 +209,8 @@ async def run_stages(store: Store, run_id: str, model: ChatModel | None, judges:
     responses = StageReport()
     if model is not None:
         progress.start("respond", len(todo))
+    # an API server's fingerprints of this model's stored responses: a reply with another one is not mixed in
+    fingerprints = store.response_fingerprints(model.identity) if model is not None and todo else set()
     keys = list(todo)
     slice_size = max(1, int(getattr(model, "stream_slice", DEFAULT_SLICE)))
     window = max(1, int(getattr(model, "stream_window", DEFAULT_WINDOW)))
@@ -198,6 +219,12 @@ async def run_stages(store: Store, run_id: str, model: ChatModel | None, judges:
 
     def on_response(chunk: list[str], i: int, completion: Completion) -> None:
         key = chunk[i]
+        fingerprint = completion.system_fingerprint
+        if completion.ok and fingerprint and fingerprints and fingerprint not in fingerprints:
+            raise UserError(f"{model.identity}: the server now replies with system_fingerprint {fingerprint}, "
+                            f"the stored responses carry {', '.join(sorted(fingerprints))}: the model or its "
+                            "serving changed mid-run; give --model-version NAME to evaluate it as a new version, "
+                            "or use another --project")
         if completion.ok:
             responses.stored += store.put_response(key, model.identity, todo[key], completion)
             for stub in waiting.get(key, ()):

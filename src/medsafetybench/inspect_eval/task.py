@@ -50,7 +50,7 @@ def _csv(value: str | int | None) -> tuple[str, ...] | None:
 def medsafety(split: str = "eval", principle: str | int | None = None, source: str | None = None,
               sample: int | None = None, seed: int = 0, limit: int | None = None, input: str | None = None,
               data: str | None = None, judge: str = "offline", system_prompt: str | None = None,
-              max_tokens: int = 512) -> Task:
+              max_tokens: int = 512, judge_args: str | dict | list | None = None) -> Task:
     """MedSafetyBench: harmful medical requests, answered greedily under the Llama-2 default system prompt,
     judged on the paper's 1-5 harmfulness scale (lower is safer).
 
@@ -65,6 +65,9 @@ def medsafety(split: str = "eval", principle: str | int | None = None, source: s
         data: local copy of the official release (else $MEDSAFETYBENCH_DATA, else download).
         judge: `offline`, any medsafetybench judge spec (`openai:gpt-3.5-turbo-0125`, `hf:PATH`, ...), or
             `inspect:<model>` for the paper's judge prompt through an inspect model.
+        judge_args: arguments of an `inspect:<model>` judge's model: `base_url`, `api_key` and inspect model
+            args, as a mapping, a JSON object or `key=value,...`; e.g. `{base_url: http://host/v1,
+            responses_api: false}` for an OpenAI-compatible server that is not OpenAI.
         system_prompt: system prompt (default: the Llama-2 default, as in the paper; "none" for none).
         max_tokens: new tokens per response (paper: 512).
     """
@@ -77,6 +80,6 @@ def medsafety(split: str = "eval", principle: str | int | None = None, source: s
         system_prompt = None
     solver = ([verbatim_system_prompt(system_prompt)] if system_prompt else []) + [generate()]
     return Task(dataset=MemoryDataset([item_sample(it) for it in items], name=f"medsafetybench-{split}"),
-                solver=solver, scorer=medsafety_scorer(judge),
+                solver=solver, scorer=medsafety_scorer(judge, judge_args),
                 config=GenerateConfig(temperature=0.0, max_tokens=int(max_tokens)),
                 metadata={"medsafetybench_split": split, "system_prompt": system_prompt})

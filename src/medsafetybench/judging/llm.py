@@ -2,8 +2,11 @@
 
 Identity is `llm:<model identity>|<prompt version>`, so a different judge model or prompt version is a
 different judge whose judgements never mix with this one's. A judge output with no parsable score is
-asked again, up to `max_attempts` calls in all; if every attempt is unscored the judgement is kept as
-unscored with the last raw text.
+asked again, up to `max_attempts` calls in all (3 by default); if every attempt is unscored the
+judgement is kept as unscored with the last raw text. Scores inside text the judge copied from the request
+or response are not its own (`parser.parse_judge_output(..., quoted=...)`), and an output that stopped on
+the token limit (finish reason `length`, inspect's `max_tokens`) counts as unscored whatever it holds: it is
+asked again the same way, then kept unscored with its raw text.
 """
 
 from __future__ import annotations
@@ -15,9 +18,12 @@ from ..models.base import ChatModel, ChatRequest, GenerationConfig, Usage
 from ..models.loading import load_model
 from ..models.spec import validate_spec
 from .base import JudgeCase, Judgement, JudgementCallback
-from .parser import parse_judge_output
+from .parser import ParsedScore, parse_judge_output
 from .prompt import JUDGE_MAX_NEW_TOKENS, JUDGE_SYSTEM_PROMPT, PROMPT_VERSION, build_judge_prompt
 from .registry import register_judge
+
+TRUNCATED = frozenset({"length", "max_tokens"})
+"""Finish reasons of an output cut at the token limit (OpenAI-compatible servers; inspect)."""
 
 
 @register_judge("llm")
@@ -72,7 +78,12 @@ class LLMJudge:
                     if on_result:
                         on_result(i, results[i])
                     return
-                parsed = parse_judge_output(completion.text)
+                if completion.finish_reason in TRUNCATED:  # cut mid-sentence: whatever it holds is no verdict
+                    parsed = ParsedScore(None, "", f"the judge's output stopped at its token limit "
+                                                   f"({self.config.max_new_tokens} new tokens)")
+                else:
+                    case = cases[i]
+                    parsed = parse_judge_output(completion.text, quoted=(case.request, case.response))
                 if parsed.score is None and not last_round:
                     retry.append(i)
                     return

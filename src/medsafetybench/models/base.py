@@ -93,6 +93,8 @@ class Completion:
     usage: Usage = field(default_factory=Usage)
     finish_reason: str | None = None
     error: str | None = None
+    system_fingerprint: str | None = None
+    """What an API server said about its backend configuration with this reply (OpenAI, vLLM), if anything."""
 
     @property
     def ok(self) -> bool:

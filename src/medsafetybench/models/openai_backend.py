@@ -31,7 +31,13 @@ It owns:
   `"add_special_tokens": false`: byte-exact on vLLM (e.g. Llama Guard 3 8B's leading space before
   its BOS), a second BOS on servers without the extension. Identities end in `|fmt=raw`,
   `|fmt=verbatim|bos=server` or `|fmt=verbatim` (`text`, what `verbatim` always sent before);
-  `chat` identities are unchanged.
+  `chat` identities are unchanged;
+- what the server says about itself (docs/models.md, "What identifies an API model"): `describe_server()`
+  reads the model's `/v1/models` entry once (`root`, `owned_by`, `parent`, `created` unless it is the time
+  of the query, and `max_model_len`, which becomes the context window when none was given), and every
+  completion carries the reply's `system_fingerprint`. The evaluation compares both with what the store
+  recorded for this identity (`pipeline`, `stages`). For a server that says nothing, `model_version`
+  names the version: the identity then ends in `|version=V`.
 """
 
 from __future__ import annotations
@@ -43,12 +49,13 @@ import math
 import os
 import random
 import re
+import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from ..errors import UserError
-from .base import ChatRequest, Completion, ResultCallback, Usage
+from .base import ChatRequest, Completion, GenerationConfig, ResultCallback, Usage
 from .capabilities import TokenLogprobs, candidate_logprobs
 from .concurrency import Limiter, shared_limiter
 from .formats import format_raw
@@ -62,6 +69,8 @@ log = logging.getLogger(__name__)
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRYABLE_STATUS = frozenset({408, 409, 429})  # plus every 5xx
 DEFAULT_CONTEXT_WINDOW = 128_000
+SERVER_FIELDS = ("root", "parent", "owned_by", "created")  # of a /v1/models entry, kept as its description
+QUERY_TIME_SLACK = 86_400  # a `created` within a day of the query is the query's time (vLLM, llama.cpp)
 CHARS_PER_TOKEN = 4  # estimate for prompt_tokens: there is no tokenizer for a remote model
 TEXT_FORMATS = ("raw", "verbatim")  # the last user message as a text prompt to /completions
 VERBATIM_BOS = ("server", "text")  # who supplies a verbatim text's BOS (see the module docstring)
@@ -84,13 +93,14 @@ class OpenAIChatModel:
 
     OPTIONS: ClassVar[frozenset[str]] = frozenset({
         "api_key", "concurrency", "timeout", "max_retries", "backoff_base", "backoff_cap", "context_window",
-        "transport", "adaptive", "prompt_format", "verbatim_bos"})
+        "transport", "adaptive", "prompt_format", "verbatim_bos", "model_version"})
 
     def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
                  concurrency: int = 16, timeout: float = 60.0, max_retries: int = 8,
                  backoff_base: float = 0.5, backoff_cap: float = 30.0,
                  context_window: int | None = DEFAULT_CONTEXT_WINDOW, transport: str = "auto",
-                 adaptive: bool = True, prompt_format: str = "chat", verbatim_bos: str = "server") -> None:
+                 adaptive: bool = True, prompt_format: str = "chat", verbatim_bos: str = "server",
+                 model_version: str | None = None) -> None:
         if not model:
             raise UserError("openai backend: no model name given; write e.g. openai:gpt-4o-mini")
         try:
@@ -136,7 +146,11 @@ class OpenAIChatModel:
         self.prompt_format = fmt
         self._text = fmt in TEXT_FORMATS
         self.verbatim_bos = verbatim_bos
-        self.identity = _identity(model, self.base_url, fmt, verbatim_bos)
+        self.model_version = check_model_version(model_version)
+        self.identity = _identity(model, self.base_url, fmt, verbatim_bos, self.model_version)
+        self._window_given = context_window != DEFAULT_CONTEXT_WINDOW
+        self._described: dict[str, Any] | None = None
+        self._max_model_len: int | None = None
         self._key = key
         secret = f"{key}\0{url}".encode()
         self._connection_key = f"{self.base_url}#{hashlib.sha256(secret).hexdigest()[:12]}"
@@ -144,6 +158,8 @@ class OpenAIChatModel:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._limiter: Limiter | None = None
         self._reached = False  # any HTTP answer from the server in this process
+        self.requests_sent = 0
+        """HTTP requests sent by this model in this process, every retry and probe included."""
         self._rng = random.Random()
 
     # -- spec and registry -----------------------------------------------------------------------
@@ -173,7 +189,7 @@ class OpenAIChatModel:
         return _identity(spec.name, safe_url(spec.base_url or os.environ.get("OPENAI_BASE_URL")
                                              or OPENAI_DEFAULT_BASE_URL),
                          _check_format(options.get("prompt_format") or "chat"),
-                         options.get("verbatim_bos") or "server")
+                         options.get("verbatim_bos") or "server", check_model_version(options.get("model_version")))
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, **options: Any) -> OpenAIChatModel:
@@ -189,8 +205,42 @@ class OpenAIChatModel:
         return self._connection_key
 
     def context_length(self) -> int | None:
-        """The configured `context_window` (the API does not say)."""
+        """The configured `context_window`, else the server's own `max_model_len` once `describe_server`
+        read it (vLLM reports it), else the default."""
+        if not self._window_given and self._max_model_len:
+            return self._max_model_len
         return self.context_window
+
+    async def describe_server(self) -> dict[str, Any] | None:
+        """What the server says about this model in `GET /models` (once per model): the fields of
+        `SERVER_FIELDS` it gives, `created` left out when it is the time of the query. None when the
+        server lists no such model or does not answer (many servers say nothing: see `model_version`)."""
+        if self._described is not None:
+            return self._described or None
+        self._described = {}
+        try:
+            data = await self._ensure_transport().get("/models")
+        except Failure as failure:
+            log.debug("%s: GET /models failed: %s", self.identity, self._scrub(failure.message))
+            return None
+        entries = data.get("data") if isinstance(data, dict) else None
+        entry = next((e for e in entries or () if isinstance(e, dict) and e.get("id") == self.model), None)
+        if entry is None:
+            return None
+        if isinstance(entry.get("max_model_len"), int) and entry["max_model_len"] > 0:
+            self._max_model_len = entry["max_model_len"]
+        described = {k: entry[k] for k in SERVER_FIELDS if isinstance(entry.get(k), (str, int)) and entry[k] != ""}
+        created = described.get("created")
+        if not isinstance(created, int) or abs(time.time() - created) < QUERY_TIME_SLACK:
+            described.pop("created", None)
+        self._described = described
+        return described or None
+
+    async def read_fingerprint(self) -> str | None:
+        """The `system_fingerprint` of one 1-token reply (None when the server sends none or fails)."""
+        probe = ChatRequest.simple("ping", config=GenerationConfig(max_new_tokens=1))
+        (completion,) = await self.generate([probe])
+        return completion.system_fingerprint if completion.ok else None
 
     def prompt_tokens(self, request: ChatRequest) -> int:
         """An estimate: characters / 4 plus a few tokens per message (no tokenizer for a remote model)."""
@@ -282,7 +332,9 @@ class OpenAIChatModel:
             raise Failure("malformed", "malformed response: the first choice has no message content")
         u = data.get("usage") if isinstance(data.get("usage"), dict) else {}
         usage = Usage(int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0))
-        return Completion(text=text, usage=usage, finish_reason=choice.get("finish_reason"))
+        fingerprint = data.get("system_fingerprint")
+        return Completion(text=text, usage=usage, finish_reason=choice.get("finish_reason"),
+                          system_fingerprint=fingerprint if isinstance(fingerprint, str) and fingerprint else None)
 
     async def _call(self, params: dict[str, Any], parse: Any, first_round: list[int] | None) -> Any:
         """One request with retries; returns parse(reply JSON) or raises `_Failed` with the message."""
@@ -293,6 +345,7 @@ class OpenAIChatModel:
         while True:
             ticket = await limiter.acquire()
             try:
+                self.requests_sent += 1
                 data = await transport.post(params, self._path)
                 self._reached = True
                 try:
@@ -409,12 +462,25 @@ class _Failed(Exception):
     """A request failed for good (the message is one secret-free line)."""
 
 
-def _identity(model: str, safe_base_url: str, prompt_format: str = "chat",
-              verbatim_bos: str = "server") -> str:
+def _identity(model: str, safe_base_url: str, prompt_format: str = "chat", verbatim_bos: str = "server",
+              version: str | None = None) -> str:
     name = f"openai:{model}" if safe_base_url == OPENAI_DEFAULT_BASE_URL else f"openai:{model}@{safe_base_url}"
     if prompt_format == "verbatim" and verbatim_bos == "server":
-        return f"{name}|fmt=verbatim|bos=server"
-    return f"{name}|fmt={prompt_format}" if prompt_format in TEXT_FORMATS else name
+        name = f"{name}|fmt=verbatim|bos=server"
+    elif prompt_format in TEXT_FORMATS:
+        name = f"{name}|fmt={prompt_format}"
+    return f"{name}|version={version}" if version else name
+
+
+def check_model_version(version: Any) -> str | None:
+    """A `model_version` (letters, digits and `._-:+`), or None."""
+    if version is None or version == "":
+        return None
+    text = str(version).strip()
+    if not text or len(text) > 100 or any(not (c.isalnum() or c in "._-:+") for c in text):
+        raise UserError(f"--model-version '{redact_text(str(version))}': use letters, digits and . _ - : + "
+                        "(at most 100), e.g. 2024-06-01 or llama3-8b-ft2")
+    return text
 
 
 def _check_format(prompt_format: str | None) -> str:

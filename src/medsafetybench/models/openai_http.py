@@ -195,6 +195,24 @@ class AiohttpTransport:
         except ValueError as exc:
             raise Failure("malformed", f"malformed response body: {str(exc)[:200]}") from None
 
+    async def get(self, path: str) -> Any:
+        """The parsed JSON reply of a GET of `path` under the base URL (e.g. `/models`); raises `Failure`."""
+        try:
+            async with self._session.get(self._base + path, params=self._query) as resp:
+                raw = await resp.read()
+                status, headers = resp.status, resp.headers
+        except Exception as exc:  # noqa: BLE001 - mapped below; anything unknown is a bug and re-raised
+            failure = aiohttp_failure(exc)
+            if failure is None:
+                raise
+            raise failure from None
+        if status >= 400:
+            raise Failure("status", _error_message(raw), status=status, retry_after=retry_after(headers))
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise Failure("malformed", f"malformed response body: {str(exc)[:200]}") from None
+
     async def aclose(self) -> None:
         await self._session.close()
 
@@ -223,6 +241,20 @@ class SDKTransport:
             # client.post = chat.completions.create minus the SDK's TypedDict transform of the body and
             # its pydantic parse of the reply (a third of its CPU per call)
             resp = await self._client.post(path, body=body, cast_to=self._response_type)
+        except Exception as exc:  # noqa: BLE001 - mapped below; anything unknown is a bug and re-raised
+            failure = sdk_failure(exc)
+            if failure is None:
+                raise
+            raise failure from None
+        try:
+            return json.loads(resp.content)
+        except ValueError as exc:
+            raise Failure("malformed", f"malformed response body: {str(exc)[:200]}") from None
+
+    async def get(self, path: str) -> Any:
+        """The parsed JSON reply of a GET of `path` under the base URL (e.g. `/models`); raises `Failure`."""
+        try:
+            resp = await self._client.get(path, cast_to=self._response_type)
         except Exception as exc:  # noqa: BLE001 - mapped below; anything unknown is a bug and re-raised
             failure = sdk_failure(exc)
             if failure is None:

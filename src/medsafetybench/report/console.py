@@ -126,7 +126,8 @@ def run_cells(info: RunInfo, s: Summary, prices: PriceTable | None = None) -> li
     split = items.get("split") or "-"
     if items.get("sample"):
         split += f"~{items['sample']}"
-    return [info.id, info.label, info.kind, f"{info.n_items} ({split})", info.judge_identity or "-",
+    label = info.label + (f" (also {', '.join(info.aliases)})" if info.aliases else "")
+    return [info.id, label, info.kind, f"{info.n_items} ({split})", info.judge_identity or "-",
             s.overall.harmfulness.fmt(2), s.overall.refusal_rate.fmt(2), str(s.n_unscored),
             str(s.n_missing_response + s.n_unjudged), spent_cell(*run_spent(info.model_identity, info.judge_identity,
                                                                           s.tokens, prices)), when]

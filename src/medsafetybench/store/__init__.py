@@ -7,8 +7,11 @@ it exists: a run killed at any instant (even SIGKILL) leaves only whole rows, an
 command makes only the calls that are missing. API keys never reach this file: identities are built
 from secret-free specs.
 
-A run is one model asked one item set under one set of settings; any number of judges attach to it
-(`run_judges`), the first being its primary judge. The schema is versioned per component and migrated
+A run is one model asked one item set under one set of settings: its key is (model identity, settings,
+items, kind), see `pipeline.run_id_for`; any number of judges attach to it (`run_judges`), the first
+being its primary judge. A run's names never change behind the user's back: the first name given is the
+one shown (`runs.name`), and a later, different name for the same run becomes an alias (`run_names`);
+every name and alias finds the run. Only `rename_run` (`medsafety runs --rename`) changes the shown name. The schema is versioned per component and migrated
 forward at open (`medsafetybench.store.migrations`); a file written by a newer medsafetybench is refused.
 """
 
@@ -63,6 +66,8 @@ class RunInfo:
     """Package version, data commit and file digests, prompt versions at creation."""
     judges: tuple[str, ...] = ()
     """Every judge identity attached to the run, in the order attached."""
+    aliases: tuple[str, ...] = ()
+    """Other names given to the same run later (each finds it, as its name does), oldest first."""
 
     @property
     def label(self) -> str:
@@ -166,14 +171,14 @@ class Store:
                    name: str | None = None, kind: str = "safety", provenance: dict | None = None) -> bool:
         """Record a run and its items (a snapshot: id, principle, source, request, response key), and
         attach `judge_identity` when given. Returns False when the run already exists (the same evaluation
-        asked again); its name is then updated when a new one is given."""
+        asked again); a name given then is added by `add_run_name` (an alias when the run has a name)."""
         if kind not in RUN_KINDS:
             raise ValueError(f"run kind {kind!r} is not one of {RUN_KINDS}")
         now = time.time()
         items = list(items)
         with self.transaction() as c:
             if c.execute("SELECT 1 FROM runs WHERE id=?", (run_id,)).fetchone():
-                c.execute("UPDATE runs SET updated_at=?, name=COALESCE(?, name) WHERE id=?", (now, name, run_id))
+                c.execute("UPDATE runs SET updated_at=? WHERE id=?", (now, run_id))
                 created = False
             else:
                 rows = [(run_id, it["id"], pos, it.get("split"), it.get("source"), it.get("principle"),
@@ -188,10 +193,26 @@ class Store:
                            settings_digest(settings), json.dumps(provenance or {}, sort_keys=True)))
                 c.executemany("""INSERT INTO run_items (run_id, item_id, position, split, source, principle, policy,
                                  request, safe_response, response_key) VALUES (?,?,?,?,?,?,?,?,?,?)""", rows)
+                if name:
+                    c.execute("INSERT INTO run_names VALUES (?,?,?)", (name, run_id, now))
                 created = True
         if judge_identity:
             self.add_run_judge(run_id, judge_identity, judge_spec)
         return created
+
+    def add_run_name(self, run_id: str, name: str) -> str:
+        """Give a run a name: its shown name when it has none ("name"), else an alias ("alias"); "known"
+        when the run already carries that name. A name never moves away from a run it was given to."""
+        with self.transaction() as c:
+            (current,) = c.execute("SELECT name FROM runs WHERE id=?", (run_id,)).fetchone()
+            known = c.execute("SELECT 1 FROM run_names WHERE name=? AND run_id=?", (name, run_id)).fetchone()
+            if current == name or known:
+                return "known"
+            c.execute("INSERT INTO run_names VALUES (?,?,?)", (name, run_id, time.time()))
+            if current is None:
+                c.execute("UPDATE runs SET name=? WHERE id=?", (name, run_id))
+                return "name"
+            return "alias"
 
     def find_run(self, *, model_identity: str, settings: dict, items_digest_: str, kind: str = "safety",
                  prefer_judge: str | None = None) -> str | None:
@@ -245,8 +266,9 @@ class Store:
             return self._run_info((exact or rows)[0])
         if len(rows) > 1:
             raise UserError(f"run id '{ref}' is ambiguous ({len(rows)} runs start with it): give more characters")
-        named = self.conn.execute(f"SELECT {_RUN_COLS} FROM runs WHERE name=? ORDER BY created_at DESC",
-                                  (ref,)).fetchone()
+        named = self.conn.execute(
+            f"SELECT {_RUN_COLS} FROM runs WHERE name=? OR id IN (SELECT run_id FROM run_names WHERE name=?) "
+            "ORDER BY created_at DESC", (ref, ref)).fetchone()
         if named:
             return self._run_info(named)
         raise UserError(f"no run '{ref}' in {self.path}: list runs with `medsafety runs`")
@@ -257,10 +279,14 @@ class Store:
         return [i for i in infos if (kind is None or i.kind == kind) and (tag is None or tag in i.tags)]
 
     def set_run_fields(self, run_id: str, *, name: str | None = None, tags: Sequence[str] | None = None) -> None:
-        """Rename a run or replace its tags."""
+        """Rename a run (its shown name; "" removes it; aliases stay) or replace its tags."""
         with self.transaction() as c:
             if name is not None:
+                c.execute("DELETE FROM run_names WHERE run_id=? AND name=(SELECT name FROM runs WHERE id=?)",
+                          (run_id, run_id))
                 c.execute("UPDATE runs SET name=? WHERE id=?", (name or None, run_id))
+                if name:
+                    c.execute("INSERT OR IGNORE INTO run_names VALUES (?,?,?)", (name, run_id, time.time()))
             if tags is not None:
                 c.execute("UPDATE runs SET tags=? WHERE id=?", (json.dumps(sorted(set(tags))), run_id))
 
@@ -269,16 +295,19 @@ class Store:
         asking the same evaluation again costs no calls."""
         with self.transaction() as c:
             c.execute("DELETE FROM run_judges WHERE run_id=?", (run_id,))
+            c.execute("DELETE FROM run_names WHERE run_id=?", (run_id,))
             c.execute("DELETE FROM run_items WHERE run_id=?", (run_id,))
             c.execute("DELETE FROM runs WHERE id=?", (run_id,))
 
     def _run_info(self, r: tuple) -> RunInfo:
         judges = tuple(j for (j,) in self.conn.execute(
             "SELECT judge_identity FROM run_judges WHERE run_id=? ORDER BY position", (r[0],)))
+        aliases = tuple(n for (n,) in self.conn.execute(
+            "SELECT name FROM run_names WHERE run_id=? AND name IS NOT ? ORDER BY added_at, name", (r[0], r[8])))
         return RunInfo(id=r[0], created_at=r[1], updated_at=r[2], model_spec=r[3], model_identity=r[4],
                        judge_identity=r[5], settings=json.loads(r[6]), n_items=r[7], name=r[8],
                        tags=tuple(json.loads(r[9])), kind=r[10], items_digest=r[11], settings_digest=r[12],
-                       provenance=json.loads(r[13]), judges=judges)
+                       provenance=json.loads(r[13]), judges=judges, aliases=aliases)
 
     def run_rows(self, run_id: str, judge_identity: str | None = None) -> list[RunRow]:
         """Every item of the run, in run order, joined to its response and one judge's judgement (the run's
@@ -321,11 +350,33 @@ class Store:
             raise ValueError("failed completions are not stored")
         with self.transaction() as c:
             cur = c.execute("""INSERT OR IGNORE INTO responses (key, model_identity, request, text, prompt_tokens,
-                               completion_tokens, finish_reason, created_at) VALUES (?,?,?,?,?,?,?,?)""",
+                               completion_tokens, finish_reason, created_at, system_fingerprint)
+                               VALUES (?,?,?,?,?,?,?,?,?)""",
                             (key, model_identity, json.dumps(request.to_dict(), ensure_ascii=False),
                              completion.text, completion.usage.prompt_tokens,
-                             completion.usage.completion_tokens, completion.finish_reason, time.time()))
+                             completion.usage.completion_tokens, completion.finish_reason, time.time(),
+                             completion.system_fingerprint))
             return cur.rowcount == 1
+
+    def response_fingerprints(self, model_identity: str) -> set[str]:
+        """Every `system_fingerprint` the server sent with this model's stored responses."""
+        return {fp for (fp,) in self.conn.execute(
+            "SELECT DISTINCT system_fingerprint FROM responses WHERE model_identity=? AND system_fingerprint "
+            "IS NOT NULL", (model_identity,))}
+
+    def server_description(self, model_identity: str) -> dict | None:
+        """What the server said about this model when the store first met it (`/v1/models`), or None."""
+        row = self.conn.execute("SELECT description FROM model_servers WHERE model_identity=?",
+                                (model_identity,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def record_server(self, model_identity: str, description: dict) -> None:
+        """Keep the server's description of a model the first time; later calls only note the time."""
+        now = time.time()
+        with self.transaction() as c:
+            c.execute("INSERT OR IGNORE INTO model_servers VALUES (?,?,?,?)",
+                      (model_identity, json.dumps(description, sort_keys=True), now, now))
+            c.execute("UPDATE model_servers SET last_seen=? WHERE model_identity=?", (now, model_identity))
 
     def response_text(self, key: str) -> str | None:
         row = self.conn.execute("SELECT text FROM responses WHERE key=?", (key,)).fetchone()

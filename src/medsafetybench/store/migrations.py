@@ -320,6 +320,37 @@ def _generation_v2_values(conn: sqlite3.Connection) -> None:
                      (int(text.startswith(target.strip())), int(any(p in text for p in _GCG_V1_REFUSALS)), key))
 
 
+# core v3: a run keeps every name it was given. A run is one model identity asked one item set under one
+# set of settings (judges attach to it), so a second `--name` for the same evaluation used to rename the run
+# silently; now `runs.name` is the first name (shown) and `run_names` holds it and every later name
+# (aliases), each resolving to its run. Stores written before keep the one name each run had.
+_CORE_V3 = """
+CREATE TABLE run_names (
+    name TEXT NOT NULL,
+    run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    added_at REAL NOT NULL,
+    PRIMARY KEY (name, run_id)
+);
+CREATE INDEX run_names_run ON run_names(run_id);
+INSERT INTO run_names SELECT name, id, updated_at FROM runs WHERE name IS NOT NULL
+"""
+
+# core v4: what an API server said about the model it served. Each response keeps the reply's
+# `system_fingerprint`; `model_servers` keeps, per model identity, the server's own description
+# (`/v1/models`: root, owned_by, parent, created), so a later evaluation of the same spec notices other
+# weights behind the same name and URL instead of answering from the cache. Older rows have neither.
+_CORE_V4 = """
+ALTER TABLE responses ADD COLUMN system_fingerprint TEXT;
+CREATE INDEX responses_fingerprint ON responses(model_identity, system_fingerprint);
+CREATE TABLE model_servers (
+    model_identity TEXT PRIMARY KEY,
+    description TEXT NOT NULL,
+    first_seen REAL NOT NULL,
+    last_seen REAL NOT NULL
+)
+"""
+
+
 MIGRATIONS: list[Migration] = [
     Migration("core", 1, "runs, run items, responses and judgements (release 0.1.0)", _CORE_V1),
     Migration("medqa", 1, "per-question medical QA scores (release 0.1.0)", _MEDQA_V1),
@@ -335,6 +366,9 @@ MIGRATIONS: list[Migration] = [
               _GENERATION_V2, _generation_v2_values),
     Migration("medqa", 2, "protocol, settings and replicate of every medical QA score (0.1.0 rows: harness, "
               "no BOS / 64-token generations)", _MEDQA_V2),
+    Migration("core", 3, "every name a run was given (the first shown, later ones aliases)", _CORE_V3),
+    Migration("core", 4, "API models: each response's system_fingerprint, each identity's server description",
+              _CORE_V4),
 ]
 
 

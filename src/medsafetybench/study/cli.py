@@ -39,6 +39,11 @@ def _leaderboard(store, outcome) -> None:
                         right=(2, 3, 4, 5)))
 
 
+def _calls(report, held: int) -> str:  # noqa: ANN001 - evaluation.stages.StageReport
+    """A stage's requests for people, with those `--max-cost` held back (counted as failed) named."""
+    return report.describe() + (f", {held} of them held back by --max-cost" if held else "")
+
+
 def execute(study: Study, project: Path | None, *, as_json: bool, gate: Gate | None, retry_unscored: bool = False,
             only: list[str] | None = None, single: bool = False, note: str | None = None,
             dry_run: bool = False, max_cost: float | None = None, prices: Path | None = None) -> None:
@@ -71,19 +76,21 @@ def execute(study: Study, project: Path | None, *, as_json: bool, gate: Gate | N
         if as_json or result.outcome is None:
             return
         o = result.outcome
+        for line in o.notes:
+            err.print(f"[yellow]note:[/yellow] {escape(line)}", soft_wrap=True)
         if single:
             info = store.run(o.run_id)
             for identity, summary in o.summaries.items():
                 print_summary(out, summary, info, identity)
             held = budget.refused if budget is not None else {"model": 0, "judge": 0}
-            out.print(f"model calls this time: {o.responses.calls - held['model']}, judge calls: "
-                      f"{o.judgements.calls - held['judge']}; stored in {store.path}", soft_wrap=True)
+            out.print(f"this time: model: {_calls(o.responses, held['model'])}; judge: "
+                      f"{_calls(o.judgements, held['judge'])}; stored in {store.path}", soft_wrap=True)
         else:
             s = o.summary.overall
             held = budget.refused if budget is not None else {"model": 0, "judge": 0}  # only the last model's
             err.print(f"  harmfulness {s.harmfulness.fmt(2)}, refusal rate {s.refusal_rate.fmt(2)}; "
-                      f"model calls {o.responses.calls - held['model']}, judge calls "
-                      f"{o.judgements.calls - held['judge']}; run {o.run_id}")
+                      f"model: {_calls(o.responses, held['model'])}; judge: {_calls(o.judgements, held['judge'])}; "
+                      f"run {o.run_id}")
 
     try:
         with store:

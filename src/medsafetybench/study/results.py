@@ -3,8 +3,9 @@ settings, identities, one summary per judge), the CI gate (`--fail-above`) and t
 
 Exit status (documented in the README):
     0  every item answered and judged (and under the gate, when one is given)
-    1  some model or judge requests failed for good (re-run the same command to retry only those),
-       or a model of a study could not be loaded
+    1  some model or judge requests failed for good (re-run the same command to retry only those; when
+       the server rejects them as sent, e.g. longer than its context window, the note says what to
+       change), or a model of a study could not be loaded
     2  a usage error (bad option, file or spec): nothing was run
     3  the gate failed: a primary-judge harmfulness or harmful share above --fail-above
     4  nothing could be scored: every judged item came back unscored (or no item was judged)
@@ -13,6 +14,7 @@ Exit status (documented in the README):
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ..errors import UserError
@@ -21,6 +23,23 @@ from ..store import Store
 from .runner import ModelResult, StudyOutcome
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_GATE, EXIT_UNSCORED = 0, 1, 2, 3, 4
+_STATUS = re.compile(r"HTTP (\d{3})\b")
+_TOO_LONG = re.compile(r"context|too long|max_model_len|maximum.{0,40}tokens|reduce the length", re.IGNORECASE)
+
+
+def failure_advice(errors: list[str]) -> str:
+    """What to do about requests that failed for good: re-run when they may succeed another time; when
+    every error is a client error the server will give again (HTTP 4xx but 408/409/429), what to change."""
+    codes = [_STATUS.match(e) for e in errors]
+    if not errors or not all(c and 400 <= int(c.group(1)) < 500 and int(c.group(1)) not in (408, 409, 429)
+                             for c in codes):
+        return "re-run the same command to retry only those"
+    if all(_TOO_LONG.search(e) for e in errors):
+        return ("the server rejects them as longer than its context window, so a re-run fails the same way: "
+                "lower --max-new-tokens (prompt and new tokens must fit together), or shorten or drop those "
+                "requests; --context-window N (the server's window) warns about them before sending")
+    return ("the server refuses them as sent, so a re-run fails the same way: change what the error names "
+            "(the model name, an option, the request)")
 
 
 @dataclass(frozen=True)
@@ -66,7 +85,7 @@ def exit_status(outcome: StudyOutcome, gate: Gate | None) -> tuple[int, list[str
             o = r.outcome
             first = (o.responses.errors + o.judgements.errors or ["unknown error"])[0]
             notes.append(f"{r.model.name}: {o.responses.failed + o.judgements.failed} request(s) failed for good "
-                         f"(first: {first}); re-run the same command to retry only those")
+                         f"(first: {first}); {failure_advice(o.responses.errors + o.judgements.errors)}")
     if notes:
         return EXIT_FAILED, notes
     for r in outcome.results:
@@ -101,4 +120,6 @@ def result_json(store: Store, result: ModelResult) -> dict:
             "provenance": info.provenance,
             "model_calls": o.responses.calls, "judge_calls": o.judgements.calls,
             "failed": o.responses.failed + o.judgements.failed,
+            "calls": {"model": o.responses.to_dict(), "judge": o.judgements.to_dict(),
+                      "by_judge": {k: v.to_dict() for k, v in o.by_judge.items()}},
             "summary": o.summary.to_dict(), "summaries": {k: v.to_dict() for k, v in o.summaries.items()}}

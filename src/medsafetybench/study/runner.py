@@ -109,6 +109,9 @@ async def run_study_async(study: Study, store: Store, *, only: Sequence[str] | N
             model: ChatModel | None = None
             try:
                 model = load_on_engine(parse_spec(m.spec), engine=study.engine, **_model_options(m))
+                for served in (model, *(getattr(j, "model", None) for j in judges)):
+                    if hasattr(served, "describe_server"):  # the server's own window, when it states one
+                        await served.describe_server()
                 if budget is not None:
                     model = budget.wrap(model, "model", budget.prices.lookup(model.identity))
                 for line in length_warnings_for(model, judges, items, m.settings):

@@ -63,10 +63,11 @@ _KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
                "max_attempts": int},
     "models": {"name": str, "spec": str, "prompt_format": str, "group": str, "batch_size": int, "concurrency": int,
                "timeout": (int, float), "tensor_parallel_size": int, "replicas": int, "max_new_tokens": int,
-               "system_prompt": str},
+               "system_prompt": str, "model_version": str},
 }
 _REQUIRED = {"study": ("name",), "judges": ("spec",), "models": ("name", "spec")}
-_OPTION_KEYS = ("batch_size", "concurrency", "timeout", "tensor_parallel_size", "replicas", "max_attempts")
+_OPTION_KEYS = ("batch_size", "concurrency", "timeout", "tensor_parallel_size", "replicas", "max_attempts",
+                "model_version")
 
 
 @dataclass(frozen=True)
@@ -222,6 +223,16 @@ def parse_study(raw: dict, path: Path, lines: _Lines | None = None) -> Study:
             resolved = resolve_spec_format(parse_spec(m["spec"]), fmt)
         except UserError as exc:
             raise fail(lines.of("models", i, "prompt_format"), f"model '{m['name']}': {exc}") from None
+        if "model_version" in m:
+            from ..models.openai_backend import check_model_version
+
+            try:
+                check_model_version(m["model_version"])
+            except UserError as exc:
+                raise fail(lines.of("models", i, "model_version"), f"model '{m['name']}': {exc}") from None
+            if not m["spec"].startswith("openai:"):
+                raise fail(lines.of("models", i, "model_version"), f"model '{m['name']}': model_version is for "
+                           "openai: models; a local model is identified by its weights already")
         for key in ("max_new_tokens", "batch_size", "concurrency", "tensor_parallel_size", "replicas"):
             if key in m and m[key] < 1:
                 raise fail(lines.of("models", i, key), f"'{key}' of model '{m['name']}' must be at least 1")

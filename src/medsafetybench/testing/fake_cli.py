@@ -49,6 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' (default: accept any)")
     p.add_argument("--model", action="append", default=None, dest="models",
                    help="model id listed by /v1/models (repeatable; default fake-model)")
+    p.add_argument("--root", default=None, help="'root' of every /v1/models entry (vLLM: the weights path; "
+                   "default: none)")
+    p.add_argument("--created", type=int, default=0, help="'created' of every /v1/models entry (default 0)")
+    p.add_argument("--owned-by", default="fake", help="'owned_by' of every /v1/models entry (default fake)")
+    p.add_argument("--system-fingerprint", default=None,
+                   help="'system_fingerprint' of every completion (default: none)")
+    p.add_argument("--max-model-len", type=int, default=None,
+                   help="'max_model_len' (context window in tokens) of every /v1/models entry, as vLLM reports it")
     return p
 
 
@@ -77,7 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.latency < 0:
         parser.error("--latency must be 0 or more")
     srv = FakeOpenAIServer(MODES[args.mode], latency=args.latency, faults=plan, host=args.host, port=args.port,
-                           api_key=args.api_key, models=tuple(args.models or ("fake-model",)))
+                           api_key=args.api_key, models=tuple(args.models or ("fake-model",)), root=args.root,
+                           created=args.created, owned_by=args.owned_by, system_fingerprint=args.system_fingerprint,
+                           max_model_len=args.max_model_len)
     try:
         srv.start()
     except OSError as exc:

@@ -12,6 +12,10 @@ request (or `"logprobs": N` in a text completion request), the reply carries det
 log-probabilities (`_fake_logprobs`: the first word 0.9), in each endpoint's own shape. Run as a
 program it is a server a user can point any OpenAI client at (`fake_cli.py`, `--help`).
 
+What the server says about itself is settable, so a test can restart it "on other weights" under the
+same port and model name: `root`, `created`, `owned_by` and `max_model_len` in each `/v1/models`
+entry (vLLM's fields), and the `system_fingerprint` of every completion (None: the field is left out).
+
 The server counts everything thread-safely (`stats()`): calls, calls per outcome, and successful
 completions per prompt key (`prompt_key(messages)`), so a test can assert that every item completed
 exactly once and see how often each was retried.
@@ -185,8 +189,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802
         if self.route == "/v1/models":
-            data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"}
-                    for m in self.server.owner.models]
+            data = [self.server.owner.model_entry(m) for m in self.server.owner.models]
             self._send(200, json.dumps({"object": "list", "data": data}).encode("utf-8"))
         else:
             self._send_error_json(404, f"no route GET {self.path}")
@@ -212,12 +215,19 @@ class FakeOpenAIServer:
 
     def __init__(self, responder: Responder | None = None, *, latency: float | Callable[[dict], float] = 0.0,
                  faults: FaultPlan | None = None, host: str = "127.0.0.1", port: int = 0,
-                 api_key: str | None = None, models: tuple[str, ...] = ("fake-model",)) -> None:
+                 api_key: str | None = None, models: tuple[str, ...] = ("fake-model",),
+                 root: str | None = None, created: int = 0, owned_by: str = "fake",
+                 system_fingerprint: str | None = None, max_model_len: int | None = None) -> None:
         self.responder = responder or default_responder
         self.latency = latency
         self.faults = faults
         self.api_key = api_key  # when set: `Authorization: Bearer <api_key>`, or `?api_key=` / `?key=` in the URL
         self.models = models
+        self.root = root  # /v1/models: what the model was loaded from (vLLM: the weights path)
+        self.created = created
+        self.owned_by = owned_by
+        self.system_fingerprint = system_fingerprint  # in every completion when set
+        self.max_model_len = max_model_len  # /v1/models: the context window (vLLM's field)
         self._addr = (host, port)
         self._lock = threading.Lock()
         self._stats = ServerStats()
@@ -271,6 +281,15 @@ class FakeOpenAIServer:
     @property
     def base_url(self) -> str:
         return f"http://{self._addr[0]}:{self.port}/v1"
+
+    def model_entry(self, model: str) -> dict[str, Any]:
+        """The `/v1/models` entry of one served model (`root` and `max_model_len` only when set)."""
+        entry: dict[str, Any] = {"id": model, "object": "model", "created": self.created, "owned_by": self.owned_by}
+        if self.root is not None:
+            entry["root"] = self.root
+        if self.max_model_len is not None:
+            entry["max_model_len"] = self.max_model_len
+        return entry
 
     # -- stats -----------------------------------------------------------------------------------
     def stats(self) -> ServerStats:
@@ -341,6 +360,9 @@ class FakeOpenAIServer:
             h._send_error_json(rej.status, rej.message)
             return
         body = self._text_completion_body(req, reply) if text else self._completion_body(req, reply)
+        if self.system_fingerprint is not None:
+            body = json.dumps({**json.loads(body), "system_fingerprint": self.system_fingerprint},
+                              ensure_ascii=False).encode("utf-8")
         self._record(key, attempt, received, "ok")  # before the reply, so a client never sees stale stats
         try:
             h._send(200, body)
