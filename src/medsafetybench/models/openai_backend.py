@@ -1,19 +1,11 @@
 """The `openai:` backend: any OpenAI-compatible chat-completions endpoint.
 
-It owns:
+It owns (the workers, retries and shared limiter are `http_core.HTTPChatCore`'s, shared with `anthropic:`):
 
-- concurrency: a pool of `concurrency` workers pulling from the request list (100k requests never
-  become 100k tasks), under a limiter shared with every model on the same server and credentials
-  (`concurrency.shared_limiter`, keyed by `connection_key()`), which halves on HTTP 429 and grows
-  back (AIMD);
 - transport (`openai_http.py`): one client per model and event loop with a keep-alive pool sized to
   `concurrency`; by default plain aiohttp, which needs about a quarter of the official SDK's client CPU
   per request (measured, see docs/models.md); `transport="sdk-aiohttp"` or `"sdk-httpx"` goes through
   the official openai SDK instead, with the same requests, retries and results;
-- retries (the SDK's own are off): exponential backoff with jitter, `Retry-After` honoured on
-  429/503; 429, 408/409, 5xx, timeouts, dropped connections and malformed bodies are retried, other
-  4xx are not. When no request of the first round can even connect, it stops after that round with
-  one line naming the URL instead of retrying for minutes;
 - secrecy: the API key, URL userinfo and secret query parameters (`?api_key=`) stay in the client;
   `identity`, `repr`, `connection_key`, logs and error messages show the safe URL only;
 - prompt formats: `chat` (the default; `paper`, and the formats of local models, are the same here: the
@@ -30,8 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
-import math
 import os
 import random
 from collections.abc import Sequence
@@ -39,26 +29,18 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from ..errors import UserError
-from .base import ChatRequest, Completion, ResultCallback, Usage
+from .base import ChatRequest, Completion, Usage
 from .capabilities import TokenLogprobs, candidate_logprobs
 from .concurrency import Limiter, shared_limiter
 from .formats import format_raw
+from .http_core import DEFAULT_CONTEXT_WINDOW, HTTPChatCore, _Failed, check_numbers
 from .openai_http import TRANSPORTS, Failure, make_transport, resolve_transport, userinfo_to_basic_auth
 from .redact import redact_text, safe_url, split_secret_query
 from .registry import register_backend
 from .spec import ModelSpec
 
-log = logging.getLogger(__name__)
-
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
-RETRYABLE_STATUS = frozenset({408, 409, 429})  # plus every 5xx
-DEFAULT_CONTEXT_WINDOW = 128_000
-CHARS_PER_TOKEN = 4  # estimate for prompt_tokens: there is no tokenizer for a remote model
 TEXT_FORMATS = ("raw", "verbatim")  # the last user message as a text prompt to /completions
-
-
-class _Unreachable(Exception):
-    """Every request of the first round failed to connect."""
 
 
 def _is_openai_host(url: str) -> bool:
@@ -67,9 +49,12 @@ def _is_openai_host(url: str) -> bool:
 
 
 @register_backend("openai")
-class OpenAIChatModel:
+class OpenAIChatModel(HTTPChatCore):
     """A chat model behind an OpenAI-compatible HTTP API (implements `ChatModel`, `SupportsLogprobs`,
     `SupportsContextLength` and `SupportsConnectionKey`)."""
+
+    BACKEND: ClassVar[str] = "openai"
+    KEY_ENV: ClassVar[str] = "OPENAI_API_KEY"
 
     OPTIONS: ClassVar[frozenset[str]] = frozenset({
         "api_key", "concurrency", "timeout", "max_retries", "backoff_base", "backoff_cap", "context_window",
@@ -82,19 +67,8 @@ class OpenAIChatModel:
                  adaptive: bool = True, prompt_format: str = "chat") -> None:
         if not model:
             raise UserError("openai backend: no model name given; write e.g. openai:gpt-4o-mini")
-        try:
-            concurrency, timeout, max_retries = int(concurrency), float(timeout), int(max_retries)
-            backoff_base, backoff_cap = float(backoff_base), float(backoff_cap)
-            context_window = None if context_window is None else int(context_window)
-        except (TypeError, ValueError) as exc:
-            raise UserError("openai backend: concurrency, max_retries and context_window must be integers, "
-                            f"timeout and backoff settings numbers of seconds ({exc})") from None
-        if concurrency < 1:
-            raise UserError(f"openai backend: concurrency must be at least 1 (got {concurrency})")
-        if timeout <= 0:
-            raise UserError(f"openai backend: timeout must be a positive number of seconds (got {timeout})")
-        if max_retries < 0:
-            raise UserError(f"openai backend: max_retries must be 0 or more (got {max_retries})")
+        concurrency, timeout, max_retries, backoff_base, backoff_cap, context_window = check_numbers(
+            "openai", concurrency, timeout, max_retries, backoff_base, backoff_cap, context_window)
         if transport not in TRANSPORTS:
             raise UserError(f"openai backend: transport '{transport}' is unknown; use one of {', '.join(TRANSPORTS)}")
         fmt = _check_format(prompt_format)
@@ -167,18 +141,6 @@ class OpenAIChatModel:
         return (f"OpenAIChatModel(identity={self.identity!r}, concurrency={self.concurrency}, "
                 f"timeout={self.timeout}, max_retries={self.max_retries}, transport={self.transport!r})")
 
-    def connection_key(self) -> str:
-        """Safe base URL + a hash of key and full URL: models with equal keys share one limit."""
-        return self._connection_key
-
-    def context_length(self) -> int | None:
-        """The configured `context_window` (the API does not say)."""
-        return self.context_window
-
-    def prompt_tokens(self, request: ChatRequest) -> int:
-        """An estimate: characters / 4 plus a few tokens per message (no tokenizer for a remote model)."""
-        return sum(math.ceil(len(m.content) / CHARS_PER_TOKEN) + 4 for m in request.messages)
-
     # -- plumbing --------------------------------------------------------------------------------
     def _ensure_transport(self) -> Any:
         """One transport per event loop (a CLI may call asyncio.run more than once), and the shared limiter."""
@@ -190,30 +152,6 @@ class OpenAIChatModel:
             self._loop = loop
         self._limiter = shared_limiter(self._connection_key, self.concurrency, adaptive=self.adaptive)
         return self._transport
-
-    def _scrub(self, text: str) -> str:
-        text = redact_text(" ".join(str(text).split()))
-        if self._key and self._key != "EMPTY" and len(self._key) >= 4:
-            text = text.replace(self._key, "***")
-        return text[:300]
-
-    def _backoff(self, attempt: int) -> float:
-        ceiling = min(self.backoff_cap, self.backoff_base * (2 ** attempt))
-        return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
-
-    def _classify(self, failure: Failure) -> tuple[bool, float | None, str]:
-        """(retryable, server-requested delay, one-line secret-free message) for a failed call."""
-        if failure.kind == "status":
-            status = failure.status or 0
-            if status == 401:
-                return False, None, f"HTTP 401 authentication failed: check OPENAI_API_KEY for {self.base_url}"
-            msg = f"HTTP {status}: {self._scrub(failure.message)}"
-            if status in RETRYABLE_STATUS or status >= 500:
-                return True, failure.retry_after if status in (429, 503) else None, msg
-            return False, None, msg
-        if failure.kind == "timeout":
-            return True, None, f"request timed out after {self.timeout:g} s"
-        return True, None, self._scrub(failure.message)  # connect, dropped, malformed: retried
 
     def _params(self, request: ChatRequest) -> dict[str, Any]:
         cfg = request.config
@@ -263,88 +201,6 @@ class OpenAIChatModel:
         usage = Usage(int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0))
         return Completion(text=text, usage=usage, finish_reason=choice.get("finish_reason"))
 
-    async def _call(self, params: dict[str, Any], parse: Any, first_round: list[int] | None) -> Any:
-        """One request with retries; returns parse(reply JSON) or raises `_Failed` with the message."""
-        transport = self._ensure_transport()
-        limiter = self._limiter
-        assert limiter is not None
-        attempt = 0
-        while True:
-            ticket = await limiter.acquire()
-            try:
-                data = await transport.post(params, self._path)
-                self._reached = True
-                try:
-                    result = parse(data)
-                except (ValueError, TypeError, KeyError, AttributeError) as exc:
-                    raise Failure("malformed", f"malformed response: {type(exc).__name__}") from None
-                limiter.succeeded()
-                return result
-            except Failure as failure:
-                if failure.kind in ("status", "malformed"):
-                    self._reached = True
-                    if failure.status == 429:
-                        limiter.overloaded(ticket)
-                retryable, delay, msg = self._classify(failure)
-                if first_round is not None and attempt == 0 and not self._reached and failure.kind == "connect":
-                    first_round[0] += 1
-                    if first_round[0] >= first_round[1]:
-                        raise _Unreachable(msg) from None
-            finally:
-                limiter.release()
-            if not retryable or attempt >= self.max_retries:
-                tries = f" (after {attempt + 1} attempts)" if attempt else ""
-                log.warning("%s: request failed%s: %s", self.identity, tries, msg)
-                raise _Failed(msg + tries)
-            wait = delay if delay is not None else self._backoff(attempt)
-            log.debug("%s: %s; retry %d in %.2f s", self.identity, msg, attempt + 1, wait)
-            await asyncio.sleep(wait)
-            attempt += 1
-
-    async def _run_all(self, items: Sequence[Any], one: Any, done: Any) -> None:
-        """Run `one(item, first_round)` for every item on `concurrency` workers, calling
-        `done(index, result)` as each finishes; stop with a `UserError` when the server is unreachable."""
-        if not items:
-            return
-        self._ensure_transport()
-        pending = iter(enumerate(items))  # shared by the workers; next() never awaits
-        first_round = None if self._reached else [0, min(self.concurrency, len(items))]
-
-        async def worker() -> None:
-            for index, item in pending:
-                done(index, await one(item, first_round))
-
-        tasks = [asyncio.create_task(worker()) for _ in range(min(self.concurrency, len(items)))]
-        try:
-            await asyncio.gather(*tasks)
-        except _Unreachable as exc:
-            raise UserError(f"cannot connect to {self.base_url} ({exc}): every request of the first round "
-                            "failed; is the server running and the URL right?") from None
-        finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-    # -- ChatModel -------------------------------------------------------------------------------
-    async def generate(self, requests: Sequence[ChatRequest],
-                       on_result: ResultCallback | None = None) -> list[Completion]:
-        """Complete every request (at most `concurrency` in flight); results in input order.
-        `on_result(index, completion)` runs on the event loop as each request finishes."""
-        results: list[Completion | None] = [None] * len(requests)
-
-        async def one(request: ChatRequest, first_round: list[int] | None) -> Completion:
-            try:
-                return await self._call(self._params(request), self._parse, first_round)
-            except _Failed as exc:
-                return Completion(text="", error=str(exc))
-
-        def done(index: int, completion: Completion) -> None:
-            results[index] = completion
-            if on_result is not None:
-                on_result(index, completion)
-
-        await self._run_all(requests, one, done)
-        return [r if r is not None else Completion("", error="not run") for r in results]
 
     async def first_token_logprobs(self, requests: Sequence[ChatRequest], candidates: Sequence[str] = (),
                                    top_k: int = 20) -> list[TokenLogprobs]:
@@ -375,17 +231,6 @@ class OpenAIChatModel:
 
         await self._run_all(requests, one, done)
         return [r if r is not None else TokenLogprobs(error="not run") for r in results]
-
-    async def aclose(self) -> None:
-        if self._transport is not None:
-            if self._loop is asyncio.get_running_loop():
-                await self._transport.aclose()
-            self._transport = None
-            self._loop = None
-
-
-class _Failed(Exception):
-    """A request failed for good (the message is one secret-free line)."""
 
 
 def _identity(model: str, safe_base_url: str, prompt_format: str = "chat") -> str:

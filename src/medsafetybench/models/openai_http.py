@@ -91,9 +91,12 @@ def aiohttp_failure(exc: BaseException) -> Failure | None:
     return None
 
 
-def sdk_failure(exc: BaseException) -> Failure | None:
-    """The `Failure` for an openai SDK exception (any transport underneath), None for anything else."""
-    import openai
+def sdk_failure(exc: BaseException, sdk: Any = None) -> Failure | None:
+    """The `Failure` for an exception of the openai SDK (or of `sdk`, another Stainless-built SDK with the
+    same exception classes, e.g. `anthropic`), any transport underneath; None for anything else."""
+    if sdk is None:
+        import openai as sdk
+    openai = sdk
 
     if isinstance(exc, openai.APIStatusError):
         detail = exc.message if isinstance(exc.message, str) else ""

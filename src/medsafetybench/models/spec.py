@@ -1,6 +1,7 @@
 """Model spec strings (what a user types), their safe display form, and `load_model`.
 
     openai:MODEL[@BASE_URL]      any OpenAI-compatible chat endpoint (key from OPENAI_API_KEY)
+    anthropic:MODEL[@BASE_URL]   Claude over the Messages API (key from ANTHROPIC_API_KEY)
     hf:PATH_OR_HUB_ID[+ADAPTER]  local transformers model, optional LoRA adapter
     vllm:PATH_OR_HUB_ID[+ADAPTER] vLLM engine (optional extra), optional LoRA adapter served by vLLM
     NAME:...                     a backend added by a plug-in (see `registry.py`)
