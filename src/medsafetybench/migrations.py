@@ -320,6 +320,37 @@ def _generation_v2_values(conn: sqlite3.Connection) -> None:
                      (int(text.startswith(target.strip())), int(any(p in text for p in _GCG_V1_REFUSALS)), key))
 
 
+# batches v1: provider batches (OpenAI Batch API, Anthropic Message Batches) and the requests each holds,
+# written before the upload so a killed run resumes polling instead of paying again; `responses.batch_id`
+# names the provider batch that answered (NULL: a live call), so cost can apply the batch price.
+_BATCHES_V1 = """
+CREATE TABLE IF NOT EXISTS batches (
+    id TEXT PRIMARY KEY,
+    provider TEXT NOT NULL,
+    model_identity TEXT NOT NULL,
+    remote_id TEXT,
+    input_file_id TEXT,
+    state TEXT NOT NULL,
+    remote_status TEXT,
+    n_requests INTEGER NOT NULL,
+    round INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    note TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS batches_state ON batches(state);
+CREATE TABLE IF NOT EXISTS batch_requests (
+    batch_id TEXT NOT NULL REFERENCES batches(id) ON DELETE CASCADE,
+    custom_id TEXT NOT NULL,
+    request TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    error TEXT,
+    PRIMARY KEY (batch_id, custom_id)
+);
+CREATE INDEX IF NOT EXISTS batch_requests_custom ON batch_requests(custom_id);
+ALTER TABLE responses ADD COLUMN batch_id TEXT
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration("core", 1, "runs, run items, responses and judgements (release 0.1.0)", _CORE_V1),
     Migration("medqa", 1, "per-question medical QA scores (release 0.1.0)", _MEDQA_V1),
@@ -335,6 +366,8 @@ MIGRATIONS: list[Migration] = [
               _GENERATION_V2, _generation_v2_values),
     Migration("medqa", 2, "protocol, settings and replicate of every medical QA score (0.1.0 rows: harness, "
               "no BOS / 64-token generations)", _MEDQA_V2),
+    Migration("batches", 1, "provider batches and their requests (resume, faults); responses.batch_id",
+              _BATCHES_V1),
 ]
 
 

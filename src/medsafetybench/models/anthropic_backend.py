@@ -86,8 +86,8 @@ def anthropic_httpx() -> Any:
     raise RuntimeError("cannot find the httpx module of the anthropic SDK")  # pragma: no cover
 
 
-def make_client(url: str, key: str, *, timeout: float, concurrency: int) -> Any:
-    """An `anthropic.AsyncAnthropic` client with the SDK's retries off (ours run instead)."""
+def make_client(url: str, key: str, *, timeout: float, concurrency: int, max_retries: int = 0) -> Any:
+    """An `anthropic.AsyncAnthropic` client; the SDK's retries are off by default (ours run instead)."""
     try:
         import anthropic
     except ImportError:
@@ -96,7 +96,7 @@ def make_client(url: str, key: str, *, timeout: float, concurrency: int) -> Any:
     httpx = anthropic_httpx()
     tmo = httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_CAP))
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    return anthropic.AsyncAnthropic(api_key=key, base_url=url, timeout=tmo, max_retries=0,
+    return anthropic.AsyncAnthropic(api_key=key, base_url=url, timeout=tmo, max_retries=max_retries,
                                     http_client=anthropic.DefaultAsyncHttpxClient(limits=limits, timeout=tmo))
 
 
@@ -210,9 +210,11 @@ class AnthropicChatModel(HTTPChatCore):
         return (f"AnthropicChatModel(identity={self.identity!r}, concurrency={self.concurrency}, "
                 f"timeout={self.timeout}, max_retries={self.max_retries})")
 
-    def sdk_client(self) -> Any:
-        """A new `AsyncAnthropic` client with this model's endpoint and key (for Message Batches)."""
-        return make_client(self._url, self._key, timeout=self.timeout, concurrency=self.concurrency)
+    def sdk_client(self, max_retries: int = 3) -> Any:
+        """A new `AsyncAnthropic` client with this model's endpoint and key, the SDK's own retries on (for
+        Message Batches' few control calls)."""
+        return make_client(self._url, self._key, timeout=self.timeout, concurrency=self.concurrency,
+                           max_retries=max_retries)
 
     # -- wire format -----------------------------------------------------------------------------
     def _ensure_transport(self) -> Any:

@@ -93,6 +93,8 @@ class Completion:
     usage: Usage = field(default_factory=Usage)
     finish_reason: str | None = None
     error: str | None = None
+    batch: str | None = None
+    """The provider batch that answered (None: a live call)."""
 
     @property
     def ok(self) -> bool:

@@ -141,6 +141,15 @@ class OpenAIChatModel(HTTPChatCore):
         return (f"OpenAIChatModel(identity={self.identity!r}, concurrency={self.concurrency}, "
                 f"timeout={self.timeout}, max_retries={self.max_retries}, transport={self.transport!r})")
 
+    def sdk_client(self, max_retries: int = 3) -> Any:
+        """A new `openai.AsyncOpenAI` client with this model's endpoint and credentials, the SDK's own
+        retries on (for the Batch API's few control calls: uploads, creates, polls)."""
+        import openai
+
+        return openai.AsyncOpenAI(api_key=self._key, base_url=self._url, timeout=self.timeout,
+                                  max_retries=max_retries, default_query=dict(self._query) or None,
+                                  default_headers=dict(self._headers) or None)
+
     # -- plumbing --------------------------------------------------------------------------------
     def _ensure_transport(self) -> Any:
         """One transport per event loop (a CLI may call asyncio.run more than once), and the shared limiter."""

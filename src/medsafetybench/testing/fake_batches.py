@@ -100,7 +100,7 @@ class BatchEngine:
 
     def __init__(self, faults: BatchFaults | None = None) -> None:
         self.faults = faults or BatchFaults()
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         self.batches: dict[str, FakeBatch] = {}
         self.files: dict[str, bytes] = {}
         self._stats = BatchStats()

@@ -1,0 +1,109 @@
+"""What the batch runner needs from a provider's batch API, and the records that cross that line.
+
+A provider turns requests into request lines, submits a list of them as one batch, reports a batch's
+state when polled, returns its results (one `LineResult` per custom id it can read, and a warning per
+line it cannot), and cancels. `provider_for(model)` picks one by the model's backend: `openai:` models
+use the OpenAI Batch API (`openai_batches.py`), `anthropic:` models Message Batches
+(`anthropic_batches.py`). The limits (requests and bytes per batch) are attributes, so tests can use small
+ones; the runner splits at them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..errors import UserError
+from ..models.base import ChatModel, ChatRequest, Completion
+
+
+@dataclass(frozen=True)
+class RemoteState:
+    """A batch as the provider reports it."""
+
+    status: str
+    """The provider's word: in_progress, completed, expired, cancelled (OpenAI); in_progress, canceling,
+    ended (Anthropic)."""
+    ended: bool
+    """No request of it will change any more: results can be read."""
+    done: int
+    failed: int
+    total: int
+
+
+@dataclass(frozen=True)
+class LineResult:
+    """One request's outcome in a batch: a completion, or an error (the runner retries it)."""
+
+    custom_id: str
+    completion: Completion | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The most one batch may hold."""
+
+    max_requests: int
+    max_bytes: int
+
+
+class BatchProvider(Protocol):
+    name: str
+    limits: Limits
+
+    def line(self, custom_id: str, request: ChatRequest) -> bytes:
+        """The request as one JSONL line (its size counts against `limits.max_bytes`)."""
+        ...
+
+    async def submit(self, local_id: str, lines: Sequence[bytes]) -> tuple[str, str, str | None]:
+        """Upload and create the batch; (provider batch id, status, input file id or None)."""
+        ...
+
+    async def find(self, local_id: str) -> str | None:
+        """The provider id of a batch created earlier for `local_id` (a process killed between creating
+        it and storing its id), or None when the provider cannot tell."""
+        ...
+
+    async def retrieve(self, remote_id: str) -> RemoteState: ...
+
+    async def results(self, remote_id: str) -> tuple[list[LineResult], list[str]]:
+        """The results of an ended batch, and one warning per line that could not be read."""
+        ...
+
+    async def cancel(self, remote_id: str) -> RemoteState: ...
+
+    async def aclose(self) -> None: ...
+
+
+def provider_for(model: ChatModel, limits: Limits | None = None) -> BatchProvider:
+    """The batch provider for an `openai:` (chat format) or `anthropic:` model.
+
+    Raises:
+        UserError: the model's backend has no batch API here.
+    """
+    from ..models.anthropic_backend import AnthropicChatModel
+    from ..models.openai_backend import OpenAIChatModel
+
+    if isinstance(model, AnthropicChatModel):
+        from .anthropic_batches import AnthropicBatches
+
+        return AnthropicBatches(model, limits)
+    if isinstance(model, OpenAIChatModel):
+        if model.prompt_format != "chat":
+            raise UserError(f"--batch: {model.identity} sends text prompts to /v1/completions; batch mode sends "
+                            "chat requests only (use prompt format chat, or run it without --batch)")
+        from .openai_batches import OpenAIBatches
+
+        return OpenAIBatches(model, limits)
+    raise UserError(f"--batch: {model.identity} has no batch API (openai: and anthropic: models have)")
+
+
+def supports_batch(model: Any) -> bool:
+    """True for models `provider_for` accepts."""
+    try:
+        provider_for(model)
+    except UserError:
+        return False
+    return True
