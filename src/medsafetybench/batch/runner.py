@@ -310,3 +310,32 @@ class BatchChatModel:
             self.batches.mark(o.record.id, [k], "failed", errors[k])
         self.batches.close(o.record.id)
         return bad + missing
+
+
+def batched_model(model: ChatModel, store: Store, options: BatchOptions | None = None,
+                  on_event: EventCallback | None = None) -> ChatModel:
+    """`model` in batch mode when its backend has a batch API (`openai:` chat, `anthropic:`), else `model`
+    itself (local models run as usual)."""
+    from .providers import supports_batch
+
+    if isinstance(model, BatchChatModel) or not supports_batch(model):
+        return model
+    return BatchChatModel(model, store, options, on_event)
+
+
+def batch_judge(judge: object, store: Store, options: BatchOptions | None = None,
+                on_event: EventCallback | None = None) -> bool:
+    """Put an LLM judge's model in batch mode (in place), and have the stages hand it every case at once.
+    Returns False (and changes nothing) for judges without a batchable model (offline judges, classifiers,
+    local models)."""
+    from ..judging.llm import LLMJudge
+
+    if not isinstance(judge, LLMJudge):
+        return False
+    model = batched_model(judge.model, store, options, on_event)
+    if model is judge.model:
+        return False
+    judge.model = model
+    judge.stream_batch = 10**9  # type: ignore[attr-defined]  # one judge call: one set of batches
+    judge.stream_workers = 1  # type: ignore[attr-defined]
+    return True

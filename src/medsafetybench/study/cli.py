@@ -108,9 +108,18 @@ def register(app: typer.Typer) -> None:
                 only: Annotated[str | None, typer.Option("--only", help="Comma list of model names to run (default: all).")] = None,
                 project: ProjectOpt = None, fail_above: FailAboveOpt = None,
                 retry_unscored: Annotated[bool, typer.Option(help="Ask the judges again where they left items unscored.")] = False,
+                batch: Annotated[bool | None, typer.Option("--batch/--no-batch", help="Through the providers' batch APIs or not (default: the study file's `batch` key).")] = None,
+                batch_timeout: Annotated[float | None, typer.Option(min=1, help="Seconds to wait for batches before cancelling them and asking the rest live (default: the file's `batch_timeout`).")] = None,
+                batch_poll: Annotated[float | None, typer.Option(min=0.01, help="Seconds between batch polls (default: the file's `batch_poll`, else 30).")] = None,
                 as_json: JsonOpt = False) -> None:
         """Evaluate every model of a study with every judge (resumable: a re-run makes only missing calls)."""
+        import dataclasses
+
         study = load_study(path)
+        study = dataclasses.replace(
+            study, batch=study.batch if batch is None else batch,
+            batch_timeout=study.batch_timeout if batch_timeout is None else batch_timeout,
+            batch_poll=study.batch_poll if batch_poll is None else batch_poll)
         gate = Gate.parse(fail_above)
         names = [x.strip() for x in only.split(",") if x.strip()] if only else None
         for name in names or ():

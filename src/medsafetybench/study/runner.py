@@ -94,6 +94,19 @@ async def run_study_async(study: Study, store: Store, *, only: Sequence[str] | N
     models = [study.model(n) for n in only] if only else list(study.models)
     items = study.items.load()
     judges = [build_judge(j) for j in study.judges]
+    sink: list[Callable[[Any], None] | None] = [None]  # the current model's batch progress
+
+    def on_batch_event(event: Any) -> None:
+        if sink[0] is not None:
+            sink[0](event)
+
+    if study.batch:
+        from ..batch.runner import BatchOptions, batch_judge
+
+        batch_options = BatchOptions(timeout=study.batch_timeout, poll_interval=study.batch_poll)
+        for j in judges:
+            if not batch_judge(j, store, batch_options, on_batch_event):
+                (warn or log.warning)(f"batch mode: judge {j.identity} has no batch API; it runs as usual")
     provenance = _provenance(study, [j.identity for j in judges])
     outcome = StudyOutcome(study)
     try:
@@ -103,12 +116,20 @@ async def run_study_async(study: Study, store: Store, *, only: Sequence[str] | N
             model: ChatModel | None = None
             try:
                 model = load_model(parse_spec(m.spec), **_model_options(m, study.engine))
+                if study.batch:
+                    from ..batch.runner import batched_model
+
+                    sink[0] = getattr(progress, "batch_event", None)
+                    batched = batched_model(model, store, batch_options, on_batch_event)
+                    if batched is model:
+                        (warn or log.warning)(f"batch mode: {m.name} has no batch API; it runs as usual")
+                    model = batched
                 for line in length_warnings_for(model, judges, items, m.settings):
                     (warn or log.warning)(line)
                 result.outcome = await evaluate(store, items, model, judges, model_spec=str(parse_spec(m.spec)),
                                                 settings=m.settings, progress=progress, retry_unscored=retry_unscored,
                                                 name=m.name if m.name != m.spec else None,
-                                                provenance=provenance)
+                                                provenance=provenance, sequential=study.batch)
                 result.run_id = result.outcome.run_id
                 info = store.run(result.run_id)
                 tags = {*info.tags, *([study.tag] if study.tag_runs else []),
