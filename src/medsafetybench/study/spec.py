@@ -198,8 +198,9 @@ def parse_study(raw: dict, path: Path, lines: _Lines | None = None) -> Study:
                     raise fail(lines.of(table, index, key), f"unknown key '{key}' in {_where(table, index, many)}; "
                                f"known keys: {', '.join(allowed)}")
                 want = allowed[key]
-                if isinstance(value, bool) or not isinstance(value, want):
-                    kinds = {"int": "whole number", "str": "string", "list": "list", "float": "number"}
+                if (isinstance(value, bool) and want is not bool) or not isinstance(value, want):
+                    kinds = {"int": "whole number", "str": "string", "list": "list", "float": "number",
+                             "bool": "true or false"}
                     names = " or ".join(kinds[t.__name__] for t in (want if isinstance(want, tuple) else (want,)))
                     raise fail(lines.of(table, index, key), f"'{key}' in {_where(table, index, many)} must be "
                                f"a {names}, not {value!r}")
