@@ -148,3 +148,18 @@ def test_newer_component_is_refused_with_a_clear_message(tmp_path: Path) -> None
         store.conn.execute("INSERT OR REPLACE INTO meta VALUES ('version:medqa', '42')")
     with pytest.raises(UserError, match="newer medsafetybench .*medqa 42"):
         Store(tmp_path / "m.db")
+
+
+def test_a_v1_store_gains_the_batch_tables_and_keeps_its_responses_live(v1_store: Path) -> None:
+    before = _tables(v1_store)
+    with Store(v1_store) as store:
+        assert "batches" in [m.component for m in store.migrated]
+        cols = [r[1] for r in store.conn.execute("PRAGMA table_info(responses)")]
+        assert "batch_id" in cols
+        assert store.conn.execute("SELECT COUNT(*) FROM responses WHERE batch_id IS NULL").fetchone() == \
+            (before["responses"],)  # every old response was a live call
+        from medsafetybench.batch.store import BatchStore
+
+        assert BatchStore(store).open_batches() == []
+    with Store(v1_store) as store:  # opening again applies nothing
+        assert store.migrated == []
