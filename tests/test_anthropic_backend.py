@@ -23,6 +23,7 @@ from medsafetybench.store import Store
 from medsafetybench.testing import FakeOpenAIServer, FaultPlan, echo_responder, rubric_responder
 from medsafetybench.testing.fake_anthropic import FakeAnthropic
 from medsafetybench.testing.fake_batches import BatchFaults
+from model_helpers import generate_and_close
 
 SECRET = "sk-ant-test-secret-123456"
 
@@ -41,16 +42,6 @@ def fake_anthropic(fake_openai_factory: Callable[..., FakeOpenAIServer], anthrop
     return make
 
 
-def _run(model: Any, requests: list[ChatRequest]) -> list:
-    async def go() -> list:
-        try:
-            return await model.generate(requests)
-        finally:
-            await model.aclose()
-
-    return asyncio.run(go())
-
-
 def test_live_messages_map_system_usage_and_stop_reasons(fake_anthropic) -> None:
     seen: list[dict] = []
 
@@ -62,7 +53,7 @@ def test_live_messages_map_system_usage_and_stop_reasons(fake_anthropic) -> None
     model = load_model(f"anthropic:claude-3-5-haiku-20241022@{fa.base_url}")
     assert model.identity == f"anthropic:claude-3-5-haiku-20241022@{fa.base_url}"
     assert model.identity == model_identity(f"anthropic:claude-3-5-haiku-20241022@{fa.base_url}")
-    out = _run(model, [ChatRequest.simple("hello", system="be safe"),
+    out = generate_and_close(model, [ChatRequest.simple("hello", system="be safe"),
                        ChatRequest.simple("hi", config=GenerationConfig(max_new_tokens=2, stop=("END",)))])
     assert [c.text for c in out] == ["one two three four five six", "one two"]
     assert [c.finish_reason for c in out] == ["stop", "length"]
@@ -79,7 +70,7 @@ def test_live_retries_429_500_and_malformed_bodies(fake_anthropic) -> None:
     fa.server.faults = FaultPlan(rate_429=0.3, rate_500=0.2, rate_malformed=0.2, retry_after=(0.01, 0.02), seed=3)
     model = load_model(f"anthropic:claude@{fa.base_url}", concurrency=4, backoff_base=0.01, backoff_cap=0.05)
     reqs = [ChatRequest.simple(f"q{i}") for i in range(20)]
-    out = _run(model, reqs)
+    out = generate_and_close(model, reqs)
     assert [c.text for c in out] == [f"echo: q{i}" for i in range(20)]
     s = fa.server.stats()
     assert s.by_outcome["429"] and s.by_outcome["500"] and s.by_outcome["malformed"]
@@ -91,7 +82,7 @@ def test_the_key_never_reaches_identity_repr_or_logs(fake_anthropic, monkeypatch
     monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
     fa.server.responder = lambda req: "fine"
     model = load_model(f"anthropic:claude@{fa.base_url}")
-    _run(model, [ChatRequest.simple("x")])
+    generate_and_close(model, [ChatRequest.simple("x")])
     assert SECRET not in repr(model) and SECRET not in model.identity and SECRET not in model.connection_key()
     assert SECRET not in caplog.text
 
@@ -136,7 +127,7 @@ def test_message_batches_resume_retry_and_report_an_unreadable_line(fake_anthrop
     with Store(tmp_path / "m.db") as store:
         model = BatchChatModel(load_model(f"anthropic:claude@{fa.base_url}"), store, BatchOptions(poll_interval=0.01),
                                on_event=lambda e: notes.append(e.message) if e.message else None)
-        out = _run(model, reqs)
+        out = generate_and_close(model, reqs)
         assert [c.text for c in out] == [f"echo: q{i}" for i in range(8)]
         assert store.conn.execute("SELECT COUNT(*) FROM batches WHERE state='collected'").fetchone() == (2,)
     s = fa.engine.stats()
@@ -159,6 +150,6 @@ def test_message_batches_resume_retry_and_report_an_unreadable_line(fake_anthrop
         for b in fb.engine.batches.values():
             b.faults = None
         again = BatchChatModel(load_model(spec), store, BatchOptions(poll_interval=0.01))
-        assert all(c.ok for c in _run(again, reqs[:3]))
+        assert all(c.ok for c in generate_and_close(again, reqs[:3]))
     assert fb.engine.stats().batches_created == 1 and json.dumps(sorted(fb.engine.stats().submitted.values())) == \
         "[1, 1, 1]"

@@ -26,22 +26,13 @@ from medsafetybench.models.base import ChatRequest
 from medsafetybench.store import Store
 from medsafetybench.testing import FakeOpenAIServer, default_responder, echo_responder, rubric_responder
 from medsafetybench.testing.fake_batches import BatchFaults, FakeBatches
+from model_helpers import generate_and_close
 
 FAST = ["--batch", "--batch-poll", "0.05"]
 
 
 def _requests(n: int) -> list[ChatRequest]:
     return [ChatRequest.simple(f"question {i}", system="be brief") for i in range(n)]
-
-
-def _generate(model: BatchChatModel, requests: list[ChatRequest]) -> list:
-    async def go() -> list:
-        try:
-            return await model.generate(requests)
-        finally:
-            await model.aclose()
-
-    return asyncio.run(go())
 
 
 @pytest.fixture
@@ -111,7 +102,7 @@ def test_expired_and_cancelled_batches_resubmit_only_what_they_did_not_answer(fa
     fb = FakeBatches(srv, BatchFaults(end=end, finish_fraction=0.5))
     with Store(tmp_path / "m.db") as store:
         model = BatchChatModel(load_model(f"openai:m@{srv.base_url}"), store, BatchOptions(poll_interval=0.01))
-        out = _generate(model, _requests(10))
+        out = generate_and_close(model, _requests(10))
     assert [c.text for c in out] == [f"echo: question {i}" for i in range(10)]
     assert all(c.batch for c in out)
     s = fb.stats()
@@ -124,7 +115,7 @@ def test_what_still_fails_after_the_retries_is_reported_not_stored(fake_openai_f
     with Store(tmp_path / "m.db") as store:
         model = BatchChatModel(load_model(f"openai:m@{srv.base_url}"), store,
                                BatchOptions(poll_interval=0.01, retries=1))
-        out = _generate(model, _requests(4))
+        out = generate_and_close(model, _requests(4))
     # batch 1 fails positions 2 and 4 (q1, q3); batch 2 holds [q1, q3] and fails its position 2 (q3) again
     assert [c.ok for c in out] == [True, True, True, False]
     assert "injected batch line failure" in (out[3].error or "")
@@ -142,7 +133,7 @@ def test_a_batch_that_never_finishes_is_cancelled_at_the_timeout_and_the_rest_as
     with Store(tmp_path / "m.db") as store:
         model = BatchChatModel(load_model(f"openai:m@{srv.base_url}"), store,
                                BatchOptions(poll_interval=0.02, timeout=0.2, cancel_wait=5), on_event=events.append)
-        out = _generate(model, _requests(10))
+        out = generate_and_close(model, _requests(10))
         assert model.live_calls == 7
     assert [c.text for c in out] == [f"echo: question {i}" for i in range(10)]
     assert [c.batch is not None for c in out] == [True] * 3 + [False] * 7
@@ -158,12 +149,12 @@ def test_requests_are_split_at_the_request_and_byte_limits(fake_openai_factory, 
         model = BatchChatModel(load_model(f"openai:m@{srv.base_url}"), store,
                                BatchOptions(poll_interval=0.01, limits=Limits(max_requests=3, max_bytes=10**6)))
         line = len(model.provider.line("x" * 64, _requests(1)[0])) + 1
-        assert len(_generate(model, _requests(10))) == 10
+        assert len(generate_and_close(model, _requests(10))) == 10
     assert fb.stats().batches_created == 4  # 3 + 3 + 3 + 1
     with Store(tmp_path / "m2.db") as store:
         model = BatchChatModel(load_model(f"openai:m2@{srv.base_url}"), store,
                                BatchOptions(poll_interval=0.01, limits=Limits(1000, max_bytes=2 * line + 4)))
-        assert all(c.ok for c in _generate(model, _requests(5)))
+        assert all(c.ok for c in generate_and_close(model, _requests(5)))
     assert fb.stats().batches_created == 4 + 3  # 2 + 2 + 1 lines fit the byte limit
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..models.anthropic_backend import AnthropicChatModel, anthropic_httpx, message_params, parse_message
 from ..models.openai_http import Failure
-from .providers import Limits, LineResult, RemoteState
+from .providers import Limits, LineResult, RemoteState, read_result_lines
 
 ANTHROPIC_LIMITS = Limits(max_requests=100_000, max_bytes=256 * 1024 * 1024)
 
@@ -73,18 +73,7 @@ class AnthropicBatches:
             return [], [f"batch {remote_id}: no results_url although it ended"]
         resp = await self.client.get(batch.results_url, cast_to=anthropic_httpx().Response,
                                      options={"headers": {"Accept": "application/binary"}})
-        out: list[LineResult] = []
-        warnings: list[str] = []
-        for n, raw in enumerate(resp.content.splitlines(), start=1):
-            if not raw.strip():
-                continue
-            parsed = parse_line(raw, remote_id)
-            if parsed is None:
-                warnings.append(f"batch {remote_id}: results line {n} is not a valid result line "
-                                "(skipped; its request is retried)")
-            else:
-                out.append(parsed)
-        return out, warnings
+        return read_result_lines(resp.content, parse_line, remote_id, "results")
 
     async def aclose(self) -> None:
         if self._client is not None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..models.openai_backend import OpenAIChatModel
 from ..models.openai_http import Failure
-from .providers import Limits, LineResult, RemoteState
+from .providers import Limits, LineResult, RemoteState, read_result_lines
 
 OPENAI_LIMITS = Limits(max_requests=50_000, max_bytes=200 * 1024 * 1024)
 ENDPOINT = "/v1/chat/completions"
@@ -77,19 +77,12 @@ class OpenAIBatches:
         batch = await self.client.batches.retrieve(remote_id)
         out: list[LineResult] = []
         warnings: list[str] = []
-        for kind, file_id in (("output", batch.output_file_id), ("error", batch.error_file_id)):
-            if not file_id:
-                continue
-            content = await self.client.files.content(file_id)
-            for n, raw in enumerate(content.content.splitlines(), start=1):
-                if not raw.strip():
-                    continue
-                parsed = parse_line(raw, remote_id)
-                if parsed is None:
-                    warnings.append(f"batch {remote_id}: {kind} file line {n} is not a valid result line "
-                                    "(skipped; its request is retried)")
-                else:
-                    out.append(parsed)
+        for kind, file_id in (("output file", batch.output_file_id), ("error file", batch.error_file_id)):
+            if file_id:
+                content = await self.client.files.content(file_id)
+                lines, bad = read_result_lines(content.content, parse_line, remote_id, kind)
+                out += lines
+                warnings += bad
         return out, warnings
 
     async def aclose(self) -> None:

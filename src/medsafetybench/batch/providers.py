@@ -10,7 +10,7 @@ ones; the runner splits at them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -75,6 +75,24 @@ class BatchProvider(Protocol):
     async def cancel(self, remote_id: str) -> RemoteState: ...
 
     async def aclose(self) -> None: ...
+
+
+def read_result_lines(content: bytes, parse: Callable[[bytes, str], LineResult | None], remote_id: str,
+                      what: str) -> tuple[list[LineResult], list[str]]:
+    """Every result line of a downloaded JSONL file, and one warning per line `parse` cannot read (its
+    request gets no result, so the runner retries it)."""
+    out: list[LineResult] = []
+    warnings: list[str] = []
+    for n, raw in enumerate(content.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        parsed = parse(raw, remote_id)
+        if parsed is None:
+            warnings.append(f"batch {remote_id}: {what} line {n} is not a valid result line "
+                            "(skipped; its request is retried)")
+        else:
+            out.append(parsed)
+    return out, warnings
 
 
 def provider_for(model: ChatModel, limits: Limits | None = None) -> BatchProvider:

@@ -31,7 +31,6 @@ import asyncio
 import hashlib
 import importlib
 import importlib.util
-import json
 import logging
 import os
 import random
@@ -42,7 +41,7 @@ from ..errors import UserError
 from .base import ChatRequest, Completion, Usage
 from .concurrency import shared_limiter
 from .http_core import DEFAULT_CONTEXT_WINDOW, HTTPChatCore, check_numbers
-from .openai_http import CONNECT_TIMEOUT_CAP, Failure, sdk_failure
+from .openai_http import CONNECT_TIMEOUT_CAP, Failure, SDKTransport
 from .redact import redact_text, safe_url
 from .registry import register_backend
 from .spec import ModelSpec
@@ -100,32 +99,16 @@ def make_client(url: str, key: str, *, timeout: float, concurrency: int, max_ret
                                     http_client=anthropic.DefaultAsyncHttpxClient(limits=limits, timeout=tmo))
 
 
-class AnthropicTransport:
-    """Messages API calls through the official SDK (`client.post`, replies read as JSON)."""
+class AnthropicTransport(SDKTransport):
+    """Messages API calls through the official SDK (`client.post`, replies read as JSON); the posting,
+    error mapping and closing are `SDKTransport`'s."""
 
-    def __init__(self, *, url: str, key: str, timeout: float, concurrency: int) -> None:
+    def __init__(self, *, url: str, key: str, timeout: float, concurrency: int) -> None:  # noqa: D107
         import anthropic
 
         self._sdk = anthropic
-        self.client = make_client(url, key, timeout=timeout, concurrency=concurrency)
+        self._client = make_client(url, key, timeout=timeout, concurrency=concurrency)
         self._response_type = anthropic_httpx().Response
-
-    async def post(self, body: dict[str, Any], path: str = MESSAGES_PATH) -> Any:
-        """The parsed JSON reply of one call; raises `Failure`."""
-        try:
-            resp = await self.client.post(path, body=body, cast_to=self._response_type)
-        except Exception as exc:  # noqa: BLE001 - mapped below; anything unknown is a bug and re-raised
-            failure = sdk_failure(exc, self._sdk)
-            if failure is None:
-                raise
-            raise failure from None
-        try:
-            return json.loads(resp.content)
-        except ValueError as exc:
-            raise Failure("malformed", f"malformed response body: {str(exc)[:200]}") from None
-
-    async def aclose(self) -> None:
-        await self.client.close()
 
 
 @register_backend("anthropic")
@@ -177,17 +160,6 @@ class AnthropicChatModel(HTTPChatCore):
         self._rng = random.Random()
 
     # -- spec and registry -----------------------------------------------------------------------
-    @classmethod
-    def parse_tail(cls, backend: str, tail: str, text: str) -> ModelSpec:
-        """`MODEL[@BASE_URL]`."""
-        name, _, base_url = tail.partition("@")
-        if not name:
-            raise UserError(f"model spec '{redact_text(text)}' names no model before '@'")
-        if base_url and not base_url.startswith(("http://", "https://")):
-            raise UserError(f"model spec '{redact_text(text)}': base URL '{safe_url(base_url)}' must start "
-                            "with http:// or https://")
-        return ModelSpec(backend, name, base_url=base_url or None)
-
     @classmethod
     def check_spec(cls, spec: ModelSpec) -> None:
         """The SDK is installed and the key is set when api.anthropic.com is the endpoint (no call is made)."""

@@ -30,7 +30,8 @@ from ..errors import UserError
 from .base import ChatRequest, Completion, ResultCallback
 from .concurrency import Limiter
 from .openai_http import Failure
-from .redact import redact_text
+from .redact import redact_text, safe_url
+from .spec import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,17 @@ class HTTPChatCore:
     _limiter: Limiter | None
     _reached: bool
     _rng: random.Random
+
+    @classmethod
+    def parse_tail(cls, backend: str, tail: str, text: str) -> ModelSpec:
+        """`MODEL[@BASE_URL]` (the first `@` splits, so a URL may carry `user:password@`)."""
+        name, _, base_url = tail.partition("@")
+        if not name:
+            raise UserError(f"model spec '{redact_text(text)}' names no model before '@'")
+        if base_url and not base_url.startswith(("http://", "https://")):
+            raise UserError(f"model spec '{redact_text(text)}': base URL '{safe_url(base_url)}' must start "
+                            "with http:// or https://")
+        return ModelSpec(backend, name, base_url=base_url or None)
 
     def _ensure_transport(self) -> Any:  # pragma: no cover - every subclass has one
         raise NotImplementedError

@@ -106,17 +106,6 @@ class OpenAIChatModel(HTTPChatCore):
 
     # -- spec and registry -----------------------------------------------------------------------
     @classmethod
-    def parse_tail(cls, backend: str, tail: str, text: str) -> ModelSpec:
-        """`MODEL[@BASE_URL]` (the first `@` splits, so a URL may carry `user:password@`)."""
-        name, _, base_url = tail.partition("@")
-        if not name:
-            raise UserError(f"model spec '{redact_text(text)}' names no model before '@'")
-        if base_url and not base_url.startswith(("http://", "https://")):
-            raise UserError(f"model spec '{redact_text(text)}': base URL '{safe_url(base_url)}' must start "
-                            "with http:// or https://")
-        return ModelSpec(backend, name, base_url=base_url or None)
-
-    @classmethod
     def check_spec(cls, spec: ModelSpec) -> None:
         """The key is there when api.openai.com is the endpoint (no network call is made)."""
         url = spec.base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_DEFAULT_BASE_URL

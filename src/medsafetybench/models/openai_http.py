@@ -217,6 +217,7 @@ class SDKTransport:
                                           default_query=dict(query) or None, default_headers=dict(headers) or None,
                                           http_client=maker(limits=limits, timeout=tmo))
         self._response_type = httpx.Response
+        self._sdk = openai
         if query or headers:
             redact_library_logs()
 
@@ -227,7 +228,7 @@ class SDKTransport:
             # its pydantic parse of the reply (a third of its CPU per call)
             resp = await self._client.post(path, body=body, cast_to=self._response_type)
         except Exception as exc:  # noqa: BLE001 - mapped below; anything unknown is a bug and re-raised
-            failure = sdk_failure(exc)
+            failure = sdk_failure(exc, self._sdk)
             if failure is None:
                 raise
             raise failure from None

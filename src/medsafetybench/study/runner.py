@@ -182,6 +182,10 @@ def _identity(m: StudyModel) -> str:
     spec = parse_spec(m.spec)
     if spec.backend == "openai":
         return load_model(spec).identity
+    if spec.backend == "anthropic":
+        from ..models import model_identity
+
+        return model_identity(spec)
     if spec.backend == "hf":
         from ..models.hf_backend import HFChatModel
 
