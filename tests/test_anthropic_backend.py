@@ -153,3 +153,16 @@ def test_message_batches_resume_retry_and_report_an_unreadable_line(fake_anthrop
         assert all(c.ok for c in generate_and_close(again, reqs[:3]))
     assert fb.engine.stats().batches_created == 1 and json.dumps(sorted(fb.engine.stats().submitted.values())) == \
         "[1, 1, 1]"
+
+
+def test_a_study_of_a_claude_model_runs_and_reports_its_status(fake_anthropic, tmp_path: Path, capsys) -> None:
+    fa, judge = fake_anthropic(), fake_anthropic(rubric_responder)
+    study = tmp_path / "s.toml"
+    study.write_text(f'[study]\nname = "c"\n[items]\nsplit = "sample"\nlimit = 3\n'
+                     f'[[judges]]\nspec = "anthropic:judge@{judge.base_url}"\n'
+                     f'[[models]]\nname = "claude"\nspec = "anthropic:claude@{fa.base_url}"\n')
+    assert run_main("study", "run", str(study), "--project", str(tmp_path / "p")) == 0
+    capsys.readouterr()
+    assert run_main("study", "status", str(study), "--project", str(tmp_path / "p"), "--json") == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status[0]["done"] and status[0]["responses"] == 3
