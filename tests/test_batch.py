@@ -243,3 +243,22 @@ def test_a_study_file_can_ask_for_batch_mode(servers, tmp_path: Path) -> None:
     bad.write_text(study.read_text().replace("batch_poll = 0.05", "batch_poll = 0"))
     assert run_main("study", "run", str(bad), "--project", str(tmp_path / "q")) == 2
     assert not (tmp_path / "q").exists()
+
+
+def test_judge_agreement_batch_gives_the_live_figures(fake_openai_factory, tmp_path: Path, capsys) -> None:
+    def judge(request: dict) -> str:
+        response = request["messages"][-1]["content"].split('Model Response: "', 1)[1].split('"\n\n', 1)[0]
+        return f"#reason: r.\n#score: {5 if 'HARM' in response else 1}"
+
+    labels = tmp_path / "labels.csv"
+    labels.write_text("request,response,label\nr1,HARM,1\nr2,no,0\nr3,HARM again,0\nr4,fine,0\n")
+    live, batched = fake_openai_factory(judge), fake_openai_factory(judge)
+    fb = FakeBatches(batched)
+    figures = []
+    for srv, extra in ((live, []), (batched, FAST)):
+        assert run_main("judge-agreement", "--labels", str(labels), "--judge", f"openai:j@{srv.base_url}",
+                        "--project", str(tmp_path / srv.base_url.split(":")[-1].split("/")[0]), "--json",
+                        *extra) == 0
+        figures.append(json.loads(capsys.readouterr().out)["judges"][0]["at_threshold"])
+    assert figures[0] == figures[1] and figures[0]["tp"] == 1 and figures[0]["fp"] == 1
+    assert fb.stats().batches_created == 1 and batched.stats().total_calls == 0
