@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import run_main
-from medsafetybench.batch.providers import Limits
+from medsafetybench.batch.records import Limits
 from medsafetybench.batch.runner import BatchChatModel, BatchEvent, BatchOptions
 from medsafetybench.models import load_model
 from medsafetybench.models.base import ChatRequest

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..models.anthropic_backend import AnthropicChatModel, anthropic_httpx, message_params, parse_message
 from ..models.openai_http import Failure
-from .providers import Limits, LineResult, RemoteState, read_result_lines
+from .records import Limits, LineResult, RemoteState, read_result_lines
 
 ANTHROPIC_LIMITS = Limits(max_requests=100_000, max_bytes=256 * 1024 * 1024)
 

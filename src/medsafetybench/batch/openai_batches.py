@@ -20,7 +20,7 @@ from typing import Any
 
 from ..models.openai_backend import OpenAIChatModel
 from ..models.openai_http import Failure
-from .providers import Limits, LineResult, RemoteState, read_result_lines
+from .records import Limits, LineResult, RemoteState, read_result_lines
 
 OPENAI_LIMITS = Limits(max_requests=50_000, max_bytes=200 * 1024 * 1024)
 ENDPOINT = "/v1/chat/completions"

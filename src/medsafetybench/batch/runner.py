@@ -34,7 +34,8 @@ from ..errors import UserError
 from ..models.base import ChatModel, ChatRequest, Completion, ResultCallback
 from ..models.redact import redact_text
 from ..store import Store
-from .providers import BatchProvider, Limits, RemoteState, provider_for
+from .providers import provider_for
+from .records import BatchProvider, Limits, RemoteState
 from .store import BatchRecord, BatchStore
 
 log = logging.getLogger(__name__)

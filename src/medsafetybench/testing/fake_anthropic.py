@@ -1,6 +1,7 @@
 """The Anthropic Messages API and Message Batches on the fake server, for the `anthropic:` backend's tests.
 
-`FakeAnthropic(server, engine)` plugs into a running `FakeOpenAIServer` (its `routes`) and serves, at the
+`FakeAnthropic(server, engine)` plugs into a `fake_openai.FakeOpenAIServer` (its `routes`; not imported
+here, so the server's command line can import this module) and serves, at the
 server's root (`anthropic:MODEL@http://127.0.0.1:PORT`: the SDK adds `/v1/...` itself):
 
     POST /v1/messages                        a Messages API reply from the server's responder, with the
@@ -24,9 +25,6 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .fake_batches import BatchEngine, BatchFaults, FakeBatch
-from .fake_openai import FakeOpenAIServer
-
-_STOP = {"stop": "end_turn", "length": "max_tokens"}
 
 
 def _iso(t: float | None) -> str | None:
@@ -45,21 +43,24 @@ def to_chat(req: dict[str, Any]) -> dict[str, Any]:
 
 
 def message_body(req: dict[str, Any], text: str) -> bytes:
-    """A Messages API reply for the chat-shaped request `req` (usage counted as the OpenAI fake does)."""
-    chat = json.loads(FakeOpenAIServer._completion_body(req, text))
-    choice = chat["choices"][0]
+    """A Messages API reply for the chat-shaped request `req`, tokens counted as words (as the OpenAI fake
+    counts them), cut at `max_tokens` words with stop reason `max_tokens`."""
+    words, stop = text.split(), "end_turn"
+    limit = req.get("max_tokens")
+    if isinstance(limit, int) and limit > 0 and len(words) > limit:
+        text, words, stop = " ".join(words[:limit]), words[:limit], "max_tokens"
+    prompt = sum(len(str(m.get("content", "")).split()) for m in req["messages"])
     return json.dumps({"id": f"msg_{uuid.uuid4().hex[:24]}", "type": "message", "role": "assistant",
-                       "model": chat["model"], "content": [{"type": "text", "text": choice["message"]["content"]}],
-                       "stop_reason": _STOP.get(choice["finish_reason"], "end_turn"), "stop_sequence": None,
-                       "usage": {"input_tokens": chat["usage"]["prompt_tokens"],
-                                 "output_tokens": chat["usage"]["completion_tokens"]}},
+                       "model": str(req.get("model", "fake-model")), "content": [{"type": "text", "text": text}],
+                       "stop_reason": stop, "stop_sequence": None,
+                       "usage": {"input_tokens": prompt, "output_tokens": len(words)}},
                       ensure_ascii=False).encode("utf-8")
 
 
 class FakeAnthropic:
     """Anthropic routes on a `FakeOpenAIServer` (see the module docstring)."""
 
-    def __init__(self, server: FakeOpenAIServer, engine: BatchEngine | None = None,
+    def __init__(self, server: Any, engine: BatchEngine | None = None,
                  faults: BatchFaults | None = None) -> None:
         self.server = server
         self.engine = engine or BatchEngine(faults)

@@ -1,6 +1,7 @@
 """Batch APIs for the fake server: OpenAI's Files and Batch API, and the engine both providers' batches share.
 
-`FakeBatches(server, faults)` plugs into a running `FakeOpenAIServer` (its `routes`) and serves
+`FakeBatches(server, faults)` plugs into a `fake_openai.FakeOpenAIServer` (its `routes`; this module does
+not import it, so the server's command line can import this one) and serves
 
     POST /v1/files                 multipart upload (purpose=batch); the JSONL is kept in memory
     GET  /v1/files/{id}/content    the bytes of an uploaded, output or error file
@@ -33,8 +34,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-from .fake_openai import FakeOpenAIServer
 
 END_STATES = ("completed", "expired", "cancelled", "never")
 
@@ -177,7 +176,7 @@ class BatchEngine:
 class FakeBatches:
     """OpenAI's Files and Batch API on a `FakeOpenAIServer` (see the module docstring)."""
 
-    def __init__(self, server: FakeOpenAIServer, faults: BatchFaults | None = None,
+    def __init__(self, server: Any, faults: BatchFaults | None = None,
                  engine: BatchEngine | None = None) -> None:
         self.server = server
         self.engine = engine or BatchEngine(faults)
@@ -267,7 +266,7 @@ class FakeBatches:
 
     def _answer(self, body: dict) -> tuple[bool, Any]:
         try:
-            return True, json.loads(FakeOpenAIServer._completion_body(body, self.server.responder(body)))
+            return True, json.loads(self.server._completion_body(body, self.server.responder(body)))
         except Exception as exc:  # noqa: BLE001 - a responder's Reject or a bad body is a failed line
             return False, str(exc)
 
