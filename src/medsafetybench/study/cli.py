@@ -66,7 +66,8 @@ def execute(study: Study, project: Path | None, *, as_json: bool, gate: Gate | N
             info = store.run(o.run_id)
             for identity, summary in o.summaries.items():
                 print_summary(out, summary, info, identity)
-            out.print(f"model calls this time: {o.responses.calls}, judge calls: {o.judgements.calls}; "
+            how = " (batch mode: through the providers' batch APIs where they have one)" if study.batch else ""
+            out.print(f"model calls this time: {o.responses.calls}, judge calls: {o.judgements.calls}{how}; "
                       f"stored in {store.path}", soft_wrap=True)
         else:
             s = o.summary.overall
