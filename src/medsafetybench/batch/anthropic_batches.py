@@ -22,26 +22,17 @@ from typing import Any
 
 from ..models.anthropic_backend import AnthropicChatModel, anthropic_httpx, message_params, parse_message
 from ..models.openai_http import Failure
-from .records import Limits, LineResult, RemoteState, read_result_lines
+from .records import Limits, LineResult, RemoteState, SDKBatches, read_result_lines
 
 ANTHROPIC_LIMITS = Limits(max_requests=100_000, max_bytes=256 * 1024 * 1024)
 
 
-class AnthropicBatches:
+class AnthropicBatches(SDKBatches):
     """Message Batches for one `anthropic:` model (the SDK client is made on first use)."""
 
     name = "anthropic"
-
-    def __init__(self, model: AnthropicChatModel, limits: Limits | None = None) -> None:
-        self.model = model
-        self.limits = limits or ANTHROPIC_LIMITS
-        self._client: Any = None
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = self.model.sdk_client()
-        return self._client
+    DEFAULT_LIMITS = ANTHROPIC_LIMITS
+    model: AnthropicChatModel
 
     def line(self, custom_id: str, request: Any) -> bytes:
         return json.dumps({"custom_id": custom_id, "params": message_params(self.model.model, request)},
@@ -74,11 +65,6 @@ class AnthropicBatches:
         resp = await self.client.get(batch.results_url, cast_to=anthropic_httpx().Response,
                                      options={"headers": {"Accept": "application/binary"}})
         return read_result_lines(resp.content, parse_line, remote_id, "results")
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
 
 
 def parse_line(raw: bytes, remote_id: str) -> LineResult | None:

@@ -20,28 +20,19 @@ from typing import Any
 
 from ..models.openai_backend import OpenAIChatModel
 from ..models.openai_http import Failure
-from .records import Limits, LineResult, RemoteState, read_result_lines
+from .records import Limits, LineResult, RemoteState, SDKBatches, read_result_lines
 
 OPENAI_LIMITS = Limits(max_requests=50_000, max_bytes=200 * 1024 * 1024)
 ENDPOINT = "/v1/chat/completions"
 _ENDED = ("completed", "expired", "cancelled", "failed")
 
 
-class OpenAIBatches:
+class OpenAIBatches(SDKBatches):
     """Batches for one `openai:` model (the SDK client is made on first use)."""
 
     name = "openai"
-
-    def __init__(self, model: OpenAIChatModel, limits: Limits | None = None) -> None:
-        self.model = model
-        self.limits = limits or OPENAI_LIMITS
-        self._client: Any = None
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = self.model.sdk_client()
-        return self._client
+    DEFAULT_LIMITS = OPENAI_LIMITS
+    model: OpenAIChatModel
 
     def line(self, custom_id: str, request: Any) -> bytes:
         body = self.model._params(request)
@@ -84,11 +75,6 @@ class OpenAIBatches:
                 out += lines
                 warnings += bad
         return out, warnings
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
 
 
 def parse_line(raw: bytes, remote_id: str) -> LineResult | None:

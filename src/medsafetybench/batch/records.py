@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, ClassVar, Protocol
 
 from ..models.base import ChatRequest, Completion
 
@@ -92,3 +92,26 @@ def read_result_lines(content: bytes, parse: Callable[[bytes, str], LineResult |
         else:
             out.append(parsed)
     return out, warnings
+
+
+class SDKBatches:
+    """What both providers share: the model, the limits, and the SDK client made on first use (from the
+    model's `sdk_client()`) and closed by `aclose`."""
+
+    DEFAULT_LIMITS: ClassVar[Limits]
+
+    def __init__(self, model: Any, limits: Limits | None = None) -> None:
+        self.model = model
+        self.limits = limits or self.DEFAULT_LIMITS
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self.model.sdk_client()
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None

@@ -173,15 +173,6 @@ class AnthropicChatModel(HTTPChatCore):
         """The identity `from_spec(spec)` would have: the name and the safe base URL."""
         return _identity(spec.name, safe_url(_base_url(spec.base_url)))
 
-    @classmethod
-    def from_spec(cls, spec: ModelSpec, **options: Any) -> AnthropicChatModel:
-        """Build from `anthropic:MODEL[@BASE_URL]` with the options in `OPTIONS`."""
-        return cls(spec.name, base_url=spec.base_url, **{k: v for k, v in options.items() if k in cls.OPTIONS})
-
-    def __repr__(self) -> str:
-        return (f"AnthropicChatModel(identity={self.identity!r}, concurrency={self.concurrency}, "
-                f"timeout={self.timeout}, max_retries={self.max_retries})")
-
     def sdk_client(self, max_retries: int = 3) -> Any:
         """A new `AsyncAnthropic` client with this model's endpoint and key, the SDK's own retries on (for
         Message Batches' few control calls)."""

@@ -100,6 +100,16 @@ class HTTPChatCore:
                             "with http:// or https://")
         return ModelSpec(backend, name, base_url=base_url or None)
 
+    @classmethod
+    def from_spec(cls, spec: ModelSpec, **options: Any) -> Any:
+        """Build from `BACKEND:MODEL[@BASE_URL]` with the options in the class's `OPTIONS`."""
+        wanted = getattr(cls, "OPTIONS", frozenset())
+        return cls(spec.name, base_url=spec.base_url, **{k: v for k, v in options.items() if k in wanted})
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(identity={self.identity!r}, concurrency={self.concurrency}, "
+                f"timeout={self.timeout}, max_retries={self.max_retries})")
+
     def _ensure_transport(self) -> Any:  # pragma: no cover - every subclass has one
         raise NotImplementedError
 

@@ -121,11 +121,6 @@ class OpenAIChatModel(HTTPChatCore):
                                              or OPENAI_DEFAULT_BASE_URL),
                          _check_format(options.get("prompt_format") or "chat"))
 
-    @classmethod
-    def from_spec(cls, spec: ModelSpec, **options: Any) -> OpenAIChatModel:
-        """Build from `openai:MODEL[@BASE_URL]` with the options in `OPTIONS`."""
-        return cls(spec.name, base_url=spec.base_url, **{k: v for k, v in options.items() if k in cls.OPTIONS})
-
     def __repr__(self) -> str:
         return (f"OpenAIChatModel(identity={self.identity!r}, concurrency={self.concurrency}, "
                 f"timeout={self.timeout}, max_retries={self.max_retries}, transport={self.transport!r})")
