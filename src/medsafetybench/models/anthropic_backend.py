@@ -28,19 +28,17 @@ api.anthropic.com (a proxy, the fake server) works without a key.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import importlib
 import importlib.util
 import logging
 import os
-import random
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from ..errors import UserError
 from .base import ChatRequest, Completion, Usage
 from .concurrency import shared_limiter
-from .http_core import DEFAULT_CONTEXT_WINDOW, HTTPChatCore, check_numbers
+from .http_core import DEFAULT_CONTEXT_WINDOW, HTTPChatCore
 from .openai_http import CONNECT_TIMEOUT_CAP, Failure, SDKTransport
 from .redact import redact_text, safe_url
 from .registry import register_backend
@@ -128,8 +126,6 @@ class AnthropicChatModel(HTTPChatCore):
                  context_window: int | None = DEFAULT_CONTEXT_WINDOW, adaptive: bool = True) -> None:
         if not model:
             raise UserError("anthropic backend: no model name given; write e.g. anthropic:claude-3-5-haiku-20241022")
-        concurrency, timeout, max_retries, backoff_base, backoff_cap, context_window = check_numbers(
-            "anthropic", concurrency, timeout, max_retries, backoff_base, backoff_cap, context_window)
         url = _base_url(base_url)
         if not url.startswith(("http://", "https://")):
             raise UserError(f"anthropic backend: base URL '{redact_text(url)}' must start with http:// or https://")
@@ -141,23 +137,11 @@ class AnthropicChatModel(HTTPChatCore):
         self.model = model
         self.base_url = safe_url(url)
         self._url = url
-        self.concurrency = concurrency
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
-        self.context_window = context_window
-        self.adaptive = bool(adaptive)
         self.identity = _identity(model, self.base_url)
         self.served_models: set[str] = set()
-        self._key = key
-        secret = f"{key}\0{url}".encode()
-        self._connection_key = f"{self.base_url}#{hashlib.sha256(secret).hexdigest()[:12]}"
-        self._transport: AnthropicTransport | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._limiter = None
-        self._reached = False
-        self._rng = random.Random()
+        self._init_core(url, key, concurrency=concurrency, timeout=timeout, max_retries=max_retries,
+                        backoff_base=backoff_base, backoff_cap=backoff_cap, context_window=context_window,
+                        adaptive=adaptive)
 
     # -- spec and registry -----------------------------------------------------------------------
     @classmethod

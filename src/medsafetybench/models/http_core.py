@@ -20,6 +20,7 @@ A subclass sets `BACKEND` and `KEY_ENV` and provides `_ensure_transport()` (a tr
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import math
 import random
@@ -99,6 +100,23 @@ class HTTPChatCore:
             raise UserError(f"model spec '{redact_text(text)}': base URL '{safe_url(base_url)}' must start "
                             "with http:// or https://")
         return ModelSpec(backend, name, base_url=base_url or None)
+
+    def _init_core(self, url: str, key: str, *, concurrency: Any, timeout: Any, max_retries: Any,
+                   backoff_base: Any, backoff_cap: Any, context_window: Any, adaptive: Any) -> None:
+        """Check and set the engine's settings, the key, the connection key (safe URL + a hash of key and
+        full URL: models with equal keys share one limit) and an empty transport state."""
+        (self.concurrency, self.timeout, self.max_retries, self.backoff_base, self.backoff_cap,
+         self.context_window) = check_numbers(self.BACKEND, concurrency, timeout, max_retries, backoff_base,
+                                              backoff_cap, context_window)
+        self.adaptive = bool(adaptive)
+        self._key = key
+        secret = f"{key}\0{url}".encode()
+        self._connection_key = f"{safe_url(url)}#{hashlib.sha256(secret).hexdigest()[:12]}"
+        self._transport = None
+        self._loop = None
+        self._limiter = None
+        self._reached = False  # any HTTP answer from the server in this process
+        self._rng = random.Random()
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, **options: Any) -> Any:

@@ -21,9 +21,7 @@ It owns (the workers, retries and shared limiter are `http_core.HTTPChatCore`'s,
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
-import random
 from collections.abc import Sequence
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
@@ -31,9 +29,9 @@ from urllib.parse import urlsplit
 from ..errors import UserError
 from .base import ChatRequest, Completion, Usage
 from .capabilities import TokenLogprobs, candidate_logprobs
-from .concurrency import Limiter, shared_limiter
+from .concurrency import shared_limiter
 from .formats import format_raw
-from .http_core import DEFAULT_CONTEXT_WINDOW, HTTPChatCore, _Failed, check_numbers
+from .http_core import DEFAULT_CONTEXT_WINDOW, HTTPChatCore, _Failed
 from .openai_http import TRANSPORTS, Failure, make_transport, resolve_transport, userinfo_to_basic_auth
 from .redact import redact_text, safe_url, split_secret_query
 from .registry import register_backend
@@ -67,8 +65,6 @@ class OpenAIChatModel(HTTPChatCore):
                  adaptive: bool = True, prompt_format: str = "chat") -> None:
         if not model:
             raise UserError("openai backend: no model name given; write e.g. openai:gpt-4o-mini")
-        concurrency, timeout, max_retries, backoff_base, backoff_cap, context_window = check_numbers(
-            "openai", concurrency, timeout, max_retries, backoff_base, backoff_cap, context_window)
         if transport not in TRANSPORTS:
             raise UserError(f"openai backend: transport '{transport}' is unknown; use one of {', '.join(TRANSPORTS)}")
         fmt = _check_format(prompt_format)
@@ -84,25 +80,13 @@ class OpenAIChatModel(HTTPChatCore):
         self.base_url = safe_url(url)  # safe to show; the full URL stays in _url / _query
         self._url, self._query = split_secret_query(url)
         self._url, self._headers = userinfo_to_basic_auth(self._url)
-        self.concurrency = concurrency
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
-        self.context_window = context_window
-        self.adaptive = bool(adaptive)
         self.transport = resolve_transport(transport)
         self.prompt_format = fmt
         self._text = fmt in TEXT_FORMATS
         self.identity = _identity(model, self.base_url, fmt)
-        self._key = key
-        secret = f"{key}\0{url}".encode()
-        self._connection_key = f"{self.base_url}#{hashlib.sha256(secret).hexdigest()[:12]}"
-        self._transport: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._limiter: Limiter | None = None
-        self._reached = False  # any HTTP answer from the server in this process
-        self._rng = random.Random()
+        self._init_core(url, key, concurrency=concurrency, timeout=timeout, max_retries=max_retries,
+                        backoff_base=backoff_base, backoff_cap=backoff_cap, context_window=context_window,
+                        adaptive=adaptive)
 
     # -- spec and registry -----------------------------------------------------------------------
     @classmethod
