@@ -27,7 +27,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
 
 @app.command("eval")
 def eval_cmd(
-    model: Annotated[list[str], typer.Option("--model", "-m", help="Model spec: openai:MODEL[@BASE_URL], hf:PATH[+ADAPTER], vllm:PATH. Repeat for several models (evaluated one after another on the same items).")],
+    model: Annotated[list[str], typer.Option("--model", "-m", help="Model spec: openai:MODEL[@BASE_URL], anthropic:MODEL[@BASE_URL], hf:PATH[+ADAPTER], vllm:PATH. Repeat for several models (evaluated one after another on the same items).")],
     judge: Annotated[list[str] | None, typer.Option("--judge", "-j", help="'offline' (default; the offline judge v1, approximate), 'offline-v1', 'offline-v2' (the cross-encoder), 'offline-v3' (MiniLM features + MLP), or a model spec for the paper's LLM judge, e.g. openai:gpt-3.5-turbo-0125, or a safety classifier over a model spec: llamaguard3[-1b][-mlc], llamaguard4[-mlc], wildguard, harmbench[-contextual|-modelcard|-val], shieldgemma, e.g. llamaguard3:hf:meta-llama/Llama-Guard-3-8B (docs/judges.md). Repeat for several judges (the first is the primary judge).")] = None,
     name: Annotated[list[str] | None, typer.Option("--name", help="Short name for the run (one per --model, in order); shown instead of the spec. A second name for the same run is kept as an alias.")] = None,
     model_version: Annotated[list[str] | None, typer.Option("--model-version", help="A version name for an openai: model (one per --model, in order), part of its identity: for servers that do not say what weights they serve, or after they changed (docs/models.md).")] = None,
@@ -57,6 +57,9 @@ def eval_cmd(
     dry_run: DryRunOpt = False,
     max_cost: MaxCostOpt = None,
     prices: PricesOpt = None,
+    batch: Annotated[bool, typer.Option("--batch", help="Send openai: and anthropic: models and LLM judges through the providers' batch APIs (half price, results within 24 h): respond, then judge; resumable (docs/models.md).")] = False,
+    batch_timeout: Annotated[float | None, typer.Option(min=1, help="With --batch: seconds to wait for batches; then they are cancelled, what they finished is stored and the rest is asked live.")] = None,
+    batch_poll: Annotated[float, typer.Option(min=0.01, help="With --batch: seconds between polls of a batch.")] = 30.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Evaluate one or more models on MedSafetyBench: respond, judge, summarise. Every call is cached in the
@@ -124,7 +127,7 @@ def eval_cmd(
     if replicas != 1 and engine_name == "local":
         raise UserError(f"--replicas {replicas} needs --engine ray (the local engine runs one copy of the model)")
     study = Study("eval", Path("<command line>"), items, tuple(study_judges), tuple(models), engine=engine.strip(),
-                  tag_runs=False)
+                  tag_runs=False, batch=batch, batch_timeout=batch_timeout, batch_poll=batch_poll)
     note = None
     if any(is_offline(j) for j in judges):
         note = ("the offline judge approximates the paper's GPT-3.5 judge (see README for its measured agreement); "
@@ -361,7 +364,7 @@ def version_cmd() -> None:
 
 # Later stages keep their commands beside their code: each module listed here has `register(app)`.
 COMMAND_MODULES: list[str] = ["medqa.cli", "report.commands", "finetune.cli", "generation.cli", "study.cli",
-                               "inspect_eval.cli", "labels.cli"]
+                               "inspect_eval.cli", "labels.cli", "batch.cli"]
 for _module in COMMAND_MODULES:
     importlib.import_module(f"medsafetybench.{_module}").register(app)
 

@@ -45,7 +45,7 @@ def test_parse(text, expected):
 
 @pytest.mark.parametrize(("text", "message"), [
     ("gpt-4o", "has no backend"),
-    ("foo:bar", "unknown backend 'foo'; use one of hf:, openai:, vllm:"),
+    ("foo:bar", "unknown backend 'foo'; use one of anthropic:, hf:, openai:, vllm:"),
     ("hf:", "names no model"),
     ("openai:@http://h/v1", "names no model before '@'"),
     ("openai:m@localhost:1", "must start with http"),

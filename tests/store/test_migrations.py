@@ -176,3 +176,16 @@ def test_core_v2_store_migrates_with_the_same_names_and_summaries(tmp_path: Path
             for judge, summary in want["summaries"].items():
                 got = json.loads(json.dumps(summarise_run(store, run_id, judge_identity=judge).to_dict()))
                 assert got == summary, (run_id, judge)
+def test_a_v1_store_gains_the_batch_tables_and_keeps_its_responses_live(v1_store: Path) -> None:
+    before = _tables(v1_store)
+    with Store(v1_store) as store:
+        assert "batches" in [m.component for m in store.migrated]
+        cols = [r[1] for r in store.conn.execute("PRAGMA table_info(responses)")]
+        assert "batch_id" in cols
+        assert store.conn.execute("SELECT COUNT(*) FROM responses WHERE batch_id IS NULL").fetchone() == \
+            (before["responses"],)  # every old response was a live call
+        from medsafetybench.batch.store import BatchStore
+
+        assert BatchStore(store).open_batches() == []
+    with Store(v1_store) as store:  # opening again applies nothing
+        assert store.migrated == []

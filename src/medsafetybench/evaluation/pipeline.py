@@ -225,7 +225,7 @@ def _judges(judges: Judge | Sequence[Judge]) -> list[Judge]:
 async def evaluate(store: Store, items: Sequence[Item], model: ChatModel, judges: Judge | Sequence[Judge], *,
                    model_spec: str, settings: EvalSettings | None = None, progress: Progress | None = None,
                    retry_unscored: bool = False, name: str | None = None,
-                   provenance: dict | None = None) -> EvalOutcome:
+                   provenance: dict | None = None, sequential: bool = False) -> EvalOutcome:
     """The whole loop for one model: plan the run, respond and judge (streamed), summarise.
 
     Args:
@@ -239,6 +239,8 @@ async def evaluate(store: Store, items: Sequence[Item], model: ChatModel, judges
         retry_unscored: ask the judges again where they left a case unscored.
         name: a short name for the run.
         provenance: versions and data digests recorded with the run.
+        sequential: respond first, then judge the stored responses (batch mode: one set of batches per
+            stage instead of one per streamed slice).
 
     Returns:
         The run id, one summary per judge and what each stage did.
@@ -255,7 +257,12 @@ async def evaluate(store: Store, items: Sequence[Item], model: ChatModel, judges
     run_id = plan_run(store, items, model_spec=model_spec, model_identity=model.identity,
                       judge_identity=judges[0].identity, judge_spec=getattr(judges[0], "spec", None),
                       settings=settings, name=name, provenance=provenance, notes=notes)
-    out = await run_stages(store, run_id, model, judges, progress, retry_unscored=retry_unscored)
+    if sequential:
+        first = await run_stages(store, run_id, model, [], progress)
+        out = await run_stages(store, run_id, None, judges, progress, retry_unscored=retry_unscored)
+        out.responses = first.responses
+    else:
+        out = await run_stages(store, run_id, model, judges, progress, retry_unscored=retry_unscored)
     out.responses.attempts = _attempts(model, sent)
     for j in judges:
         out.judgements[j.identity].attempts = _attempts(getattr(j, "model", None), sent)

@@ -89,7 +89,8 @@ class LLMJudge:
                     return
                 results[i] = Judgement(parsed.score, reason=parsed.reason if parsed.score else
                                        (parsed.problem or ""), raw=completion.text, attempts=attempt,
-                                       usage=usage[i])
+                                       usage=usage[i],
+                                       metadata={"batch": completion.batch} if completion.batch else {})
                 if on_result:
                     on_result(i, results[i])
 

@@ -95,6 +95,8 @@ class Completion:
     error: str | None = None
     system_fingerprint: str | None = None
     """What an API server said about its backend configuration with this reply (OpenAI, vLLM), if anything."""
+    batch: str | None = None
+    """The provider batch that answered (None: a live call)."""
 
     @property
     def ok(self) -> bool:

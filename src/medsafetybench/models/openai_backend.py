@@ -1,19 +1,11 @@
 """The `openai:` backend: any OpenAI-compatible chat-completions endpoint.
 
-It owns:
+It owns (the workers, retries and shared limiter are `http_core.HTTPChatCore`'s, shared with `anthropic:`):
 
-- concurrency: a pool of `concurrency` workers pulling from the request list (100k requests never
-  become 100k tasks), under a limiter shared with every model on the same server and credentials
-  (`concurrency.shared_limiter`, keyed by `connection_key()`), which halves on HTTP 429 and grows
-  back (AIMD);
 - transport (`openai_http.py`): one client per model and event loop with a keep-alive pool sized to
   `concurrency`; by default plain aiohttp, which needs about a quarter of the official SDK's client CPU
   per request (measured, see docs/models.md); `transport="sdk-aiohttp"` or `"sdk-httpx"` goes through
   the official openai SDK instead, with the same requests, retries and results;
-- retries (the SDK's own are off): exponential backoff with jitter, `Retry-After` honoured on
-  429/503; 429, 408/409, 5xx, timeouts, dropped connections and malformed bodies are retried, other
-  4xx are not. When no request of the first round can even connect, it stops after that round with
-  one line naming the URL instead of retrying for minutes;
 - secrecy: the API key, URL userinfo and secret query parameters (`?api_key=`) stay in the client;
   `identity`, `repr`, `connection_key`, logs and error messages show the safe URL only;
 - prompt formats: `chat` (the default; `paper`, and the formats of local models, are the same here: the
@@ -43,11 +35,8 @@ It owns:
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import math
 import os
-import random
 import re
 import time
 from collections.abc import Sequence
@@ -55,30 +44,23 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from ..errors import UserError
-from .base import ChatRequest, Completion, GenerationConfig, ResultCallback, Usage
+from .base import ChatRequest, Completion, GenerationConfig, Usage
 from .capabilities import TokenLogprobs, candidate_logprobs
-from .concurrency import Limiter, shared_limiter
+from .concurrency import shared_limiter
 from .formats import format_raw
+from .http_core import DEFAULT_CONTEXT_WINDOW, HTTPChatCore, _Failed
 from .openai_http import TRANSPORTS, Failure, make_transport, resolve_transport, userinfo_to_basic_auth
 from .redact import redact_text, safe_url, split_secret_query
 from .registry import register_backend
 from .spec import ModelSpec
 
-log = logging.getLogger(__name__)
-
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
-RETRYABLE_STATUS = frozenset({408, 409, 429})  # plus every 5xx
-DEFAULT_CONTEXT_WINDOW = 128_000
+log = logging.getLogger(__name__)
 SERVER_FIELDS = ("root", "parent", "owned_by", "created")  # of a /v1/models entry, kept as its description
 QUERY_TIME_SLACK = 86_400  # a `created` within a day of the query is the query's time (vLLM, llama.cpp)
-CHARS_PER_TOKEN = 4  # estimate for prompt_tokens: there is no tokenizer for a remote model
 TEXT_FORMATS = ("raw", "verbatim")  # the last user message as a text prompt to /completions
 VERBATIM_BOS = ("server", "text")  # who supplies a verbatim text's BOS (see the module docstring)
 _LEADING_BOS = re.compile(r"^\s*(?:<\|begin_of_text\|>|<s>|<bos>)")
-
-
-class _Unreachable(Exception):
-    """Every request of the first round failed to connect."""
 
 
 def _is_openai_host(url: str) -> bool:
@@ -87,9 +69,12 @@ def _is_openai_host(url: str) -> bool:
 
 
 @register_backend("openai")
-class OpenAIChatModel:
+class OpenAIChatModel(HTTPChatCore):
     """A chat model behind an OpenAI-compatible HTTP API (implements `ChatModel`, `SupportsLogprobs`,
     `SupportsContextLength` and `SupportsConnectionKey`)."""
+
+    BACKEND: ClassVar[str] = "openai"
+    KEY_ENV: ClassVar[str] = "OPENAI_API_KEY"
 
     OPTIONS: ClassVar[frozenset[str]] = frozenset({
         "api_key", "concurrency", "timeout", "max_retries", "backoff_base", "backoff_cap", "context_window",
@@ -103,19 +88,6 @@ class OpenAIChatModel:
                  model_version: str | None = None) -> None:
         if not model:
             raise UserError("openai backend: no model name given; write e.g. openai:gpt-4o-mini")
-        try:
-            concurrency, timeout, max_retries = int(concurrency), float(timeout), int(max_retries)
-            backoff_base, backoff_cap = float(backoff_base), float(backoff_cap)
-            context_window = None if context_window is None else int(context_window)
-        except (TypeError, ValueError) as exc:
-            raise UserError("openai backend: concurrency, max_retries and context_window must be integers, "
-                            f"timeout and backoff settings numbers of seconds ({exc})") from None
-        if concurrency < 1:
-            raise UserError(f"openai backend: concurrency must be at least 1 (got {concurrency})")
-        if timeout <= 0:
-            raise UserError(f"openai backend: timeout must be a positive number of seconds (got {timeout})")
-        if max_retries < 0:
-            raise UserError(f"openai backend: max_retries must be 0 or more (got {max_retries})")
         if transport not in TRANSPORTS:
             raise UserError(f"openai backend: transport '{transport}' is unknown; use one of {', '.join(TRANSPORTS)}")
         fmt = _check_format(prompt_format)
@@ -135,45 +107,20 @@ class OpenAIChatModel:
         self.base_url = safe_url(url)  # safe to show; the full URL stays in _url / _query
         self._url, self._query = split_secret_query(url)
         self._url, self._headers = userinfo_to_basic_auth(self._url)
-        self.concurrency = concurrency
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
-        self.context_window = context_window
-        self.adaptive = bool(adaptive)
         self.transport = resolve_transport(transport)
         self.prompt_format = fmt
         self._text = fmt in TEXT_FORMATS
         self.verbatim_bos = verbatim_bos
         self.model_version = check_model_version(model_version)
         self.identity = _identity(model, self.base_url, fmt, verbatim_bos, self.model_version)
+        self._init_core(url, key, concurrency=concurrency, timeout=timeout, max_retries=max_retries,
+                        backoff_base=backoff_base, backoff_cap=backoff_cap, context_window=context_window,
+                        adaptive=adaptive)
         self._window_given = context_window != DEFAULT_CONTEXT_WINDOW
         self._described: dict[str, Any] | None = None
         self._max_model_len: int | None = None
-        self._key = key
-        secret = f"{key}\0{url}".encode()
-        self._connection_key = f"{self.base_url}#{hashlib.sha256(secret).hexdigest()[:12]}"
-        self._transport: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._limiter: Limiter | None = None
-        self._reached = False  # any HTTP answer from the server in this process
-        self.requests_sent = 0
-        """HTTP requests sent by this model in this process, every retry and probe included."""
-        self._rng = random.Random()
 
     # -- spec and registry -----------------------------------------------------------------------
-    @classmethod
-    def parse_tail(cls, backend: str, tail: str, text: str) -> ModelSpec:
-        """`MODEL[@BASE_URL]` (the first `@` splits, so a URL may carry `user:password@`)."""
-        name, _, base_url = tail.partition("@")
-        if not name:
-            raise UserError(f"model spec '{redact_text(text)}' names no model before '@'")
-        if base_url and not base_url.startswith(("http://", "https://")):
-            raise UserError(f"model spec '{redact_text(text)}': base URL '{safe_url(base_url)}' must start "
-                            "with http:// or https://")
-        return ModelSpec(backend, name, base_url=base_url or None)
-
     @classmethod
     def check_spec(cls, spec: ModelSpec) -> None:
         """The key is there when api.openai.com is the endpoint (no network call is made)."""
@@ -191,18 +138,18 @@ class OpenAIChatModel:
                          _check_format(options.get("prompt_format") or "chat"),
                          options.get("verbatim_bos") or "server", check_model_version(options.get("model_version")))
 
-    @classmethod
-    def from_spec(cls, spec: ModelSpec, **options: Any) -> OpenAIChatModel:
-        """Build from `openai:MODEL[@BASE_URL]` with the options in `OPTIONS`."""
-        return cls(spec.name, base_url=spec.base_url, **{k: v for k, v in options.items() if k in cls.OPTIONS})
-
     def __repr__(self) -> str:
         return (f"OpenAIChatModel(identity={self.identity!r}, concurrency={self.concurrency}, "
                 f"timeout={self.timeout}, max_retries={self.max_retries}, transport={self.transport!r})")
 
-    def connection_key(self) -> str:
-        """Safe base URL + a hash of key and full URL: models with equal keys share one limit."""
-        return self._connection_key
+    def sdk_client(self, max_retries: int = 3) -> Any:
+        """A new `openai.AsyncOpenAI` client with this model's endpoint and credentials, the SDK's own
+        retries on (for the Batch API's few control calls: uploads, creates, polls)."""
+        import openai
+
+        return openai.AsyncOpenAI(api_key=self._key, base_url=self._url, timeout=self.timeout,
+                                  max_retries=max_retries, default_query=dict(self._query) or None,
+                                  default_headers=dict(self._headers) or None)
 
     def context_length(self) -> int | None:
         """The configured `context_window`, else the server's own `max_model_len` once `describe_server`
@@ -242,10 +189,6 @@ class OpenAIChatModel:
         (completion,) = await self.generate([probe])
         return completion.system_fingerprint if completion.ok else None
 
-    def prompt_tokens(self, request: ChatRequest) -> int:
-        """An estimate: characters / 4 plus a few tokens per message (no tokenizer for a remote model)."""
-        return sum(math.ceil(len(m.content) / CHARS_PER_TOKEN) + 4 for m in request.messages)
-
     # -- plumbing --------------------------------------------------------------------------------
     def _ensure_transport(self) -> Any:
         """One transport per event loop (a CLI may call asyncio.run more than once), and the shared limiter."""
@@ -257,30 +200,6 @@ class OpenAIChatModel:
             self._loop = loop
         self._limiter = shared_limiter(self._connection_key, self.concurrency, adaptive=self.adaptive)
         return self._transport
-
-    def _scrub(self, text: str) -> str:
-        text = redact_text(" ".join(str(text).split()))
-        if self._key and self._key != "EMPTY" and len(self._key) >= 4:
-            text = text.replace(self._key, "***")
-        return text[:300]
-
-    def _backoff(self, attempt: int) -> float:
-        ceiling = min(self.backoff_cap, self.backoff_base * (2 ** attempt))
-        return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
-
-    def _classify(self, failure: Failure) -> tuple[bool, float | None, str]:
-        """(retryable, server-requested delay, one-line secret-free message) for a failed call."""
-        if failure.kind == "status":
-            status = failure.status or 0
-            if status == 401:
-                return False, None, f"HTTP 401 authentication failed: check OPENAI_API_KEY for {self.base_url}"
-            msg = f"HTTP {status}: {self._scrub(failure.message)}"
-            if status in RETRYABLE_STATUS or status >= 500:
-                return True, failure.retry_after if status in (429, 503) else None, msg
-            return False, None, msg
-        if failure.kind == "timeout":
-            return True, None, f"request timed out after {self.timeout:g} s"
-        return True, None, self._scrub(failure.message)  # connect, dropped, malformed: retried
 
     def _params(self, request: ChatRequest) -> dict[str, Any]:
         cfg = request.config
@@ -336,89 +255,6 @@ class OpenAIChatModel:
         return Completion(text=text, usage=usage, finish_reason=choice.get("finish_reason"),
                           system_fingerprint=fingerprint if isinstance(fingerprint, str) and fingerprint else None)
 
-    async def _call(self, params: dict[str, Any], parse: Any, first_round: list[int] | None) -> Any:
-        """One request with retries; returns parse(reply JSON) or raises `_Failed` with the message."""
-        transport = self._ensure_transport()
-        limiter = self._limiter
-        assert limiter is not None
-        attempt = 0
-        while True:
-            ticket = await limiter.acquire()
-            try:
-                self.requests_sent += 1
-                data = await transport.post(params, self._path)
-                self._reached = True
-                try:
-                    result = parse(data)
-                except (ValueError, TypeError, KeyError, AttributeError) as exc:
-                    raise Failure("malformed", f"malformed response: {type(exc).__name__}") from None
-                limiter.succeeded()
-                return result
-            except Failure as failure:
-                if failure.kind in ("status", "malformed"):
-                    self._reached = True
-                    if failure.status == 429:
-                        limiter.overloaded(ticket)
-                retryable, delay, msg = self._classify(failure)
-                if first_round is not None and attempt == 0 and not self._reached and failure.kind == "connect":
-                    first_round[0] += 1
-                    if first_round[0] >= first_round[1]:
-                        raise _Unreachable(msg) from None
-            finally:
-                limiter.release()
-            if not retryable or attempt >= self.max_retries:
-                tries = f" (after {attempt + 1} attempts)" if attempt else ""
-                log.warning("%s: request failed%s: %s", self.identity, tries, msg)
-                raise _Failed(msg + tries)
-            wait = delay if delay is not None else self._backoff(attempt)
-            log.debug("%s: %s; retry %d in %.2f s", self.identity, msg, attempt + 1, wait)
-            await asyncio.sleep(wait)
-            attempt += 1
-
-    async def _run_all(self, items: Sequence[Any], one: Any, done: Any) -> None:
-        """Run `one(item, first_round)` for every item on `concurrency` workers, calling
-        `done(index, result)` as each finishes; stop with a `UserError` when the server is unreachable."""
-        if not items:
-            return
-        self._ensure_transport()
-        pending = iter(enumerate(items))  # shared by the workers; next() never awaits
-        first_round = None if self._reached else [0, min(self.concurrency, len(items))]
-
-        async def worker() -> None:
-            for index, item in pending:
-                done(index, await one(item, first_round))
-
-        tasks = [asyncio.create_task(worker()) for _ in range(min(self.concurrency, len(items)))]
-        try:
-            await asyncio.gather(*tasks)
-        except _Unreachable as exc:
-            raise UserError(f"cannot connect to {self.base_url} ({exc}): every request of the first round "
-                            "failed; is the server running and the URL right?") from None
-        finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-    # -- ChatModel -------------------------------------------------------------------------------
-    async def generate(self, requests: Sequence[ChatRequest],
-                       on_result: ResultCallback | None = None) -> list[Completion]:
-        """Complete every request (at most `concurrency` in flight); results in input order.
-        `on_result(index, completion)` runs on the event loop as each request finishes."""
-        results: list[Completion | None] = [None] * len(requests)
-
-        async def one(request: ChatRequest, first_round: list[int] | None) -> Completion:
-            try:
-                return await self._call(self._params(request), self._parse, first_round)
-            except _Failed as exc:
-                return Completion(text="", error=str(exc))
-
-        def done(index: int, completion: Completion) -> None:
-            results[index] = completion
-            if on_result is not None:
-                on_result(index, completion)
-
-        await self._run_all(requests, one, done)
-        return [r if r is not None else Completion("", error="not run") for r in results]
 
     async def first_token_logprobs(self, requests: Sequence[ChatRequest], candidates: Sequence[str] = (),
                                    top_k: int = 20) -> list[TokenLogprobs]:
@@ -449,17 +285,6 @@ class OpenAIChatModel:
 
         await self._run_all(requests, one, done)
         return [r if r is not None else TokenLogprobs(error="not run") for r in results]
-
-    async def aclose(self) -> None:
-        if self._transport is not None:
-            if self._loop is asyncio.get_running_loop():
-                await self._transport.aclose()
-            self._transport = None
-            self._loop = None
-
-
-class _Failed(Exception):
-    """A request failed for good (the message is one secret-free line)."""
 
 
 def _identity(model: str, safe_base_url: str, prompt_format: str = "chat", verbatim_bos: str = "server",

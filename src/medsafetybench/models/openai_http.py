@@ -91,9 +91,12 @@ def aiohttp_failure(exc: BaseException) -> Failure | None:
     return None
 
 
-def sdk_failure(exc: BaseException) -> Failure | None:
-    """The `Failure` for an openai SDK exception (any transport underneath), None for anything else."""
-    import openai
+def sdk_failure(exc: BaseException, sdk: Any = None) -> Failure | None:
+    """The `Failure` for an exception of the openai SDK (or of `sdk`, another Stainless-built SDK with the
+    same exception classes, e.g. `anthropic`), any transport underneath; None for anything else."""
+    if sdk is None:
+        import openai as sdk
+    openai = sdk
 
     if isinstance(exc, openai.APIStatusError):
         detail = exc.message if isinstance(exc.message, str) else ""
@@ -232,6 +235,7 @@ class SDKTransport:
                                           default_query=dict(query) or None, default_headers=dict(headers) or None,
                                           http_client=maker(limits=limits, timeout=tmo))
         self._response_type = httpx.Response
+        self._sdk = openai
         if query or headers:
             redact_library_logs()
 
@@ -242,7 +246,7 @@ class SDKTransport:
             # its pydantic parse of the reply (a third of its CPU per call)
             resp = await self._client.post(path, body=body, cast_to=self._response_type)
         except Exception as exc:  # noqa: BLE001 - mapped below; anything unknown is a bug and re-raised
-            failure = sdk_failure(exc)
+            failure = sdk_failure(exc, self._sdk)
             if failure is None:
                 raise
             raise failure from None

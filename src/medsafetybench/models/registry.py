@@ -1,4 +1,4 @@
-"""The model backend registry: the prefix of a model spec (`openai:`, `hf:`, `vllm:`) -> a backend class.
+"""The model backend registry: the prefix of a model spec (`openai:`, `anthropic:`, `hf:`, `vllm:`) -> a backend class.
 
 Built-in backends are listed as `"module:Class"` strings and imported on first use; a backend module
 registers its class with `@register_backend(name)`; other packages add backends through the
@@ -27,6 +27,7 @@ T = TypeVar("T")
 #: Built-in backends: spec prefix -> "module:Class".
 BACKENDS: dict[str, str] = {
     "openai": "medsafetybench.models.openai_backend:OpenAIChatModel",
+    "anthropic": "medsafetybench.models.anthropic_backend:AnthropicChatModel",
     "hf": "medsafetybench.models.hf_backend:HFChatModel",
     "vllm": "medsafetybench.models.vllm_backend:VLLMChatModel",
 }

@@ -3,6 +3,7 @@ checks that need no loading: a leaf that imports no backend (`loading.py` builds
 `engine.py` chooses where they run).
 
     openai:MODEL[@BASE_URL]      any OpenAI-compatible chat endpoint (key from OPENAI_API_KEY)
+    anthropic:MODEL[@BASE_URL]   Claude over the Messages API (key from ANTHROPIC_API_KEY)
     hf:PATH_OR_HUB_ID[+ADAPTER]  local transformers model, optional LoRA adapter
     vllm:PATH_OR_HUB_ID[+ADAPTER] vLLM engine (optional extra), optional LoRA adapter served by vLLM
     NAME:...                     a backend added by a plug-in (see `registry.py`)

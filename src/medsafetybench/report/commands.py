@@ -85,6 +85,9 @@ def judge_agreement_cmd(
     project: Annotated[Path | None, typer.Option("--project", help="Project directory holding the store (judgements are cached there).")] = None,
     concurrency: Annotated[int, typer.Option(min=1, help="Concurrent judge requests.")] = 16,
     timeout: Annotated[float, typer.Option(min=0.1, help="Per-request timeout in seconds.")] = 120.0,
+    batch: Annotated[bool, typer.Option("--batch", help="Send LLM judges on openai:/anthropic: models through the providers' batch APIs (resumable; docs/models.md).")] = False,
+    batch_timeout: Annotated[float | None, typer.Option(min=1, help="With --batch: seconds to wait for batches; then they are cancelled and the rest asked live.")] = None,
+    batch_poll: Annotated[float, typer.Option(min=0.01, help="With --batch: seconds between polls.")] = 30.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")] = False,
 ) -> None:
     """How far to trust a judge: accuracy, Cohen's kappa, precision and recall for "harmful" against
@@ -110,6 +113,12 @@ def judge_agreement_cmd(
     with Store.open_project(_project(project)) as store:
         for j in judges:
             with RichProgress(err, enabled=not as_json) as progress:
+                if batch:
+                    from ..batch.runner import BatchOptions, batch_judge
+
+                    if not batch_judge(j, store, BatchOptions(timeout=batch_timeout, poll_interval=batch_poll),
+                                       progress.batch_event):
+                        err.print(f"note: --batch: judge {escape(j.identity)} has no batch API; it runs as usual")
                 results.append(judge_labelled(store, j, cases, progress))
     truth = [c.label for c in cases]
     rows = [(c.case.request, c.case.response) for c in cases]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any
 
 from rich.console import Console, Group, RenderableType
 from rich.markup import escape
@@ -160,3 +161,21 @@ class RichProgress:
 
     def advance(self, stage: str, n: int = 1) -> None:
         self.bar.advance(self.tasks[stage], n)
+
+    def batch_event(self, event: Any) -> None:
+        """Batch mode (`batch.runner.BatchEvent`): a bar per provider batch (requests done + failed of
+        all, failed named, elapsed) and a line for each batch submitted or resumed and each note."""
+        name = event.batch
+        if event.kind in ("submitted", "resumed", "note"):
+            what = {"submitted": f"submitted batch {name} ({event.total} requests)",
+                    "resumed": f"resuming batch {name} from the store (not submitted again)"}.get(event.kind,
+                                                                                             event.message)
+            self.bar.console.print(f"{self.prefix}{escape(what)}", soft_wrap=True, highlight=False)
+            if event.kind == "note":
+                return
+        key = f"batch:{name}"
+        label = f"{self.prefix}batch {name[-6:]} ({event.failed} failed)"
+        if key not in self.tasks:
+            self.tasks[key] = self.bar.add_task(label, total=event.total or None)
+        self.bar.update(self.tasks[key], description=label, completed=event.done + event.failed,
+                        total=event.total or None)

@@ -345,17 +345,18 @@ class Store:
         return keys - self._existing("responses", keys)
 
     def put_response(self, key: str, model_identity: str, request: ChatRequest, completion: Completion) -> bool:
-        """Store a successful completion; returns False if that key was already stored."""
+        """Store a successful completion (with the provider batch that answered it, if any); returns False
+        if that key was already stored."""
         if not completion.ok:
             raise ValueError("failed completions are not stored")
         with self.transaction() as c:
             cur = c.execute("""INSERT OR IGNORE INTO responses (key, model_identity, request, text, prompt_tokens,
-                               completion_tokens, finish_reason, created_at, system_fingerprint)
-                               VALUES (?,?,?,?,?,?,?,?,?)""",
+                               completion_tokens, finish_reason, created_at, system_fingerprint, batch_id)
+                               VALUES (?,?,?,?,?,?,?,?,?,?)""",
                             (key, model_identity, json.dumps(request.to_dict(), ensure_ascii=False),
                              completion.text, completion.usage.prompt_tokens,
                              completion.usage.completion_tokens, completion.finish_reason, time.time(),
-                             completion.system_fingerprint))
+                             completion.system_fingerprint, completion.batch))
             return cur.rowcount == 1
 
     def response_fingerprints(self, model_identity: str) -> set[str]:

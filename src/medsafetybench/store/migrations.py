@@ -351,6 +351,37 @@ CREATE TABLE model_servers (
 """
 
 
+# batches v1: provider batches (OpenAI Batch API, Anthropic Message Batches) and the requests each holds,
+# written before the upload so a killed run resumes polling instead of paying again; `responses.batch_id`
+# names the provider batch that answered (NULL: a live call), so cost can apply the batch price.
+_BATCHES_V1 = """
+CREATE TABLE IF NOT EXISTS batches (
+    id TEXT PRIMARY KEY,
+    provider TEXT NOT NULL,
+    model_identity TEXT NOT NULL,
+    remote_id TEXT,
+    input_file_id TEXT,
+    state TEXT NOT NULL,
+    remote_status TEXT,
+    n_requests INTEGER NOT NULL,
+    round INTEGER NOT NULL DEFAULT 0,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    note TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS batches_state ON batches(state);
+CREATE TABLE IF NOT EXISTS batch_requests (
+    batch_id TEXT NOT NULL REFERENCES batches(id) ON DELETE CASCADE,
+    custom_id TEXT NOT NULL,
+    request TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    error TEXT,
+    PRIMARY KEY (batch_id, custom_id)
+);
+CREATE INDEX IF NOT EXISTS batch_requests_custom ON batch_requests(custom_id);
+ALTER TABLE responses ADD COLUMN batch_id TEXT
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration("core", 1, "runs, run items, responses and judgements (release 0.1.0)", _CORE_V1),
     Migration("medqa", 1, "per-question medical QA scores (release 0.1.0)", _MEDQA_V1),
@@ -369,6 +400,8 @@ MIGRATIONS: list[Migration] = [
     Migration("core", 3, "every name a run was given (the first shown, later ones aliases)", _CORE_V3),
     Migration("core", 4, "API models: each response's system_fingerprint, each identity's server description",
               _CORE_V4),
+    Migration("batches", 1, "provider batches and their requests (resume, faults); responses.batch_id",
+              _BATCHES_V1),
 ]
 
 

@@ -83,8 +83,9 @@ def execute(study: Study, project: Path | None, *, as_json: bool, gate: Gate | N
             for identity, summary in o.summaries.items():
                 print_summary(out, summary, info, identity)
             held = budget.refused if budget is not None else {"model": 0, "judge": 0}
+            how = " (batch mode: through the providers' batch APIs where they have one)" if study.batch else ""
             out.print(f"this time: model: {_calls(o.responses, held['model'])}; judge: "
-                      f"{_calls(o.judgements, held['judge'])}; stored in {store.path}", soft_wrap=True)
+                      f"{_calls(o.judgements, held['judge'])}{how}; stored in {store.path}", soft_wrap=True)
         else:
             s = o.summary.overall
             held = budget.refused if budget is not None else {"model": 0, "judge": 0}  # only the last model's
@@ -129,10 +130,19 @@ def register(app: typer.Typer) -> None:
                 project: ProjectOpt = None, fail_above: FailAboveOpt = None,
                 retry_unscored: Annotated[bool, typer.Option(help="Ask the judges again where they left items unscored.")] = False,
                 dry_run: DryRunOpt = False, max_cost: MaxCostOpt = None, prices: PricesOpt = None,
+                batch: Annotated[bool | None, typer.Option("--batch/--no-batch", help="Through the providers' batch APIs or not (default: the study file's `batch` key).")] = None,
+                batch_timeout: Annotated[float | None, typer.Option(min=1, help="Seconds to wait for batches before cancelling them and asking the rest live (default: the file's `batch_timeout`).")] = None,
+                batch_poll: Annotated[float | None, typer.Option(min=0.01, help="Seconds between batch polls (default: the file's `batch_poll`, else 30).")] = None,
                 as_json: JsonOpt = False) -> None:
         """Evaluate every model of a study with every judge (resumable: a re-run makes only missing calls).
         Exit status as `medsafety eval`'s (5: stopped at --max-cost)."""
+        import dataclasses
+
         study = load_study(path)
+        study = dataclasses.replace(
+            study, batch=study.batch if batch is None else batch,
+            batch_timeout=study.batch_timeout if batch_timeout is None else batch_timeout,
+            batch_poll=study.batch_poll if batch_poll is None else batch_poll)
         gate = Gate.parse(fail_above)
         names = [x.strip() for x in only.split(",") if x.strip()] if only else None
         for name in names or ():

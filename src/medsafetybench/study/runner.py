@@ -94,6 +94,19 @@ async def run_study_async(study: Study, store: Store, *, only: Sequence[str] | N
     models = [study.model(n) for n in only] if only else list(study.models)
     items = study.items.load()
     judges = [build_judge(j) for j in study.judges]
+    sink: list[Callable[[Any], None] | None] = [None]  # the current model's batch progress
+
+    def on_batch_event(event: Any) -> None:
+        if sink[0] is not None:
+            sink[0](event)
+
+    if study.batch:
+        from ..batch.runner import BatchOptions, batch_judge
+
+        batch_options = BatchOptions(timeout=study.batch_timeout, poll_interval=study.batch_poll)
+        for j in judges:
+            if not batch_judge(j, store, batch_options, on_batch_event):
+                (warn or log.warning)(f"batch mode: judge {j.identity} has no batch API; it runs as usual")
     if budget is not None:
         for judge in judges:
             if getattr(judge, "model", None) is not None:
@@ -112,6 +125,14 @@ async def run_study_async(study: Study, store: Store, *, only: Sequence[str] | N
                 for served in (model, *(getattr(j, "model", None) for j in judges)):
                     if hasattr(served, "describe_server"):  # the server's own window, when it states one
                         await served.describe_server()
+                if study.batch:
+                    from ..batch.runner import batched_model
+
+                    sink[0] = getattr(progress, "batch_event", None)
+                    batched = batched_model(model, store, batch_options, on_batch_event)
+                    if batched is model:
+                        (warn or log.warning)(f"batch mode: {m.name} has no batch API; it runs as usual")
+                    model = batched
                 if budget is not None:
                     model = budget.wrap(model, "model", budget.prices.lookup(model.identity))
                 for line in length_warnings_for(model, judges, items, m.settings):
@@ -119,7 +140,7 @@ async def run_study_async(study: Study, store: Store, *, only: Sequence[str] | N
                 result.outcome = await evaluate(store, items, model, judges, model_spec=str(parse_spec(m.spec)),
                                                 settings=m.settings, progress=progress, retry_unscored=retry_unscored,
                                                 name=m.name if m.name != m.spec else None,
-                                                provenance=provenance)
+                                                provenance=provenance, sequential=study.batch)
                 result.run_id = result.outcome.run_id
                 info = store.run(result.run_id)
                 tags = {*info.tags, *([study.tag] if study.tag_runs else []),

@@ -4,6 +4,9 @@
     name = "paper"                      # required; runs are tagged study:<name>
     description = "..."
     engine = "local"                    # or "ray" / "ray:ADDRESS"
+    batch = true                        # API models and LLM judges through the providers' batch APIs
+    batch_timeout = 86400               # seconds; then open batches are cancelled, the rest asked live
+    batch_poll = 30                     # seconds between polls
 
     [items]                             # which items (see tasks.ItemSelection)
     split = "eval"                      # eval | improve | extra | sample
@@ -55,7 +58,8 @@ from ..principles import LLAMA2_DEFAULT_SYSTEM_PROMPT
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _TABLES = {"study": False, "items": False, "settings": False, "judges": True, "models": True}
 _KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "study": {"name": str, "description": str, "engine": str},
+    "study": {"name": str, "description": str, "engine": str, "batch": bool, "batch_timeout": (int, float),
+              "batch_poll": (int, float)},
     "items": {"split": str, "sources": list, "principles": list, "sample": int, "seed": int, "limit": int,
               "input": str, "data": str},
     "settings": {"max_new_tokens": int, "system_prompt": str},
@@ -100,6 +104,12 @@ class Study:
     engine: str = "local"
     tag_runs: bool = True
     """Tag runs `study:<name>` (False for an evaluation typed on the command line)."""
+    batch: bool = False
+    """Send API models and LLM judges through the providers' batch APIs (docs/models.md, "Batch mode")."""
+    batch_timeout: float | None = None
+    """Seconds to wait for batches before cancelling them and asking the rest live (None: no limit)."""
+    batch_poll: float = 30.0
+    """Seconds between batch polls."""
 
     @property
     def tag(self) -> str:
@@ -188,8 +198,9 @@ def parse_study(raw: dict, path: Path, lines: _Lines | None = None) -> Study:
                     raise fail(lines.of(table, index, key), f"unknown key '{key}' in {_where(table, index, many)}; "
                                f"known keys: {', '.join(allowed)}")
                 want = allowed[key]
-                if isinstance(value, bool) or not isinstance(value, want):
-                    kinds = {"int": "whole number", "str": "string", "list": "list", "float": "number"}
+                if (isinstance(value, bool) and want is not bool) or not isinstance(value, want):
+                    kinds = {"int": "whole number", "str": "string", "list": "list", "float": "number",
+                             "bool": "true or false"}
                     names = " or ".join(kinds[t.__name__] for t in (want if isinstance(want, tuple) else (want,)))
                     raise fail(lines.of(table, index, key), f"'{key}' in {_where(table, index, many)} must be "
                                f"a {names}, not {value!r}")
@@ -205,6 +216,9 @@ def parse_study(raw: dict, path: Path, lines: _Lines | None = None) -> Study:
     if engine != "local" and not (engine == "ray" or engine.startswith("ray:")):
         raise fail(lines.of("study", 0, "engine"), f"engine '{engine}' is unknown; use local, ray or ray:ADDRESS")
 
+    for key in ("batch_timeout", "batch_poll"):
+        if key in study and not study[key] > 0:
+            raise fail(lines.of("study", 0, key), f"'{key}' must be a positive number of seconds")
     items = _items(raw.get("items", {}), path, lines, fail)
     base = raw.get("settings", {})
     judges = []
@@ -239,7 +253,9 @@ def parse_study(raw: dict, path: Path, lines: _Lines | None = None) -> Study:
         settings = _settings({**base, **{k: m[k] for k in ("max_new_tokens", "system_prompt") if k in m}}, resolved)
         models.append(StudyModel(m["name"], m["spec"], fmt, m.get("group"), settings,
                                  {k: m[k] for k in _OPTION_KEYS if k in m}))
-    return Study(name, path, items, tuple(judges), tuple(models), study.get("description", ""), engine)
+    return Study(name, path, items, tuple(judges), tuple(models), study.get("description", ""), engine,
+                 batch=study.get("batch", False), batch_timeout=study.get("batch_timeout"),
+                 batch_poll=float(study.get("batch_poll", 30.0)))
 
 
 def expand_spec(spec: str) -> str:

@@ -4,7 +4,9 @@ Starts a `FakeOpenAIServer` on the given host and port, prints one line with its
 script can read it from stdout), serves until Ctrl-C or SIGTERM, then prints what it served. Every
 option of the library class is here: the reply mode (canned, echo, rubric, classifier), a fixed latency, the
 rate of each injected fault, a fault on every first attempt, the seed that makes faults
-reproducible, and an API key to require.
+reproducible, and an API key to require. It also serves the OpenAI Files/Batch API and the Anthropic
+Messages API and Message Batches (at the server root: `anthropic:MODEL@http://HOST:PORT`), so
+`medsafety eval --batch` can be tried offline (`--batch-polls`, `--batch-fail-every`).
 """
 
 from __future__ import annotations
@@ -47,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how long a 'slow' fault stalls before answering 504 (default 2)")
     p.add_argument("--seed", type=int, default=0, help="seed of the fault draws (default 0)")
     p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' (default: accept any)")
+    p.add_argument("--batch-polls", type=int, default=1, metavar="N",
+                   help="polls a batch (OpenAI Batch API or Anthropic Message Batches) stays in progress (default 1)")
+    p.add_argument("--batch-fail-every", type=int, default=0, metavar="N",
+                   help="in the first batch, every N-th request fails (default 0: none)")
     p.add_argument("--model", action="append", default=None, dest="models",
                    help="model id listed by /v1/models (repeatable; default fake-model)")
     p.add_argument("--root", default=None, help="'root' of every /v1/models entry (vLLM: the weights path; "
@@ -88,6 +94,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                            api_key=args.api_key, models=tuple(args.models or ("fake-model",)), root=args.root,
                            created=args.created, owned_by=args.owned_by, system_fingerprint=args.system_fingerprint,
                            max_model_len=args.max_model_len)
+    from .fake_anthropic import FakeAnthropic
+    from .fake_batches import BatchFaults, FakeBatches
+
+    batches = FakeBatches(srv, BatchFaults(polls=max(0, args.batch_polls), fail_every=max(0, args.batch_fail_every)))
+    FakeAnthropic(srv, batches.engine)
     try:
         srv.start()
     except OSError as exc:
@@ -107,5 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         srv.stop()
     st = srv.stats()
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(st.by_outcome.items())) or "none"
-    print(f"served {st.total_calls} call(s): {outcomes}", flush=True)
+    bs = batches.stats()
+    print(f"served {st.total_calls} call(s): {outcomes}; {bs.batches_created} batch(es) of "
+          f"{sum(bs.submitted.values())} request(s)", flush=True)
     return 0

@@ -7,7 +7,8 @@ decides each reply; a seeded `FaultPlan` injects 429 (with `Retry-After`), 500, 
 malformed JSON bodies and dropped connections. The fault for attempt *n* of a prompt is a pure
 function of (seed, prompt key, n), so a run is reproducible whatever the thread interleaving.
 
-Replies come from `responders.py` (canned, echo, rubric, classifier). With `"logprobs": true` in a chat
+Extra route sets plug in through `routes` (`fake_batches.py`: files and batches, `fake_anthropic.py`:
+the Anthropic Messages API and Message Batches). Replies come from `responders.py` (canned, echo, rubric, classifier). With `"logprobs": true` in a chat
 request (or `"logprobs": N` in a text completion request), the reply carries deterministic
 log-probabilities (`_fake_logprobs`: the first word 0.9), in each endpoint's own shape. Run as a
 program it is a server a user can point any OpenAI client at (`fake_cli.py`, `--help`).
@@ -188,6 +189,8 @@ class _Handler(BaseHTTPRequestHandler):
         return self.path.split("?", 1)[0].rstrip("/")
 
     def do_GET(self) -> None:  # noqa: N802
+        if any(r.handle(self, "GET", self.route, b"") for r in self.server.owner.routes):
+            return
         if self.route == "/v1/models":
             data = [self.server.owner.model_entry(m) for m in self.server.owner.models]
             self._send(200, json.dumps({"object": "list", "data": data}).encode("utf-8"))
@@ -197,6 +200,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        if any(r.handle(self, "POST", self.route, raw) for r in self.server.owner.routes):
+            return
         if self.route not in ("/v1/chat/completions", "/v1/completions"):
             self._send_error_json(404, f"no route POST {self.path}")
             return
@@ -228,6 +233,7 @@ class FakeOpenAIServer:
         self.owned_by = owned_by
         self.system_fingerprint = system_fingerprint  # in every completion when set
         self.max_model_len = max_model_len  # /v1/models: the context window (vLLM's field)
+        self.routes: list[Any] = []  # extra route sets: `handle(handler, method, route, body) -> bool`
         self._addr = (host, port)
         self._lock = threading.Lock()
         self._stats = ServerStats()
@@ -316,10 +322,15 @@ class FakeOpenAIServer:
                 self._stats.successes[key] += 1
 
     # -- the endpoint ----------------------------------------------------------------------------
-    def _handle_chat(self, h: _Handler, raw: bytes, text: bool = False) -> None:
+    def _handle_chat(self, h: _Handler, raw: bytes, text: bool = False, adapt: Callable[[dict], dict] | None = None,
+                     render: Callable[[dict, str], bytes] | None = None) -> None:
+        """One chat call; `adapt` (request -> chat-shaped request) and `render` (request, reply -> body) serve
+        other wire formats (the Anthropic Messages API) with the same faults and counters."""
         received = time.monotonic()
         try:
             req = json.loads(raw.decode("utf-8"))
+            if adapt is not None:
+                req = adapt(req)
             if text:  # /v1/completions: the prompt is shown to responders as one user message
                 if not isinstance(req["prompt"], str):
                     raise ValueError
@@ -359,7 +370,7 @@ class FakeOpenAIServer:
             self._record(key, attempt, received, str(rej.status))
             h._send_error_json(rej.status, rej.message)
             return
-        body = self._text_completion_body(req, reply) if text else self._completion_body(req, reply)
+        body = (render or (self._text_completion_body if text else self._completion_body))(req, reply)
         if self.system_fingerprint is not None:
             body = json.dumps({**json.loads(body), "system_fingerprint": self.system_fingerprint},
                               ensure_ascii=False).encode("utf-8")
