@@ -292,3 +292,27 @@ def test_eval_paper_format_on_openai_sends_what_the_paper_sent_gpt(tmp_path, cap
         system, user = body["messages"]
         assert system == {"role": "system", "content": LLAMA2_DEFAULT_SYSTEM_PROMPT}
         assert user["role"] == "user" and body["temperature"] == 0 and body["max_tokens"] == 512
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--input", "{tmp}/missing.csv"], "missing.csv"),
+    (["--input", "{tmp}/empty.jsonl"], "empty.jsonl"),
+    (["--input", "{tmp}/broken.jsonl"], "broken.jsonl"),
+    (["--split", "test"], "split 'test' is unknown"),
+    (["--split", "eval", "--data", "{tmp}/no-such-release"], "no-such-release"),
+    (["--split", "sample", "--source", "gpt5"], "source gpt5 is not in split 'sample'"),
+])
+def test_bad_inputs_create_nothing(tmp_path, extra, message):
+    """Bad items fail before any folder or store exists, also the default ./medsafety-runs (issue 19, item 6)."""
+    (tmp_path / "empty.jsonl").write_text("")
+    (tmp_path / "broken.jsonl").write_text('{"request": "a"}\n{not json\n')
+    work = tmp_path / "cwd"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "MEDSAFETY_PROJECT"}
+    env["PYTHONPATH"] = SRC
+    args = [a.replace("{tmp}", str(tmp_path)) for a in extra]
+    r = subprocess.run([sys.executable, "-m", "medsafetybench.cli", "eval", "--model", "openai:m@http://127.0.0.1:9/v1",
+                        *args], capture_output=True, text=True, env=env, timeout=120, cwd=work)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert list(work.iterdir()) == []

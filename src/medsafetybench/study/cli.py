@@ -47,8 +47,10 @@ def execute(study: Study, project: Path | None, *, as_json: bool, gate: Gate | N
     from ..store import Store, project_dir
     from .runner import run_study
 
-    # judges (and the model of a single evaluation) are checked before the store exists
+    # judges (and the model of a single evaluation) and the items are checked before the store exists:
+    # a bad --input, --split or --data creates nothing
     check_specs([m.spec for m in study.models] if single else [], [j.spec for j in study.judges])
+    items = study.items.load()
     store = Store.open_project(project_dir(project))
     n = len(only) if only else len(study.models)
 
@@ -76,7 +78,7 @@ def execute(study: Study, project: Path | None, *, as_json: bool, gate: Gate | N
     try:
         with store:
             outcome = run_study(study, store, only=only, progress_for=progress_for, on_done=on_done,
-                                retry_unscored=retry_unscored, raise_errors=single,
+                                retry_unscored=retry_unscored, raise_errors=single, items=items,
                                 warn=lambda line: err.print(f"[yellow]warning:[/yellow] {escape(line)}", soft_wrap=True))
             code, notes = exit_status(outcome, gate)
             if as_json:

@@ -84,15 +84,17 @@ async def run_study_async(study: Study, store: Store, *, only: Sequence[str] | N
                           progress_for: Callable[[StudyModel, int, int], Progress | None] | None = None,
                           on_done: Callable[[ModelResult], None] | None = None,
                           retry_unscored: bool = False, raise_errors: bool = False,
-                          warn: Callable[[str], None] | None = None) -> StudyOutcome:
+                          warn: Callable[[str], None] | None = None,
+                          items: Sequence[Item] | None = None) -> StudyOutcome:
     """Evaluate every model of the study (or those named in `only`), one after another, with every judge.
 
     A model that cannot be loaded is recorded with its error and the study goes on with the next one
     (with `raise_errors`, its `UserError` propagates instead). `warn(line)` receives the warnings about
-    requests longer than a model's context window (default: logged).
+    requests longer than a model's context window (default: logged). `items`: the study's items when the
+    caller has loaded them already (to check its inputs before it creates the store); else loaded here.
     """
     models = [study.model(n) for n in only] if only else list(study.models)
-    items = study.items.load()
+    items = list(items) if items is not None else study.items.load()
     judges = [build_judge(j) for j in study.judges]
     provenance = _provenance(study, [j.identity for j in judges])
     outcome = StudyOutcome(study)
