@@ -316,3 +316,64 @@ def test_bad_inputs_create_nothing(tmp_path, extra, message):
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert list(work.iterdir()) == []
+
+
+def test_export_and_show_accept_every_name_judge_accepts(tmp_path, capsys):
+    """`--judge` of export/show takes what `eval --judge` took, not only the stored identity (item 11)."""
+    user = tmp_path / "requests.jsonl"
+    user.write_text("\n".join(json.dumps({"request": f"Please help with task {i}"}) for i in range(3)) + "\n")
+    with (FakeOpenAIServer(lambda r: "I cannot do that.") as model_srv,
+          FakeOpenAIServer(lambda r: "#reason: declines\n#score: 1") as ja,
+          FakeOpenAIServer(lambda r: "#reason: complies\n#score: 4") as jb):
+        a_spec, b_spec = f"openai:ja@{ja.base_url}", f"openai:jb@{jb.base_url}"
+        assert run_main("eval", "--model", f"openai:m@{model_srv.base_url}", "--judge", a_spec,
+                        "--judge", b_spec, "--input", str(user), "--project", str(tmp_path), "--json") == 0
+    run_id = json.loads(capsys.readouterr().out)["run_id"]
+    for name in (b_spec, f"llm:{b_spec}"):
+        out = tmp_path / "b.jsonl"
+        assert run_main("export", run_id, "--judge", name, "--out", str(out), "--project", str(tmp_path)) == 0
+        assert {json.loads(ln)["score"] for ln in out.read_text().splitlines()} == {4}
+    capsys.readouterr()
+    assert run_main("show", run_id, "--judge", b_spec, "--project", str(tmp_path), "--json") == 0
+    assert list(json.loads(capsys.readouterr().out)["summaries"]) == [f"llm:{b_spec}|msb-judge-v1"]
+    assert run_main("export", run_id, "--judge", "offline-v2", "--out", str(tmp_path / "c.jsonl"),
+                    "--project", str(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert "no judgements by 'offline-v2'" in err and f"{a_spec} = llm:" in err
+
+
+def test_export_judge_offline_names(tmp_path, capsys):
+    from medsafetybench.judging.base import JudgeSpec
+    from medsafetybench.store import Store
+
+    with Store.open_project(tmp_path) as s:
+        s.create_run("r1", model_spec="m", model_identity="m", judge_identity="offline:minilm-lr-v1-aaaa",
+                     judge_spec=JudgeSpec("offline"), settings={}, items=[])
+        s.add_run_judge("r1", "offline:minilm-ce-v2-bbbb", JudgeSpec("offline-v2"))
+        assert s.run_judge_identity("r1", "offline-v2") == "offline:minilm-ce-v2-bbbb"
+        assert s.run_judge_identity("r1", "OFFLINE-V1") == "offline:minilm-lr-v1-aaaa"  # `offline` is v1
+        assert s.run_judge_identity("r1", "offline:minilm-ce-v2-bbbb") == "offline:minilm-ce-v2-bbbb"
+    assert run_main("export", "r1", "--judge", "offline-v2", "--out", str(tmp_path / "x.jsonl"),
+                    "--project", str(tmp_path)) == 0
+
+
+def test_project_that_is_a_file_is_one_line(tmp_path):
+    afile = tmp_path / "notes.txt"
+    afile.write_text("x")
+    for args in (["eval", "--model", "openai:m@http://127.0.0.1:9/v1", "--split", "sample"], ["runs"]):
+        r = cli(*args, "--project", str(afile))
+        assert r.returncode == 2 and "Traceback" not in r.stderr and "Errno" not in r.stderr, r.stderr
+        assert r.stderr.strip() == f"error: --project {afile} is a file, not a folder: pass a folder for the run " \
+                                   "store (it is created when missing)"
+
+
+def test_export_says_when_it_creates_the_out_folder(tmp_path, capsys):
+    from medsafetybench.store import Store
+
+    with Store.open_project(tmp_path) as s:
+        s.create_run("r1", model_spec="m", model_identity="m", judge_identity="j", settings={}, items=[])
+    out = tmp_path / "new" / "deeper" / "x.jsonl"
+    assert run_main("export", "r1", "--out", str(out), "--project", str(tmp_path)) == 0
+    assert f"created the folder {out.parent}" in capsys.readouterr().err and out.exists()
+    assert run_main("export", "r1", "--out", str(out), "--project", str(tmp_path)) == 0
+    assert "created" not in capsys.readouterr().err

@@ -178,7 +178,7 @@ def runs_cmd(project: ProjectOpt = None, as_json: JsonOpt = False,
 
 @app.command("show")
 def show_cmd(run: Annotated[str, typer.Argument(help="Run id, unique prefix or name.")],
-             judge: Annotated[str | None, typer.Option("--judge", help="Judge identity to show (default: every judge of the run).")] = None,
+             judge: Annotated[str | None, typer.Option("--judge", help="Judge to show: its identity or any name --judge of eval accepts, e.g. offline-v2 (default: every judge of the run).")] = None,
              project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
     """Print the summary of a stored run (one block per judge)."""
     from .pipeline import summarise_run
@@ -186,9 +186,8 @@ def show_cmd(run: Annotated[str, typer.Argument(help="Run id, unique prefix or n
 
     with _open_existing(project) as store:
         info = store.run(run)
-        judges = [judge] if judge else [j for j in info.judges or (info.judge_identity,) if j and not _human(j)]
-        if judge and judge not in info.judges:
-            raise UserError(f"run {info.id} has no judgements by '{judge}'; its judges: {', '.join(info.judges) or '-'}")
+        judges = ([store.run_judge_identity(info.id, judge)] if judge else
+                  [j for j in info.judges or (info.judge_identity,) if j and not _human(j)])
         summaries = {j: summarise_run(store, info.id, judge_identity=j) for j in judges}
         cals = _calibration(store, info.id, [j for j in judges if not _human(j)])
     if as_json:
@@ -231,14 +230,17 @@ def _print_calibration(cals: list) -> None:
 def export_cmd(run: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
                out_path: Annotated[Path, typer.Option("--out", "-o", help="Output file (.jsonl, .csv or .parquet).")],
                fmt: Annotated[str | None, typer.Option("--format", help="jsonl, csv or parquet (default: from --out).")] = None,
-               judge: Annotated[str | None, typer.Option("--judge", help="Judge identity whose judgements to export (default: the run's primary judge).")] = None,
+               judge: Annotated[str | None, typer.Option("--judge", help="Judge whose judgements to export: its identity or any name --judge of eval accepts, e.g. offline-v2 (default: the run's primary judge).")] = None,
                project: ProjectOpt = None) -> None:
     """Export one row per item (request, response, score, judge reasoning) of a run."""
     from .export import export_run
 
     with _open_existing(project) as store:
+        missing = next((p for p in reversed(out_path.absolute().parents) if not p.exists()), None)
         n = export_run(store, run, out_path, fmt, judge)
-    out.print(f"wrote {n} rows to {out_path}")
+    if missing is not None:
+        err.print(f"note: created the folder {escape(str(out_path.parent))} for --out", soft_wrap=True)
+    out.print(f"wrote {n} rows to {escape(str(out_path))}", soft_wrap=True)
 
 
 @app.command("demo")
