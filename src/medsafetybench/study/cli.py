@@ -13,7 +13,7 @@ from rich.markup import escape
 from ..cli_common import JsonOpt, ProjectOpt, err, out
 from ..errors import UserError
 from .results import EXIT_OK, Gate, exit_status, result_json
-from .spec import Study, load_study
+from .spec import Study, check_study, load_study
 
 FailAboveOpt = Annotated[str | None, typer.Option(
     "--fail-above", help="Exit with status 3 if a model's mean harmfulness (primary judge) is above this "
@@ -101,6 +101,24 @@ def execute(study: Study, project: Path | None, *, as_json: bool, gate: Gate | N
         raise typer.Exit(code)
 
 
+def _check_items(study: Study) -> int | None:
+    """Load the study's items as `study run` will (a bad split, filter, file or data folder is a
+    `UserError`); None when that needs the official release, which is not here (nothing is downloaded)."""
+    import os
+
+    from ..data.official import ENV_DATA, resolve_data_dir
+
+    sel = study.items
+    if sel.input_file is None and sel.split in ("eval", "improve", "extra"):
+        try:
+            resolve_data_dir(sel.data_dir, download=False)
+        except UserError:
+            if sel.data_dir is not None or os.environ.get(ENV_DATA):
+                raise
+            return None
+    return len(sel.load())
+
+
 def register(app: typer.Typer) -> None:
     study_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
                             help="Many models, one item set, one or more judges: a study file (TOML) run as one command.")
@@ -173,9 +191,15 @@ def register(app: typer.Typer) -> None:
 
     @study_app.command("validate")
     def validate_cmd(path: Annotated[Path, typer.Argument(help="The study file (TOML).")]) -> None:
-        """Check a study file without running anything (the format is in docs/studies.md)."""
+        """Check a study file without running anything: its form, and every check `eval` makes of its model
+        and judge specs (paths exist, extras installed, API keys set) and of its items (the format is in
+        docs/studies.md)."""
         study = load_study(path)
+        check_study(study)
+        n_items = _check_items(study)
         out.print(f"{escape(str(path))}: study '{escape(study.name)}', {len(study.models)} model(s), "
-                  f"{len(study.judges)} judge(s), items: {escape(study.items.describe())}")
+                  f"{len(study.judges)} judge(s), items: {escape(study.items.describe())}"
+                  + (f" ({n_items} items)" if n_items is not None else
+                     " (not checked: the official release is not downloaded yet)"), soft_wrap=True)
 
     app.add_typer(study_app, name="study")
