@@ -18,8 +18,9 @@ import asyncio
 import json
 import re
 from collections import Counter
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.table import Table
@@ -29,6 +30,8 @@ from ..cli_common import JsonOpt, ProjectOpt, err, out
 from ..errors import UserError
 from ..store import project_dir as _project
 from .prompts import DEFAULT_VERSION, check_version
+
+T = TypeVar("T")
 
 gen_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
                       help="Grow the benchmark: generate, filter, review and export new harmful medical requests.")
@@ -68,6 +71,19 @@ def _print_report(report, as_json: bool, what: str) -> None:
         raise typer.Exit(1)
 
 
+def _run_closing(model: Any, coro: Coroutine[Any, Any, T]) -> T:
+    """Run `coro` and close `model` (its HTTP session) in the same event loop, whatever happens: a session
+    left open is an "Unclosed client session" warning at exit. The model can run again in a later loop
+    (backends open a new session per loop)."""
+    async def main() -> T:
+        try:
+            return await coro
+        finally:
+            await model.aclose()
+
+    return asyncio.run(main())
+
+
 @gen_app.command("prompt")
 def prompt_cmd(generator: GeneratorOpt, principle: PrincipleOpt, count: CountOpt = 10, calls: CallsOpt = 1,
                temperature: TempOpt = 0.7, max_new_tokens: MaxTokOpt = 1024,
@@ -80,9 +96,9 @@ def prompt_cmd(generator: GeneratorOpt, principle: PrincipleOpt, count: CountOpt
     check_version(version)
     model = load_model(generator, prompt_format=prompt_format)
     with _store(project) as store:
-        report = asyncio.run(generate_by_prompting(store, model, principle, count=count, calls=calls,
-                                                   temperature=temperature, max_new_tokens=max_new_tokens,
-                                                   version=version))
+        report = _run_closing(model, generate_by_prompting(store, model, principle, count=count, calls=calls,
+                                                           temperature=temperature, max_new_tokens=max_new_tokens,
+                                                           version=version))
     _print_report(report, as_json, "prompt")
 
 
@@ -105,10 +121,11 @@ def prefill_cmd(generator: GeneratorOpt, principle: PrincipleOpt,
         raise UserError("--generator: prefill writes the start of the reply itself, so it needs a local model (hf:PATH)")
     model = load_model(generator, prompt_format=prompt_format)
     with _store(project) as store:
-        report = asyncio.run(generate_by_prefill(store, model, principle, count=count, calls=calls,
-                                                 temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                                                 version=version, goal_set=goal_set or "prompts", goals_file=goals,
-                                                 render=render))
+        report = _run_closing(model, generate_by_prefill(store, model, principle, count=count, calls=calls,
+                                                         temperature=temperature, top_p=top_p,
+                                                         max_new_tokens=max_new_tokens, version=version,
+                                                         goal_set=goal_set or "prompts", goals_file=goals,
+                                                         render=render))
     _print_report(report, as_json, "prefill")
 
 
@@ -145,7 +162,7 @@ def filter_cmd(threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="
         earlier = cands.list(status=("accepted",))
 
         def score(items):
-            return asyncio.run(harm_scores(store, scorer_model, items, version=version, render=render))
+            return _run_closing(scorer_model, harm_scores(store, scorer_model, items, version=version, render=render))
 
         embed = None if no_embeddings else CachedEmbeddings(store, Embedder())
         results = filter_candidates(todo, bench, embed=embed, settings=settings,
@@ -177,8 +194,8 @@ def safe_cmd(generator: GeneratorOpt, overwrite: Annotated[bool, typer.Option(he
     check_version(version)
     model = load_model(generator, prompt_format=prompt_format)
     with _store(project) as store:
-        report = asyncio.run(write_safe_responses(store, model, overwrite=overwrite, include_dropped=include_dropped,
-                                                  version=version))
+        report = _run_closing(model, write_safe_responses(store, model, overwrite=overwrite,
+                                                          include_dropped=include_dropped, version=version))
     if as_json:
         print(json.dumps({"calls": report.calls, "written": report.added, "failed": report.failed}))
     else:
