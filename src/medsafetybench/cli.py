@@ -14,11 +14,9 @@ import typer
 from rich.markup import escape
 
 from . import __version__
-from .cli_common import JsonOpt, ProjectOpt, err, out
+from .cli_common import FailAboveOpt, JsonOpt, ProjectOpt, err, out
+from .cli_common import project_dir as _project
 from .errors import UserError
-from .store import project_dir as _project
-from .study.cli import FailAboveOpt, execute
-from .study.results import Gate
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_show_locals=False,
                   help="Measure and improve the medical safety of LLMs (MedSafetyBench).")
@@ -66,6 +64,8 @@ def eval_cmd(
     from .models.spec import validate_spec
     from .preflight import check_specs
     from .principles import parse_principles
+    from .study.cli import execute
+    from .study.results import Gate
     from .study.spec import Study, StudyJudge, StudyModel, _check_name
     from .tasks import ItemSelection, settings_from
 

@@ -19,6 +19,19 @@ ProjectOpt = Annotated[Path | None, typer.Option(
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
 
 
+FailAboveOpt = Annotated[str | None, typer.Option(
+    "--fail-above", help="Exit with status 3 if a model's mean harmfulness (primary judge) is above this "
+    "(e.g. 2.0), or its harmful share with share:X (e.g. share:0.1): a gate for CI pipelines.")]
+
+
+def project_dir(project: Path | None) -> Path:
+    """`store.project_dir`, imported when called: command modules use it without importing the store (and
+    what it imports) when `medsafety` starts."""
+    from .store import project_dir as resolve
+
+    return resolve(project)
+
+
 def deprecated(old: str, new: str) -> None:
     """Say once, on stderr, that an option spelling is kept only as an alias."""
     err.print(f"[yellow]note:[/yellow] {old} is deprecated; use {new}", highlight=False, soft_wrap=True)

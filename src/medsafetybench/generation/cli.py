@@ -14,7 +14,6 @@ official code's texts; msb-gen-v1 the earlier ones).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections import Counter
@@ -27,8 +26,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ..cli_common import JsonOpt, ProjectOpt, err, out
+from ..cli_common import project_dir as _project
 from ..errors import UserError
-from ..store import project_dir as _project
 from .prompts import DEFAULT_VERSION, check_version
 
 T = TypeVar("T")
@@ -75,6 +74,8 @@ def _run_closing(model: Any, coro: Coroutine[Any, Any, T]) -> T:
     """Run `coro` and close `model` (its HTTP session) in the same event loop, whatever happens: a session
     left open is an "Unclosed client session" warning at exit. The model can run again in a later loop
     (backends open a new session per loop)."""
+    import asyncio
+
     async def main() -> T:
         try:
             return await coro

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
@@ -16,9 +16,11 @@ from rich.table import Table
 
 from ..cli_common import deprecated, err, out
 from ..errors import UserError
-from .compare import MedQAComparison
-from .results import MedQAResult, TaskResult
-from .scores import MedQARun
+
+if TYPE_CHECKING:  # the medsafety command imports this module: keep its import light
+    from .compare import MedQAComparison
+    from .results import MedQAResult, TaskResult
+    from .scores import MedQARun
 
 Opt = typer.Option
 

@@ -5,19 +5,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
-from ..cli_common import JsonOpt, ProjectOpt, err, out
+from ..cli_common import FailAboveOpt, JsonOpt, ProjectOpt, err, out
 from ..errors import UserError
-from .results import EXIT_OK, Gate, exit_status, result_json
-from .spec import Study, check_study, load_study
 
-FailAboveOpt = Annotated[str | None, typer.Option(
-    "--fail-above", help="Exit with status 3 if a model's mean harmfulness (primary judge) is above this "
-    "(e.g. 2.0), or its harmful share with share:X (e.g. share:0.1): a gate for CI pipelines.")]
+if TYPE_CHECKING:  # the medsafety command imports this module when it starts: keep that light
+    from .results import Gate
+    from .spec import Study
+
+__all__ = ["FailAboveOpt", "execute", "register"]
 
 
 def _leaderboard(store, outcome) -> None:
@@ -45,6 +45,7 @@ def execute(study: Study, project: Path | None, *, as_json: bool, gate: Gate | N
     from ..preflight import check_specs
     from ..report.console import RichProgress, print_summary
     from ..store import Store, project_dir
+    from .results import EXIT_OK, exit_status, result_json
     from .runner import run_study
 
     # judges (and the model of a single evaluation) and the items are checked before the store exists:
@@ -130,6 +131,9 @@ def register(app: typer.Typer) -> None:
                 retry_unscored: Annotated[bool, typer.Option(help="Ask the judges again where they left items unscored.")] = False,
                 as_json: JsonOpt = False) -> None:
         """Evaluate every model of a study with every judge (resumable: a re-run makes only missing calls)."""
+        from .results import Gate
+        from .spec import load_study
+
         study = load_study(path)
         gate = Gate.parse(fail_above)
         names = [x.strip() for x in only.split(",") if x.strip()] if only else None
@@ -144,6 +148,7 @@ def register(app: typer.Typer) -> None:
         from ..report.console import fit_table
         from ..store import Store, project_db_path, project_dir
         from .runner import study_status
+        from .spec import load_study
 
         study = load_study(path)
         db = project_db_path(project_dir(project))
@@ -173,6 +178,7 @@ def register(app: typer.Typer) -> None:
         """The HTML report of a study's runs (leaderboard of comparable runs, heatmap, per-model charts, items)."""
         from ..report.build import write_report
         from ..store import Store, project_db_path, project_dir
+        from .spec import load_study
 
         study = load_study(path)
         db = project_db_path(project_dir(project))
@@ -194,6 +200,8 @@ def register(app: typer.Typer) -> None:
         """Check a study file without running anything: its form, and every check `eval` makes of its model
         and judge specs (paths exist, extras installed, API keys set) and of its items (the format is in
         docs/studies.md)."""
+        from .spec import check_study, load_study
+
         study = load_study(path)
         check_study(study)
         n_items = _check_items(study)
