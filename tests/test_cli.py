@@ -377,3 +377,20 @@ def test_export_says_when_it_creates_the_out_folder(tmp_path, capsys):
     assert f"created the folder {out.parent}" in capsys.readouterr().err and out.exists()
     assert run_main("export", "r1", "--out", str(out), "--project", str(tmp_path)) == 0
     assert "created" not in capsys.readouterr().err
+
+
+def test_a_server_that_always_fails_stops_early_and_says_so(tmp_path, capsys):
+    """Every request answered 500: the backoff is shown while it retries, and the run stops with one line
+    once every request failed the same way, long before every retry of every item (issue 19)."""
+    from medsafetybench.testing import FaultPlan
+
+    with FakeOpenAIServer(faults=FaultPlan(rate_500=1.0)) as bad, FakeOpenAIServer(judge_reply) as judge_srv:
+        code = run_main("eval", "--model", f"openai:m@{bad.base_url}", "--judge", f"openai:j@{judge_srv.base_url}",
+                        "--split", "sample", "--limit", "2", "--project", str(tmp_path / "p"))
+        calls, url = bad.stats().total_calls, bad.base_url
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "attempt 1 of 9 failed: HTTP 500: injected 500; next try in" in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"error: {url}: every request fails the same way (HTTP 500: injected 500")
+    assert calls < 2 * 9

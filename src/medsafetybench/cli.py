@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 
 from . import __version__
-from .cli_common import FailAboveOpt, JsonOpt, ProjectOpt, err, out
+from .cli_common import FailAboveOpt, JsonOpt, ProjectOpt, err, install_log_handler, out
 from .cli_common import project_dir as _project
 from .errors import UserError
 
@@ -279,6 +279,7 @@ for _module in COMMAND_MODULES:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: usage errors are click's (exit 2); a `UserError` prints one line and exits 2."""
+    install_log_handler()
     try:
         app(args=argv, prog_name="medsafety")
     except UserError as exc:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -30,6 +31,29 @@ def project_dir(project: Path | None) -> Path:
     from .store import project_dir as resolve
 
     return resolve(project)
+
+
+class ConsoleLogHandler(logging.Handler):
+    """The package's warnings (a retry announced, a request failed for good) as `warning: ...` lines on the
+    stderr console, which prints them above any live progress bars instead of through them."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from rich.markup import escape
+
+        try:
+            err.print(f"[yellow]warning:[/yellow] {escape(record.getMessage())}", soft_wrap=True, highlight=False)
+        except Exception:  # noqa: BLE001 - logging must never break the command
+            self.handleError(record)
+
+
+def install_log_handler() -> None:
+    """Show the package's warnings on the stderr console (once per process)."""
+    logger = logging.getLogger("medsafetybench")
+    if not any(isinstance(h, ConsoleLogHandler) for h in logger.handlers):
+        handler = ConsoleLogHandler(logging.WARNING)
+        logger.addHandler(handler)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.WARNING)
 
 
 def deprecated(old: str, new: str) -> None:

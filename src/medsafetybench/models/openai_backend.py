@@ -42,6 +42,7 @@ from ..errors import UserError
 from .base import ChatRequest, Completion, ResultCallback, Usage
 from .capabilities import TokenLogprobs, candidate_logprobs
 from .concurrency import Limiter, shared_limiter
+from .failure_watch import DEFAULT_GIVE_UP_AFTER, FailureWatch
 from .formats import format_raw
 from .openai_http import TRANSPORTS, Failure, make_transport, resolve_transport, userinfo_to_basic_auth
 from .redact import redact_text, safe_url, split_secret_query
@@ -73,13 +74,14 @@ class OpenAIChatModel:
 
     OPTIONS: ClassVar[frozenset[str]] = frozenset({
         "api_key", "concurrency", "timeout", "max_retries", "backoff_base", "backoff_cap", "context_window",
-        "transport", "adaptive", "prompt_format"})
+        "transport", "adaptive", "prompt_format", "give_up_after"})
 
     def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
                  concurrency: int = 16, timeout: float = 60.0, max_retries: int = 8,
                  backoff_base: float = 0.5, backoff_cap: float = 30.0,
                  context_window: int | None = DEFAULT_CONTEXT_WINDOW, transport: str = "auto",
-                 adaptive: bool = True, prompt_format: str = "chat") -> None:
+                 adaptive: bool = True, prompt_format: str = "chat",
+                 give_up_after: int = DEFAULT_GIVE_UP_AFTER) -> None:
         if not model:
             raise UserError("openai backend: no model name given; write e.g. openai:gpt-4o-mini")
         try:
@@ -121,6 +123,7 @@ class OpenAIChatModel:
         self.prompt_format = fmt
         self._text = fmt in TEXT_FORMATS
         self.identity = _identity(model, self.base_url, fmt)
+        self._watch = FailureWatch(self.base_url, int(give_up_after))  # stops a server that always fails
         self._key = key
         secret = f"{key}\0{url}".encode()
         self._connection_key = f"{self.base_url}#{hashlib.sha256(secret).hexdigest()[:12]}"
@@ -279,6 +282,7 @@ class OpenAIChatModel:
                 except (ValueError, TypeError, KeyError, AttributeError) as exc:
                     raise Failure("malformed", f"malformed response: {type(exc).__name__}") from None
                 limiter.succeeded()
+                self._watch.success()
                 return result
             except Failure as failure:
                 if failure.kind in ("status", "malformed"):
@@ -286,6 +290,7 @@ class OpenAIChatModel:
                     if failure.status == 429:
                         limiter.overloaded(ticket)
                 retryable, delay, msg = self._classify(failure)
+                rate_limited = failure.status == 429
                 if first_round is not None and attempt == 0 and not self._reached and failure.kind == "connect":
                     first_round[0] += 1
                     if first_round[0] >= first_round[1]:
@@ -293,11 +298,12 @@ class OpenAIChatModel:
             finally:
                 limiter.release()
             if not retryable or attempt >= self.max_retries:
+                self._watch.failed(msg, attempt + 1, self.max_retries + 1, None, rate_limited=rate_limited)
                 tries = f" (after {attempt + 1} attempts)" if attempt else ""
                 log.warning("%s: request failed%s: %s", self.identity, tries, msg)
                 raise _Failed(msg + tries)
             wait = delay if delay is not None else self._backoff(attempt)
-            log.debug("%s: %s; retry %d in %.2f s", self.identity, msg, attempt + 1, wait)
+            self._watch.failed(msg, attempt + 1, self.max_retries + 1, wait, rate_limited=rate_limited)
             await asyncio.sleep(wait)
             attempt += 1
 
