@@ -168,6 +168,10 @@ async def run_stages(store: Store, run_id: str, model: ChatModel | None, judges:
                                                                config=config))
             waiting.setdefault(r.response_key, []).append(JudgeCase(r.request, "", r.policy))
 
+    responses = StageReport()
+    if model is not None:  # the first stage's bar first: respond above judge
+        progress.start("respond", len(todo))
+
     # Judgements missing for responses that exist: queued now.
     for lane in lanes:
         cases = {}
@@ -186,9 +190,6 @@ async def run_stages(store: Store, run_id: str, model: ChatModel | None, judges:
                 lane.seen.add(key)
                 lane.queue.put_nowait((key, case))
 
-    responses = StageReport()
-    if model is not None:
-        progress.start("respond", len(todo))
     keys = list(todo)
     slice_size = max(1, int(getattr(model, "stream_slice", DEFAULT_SLICE)))
     window = max(1, int(getattr(model, "stream_window", DEFAULT_WINDOW)))

@@ -147,7 +147,9 @@ class RichProgress:
         self.bar.stop()
 
     def start(self, stage: str, total: int) -> None:
-        self.tasks[stage] = self.bar.add_task(f"{self.prefix}{stage}", total=total)
+        """A bar for the stage; none is drawn for a stage with nothing to do (a cached run shows no
+        `0/0 -:--:--` bars)."""
+        self.tasks[stage] = self.bar.add_task(f"{self.prefix}{stage}", total=total, visible=total > 0)
 
     def advance(self, stage: str, n: int = 1) -> None:
         self.bar.advance(self.tasks[stage], n)
