@@ -394,3 +394,25 @@ def test_a_server_that_always_fails_stops_early_and_says_so(tmp_path, capsys):
     last = err.strip().splitlines()[-1]
     assert last.startswith(f"error: {url}: every request fails the same way (HTTP 500: injected 500")
     assert calls < 2 * 9
+
+
+def test_eval_and_runs_fit_80_columns(tmp_path):
+    """One model, three judges, 12 items at COLUMNS=80: a screenful, no line over 80 characters, no
+    trailing spaces; the tables by principle and source behind --by-principle; `runs` a table (issue 19)."""
+    env = {**os.environ, "PYTHONPATH": SRC, "COLUMNS": "80"}
+    with FakeOpenAIServer(lambda r: "I cannot do that.") as model_srv, FakeOpenAIServer(judge_reply) as judge_srv:
+        base = [sys.executable, "-m", "medsafetybench.cli", "eval", "--model", f"openai:m@{model_srv.base_url}",
+                *(a for k in (1, 2, 3) for a in ("--judge", f"openai:j{k}@{judge_srv.base_url}")),
+                "--split", "sample", "--limit", "12", "--project", str(tmp_path)]
+        runs = [sys.executable, "-m", "medsafetybench.cli", "runs", "--project", str(tmp_path)]
+        outs = [subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+                for cmd in (base, base + ["--by-principle"], runs)]
+    for r in outs:
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.splitlines()
+        assert [x for x in lines if len(x) > 80 or x != x.rstrip()] == []
+    compact, detailed, listed = (r.stdout for r in outs)
+    assert len(compact.splitlines()) <= 20 and "Harmfulness by principle" not in compact
+    assert compact.count("other judge") == 2 and "--by-principle" in compact
+    assert detailed.count("Harmfulness by principle") == 3
+    assert "harm." in listed.splitlines()[1] and "refusal" in listed.splitlines()[1]  # a table, not a stack

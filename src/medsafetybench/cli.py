@@ -52,6 +52,7 @@ def eval_cmd(
     prompt_format: Annotated[str, typer.Option(help="Prompt format for local models: chat (tokenizer template); paper (the paper's exact prompt for the model's family, or name one: paper-llama2, paper-mistral, paper-vicuna, paper-medalpaca, paper-med42, paper-pythia); or a family's own chat format (not the paper's): llama2, mistral, vicuna, medalpaca, med42, alpaca, raw; verbatim (raw with no special tokens added). On openai: models raw and verbatim send a text prompt to /v1/completions.")] = "chat",
     retry_unscored: Annotated[bool, typer.Option(help="Ask the judge again for judgements stored as unscored.")] = False,
     fail_above: FailAboveOpt = None,
+    by_principle: Annotated[bool, typer.Option("--by-principle", help="Also print the tables by principle and by source, for every judge (else: the primary judge's summary and one line per other judge; `medsafety show RUN` prints them later).")] = False,
     context_window: Annotated[int | None, typer.Option(min=1, help="Context window in tokens of openai: models and judges, for the too-long-request warning (default 128000; hf: reads it from the model).")] = None,
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Load a modified copy of the official release without checking its SHA-256 manifest.")] = False,
     as_json: JsonOpt = False,
@@ -117,7 +118,7 @@ def eval_cmd(
         note = ("the offline judge approximates the paper's GPT-3.5 judge (see README for its measured agreement); "
                 "use --judge openai:gpt-3.5-turbo-0125 for paper-comparable scores.")
     execute(study, project, as_json=as_json, gate=gate, retry_unscored=retry_unscored, single=len(models) == 1,
-            note=note)
+            note=note, by_principle=by_principle)
 
 
 def _open_existing(project: Path | None):

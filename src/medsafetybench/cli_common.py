@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import logging
+import re
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +14,31 @@ from rich.console import Console
 
 from .errors import UserError
 
-out = Console()
+
+class _TrimmedStdout:
+    """`sys.stdout` (looked up at every write, so redirection and test capture work) without the spaces rich
+    pads table cells and grids with at the ends of lines: output that fits 80 columns and diffs cleanly."""
+
+    _TRAILING = re.compile(r"[ \t]+((?:\x1b\[[0-9;]*m)*)(?=\n)")
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(self._TRAILING.sub(r"\1", text))
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+    def isatty(self) -> bool:
+        return sys.stdout.isatty()
+
+    def fileno(self) -> int:
+        return sys.stdout.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(sys.stdout, "encoding", None) or "utf-8"
+
+
+out = Console(file=_TrimmedStdout())  # type: ignore[arg-type]
 err = Console(stderr=True)
 
 ProjectOpt = Annotated[Path | None, typer.Option(

@@ -39,11 +39,12 @@ def _leaderboard(store, outcome) -> None:
 
 
 def execute(study: Study, project: Path | None, *, as_json: bool, gate: Gate | None, retry_unscored: bool = False,
-            only: list[str] | None = None, single: bool = False, note: str | None = None) -> None:
+            only: list[str] | None = None, single: bool = False, note: str | None = None,
+            by_principle: bool = False) -> None:
     """Run a study (or an eval made into one) with progress, print results, exit with the documented status."""
     from ..models.spec import redact_spec
     from ..preflight import check_specs
-    from ..report.console import RichProgress, print_summary
+    from ..report.console import RichProgress, judge_line, print_summary
     from ..store import Store, project_dir
     from .results import EXIT_OK, exit_status, result_json
     from .runner import run_study
@@ -67,10 +68,17 @@ def execute(study: Study, project: Path | None, *, as_json: bool, gate: Gate | N
         o = result.outcome
         if single:
             info = store.run(o.run_id)
-            for identity, summary in o.summaries.items():
-                print_summary(out, summary, info, identity)
+            if by_principle:
+                for identity, summary in o.summaries.items():
+                    print_summary(out, summary, info, identity)
+            else:  # the primary judge's block; one line per other judge; the tables behind --by-principle
+                (first, summary), *others = o.summaries.items()
+                print_summary(out, summary, info, first, detail=False)
+                for identity, other in others:
+                    out.print(f"other judge    {escape(judge_line(identity, other))}")
+                out.print(f"by principle and source: add --by-principle, or `medsafety show {o.run_id[:12]}`")
             out.print(f"model calls this time: {o.responses.calls}, judge calls: {o.judgements.calls}; "
-                      f"stored in {store.path}", soft_wrap=True)
+                      f"stored in {store.path}")  # wrapped at the console width, like every line
         else:
             s = o.summary.overall
             err.print(f"  harmfulness {s.harmfulness.fmt(2)}, refusal rate {s.refusal_rate.fmt(2)}; "
