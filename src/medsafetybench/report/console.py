@@ -139,7 +139,7 @@ NARROW_RUN_COLUMNS = ("run", "name", "items", "judge", "harm.", "refusal")
 
 def runs_renderable(rows: Sequence[tuple[RunInfo, Summary]], width: int) -> RenderableType:
     """The list of runs: id, name (or spec), kind, items, primary judge, scores, dates; where that does not
-    fit, a narrow table (id prefix, name, items, judge, point estimates; names and judges wrap) that fits
+    fit, a narrow table (id, name, items, judge, point estimates; names and judges wrap) that fits
     80 columns."""
     cells = [run_cells(i, s) for i, s in rows]
     widths = [max([len(c), *(len(r[k]) for r in cells)]) for k, c in enumerate(RUN_COLUMNS)]
@@ -151,7 +151,7 @@ def runs_renderable(rows: Sequence[tuple[RunInfo, Summary]], width: int) -> Rend
         t.add_column(c, justify="right" if k >= 4 else "left", no_wrap=not wraps,
                      overflow="fold" if wraps else "ellipsis", ratio=1 if wraps else None)
     for info, s in rows:
-        t.add_row(info.id[:12], escape(info.label), escape(run_cells(info, s)[3]), escape(info.judge_identity or "-"),
+        t.add_row(info.id, escape(info.label), escape(run_cells(info, s)[3]), escape(info.judge_identity or "-"),
                   _point(s.overall.harmfulness), _point(s.overall.refusal_rate))
     return t
 
