@@ -19,8 +19,9 @@ from ..judging import load_judge
 from ..judging.base import Judge, JudgeCase, JudgeSpec
 from ..metrics import Summary
 from ..migrations import items_digest
-from ..models import load_model, parse_spec, redact_spec
+from ..models import load_model, model_identity, parse_spec, redact_spec
 from ..models.base import ChatModel
+from ..models.deferred import DeferredModel
 from ..pipeline import EvalOutcome, Progress, evaluate
 from ..preflight import length_warnings_for
 from ..provenance import data_provenance, run_provenance
@@ -73,6 +74,23 @@ def _model_options(m: StudyModel, engine: str) -> dict[str, Any]:
     return opts
 
 
+def _open_model(m: StudyModel, engine: str, items: Sequence[Item], store: Store) -> tuple[ChatModel, bool]:
+    """(the model, whether every response is stored). A local model (hf:, vllm:) on the local engine whose
+    every response is in the store is a `DeferredModel`: nothing is loaded unless a request is made."""
+    spec = parse_spec(m.spec)
+    options = _model_options(m, engine)
+    if engine == "local" and spec.backend in ("hf", "vllm"):
+        try:
+            identity = model_identity(spec, **options)
+        except UserError:
+            identity = None
+        if identity is not None:
+            keys = [m.settings.request_for(it).cache_key(identity) for it in items]
+            if not store.missing_responses(keys):
+                return DeferredModel(spec, options, identity), True
+    return load_model(spec, **options), False
+
+
 def _provenance(study: Study, judges: Sequence[str]) -> dict:
     sel = study.items
     data = data_provenance(sel.split, list(sel.sources or []) or None, list(sel.principles or []) or None,
@@ -104,8 +122,8 @@ async def run_study_async(study: Study, store: Store, *, only: Sequence[str] | N
             progress = progress_for(m, k, len(models)) if progress_for else None
             model: ChatModel | None = None
             try:
-                model = load_model(parse_spec(m.spec), **_model_options(m, study.engine))
-                for line in length_warnings_for(model, judges, items, m.settings):
+                model, cached = _open_model(m, study.engine, items, store)
+                for line in [] if cached else length_warnings_for(model, judges, items, m.settings):
                     (warn or log.warning)(line)
                 result.outcome = await evaluate(store, items, model, judges, model_spec=str(parse_spec(m.spec)),
                                                 settings=m.settings, progress=progress, retry_unscored=retry_unscored,
