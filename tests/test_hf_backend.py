@@ -313,3 +313,31 @@ def test_a_fully_cached_rerun_loads_no_model(tiny_model_dir: Path, tmp_path: Pat
     assert len(loads) == 1  # the re-run loaded nothing
     assert second["model_calls"] == 0 and second["run_id"] == first["run_id"]
     assert second["summary"] == first["summary"]
+
+
+def test_transformers_noise_stays_off_the_terminal(tiny_model_dir: Path) -> None:
+    """Loading and tokenising a prompt longer than the tokenizer's maximum emits no "Token indices ...
+    longer" warning and no transformers progress bar; other transformers warnings still do (issue 19)."""
+    import logging
+
+    import transformers
+
+    seen: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    handler = Collect(logging.DEBUG)
+    logging.getLogger("transformers").addHandler(handler)  # what transformers' own handler would print
+    try:
+        model = load_model(f"hf:{tiny_model_dir}")
+        model.tokenizer.model_max_length = 8
+        model.tokenizer("word " * 50)
+        transformers.utils.logging.get_logger("transformers.modeling_utils").warning("a real warning")
+    finally:
+        logging.getLogger("transformers").removeHandler(handler)
+    assert not [m for m in seen if "Token indices" in m]
+    assert "a real warning" in seen
+    assert not transformers.utils.logging.is_progress_bar_enabled()
+    asyncio.run(model.aclose())

@@ -298,6 +298,9 @@ def finetune(base: str, data: TrainingData, out: str | Path, settings: LoraSetti
         from peft import LoraConfig, get_peft_model
     except ImportError as exc:
         raise MissingExtra("hf", exc.name or "torch/transformers/peft", "LoRA fine-tuning") from exc
+    from ..models.hf_quiet import quiet_transformers
+
+    quiet_transformers(transformers)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype, upcast, amp = _precision(torch, device, precision)
     try:
