@@ -292,3 +292,127 @@ def test_eval_paper_format_on_openai_sends_what_the_paper_sent_gpt(tmp_path, cap
         system, user = body["messages"]
         assert system == {"role": "system", "content": LLAMA2_DEFAULT_SYSTEM_PROMPT}
         assert user["role"] == "user" and body["temperature"] == 0 and body["max_tokens"] == 512
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--input", "{tmp}/missing.csv"], "missing.csv"),
+    (["--input", "{tmp}/empty.jsonl"], "empty.jsonl"),
+    (["--input", "{tmp}/broken.jsonl"], "broken.jsonl"),
+    (["--split", "test"], "split 'test' is unknown"),
+    (["--split", "eval", "--data", "{tmp}/no-such-release"], "no-such-release"),
+    (["--split", "sample", "--source", "gpt5"], "source gpt5 is not in split 'sample'"),
+])
+def test_bad_inputs_create_nothing(tmp_path, extra, message):
+    """Bad items fail before any folder or store exists, also the default ./medsafety-runs (issue 19, item 6)."""
+    (tmp_path / "empty.jsonl").write_text("")
+    (tmp_path / "broken.jsonl").write_text('{"request": "a"}\n{not json\n')
+    work = tmp_path / "cwd"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "MEDSAFETY_PROJECT"}
+    env["PYTHONPATH"] = SRC
+    args = [a.replace("{tmp}", str(tmp_path)) for a in extra]
+    r = subprocess.run([sys.executable, "-m", "medsafetybench.cli", "eval", "--model", "openai:m@http://127.0.0.1:9/v1",
+                        *args], capture_output=True, text=True, env=env, timeout=120, cwd=work)
+    assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert list(work.iterdir()) == []
+
+
+def test_export_and_show_accept_every_name_judge_accepts(tmp_path, capsys):
+    """`--judge` of export/show takes what `eval --judge` took, not only the stored identity (item 11)."""
+    user = tmp_path / "requests.jsonl"
+    user.write_text("\n".join(json.dumps({"request": f"Please help with task {i}"}) for i in range(3)) + "\n")
+    with (FakeOpenAIServer(lambda r: "I cannot do that.") as model_srv,
+          FakeOpenAIServer(lambda r: "#reason: declines\n#score: 1") as ja,
+          FakeOpenAIServer(lambda r: "#reason: complies\n#score: 4") as jb):
+        a_spec, b_spec = f"openai:ja@{ja.base_url}", f"openai:jb@{jb.base_url}"
+        assert run_main("eval", "--model", f"openai:m@{model_srv.base_url}", "--judge", a_spec,
+                        "--judge", b_spec, "--input", str(user), "--project", str(tmp_path), "--json") == 0
+    run_id = json.loads(capsys.readouterr().out)["run_id"]
+    for name in (b_spec, f"llm:{b_spec}"):
+        out = tmp_path / "b.jsonl"
+        assert run_main("export", run_id, "--judge", name, "--out", str(out), "--project", str(tmp_path)) == 0
+        assert {json.loads(ln)["score"] for ln in out.read_text().splitlines()} == {4}
+    capsys.readouterr()
+    assert run_main("show", run_id, "--judge", b_spec, "--project", str(tmp_path), "--json") == 0
+    assert list(json.loads(capsys.readouterr().out)["summaries"]) == [f"llm:{b_spec}|msb-judge-v1"]
+    assert run_main("export", run_id, "--judge", "offline-v2", "--out", str(tmp_path / "c.jsonl"),
+                    "--project", str(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert "no judgements by 'offline-v2'" in err and f"{a_spec} = llm:" in err
+
+
+def test_export_judge_offline_names(tmp_path, capsys):
+    from medsafetybench.judging.base import JudgeSpec
+    from medsafetybench.store import Store
+
+    with Store.open_project(tmp_path) as s:
+        s.create_run("r1", model_spec="m", model_identity="m", judge_identity="offline:minilm-lr-v1-aaaa",
+                     judge_spec=JudgeSpec("offline"), settings={}, items=[])
+        s.add_run_judge("r1", "offline:minilm-ce-v2-bbbb", JudgeSpec("offline-v2"))
+        assert s.run_judge_identity("r1", "offline-v2") == "offline:minilm-ce-v2-bbbb"
+        assert s.run_judge_identity("r1", "OFFLINE-V1") == "offline:minilm-lr-v1-aaaa"  # `offline` is v1
+        assert s.run_judge_identity("r1", "offline:minilm-ce-v2-bbbb") == "offline:minilm-ce-v2-bbbb"
+    assert run_main("export", "r1", "--judge", "offline-v2", "--out", str(tmp_path / "x.jsonl"),
+                    "--project", str(tmp_path)) == 0
+
+
+def test_project_that_is_a_file_is_one_line(tmp_path):
+    afile = tmp_path / "notes.txt"
+    afile.write_text("x")
+    for args in (["eval", "--model", "openai:m@http://127.0.0.1:9/v1", "--split", "sample"], ["runs"]):
+        r = cli(*args, "--project", str(afile))
+        assert r.returncode == 2 and "Traceback" not in r.stderr and "Errno" not in r.stderr, r.stderr
+        assert r.stderr.strip() == f"error: --project {afile} is a file, not a folder: pass a folder for the run " \
+                                   "store (it is created when missing)"
+
+
+def test_export_says_when_it_creates_the_out_folder(tmp_path, capsys):
+    from medsafetybench.store import Store
+
+    with Store.open_project(tmp_path) as s:
+        s.create_run("r1", model_spec="m", model_identity="m", judge_identity="j", settings={}, items=[])
+    out = tmp_path / "new" / "deeper" / "x.jsonl"
+    assert run_main("export", "r1", "--out", str(out), "--project", str(tmp_path)) == 0
+    assert f"created the folder {out.parent}" in capsys.readouterr().err and out.exists()
+    assert run_main("export", "r1", "--out", str(out), "--project", str(tmp_path)) == 0
+    assert "created" not in capsys.readouterr().err
+
+
+def test_a_server_that_always_fails_stops_early_and_says_so(tmp_path, capsys):
+    """Every request answered 500: the backoff is shown while it retries, and the run stops with one line
+    once every request failed the same way, long before every retry of every item (issue 19)."""
+    from medsafetybench.testing import FaultPlan
+
+    with FakeOpenAIServer(faults=FaultPlan(rate_500=1.0)) as bad, FakeOpenAIServer(judge_reply) as judge_srv:
+        code = run_main("eval", "--model", f"openai:m@{bad.base_url}", "--judge", f"openai:j@{judge_srv.base_url}",
+                        "--split", "sample", "--limit", "2", "--project", str(tmp_path / "p"))
+        calls, url = bad.stats().total_calls, bad.base_url
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert "attempt 1 of 9 failed: HTTP 500: injected 500; next try in" in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"error: {url}: every request fails the same way (HTTP 500: injected 500")
+    assert calls < 2 * 9
+
+
+def test_eval_and_runs_fit_80_columns(tmp_path):
+    """One model, three judges, 12 items at COLUMNS=80: a screenful, no line over 80 characters, no
+    trailing spaces; the tables by principle and source behind --by-principle; `runs` a table (issue 19)."""
+    env = {**os.environ, "PYTHONPATH": SRC, "COLUMNS": "80"}
+    with FakeOpenAIServer(lambda r: "I cannot do that.") as model_srv, FakeOpenAIServer(judge_reply) as judge_srv:
+        base = [sys.executable, "-m", "medsafetybench.cli", "eval", "--model", f"openai:m@{model_srv.base_url}",
+                *(a for k in (1, 2, 3) for a in ("--judge", f"openai:j{k}@{judge_srv.base_url}")),
+                "--split", "sample", "--limit", "12", "--project", str(tmp_path)]
+        runs = [sys.executable, "-m", "medsafetybench.cli", "runs", "--project", str(tmp_path)]
+        outs = [subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+                for cmd in (base, base + ["--by-principle"], runs)]
+    for r in outs:
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.splitlines()
+        assert [x for x in lines if len(x) > 80 or x != x.rstrip()] == []
+    compact, detailed, listed = (r.stdout for r in outs)
+    assert len(compact.splitlines()) <= 20 and "Harmfulness by principle" not in compact
+    assert compact.count("other judge") == 2 and "--by-principle" in compact
+    assert detailed.count("Harmfulness by principle") == 3
+    assert "harm." in listed.splitlines()[1] and "refusal" in listed.splitlines()[1]  # a table, not a stack

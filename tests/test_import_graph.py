@@ -48,6 +48,15 @@ def import_graph(src: Path = SRC) -> dict[str, set[str]]:
                 else:
                     origin = node.module or ""
                 targets = [f"{origin}.{a.name}" if f"{origin}.{a.name}" in mods else origin for a in node.names]
+            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "_EXPORTS"
+                                                    for t in node.targets) and isinstance(node.value, ast.Dict):
+                # a lazy-export table (`_lazy.lazy_exports`): name -> submodule, imported on first use
+                for value in node.value.values:
+                    if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                        rel = value.value
+                        dots = len(rel) - len(rel.lstrip("."))
+                        parts = base.split(".")[: len(base.split(".")) - max(dots - 1, 0)] if dots else []
+                        targets.append(".".join([*parts, rel.lstrip(".")]) if dots else rel)
             for t in targets:
                 owner = _owner(t, mods) if t.startswith(PACKAGE) else None
                 if owner is None or owner == mod:
@@ -110,8 +119,15 @@ def test_the_checker_sees_lazy_imports_and_package_inits(tmp_path: Path) -> None
     (pkg / "sub" / "__init__.py").write_text("from .b import g\n")
     (pkg / "sub" / "b.py").write_text("from ..a import f\n")
     (pkg / "c.py").write_text("from . import a\n")
+    (pkg / "lazy").mkdir()
+    (pkg / "lazy" / "__init__.py").write_text('_EXPORTS = {"h": ".impl"}\n')  # a lazy-export table counts
+    (pkg / "lazy" / "impl.py").write_text("from ..c import a\n")
+    (pkg / "d.py").write_text("from .lazy import h\n")
+    (pkg / "e.py").write_text("from .d import x\n")
+    (pkg / "c.py").write_text("from . import a\nfrom .e import y\n")
     found = circles(import_graph(tmp_path))
-    assert found == [[f"{PACKAGE}.a", f"{PACKAGE}.sub", f"{PACKAGE}.sub.b"]]
+    assert [f"{PACKAGE}.a", f"{PACKAGE}.sub", f"{PACKAGE}.sub.b"] in found
+    assert [f"{PACKAGE}.c", f"{PACKAGE}.d", f"{PACKAGE}.e", f"{PACKAGE}.lazy", f"{PACKAGE}.lazy.impl"] in found
 
 
 def test_no_package_module_imports_the_lab() -> None:
@@ -150,3 +166,11 @@ def test_the_stated_python_floor_is_the_one_the_code_needs() -> None:
     assert sys.version_info >= (3, 11)
     uses_tomllib = [p for p in (SRC / PACKAGE).rglob("*.py") if "import tomllib" in p.read_text(encoding="utf-8")]
     assert uses_tomllib, "no tomllib left: the floor could go back to 3.10"
+
+
+def test_one_version() -> None:
+    import tomllib
+
+    from medsafetybench import __version__
+
+    assert tomllib.loads((SRC.parent / "pyproject.toml").read_text())["project"]["version"] == __version__

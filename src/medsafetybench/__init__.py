@@ -9,20 +9,17 @@ store (`medsafetybench.store`) and driven by `medsafetybench.evaluation.pipeline
     print(result.results[0].outcome.summary.overall.harmfulness)
 """
 
-from typing import Any
+from ._lazy import lazy_exports as _lazy_exports
+from ._version import __version__
 
-__version__ = "0.1.0"
+# The public API, loaded on first use (see _lazy.py): `import medsafetybench` stays light, and `dir()`
+# and `__all__` list every name.
+_EXPORTS = {"evaluate": ".api", "run_study_file": ".api", "ItemSelection": ".evaluation.tasks",
+            "EvalSettings": ".evaluation.pipeline", "load_study": ".study.spec", "Study": ".study.spec",
+            "StudyOutcome": ".study.runner", "load_items": ".data", "Item": ".data.schema", "load_model": ".models",
+            "parse_spec": ".models", "load_judge": ".judging", "Store": ".store",
+            "summarise_run": ".evaluation.pipeline", "UserError": ".errors"}
 
-_LAZY = {"evaluate": "api", "run_study_file": "api", "ItemSelection": "evaluation.tasks", "EvalSettings": "evaluation.pipeline",
-         "load_study": "study.spec"}
+__all__ = ["__version__", *_EXPORTS]
 
-
-def __getattr__(name: str) -> Any:  # imports on first use keep `import medsafetybench` light
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f"medsafetybench.{_LAZY[name]}"), name)
-    raise AttributeError(f"module 'medsafetybench' has no attribute {name!r}")
-
-
-__all__ = ["__version__", *_LAZY]
+__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS, globals())

@@ -13,13 +13,20 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from . import __version__
-from .cli_common import JsonOpt, ProjectOpt, csv_list, err, open_existing_store, out
+from ._version import __version__
+from .cli_common import (
+    FailAboveOpt,
+    JsonOpt,
+    ProjectOpt,
+    csv_list,
+    err,
+    install_log_handler,
+    open_existing_store,
+    out,
+)
+from .cli_common import project_dir as _project
 from .cost.cli import DryRunOpt, MaxCostOpt, PricesOpt
 from .errors import UserError
-from .store import project_dir as _project
-from .study.cli import FailAboveOpt, execute
-from .study.results import Gate
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_show_locals=False,
                   help="Measure and improve the medical safety of LLMs (MedSafetyBench).")
@@ -52,6 +59,7 @@ def eval_cmd(
     prompt_format: Annotated[str, typer.Option(help="Prompt format for local models: chat (tokenizer template); paper (the paper's exact prompt for the model's family, or name one: paper-llama2, paper-mistral, paper-vicuna, paper-medalpaca, paper-med42, paper-pythia); or a family's own chat format (not the paper's): llama2, mistral, vicuna, medalpaca, med42, alpaca, raw; verbatim (raw with no special tokens added). On openai: models raw and verbatim send a text prompt to /v1/completions.")] = "chat",
     retry_unscored: Annotated[bool, typer.Option(help="Ask the judge again for judgements stored as unscored.")] = False,
     fail_above: FailAboveOpt = None,
+    by_principle: Annotated[bool, typer.Option("--by-principle", help="Also print the tables by principle and by source, for every judge (else: the primary judge's summary and one line per other judge; `medsafety show RUN` prints them later).")] = False,
     context_window: Annotated[int | None, typer.Option(min=1, help="Context window in tokens of openai: models and judges, for the too-long-request warning (default 128000; hf: reads it from the model).")] = None,
     no_verify: Annotated[bool, typer.Option("--no-verify", help="Load a modified copy of the official release without checking its SHA-256 manifest.")] = False,
     dry_run: DryRunOpt = False,
@@ -73,6 +81,8 @@ def eval_cmd(
     from .models.openai_backend import check_model_version
     from .models.spec import parse_spec, redact_spec, validate_spec
     from .principles import parse_principles
+    from .study.cli import execute
+    from .study.results import Gate
     from .study.spec import Study, StudyJudge, StudyModel, _check_name
 
     gate = Gate.parse(fail_above)
@@ -133,7 +143,7 @@ def eval_cmd(
         note = ("the offline judge approximates the paper's GPT-3.5 judge (see README for its measured agreement); "
                 "use --judge openai:gpt-3.5-turbo-0125 for paper-comparable scores.")
     execute(study, project, as_json=as_json, gate=gate, retry_unscored=retry_unscored, single=len(models) == 1,
-            note=note, dry_run=dry_run, max_cost=max_cost, prices=prices)
+            note=note, dry_run=dry_run, max_cost=max_cost, prices=prices, by_principle=by_principle)
 
 
 @app.command("runs")
@@ -192,7 +202,7 @@ def runs_cmd(project: ProjectOpt = None, as_json: JsonOpt = False,
 
 @app.command("show")
 def show_cmd(run: Annotated[str, typer.Argument(help="Run id, unique prefix or name.")],
-             judge: Annotated[str | None, typer.Option("--judge", help="Judge identity to show (default: every judge of the run).")] = None,
+             judge: Annotated[str | None, typer.Option("--judge", help="Judge to show: its identity or any name --judge of eval accepts, e.g. offline-v2 (default: every judge of the run).")] = None,
              project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
     """Print the summary of a stored run (one block per judge), and with two judges or more their jury:
     mean score and majority harmful, Krippendorff's alpha, Cohen's kappa and the items they disagree on."""
@@ -201,9 +211,8 @@ def show_cmd(run: Annotated[str, typer.Argument(help="Run id, unique prefix or n
 
     with open_existing_store(project) as store:
         info = store.run(run)
-        judges = [judge] if judge else [j for j in info.judges or (info.judge_identity,) if j and not _human(j)]
-        if judge and judge not in info.judges:
-            raise UserError(f"run {info.id} has no judgements by '{judge}'; its judges: {', '.join(info.judges) or '-'}")
+        judges = ([store.run_judge_identity(info.id, judge)] if judge else
+                  [j for j in info.judges or (info.judge_identity,) if j and not _human(j)])
         summaries = {j: summarise_run(store, info.id, judge_identity=j) for j in judges}
         cals = _calibration(store, info.id, [j for j in judges if not _human(j)])
         jury, principles = _jury(store, info.id, judge)
@@ -325,14 +334,17 @@ def _print_calibration(cals: list) -> None:
 def export_cmd(run: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
                out_path: Annotated[Path, typer.Option("--out", "-o", help="Output file (.jsonl, .csv or .parquet).")],
                fmt: Annotated[str | None, typer.Option("--format", help="jsonl, csv or parquet (default: from --out).")] = None,
-               judge: Annotated[str | None, typer.Option("--judge", help="Judge identity whose judgements to export (default: the run's primary judge).")] = None,
+               judge: Annotated[str | None, typer.Option("--judge", help="Judge whose judgements to export: its identity or any name --judge of eval accepts, e.g. offline-v2 (default: the run's primary judge).")] = None,
                project: ProjectOpt = None) -> None:
     """Export one row per item (request, response, score, judge reasoning) of a run."""
     from .evaluation.export import export_run
 
     with open_existing_store(project) as store:
+        missing = next((p for p in reversed(out_path.absolute().parents) if not p.exists()), None)
         n = export_run(store, run, out_path, fmt, judge)
-    out.print(f"wrote {n} rows to {out_path}")
+    if missing is not None:
+        err.print(f"note: created the folder {escape(str(out_path.parent))} for --out", soft_wrap=True)
+    out.print(f"wrote {n} rows to {escape(str(out_path))}", soft_wrap=True)
 
 
 @app.command("demo")
@@ -371,6 +383,7 @@ for _module in COMMAND_MODULES:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: usage errors are click's (exit 2); a `UserError` prints one line and exits 2."""
+    install_log_handler()
     try:
         app(args=argv, prog_name="medsafety")
     except UserError as exc:

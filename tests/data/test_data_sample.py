@@ -41,6 +41,8 @@ def test_load_items_sample_filter_and_limit():
     ({"split": "bogus"}, "split 'bogus' is unknown"),
     ({"split": "sample", "limit": 0}, "limit 0"),
     ({"split": "sample", "principles": [0]}, "principle 0"),
+    ({"split": "sample", "sources": ["gpt5"]}, "source gpt5 is not in split 'sample'"),
+    ({"split": "sample", "sources": ["gpt4"]}, "source gpt4 is not in split 'sample'"),
 ])
 def test_load_items_errors(kwargs, pattern):
     with pytest.raises(UserError, match=pattern):
@@ -53,3 +55,13 @@ def test_item_sort_key_is_natural():
     ids = ["user/f/10", "user/f/2", "user/f/a", "user/f/1"]
     items = [Item(id=i, split="user", source="user", principle=None, request="r") for i in ids]
     assert [it.id for it in sorted(items, key=item_sort_key)] == ["user/f/1", "user/f/2", "user/f/10", "user/f/a"]
+
+
+def test_every_filter_is_checked_against_every_split(tmp_path):
+    """A filter that cannot apply is an error on every split, never silently ignored (issue 19, item 4)."""
+    assert load_items("sample", sources=["sample"]) == load_items("sample")
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text('{"request": "a question"}\n')
+    with pytest.raises(UserError, match="--source gpt4 does not apply to a user file"):
+        load_items(user_file=mine, sources=["gpt4"])
+    assert len(load_items(user_file=mine)) == 1

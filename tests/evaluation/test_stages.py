@@ -166,3 +166,48 @@ def test_respond_stage_alone_then_judge_stage(tmp_path, model_server):
         j = asyncio.run(judge_stage(store, run_id, RecordingJudge("x", [])))
         assert (j.calls, j.stored) == (5, 5)
         assert store.run(run_id).judge_identity == "x"
+
+
+class StartLog:
+    """A progress sink that records the bars started, in order."""
+
+    def __init__(self) -> None:
+        self.started: list[tuple[str, int]] = []
+
+    def start(self, stage: str, total: int) -> None:
+        self.started.append((stage, total))
+
+    def advance(self, stage: str, n: int = 1) -> None:
+        pass
+
+
+def test_respond_bar_comes_first_and_a_cached_run_draws_no_bars(tmp_path, model_server):
+    """Bars in the order the stages run (respond above judge), and none for a stage with nothing to do:
+    no `0/0 -:--:--` on a cached re-run (issue 19)."""
+    import io
+
+    from rich.console import Console
+
+    from medsafetybench.report.console import RichProgress
+
+    items = load_items(split="sample")[:3]
+    model = load_model(f"openai:m@{model_server.base_url}")
+    judge = RecordingJudge("rec", [])
+
+    async def stages(progress):
+        try:
+            await run_stages(store, run_id, model, [judge], progress)
+        finally:
+            await model.aclose()
+
+    with Store.open_project(tmp_path) as store:
+        run_id = plan_run(store, items, model_spec="m", model_identity=model.identity, judge_identity=judge.identity,
+                          settings=EvalSettings())
+        first = StartLog()
+        asyncio.run(stages(first))
+        assert first.started == [("respond", 3), ("judge", 3)]
+        buf = io.StringIO()
+        console = Console(file=buf, width=80, force_terminal=False)
+        with RichProgress(console) as bars:
+            asyncio.run(stages(bars))
+        assert "0/0" not in buf.getvalue() and "respond" not in buf.getvalue()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from helpers.cli import run_main
-from helpers.paths import SHARED
+from helpers.paths import REPO, SHARED
 from medsafetybench.generation.candidates import CandidateStore
 from medsafetybench.store import Store
 
@@ -94,3 +94,26 @@ def test_filter_scorer_none_skips_the_prescreen(fake_openai_factory, tmp_path: P
 def test_user_errors(args: list[str], message: str, tmp_path: Path, capsys) -> None:
     assert run_main(*args, "--project", str(tmp_path)) == 2
     assert message in capsys.readouterr().err
+
+
+def test_openai_generators_close_their_sessions(fake_openai_factory, tmp_path: Path) -> None:
+    """prompt, filter (with an HTTP scorer) and safe-responses close the HTTP session they open: no
+    "Unclosed client session" and no ResourceWarning on stderr (issue 19, item 7)."""
+    import os
+    import subprocess
+    import sys
+
+    if not (DATA / "datasets").is_dir():
+        pytest.skip(f"shared benchmark data not found at {DATA}")
+    srv = fake_openai_factory(responder)
+    spec = f"openai:gen@{srv.base_url}"
+    src = str(REPO / "src")
+    env = {**os.environ, "PYTHONPATH": src, "OPENAI_API_KEY": "test-key", "PYTHONWARNINGS": "always::ResourceWarning"}
+    proj = str(tmp_path / "proj")
+    for args in (["prompt", "-g", spec, "-p", "3", "-k", "4"],
+                 ["filter", "--no-embeddings", "--scorer", spec, "--data", str(DATA)],
+                 ["safe-responses", "-g", spec]):
+        r = subprocess.run([sys.executable, "-X", "dev", "-m", "medsafetybench.cli", "generate", *args,
+                            "--project", proj], capture_output=True, text=True, env=env, timeout=300)
+        assert r.returncode == 0, r.stderr
+        assert "Unclosed" not in r.stderr and "ResourceWarning" not in r.stderr, (args[0], r.stderr)

@@ -84,3 +84,18 @@ def test_batch_size_default_matches_the_docs(capsys) -> None:
     docs = DOCS.read_text()
     assert f"`--batch-size N` (hf:, default {default})" in docs
     assert all(m == default for m in re.findall(r"batch_size=(\d+)", docs))
+
+
+def test_openai_medqa_closes_its_sessions(fake_openai_factory, data_dir: Path, tmp_path: Path) -> None:
+    """Several tasks over HTTP (one event loop each) leave no "Unclosed client session" (issue 19, item 7)."""
+    import os
+    import subprocess
+    import sys
+
+    srv = fake_openai_factory(reply_for)
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OPENAI_API_KEY": "k"}
+    r = subprocess.run([sys.executable, "-X", "dev", "-m", "medsafetybench.cli", "medqa", "--model",
+                        f"openai:a@{srv.base_url}", "--tasks", "mmlu_medical", "--medqa-dir", str(data_dir),
+                        "--project", str(tmp_path / "p")], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "Unclosed" not in r.stderr and "ResourceWarning" not in r.stderr, r.stderr

@@ -282,3 +282,62 @@ def test_context_length_and_prompt_tokens(tiny_model_dir: Path) -> None:
     long = ChatRequest.simple("asthma " * window, config=GenerationConfig(max_new_tokens=8))
     [line] = length_warnings(model, [r, long], ["a", "b"])
     assert f"{window:,}-token context of --model hf:" in line and ": b (" in line and ": a (" not in line
+
+
+def test_a_fully_cached_rerun_loads_no_model(tiny_model_dir: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    """The second `eval` of the same hf: model finds every response in the store: no weights are loaded,
+    and the result is the same (issue 19)."""
+    import json
+
+    from helpers.cli import run_main
+    from medsafetybench.models.hf_backend import HFChatModel
+    from medsafetybench.testing.fake_openai import FakeOpenAIServer
+
+    loads: list[str] = []
+    real_load = HFChatModel.load
+
+    def counting_load(self: HFChatModel) -> None:
+        if self.model is None:
+            loads.append(self.source.ref)
+        real_load(self)
+
+    monkeypatch.setattr(HFChatModel, "load", counting_load)
+    with FakeOpenAIServer(lambda r: "#reason: r\n#score: 2") as judge:
+        args = ["eval", "--model", f"hf:{tiny_model_dir}", "--judge", f"openai:j@{judge.base_url}", "--split",
+                "sample", "--limit", "3", "--max-new-tokens", "8", "--project", str(tmp_path), "--json"]
+        assert run_main(*args) == 0
+        first = json.loads(capsys.readouterr().out)
+        assert len(loads) == 1
+        assert run_main(*args) == 0
+        second = json.loads(capsys.readouterr().out)
+    assert len(loads) == 1  # the re-run loaded nothing
+    assert second["model_calls"] == 0 and second["run_id"] == first["run_id"]
+    assert second["summary"] == first["summary"]
+
+
+def test_transformers_noise_stays_off_the_terminal(tiny_model_dir: Path) -> None:
+    """Loading and tokenising a prompt longer than the tokenizer's maximum emits no "Token indices ...
+    longer" warning and no transformers progress bar; other transformers warnings still do (issue 19)."""
+    import logging
+
+    import transformers
+
+    seen: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    handler = Collect(logging.DEBUG)
+    logging.getLogger("transformers").addHandler(handler)  # what transformers' own handler would print
+    try:
+        model = load_model(f"hf:{tiny_model_dir}")
+        model.tokenizer.model_max_length = 8
+        model.tokenizer("word " * 50)
+        transformers.utils.logging.get_logger("transformers.modeling_utils").warning("a real warning")
+    finally:
+        logging.getLogger("transformers").removeHandler(handler)
+    assert not [m for m in seen if "Token indices" in m]
+    assert "a real warning" in seen
+    assert not transformers.utils.logging.is_progress_bar_enabled()
+    asyncio.run(model.aclose())

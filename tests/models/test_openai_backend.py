@@ -513,3 +513,29 @@ def test_url_credentials_become_basic_auth_and_stay_out_of_logs(fake_openai_fact
 
     assert seen == ["Basic " + base64.b64encode(f"alice:{SECRET}".encode()).decode()]
     assert SECRET not in caplog.text and SECRET not in repr(model) and SECRET not in model.identity
+
+
+def test_a_server_that_fails_every_request_the_same_way_is_given_up_early(fake_openai_factory, caplog, transport):
+    """Every request answered 500: the stage stops after `give_up_after` identical retries, not after
+    max_retries x items, and each retry is announced (attempt n of m, next try in s) (issue 19)."""
+    srv = fake_openai_factory(faults=FaultPlan(rate_500=1.0))
+    model = fast_model(srv, max_retries=8, give_up_after=4, transport=transport)
+    with caplog.at_level(logging.WARNING, logger="medsafetybench.models"), pytest.raises(UserError) as err:
+        run(model, [ChatRequest.simple(f"q{i}") for i in range(2)])
+    msg = str(err.value)
+    assert "every request fails the same way (HTTP 500: " in msg and "injected 500; 4 retries in a row" in msg
+    assert "\n" not in msg
+    assert srv.stats().total_calls <= 2 + 4 + 1 < 2 * 9  # far fewer than every retry of every item
+    announced = [r.getMessage() for r in caplog.records if "next try in" in r.getMessage()]
+    assert any("attempt 1 of 9 failed: HTTP 500: " in m and "; next try in" in m for m in announced)
+    assert len(announced) == len(set(announced))  # one line per attempt number, not one per request
+
+
+def test_first_attempt_faults_and_a_working_server_never_give_up(fake_openai_factory, caplog, transport):
+    srv = fake_openai_factory(faults=FaultPlan(first_attempt_fault="500"))
+    out = run(fast_model(srv, give_up_after=2, transport=transport), [ChatRequest.simple(f"q{i}") for i in range(8)])
+    assert all(c.ok for c in out)
+    srv2 = fake_openai_factory(faults=FaultPlan(rate_500=0.5, seed=3))
+    out = run(fast_model(srv2, give_up_after=2, max_retries=20, transport=transport),
+              [ChatRequest.simple(f"q{i}") for i in range(16)])
+    assert all(c.ok for c in out)  # once a request succeeded, failures are retried as before

@@ -161,3 +161,29 @@ def test_paper_format_of_an_unknown_family_names_the_line(tmp_path: Path) -> Non
     text = PAPER.format(settings="").replace("mistralai/Mistral-7B-v0.3", "org/some-model")
     with pytest.raises(UserError, match=r":10: model 'mistral': --prompt-format paper: cannot tell the model family"):
         load_study(_write(tmp_path, text))
+
+
+def test_validate_runs_every_check_eval_runs(tmp_path: Path, capsys, monkeypatch) -> None:
+    """A model path that does not exist, a judge without its key, replicas without ray, bad items: validate
+    refuses each, naming the file and line, as `eval` would before creating anything (issue 19, item 9)."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    base = ('[study]\nname = "v"\n[items]\nsplit = "sample"\n[[judges]]\nspec = "{judge}"\n'
+            '[[models]]\nname = "a"\nspec = "{model}"\n{extra}')
+    ok = {"judge": "offline", "model": "openai:m@http://127.0.0.1:9/v1", "extra": ""}
+    path = tmp_path / "s.toml"
+    path.write_text(base.format(**ok))
+    assert run_main("study", "validate", str(path)) == 0
+    assert "(25 items)" in capsys.readouterr().out
+    for change, message in [({"model": "hf:/nonexistent/model"}, f"{path}:9: model 'a': model path"),
+                            ({"model": "vllm:/nonexistent/model"}, f"{path}:9: model 'a': model path"),
+                            ({"judge": "openai:gpt-4o"}, "OPENAI_API_KEY is not set"),
+                            ({"judge": "hf:/nonexistent/judge"}, f"{path}:6: judge 'judge1' hf:/nonexistent/judge"),
+                            ({"extra": "replicas = 2\n"}, f"{path}:10: model 'a': replicas = 2 needs engine"),
+                            ({"extra": "\n"}, None)]:
+        path.write_text(base.format(**{**ok, **change}))
+        code = run_main("study", "validate", str(path))
+        err = " ".join(capsys.readouterr().err.split())
+        assert (code, message is None or message in err) == ((0, True) if message is None else (2, True)), err
+    path.write_text(base.format(**ok).replace('split = "sample"', 'split = "eval"\ndata = "/nonexistent/d"'))
+    assert run_main("study", "validate", str(path)) == 2
+    assert "/nonexistent/d" in capsys.readouterr().err

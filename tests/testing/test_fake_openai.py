@@ -170,3 +170,27 @@ def _swallow(fn, *args):
         fn(*args)
     except (OSError, http.client.HTTPException):
         pass
+
+
+def test_a_client_that_hangs_up_prints_no_traceback(capfd):
+    """A client that disconnects before its reply is a normal event, not a BrokenPipeError traceback
+    on the server's stderr (issue 19, item 12)."""
+    import socket
+    import struct
+
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
+    with FakeOpenAIServer(lambda r: "x" * 200_000, latency=0.3) as srv:
+        for _ in range(3):
+            s = socket.create_connection(("127.0.0.1", srv.port))
+            s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset, not FIN
+            s.close()
+        deadline = time.time() + 5
+        while srv.stats().by_outcome.get("write_failed", 0) < 3 and time.time() < deadline:
+            time.sleep(0.05)
+        assert srv.stats().by_outcome.get("write_failed", 0) == 3  # the server did try to answer each
+        conn = connect(srv)  # and still serves the next client
+        assert post(conn, {"model": "m", "messages": [{"role": "user", "content": "hi"}]})[0].status == 200
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "BrokenPipe" not in err and "ConnectionReset" not in err, err

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers.paths import REPO
+
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
@@ -111,3 +113,29 @@ def test_widened_heads_compute_the_same_function(tiny_model_dir: Path, tmp_path:
                            narrow.generate(ids, max_new_tokens=40, do_sample=False))
     with pytest.raises(ValueError, match="multiple of the model's 16"):
         tiny.widen_heads(tiny_model_dir, tmp_path / "bad", head_dim=24)
+
+
+def test_widen_from_the_command_line(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """`python -m medsafetybench.testing.tiny widen` makes the vLLM-servable copy without the Python API, and the
+    vllm: error about narrow heads names that command (issue 19)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from medsafetybench.models.vllm_backend import start_hint
+
+    src = str(REPO / "src")
+    env = {**os.environ, "PYTHONPATH": src}
+    dst = tmp_path / "wide"
+    r = subprocess.run([sys.executable, "-m", "medsafetybench.testing.tiny", "widen", str(tiny_model_dir), str(dst)],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((dst / "config.json").read_text())["head_dim"] == 64 and f"vllm:{dst}" in r.stdout
+    again = subprocess.run([sys.executable, "-m", "medsafetybench.testing.tiny", "widen", str(tiny_model_dir), str(dst)],
+                           capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 2 and again.stderr.strip() == f"error: {dst} exists and is not empty: give a new " \
+                                                             "folder for the copy"
+    hint = start_hint(str(tiny_model_dir), "Head size 16 is not supported (head_dim=16)")
+    assert f"python -m medsafetybench.testing.tiny widen {tiny_model_dir} {tiny_model_dir}-wide64" in hint
+    assert start_hint(str(tiny_model_dir), "out of memory") == ""

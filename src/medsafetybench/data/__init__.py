@@ -41,9 +41,13 @@ def load_items(split: str = "eval", sources: Sequence[str] | None = None,
                seed: int = 0, verify: bool = True) -> list[Item]:
     """The items to evaluate, sorted by id (natural order, see `item_sort_key`).
 
-    - `user_file` given: that file's items; `split`, `sources` and `data_dir` are ignored.
-    - `split="sample"`: the bundled sample set; `sources` and `data_dir` are ignored.
+    - `user_file` given: that file's items; `split` and `data_dir` are ignored, and `sources` is an
+      error (every row of a user file has source "user").
+    - `split="sample"`: the bundled sample set (source "sample"); `data_dir` is ignored, and a source
+      other than "sample" is an error.
     - otherwise `load_official(split, sources, principles, data_dir)` (split eval, improve or extra).
+
+    Every filter is checked against every split: one that cannot apply is a `UserError`, never ignored.
 
     `principles` keeps items whose principle is listed (items with no principle are dropped; a user
     file with no principle at all is an error). `sample` draws a seeded sample of that many items,
@@ -57,11 +61,18 @@ def load_items(split: str = "eval", sources: Sequence[str] | None = None,
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise UserError(f"limit {limit!r} must be a whole number of at least 1 (or None for all items)")
     if user_file is not None:
+        if sources:
+            raise UserError(f"--source {','.join(sources)} does not apply to a user file ({user_file}): "
+                            "every row of a user file has source 'user'; drop --source")
         items = load_user_file(user_file)
         if nums is not None and all(it.principle is None for it in items):
             raise UserError(f"{user_file}: no row has a principle, so it cannot be filtered by principle; "
                             "add a 'principle' column (1-9) or drop the principle filter")
     elif split == "sample":
+        if bad := [s for s in sources or () if s != "sample"]:
+            raise UserError(f"source {', '.join(bad)} is not in split 'sample' (the bundled set has source "
+                            "'sample' only); drop --source, or use split eval or improve (gpt4, llama2) "
+                            "or extra (llama3)")
         items = load_sample()
     elif split in ("eval", "improve", "extra"):
         items = load_official(split, sources=sources, principles=nums, data_dir=data_dir, verify=verify)

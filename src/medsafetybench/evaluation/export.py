@@ -51,9 +51,7 @@ def export_run(store: Store, run_id: str, out: str | Path, fmt: str | None = Non
     out = Path(out)
     fmt = format_for(out, fmt)
     run = store.run(run_id)
-    judge = judge or run.judge_identity
-    if judge and run.judges and judge not in run.judges:
-        raise UserError(f"run {run.id} has no judgements by '{judge}'; its judges: {', '.join(run.judges)}")
+    judge = store.run_judge_identity(run.id, judge) if judge else run.judge_identity
     rows = store.run_rows(run.id, judge or None)
     records = [_record(run, judge, r, f) for r, f in zip(rows, refusal_flags([r.response for r in rows]), strict=True)]
     if fmt == "parquet":

@@ -10,7 +10,7 @@ import platform
 from importlib import metadata, resources
 from pathlib import Path
 
-from .. import __version__
+from .._version import __version__
 from ..data.official import DATA_COMMIT, file_sha256, load_manifest
 from ..judging.prompt import PROMPT_VERSION
 

@@ -188,6 +188,10 @@ async def run_stages(store: Store, run_id: str, model: ChatModel | None, judges:
                                                                config=config))
             waiting.setdefault(r.response_key, []).append(JudgeCase(r.request, "", r.policy))
 
+    responses = StageReport()
+    if model is not None:  # the first stage's bar first: respond above judge
+        progress.start("respond", len(todo))
+
     # Judgements missing for responses that exist: queued now.
     for lane in lanes:
         cases = {}
@@ -206,9 +210,6 @@ async def run_stages(store: Store, run_id: str, model: ChatModel | None, judges:
                 lane.seen.add(key)
                 lane.queue.put_nowait((key, case))
 
-    responses = StageReport()
-    if model is not None:
-        progress.start("respond", len(todo))
     # an API server's fingerprints of this model's stored responses: a reply with another one is not mixed in
     fingerprints = store.response_fingerprints(model.identity) if model is not None and todo else set()
     keys = list(todo)

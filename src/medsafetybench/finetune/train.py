@@ -167,7 +167,7 @@ def _versions() -> dict[str, str]:
             out[name] = md.version(name)
         except md.PackageNotFoundError:
             if name == "medsafetybench":
-                from .. import __version__
+                from .._version import __version__
                 out[name] = __version__
     return out
 
@@ -298,6 +298,9 @@ def finetune(base: str, data: TrainingData, out: str | Path, settings: LoraSetti
         from peft import LoraConfig, get_peft_model
     except ImportError as exc:
         raise MissingExtra("hf", exc.name or "torch/transformers/peft", "LoRA fine-tuning") from exc
+    from ..models.hf_quiet import quiet_transformers
+
+    quiet_transformers(transformers)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype, upcast, amp = _precision(torch, device, precision)
     try:

@@ -14,20 +14,20 @@ official code's texts; msb-gen-v1 the earlier ones).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 from collections import Counter
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
 from ..cli_common import JsonOpt, ProjectOpt, out
+from ..cli_common import project_dir as _project
 from ..errors import UserError
-from ..store import project_dir as _project
 from .cli_options import (
     CallsOpt,
     CountOpt,
@@ -46,6 +46,23 @@ from .cli_options import (
 )
 from .prompts import DEFAULT_VERSION, check_version
 
+T = TypeVar("T")
+
+
+def _run_closing(model: Any, coro: Coroutine[Any, Any, T]) -> T:
+    """Run `coro` and close `model` (its HTTP session) in the same event loop, whatever happens: a session
+    left open is an "Unclosed client session" warning at exit. The model can run again in a later loop
+    (backends open a new session per loop)."""
+    import asyncio
+
+    async def main() -> T:
+        try:
+            return await coro
+        finally:
+            await model.aclose()
+
+    return asyncio.run(main())
+
 
 @gen_app.command("prompt")
 def prompt_cmd(generator: GeneratorOpt, principle: PrincipleOpt, count: CountOpt = 10, calls: CallsOpt = 1,
@@ -59,9 +76,9 @@ def prompt_cmd(generator: GeneratorOpt, principle: PrincipleOpt, count: CountOpt
     check_version(version)
     model = load_model(generator, prompt_format=prompt_format)
     with _store(project) as store:
-        report = asyncio.run(generate_by_prompting(store, model, principle, count=count, calls=calls,
-                                                   temperature=temperature, max_new_tokens=max_new_tokens,
-                                                   version=version))
+        report = _run_closing(model, generate_by_prompting(store, model, principle, count=count, calls=calls,
+                                                           temperature=temperature, max_new_tokens=max_new_tokens,
+                                                           version=version))
     _print_report(report, as_json, "prompt")
 
 
@@ -84,10 +101,11 @@ def prefill_cmd(generator: GeneratorOpt, principle: PrincipleOpt,
         raise UserError("--generator: prefill writes the start of the reply itself, so it needs a local model (hf:PATH)")
     model = load_model(generator, prompt_format=prompt_format)
     with _store(project) as store:
-        report = asyncio.run(generate_by_prefill(store, model, principle, count=count, calls=calls,
-                                                 temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                                                 version=version, goal_set=goal_set or "prompts", goals_file=goals,
-                                                 render=render))
+        report = _run_closing(model, generate_by_prefill(store, model, principle, count=count, calls=calls,
+                                                         temperature=temperature, top_p=top_p,
+                                                         max_new_tokens=max_new_tokens, version=version,
+                                                         goal_set=goal_set or "prompts", goals_file=goals,
+                                                         render=render))
     _print_report(report, as_json, "prefill")
 
 
@@ -124,7 +142,7 @@ def filter_cmd(threshold: Annotated[float, typer.Option(min=0.0, max=1.0, help="
         earlier = cands.list(status=("accepted",))
 
         def score(items):
-            return asyncio.run(harm_scores(store, scorer_model, items, version=version, render=render))
+            return _run_closing(scorer_model, harm_scores(store, scorer_model, items, version=version, render=render))
 
         embed = None if no_embeddings else CachedEmbeddings(store, Embedder())
         results = filter_candidates(todo, bench, embed=embed, settings=settings,
@@ -156,8 +174,8 @@ def safe_cmd(generator: GeneratorOpt, overwrite: Annotated[bool, typer.Option(he
     check_version(version)
     model = load_model(generator, prompt_format=prompt_format)
     with _store(project) as store:
-        report = asyncio.run(write_safe_responses(store, model, overwrite=overwrite, include_dropped=include_dropped,
-                                                  version=version))
+        report = _run_closing(model, write_safe_responses(store, model, overwrite=overwrite,
+                                                          include_dropped=include_dropped, version=version))
     if as_json:
         print(json.dumps({"calls": report.calls, "written": report.added, "failed": report.failed}))
     else:

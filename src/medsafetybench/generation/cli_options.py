@@ -11,8 +11,7 @@ from typing import Annotated
 
 import typer
 
-from ..cli_common import err, out
-from ..store import project_dir
+from ..cli_common import err, out, project_dir
 
 gen_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
                       help="Grow the benchmark: generate, filter, review and export new harmful medical requests.")

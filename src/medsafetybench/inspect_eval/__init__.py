@@ -9,8 +9,13 @@ medsafetybench is installed."""
 
 from __future__ import annotations
 
-from .logs import export_inspect_log, import_inspect_log
-from .scorer import medsafety_scorer
-from .task import medsafety
+from .._lazy import lazy_exports as _lazy_exports
+
+# loaded on first use (see _lazy.py): `medsafety` registers its `import-inspect` commands from
+# `inspect_eval.cli`, and importing this package must not import inspect_ai (about a second)
+_EXPORTS = {"medsafety": ".task", "medsafety_scorer": ".scorer", "import_inspect_log": ".logs",
+            "export_inspect_log": ".logs"}
 
 __all__ = ["medsafety", "medsafety_scorer", "import_inspect_log", "export_inspect_log"]
+
+__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS, globals())

@@ -143,6 +143,21 @@ def judge_scale(identity: str) -> Scale:
     return scale if isinstance(scale, Scale) else PAPER_SCALE
 
 
+def judge_spec_key(text: str) -> tuple[str, str]:
+    """What a judge spec names, for matching a typed spec with a stored one: (the class serving it, its
+    arguments without credentials). `offline` and `offline-v1` give one key, as `openai:m` and
+    `llm:openai:m` do.
+
+    Args:
+        text: a judge spec as typed to `--judge` (or stored in a run's judges).
+
+    Returns:
+        A key equal for specs that build the same judge; a `UserError` for a spec no judge serves.
+    """
+    parsed = parse_judge_spec(text)
+    return JUDGES.get(parsed.name, parsed.name), redact_spec(parsed.args) if parsed.args else ""
+
+
 def _prefixed(role: str | None, spec: ParsedJudgeSpec, exc: UserError) -> UserError:
     head = f"{role} {spec.display}: " if role else f"judge {spec.display}: "
     return UserError(str(exc) if str(exc).startswith(head) else head + str(exc))

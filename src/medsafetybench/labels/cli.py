@@ -15,16 +15,18 @@ import getpass
 import io
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from typer.core import TyperGroup
 
 from ..cli_common import JsonOpt, ProjectOpt, err, out
+from ..cli_common import project_dir as _project
 from ..errors import UserError
-from ..store import Store, project_db_path
-from ..store import project_dir as _project
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 
 class _DefaultToPage(TyperGroup):
@@ -45,6 +47,8 @@ label_app = typer.Typer(
 
 
 def _open(project: Path | None) -> Store:
+    from ..store import Store, project_db_path
+
     path = project_db_path(_project(project))
     if not path.exists():
         raise UserError(f"no run store at {path}: run `medsafety eval` first or pass --project")
@@ -109,6 +113,8 @@ def page_cmd(run: Annotated[str, typer.Argument(help="Run id, unique prefix or n
     out.print(f"labelling page for {escape(identity)}: {server.url}  (sample {drawn.id}, {len(drawn.items)} items "
               f"of run {info.id[:12]}, seed {seed}; Ctrl+C to stop; labels are saved as you give them)", soft_wrap=True)
     server.serve_until_interrupted()
+    from ..store import Store
+
     with Store(db) as store:
         from .sample import run_labels
 

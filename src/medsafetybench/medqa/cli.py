@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ..cli_common import err, out
 from ..errors import UserError
-from .tables import comparison_table, replicate_table, result_table, runs_table
+
+if TYPE_CHECKING:  # the medsafety command imports this module: keep its import light
+    pass
 
 Opt = typer.Option
 
@@ -97,6 +99,8 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print(json.dumps(res.to_dict(), indent=2))
         else:
+            from .tables import comparison_table, replicate_table, result_table
+
             for r in results:
                 out.print(result_table(r))
                 extra = replicate_table(r)
@@ -117,6 +121,7 @@ def register(app: typer.Typer) -> None:
         """List the stored medical QA results: one per model, protocol and settings."""
         from ..store import Store, project_db_path
         from .scores import medqa_runs
+        from .tables import runs_table
 
         path = project_db_path(project)
         if not path.exists():

@@ -183,8 +183,17 @@ def _generate(store: Store, model: Any, requests: list[ChatRequest], rows: list,
             errors.append(f"{rows[i][0]}: {completion.error}")
         progress.advance(stage, 1)
 
+    async def run() -> None:
+        from ..models.openai_backend import OpenAIChatModel
+
+        try:
+            await model.generate(requests, on_result=on_result)
+        finally:  # an HTTP session is closed in the loop that opened it (no "Unclosed client session"); the
+            if isinstance(model, OpenAIChatModel):  # model opens a new one in the next loop. Local models
+                await model.aclose()  # stay loaded for the next task.
+
     try:
-        asyncio.run(model.generate(requests, on_result=on_result))
+        asyncio.run(run())
     finally:
         put(store, buffer)
     return len(errors), errors

@@ -66,7 +66,9 @@ def _import_hf() -> tuple[Any, Any]:
         import transformers
     except ImportError as exc:
         raise MissingExtra("hf", exc.name or "torch/transformers", "The hf: model backend") from exc
-    transformers.utils.logging.disable_progress_bar()  # our own progress bars report the work
+    from .hf_quiet import quiet_transformers
+
+    quiet_transformers(transformers)  # our own progress bars report the work; see hf_quiet for the rest
     return torch, transformers
 
 

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 from ..errors import UserError
 from .base import ChatRequest, Completion, ResultCallback
 from .concurrency import Limiter
+from .failure_watch import DEFAULT_GIVE_UP_AFTER, FailureWatch
 from .openai_http import Failure
 from .redact import redact_text, safe_url
 from .spec import ModelSpec
@@ -102,7 +103,8 @@ class HTTPChatCore:
         return ModelSpec(backend, name, base_url=base_url or None)
 
     def _init_core(self, url: str, key: str, *, concurrency: Any, timeout: Any, max_retries: Any,
-                   backoff_base: Any, backoff_cap: Any, context_window: Any, adaptive: Any) -> None:
+                   backoff_base: Any, backoff_cap: Any, context_window: Any, adaptive: Any,
+                   give_up_after: int = DEFAULT_GIVE_UP_AFTER) -> None:
         """Check and set the engine's settings, the key, the connection key (safe URL + a hash of key and
         full URL: models with equal keys share one limit) and an empty transport state."""
         (self.concurrency, self.timeout, self.max_retries, self.backoff_base, self.backoff_cap,
@@ -116,6 +118,7 @@ class HTTPChatCore:
         self._loop = None
         self._limiter = None
         self._reached = False  # any HTTP answer from the server in this process
+        self._watch = FailureWatch(safe_url(url), int(give_up_after))  # stops a server that always fails
         self.requests_sent = 0
         """HTTP requests sent by this model in this process, every retry and probe included."""
         self._rng = random.Random()
@@ -198,6 +201,7 @@ class HTTPChatCore:
                 except (ValueError, TypeError, KeyError, AttributeError) as exc:
                     raise Failure("malformed", f"malformed response: {type(exc).__name__}") from None
                 limiter.succeeded()
+                self._watch.success()
                 return result
             except Failure as failure:
                 if failure.kind in ("status", "malformed"):
@@ -205,6 +209,7 @@ class HTTPChatCore:
                     if failure.status == 429:
                         limiter.overloaded(ticket)
                 retryable, delay, msg = self._classify(failure)
+                rate_limited = failure.status == 429
                 if first_round is not None and attempt == 0 and not self._reached and failure.kind == "connect":
                     first_round[0] += 1
                     if first_round[0] >= first_round[1]:
@@ -212,11 +217,12 @@ class HTTPChatCore:
             finally:
                 limiter.release()
             if not retryable or attempt >= self.max_retries:
+                self._watch.failed(msg, attempt + 1, self.max_retries + 1, None, rate_limited=rate_limited)
                 tries = f" (after {attempt + 1} attempts)" if attempt else ""
                 log.warning("%s: request failed%s: %s", self.identity, tries, msg)
                 raise _Failed(msg + tries)
             wait = delay if delay is not None else self._backoff(attempt)
-            log.debug("%s: %s; retry %d in %.2f s", self.identity, msg, attempt + 1, wait)
+            self._watch.failed(msg, attempt + 1, self.max_retries + 1, wait, rate_limited=rate_limited)
             await asyncio.sleep(wait)
             attempt += 1
 

@@ -47,6 +47,7 @@ from ..errors import UserError
 from .base import ChatRequest, Completion, GenerationConfig, Usage
 from .capabilities import TokenLogprobs, candidate_logprobs
 from .concurrency import shared_limiter
+from .failure_watch import DEFAULT_GIVE_UP_AFTER
 from .formats import format_raw
 from .http_core import DEFAULT_CONTEXT_WINDOW, HTTPChatCore, _Failed
 from .openai_http import TRANSPORTS, Failure, make_transport, resolve_transport, userinfo_to_basic_auth
@@ -78,14 +79,14 @@ class OpenAIChatModel(HTTPChatCore):
 
     OPTIONS: ClassVar[frozenset[str]] = frozenset({
         "api_key", "concurrency", "timeout", "max_retries", "backoff_base", "backoff_cap", "context_window",
-        "transport", "adaptive", "prompt_format", "verbatim_bos", "model_version"})
+        "transport", "adaptive", "prompt_format", "verbatim_bos", "model_version", "give_up_after"})
 
     def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
                  concurrency: int = 16, timeout: float = 60.0, max_retries: int = 8,
                  backoff_base: float = 0.5, backoff_cap: float = 30.0,
                  context_window: int | None = DEFAULT_CONTEXT_WINDOW, transport: str = "auto",
                  adaptive: bool = True, prompt_format: str = "chat", verbatim_bos: str = "server",
-                 model_version: str | None = None) -> None:
+                 model_version: str | None = None, give_up_after: int = DEFAULT_GIVE_UP_AFTER) -> None:
         if not model:
             raise UserError("openai backend: no model name given; write e.g. openai:gpt-4o-mini")
         if transport not in TRANSPORTS:
@@ -115,7 +116,7 @@ class OpenAIChatModel(HTTPChatCore):
         self.identity = _identity(model, self.base_url, fmt, verbatim_bos, self.model_version)
         self._init_core(url, key, concurrency=concurrency, timeout=timeout, max_retries=max_retries,
                         backoff_base=backoff_base, backoff_cap=backoff_cap, context_window=context_window,
-                        adaptive=adaptive)
+                        adaptive=adaptive, give_up_after=give_up_after)
         self._window_given = context_window != DEFAULT_CONTEXT_WINDOW
         self._described: dict[str, Any] | None = None
         self._max_model_len: int | None = None

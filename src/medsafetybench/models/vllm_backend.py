@@ -143,8 +143,21 @@ def _build_llm(settings: EngineSettings) -> Any:
             # start, and not in the middle of a run
             llm.generate([{"prompt_token_ids": [0]}], vllm.SamplingParams(max_tokens=1), use_tqdm=False)
     except (OSError, ValueError, RuntimeError, NotImplementedError) as exc:
-        raise UserError(f"vLLM could not start on '{settings.model}': {_first_line(exc)}") from exc
+        reason = _first_line(exc)
+        raise UserError(f"vLLM could not start on '{settings.model}': {reason}{start_hint(settings.model, reason)}"
+                        ) from exc
     return llm
+
+
+def start_hint(model: str, reason: str) -> str:
+    """What to do when vLLM refused a model, to append to its reason ("" when there is nothing to say):
+    heads narrower than vLLM's CPU attention takes (the tiny model's are 16 wide) have a fix, a copy with
+    zero-padded wider heads that computes the same function."""
+    if "head_dim" not in reason and "head size" not in reason.lower():
+        return ""
+    wide = f"{model.rstrip('/')}-wide64"
+    return (f"; vLLM's CPU attention needs heads at least 32 wide: write a copy with wider heads (the same "
+            f"function) with `python -m medsafetybench.testing.tiny widen {model} {wide}` and serve vllm:{wide}")
 
 
 def _lora_id(path: str) -> int:

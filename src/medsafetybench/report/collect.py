@@ -15,7 +15,7 @@ import platform
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from .. import __version__
+from .._version import __version__
 from ..data import DATA_COMMIT
 from ..errors import UserError
 from ..evaluation.pipeline import summarise_run

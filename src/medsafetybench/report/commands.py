@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from ..errors import UserError
-from ..metrics import PairedComparison
+
+if TYPE_CHECKING:  # numpy: only where a command runs
+    from ..metrics import PairedComparison
 
 
 def _fmt(v: float | None, digits: int = 3) -> str:

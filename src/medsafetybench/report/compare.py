@@ -47,10 +47,10 @@ def compare_runs(store: Store, run_a: str, run_b: str, *, seed: int = 0, judge: 
         raise UserError(f"RUN_A and RUN_B are the same run ({a.id}): name two different runs")
     warnings = []
     if judge is not None:
-        for run in (a, b):
-            if judge not in run.judges:
-                raise UserError(f"run {run.id} has no judgements by '{judge}'; its judges: {', '.join(run.judges)}")
-        judge_a = judge_b = judge
+        judge_a, judge_b = (store.run_judge_identity(run.id, judge) for run in (a, b))
+        if judge_a != judge_b:
+            warnings.append(f"'{judge}' names two judges ({judge_a}, {judge_b}): score differences mix model "
+                            "and judge")
     else:
         shared_judges = [j for j in a.judges if j in b.judges and not j.startswith("human:")]
         judge_a = judge_b = shared_judges[0] if shared_judges else ""

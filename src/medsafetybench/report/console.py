@@ -73,8 +73,9 @@ GROUP_COLUMNS = ("", "n", "harmfulness [95% CI]", "harmful share [95% CI]", "ref
 
 
 def summary_renderable(summary: Summary, run: RunInfo, width: int = 100,
-                       judge_identity: str | None = None) -> Group:
-    """A run's summary under one judge (the run's primary judge unless given)."""
+                       judge_identity: str | None = None, detail: bool = True) -> Group:
+    """A run's summary under one judge (the run's primary judge unless given); `detail`: with the tables
+    by principle and by source (and the other judges' names, which a compact view lists itself)."""
     judge = judge_identity or run.judge_identity
     o = summary.overall
     head = [("run", run.id + (f"  ({run.name})" if run.name else "")),
@@ -95,7 +96,7 @@ def summary_renderable(summary: Summary, run: RunInfo, width: int = 100,
     if summary.categories:
         head.append(("categories", "; ".join(f"{describe_category(c)}: {n}" for c, n in summary.categories.items())
                      + "  (violated categories the judge named: items)"))
-    if len(run.judges) > 1:
+    if detail and len(run.judges) > 1:
         others = [j for j in run.judges if j != judge]
         head.append(("other judges", "; ".join(others)))
     grid = Table.grid(padding=(0, 2))
@@ -104,17 +105,25 @@ def summary_renderable(summary: Summary, run: RunInfo, width: int = 100,
     for k, v in head:
         grid.add_row(k, escape(v))
     parts: list[RenderableType] = [grid]
-    if summary.by_principle:
+    if detail and summary.by_principle:
         parts.append(fit_table("Harmfulness by principle", ("Principle", *GROUP_COLUMNS[1:]), group_rows(summary.by_principle),
                                width, right=(1, 2, 3, 4)))
-    if summary.by_source:
+    if detail and summary.by_source:
         parts.append(fit_table("Harmfulness by source", ("Source", *GROUP_COLUMNS[1:]), group_rows(summary.by_source),
                                width, right=(1, 2, 3, 4)))
     return Group(*parts)
 
 
-def print_summary(console: Console, summary: Summary, run: RunInfo, judge_identity: str | None = None) -> None:
-    console.print(summary_renderable(summary, run, console.width, judge_identity))
+def print_summary(console: Console, summary: Summary, run: RunInfo, judge_identity: str | None = None,
+                  detail: bool = True) -> None:
+    console.print(summary_renderable(summary, run, console.width, judge_identity, detail))
+
+
+def judge_line(judge_identity: str, summary: Summary) -> str:
+    """One judge's headline figures on one line (the compact view of a run with several judges)."""
+    o = summary.overall
+    return (f"{judge_identity}: harmfulness {o.harmfulness.fmt(2)}, harmful share {o.harmful_share.fmt(2)}, "
+            f"{o.n_scored}/{summary.n_items} scored")
 
 
 RUN_COLUMNS = ("run", "name", "kind", "items", "judge", "harmfulness", "refusal", "unscored", "missing",
@@ -134,10 +143,32 @@ def run_cells(info: RunInfo, s: Summary, prices: PriceTable | None = None) -> li
                                                                           s.tokens, prices)), when]
 
 
+NARROW_RUN_COLUMNS = ("run", "name", "items", "judge", "harm.", "refusal", "spent")
+
+
 def runs_renderable(rows: Sequence[tuple[RunInfo, Summary]], width: int) -> RenderableType:
-    """The list of runs: id, name (or spec), kind, items, primary judge, scores, dates."""
+    """The list of runs: id, name (or spec), kind, items, primary judge, scores, spent, dates; where that
+    does not fit, a narrow table (id, name, items, judge, point estimates, spent; names and judges wrap)
+    that fits 80 columns."""
     prices = load_prices()
-    return fit_table("Runs", RUN_COLUMNS, [run_cells(i, s, prices) for i, s in rows], width, right=(5, 6, 7, 8, 9))
+    cells = [run_cells(i, s, prices) for i, s in rows]
+    widths = [max([len(c), *(len(r[k]) for r in cells)]) for k, c in enumerate(RUN_COLUMNS)]
+    if sum(widths) + 3 * (len(RUN_COLUMNS) - 1) + 2 <= width:
+        return fit_table("Runs", RUN_COLUMNS, cells, width, right=(5, 6, 7, 8, 9))
+    t = Table(title="Runs", title_justify="left", show_edge=False, pad_edge=False, width=width)
+    for k, c in enumerate(NARROW_RUN_COLUMNS):
+        wraps = c in ("name", "judge", "spent")
+        t.add_column(c, justify="right" if k >= 4 else "left", no_wrap=not wraps,
+                     overflow="fold" if wraps else "ellipsis", ratio=1 if wraps else None)
+    for (info, s), row in zip(rows, cells, strict=True):
+        t.add_row(info.id, escape(info.label), escape(row[3]), escape(info.judge_identity or "-"),
+                  _point(s.overall.harmfulness), _point(s.overall.refusal_rate), escape(row[9]))
+    return t
+
+
+def _point(estimate) -> str:  # type: ignore[no-untyped-def]
+    value = getattr(estimate, "value", None)
+    return "-" if value is None else f"{value:.2f}"
 
 
 class RichProgress:
@@ -157,7 +188,9 @@ class RichProgress:
         self.bar.stop()
 
     def start(self, stage: str, total: int) -> None:
-        self.tasks[stage] = self.bar.add_task(f"{self.prefix}{stage}", total=total)
+        """A bar for the stage; none is drawn for a stage with nothing to do (a cached run shows no
+        `0/0 -:--:--` bars)."""
+        self.tasks[stage] = self.bar.add_task(f"{self.prefix}{stage}", total=total, visible=total > 0)
 
     def advance(self, stage: str, n: int = 1) -> None:
         self.bar.advance(self.tasks[stage], n)

@@ -103,8 +103,16 @@ class RunRow:
 
 
 def project_dir(project: str | Path | None = None) -> Path:
-    """The project directory: the one given, else $MEDSAFETY_PROJECT, else ./medsafety-runs."""
-    return Path(project or os.environ.get("MEDSAFETY_PROJECT") or DEFAULT_PROJECT_DIR)
+    """The project directory: the one given, else $MEDSAFETY_PROJECT, else ./medsafety-runs.
+
+    Raises:
+        UserError: the path exists and is not a folder (a file given as --project).
+    """
+    path = Path(project or os.environ.get("MEDSAFETY_PROJECT") or DEFAULT_PROJECT_DIR)
+    if path.exists() and not path.is_dir():
+        raise UserError(f"--project {path} is a file, not a folder: pass a folder for the run store "
+                        "(it is created when missing)")
+    return path
 
 
 def project_db_path(project: str | Path | None = None) -> Path:
@@ -251,6 +259,47 @@ class Store:
             d = json.loads(spec)
             out.append((identity, JudgeSpec.from_dict(d) if d.get("spec") else None))
         return out
+
+    def run_judge_identity(self, run_id: str, name: str) -> str:
+        """The identity of the run's judge that `name` names: a stored identity, or any spelling `--judge`
+        accepts for the judge the run was judged with (`offline-v2`, `openai:MODEL@URL`, ...).
+
+        Args:
+            run_id: a run id (not a prefix).
+            name: what the user typed to `--judge`.
+
+        Returns:
+            The judge identity, as the judgements are keyed.
+
+        Raises:
+            UserError: the run has no judge by that name (the message lists its judges).
+        """
+        from .judging.registry import judge_spec_key
+
+        judges = self.run_judges(run_id)
+        name = name.strip()
+        if not judges:  # a run with no judge recorded: the judgements say
+            return name
+        for identity, _ in judges:
+            if identity == name:
+                return identity
+        try:
+            key = judge_spec_key(name)
+        except UserError:
+            key = None
+        matches = []
+        for identity, spec in judges:
+            if key is None or spec is None:
+                continue
+            try:
+                if judge_spec_key(spec.spec) == key:
+                    matches.append(identity)
+            except UserError:
+                continue
+        if len(matches) == 1:
+            return matches[0]
+        listed = "; ".join(f"{spec.spec if spec else '?'} = {identity}" for identity, spec in judges) or "-"
+        raise UserError(f"run {run_id} has no judgements by '{name}'; its judges: {listed}")
 
     def touch_run(self, run_id: str) -> None:
         with self.transaction() as c:

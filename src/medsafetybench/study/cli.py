@@ -5,20 +5,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
-from ..cli_common import JsonOpt, ProjectOpt, err, out
+from ..cli_common import FailAboveOpt, JsonOpt, ProjectOpt, err, out
 from ..cost.cli import DryRunOpt, MaxCostOpt, PricesOpt
 from ..errors import UserError
-from .results import EXIT_OK, Gate, exit_status, result_json
-from .spec import Study, load_study
 
-FailAboveOpt = Annotated[str | None, typer.Option(
-    "--fail-above", help="Exit with status 3 if a model's mean harmfulness (primary judge) is above this "
-    "(e.g. 2.0), or its harmful share with share:X (e.g. share:0.1): a gate for CI pipelines.")]
+if TYPE_CHECKING:  # the medsafety command imports this module when it starts: keep that light
+    from .results import Gate
+    from .spec import Study
+
+__all__ = ["FailAboveOpt", "execute", "register"]
 
 
 def _leaderboard(store, outcome) -> None:
@@ -46,7 +46,8 @@ def _calls(report, held: int) -> str:  # noqa: ANN001 - evaluation.stages.StageR
 
 def execute(study: Study, project: Path | None, *, as_json: bool, gate: Gate | None, retry_unscored: bool = False,
             only: list[str] | None = None, single: bool = False, note: str | None = None,
-            dry_run: bool = False, max_cost: float | None = None, prices: Path | None = None) -> None:
+            dry_run: bool = False, max_cost: float | None = None, prices: Path | None = None,
+            by_principle: bool = False) -> None:
     """Run a study (or an eval made into one) with progress, print results, exit with the documented status.
     `--dry-run` prints the estimate instead (no key needed: nothing is called); `--max-cost` is checked
     against it before the store is opened."""
@@ -54,13 +55,16 @@ def execute(study: Study, project: Path | None, *, as_json: bool, gate: Gate | N
     from ..cost.cli import before_run
     from ..evaluation.preflight import check_specs
     from ..models.spec import redact_spec
-    from ..report.console import RichProgress, print_summary
+    from ..report.console import RichProgress, judge_line, print_summary
     from ..store import Store, project_dir
+    from .results import EXIT_OK, exit_status, result_json
     from .runner import run_study
 
-    # judges (and the model of a single evaluation) are checked before the store exists
+    # judges (and the model of a single evaluation) and the items are checked before the store exists:
+    # a bad --input, --split or --data creates nothing
     if not dry_run:
         check_specs([m.spec for m in study.models] if single else [], [j.spec for j in study.judges])
+    items = study.items.load()
     budget = before_run(study, project, only=only, dry_run=dry_run, max_cost=max_cost, prices=prices,
                         as_json=as_json)
     store = Store.open_project(project_dir(project))
@@ -80,12 +84,19 @@ def execute(study: Study, project: Path | None, *, as_json: bool, gate: Gate | N
             err.print(f"[yellow]note:[/yellow] {escape(line)}", soft_wrap=True)
         if single:
             info = store.run(o.run_id)
-            for identity, summary in o.summaries.items():
-                print_summary(out, summary, info, identity)
+            if by_principle:
+                for identity, summary in o.summaries.items():
+                    print_summary(out, summary, info, identity)
+            else:  # the primary judge's block; one line per other judge; the tables behind --by-principle
+                (first, summary), *others = o.summaries.items()
+                print_summary(out, summary, info, first, detail=False)
+                for identity, other in others:
+                    out.print(f"other judge    {escape(judge_line(identity, other))}")
+                out.print(f"by principle and source: add --by-principle, or `medsafety show {o.run_id[:12]}`")
             held = budget.refused if budget is not None else {"model": 0, "judge": 0}
             how = " (batch mode: through the providers' batch APIs where they have one)" if study.batch else ""
             out.print(f"this time: model: {_calls(o.responses, held['model'])}; judge: "
-                      f"{_calls(o.judgements, held['judge'])}{how}; stored in {store.path}", soft_wrap=True)
+                      f"{_calls(o.judgements, held['judge'])}{how}; stored in {store.path}")
         else:
             s = o.summary.overall
             held = budget.refused if budget is not None else {"model": 0, "judge": 0}  # only the last model's
@@ -96,7 +107,7 @@ def execute(study: Study, project: Path | None, *, as_json: bool, gate: Gate | N
     try:
         with store:
             outcome = run_study(study, store, only=only, progress_for=progress_for, on_done=on_done,
-                                retry_unscored=retry_unscored, raise_errors=single, budget=budget,
+                                retry_unscored=retry_unscored, raise_errors=single, budget=budget, items=items,
                                 warn=lambda line: err.print(f"[yellow]warning:[/yellow] {escape(line)}", soft_wrap=True))
             code, notes = (EXIT_COST, budget.notes()) if budget is not None and budget.stopped \
                 else exit_status(outcome, gate)
@@ -120,6 +131,24 @@ def execute(study: Study, project: Path | None, *, as_json: bool, gate: Gate | N
         raise typer.Exit(code)
 
 
+def _check_items(study: Study) -> int | None:
+    """Load the study's items as `study run` will (a bad split, filter, file or data folder is a
+    `UserError`); None when that needs the official release, which is not here (nothing is downloaded)."""
+    import os
+
+    from ..data.official import ENV_DATA, resolve_data_dir
+
+    sel = study.items
+    if sel.input_file is None and sel.split in ("eval", "improve", "extra"):
+        try:
+            resolve_data_dir(sel.data_dir, download=False)
+        except UserError:
+            if sel.data_dir is not None or os.environ.get(ENV_DATA):
+                raise
+            return None
+    return len(sel.load())
+
+
 def register(app: typer.Typer) -> None:
     study_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
                             help="Many models, one item set, one or more judges: a study file (TOML) run as one command.")
@@ -137,6 +166,9 @@ def register(app: typer.Typer) -> None:
         """Evaluate every model of a study with every judge (resumable: a re-run makes only missing calls).
         Exit status as `medsafety eval`'s (5: stopped at --max-cost)."""
         import dataclasses
+
+        from .results import Gate
+        from .spec import load_study
 
         study = load_study(path)
         study = dataclasses.replace(
@@ -157,6 +189,7 @@ def register(app: typer.Typer) -> None:
         from ..report.console import fit_table
         from ..store import Store, project_db_path, project_dir
         from .runner import study_status
+        from .spec import load_study
 
         study = load_study(path)
         db = project_db_path(project_dir(project))
@@ -199,6 +232,7 @@ def register(app: typer.Typer) -> None:
         """The HTML report of a study's runs (leaderboard of comparable runs, heatmap, per-model charts, items)."""
         from ..report.build import write_report
         from ..store import Store, project_db_path, project_dir
+        from .spec import load_study
 
         study = load_study(path)
         db = project_db_path(project_dir(project))
@@ -217,9 +251,17 @@ def register(app: typer.Typer) -> None:
 
     @study_app.command("validate")
     def validate_cmd(path: Annotated[Path, typer.Argument(help="The study file (TOML).")]) -> None:
-        """Check a study file without running anything (the format is in docs/studies.md)."""
+        """Check a study file without running anything: its form, and every check `eval` makes of its model
+        and judge specs (paths exist, extras installed, API keys set) and of its items (the format is in
+        docs/studies.md)."""
+        from .spec import check_study, load_study
+
         study = load_study(path)
+        check_study(study)
+        n_items = _check_items(study)
         out.print(f"{escape(str(path))}: study '{escape(study.name)}', {len(study.models)} model(s), "
-                  f"{len(study.judges)} judge(s), items: {escape(study.items.describe())}")
+                  f"{len(study.judges)} judge(s), items: {escape(study.items.describe())}"
+                  + (f" ({n_items} items)" if n_items is not None else
+                     " (not checked: the official release is not downloaded yet)"), soft_wrap=True)
 
     app.add_typer(study_app, name="study")

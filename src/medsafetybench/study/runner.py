@@ -23,6 +23,7 @@ from ..judging.base import Judge, JudgeCase, JudgeSpec
 from ..metrics import Summary
 from ..models import model_identity, parse_spec, redact_spec
 from ..models.base import ChatModel
+from ..models.deferred import DeferredModel
 from ..models.engine import load_on_engine
 from ..store import Store
 from ..store.migrations import items_digest
@@ -71,6 +72,23 @@ def _model_options(m: StudyModel) -> dict[str, Any]:
     return {"prompt_format": m.prompt_format, **m.options}
 
 
+def _open_model(m: StudyModel, engine: str, items: Sequence[Item], store: Store) -> tuple[ChatModel, bool]:
+    """(the model, whether every response is stored). A local model (hf:, vllm:) on the local engine whose
+    every response is in the store is a `DeferredModel`: nothing is loaded unless a request is made."""
+    spec = parse_spec(m.spec)
+    options = _model_options(m)
+    if engine == "local" and spec.backend in ("hf", "vllm"):
+        try:
+            identity = model_identity(spec, **options)
+        except UserError:
+            identity = None
+        if identity is not None:
+            keys = [m.settings.request_for(it).cache_key(identity) for it in items]
+            if not store.missing_responses(keys):
+                return DeferredModel(spec, options, identity), True
+    return load_on_engine(spec, engine=engine, **options), False
+
+
 def _provenance(study: Study, judges: Sequence[str]) -> dict:
     sel = study.items
     data = data_provenance(sel.split, list(sel.sources or []) or None, list(sel.principles or []) or None,
@@ -82,7 +100,8 @@ async def run_study_async(study: Study, store: Store, *, only: Sequence[str] | N
                           progress_for: Callable[[StudyModel, int, int], Progress | None] | None = None,
                           on_done: Callable[[ModelResult], None] | None = None,
                           retry_unscored: bool = False, raise_errors: bool = False,
-                          warn: Callable[[str], None] | None = None, budget: Any = None) -> StudyOutcome:
+                          warn: Callable[[str], None] | None = None, budget: Any = None,
+                          items: Sequence[Item] | None = None) -> StudyOutcome:
     """Evaluate every model of the study (or those named in `only`), one after another, with every judge.
 
     A model that cannot be loaded is recorded with its error and the study goes on with the next one
@@ -90,9 +109,11 @@ async def run_study_async(study: Study, store: Store, *, only: Sequence[str] | N
     requests longer than a model's context window (default: logged). With a `cost.budget.Budget`, priced
     models and LLM judges send only what it allows, and once it has held a request back no further model
     is started.
+    requests longer than a model's context window (default: logged). `items`: the study's items when the
+    caller has loaded them already (to check its inputs before it creates the store); else loaded here.
     """
     models = [study.model(n) for n in only] if only else list(study.models)
-    items = study.items.load()
+    items = list(items) if items is not None else study.items.load()
     judges = [build_judge(j) for j in study.judges]
     sink: list[Callable[[Any], None] | None] = [None]  # the current model's batch progress
 
@@ -121,8 +142,8 @@ async def run_study_async(study: Study, store: Store, *, only: Sequence[str] | N
             progress = progress_for(m, k, len(models)) if progress_for else None
             model: ChatModel | None = None
             try:
-                model = load_on_engine(parse_spec(m.spec), engine=study.engine, **_model_options(m))
-                for served in (model, *(getattr(j, "model", None) for j in judges)):
+                model, cached = _open_model(m, study.engine, items, store)
+                for served in ((model,) if not cached else ()) + tuple(getattr(j, "model", None) for j in judges):
                     if hasattr(served, "describe_server"):  # the server's own window, when it states one
                         await served.describe_server()
                 if study.batch:
@@ -135,7 +156,7 @@ async def run_study_async(study: Study, store: Store, *, only: Sequence[str] | N
                     model = batched
                 if budget is not None:
                     model = budget.wrap(model, "model", budget.prices.lookup(model.identity))
-                for line in length_warnings_for(model, judges, items, m.settings):
+                for line in [] if cached else length_warnings_for(model, judges, items, m.settings):
                     (warn or log.warning)(line)
                 result.outcome = await evaluate(store, items, model, judges, model_spec=str(parse_spec(m.spec)),
                                                 settings=m.settings, progress=progress, retry_unscored=retry_unscored,

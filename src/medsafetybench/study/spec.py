@@ -258,6 +258,42 @@ def parse_study(raw: dict, path: Path, lines: _Lines | None = None) -> Study:
                  batch_poll=float(study.get("batch_poll", 30.0)))
 
 
+def check_study(study: Study) -> None:
+    """Every check `medsafety eval` makes of its specs before it creates anything, on every judge and model
+    of the study: local paths exist, extras are installed, API keys are set (`validate_judge_spec`,
+    `validate_spec`), and `replicas` asks for the ray engine. `load_study` checks only the file's form, so
+    that `study status` and `study report` still work when a model folder is gone.
+
+    Raises:
+        UserError: the first failing spec, naming the file, its line and the model or judge.
+    """
+    from ..judging.registry import validate_judge_spec
+    from ..models.spec import validate_spec
+
+    try:
+        lines = _Lines(study.path.read_text(encoding="utf-8"))
+    except OSError:
+        lines = _Lines("")
+
+    def fail(line: int, msg: str) -> UserError:
+        return UserError(f"{study.path}:{line}: {msg}")
+
+    for i, j in enumerate(study.judges):
+        try:
+            validate_judge_spec(j.spec, role=f"judge '{j.name}'")
+        except UserError as exc:
+            raise fail(lines.of("judges", i, "spec"), str(exc)) from None
+    for i, m in enumerate(study.models):
+        try:
+            validate_spec(m.spec)
+        except UserError as exc:
+            raise fail(lines.of("models", i, "spec"), f"model '{m.name}': {exc}") from None
+        replicas = m.options.get("replicas", 1)
+        if replicas != 1 and study.engine == "local":
+            raise fail(lines.of("models", i, "replicas"), f"model '{m.name}': replicas = {replicas} needs "
+                       "engine = \"ray\" in [study] (the local engine runs one copy of the model)")
+
+
 def expand_spec(spec: str) -> str:
     """`{cache}` in a local model spec is the medsafetybench cache folder (where `medsafety demo` builds its
     tiny model); a path starting with `~` is the home folder."""

@@ -363,3 +363,45 @@ def widen_heads(src: Path, dst: Path, head_dim: int = 64) -> Path:
                                      encoding="utf-8")
     save_file(out, dst / "model.safetensors", metadata={"format": "pt"})
     return dst
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m medsafetybench.testing.tiny build [DIR]`: build (or find) the tiny Llama; `widen SRC DST
+    [--head-dim 64]`: write the copy with wider heads that vLLM's CPU attention serves (`widen_heads`).
+    Mistakes print one line and return 2."""
+    import argparse
+    import sys
+
+    from .errors import UserError
+
+    ap = argparse.ArgumentParser(prog="python -m medsafetybench.testing.tiny",
+                                 description="Build the tiny Llama, or a copy of it that vLLM can serve.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="build the tiny Llama (once; reused) and print its folder")
+    b.add_argument("dir", nargs="?", type=Path, help=f"where (default: {default_tiny_model_dir()})")
+    w = sub.add_parser("widen", help="copy a Llama with its attention heads zero-padded to --head-dim (the same "
+                                     "function; vLLM's CPU attention needs heads at least 32 wide)")
+    w.add_argument("src", type=Path, help="the model folder (config.json, model.safetensors)")
+    w.add_argument("dst", type=Path, help="a new folder for the copy")
+    w.add_argument("--head-dim", type=int, default=64, help="width of each head in the copy (default 64)")
+    args = ap.parse_args(argv)
+    try:
+        if args.command == "build":
+            path = ensure_tiny_llama(args.dir)
+            print(f"tiny Llama in {path}: evaluate it as hf:{path}")
+            return 0
+        if not (args.src / "config.json").is_file() or not (args.src / "model.safetensors").is_file():
+            raise UserError(f"{args.src}: no config.json and model.safetensors; give a Llama folder, e.g. the "
+                            "tiny model (python -m medsafetybench.testing.tiny build)")
+        if args.dst.exists() and any(args.dst.iterdir()):
+            raise UserError(f"{args.dst} exists and is not empty: give a new folder for the copy")
+        widen_heads(args.src, args.dst, args.head_dim)
+    except (UserError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.dst} (heads {args.head_dim} wide, the same function): serve it as vllm:{args.dst}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
