@@ -83,7 +83,7 @@ def eval_cmd(
     from .principles import parse_principles
     from .study.cli import execute
     from .study.results import Gate
-    from .study.spec import Study, StudyJudge, StudyModel, _check_name
+    from .study.spec import Study, StudyJudge, StudyModel, check_name
 
     gate = Gate.parse(fail_above)
     judges = judge or ["offline"]
@@ -94,9 +94,6 @@ def eval_cmd(
     if len(versions) > len(model):
         raise UserError(f"--model-version given {len(versions)} times for {len(model)} --model: give at most one "
                         "per model")
-
-    def fail(line: int, msg: str) -> UserError:
-        return UserError(msg)
 
     if not dry_run:  # a dry run calls nothing, so it needs no key
         check_specs([], judges)  # judges first: paths, extras and keys, before anything is created
@@ -113,14 +110,14 @@ def eval_cmd(
             err.print(f"note: --prompt-format paper: using {fmt} for {escape(spec.name)}", soft_wrap=True)
         model_name = names[k] if k < len(names) else None
         if model_name is not None:
-            _check_name(model_name, [x.name for x in models], "model", 0, fail)
+            check_name(model_name, [x.name for x in models], "model")
         # the spec as typed (credentials included) stays in memory for loading; name and display are safe
         models.append(StudyModel(model_name or spec.display, m.strip(), prompt_format,
                                  settings=settings_from(system_prompt, max_new_tokens, fmt),
                                  options={"concurrency": concurrency, "timeout": timeout, "batch_size": batch_size,
                                           "tensor_parallel_size": tensor_parallel_size, **window,
                                           **({"model_version": version} if version else {}),
-                                          **({"replicas": replicas} if replicas != 1 else {})}))
+                                          **({"replicas": replicas} if replicas != 1 else {})}, parsed=spec))
     if len({m.spec for m in models}) != len(models):
         raise UserError("the same --model is given twice")
     judge_opts = {"concurrency": judge_concurrency or concurrency, "timeout": timeout, "batch_size": batch_size,
@@ -143,7 +140,8 @@ def eval_cmd(
         note = ("the offline judge approximates the paper's GPT-3.5 judge (see README for its measured agreement); "
                 "use --judge openai:gpt-3.5-turbo-0125 for paper-comparable scores.")
     execute(study, project, as_json=as_json, gate=gate, retry_unscored=retry_unscored, single=len(models) == 1,
-            note=note, dry_run=dry_run, max_cost=max_cost, prices=prices, by_principle=by_principle)
+            note=note, dry_run=dry_run, max_cost=max_cost, prices=prices, by_principle=by_principle,
+            checked=True)
 
 
 @app.command("runs")

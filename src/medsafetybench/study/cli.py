@@ -47,8 +47,9 @@ def _calls(report, held: int) -> str:  # noqa: ANN001 - evaluation.stages.StageR
 def execute(study: Study, project: Path | None, *, as_json: bool, gate: Gate | None, retry_unscored: bool = False,
             only: list[str] | None = None, single: bool = False, note: str | None = None,
             dry_run: bool = False, max_cost: float | None = None, prices: Path | None = None,
-            by_principle: bool = False) -> None:
+            by_principle: bool = False, checked: bool = False) -> None:
     """Run a study (or an eval made into one) with progress, print results, exit with the documented status.
+    `checked`: the caller (`eval`) has validated the model and judge specs already; they are not again.
     `--dry-run` prints the estimate instead (no key needed: nothing is called); `--max-cost` is checked
     against it before the store is opened."""
     from ..cost.budget import EXIT_COST
@@ -62,7 +63,7 @@ def execute(study: Study, project: Path | None, *, as_json: bool, gate: Gate | N
 
     # judges (and the model of a single evaluation) and the items are checked before the store exists:
     # a bad --input, --split or --data creates nothing
-    if not dry_run:
+    if not dry_run and not checked:
         check_specs([m.spec for m in study.models] if single else [], [j.spec for j in study.judges])
     items = study.items.load()
     budget = before_run(study, project, only=only, dry_run=dry_run, max_cost=max_cost, prices=prices,

@@ -21,7 +21,7 @@ from ..evaluation.provenance import data_provenance, run_provenance
 from ..judging import load_judge
 from ..judging.base import Judge, JudgeCase, JudgeSpec
 from ..metrics import Summary
-from ..models import model_identity, parse_spec, redact_spec
+from ..models import model_identity, redact_spec
 from ..models.base import ChatModel
 from ..models.deferred import DeferredModel
 from ..models.engine import load_on_engine
@@ -75,7 +75,7 @@ def _model_options(m: StudyModel) -> dict[str, Any]:
 def _open_model(m: StudyModel, engine: str, items: Sequence[Item], store: Store) -> tuple[ChatModel, bool]:
     """(the model, whether every response is stored). A local model (hf:, vllm:) on the local engine whose
     every response is in the store is a `DeferredModel`: nothing is loaded unless a request is made."""
-    spec = parse_spec(m.spec)
+    spec = m.model
     options = _model_options(m)
     if engine == "local" and spec.backend in ("hf", "vllm"):
         try:
@@ -158,7 +158,7 @@ async def run_study_async(study: Study, store: Store, *, only: Sequence[str] | N
                     model = budget.wrap(model, "model", budget.prices.lookup(model.identity))
                 for line in [] if cached else length_warnings_for(model, judges, items, m.settings):
                     (warn or log.warning)(line)
-                result.outcome = await evaluate(store, items, model, judges, model_spec=str(parse_spec(m.spec)),
+                result.outcome = await evaluate(store, items, model, judges, model_spec=m.model.display,
                                                 settings=m.settings, progress=progress, retry_unscored=retry_unscored,
                                                 name=m.name if m.name != m.spec else None,
                                                 provenance=provenance, sequential=study.batch)
@@ -211,7 +211,7 @@ class ModelStatus:
 
 def _identity(m: StudyModel) -> str:
     """The model's identity without loading weights (hf:/vllm: fingerprint files; openai: needs nothing)."""
-    return model_identity(m.spec, prompt_format=m.prompt_format, **m.options)
+    return model_identity(m.model, prompt_format=m.prompt_format, **m.options)
 
 
 def _judge_identity(j: StudyJudge) -> str:

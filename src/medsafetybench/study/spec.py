@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,7 @@ from ..errors import UserError
 from ..evaluation.pipeline import EvalSettings
 from ..evaluation.tasks import ItemSelection, settings_from
 from ..models.formats import resolve_spec_format
-from ..models.spec import parse_spec
+from ..models.spec import ModelSpec, parse_spec
 from ..principles import LLAMA2_DEFAULT_SYSTEM_PROMPT
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -85,10 +86,18 @@ class StudyJudge:
 class StudyModel:
     name: str
     spec: str
+    """The spec as typed (credentials included: for loading only; show `redact_spec(spec)`)."""
     prompt_format: str = "chat"
     group: str | None = None
     settings: EvalSettings = field(default_factory=EvalSettings)
     options: dict[str, Any] = field(default_factory=dict)
+    parsed: ModelSpec | None = field(default=None, compare=False, repr=False)
+    """`spec` parsed once where the study was read (the CLI or `load_study`); every later step uses it."""
+
+    @property
+    def model(self) -> ModelSpec:
+        """The parsed spec (parsed here only for a `StudyModel` built without one)."""
+        return self.parsed if self.parsed is not None else parse_spec(self.spec)
 
 
 @dataclass(frozen=True)
@@ -233,8 +242,9 @@ def parse_study(raw: dict, path: Path, lines: _Lines | None = None) -> Study:
         _check_name(m["name"], [x.name for x in models], "model", lines.of("models", i, "name"), fail)
         _check_spec(m["spec"], lines.of("models", i, "spec"), fail)
         fmt = m.get("prompt_format", "chat")
+        parsed = parse_spec(m["spec"])  # checked just above: the one parse, kept in the record
         try:  # `paper` resolved as the backend will (name or folder), for the family's system text
-            resolved = resolve_spec_format(parse_spec(m["spec"]), fmt)
+            resolved = resolve_spec_format(parsed, fmt)
         except UserError as exc:
             raise fail(lines.of("models", i, "prompt_format"), f"model '{m['name']}': {exc}") from None
         if "model_version" in m:
@@ -252,7 +262,7 @@ def parse_study(raw: dict, path: Path, lines: _Lines | None = None) -> Study:
                 raise fail(lines.of("models", i, key), f"'{key}' of model '{m['name']}' must be at least 1")
         settings = _settings({**base, **{k: m[k] for k in ("max_new_tokens", "system_prompt") if k in m}}, resolved)
         models.append(StudyModel(m["name"], m["spec"], fmt, m.get("group"), settings,
-                                 {k: m[k] for k in _OPTION_KEYS if k in m}))
+                                 {k: m[k] for k in _OPTION_KEYS if k in m}, parsed=parsed))
     return Study(name, path, items, tuple(judges), tuple(models), study.get("description", ""), engine,
                  batch=study.get("batch", False), batch_timeout=study.get("batch_timeout"),
                  batch_poll=float(study.get("batch_poll", 30.0)))
@@ -349,11 +359,23 @@ def _items(d: dict, path: Path, lines: _Lines, fail: Any) -> ItemSelection:
                          d.get("sample"), d.get("seed", 0), d.get("limit"), input_file, data)
 
 
-def _check_name(name: str, seen: list[str], what: str, line: int, fail: Any) -> None:
+def check_name(name: str, seen: Sequence[str], what: str) -> None:
+    """A model or judge name: 1-64 letters, digits, '.', '_' or '-', not among `seen`.
+
+    Raises:
+        UserError: saying what is wrong with the name.
+    """
     if not _NAME.match(name):
-        raise fail(line, f"{what} name '{name}' must be 1-64 letters, digits, '.', '_' or '-'")
+        raise UserError(f"{what} name '{name}' must be 1-64 letters, digits, '.', '_' or '-'")
     if name in seen:
-        raise fail(line, f"duplicate {what} name '{name}': every {what} needs its own name")
+        raise UserError(f"duplicate {what} name '{name}': every {what} needs its own name")
+
+
+def _check_name(name: str, seen: list[str], what: str, line: int, fail: Any) -> None:
+    try:
+        check_name(name, seen, what)
+    except UserError as exc:
+        raise fail(line, str(exc)) from None
 
 
 def _check_spec(spec: str, line: int, fail: Any, judge: bool = False) -> None:
