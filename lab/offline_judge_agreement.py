@@ -171,9 +171,8 @@ def _v2_protocol_results(rows: list) -> dict[str, dict]:
 
 
 def v3_protocol(data: Path, cap: int, v1_cv: bool) -> None:
-    from lab.train_offline_judge_v3 import print_protocol, protocol_report
-
     from lab import offline_v3_train as V3
+    from lab.train_offline_judge_v3 import print_protocol, protocol_report
     from medsafetybench.judging.offline.fingerprints import pair_fingerprint
     from medsafetybench.judging.offline.v1 import OfflineJudgeV1
 
@@ -243,9 +242,13 @@ def main() -> int:
     ap.add_argument("--baseline-rows", type=int, default=1000)
     ap.add_argument("--judges", default="v2,v3", help="comma list of v2, v3: which judges' sections to run")
     ap.add_argument("--v1-cv", action="store_true", help="with v3: v1's grouped CV on v3's HarmBench folds")
+    ap.add_argument("--shipped-only", action="store_true",
+                    help="with v3: only the shipped weights' checks and speed (no protocol)")
     args = ap.parse_args()
     judges = set(args.judges.split(","))
-    if "v3" in judges:
+    if "v3" in judges and args.shipped_only:
+        v3_shipped(args.data)
+    elif "v3" in judges:
         v3_protocol(args.data, args.baseline_rows, args.v1_cv)
         v3_shipped(args.data)
     if "v2" not in judges:
