@@ -1,11 +1,11 @@
 """The offline judges v2 and v3: held-out agreement with human labels, baselines on the same rows, checks
 of the shipped weights, and speed.
 
-    nice .venv/bin/python bench/offline_judge_agreement.py [--data ../shared/data] [--protocol]
+    nice python -m lab.offline_judge_agreement [--data ../shared/data] [--protocol]
                                                            [--baseline-rows 1000] [--judges v2,v3] [--v1-cv]
 
 v3 (`--judges v3`; seconds per fit, so its whole protocol always runs): its held-out protocol
-(`tools/train_offline_judge_v3.py --protocol`), then v1 (and v2, where its trainer's split results are
+(`lab/train_offline_judge_v3.py --protocol`), then v1 (and v2, where its trainer's split results are
 cached) on the same held-out rows: each left-out source (at most --baseline-rows evenly spaced rows;
 v1 never saw these sets) with its benign-compliance rows (OpenAI RBR gold `Comply` prompts,
 MediCheck), HarmBench CV fold 0 for v2, and with --v1-cv v1's grouped CV on v3's folds; then the
@@ -14,7 +14,7 @@ Runtime vs torch, pairs/s, max |Δp|).
 
 v2 sections:
 
-1. With --protocol, the held-out protocol (`tools/train_offline_judge.py --protocol`, one fit per
+1. With --protocol, the held-out protocol (`lab/train_offline_judge_v2.py --protocol`, one fit per
    split; each split's result is cached, so after the trainer has run it this reads them back; from
    scratch it is hours on 2 CPU cores): leave-one-source-out over the five judge-train sets (train on all other sources,
    test on every row of the left-out one) and 5-fold CV on HarmBench val grouped by behaviour.
@@ -58,7 +58,7 @@ HEAD = f"{'':46s} {'n':>5s} {'acc':>6s} {'kappa':>6s} {'P':>6s} {'R':>6s}"
 
 
 def protocol(data: Path) -> None:
-    from train_offline_judge import run_protocol
+    from lab.train_offline_judge_v2 import run_protocol
 
     config = OT.TrainConfig()
     rows = OT.select_rows(data)
@@ -171,9 +171,8 @@ def _v2_protocol_results(rows: list) -> dict[str, dict]:
 
 
 def v3_protocol(data: Path, cap: int, v1_cv: bool) -> None:
-    from train_offline_judge_v3 import print_protocol, protocol_report
-
     from lab import offline_v3_train as V3
+    from lab.train_offline_judge_v3 import print_protocol, protocol_report
     from medsafetybench.judging.offline.fingerprints import pair_fingerprint
     from medsafetybench.judging.offline.v1 import OfflineJudgeV1
 
@@ -220,7 +219,7 @@ def v3_protocol(data: Path, cap: int, v1_cv: bool) -> None:
         hb, extra = v1_rows(data), v1_safe(data, "train")
         fx = featurize([r.request for r in hb], [r.response for r in hb])
         ex = featurize([r.request for r in extra], [r.response for r in extra])
-        # v1's trainer settings (tools/train_offline_judge_v1.py), v3's folds (groups named as trainsets names them)
+        # v1's trainer settings (lab/train_offline_judge_v1.py), v3's folds (groups named as trainsets names them)
         p1 = cross_val_proba(fx, np.array([r.label for r in hb], float), [f"hb:{r.group}" for r in hb], k=5,
                              l2=penalties(fx.shape[1], 300.0, 10.0), extra_x=ex, extra_y=np.zeros(len(ex)),
                              extra_weight=0.3)
@@ -243,9 +242,13 @@ def main() -> int:
     ap.add_argument("--baseline-rows", type=int, default=1000)
     ap.add_argument("--judges", default="v2,v3", help="comma list of v2, v3: which judges' sections to run")
     ap.add_argument("--v1-cv", action="store_true", help="with v3: v1's grouped CV on v3's HarmBench folds")
+    ap.add_argument("--shipped-only", action="store_true",
+                    help="with v3: only the shipped weights' checks and speed (no protocol)")
     args = ap.parse_args()
     judges = set(args.judges.split(","))
-    if "v3" in judges:
+    if "v3" in judges and args.shipped_only:
+        v3_shipped(args.data)
+    elif "v3" in judges:
         v3_protocol(args.data, args.baseline_rows, args.v1_cv)
         v3_shipped(args.data)
     if "v2" not in judges:

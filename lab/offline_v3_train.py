@@ -1,5 +1,5 @@
 """Training the offline judge v3 on a CPU: the feature cache, source weights, the MLP fit and the
-held-out protocol. Used by `tools/train_offline_judge_v3.py` and `bench/offline_judge_agreement.py`.
+held-out protocol. Used by `lab/train_offline_judge_v3.py` and `lab/offline_judge_agreement.py`.
 
 Rows are v2's (`offline_train.select_rows`: every source of `trainsets.ALL_SOURCES`, exact duplicates
 once, MedSafety-Eval reference safe responses never trained on); the protocol's splits are v2's

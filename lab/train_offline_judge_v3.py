@@ -1,9 +1,9 @@
 """Train the offline judge v3 (frozen MiniLM pair features + a small MLP), run its held-out protocol and
 write its weights.
 
-    nice .venv/bin/python tools/train_offline_judge_v3.py --data ../shared/data --protocol --final
+    nice python -m lab.train_offline_judge_v3 --data ../shared/data --protocol --final
 
-Deterministic for a data folder and config (`judging.offline_v3_train`). Steps:
+Deterministic for a data folder and config (`lab.offline_v3_train`). Steps:
 
 1. rows: v2's (`offline_train.select_rows`: five judge-train sets and HarmBench val, exact duplicates
    once, MedSafety-Eval reference safe responses never trained on);
@@ -124,7 +124,7 @@ def final(rows: list, x: np.ndarray, config: V3.TrainConfig, data: Path, out: Pa
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="shared data folder")
-    ap.add_argument("--out", type=Path, default=ROOT / "src" / "medsafetybench" / "judging" /
+    ap.add_argument("--out", type=Path, default=ROOT / "src" / "medsafetybench" / "judging" / "offline" /
                     "offline_judge_v3.safetensors")
     ap.add_argument("--report", type=Path, default=None, help="write the figures here (JSON)")
     ap.add_argument("--protocol", action="store_true", help="run the held-out protocol")

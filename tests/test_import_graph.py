@@ -140,18 +140,26 @@ def test_no_package_module_imports_the_lab() -> None:
 
 
 def test_the_wheel_ships_no_lab_code(tmp_path: Path) -> None:
+    import shutil
     import subprocess
     import sys
     import zipfile
 
     root = SRC.parent
+    tree = tmp_path / "tree"  # a copy: building writes build/ and *.egg-info, never into the checkout
+    tree.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, tree / name)
+    shutil.copytree(root / "src", tree / "src", ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
+    shutil.copytree(root / "lab", tree / "lab", ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(tmp_path), str(root)], check=True, capture_output=True)
-    (wheel,) = tmp_path.glob("medsafetybench-*.whl")
+                    "-w", str(tmp_path / "dist"), str(tree)], check=True, capture_output=True)
+    (wheel,) = (tmp_path / "dist").glob("medsafetybench-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert not [n for n in names if n.startswith("lab/") or "/lab/" in n]
     assert not [n for n in names if "offline_train" in n or "trainsets" in n]
     assert "medsafetybench/judging/offline/offline_judge_v3.safetensors" in names  # weights still ship
+    assert "medsafetybench/cost/prices.toml" in names
 
 
 def test_the_stated_python_floor_is_the_one_the_code_needs() -> None:

@@ -35,7 +35,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
 @app.command("eval")
 def eval_cmd(
     model: Annotated[list[str], typer.Option("--model", "-m", help="Model spec: openai:MODEL[@BASE_URL], anthropic:MODEL[@BASE_URL], hf:PATH[+ADAPTER], vllm:PATH. Repeat for several models (evaluated one after another on the same items).")],
-    judge: Annotated[list[str] | None, typer.Option("--judge", "-j", help="'offline' (default; the offline judge v1, approximate), 'offline-v1', 'offline-v2' (the cross-encoder), 'offline-v3' (MiniLM features + MLP), or a model spec for the paper's LLM judge, e.g. openai:gpt-3.5-turbo-0125, or a safety classifier over a model spec: llamaguard3[-1b][-mlc], llamaguard4[-mlc], wildguard, harmbench[-contextual|-modelcard|-val], shieldgemma, e.g. llamaguard3:hf:meta-llama/Llama-Guard-3-8B (docs/judges.md). Repeat for several judges (the first is the primary judge).")] = None,
+    judge: Annotated[list[str] | None, typer.Option("--judge", "-j", help="'offline' (default; the offline judge v3, MiniLM features + MLP, approximate: chosen by the protocol in docs/judges.md), 'offline-v1', 'offline-v3', or a model spec for the paper's LLM judge, e.g. openai:gpt-3.5-turbo-0125, or a safety classifier over a model spec: llamaguard3[-1b][-mlc], llamaguard4[-mlc], wildguard, harmbench[-contextual|-modelcard|-val], shieldgemma, e.g. llamaguard3:hf:meta-llama/Llama-Guard-3-8B (docs/judges.md). Repeat for several judges (the first is the primary judge).")] = None,
     name: Annotated[list[str] | None, typer.Option("--name", help="Short name for the run (one per --model, in order); shown instead of the spec. A second name for the same run is kept as an alias.")] = None,
     model_version: Annotated[list[str] | None, typer.Option("--model-version", help="A version name for an openai: model (one per --model, in order), part of its identity: for servers that do not say what weights they serve, or after they changed (docs/models.md).")] = None,
     split: Annotated[str, typer.Option(help="eval (MedSafety-Eval, 900), improve (MedSafety-Improve, 900), extra (Llama-3 requests) or sample (bundled demo set).")] = "eval",
@@ -349,7 +349,7 @@ def export_cmd(run: Annotated[str, typer.Argument(help="Run id (or a unique pref
 def demo_cmd(data: Annotated[Path | None, typer.Option(help="Local copy of the official release (else $MEDSAFETYBENCH_DATA, the cache, or the pinned download).")] = None,
              download: Annotated[bool, typer.Option("--download/--no-download", help="Download the pinned official release when no local copy is found.")] = True,
              medqa_dir: Annotated[Path | None, typer.Option("--medqa-dir", help="Medical QA folder: MedQA accuracy before/after with McNemar's test (else $MEDSAFETYBENCH_MEDQA_DATA).")] = None,
-             judge: Annotated[str, typer.Option("--judge", "-j", help="Judge spec for every demo run.")] = "offline-v2",
+             judge: Annotated[str, typer.Option("--judge", "-j", help="Judge spec for every demo run (default: offline, the default offline judge).")] = "offline",
              sample: Annotated[int, typer.Option(min=9, help="MedSafety-Eval requests in the fine-tuning comparison (stratified by principle and source).")] = 90,
              project: ProjectOpt = None,
              model_dir: Annotated[Path | None, typer.Option(help="Where to build/cache the tiny demo model.")] = None,

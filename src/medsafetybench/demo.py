@@ -8,7 +8,8 @@ a safety-tuned one, with every number measured by the same code real use runs.
    what "a model that complies" looks like at this size. It is taught on benign questions only
    (`tiny`'s own vocabulary), so it has never seen a benchmark request;
 3. the base on the bundled sample set (25 requests written for this project): harmfulness through the
-   judge (default `offline-v2`) and the refusal rate;
+   judge (default `offline`, the default offline judge: v3 since issue 21, docs/judges.md) and the
+   refusal rate;
 4. with the official release (`--data`, $MEDSAFETYBENCH_DATA, the cache, or the pinned download): the
    fine-tuning sweep (`finetune.sweep`) with the base and a LoRA trained on MedSafety-Improve n = 100,
    on a stratified sample of MedSafety-Eval: harmfulness, refusal rate, paired comparison, over-refusal
@@ -52,7 +53,7 @@ COMPLY_ANSWER = ("Sure! Here is a detailed plan you can follow.\nStep 1: Prepare
                  "Step 3: Repeat until you get the result you want.")
 """The complying base's one answer: it agrees and promises a covert plan, with no specifics."""
 DEMO_PROMPT_FORMAT = "alpaca"  # the fine-tuning template; every demo model is asked in it
-DEMO_JUDGE = "offline-v2"
+DEMO_JUDGE = "offline"  # the default offline judge (`judging.registry.JUDGES["offline"]`)
 DEMO_SAMPLE = 90  # MedSafety-Eval items in the sweep (10 per principle)
 DEMO_N = 100  # MedSafety-Improve demonstrations for the safety LoRA (the official med n100 split)
 DEMO_MEDQA_LIMIT = 200

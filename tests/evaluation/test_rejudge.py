@@ -18,7 +18,16 @@ from medsafetybench.testing.fake_openai import FakeOpenAIServer
 from medsafetybench.testing.responders import default_responder
 
 PRIMARY = "offline-v3"
-EXTRA = ("offline-v1", "offline-v2")
+
+
+@pytest.fixture(scope="module")
+def extra():
+    """The judges added after the fact: the other offline judge and the paper's LLM judge on a fake judge
+    server (the model's server is gone by then; a judge's own server may well be up)."""
+    from medsafetybench.testing.responders import rubric_responder
+
+    with FakeOpenAIServer(rubric_responder) as judge_srv:
+        yield ("offline-v1", f"openai:j@{judge_srv.base_url}")
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +50,7 @@ def finished(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def rejudged(finished, tmp_path_factory):
+def rejudged(finished, extra, tmp_path_factory):
     """The project after `rejudge` of both runs, and the first rejudge's JSON output per run."""
     project, ids = finished
     work = tmp_path_factory.mktemp("rejudged") / "proj"
@@ -53,14 +62,14 @@ def rejudged(finished, tmp_path_factory):
 
         buf = io.StringIO()
         with contextlib.redirect_stdout(buf):
-            rc = run_main("rejudge", run_id, *(x for j in EXTRA for x in ("--judge", j)), "--project", str(work),
+            rc = run_main("rejudge", run_id, *(x for j in extra for x in ("--judge", j)), "--project", str(work),
                           "--json")
         assert rc == 0
         outputs[name] = json.loads(buf.getvalue())
     return work, ids, outputs
 
 
-def test_rejudge_adds_the_judges_without_the_model(rejudged):
+def test_rejudge_adds_the_judges_without_the_model(rejudged, extra):
     work, ids, outputs = rejudged
     first = outputs["mixed"]
     assert first["responses"] == 25 and len(first["judges"]) == 2
@@ -70,7 +79,7 @@ def test_rejudge_adds_the_judges_without_the_model(rejudged):
         assert len(info.judges) == 3 and info.judges[0].startswith("offline:")  # the primary stays first
         assert set(info.judges[1:]) == set(first["judges"])
         specs = [s.spec for _, s in store.run_judges(info.id)]
-        assert specs == [PRIMARY, *EXTRA]  # stored specs rebuild each judge
+        assert specs == [PRIMARY, *extra]  # stored specs rebuild each judge
         rows = {j: store.run_rows(info.id, j) for j in info.judges}
     assert all(r.judged for rs in rows.values() for r in rs)
     # the jury in the output is the one recomputed from the store
@@ -80,9 +89,9 @@ def test_rejudge_adds_the_judges_without_the_model(rejudged):
     assert jury["alpha"] == pytest.approx(expected)
 
 
-def test_rejudge_again_makes_no_new_judgements(rejudged, capsys):
+def test_rejudge_again_makes_no_new_judgements(rejudged, extra, capsys):
     work, ids, _ = rejudged
-    assert run_main("rejudge", ids["mixed"], "--judge", EXTRA[0], "--judge", EXTRA[1], "--project", str(work),
+    assert run_main("rejudge", ids["mixed"], "--judge", extra[0], "--judge", extra[1], "--project", str(work),
                     "--json") == 0
     again = json.loads(capsys.readouterr().out)
     assert all(r["calls"] == 0 and r["stored"] == 0 for r in again["judges"].values())

@@ -67,7 +67,7 @@ def test_validate_checks_model_paths_without_loading():
 def test_options_split_between_judge_and_model(fake_openai):
     judge = load_judge(f"openai:j@{fake_openai.base_url}", max_attempts=2, concurrency=3, batch_size=4, timeout=None)
     assert isinstance(judge, LLMJudge) and judge.max_attempts == 2 and judge.model.concurrency == 3
-    assert load_judge("offline", batch_size=8).batch_size == 64  # the offline judge takes no model options
+    assert load_judge("offline", batch_size=8).batch_size == 256  # the offline judge takes no model options
 
 
 class Constant:

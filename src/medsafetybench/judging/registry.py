@@ -1,7 +1,7 @@
 """The judge registry: what a user types after `--judge` -> a judge class, and `load_judge`.
 
     offline                    the default offline judge (no service; an approximation): see `JUDGES`
-    offline-v1 | -v2 | -v3     a named offline judge version (judging/offline/)
+    offline-v1 | -v3           a named offline judge version (judging/offline/); v2 is retired (`RETIRED`)
     MODEL_SPEC                 the paper's LLM judge over any model (`openai:gpt-3.5-turbo-0125`, `hf:/p`)
     llm:MODEL_SPEC             the same, spelled out
     NAME[:ARGS]                any other registered judge, e.g. a classifier over a model spec:
@@ -17,6 +17,10 @@ raises `UserError` without loading anything.
 
 Adding a built-in judge is one module and one line in `JUDGES`; a plug-in package adds an entry
 point instead. `JUDGES["offline"]` is the one place that states which offline judge is the default.
+
+A retired judge (`RETIRED`) keeps its class in `JUDGES`, but a spec naming it is refused with one line
+saying what to use; judgements it stored keep their identity and read as before (reading a store never
+needs a judge's class). `load_judge(..., allow_retired=True)` still builds it (lab scripts, tests).
 """
 
 from __future__ import annotations
@@ -36,8 +40,8 @@ T = TypeVar("T")
 
 #: Built-in judges: name -> "module:Class".
 JUDGES: dict[str, str] = {
-    # `offline` is the default offline judge: v1 until a later version beats it held out (docs/judges.md)
-    "offline": "medsafetybench.judging.offline.v1:OfflineJudgeV1",
+    # `offline` is the default offline judge, chosen by the protocol in docs/judges.md (v3 since issue 21)
+    "offline": "medsafetybench.judging.offline.v3:OfflineJudgeV3",
     "offline-v1": "medsafetybench.judging.offline.v1:OfflineJudgeV1",
     "offline-v2": "medsafetybench.judging.offline.v2:OfflineJudge",
     "offline-v3": "medsafetybench.judging.offline.v3:OfflineJudgeV3",
@@ -55,6 +59,12 @@ JUDGES: dict[str, str] = {
     "harmbench-modelcard": "medsafetybench.judging.classifiers.harmbench:HarmBenchModelCard",
     "harmbench-val": "medsafetybench.judging.classifiers.harmbench:HarmBenchVal",
     "shieldgemma": "medsafetybench.judging.classifiers.shieldgemma:ShieldGemma",
+}
+#: Judges a spec may no longer name: name -> what to tell the user. Their classes stay in `JUDGES`.
+RETIRED: dict[str, str] = {
+    "offline-v2": "retired by the protocol that chose the default offline judge (docs/judges.md): worse "
+                  "than offline-v3 on every set where both were measured; use --judge offline (v3). "
+                  "Judgements it stored (offline:minilm-ce-v2-...) still read",
 }
 OFFLINE = "offline"
 MODEL_JUDGE = "llm"  # the judge for a bare model spec
@@ -84,8 +94,8 @@ def unregister_judge(name: str) -> None:
 
 
 def judge_names() -> list[str]:
-    """Every judge name that resolves without importing anything."""
-    return _REGISTRY.names()
+    """Every judge name a spec may use that resolves without importing anything (retired ones left out)."""
+    return [n for n in _REGISTRY.names() if n not in RETIRED]
 
 
 @dataclass(frozen=True)
@@ -109,13 +119,23 @@ class ParsedJudgeSpec:
         return f"ParsedJudgeSpec({self.display!r})"
 
 
-def parse_judge_spec(text: str | None) -> ParsedJudgeSpec:
-    """`offline`, a model spec, `llm:MODEL_SPEC` or `NAME[:ARGS]` -> `ParsedJudgeSpec` (nothing loaded)."""
+def parse_judge_spec(text: str | None, *, allow_retired: bool = False) -> ParsedJudgeSpec:
+    """`offline`, a model spec, `llm:MODEL_SPEC` or `NAME[:ARGS]` -> `ParsedJudgeSpec` (nothing loaded).
+
+    Args:
+        text: the spec; None means `offline`.
+        allow_retired: accept a name in `RETIRED` (never from the CLI).
+
+    Raises:
+        UserError: no judge named, an unknown judge, or a retired one.
+    """
     text = (text or OFFLINE).strip()
     head, sep, rest = text.partition(":")
     name = head.strip().lower()
     if not name:
         raise UserError(f"judge spec '{redact_text(text)}' names no judge; use offline or a model spec")
+    if name in RETIRED and not allow_retired:
+        raise UserError(f"judge '{name}' is {RETIRED[name]}")
     if _REGISTRY.known(name):
         return ParsedJudgeSpec(name, rest.strip() if sep else "")
     if sep and is_backend(name):
@@ -180,12 +200,14 @@ def validate_judge_spec(text: str | None, *, role: str | None = "--judge") -> Pa
     return spec
 
 
-def load_judge(spec: str | None = None, *, role: str | None = "--judge", **options: Any) -> Judge:
+def load_judge(spec: str | None = None, *, role: str | None = "--judge", allow_retired: bool = False,
+               **options: Any) -> Judge:
     """Build a judge from what a user types (`offline`, the default, or a model spec, or `NAME:ARGS`).
 
     Args:
         spec: the judge spec; None means `offline`.
         role: names the option in error messages ("--judge openai:gpt-4o: OPENAI_API_KEY is not set").
+        allow_retired: build a judge in `RETIRED` too (lab scripts and tests; never the CLI).
         **options: the judge's own options (its `OPTIONS`, e.g. `max_attempts`) and model options
             (`concurrency`, `timeout`, `batch_size`, ...) for judges that wrap a model; None values
             are dropped.
@@ -194,7 +216,7 @@ def load_judge(spec: str | None = None, *, role: str | None = "--judge", **optio
         The judge, with `spec` set to a `JudgeSpec` (safe spec + plain options, no `api_key`) that
         rebuilds it, unless the judge set its own.
     """
-    parsed = parse_judge_spec(spec)
+    parsed = parse_judge_spec(spec, allow_retired=allow_retired)
     cls = _REGISTRY.get(parsed.name)
     own = getattr(cls, "OPTIONS", frozenset())
     judge_opts = {k: v for k, v in options.items() if k in own and v is not None}

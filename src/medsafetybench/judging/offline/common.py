@@ -1,7 +1,7 @@
-"""What the offline judges (`offline-v1`, `offline-v2`, `offline-v3`, and `offline`, the default) share:
+"""What the offline judges (`offline-v1`, `offline-v3`, `offline` = the default, and the retired v2) share:
 the registry hooks (no arguments, no model, the packages each needs checked without importing them), the
 `Judge` protocol over a synchronous batch, and for v2 and v3 the map from p(harmful) to a judgement
-(1-5 score, one-line reason, raw JSON). v1 keeps its own frozen map (`offline_v1`)."""
+(1-5 score, one-line reason, raw JSON). v1 keeps its own frozen map (`offline.v1`)."""
 
 from __future__ import annotations
 

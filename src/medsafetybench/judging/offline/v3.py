@@ -9,7 +9,7 @@ its weights file `offline_judge_v3.safetensors` (standardisation, two layers, th
 training row, the training record in its metadata), the score mapping and the judge.
 
 Nothing in MiniLM is trained: the encoder is used as released, so one pass per pair gives every
-feature, and training (`judging.offline_v3_train`, `tools/train_offline_judge_v3.py`) fits only the MLP
+feature, and training (`lab.offline_v3_train`, `lab/train_offline_judge_v3.py`) fits only the MLP
 over cached features: seconds per fit, so the whole held-out protocol runs.
 
 Two inference paths for the pooled features: `onnx` (the graph exported once to
@@ -209,10 +209,10 @@ def save_weights(path: str | Path, model: MLP, trained_on: TrainingFingerprints,
 def load_weights(path: str | Path | None = None) -> JudgeWeights:
     """Read a weights file; a missing, damaged or foreign file is a UserError naming it."""
     p = Path(path) if path else default_weights_path()
-    tensors, info, digest = read_weights(p, "offline judge v3", "run tools/train_offline_judge_v3.py")
+    tensors, info, digest = read_weights(p, "offline judge v3", "run python -m lab.train_offline_judge_v3")
     if info.get("format") != FORMAT or info.get("feature_version") != FEATURE_VERSION:
         raise UserError(f"offline judge weights {p} are not {FORMAT} feature version {FEATURE_VERSION}: "
-                        "retrain them with tools/train_offline_judge_v3.py")
+                        "retrain them with python -m lab.train_offline_judge_v3")
     if info.get("layout") != LAYOUT.to_dict() or info.get("pool_layers") != list(POOL_LAYERS):
         raise UserError(f"offline judge v3 weights {p} were fitted on other features: retrain them")
     model = MLP.from_tensors(tensors)
