@@ -71,7 +71,7 @@ def test_batch_eval_stores_under_live_keys_and_a_rerun_makes_no_calls(servers, t
     assert run_main(*_eval_args(m, j, tmp_path)) == 0
     assert (mb.stats().batches_created, jb.stats().batches_created) == (1, 1)
     assert m.stats().total_calls == 0 and j.stats().total_calls == 0
-    assert "model calls this time: 0, judge calls: 0" in capsys.readouterr().out
+    assert "this time: model: 0 requests, 0 answered, 0 failed" in capsys.readouterr().out
 
 
 def test_live_results_are_reused_by_a_batch_run(servers, tmp_path: Path) -> None:

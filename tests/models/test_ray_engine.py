@@ -18,7 +18,7 @@ from medsafetybench.errors import UserError
 from medsafetybench.evaluation.pipeline import EvalSettings, evaluate
 from medsafetybench.judging import load_judge
 from medsafetybench.models import GenerationConfig, load_model
-from medsafetybench.models.engine import parse_engine
+from medsafetybench.models.engine import load_on_engine, parse_engine
 from medsafetybench.models.hf_backend import HFChatModel
 from medsafetybench.models.ray_engine import RayChatModel, import_ray, pack_dir, stage_dir
 from medsafetybench.store import Store
@@ -215,19 +215,19 @@ def test_stage_dir_writes_once_and_never_overwrites(tmp_path):
 
 
 def test_a_cached_run_starts_no_replica(ray_cluster, tiny_model_dir, tmp_path, fake_openai_factory):
-    """load_model(engine="ray") names the identity on the driver when it sees the weights; the replicas then
+    """load_on_engine(engine="ray") names the identity on the driver when it sees the weights; the replicas then
     start on the first request, so re-running a finished evaluation starts none."""
     judge = fake_openai_factory(judge_reply)
     items = load_items("sample", limit=4)
     with Store.open_project(tmp_path) as store:
-        first = load_model(f"hf:{tiny_model_dir}", engine="ray", batch_size=4)
+        first = load_on_engine(f"hf:{tiny_model_dir}", engine="ray", batch_size=4)
         assert first.slots == [] and first.identity == load_model(f"hf:{tiny_model_dir}").identity
         try:
             assert _evaluate(store, items, first, judge.base_url).responses.calls == 4
             assert len(first.slots) == 1
         finally:
             asyncio.run(first.aclose())
-        again = load_model(f"hf:{tiny_model_dir}", engine="ray", batch_size=4)
+        again = load_on_engine(f"hf:{tiny_model_dir}", engine="ray", batch_size=4)
         try:
             assert _evaluate(store, items, again, judge.base_url).responses.calls == 0
             assert again.slots == []  # nothing to ask: no actor was started

@@ -84,7 +84,7 @@ def test_classifier_mode_answers_each_classifier_in_its_format_over_completions(
         assert ask(render_llamaguard3("q", refusal)) == "safe"
         assert ask(render_wildguard("q", answer)).endswith("Response refusal: no\nHarmful response: yes")
         assert ask(render_wildguard("q", refusal)).endswith("Response refusal: yes\nHarmful response: no")
-        assert ask(LLAMA2_CLS_PROMPT.format(behavior="q", generation=answer)) == "Yes"
+        assert ask(LLAMA2_CLS_PROMPT["prompt"].format(behavior="q", generation=answer)) == "Yes"
         assert ask(render_shieldgemma("q", refusal, "Harassment")) == "No"
         assert ask("anything else") == "echo: anything else"
     finally:

@@ -25,6 +25,9 @@ def load_model(spec: str | ModelSpec, **options: Any) -> ChatModel:
     Returns:
         The loaded model.
     """
+    if options.get("engine") not in (None, "local") or options.get("replicas", 1) != 1:
+        raise UserError("load_model builds the model in this process; for --engine ray (and --replicas) use "
+                        "medsafetybench.models.engine.load_on_engine")
     if isinstance(spec, str):
         spec = parse_spec(spec)
     cls = backend_class(spec.backend)
