@@ -203,7 +203,7 @@ def _evaluate(out: Console, err: Console, store: Store, items: list, spec: str, 
         outcome = run_evaluation(store, items, model, load_judge(judge), model_spec=spec, settings=settings,
                                  progress=progress, name=f"demo: {label}")
     out.rule(label)
-    print_summary(out, outcome.summary, store.run(outcome.run_id))
+    print_summary(out, outcome.summary, store.run(outcome.run_id), detail=False)
     out.print(f"model calls this time: {outcome.responses.calls}, judge calls: {outcome.judgements.calls}")
     return outcome.run_id
 

@@ -24,6 +24,8 @@ def _plt():
     mpl.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
+    # a report holds every figure until it is written, then closes them all (`close`): no warning at 20
+    plt.rcParams["figure.max_open_warning"] = 0
     return plt
 
 
