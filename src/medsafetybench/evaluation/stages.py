@@ -71,7 +71,8 @@ class StageReport:
 
     def describe(self) -> str:
         """`N requests, N answered, N failed (N HTTP attempts)` for people."""
-        tries = f" ({self.attempts} HTTP attempts)" if self.attempts is not None else ""
+        # no live attempts at all (a cached or batched stage): say nothing rather than "0 HTTP attempts"
+        tries = f" ({self.attempts} HTTP attempts)" if self.attempts else ""
         return f"{self.calls} requests, {self.answered} answered, {self.failed} failed{tries}"
 
     def to_dict(self) -> dict:
