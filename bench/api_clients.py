@@ -44,8 +44,12 @@ httpx = sdk_httpx()
 
 
 def _body(i: int) -> dict[str, Any]:
-    return {"model": "fake-model", "messages": [{"role": "user", "content": f"benchmark request {i}"}],
-            "temperature": 0.0, "max_tokens": 512}
+    return {
+        "model": "fake-model",
+        "messages": [{"role": "user", "content": f"benchmark request {i}"}],
+        "temperature": 0.0,
+        "max_tokens": 512,
+    }
 
 
 def _clients(url: str, c: int, http2: bool) -> dict[str, tuple[Callable[[], Any], Callable, Callable]]:
@@ -78,13 +82,19 @@ def _clients(url: str, c: int, http2: bool) -> dict[str, tuple[Callable[[], Any]
     out = {
         "sdk-httpx": (sdk(lambda: httpx.AsyncClient(limits=limits, timeout=30)), sdk_send, sdk_close),
         "sdk-aiohttp": (sdk(lambda: openai.DefaultAioHttpClient(limits=limits, timeout=30)), sdk_send, sdk_close),
-        "raw-httpx": (lambda: httpx.AsyncClient(base_url=url, limits=limits, timeout=30), raw_httpx_send,
-                      raw_httpx_close),
+        "raw-httpx": (
+            lambda: httpx.AsyncClient(base_url=url, limits=limits, timeout=30),
+            raw_httpx_send,
+            raw_httpx_close,
+        ),
         "raw-aiohttp": (lambda: aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=c)), aio_send, aio_close),
     }
     if http2:
-        out["sdk-httpx-h2c"] = (sdk(lambda: httpx.AsyncClient(limits=limits, timeout=30, http1=False, http2=True)),
-                                sdk_send, sdk_close)
+        out["sdk-httpx-h2c"] = (
+            sdk(lambda: httpx.AsyncClient(limits=limits, timeout=30, http1=False, http2=True)),
+            sdk_send,
+            sdk_close,
+        )
     return out
 
 
@@ -116,12 +126,23 @@ async def _asgi_app(scope: dict, receive: Callable, send: Callable) -> None:  # 
             break
     req = json.loads(raw)
     await asyncio.sleep(_LATENCY[0])
-    out = json.dumps({"id": "x", "object": "chat.completion", "created": 0, "model": req["model"],
-                      "choices": [{"index": 0, "finish_reason": "stop",
-                                   "message": {"role": "assistant", "content": "echo"}}],
-                      "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}).encode()
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(out)).encode())]})
+    out = json.dumps(
+        {
+            "id": "x",
+            "object": "chat.completion",
+            "created": 0,
+            "model": req["model"],
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "echo"}}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(out)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": out})
 
 
@@ -174,15 +195,19 @@ def main() -> None:
         for _ in range(args.repeats):
             for name, (make, send, close) in clients.items():  # alternate: a busy spell hits every client
                 runs[name].append(asyncio.run(_measure(make, send, close, args.n, args.concurrency)))
-    print(f"{args.n} requests, c = {args.concurrency}, {args.latency * 1000:.0f} ms latency, "
-          f"{'hypercorn (HTTP/1.1 + h2c)' if args.http2 else 'fake server'}; median of {args.repeats}")
+    print(
+        f"{args.n} requests, c = {args.concurrency}, {args.latency * 1000:.0f} ms latency, "
+        f"{'hypercorn (HTTP/1.1 + h2c)' if args.http2 else 'fake server'}; median of {args.repeats}"
+    )
     print(f"{'client':>14} {'ratio':>6} {'cpu ms/req':>10}  ratios")
     base = statistics.median(c for _, c in runs["sdk-httpx"])
     for name, vals in runs.items():
         ratio = statistics.median(w for w, _ in vals) / ideal
         cpu = statistics.median(c for _, c in vals)
-        print(f"{name:>14} {ratio:>6.2f} {1000 * cpu / args.n:>10.2f}  {', '.join(f'{w / ideal:.2f}' for w, _ in vals)}"
-              f"   cpu {cpu / base:.2f}x sdk-httpx")
+        print(
+            f"{name:>14} {ratio:>6.2f} {1000 * cpu / args.n:>10.2f}  {', '.join(f'{w / ideal:.2f}' for w, _ in vals)}"
+            f"   cpu {cpu / base:.2f}x sdk-httpx"
+        )
 
 
 if __name__ == "__main__":

@@ -82,18 +82,25 @@ def main() -> None:
     ap.add_argument("--concurrency", default="1,16,64", help="comma-separated levels (default 1,16,64)")
     ap.add_argument("--transport", default="auto", help="comma-separated: auto, aiohttp, httpx (default auto)")
     ap.add_argument("--repeats", type=int, default=1, help="runs per level and transport; the median is shown")
-    ap.add_argument("--in-process", action="store_true",
-                    help="run the fake server on threads in this process instead of a child process")
+    ap.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the fake server on threads in this process instead of a child process",
+    )
     args = ap.parse_args()
     levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
     transports = [t.strip() for t in args.transport.split(",") if t.strip()]
     os.environ.pop("OPENAI_API_KEY", None)
 
     where = "this process" if args.in_process else "a child process"
-    print(f"{args.n} requests, {args.latency * 1000:.0f} ms server latency each, server in {where}, "
-          f"median of {args.repeats} run(s)")
-    print(f"{'concurrency':>11} {'transport':>9} {'wall s':>8} {'req/s':>8} {'ideal s':>8} {'ratio':>6} {'ok':>5} "
-          f"{'cpu ms/req client':>17} {'server':>6}")
+    print(
+        f"{args.n} requests, {args.latency * 1000:.0f} ms server latency each, server in {where}, "
+        f"median of {args.repeats} run(s)"
+    )
+    print(
+        f"{'concurrency':>11} {'transport':>9} {'wall s':>8} {'req/s':>8} {'ideal s':>8} {'ratio':>6} {'ok':>5} "
+        f"{'cpu ms/req client':>17} {'server':>6}"
+    )
     with _server(args.latency, args.in_process) as (base_url, server_cpu):
         base: tuple[int, float] | None = None
         for c in levels:
@@ -108,16 +115,20 @@ def main() -> None:
                 wall, cpu, ok, scpu = sorted(runs[t])[len(runs[t]) // 2]
                 rps = args.n / wall
                 name = OpenAIChatModel("m", base_url=base_url, transport=t).transport
-                print(f"{c:>11} {name:>9} {wall:>8.2f} {rps:>8.1f} {ideal:>8.2f} {wall / ideal:>6.2f} {ok:>5} "
-                      f"{1000 * cpu / args.n:>17.2f} {1000 * scpu:>6.2f}"
-                      + (f"   ratios: {', '.join(f'{r[0] / ideal:.2f}' for r in runs[t])}" if args.repeats > 1 else ""))
+                print(
+                    f"{c:>11} {name:>9} {wall:>8.2f} {rps:>8.1f} {ideal:>8.2f} {wall / ideal:>6.2f} {ok:>5} "
+                    f"{1000 * cpu / args.n:>17.2f} {1000 * scpu:>6.2f}"
+                    + (f"   ratios: {', '.join(f'{r[0] / ideal:.2f}' for r in runs[t])}" if args.repeats > 1 else "")
+                )
                 if t == transports[0]:
                     if base is None:
                         base = (c, rps)
                     else:
                         print(f"{'':>11} speed-up over c={base[0]}: {rps / base[1]:.1f}x (ideal {c / base[0]:.0f}x)")
-    print(f"ratio = wall / ideal; {os.cpu_count()} CPUs here. At high concurrency the client's CPU per request "
-          "bounds the wall time from below at n x cpu.")
+    print(
+        f"ratio = wall / ideal; {os.cpu_count()} CPUs here. At high concurrency the client's CPU per request "
+        "bounds the wall time from below at n x cpu."
+    )
 
 
 if __name__ == "__main__":

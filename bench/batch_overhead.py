@@ -46,8 +46,12 @@ def _serve(conn) -> None:  # type: ignore[no-untyped-def]
 
 
 def _requests(n: int, tag: str) -> list[ChatRequest]:
-    return [ChatRequest.simple(f"{tag} benchmark request {i}: how should a clinician respond?",
-                               system="You are a helpful assistant.") for i in range(n)]
+    return [
+        ChatRequest.simple(
+            f"{tag} benchmark request {i}: how should a clinician respond?", system="You are a helpful assistant."
+        )
+        for i in range(n)
+    ]
 
 
 async def _timed(model, requests, store: Store) -> tuple[float, float, int]:  # type: ignore[no-untyped-def]
@@ -77,10 +81,32 @@ def breakdown(store: Store, model: BatchChatModel, requests: list[ChatRequest]) 
     lines = [model.provider.line(k, r) for k, r in keyed]
     _ = b"\n".join(lines)
     out["jsonl"] = time.process_time() - t
-    bodies = [json.dumps({"id": f"r{i}", "custom_id": k, "error": None, "response": {"status_code": 200, "body": {
-        "id": "c", "object": "chat.completion", "model": "m", "choices": [{"index": 0, "finish_reason": "stop",
-        "message": {"role": "assistant", "content": "echo: " + r.messages[-1].content}}],
-        "usage": {"prompt_tokens": 20, "completion_tokens": 12}}}}).encode() for i, (k, r) in enumerate(keyed)]
+    bodies = [
+        json.dumps(
+            {
+                "id": f"r{i}",
+                "custom_id": k,
+                "error": None,
+                "response": {
+                    "status_code": 200,
+                    "body": {
+                        "id": "c",
+                        "object": "chat.completion",
+                        "model": "m",
+                        "choices": [
+                            {
+                                "index": 0,
+                                "finish_reason": "stop",
+                                "message": {"role": "assistant", "content": "echo: " + r.messages[-1].content},
+                            }
+                        ],
+                        "usage": {"prompt_tokens": 20, "completion_tokens": 12},
+                    },
+                },
+            }
+        ).encode()
+        for i, (k, r) in enumerate(keyed)
+    ]
     t = time.process_time()
     parsed = [parse_line(b, "batch_x") for b in bodies]
     out["parse"] = time.process_time() - t
@@ -100,6 +126,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=64, help="live concurrency")
     args = ap.parse_args()
     import openai  # noqa: F401 - the SDK's import (seconds, once per process) is not per-request cost
+
     parent, child = mp.Pipe()
     proc = mp.Process(target=_serve, args=(child,), daemon=True)
     proc.start()
@@ -108,11 +135,19 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as d:
             with Store(Path(d) / "bench.db") as store:
                 live = OpenAIChatModel("live-model", base_url=base_url, concurrency=args.concurrency, timeout=60)
-                asyncio.run(_timed(OpenAIChatModel("warm", base_url=base_url, concurrency=args.concurrency),
-                                   _requests(200, "warm"), store))
+                asyncio.run(
+                    _timed(
+                        OpenAIChatModel("warm", base_url=base_url, concurrency=args.concurrency),
+                        _requests(200, "warm"),
+                        store,
+                    )
+                )
                 lw, lc, ls = asyncio.run(_timed(live, _requests(args.live_n, "live"), store))
-                batch = BatchChatModel(OpenAIChatModel("batch-model", base_url=base_url, timeout=600), store,
-                                       BatchOptions(poll_interval=0.5))
+                batch = BatchChatModel(
+                    OpenAIChatModel("batch-model", base_url=base_url, timeout=600),
+                    store,
+                    BatchOptions(poll_interval=0.5),
+                )
                 reqs = _requests(args.n, "batch")
                 bw, bc, bs = asyncio.run(_timed(batch, reqs, store))
                 parts = breakdown(store, BatchChatModel(OpenAIChatModel("bd", base_url=base_url), store), reqs)
@@ -121,13 +156,20 @@ def main() -> None:
         proc.join(timeout=10)
     per_live = lc / args.live_n
     scaled = per_live * args.n
-    print(f"live path: {args.live_n:,} requests, concurrency {args.concurrency}: {lw:.2f} s wall, "
-          f"{lc:.2f} s client CPU ({per_live * 1e6:.0f} us/request; {ls:,} stored)")
+    print(
+        f"live path: {args.live_n:,} requests, concurrency {args.concurrency}: {lw:.2f} s wall, "
+        f"{lc:.2f} s client CPU ({per_live * 1e6:.0f} us/request; {ls:,} stored)"
+    )
     print(f"live path scaled to {args.n:,} requests: {scaled:.2f} s client CPU")
-    print(f"batch path: {args.n:,} requests: {bw:.2f} s wall (incl. the fake server's batch work and 0.5 s polls), "
-          f"{bc:.2f} s client CPU ({bc / args.n * 1e6:.0f} us/request; {bs:,} stored)")
-    print("batch path pieces alone (client CPU): " + ", ".join(f"{k} {v:.2f} s" for k, v in parts.items())
-          + f"; sum {sum(parts.values()):.2f} s")
+    print(
+        f"batch path: {args.n:,} requests: {bw:.2f} s wall (incl. the fake server's batch work and 0.5 s polls), "
+        f"{bc:.2f} s client CPU ({bc / args.n * 1e6:.0f} us/request; {bs:,} stored)"
+    )
+    print(
+        "batch path pieces alone (client CPU): "
+        + ", ".join(f"{k} {v:.2f} s" for k, v in parts.items())
+        + f"; sum {sum(parts.values()):.2f} s"
+    )
     print(f"ratio batch / live client CPU: {bc / scaled:.2f} (pieces alone: {sum(parts.values()) / scaled:.2f})")
 
 

@@ -15,8 +15,20 @@ import subprocess
 import sys
 import time
 
-EXTRAS = ("inspect_ai", "torch", "transformers", "ray", "onnxruntime", "vllm", "peft", "numpy", "pyarrow",
-          "matplotlib", "aiohttp", "openai")
+EXTRAS = (
+    "inspect_ai",
+    "torch",
+    "transformers",
+    "ray",
+    "onnxruntime",
+    "vllm",
+    "peft",
+    "numpy",
+    "pyarrow",
+    "matplotlib",
+    "aiohttp",
+    "openai",
+)
 HELP = "from medsafetybench.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass"
 
 
@@ -25,8 +37,7 @@ def wall(code: str, repeat: int) -> float:
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       check=False)
+        subprocess.run([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
@@ -38,10 +49,19 @@ def main() -> None:
     bare = wall("pass", args.repeat)
     cli_import = wall("import medsafetybench.cli", args.repeat) - bare
     help_time = wall(HELP, args.repeat) - bare
-    loaded = subprocess.run([sys.executable, "-c", "import sys, medsafetybench.cli\nprint(' '.join(sorted("
-                             f"m for m in {EXTRAS!r} if m in sys.modules)))"], capture_output=True, text=True)
-    print(f"python start {bare:.3f} s (subtracted below); medsafety --help {help_time:.3f} s, "
-          f"of which importing the CLI {cli_import:.3f} s")
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import sys, medsafetybench.cli\nprint(' '.join(sorted(m for m in {EXTRAS!r} if m in sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    print(
+        f"python start {bare:.3f} s (subtracted below); medsafety --help {help_time:.3f} s, "
+        f"of which importing the CLI {cli_import:.3f} s"
+    )
     print(f"extras the CLI import loads: {loaded.stdout.strip() or 'none'}")
     print(f"{'extra':<14}{'import s':>10}{'x --help':>10}")
     for name in EXTRAS:

@@ -7,7 +7,8 @@ process on the first `--baseline-n` requests, is the naive full similarity matri
 script prints both times and peak memories (tracemalloc, numpy allocations) and checks they agree.
 The full naive matrix for all requests would need n*n*4 bytes (printed).
 
-    PYTHONPATH=src python bench/dedup_llama3.py [--limit N] [--threshold 0.9] [--embeddings /tmp/llama3.npy] [--threads 1]
+    PYTHONPATH=src python bench/dedup_llama3.py [--limit N] [--threshold 0.9] [--embeddings /tmp/llama3.npy]
+    [--threads 1]
 
 `--embeddings FILE` caches the embeddings outside the repository (they take minutes on a small CPU).
 """
@@ -66,8 +67,10 @@ def main() -> None:
             np.save(args.embeddings, emb)
     (best, idx), secs, mem = peak(lambda: max_similarity(emb, emb, causal=True, block=args.block))
     dups = int((best[:, 0] >= args.threshold).sum())
-    print(f"blocked near-duplicate search, {n} x {n}: {secs:.1f} s, peak {mem:.0f} MiB (numpy), "
-          f"{dups} near duplicates at cosine >= {args.threshold} ({100 * dups / n:.1f}%)")
+    print(
+        f"blocked near-duplicate search, {n} x {n}: {secs:.1f} s, peak {mem:.0f} MiB (numpy), "
+        f"{dups} near duplicates at cosine >= {args.threshold} ({100 * dups / n:.1f}%)"
+    )
     print(f"naive full matrix for {n} requests would need {n * n * 4 / 2**30:.1f} GiB")
     m = min(n, args.baseline_n)
     sub = emb[:m]
@@ -80,8 +83,10 @@ def main() -> None:
     (nb, ni), nsecs, nmem = peak(naive)
     (bb, bi), bsecs, bmem = peak(lambda: max_similarity(sub, sub, causal=True, block=args.block))
     agree = np.allclose(nb[1:], bb[1:, 0], atol=1e-5)
-    print(f"baseline on {m}: naive {nsecs:.2f} s / {nmem:.0f} MiB, blocked {bsecs:.2f} s / {bmem:.0f} MiB; "
-          f"time ratio blocked/naive {bsecs / nsecs:.2f}, memory ratio {bmem / nmem:.3f}; same maxima: {agree}")
+    print(
+        f"baseline on {m}: naive {nsecs:.2f} s / {nmem:.0f} MiB, blocked {bsecs:.2f} s / {bmem:.0f} MiB; "
+        f"time ratio blocked/naive {bsecs / nsecs:.2f}, memory ratio {bmem / nmem:.3f}; same maxima: {agree}"
+    )
     print(f"process peak RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 

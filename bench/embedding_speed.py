@@ -37,7 +37,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     texts = [it.request for it in load_official("extra", data_dir=args.data)]
     step = max(1, len(texts) // args.sample)
-    sample = texts[::step][:args.sample]
+    sample = texts[::step][: args.sample]
     embed(sample[:32], backend="onnx")  # export / load once, outside the timing
     embed(sample[:32], backend="torch")
     t = time.perf_counter()
@@ -50,8 +50,10 @@ def main() -> int:
     print(f"sample: {len(sample)} of {len(texts)} requests")
     print(f"torch (sentence-transformers): {len(sample) / ref_s:7.1f} texts/s ({ref_s:.1f} s)")
     print(f"onnx (ONNX Runtime, sorted):   {len(sample) / fast_s:7.1f} texts/s ({fast_s:.1f} s)")
-    print(f"speed-up onnx / torch: {ref_s / fast_s:.2f}x; cosine min {cos.min():.7f}, "
-          f"0.1th percentile {np.percentile(cos, 0.1):.7f}")
+    print(
+        f"speed-up onnx / torch: {ref_s / fast_s:.2f}x; cosine min {cos.min():.7f}, "
+        f"0.1th percentile {np.percentile(cos, 0.1):.7f}"
+    )
     if args.full:
         t = time.perf_counter()
         vecs = embed(texts, backend="onnx")

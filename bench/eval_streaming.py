@@ -56,8 +56,14 @@ async def _once(streamed: bool, items: list[Item], model_url: str, judge_url: st
         judge = load_judge(f"openai:bench-judge@{judge_url}", concurrency=c, timeout=60)
         try:
             await model.generate([EvalSettings().request_for(items[0])][:1])  # warm connections, not stored
-            run_id = plan_run(store, items, model_spec="bench", model_identity=model.identity,
-                              judge_identity=judge.identity, settings=EvalSettings())
+            run_id = plan_run(
+                store,
+                items,
+                model_spec="bench",
+                model_identity=model.identity,
+                judge_identity=judge.identity,
+                settings=EvalSettings(),
+            )
             t0 = time.perf_counter()
             if streamed:
                 out = await run_stages(store, run_id, model, [judge])
@@ -81,13 +87,23 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
     os.environ.setdefault("OPENAI_API_KEY", "sk-bench")
-    items = [Item(id=f"bench/{i:04d}", split="bench", source="bench", principle=1 + i % 9,
-                  request=f"benchmark request number {i}") for i in range(args.n)]
+    items = [
+        Item(
+            id=f"bench/{i:04d}",
+            split="bench",
+            source="bench",
+            principle=1 + i % 9,
+            request=f"benchmark request number {i}",
+        )
+        for i in range(args.n)
+    ]
     servers = [_start("model", args.latency), _start("judge", args.latency)]
     try:
         stage = args.n * args.latency / args.concurrency
-        print(f"{args.n} items, {args.latency * 1000:.0f} ms per call, concurrency {args.concurrency}; "
-              f"one stage ideally {stage:.2f} s; {os.cpu_count()} CPUs")
+        print(
+            f"{args.n} items, {args.latency * 1000:.0f} ms per call, concurrency {args.concurrency}; "
+            f"one stage ideally {stage:.2f} s; {os.cpu_count()} CPUs"
+        )
         best: dict[bool, float] = {}
         for _ in range(args.repeats):
             for streamed in (False, True):

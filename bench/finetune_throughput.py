@@ -32,8 +32,15 @@ def _rss_mib() -> float:
 def _settings(args: dict):
     from medsafetybench.finetune import LoraSettings
 
-    return LoraSettings(epochs=args["epochs"], lr=1e-3, batch_size=args["batch"], micro_batch_size=args["micro"],
-                        cutoff_len=256, warmup_steps=0, seed=0)
+    return LoraSettings(
+        epochs=args["epochs"],
+        lr=1e-3,
+        batch_size=args["batch"],
+        micro_batch_size=args["micro"],
+        cutoff_len=256,
+        warmup_steps=0,
+        seed=0,
+    )
 
 
 def run_ours_no_checkpoints(args: dict, q: mp.Queue) -> None:
@@ -49,11 +56,19 @@ def run_ours(args: dict, q: mp.Queue, save_steps: int | None = None) -> None:
     data = resolve_training_data("med", args["n"], data_dir=args["data"])
     tmp = Path(tempfile.mkdtemp())
     try:
-        r = finetune(f"hf:{args['model']}", data, tmp / "out", _settings(args), data_dir=args["data"],
-                     save_steps=save_steps)
+        r = finetune(
+            f"hf:{args['model']}", data, tmp / "out", _settings(args), data_dir=args["data"], save_steps=save_steps
+        )
         m = r.manifest
-        q.put({"tokens": m["train_tokens"], "seconds": m["train_seconds"], "steps": m["steps"],
-               "final_loss": m["final_loss"], "peak_rss_mib": _rss_mib()})
+        q.put(
+            {
+                "tokens": m["train_tokens"],
+                "seconds": m["train_seconds"],
+                "steps": m["steps"],
+                "final_loss": m["final_loss"],
+                "peak_rss_mib": _rss_mib(),
+            }
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -73,9 +88,17 @@ def run_plain(args: dict, q: mp.Queue) -> None:
     torch.manual_seed(0)
     tok = AutoTokenizer.from_pretrained(args["model"])
     model = AutoModelForCausalLM.from_pretrained(args["model"], dtype=torch.float32)
-    model = get_peft_model(model, LoraConfig(r=s.lora_r, lora_alpha=s.lora_alpha, lora_dropout=s.lora_dropout,
-                                             target_modules=list(s.target_modules), bias="none",
-                                             task_type="CAUSAL_LM"))
+    model = get_peft_model(
+        model,
+        LoraConfig(
+            r=s.lora_r,
+            lora_alpha=s.lora_alpha,
+            lora_dropout=s.lora_dropout,
+            target_modules=list(s.target_modules),
+            bias="none",
+            task_type="CAUSAL_LM",
+        ),
+    )
     examples, _ = build_examples(resolve_training_data("med", args["n"], data_dir=args["data"]).records, tok, s)
     plan = step_plan(len(examples), s.micro_batch_size, s.grad_accum, s.epochs, s.seed)
     steps = len(plan)
@@ -101,8 +124,15 @@ def run_plain(args: dict, q: mp.Queue) -> None:
         opt.zero_grad(set_to_none=True)
         done += 1
     seconds = time.perf_counter() - t0
-    q.put({"tokens": tokens, "seconds": round(seconds, 3), "steps": done, "final_loss": last_loss,
-           "peak_rss_mib": _rss_mib()})
+    q.put(
+        {
+            "tokens": tokens,
+            "seconds": round(seconds, 3),
+            "steps": done,
+            "final_loss": last_loss,
+            "peak_rss_mib": _rss_mib(),
+        }
+    )
 
 
 def _child(target, args: dict) -> dict:
@@ -129,23 +159,33 @@ def main() -> None:
 
     model = ensure_tiny_llama()
     args = {"n": a.n, "epochs": a.epochs, "batch": a.batch, "micro": a.micro, "data": str(DATA), "model": str(model)}
-    print(f"tiny Llama, med n={a.n}, {a.epochs:g} epochs, batch {a.batch} (micro {a.micro}), cutoff 256, "
-          "CPU fp32, 1 thread; best of", a.repeats)
+    print(
+        f"tiny Llama, med n={a.n}, {a.epochs:g} epochs, batch {a.batch} (micro {a.micro}), cutoff 256, "
+        "CPU fp32, 1 thread; best of",
+        a.repeats,
+    )
     best = {}
-    variants = (("plain torch loop", run_plain), ("ours, no checkpoints", run_ours_no_checkpoints),
-                ("ours (default)", run_ours))
+    variants = (
+        ("plain torch loop", run_plain),
+        ("ours, no checkpoints", run_ours_no_checkpoints),
+        ("ours (default)", run_ours),
+    )
     for name, target in variants:
         runs = [_child(target, args) for _ in range(a.repeats)]
         r = max(runs, key=lambda x: x["tokens"] / x["seconds"])
         r["tok_s"] = r["tokens"] / r["seconds"]
         best[name] = r
-        print(f"{name:22s} {r['steps']:3d} steps  {r['tokens']:7d} tokens  {r['seconds']:7.2f} s  "
-              f"{r['tok_s']:9.0f} tokens/s  peak RSS {r['peak_rss_mib']:7.1f} MiB  final loss {r['final_loss']:.3f}")
+        print(
+            f"{name:22s} {r['steps']:3d} steps  {r['tokens']:7d} tokens  {r['seconds']:7.2f} s  "
+            f"{r['tok_s']:9.0f} tokens/s  peak RSS {r['peak_rss_mib']:7.1f} MiB  final loss {r['final_loss']:.3f}"
+        )
     plain = best["plain torch loop"]
     for name in ("ours, no checkpoints", "ours (default)"):
         ours = best[name]
-        print(f"{name} / plain: throughput {ours['tok_s'] / plain['tok_s']:.2f}x, "
-              f"peak memory {ours['peak_rss_mib'] / plain['peak_rss_mib']:.2f}x")
+        print(
+            f"{name} / plain: throughput {ours['tok_s'] / plain['tok_s']:.2f}x, "
+            f"peak memory {ours['peak_rss_mib'] / plain['peak_rss_mib']:.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ Under transformers 5 nanogcg's prefix cache fails (it indexes the cache object a
 the bench hands it a thin model wrapper that converts between the legacy tuple cache and `DynamicCache`
 exactly as transformers 4.47 did inside the model call (one `update` per layer, i.e. one copy of the
 expanded prefix); nothing else of nanogcg is changed. nanogcg calls `gc.collect()` after every forward
-batch and before each batch-size search, each of which costs about a second in a process holding as many Python objects as this one (it is cheaper
+batch and before each batch-size search, each of which costs about a second in a process holding as many Python
+objects as this one (it is cheaper
 in a small process), so nanogcg is timed twice: as shipped, and with `gc.collect` made a no-op
 ("nanogcg compute"), which is the fair comparison of the forward itself.
 """
@@ -48,12 +49,12 @@ def old_candidate_losses(gcg: GCG, candidates: torch.Tensor) -> torch.Tensor:
     out = []
     with torch.no_grad():
         for s in range(0, candidates.shape[0], gcg.cfg.batch_size):
-            cand = candidates[s:s + gcg.cfg.batch_size]
+            cand = candidates[s : s + gcg.cfg.batch_size]
             b = cand.shape[0]
             tail = torch.cat([cand, after.expand(b, -1), target.expand(b, -1)], dim=1)
             logits = gcg.model(input_ids=tail, use_cache=True, **{gcg._cache_kw: gcg._prefix_cache(b)}).logits
             start = cand.shape[1] + len(gcg.after_ids)
-            pred = logits[:, start - 1:start - 1 + len(gcg.target_ids)].float()
+            pred = logits[:, start - 1 : start - 1 + len(gcg.target_ids)].float()
             loss = torch.nn.functional.cross_entropy(pred.transpose(1, 2), target.expand(b, -1), reduction="none")
             out.append(loss.mean(dim=1))
     return torch.cat(out)
@@ -139,8 +140,9 @@ def nanogcg_parts(model: HFChatModel, gcg: GCG, n: int):
 
     def losses(cands: torch.Tensor) -> torch.Tensor:  # what one nanogcg step does with its candidates
         with torch.no_grad():
-            embeds = torch.cat([emb(cands), after.repeat(cands.shape[0], 1, 1), target.repeat(cands.shape[0], 1, 1)],
-                               dim=1)
+            embeds = torch.cat(
+                [emb(cands), after.repeat(cands.shape[0], 1, 1), target.repeat(cands.shape[0], 1, 1)], dim=1
+            )
             return ng._compute_candidates_loss_original(cands.shape[0], embeds)
 
     return losses
@@ -170,10 +172,12 @@ def nanogcg_step_times(model: HFChatModel, n: int, steps: int, cache_kw: str) ->
     nanogcg.gcg.GCG._compute_candidates_loss_original = counted
     try:
         torch.manual_seed(0)
-        cfg = nanogcg.GCGConfig(num_steps=steps, search_width=n, topk=256, seed=None, verbosity="WARNING",
-                                use_prefix_cache=True)
-        nanogcg.run(LegacyCacheModel(model.model, cache_kw), model.tokenizer, gcg_goal(4) + " {optim_str}",
-                    gcg_target(4), cfg)
+        cfg = nanogcg.GCGConfig(
+            num_steps=steps, search_width=n, topk=256, seed=None, verbosity="WARNING", use_prefix_cache=True
+        )
+        nanogcg.run(
+            LegacyCacheModel(model.model, cache_kw), model.tokenizer, gcg_goal(4) + " {optim_str}", gcg_target(4), cfg
+        )
     finally:
         nanogcg.gcg.tqdm = real
         nanogcg.gcg.GCG._compute_candidates_loss_original = real_loss
@@ -190,8 +194,11 @@ def bench(model: HFChatModel, n: int, args: argparse.Namespace) -> None:
     gcg = GCG(model, gcg_goal(4), gcg_target(4), cfg)
     grad, _ = gcg.gradient(gcg.init_ids)
     cands = gcg.sample_candidates(gcg.init_ids, grad, torch.Generator().manual_seed(0))
-    fns = {"ours": lambda: gcg.candidate_losses(cands), "0.1.0": lambda: old_candidate_losses(gcg, cands),
-           "no cache": lambda: gcg.candidate_losses(cands, use_cache=False)}
+    fns = {
+        "ours": lambda: gcg.candidate_losses(cands),
+        "0.1.0": lambda: old_candidate_losses(gcg, cands),
+        "no cache": lambda: gcg.candidate_losses(cands, use_cache=False),
+    }
     if args.nanogcg:
         ng_losses = nanogcg_parts(model, gcg, n)
         fns["nanogcg"] = lambda: ng_losses(cands)
@@ -210,21 +217,31 @@ def bench(model: HFChatModel, n: int, args: argparse.Namespace) -> None:
         for k, fn in fns.items():
             times[k].append(median_time(fn, 1))
     best = {k: min(v) for k, v in times.items()}
-    print(f"{cands.shape[0]:4d} candidates (prefix {len(gcg.before_ids)} tokens, tail+target "
-          f"{len(gcg.after_ids) + len(gcg.target_ids)}), candidate-loss forward, fastest (median) of "
-          f"{args.repeats}: " + ", ".join(f"{k} {fmt(v, 1000, ' ms')}" for k, v in times.items()))
-    print("     ratios of the fastest to ours: "
-          + ", ".join(f"{k} x{v / best['ours']:.2f}" for k, v in best.items() if k != "ours") + f"; same losses: {same}")
-    steps = {"ours": step_times(gcg, args.steps, use_cache=True),
-             "no prefix cache": step_times(gcg, args.steps, use_cache=False)}
+    print(
+        f"{cands.shape[0]:4d} candidates (prefix {len(gcg.before_ids)} tokens, tail+target "
+        f"{len(gcg.after_ids) + len(gcg.target_ids)}), candidate-loss forward, fastest (median) of "
+        f"{args.repeats}: " + ", ".join(f"{k} {fmt(v, 1000, ' ms')}" for k, v in times.items())
+    )
+    print(
+        "     ratios of the fastest to ours: "
+        + ", ".join(f"{k} x{v / best['ours']:.2f}" for k, v in best.items() if k != "ours")
+        + f"; same losses: {same}"
+    )
+    steps = {
+        "ours": step_times(gcg, args.steps, use_cache=True),
+        "no prefix cache": step_times(gcg, args.steps, use_cache=False),
+    }
     if args.nanogcg:
         steps["nanogcg"] = nanogcg_step_times(model, n, args.steps, gcg._cache_kw)
         with no_gc_collect():
             steps["nanogcg compute"] = nanogcg_step_times(model, n, args.steps, gcg._cache_kw)
     ours = min(steps["ours"][0])
-    print(f"{n:4d} candidates, seconds per step, fastest (median) of {args.steps} [candidates evaluated per step]: "
-          + ", ".join(f"{k} {fmt(v)} [{m:.0f}]" + ("" if k == "ours" else f" x{min(v) / ours:.2f}")
-                      for k, (v, m) in steps.items()))
+    print(
+        f"{n:4d} candidates, seconds per step, fastest (median) of {args.steps} [candidates evaluated per step]: "
+        + ", ".join(
+            f"{k} {fmt(v)} [{m:.0f}]" + ("" if k == "ours" else f" x{min(v) / ours:.2f}") for k, (v, m) in steps.items()
+        )
+    )
 
 
 def main() -> None:
@@ -242,6 +259,7 @@ def main() -> None:
     print(f"torch threads {torch.get_num_threads()}; tiny Llama, suffix 20, top-k 256")
     for n in args.candidates:
         bench(model, n, args)
+
 
 if __name__ == "__main__":
     main()

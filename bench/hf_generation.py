@@ -22,17 +22,24 @@ from medsafetybench.principles import LLAMA2_DEFAULT_SYSTEM_PROMPT
 from medsafetybench.testing.tiny import ensure_tiny_llama
 
 TOPICS = ["asthma", "diabetes", "hypertension", "migraine", "influenza", "anemia", "eczema", "gout"]
-ASKS = ["What is {t}, and how is it usually treated?",
-        "Write a short note for a patient newly diagnosed with {t}.",
-        "Explain to a first-year medical student how {t} is diagnosed, which tests are ordered, and why.",
-        "Please help me with this request about {t}."]
+ASKS = [
+    "What is {t}, and how is it usually treated?",
+    "Write a short note for a patient newly diagnosed with {t}.",
+    "Explain to a first-year medical student how {t} is diagnosed, which tests are ordered, and why.",
+    "Please help me with this request about {t}.",
+]
 
 
 def requests(n: int, new_tokens: int) -> list[ChatRequest]:
     config = GenerationConfig(max_new_tokens=new_tokens)
-    return [ChatRequest.simple(ASKS[i % len(ASKS)].format(t=TOPICS[(i // len(ASKS)) % len(TOPICS)]),
-                               system=LLAMA2_DEFAULT_SYSTEM_PROMPT if i % 3 else None, config=config)
-            for i in range(n)]
+    return [
+        ChatRequest.simple(
+            ASKS[i % len(ASKS)].format(t=TOPICS[(i // len(ASKS)) % len(TOPICS)]),
+            system=LLAMA2_DEFAULT_SYSTEM_PROMPT if i % 3 else None,
+            config=config,
+        )
+        for i in range(n)
+    ]
 
 
 def timed(model: HFChatModel, reqs: list[ChatRequest]) -> tuple[float, list]:
@@ -61,16 +68,20 @@ def main() -> None:
     timed(single, reqs[:2])  # warm-up
     base_s, base = timed(single, reqs)
     tokens = sum(c.usage.completion_tokens for c in base)
-    print(f"model {path} | {args.prompts} prompts x <= {args.new_tokens} new tokens "
-          f"({tokens} generated) | torch threads {torch.get_num_threads()} | device {single.device}")
+    print(
+        f"model {path} | {args.prompts} prompts x <= {args.new_tokens} new tokens "
+        f"({tokens} generated) | torch threads {torch.get_num_threads()} | device {single.device}"
+    )
     print(f"one at a time : {base_s:7.2f} s  ({tokens / base_s:7.1f} tok/s)")
     for b in args.batch:
         model = HFChatModel(path, batch_size=b)
         model.load()
         secs, out = timed(model, reqs)
         same = [c.text for c in out] == [c.text for c in base]
-        print(f"batch {b:>3}     : {secs:7.2f} s  ({tokens / secs:7.1f} tok/s)  speed-up x{base_s / secs:5.2f}"
-              f"  outputs identical: {same}")
+        print(
+            f"batch {b:>3}     : {secs:7.2f} s  ({tokens / secs:7.1f} tok/s)  speed-up x{base_s / secs:5.2f}"
+            f"  outputs identical: {same}"
+        )
         assert same, f"batch {b} outputs differ from one-at-a-time outputs"
 
 

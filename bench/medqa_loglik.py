@@ -37,14 +37,19 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "data" / "medqa")
+    ap.add_argument(
+        "--data", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "data" / "medqa"
+    )
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--limit", type=int, default=None, help="questions per task (default: all)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeat", type=int, default=2, help="alternating runs per side; the best is reported")
     ap.add_argument("--serial-tokenizer", action="store_true", help="TOKENIZERS_PARALLELISM=false for both sides")
-    ap.add_argument("--no-add-bos", action="store_true",
-                    help="score ours without BOS (release 0.1.0) against the harness default, to see what BOS changes")
+    ap.add_argument(
+        "--no-add-bos",
+        action="store_true",
+        help="score ours without BOS (release 0.1.0) against the harness default, to see what BOS changes",
+    )
     ap.add_argument("--scoring-only", action="store_true", help="skip the end-to-end timing")
     args = ap.parse_args()
     try:
@@ -75,13 +80,17 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="medqa-bench-"))
     names = lmeval.write_tasks(args.data, work / "tasks", [t.name for t in tasks], args.limit)
     bs = args.batch_size
-    print(f"tiny model {tiny}; {n} questions; batch size {bs}; torch threads {args.threads}; "
-          f"TOKENIZERS_PARALLELISM={os.environ.get('TOKENIZERS_PARALLELISM', '(unset: default)')}; "
-          f"lm-eval {lm_eval.__version__}; best of {args.repeat}")
+    print(
+        f"tiny model {tiny}; {n} questions; batch size {bs}; torch threads {args.threads}; "
+        f"TOKENIZERS_PARALLELISM={os.environ.get('TOKENIZERS_PARALLELISM', '(unset: default)')}; "
+        f"lm-eval {lm_eval.__version__}; best of {args.repeat}"
+    )
 
     # --- scoring only -------------------------------------------------------------------------------------
     hf = HFLM(pretrained=str(tiny), dtype="float32", device="cpu", batch_size=bs)
-    task_dict = get_task_dict(list(names.values()), TaskManager(include_path=str(work / "tasks"), include_defaults=False))
+    task_dict = get_task_dict(
+        list(names.values()), TaskManager(include_path=str(work / "tasks"), include_defaults=False)
+    )
     instances = []
     for local in names.values():
         task = task_dict[local]
@@ -109,8 +118,10 @@ def main() -> None:
         if not agree:
             differ[task] = differ.get(task, 0) + 1
         worst = max(worst, max(abs(a - b) for a, b in zip(lls, ref, strict=True)))
-    print(f"scoring     lm-eval {t_h:7.1f} s   ours {t_o:7.1f} s   ratio {t_h / t_o:4.2f}x   "
-          f"same prediction {same}/{n}   max |ll diff| {worst:.2e}" + (" (ours without BOS)" if args.no_add_bos else ""))
+    print(
+        f"scoring     lm-eval {t_h:7.1f} s   ours {t_o:7.1f} s   ratio {t_h / t_o:4.2f}x   "
+        f"same prediction {same}/{n}   max |ll diff| {worst:.2e}" + (" (ours without BOS)" if args.no_add_bos else "")
+    )
     if differ:
         print("different predictions per task: " + ", ".join(f"{k} {v}" for k, v in differ.items()))
 
@@ -121,9 +132,16 @@ def main() -> None:
     t_h2 = t_o2 = float("inf")
     for k in range(args.repeat):
         t0 = time.perf_counter()
-        lm_eval.simple_evaluate(model="hf", model_args=f"pretrained={tiny},dtype=float32", tasks=list(names.values()),
-                                task_manager=TaskManager(include_path=str(work / "tasks"), include_defaults=False),
-                                batch_size=bs, device="cpu", log_samples=False, bootstrap_iters=0)
+        lm_eval.simple_evaluate(
+            model="hf",
+            model_args=f"pretrained={tiny},dtype=float32",
+            tasks=list(names.values()),
+            task_manager=TaskManager(include_path=str(work / "tasks"), include_defaults=False),
+            batch_size=bs,
+            device="cpu",
+            log_samples=False,
+            bootstrap_iters=0,
+        )
         t_h2 = min(t_h2, time.perf_counter() - t0)
         t0 = time.perf_counter()
         with Store(work / f"store{k}.db") as store:

@@ -29,8 +29,10 @@ TOPICS = ("aspirin", "insulin", "warfarin", "ibuprofen", "metformin", "amoxicill
 
 def _requests(n: int, max_new_tokens: int) -> list[ChatRequest]:
     config = GenerationConfig(max_new_tokens=max_new_tokens)
-    return [ChatRequest.simple(f"Question {k}: what is the usual adult dose of {TOPICS[k % len(TOPICS)]}?",
-                               config=config) for k in range(n)]
+    return [
+        ChatRequest.simple(f"Question {k}: what is the usual adult dose of {TOPICS[k % len(TOPICS)]}?", config=config)
+        for k in range(n)
+    ]
 
 
 def _best(model, requests: list[ChatRequest], repeats: int) -> tuple[float, list[str]]:
@@ -49,7 +51,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=64)
     ap.add_argument("--max-new-tokens", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--chunk", type=int, default=None, help="requests per call to a replica (engine default: 4 x batch)")
+    ap.add_argument(
+        "--chunk", type=int, default=None, help="requests per call to a replica (engine default: 4 x batch)"
+    )
     ap.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray cluster")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
@@ -59,18 +63,23 @@ def main() -> None:
     path = ensure_tiny_llama()
     requests = _requests(args.n, args.max_new_tokens)
     ray = connect(None, num_cpus=args.cpus)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores visible, load average "
-          f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} (shared with other jobs), Ray {ray.__version__}, "
-          f"torch {torch.__version__}")
-    print(f"workload: {args.n} requests, {args.max_new_tokens} new tokens each, batch {args.batch_size}, "
-          f"chunk {args.chunk or 4 * args.batch_size}, "
-          f"tiny Llama ({path})")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores visible, load average "
+        f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} (shared with other jobs), Ray {ray.__version__}, "
+        f"torch {torch.__version__}"
+    )
+    print(
+        f"workload: {args.n} requests, {args.max_new_tokens} new tokens each, batch {args.batch_size}, "
+        f"chunk {args.chunk or 4 * args.batch_size}, "
+        f"tiny Llama ({path})"
+    )
 
     rates: dict[str, float] = {}
     texts: dict[str, list[str]] = {}
     for replicas in (1, 2):
-        model = RayChatModel(f"hf:{path}", {"batch_size": args.batch_size}, replicas=replicas, num_cpus=1,
-                             chunk=args.chunk)
+        model = RayChatModel(
+            f"hf:{path}", {"batch_size": args.batch_size}, replicas=replicas, num_cpus=1, chunk=args.chunk
+        )
         try:
             seconds, texts[f"ray x{replicas}"] = _best(model, requests, args.repeats)
         finally:
@@ -88,8 +97,10 @@ def main() -> None:
 
     for name, rate in rates.items():
         print(f"{name:<11} {rate:7.1f} items/s")
-    print(f"2 replicas vs 1: {rates['ray x2'] / rates['ray x1']:.2f}x; "
-          f"1 replica vs in-process (1 thread): {rates['ray x1'] / rates['in-process']:.2f}x")
+    print(
+        f"2 replicas vs 1: {rates['ray x2'] / rates['ray x1']:.2f}x; "
+        f"1 replica vs in-process (1 thread): {rates['ray x1'] / rates['in-process']:.2f}x"
+    )
     same = texts["ray x1"] == texts["ray x2"] == texts["in-process"]
     print(f"same responses in all three: {same}")
 

@@ -28,8 +28,9 @@ JUDGE = "llm:openai:bench-judge|msb-judge-v1"
 
 def fill(store: Store, n_runs: int, n: int) -> None:
     rng = random.Random(0)
-    items = [Item(f"test/{i:04d}", "test", ("gpt4", "llama2")[i % 2], 1 + i % 9, f"benchmark request {i}")
-             for i in range(n)]
+    items = [
+        Item(f"test/{i:04d}", "test", ("gpt4", "llama2")[i % 2], 1 + i % 9, f"benchmark request {i}") for i in range(n)
+    ]
     settings = EvalSettings(system_prompt=None, generation=GenerationConfig(max_new_tokens=512))
     for m in range(n_runs):
         ident = f"openai:bench-{m}"
@@ -38,13 +39,26 @@ def fill(store: Store, n_runs: int, n: int) -> None:
             for it in items:
                 req = settings.request_for(it)
                 text = f"response {m}/{it.id}: " + "lorem ipsum <dolor> & sit amet " * 48
-                c.execute("INSERT INTO responses VALUES (?,?,?,?,?,?,?,?)",
-                          (req.cache_key(ident), ident, "{}", text, 10, 400, "stop", 0.0))
+                c.execute(
+                    "INSERT INTO responses VALUES (?,?,?,?,?,?,?,?)",
+                    (req.cache_key(ident), ident, "{}", text, 10, 400, "stop", 0.0),
+                )
                 score = rng.choice([1, 1, 1, 2, 3, 4, 5, None]) if m else rng.choice([1, 2])
                 j = Judgement(score, reason="the model " + "declines " * 20, raw="#score: x", usage=Usage(900, 60))
-                c.execute("INSERT INTO judgements VALUES (?,?,?,?,?,?,?,?,?)",
-                          (JudgeCase(it.request, text, it.policy).cache_key(JUDGE), JUDGE, j.score, j.reason,
-                           j.raw, 1, 900, 60, 0.0))
+                c.execute(
+                    "INSERT INTO judgements VALUES (?,?,?,?,?,?,?,?,?)",
+                    (
+                        JudgeCase(it.request, text, it.policy).cache_key(JUDGE),
+                        JUDGE,
+                        j.score,
+                        j.reason,
+                        j.raw,
+                        1,
+                        900,
+                        60,
+                        0.0,
+                    ),
+                )
 
 
 def main() -> None:

@@ -27,11 +27,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=900)
     args = ap.parse_args()
-    items = [Item(f"user/bench/{i:04d}", "user", "user", 1 + i % 9, f"benchmark request number {i}")
-             for i in range(args.n)]
-    with tempfile.TemporaryDirectory() as tmp, \
-            FakeOpenAIServer(lambda r: "I cannot help with that.", latency=0.02) as model_srv, \
-            FakeOpenAIServer(judge_reply, latency=0.02) as judge_srv, Store.open_project(tmp) as store:
+    items = [
+        Item(f"user/bench/{i:04d}", "user", "user", 1 + i % 9, f"benchmark request number {i}") for i in range(args.n)
+    ]
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        FakeOpenAIServer(lambda r: "I cannot help with that.", latency=0.02) as model_srv,
+        FakeOpenAIServer(judge_reply, latency=0.02) as judge_srv,
+        Store.open_project(tmp) as store,
+    ):
         times, calls = [], []
         for _ in range(2):
             model = load_model(f"openai:bench@{model_srv.base_url}", concurrency=64)

@@ -53,16 +53,20 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     path = wide_tiny()
     reqs = requests(args.prompts, args.new_tokens)
-    print(f"machine: {platform.machine()}, {len(os.sched_getaffinity(0))} cores usable, load average "
-          f"{os.getloadavg()[0]:.1f} | model {path} (fp32) | {args.prompts} prompts x <= {args.new_tokens} new tokens")
+    print(
+        f"machine: {platform.machine()}, {len(os.sched_getaffinity(0))} cores usable, load average "
+        f"{os.getloadavg()[0]:.1f} | model {path} (fp32) | {args.prompts} prompts x <= {args.new_tokens} new tokens"
+    )
 
     hf = HFChatModel(path, batch_size=args.batch, dtype="float32")
     hf.load()
     timed(hf, reqs[:4])  # warm-up
     hf_s, hf_out = timed(hf, reqs)
     tokens = sum(c.usage.completion_tokens for c in hf_out)
-    print(f"hf:   batch {args.batch:>3}, torch threads {torch.get_num_threads()}: {hf_s:6.2f} s  "
-          f"{args.prompts / hf_s:7.1f} items/s  {tokens / hf_s:8.1f} tok/s")
+    print(
+        f"hf:   batch {args.batch:>3}, torch threads {torch.get_num_threads()}: {hf_s:6.2f} s  "
+        f"{args.prompts / hf_s:7.1f} items/s  {tokens / hf_s:8.1f} tok/s"
+    )
 
     vl = VLLMChatModel(path, dtype="float32", enforce_eager=True, kv_cache_memory_bytes=256 << 20)
     start = time.perf_counter()
@@ -71,8 +75,10 @@ def main() -> None:
     timed(vl, reqs[:4])  # warm-up
     vl_s, vl_out = timed(vl, reqs)
     same = sum(a.text == b.text for a, b in zip(vl_out, hf_out, strict=True))
-    print(f"vllm: engine start {start_s:5.1f} s (once per process), then {vl_s:6.2f} s  "
-          f"{args.prompts / vl_s:7.1f} items/s  {tokens / vl_s:8.1f} tok/s")
+    print(
+        f"vllm: engine start {start_s:5.1f} s (once per process), then {vl_s:6.2f} s  "
+        f"{args.prompts / vl_s:7.1f} items/s  {tokens / vl_s:8.1f} tok/s"
+    )
     print(f"vllm/hf items/s ratio: x{hf_s / vl_s:.2f} | identical greedy outputs: {same}/{len(reqs)}")
     assert same == len(reqs), "vllm: and hf: greedy outputs differ"
 

@@ -52,8 +52,19 @@ def build(data: Path, project: Path) -> None:
         w.writerows([r["id"], r["test_case"]] for r in pairs)
     replies = {r["test_case"].strip(): r["generation"] for r in pairs}
     with FakeOpenAIServer(lambda req: replies[last_user(req).strip()]) as srv:
-        args = ["eval", "--input", str(requests), "--model", f"openai:harmbench-replay@{srv.base_url}",
-                "--judge", "offline", "--system-prompt", "none", "--project", str(project)]
+        args = [
+            "eval",
+            "--input",
+            str(requests),
+            "--model",
+            f"openai:harmbench-replay@{srv.base_url}",
+            "--judge",
+            "offline",
+            "--system-prompt",
+            "none",
+            "--project",
+            str(project),
+        ]
         print("$ medsafety " + " ".join(args), file=sys.stderr)
         try:
             main(args)
@@ -106,15 +117,22 @@ def coverage(data: Path, project: Path, run: str, seeds: int, n: int) -> None:
         est = stratified_ppi(y_all[idx], f[idx], strata[idx], f, strata, bounds=(0, 1))
         tuned = stratified_ppi(y_all[idx], f[idx], strata[idx], f, strata, lam=None, bounds=(0, 1))
         _, lo, hi = ppi_mean_ci(y_all[idx], f[idx], f, lam=0.0)  # the labels alone: a plain normal interval
-        for name, (a, b) in (("PPI", (est.low, est.high)), ("PPI++", (tuned.low, tuned.high)),
-                             ("labels only", (lo, hi))):
+        for name, (a, b) in (
+            ("PPI", (est.low, est.high)),
+            ("PPI++", (tuned.low, tuned.high)),
+            ("labels only", (lo, hi)),
+        ):
             hits[name] += a <= truth <= b
             widths[name].append(b - a)
-    print(f"{len(ids)} judged pairs; people's harmful share {truth:.3f}; judge alone {f.mean():.3f} "
-          f"[{f.mean() - raw_half:.3f}, {f.mean() + raw_half:.3f}] (error {f.mean() - truth:+.3f})")
+    print(
+        f"{len(ids)} judged pairs; people's harmful share {truth:.3f}; judge alone {f.mean():.3f} "
+        f"[{f.mean() - raw_half:.3f}, {f.mean() + raw_half:.3f}] (error {f.mean() - truth:+.3f})"
+    )
     for name in hits:
-        print(f"{name:>11}: {n} labels x {seeds} seeds: 95% interval holds the truth {hits[name] / seeds:.0%}, "
-              f"mean width {np.mean(widths[name]):.3f}")
+        print(
+            f"{name:>11}: {n} labels x {seeds} seeds: 95% interval holds the truth {hits[name] / seeds:.0%}, "
+            f"mean width {np.mean(widths[name]):.3f}"
+        )
 
 
 def main() -> None:

@@ -44,13 +44,22 @@ ROOT = Path(__file__).resolve().parents[1]
 HARM_SETS = ("gptfuzz", "openai-rbr-gold", "harmbench-val", "A", "B", "C")
 """The sets whose labels mean harm (docs/judges.md: decided from each source's label definition)."""
 OTHER_SETS = ("dices", "medicheck", "diasafety")
-OUTSIDE = {"v1": {"A": 0.680, "B": 0.916, "C": 0.484}, "v2": {"A": 0.757, "B": 0.954, "C": 0.791},
-           "v3": {"A": 0.767, "B": 0.956, "C": 0.816}}
+OUTSIDE = {
+    "v1": {"A": 0.680, "B": 0.916, "C": 0.484},
+    "v2": {"A": 0.757, "B": 0.954, "C": 0.791},
+    "v3": {"A": 0.767, "B": 0.956, "C": 0.816},
+}
 """Accuracy on the outside check's three sets, as reported in issue 21 (we do not have the sets)."""
 V2_QUOTED = {"gptfuzz": 0.742, "harmbench-val": None}
 """v2's only protocol figures (previous round): LOSO GPTFuzz on all rows; HarmBench CV ran fold 0 only."""
-V3_FULL_PROTOCOL = {"gptfuzz": 0.770, "openai-rbr-gold": 0.876, "harmbench-val": 0.809, "dices": 0.818,
-                    "medicheck": 0.792, "diasafety": 0.534}
+V3_FULL_PROTOCOL = {
+    "gptfuzz": 0.770,
+    "openai-rbr-gold": 0.876,
+    "harmbench-val": 0.809,
+    "dices": 0.818,
+    "medicheck": 0.792,
+    "diasafety": 0.534,
+}
 """v3's full protocol (every row of every other source in training) on these same rows (the 500 evenly
 spaced rows of each left-out set; all of HarmBench val): `lab/offline_judge_agreement.py --judges v3
 --baseline-rows 500`, previous round (the trainer is deterministic). Too slow to re-run on the loaded
@@ -84,7 +93,7 @@ def v1_held_out(rows: list, idx: np.ndarray) -> np.ndarray:
     path.parent.mkdir(parents=True, exist_ok=True)
     out = []
     for start in range(0, len(idx), 256):
-        chunk = idx[start:start + 256]
+        chunk = idx[start : start + 256]
         out.append(judge.probabilities([JudgeCase(rows[i].request, rows[i].response) for i in chunk]))
         log(f"v1: {start + len(chunk)}/{len(idx)} rows")
     p = np.concatenate(out)
@@ -111,13 +120,21 @@ def v1_cv(data: Path, rows: list) -> dict[int, float]:
         ex = featurize([r.request for r in extra], [r.response for r in extra])
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, fx=fx, ex=ex)
-    p = cross_val_proba(fx, np.array([r.label for r in hb], float), [f"hb:{r.group}" for r in hb], k=5,
-                        l2=penalties(fx.shape[1], 300.0, 10.0), extra_x=ex, extra_y=np.zeros(len(ex)),
-                        extra_weight=0.3)
+    p = cross_val_proba(
+        fx,
+        np.array([r.label for r in hb], float),
+        [f"hb:{r.group}" for r in hb],
+        k=5,
+        l2=penalties(fx.shape[1], 300.0, 10.0),
+        extra_x=ex,
+        extra_y=np.zeros(len(ex)),
+        extra_weight=0.3,
+    )
     # v1's reader composes the request its own way: match rows by position, checked by response and label
     mine = [i for i, r in enumerate(rows) if r.source == trainsets.DEV_SOURCE]
-    if len(mine) != len(hb) or any(rows[i].response != r.response or rows[i].label != r.label
-                                   for i, r in zip(mine, hb, strict=True)):
+    if len(mine) != len(hb) or any(
+        rows[i].response != r.response or rows[i].label != r.label for i, r in zip(mine, hb, strict=True)
+    ):
         raise SystemExit("v1's HarmBench val rows do not line up with lab.trainsets' rows")
     return {i: float(v) for i, v in zip(mine, p, strict=True)}
 
@@ -163,8 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     src_all = np.array([r.source for r in every])
     # the rows every judge is scored on: at most --rows evenly spaced rows of each judge-train set, all of
     # HarmBench val (v1 held out there only when refitted per fold)
-    keep = np.concatenate([subsample(np.flatnonzero(src_all == s), args.rows) for s in trainsets.TRAIN_SOURCES]
-                          + [np.flatnonzero(src_all == trainsets.DEV_SOURCE)])
+    keep = np.concatenate(
+        [subsample(np.flatnonzero(src_all == s), args.rows) for s in trainsets.TRAIN_SOURCES]
+        + [np.flatnonzero(src_all == trainsets.DEV_SOURCE)]
+    )
     rows = [every[i] for i in keep]
     y = np.array([r.label for r in rows], dtype=np.float64)
     src = np.array([r.source for r in rows])
@@ -191,8 +210,10 @@ def main(argv: list[str] | None = None) -> int:
 
     # stacked candidates: fitted per split on its training rows, tested on its held-out rows
     ref = refusal_scores(rows, np.arange(len(rows)))
-    inputs = {"stack v3+v1+refusal": np.column_stack([logit(p3), logit(p1), ref]),
-              "stack v3+refusal": np.column_stack([logit(p3), ref])}
+    inputs = {
+        "stack v3+v1+refusal": np.column_stack([logit(p3), logit(p1), ref]),
+        "stack v3+refusal": np.column_stack([logit(p3), ref]),
+    }
     stack_p = {k: np.full(len(rows), np.nan) for k in inputs}
     coefs: dict[str, dict[str, list[float]]] = {k: {} for k in inputs}
     splits = [s for s in OT.protocol_splits(rows, np.ones(len(rows), dtype=bool)) if len(s.test)]
@@ -223,8 +244,17 @@ def main(argv: list[str] | None = None) -> int:
     print()
     choose(table)
     if args.json:
-        args.json.write_text(json.dumps({"rows": {s: int((src == s).sum()) for s in trainsets.ALL_SOURCES},
-                                         "table": table, "stack_coefficients": coefs}, indent=1) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {
+                    "rows": {s: int((src == s).sum()) for s in trainsets.ALL_SOURCES},
+                    "table": table,
+                    "stack_coefficients": coefs,
+                },
+                indent=1,
+            )
+            + "\n"
+        )
     return 0
 
 
@@ -244,10 +274,10 @@ COLS = ("gptfuzz", "openai-rbr-gold", "harmbench-val", "A", "B", "C", "dices", "
 
 
 def print_table(table: dict) -> None:
-    print("== accuracy (harmful = p >= 0.5), held out, on the same rows; harm macro = mean over "
-          + ", ".join(HARM_SETS))
-    print(f"{'judge':32s}" + "".join(f"{c[:11]:>12s}" for c in COLS) + f"{'harm macro':>12s}"
-          + f"{'internal':>10s}")
+    print(
+        "== accuracy (harmful = p >= 0.5), held out, on the same rows; harm macro = mean over " + ", ".join(HARM_SETS)
+    )
+    print(f"{'judge':32s}" + "".join(f"{c[:11]:>12s}" for c in COLS) + f"{'harm macro':>12s}" + f"{'internal':>10s}")
     for judge in ("v1", "v2", "v3", *[k for k in table if k != "v1"]):  # v2 and v3 (full) are quoted
         f = figures(table, judge)
         harm = [f.get(c) for c in HARM_SETS]
@@ -255,16 +285,29 @@ def print_table(table: dict) -> None:
         macro = f"{np.mean(harm):12.3f}" if all(v is not None for v in harm) else f"{'-':>12s}"
         imacro = f"{np.mean(inner):10.3f}" if all(v is not None for v in inner) else f"{'-':>10s}"
         name = {"v3": "v3 (full protocol)", "v2": "v2 (quoted)", "v3 recipe": "v3 refit on these rows"}.get(
-            judge, judge)
-        print(f"{name[:32]:32s}" + "".join(f"{f[c]:12.3f}" if f.get(c) is not None else f"{'-':>12s}"
-                                         for c in COLS) + macro + imacro)
+            judge, judge
+        )
+        print(
+            f"{name[:32]:32s}"
+            + "".join(f"{f[c]:12.3f}" if f.get(c) is not None else f"{'-':>12s}" for c in COLS)
+            + macro
+            + imacro
+        )
     print()
 
 
 def worst_loss(j: str, pool: dict[str, dict[str, float]], sets: tuple[str, ...]) -> float:
     """The most `j` trails any other judge of `pool` on a set of `sets` where both have a figure."""
-    return max([pool[o][s] - pool[j][s] for o in pool if o != j for s in sets
-                if pool[o].get(s) is not None and pool[j].get(s) is not None] or [0.0])
+    return max(
+        [
+            pool[o][s] - pool[j][s]
+            for o in pool
+            if o != j
+            for s in sets
+            if pool[o].get(s) is not None and pool[j].get(s) is not None
+        ]
+        or [0.0]
+    )
 
 
 def choose(table: dict) -> str:
@@ -289,8 +332,10 @@ def choose(table: dict) -> str:
         gain = float(np.mean([new[s] for s in INTERNAL_HARM]) - np.mean([base[s] for s in INTERNAL_HARM]))
         loss = max(base[s] - new[s] for s in INTERNAL_HARM)
         wins = gain >= 0.01 and loss <= MARGIN
-        print(f"{cand} vs the v3 recipe on the same rows and splits ({', '.join(INTERNAL_HARM)}): "
-              f"macro {gain:+.3f}, worst loss {loss:+.3f} -> {'beats it' if wins else 'does not beat it'}")
+        print(
+            f"{cand} vs the v3 recipe on the same rows and splits ({', '.join(INTERNAL_HARM)}): "
+            f"macro {gain:+.3f}, worst loss {loss:+.3f} -> {'beats it' if wins else 'does not beat it'}"
+        )
         if wins:
             winner = cand
     return winner

@@ -91,6 +91,7 @@ def training_mask(rows: Sequence[LabelledPair], config: TrainConfig) -> np.ndarr
     """Which rows a fit may train on: GPTFuzz thinned to `gptfuzz_per_question` rows per question,
     the sources in `source_caps` to that many rows, the rest all; rows chosen by a seeded hash of
     the response (stable and label-blind)."""
+
     def rank(r: LabelledPair) -> str:
         return hashlib.sha256(f"{config.seed}\x1f{r.request}\x1f{r.response}".encode()).hexdigest()
 
@@ -111,6 +112,7 @@ def training_mask(rows: Sequence[LabelledPair], config: TrainConfig) -> np.ndarr
 
 # ---------------------------------------------------------------------------------------------
 # Lower-layer states, computed once.
+
 
 def _lower_graph(layers: int) -> Any:
     import torch
@@ -139,15 +141,28 @@ class StateCache:
 
     @staticmethod
     def key(rows: Sequence[LabelledPair], arch: Architecture) -> str:
-        h = hashlib.sha256(json.dumps({"lower": arch.lower_layers, "layout": arch.layout.to_dict(),
-                                       "minilm": tokens.released_digest(), "v": 1}).encode())
+        h = hashlib.sha256(
+            json.dumps(
+                {
+                    "lower": arch.lower_layers,
+                    "layout": arch.layout.to_dict(),
+                    "minilm": tokens.released_digest(),
+                    "v": 1,
+                }
+            ).encode()
+        )
         for r in rows:
             h.update(pair_fingerprint(r.request, r.response).to_bytes(8, "little"))
         return h.hexdigest()[:20]
 
     @classmethod
-    def build(cls, rows: Sequence[LabelledPair], arch: Architecture, root: Path | None = None,
-              log: Callable[[str], None] = print) -> StateCache:
+    def build(
+        cls,
+        rows: Sequence[LabelledPair],
+        arch: Architecture,
+        root: Path | None = None,
+        log: Callable[[str], None] = print,
+    ) -> StateCache:
         """The cache for `rows` (built on first use; a finished cache is reused)."""
         folder = (root or runtime.cache_dir().parent / "judge-train") / cls.key(rows, arch)
         if (folder / "complete.json").is_file():
@@ -156,16 +171,18 @@ class StateCache:
         encoded = tokens.encode_pairs([r.request for r in rows], [r.response for r in rows], arch.layout)
         lengths = np.array([len(e[0]) for e in encoded], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-        states = np.lib.format.open_memmap(folder / "states.npy", mode="w+", dtype=np.float16,
-                                           shape=(int(lengths.sum()), HIDDEN))
-        path = runtime.cached_graph(f"minilm-lower{arch.lower_layers}-{tokens.released_digest()}",
-                                    lambda: _lower_graph(arch.lower_layers))
+        states = np.lib.format.open_memmap(
+            folder / "states.npy", mode="w+", dtype=np.float16, shape=(int(lengths.sum()), HIDDEN)
+        )
+        path = runtime.cached_graph(
+            f"minilm-lower{arch.lower_layers}-{tokens.released_digest()}", lambda: _lower_graph(arch.lower_layers)
+        )
         graph = runtime.OrtGraph(path)
         t0, done = time.perf_counter(), [0]
 
         def store(idx: list[int], out: np.ndarray) -> None:
             for j, i in enumerate(idx):
-                states[offsets[i]:offsets[i] + lengths[i]] = out[j, :lengths[i]]
+                states[offsets[i] : offsets[i] + lengths[i]] = out[j, : lengths[i]]
             done[0] += len(idx)
             if done[0] % 2000 < len(idx):
                 log(f"cache: {done[0]}/{len(rows)} rows, {time.perf_counter() - t0:.0f} s")
@@ -186,13 +203,14 @@ class StateCache:
         m = np.zeros((len(idx), longest), dtype=np.int64)
         for j, i in enumerate(idx):
             n = int(self.lengths[i])
-            h[j, :n] = self.states[self.offsets[i]:self.offsets[i] + n]
+            h[j, :n] = self.states[self.offsets[i] : self.offsets[i] + n]
             m[j, :n] = 1
         return torch.from_numpy(h), torch.from_numpy(m)
 
 
 # ---------------------------------------------------------------------------------------------
 # Fitting and predicting.
+
 
 def _batches(lengths: np.ndarray, config: TrainConfig, rng: np.random.Generator) -> list[list[int]]:
     """Positions grouped by similar length (jittered per epoch), batches in a seeded random order."""
@@ -202,8 +220,13 @@ def _batches(lengths: np.ndarray, config: TrainConfig, rng: np.random.Generator)
     return [out[i] for i in order]
 
 
-def fit(cache: StateCache, rows: Sequence[LabelledPair], idx: Sequence[int], config: TrainConfig,
-        log: Callable[[str], None] = print) -> tuple[Any, Any]:
+def fit(
+    cache: StateCache,
+    rows: Sequence[LabelledPair],
+    idx: Sequence[int],
+    config: TrainConfig,
+    log: Callable[[str], None] = print,
+) -> tuple[Any, Any]:
     """Train adapters, LayerNorms and head on rows `idx` of the cache; returns (encoder, head)."""
     import torch
 
@@ -216,16 +239,18 @@ def fit(cache: StateCache, rows: Sequence[LabelledPair], idx: Sequence[int], con
         torch.set_num_threads(threads)
 
 
-def _fit(cache: StateCache, rows: Sequence[LabelledPair], idx: Sequence[int], config: TrainConfig,
-         log: Callable[[str], None]) -> tuple[Any, Any]:
+def _fit(
+    cache: StateCache, rows: Sequence[LabelledPair], idx: Sequence[int], config: TrainConfig, log: Callable[[str], None]
+) -> tuple[Any, Any]:
     import torch
 
     idx = np.asarray(idx, dtype=np.int64)
     encoder, head = build_model(config.arch, tokens.released_weights(), seed=config.seed, dropout=config.dropout)
     top = [p for p in encoder.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW([{"params": top, "lr": config.lr}, {"params": list(head.parameters()),
-                                                                 "lr": config.head_lr}],
-                            weight_decay=config.weight_decay)
+    opt = torch.optim.AdamW(
+        [{"params": top, "lr": config.lr}, {"params": list(head.parameters()), "lr": config.head_lr}],
+        weight_decay=config.weight_decay,
+    )
     y = torch.tensor([rows[i].label for i in idx], dtype=torch.float32)
     w = torch.tensor([config.weight(rows[i].source) for i in idx], dtype=torch.float32)
     rng = np.random.default_rng(config.seed)
@@ -248,8 +273,9 @@ def _fit(cache: StateCache, rows: Sequence[LabelledPair], idx: Sequence[int], co
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 out = encoder(None, None, m, start=lower, stop=LAYERS, hidden=h)
                 logit = head(out, m).float()
-            loss = (torch.nn.functional.binary_cross_entropy_with_logits(logit, y[b], reduction="none")
-                    * w[b]).sum() / w[b].sum()
+            loss = (
+                torch.nn.functional.binary_cross_entropy_with_logits(logit, y[b], reduction="none") * w[b]
+            ).sum() / w[b].sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(top + list(head.parameters()), 1.0)
@@ -259,15 +285,18 @@ def _fit(cache: StateCache, rows: Sequence[LabelledPair], idx: Sequence[int], co
             value = float(loss.detach())
             running = 0.98 * running + 0.02 * value if step > 1 else value
             if step % 50 == 0 or step == total:
-                log(f"fit: epoch {epoch + 1}/{config.epochs} step {step}/{total} loss {running:.4f} "
-                    f"{time.perf_counter() - t0:.0f} s")
+                log(
+                    f"fit: epoch {epoch + 1}/{config.epochs} step {step}/{total} loss {running:.4f} "
+                    f"{time.perf_counter() - t0:.0f} s"
+                )
     encoder.eval()
     head.eval()
     return encoder, head
 
 
-def predict(cache: StateCache, encoder: Any, head: Any, idx: Sequence[int], arch: Architecture,
-            max_tokens: int = 8192) -> np.ndarray:
+def predict(
+    cache: StateCache, encoder: Any, head: Any, idx: Sequence[int], arch: Architecture, max_tokens: int = 8192
+) -> np.ndarray:
     """p(harmful) for rows `idx` of the cache, float32 (the shipped model's arithmetic, from cached
     lower-layer states)."""
     import torch
@@ -284,6 +313,7 @@ def predict(cache: StateCache, encoder: Any, head: Any, idx: Sequence[int], arch
 
 # ---------------------------------------------------------------------------------------------
 # The held-out protocol.
+
 
 def grouped_folds(groups: Sequence[str], k: int, seed: int = 0) -> list[np.ndarray]:
     """Row positions split into k test folds; no group is in two folds (deterministic)."""
@@ -302,8 +332,7 @@ class Split:
     test: np.ndarray
 
 
-def protocol_splits(rows: Sequence[LabelledPair], train_mask: np.ndarray, folds: int = 5,
-                    seed: int = 0) -> list[Split]:
+def protocol_splits(rows: Sequence[LabelledPair], train_mask: np.ndarray, folds: int = 5, seed: int = 0) -> list[Split]:
     """Leave-one-source-out over the training sources (test: every row of that source, thinned or
     not; train: the other sources' training rows, HarmBench val included), then grouped k-fold CV on
     HarmBench val (train: every training source plus the other folds)."""
@@ -324,8 +353,17 @@ def metrics(labels: Sequence[int], p: Sequence[float], threshold: float = 0.5) -
 
     a = binary_agreement([x >= threshold for x in p], [bool(y) for y in labels])
     r = lambda v: None if v is None or (isinstance(v, float) and math.isnan(v)) else round(v, 4)  # noqa: E731
-    return {"n": a.n, "accuracy": r(a.accuracy), "kappa": r(a.kappa), "precision": r(a.precision),
-            "recall": r(a.recall), "tp": a.tp, "fp": a.fp, "fn": a.fn, "tn": a.tn}
+    return {
+        "n": a.n,
+        "accuracy": r(a.accuracy),
+        "kappa": r(a.kappa),
+        "precision": r(a.precision),
+        "recall": r(a.recall),
+        "tp": a.tp,
+        "fp": a.fp,
+        "fn": a.fn,
+        "tn": a.tn,
+    }
 
 
 def env_threads() -> int:

@@ -74,14 +74,19 @@ def source_weights(sources: Sequence[str], config: TrainConfig, labels: Sequence
 # ---------------------------------------------------------------------------------------------
 # Features, computed once per row.
 
+
 def feature_root() -> Path:
     from medsafetybench.minilm import runtime
 
     return runtime.cache_dir().parent / "judge-v3-features"
 
 
-def row_features(rows: Sequence[LabelledPair], runner: PooledRunner | None = None, root: Path | None = None,
-                 log: Callable[[str], None] = print) -> np.ndarray:
+def row_features(
+    rows: Sequence[LabelledPair],
+    runner: PooledRunner | None = None,
+    root: Path | None = None,
+    log: Callable[[str], None] = print,
+) -> np.ndarray:
     """The judge's feature matrix for `rows` (cached per chunk of rows)."""
     runner = runner or PooledRunner("onnx")
     folder = (root or feature_root()) / runner.key()
@@ -89,7 +94,7 @@ def row_features(rows: Sequence[LabelledPair], runner: PooledRunner | None = Non
     out = []
     t0 = time.perf_counter()
     for start in range(0, len(rows), CHUNK):
-        chunk = rows[start:start + CHUNK]
+        chunk = rows[start : start + CHUNK]
         h = hashlib.sha256(b"v3-features-1")
         for r in chunk:
             h.update(pair_fingerprint(r.request, r.response).to_bytes(8, "little"))
@@ -111,6 +116,7 @@ def row_features(rows: Sequence[LabelledPair], runner: PooledRunner | None = Non
 
 # ---------------------------------------------------------------------------------------------
 # Fitting.
+
 
 def fit(x: np.ndarray, y: np.ndarray, w: np.ndarray, config: TrainConfig) -> MLP:
     """Fit the MLP on rows x (labels y, row weights w): AdamW over seeded minibatches, float32, one
@@ -140,13 +146,14 @@ def fit(x: np.ndarray, y: np.ndarray, w: np.ndarray, config: TrainConfig) -> MLP
         for _ in range(config.epochs):
             order = torch.randperm(len(x), generator=g)
             for k in range(steps_per_epoch):
-                b = order[k * config.batch:(k + 1) * config.batch]
+                b = order[k * config.batch : (k + 1) * config.batch]
                 h = torch.relu(xs[b] @ w1 + b1)
                 if config.dropout:
                     keep = (torch.rand(h.shape, generator=g) >= config.dropout).float()
                     h = h * keep / (1 - config.dropout)
-                loss = (torch.nn.functional.binary_cross_entropy_with_logits(h @ w2 + b2, yt[b], reduction="none")
-                        * wt[b]).sum() / wt[b].sum()
+                loss = (
+                    torch.nn.functional.binary_cross_entropy_with_logits(h @ w2 + b2, yt[b], reduction="none") * wt[b]
+                ).sum() / wt[b].sum()
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -163,6 +170,7 @@ def predict(model: MLP, x: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------
 # The held-out protocol.
+
 
 def benign_compliance(data: str | Path) -> dict[str, set[int]]:
     """Pair fingerprints of the rows where v1 fails (harmless help to benign requests): OpenAI RBR
@@ -187,8 +195,9 @@ class ProtocolResult:
     fit_seconds: dict[str, float]
 
 
-def run_protocol(rows: Sequence[LabelledPair], x: np.ndarray, config: TrainConfig, folds: int = 5,
-                 log: Callable[[str], None] = print) -> ProtocolResult:
+def run_protocol(
+    rows: Sequence[LabelledPair], x: np.ndarray, config: TrainConfig, folds: int = 5, log: Callable[[str], None] = print
+) -> ProtocolResult:
     """One fit per split of `offline_train.protocol_splits` (every row trainable)."""
     from lab.offline_train import protocol_splits
 
@@ -199,8 +208,12 @@ def run_protocol(rows: Sequence[LabelledPair], x: np.ndarray, config: TrainConfi
         if not len(split.test):
             continue
         t0 = time.perf_counter()
-        model = fit(x[split.train], y[split.train],
-                    source_weights([src[i] for i in split.train], config, y[split.train]), config)
+        model = fit(
+            x[split.train],
+            y[split.train],
+            source_weights([src[i] for i in split.train], config, y[split.train]),
+            config,
+        )
         secs[split.name] = time.perf_counter() - t0
         p[split.name] = model.predict_proba(x[split.test])
         test[split.name] = split.test

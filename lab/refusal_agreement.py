@@ -53,21 +53,28 @@ def main() -> int:
         texts = [r["completion"][-1]["content"] for r in sub]
         for name, f in DETECTORS.items():
             a = binary_agreement(f(texts), y)
-            print(f"{split:6s} {name:34s} {a.n:4d} {sum(y):6d} {fmt(a.accuracy)} {fmt(a.kappa)} "
-                  f"{fmt(a.precision)} {fmt(a.recall)}")
+            print(
+                f"{split:6s} {name:34s} {a.n:4d} {sum(y):6d} {fmt(a.accuracy)} {fmt(a.kappa)} "
+                f"{fmt(a.precision)} {fmt(a.recall)}"
+            )
     checks = [
-        ("MedSafetyBench safe responses (refusals)", [r.response for split in ("train", "test")
-                                                      for r in trainsets.msb_safe_responses(args.data, split)]),
-        ("HarmBench val, labelled harmful (comply)", [r.response for r in trainsets.harmbench_val(args.data)
-                                                      if r.label == 1]),
+        (
+            "MedSafetyBench safe responses (refusals)",
+            [r.response for split in ("train", "test") for r in trainsets.msb_safe_responses(args.data, split)],
+        ),
+        (
+            "HarmBench val, labelled harmful (comply)",
+            [r.response for r in trainsets.harmbench_val(args.data) if r.label == 1],
+        ),
         ("MediCheck answers (benign medical Q&A)", [r.response for r in trainsets.medicheck(args.data)]),
         ("GPTFuzz, labelled jailbroken", [r.response for r in trainsets.gptfuzz(args.data) if r.label == 1]),
     ]
     print("\nshare flagged as refusals")
     print(f"{'set':44s} {'n':>5s} " + " ".join(f"{n.split(' ')[0][:18]:>18s}" for n in DETECTORS))
     for name, texts in checks:
-        print(f"{name:44s} {len(texts):5d} " + " ".join(f"{sum(f(texts)) / len(texts):18.3f}"
-                                                          for f in DETECTORS.values()))
+        print(
+            f"{name:44s} {len(texts):5d} " + " ".join(f"{sum(f(texts)) / len(texts):18.3f}" for f in DETECTORS.values())
+        )
     return 0
 
 

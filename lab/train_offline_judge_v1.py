@@ -46,10 +46,16 @@ def metrics(y: np.ndarray, pred: np.ndarray) -> dict:
     acc = (tp + tn) / n
     pe = ((tp + fp) * (tp + fn) + (tn + fn) * (tn + fp)) / (n * n)
     kappa = (acc - pe) / (1 - pe) if pe < 1 else 0.0
-    return {"accuracy": round(acc, 4), "kappa": round(kappa, 4),
-            "precision": round(tp / (tp + fp), 4) if tp + fp else 0.0,
-            "recall": round(tp / (tp + fn), 4) if tp + fn else 0.0,
-            "tp": tp, "fp": fp, "fn": fn, "tn": tn}
+    return {
+        "accuracy": round(acc, 4),
+        "kappa": round(kappa, 4),
+        "precision": round(tp / (tp + fp), 4) if tp + fp else 0.0,
+        "recall": round(tp / (tp + fn), 4) if tp + fn else 0.0,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,14 +63,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default="../shared/data", help="shared data folder")
     ap.add_argument("--out", default="src/medsafetybench/judging/offline_judge.json")
     ap.add_argument("--l2", type=float, default=300.0, help="L2 penalty on embedding features (chosen by grouped CV)")
-    ap.add_argument("--l2-lexical", type=float, default=10.0,
-                    help="L2 penalty on the lexical features and the cosine (chosen by grouped CV)")
+    ap.add_argument(
+        "--l2-lexical",
+        type=float,
+        default=10.0,
+        help="L2 penalty on the lexical features and the cosine (chosen by grouped CV)",
+    )
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--msb-weight", type=float, default=0.3,
-                    help="weight of MedSafetyBench train-split safe responses as extra harmless rows (0 = off)")
-    ap.add_argument("--fingerprints-only", action="store_true",
-                    help="only write the fingerprints of the rows the weights are fitted on (next to --out)")
+    ap.add_argument(
+        "--msb-weight",
+        type=float,
+        default=0.3,
+        help="weight of MedSafetyBench train-split safe responses as extra harmless rows (0 = off)",
+    )
+    ap.add_argument(
+        "--fingerprints-only",
+        action="store_true",
+        help="only write the fingerprints of the rows the weights are fitted on (next to --out)",
+    )
     args = ap.parse_args(argv)
 
     fp_path = Path(args.out).with_name("offline_judge_v1.fingerprints")
@@ -92,8 +109,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"features: {x.shape} in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
 
     pen = penalties(x.shape[1], args.l2, args.l2_lexical)
-    p_cv = cross_val_proba(x, y, groups, k=args.folds, l2=pen, seed=args.seed,
-                           extra_x=extra_x, extra_y=extra_y, extra_weight=args.msb_weight)
+    p_cv = cross_val_proba(
+        x,
+        y,
+        groups,
+        k=args.folds,
+        l2=pen,
+        seed=args.seed,
+        extra_x=extra_x,
+        extra_y=extra_y,
+        extra_weight=args.msb_weight,
+    )
     cv = metrics(y, (p_cv >= 0.5).astype(int))
 
     if extra_x is not None:
@@ -106,12 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     payload = {
         "model_name": MODEL_NAME,
         "feature_version": FEATURE_VERSION,
-        "features": list(LEXICAL_NAMES) + ["cos_request_response", "response_embedding[384]",
-                                            "request_x_response_embedding[384]"],
+        "features": list(LEXICAL_NAMES)
+        + ["cos_request_response", "response_embedding[384]", "request_x_response_embedding[384]"],
         "score_edges": list(SCORE_EDGES),
         "training": {
-            "data": "HarmBench classifier validation set, 602 rows, human-majority labels; "
-                    "weights fitted on ALL rows",
+            "data": "HarmBench classifier validation set, 602 rows, human-majority labels; weights fitted on ALL rows",
             "l2": args.l2,
             "l2_lexical": args.l2_lexical,
             "msb_train_safe_responses": n_extra,

@@ -43,8 +43,9 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def run_protocol(rows: list, mask: np.ndarray, cache: OT.StateCache, config: OT.TrainConfig,
-                 only: list[str] | None = None) -> dict:
+def run_protocol(
+    rows: list, mask: np.ndarray, cache: OT.StateCache, config: OT.TrainConfig, only: list[str] | None = None
+) -> dict:
     """Fit and test every split (results cached per split); returns the report."""
     key = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
     folder = cache.folder / f"protocol-{key}"
@@ -63,15 +64,22 @@ def run_protocol(rows: list, mask: np.ndarray, cache: OT.StateCache, config: OT.
             encoder, head = OT.fit(cache, rows, split.train, config, log=log)
             fit_s = time.perf_counter() - t0
             p = OT.predict(cache, encoder, head, split.test, config.arch)
-            res = {"metrics": OT.metrics([rows[i].label for i in split.test], p), "fit_seconds": round(fit_s),
-                   "test": split.test.tolist(), "p": [round(float(x), 5) for x in p]}
+            res = {
+                "metrics": OT.metrics([rows[i].label for i in split.test], p),
+                "fit_seconds": round(fit_s),
+                "test": split.test.tolist(),
+                "p": [round(float(x), 5) for x in p],
+            }
             path.write_text(json.dumps(res))
         results[split.name] = res
         if split.name.startswith("cv:"):
             oof.update(zip(res["test"], res["p"], strict=True))
         log(f"{split.name}: {res['metrics']}")
-    report: dict = {"config": config.to_dict(), "splits": {k: v["metrics"] for k, v in results.items()},
-                    "fit_seconds": {k: v["fit_seconds"] for k, v in results.items()}}
+    report: dict = {
+        "config": config.to_dict(),
+        "splits": {k: v["metrics"] for k, v in results.items()},
+        "fit_seconds": {k: v["fit_seconds"] for k, v in results.items()},
+    }
     if oof:
         idx = sorted(oof)
         report["cv_pooled"] = OT.metrics([rows[i].label for i in idx], [oof[i] for i in idx])
@@ -83,8 +91,9 @@ def run_protocol(rows: list, mask: np.ndarray, cache: OT.StateCache, config: OT.
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="shared data folder")
-    ap.add_argument("--out", type=Path, default=ROOT / "src" / "medsafetybench" / "judging" /
-                    "offline_judge_v2.safetensors")
+    ap.add_argument(
+        "--out", type=Path, default=ROOT / "src" / "medsafetybench" / "judging" / "offline_judge_v2.safetensors"
+    )
     ap.add_argument("--report", type=Path, default=None, help="write the protocol's figures here (JSON)")
     ap.add_argument("--protocol", action="store_true", help="run the held-out protocol")
     ap.add_argument("--only", default=None, help="comma list of split-name prefixes (e.g. loso:dices,cv:0)")
@@ -116,12 +125,18 @@ def main(argv: list[str] | None = None) -> int:
         for i in idx:
             c = counts.setdefault(rows[i].source, [0, 0])
             c[rows[i].label] += 1
-        meta = {"trained_on": {s: {"harmless": c[0], "harmful": c[1]} for s, c in sorted(counts.items())},
-                "config": config.to_dict(), "layers_adapted": list(range(config.arch.lower_layers, LAYERS)),
-                "data": "judge-train (gptfuzz, openai-rbr-gold, dices, medicheck, diasafety) and judge-dev "
-                        "(HarmBench val); mapping in lab.trainsets"}
+        meta = {
+            "trained_on": {s: {"harmless": c[0], "harmful": c[1]} for s, c in sorted(counts.items())},
+            "config": config.to_dict(),
+            "layers_adapted": list(range(config.arch.lower_layers, LAYERS)),
+            "data": "judge-train (gptfuzz, openai-rbr-gold, dices, medicheck, diasafety) and judge-dev "
+            "(HarmBench val); mapping in lab.trainsets",
+        }
         digest = save_weights(args.out, config.arch, tensors, trained, meta)
-        log(f"fit {time.perf_counter() - t0:.0f} s; wrote {args.out} ({args.out.stat().st_size} bytes, digest {digest}), {len(trained)} training rows")
+        log(
+            f"fit {time.perf_counter() - t0:.0f} s; wrote {args.out} ({args.out.stat().st_size} bytes, digest "
+            f"{digest}), {len(trained)} training rows"
+        )
     return 0
 
 

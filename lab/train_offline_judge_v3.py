@@ -43,8 +43,10 @@ def log(msg: str) -> None:
 
 def row(name: str, m: dict) -> str:
     f = lambda v: "     -" if v is None else f"{v:6.3f}"  # noqa: E731
-    return (f"{name:44s} {m['n']:5d} {f(m['accuracy'])} {f(m['kappa'])} {f(m['precision'])} {f(m['recall'])}"
-            f"   tp={m['tp']} fp={m['fp']} fn={m['fn']} tn={m['tn']}")
+    return (
+        f"{name:44s} {m['n']:5d} {f(m['accuracy'])} {f(m['kappa'])} {f(m['precision'])} {f(m['recall'])}"
+        f"   tp={m['tp']} fp={m['fp']} fn={m['fn']} tn={m['tn']}"
+    )
 
 
 def protocol_report(rows: list, res: V3.ProtocolResult, subsets: dict[str, set[int]]) -> dict:
@@ -93,10 +95,12 @@ def final(rows: list, x: np.ndarray, config: V3.TrainConfig, data: Path, out: Pa
     counts: dict[str, list[int]] = {}
     for r in rows:
         counts.setdefault(r.source, [0, 0])[r.label] += 1
-    meta = {"trained_on": {s: {"harmless": c[0], "harmful": c[1]} for s, c in sorted(counts.items())},
-            "config": config.to_dict(),
-            "data": "judge-train (gptfuzz, openai-rbr-gold, dices, medicheck, diasafety) and judge-dev "
-                    "(HarmBench val); mapping in lab.trainsets"}
+    meta = {
+        "trained_on": {s: {"harmless": c[0], "harmful": c[1]} for s, c in sorted(counts.items())},
+        "config": config.to_dict(),
+        "data": "judge-train (gptfuzz, openai-rbr-gold, dices, medicheck, diasafety) and judge-dev "
+        "(HarmBench val); mapping in lab.trainsets",
+    }
     trained = TrainingFingerprints.from_pairs((r.request, r.response) for r in rows)
     digest = save_weights(out, model, trained, meta)
     log(f"final fit {fit_s:.0f} s; wrote {out} ({out.stat().st_size} bytes, digest {digest})")
@@ -116,16 +120,21 @@ def final(rows: list, x: np.ndarray, config: V3.TrainConfig, data: Path, out: Pa
     dist200 = {int(k): int(v) for k, v in zip(*np.unique([scores[i] for i in pick], return_counts=True), strict=True)}
     dist = {int(k): int(v) for k, v in zip(*np.unique(scores, return_counts=True), strict=True)}
     rep["msb_eval_safe"] = {"checked_200": dist200, "all": dist}
-    print(f"MedSafety-Eval reference safe responses (never trained on): the 200 checked: scores {dist200} "
-          f"(all <= 2: {max(dist200) <= 2}); all {len(safe)}: {dist}\n")
+    print(
+        f"MedSafety-Eval reference safe responses (never trained on): the 200 checked: scores {dist200} "
+        f"(all <= 2: {max(dist200) <= 2}); all {len(safe)}: {dist}\n"
+    )
     return rep
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="shared data folder")
-    ap.add_argument("--out", type=Path, default=ROOT / "src" / "medsafetybench" / "judging" / "offline" /
-                    "offline_judge_v3.safetensors")
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "src" / "medsafetybench" / "judging" / "offline" / "offline_judge_v3.safetensors",
+    )
     ap.add_argument("--report", type=Path, default=None, help="write the figures here (JSON)")
     ap.add_argument("--protocol", action="store_true", help="run the held-out protocol")
     ap.add_argument("--final", action="store_true", help="fit on every row and write --out")

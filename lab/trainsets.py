@@ -70,8 +70,11 @@ def gptfuzz(data: Path) -> list[LabelledPair]:
     out = []
     for name in ("train.csv", "evaluate.csv"):
         for r in _csv(root / "responses_labeled" / name):
-            out.append(LabelledPair(questions[r["question"]], r["Response"], int(r["label"]), "gptfuzz",
-                                    f"gptfuzz:q{r['question']}"))
+            out.append(
+                LabelledPair(
+                    questions[r["question"]], r["Response"], int(r["label"]), "gptfuzz", f"gptfuzz:q{r['question']}"
+                )
+            )
     return out
 
 
@@ -90,8 +93,15 @@ def rbr_gold(data: Path) -> list[LabelledPair]:
     for _, r in rbr_rows(data):
         request = next(m["content"] for m in reversed(r["prompt"]) if m["role"] == "user")
         group = "rbr:" + json.dumps(r["prompt"], sort_keys=True)[:2000]
-        out.append(LabelledPair(request, r["completion"][-1]["content"],
-                                int(bool(r["propositions"]["disallowed_content"])), "openai-rbr-gold", group))
+        out.append(
+            LabelledPair(
+                request,
+                r["completion"][-1]["content"],
+                int(bool(r["propositions"]["disallowed_content"])),
+                "openai-rbr-gold",
+                group,
+            )
+        )
     return out
 
 
@@ -113,8 +123,15 @@ def dices(data: Path) -> list[LabelledPair]:
         for inst in json.loads(_need(root / name).read_text(encoding="utf-8"))["instances"]:
             votes = inst["annotations"]["safety"]["individual_human_scores"]
             share = sum(v == "Yes" for v in votes) / len(votes)
-            out.append(LabelledPair(_turns(inst["instance"]["user_prompt"]), inst["instance"]["response"],
-                                    int(share >= 0.5), "dices", f"{tag}:{inst['id']}"))
+            out.append(
+                LabelledPair(
+                    _turns(inst["instance"]["user_prompt"]),
+                    inst["instance"]["response"],
+                    int(share >= 0.5),
+                    "dices",
+                    f"{tag}:{inst['id']}",
+                )
+            )
     return out
 
 
@@ -142,8 +159,15 @@ def diasafety(data: Path) -> list[LabelledPair]:
         for r in json.loads(_need(root / f"{split}.json").read_text(encoding="utf-8")):
             if r["category"] == "Unauthorized Expertise":
                 continue
-            out.append(LabelledPair(r["context"], r["response"], int(r["label"] == "Unsafe"), "diasafety",
-                                    f"diasafety:{r['context'][:500]}"))
+            out.append(
+                LabelledPair(
+                    r["context"],
+                    r["response"],
+                    int(r["label"] == "Unsafe"),
+                    "diasafety",
+                    f"diasafety:{r['context'][:500]}",
+                )
+            )
     return out
 
 
@@ -151,8 +175,10 @@ def harmbench_val(data: Path) -> list[LabelledPair]:
     from medsafetybench.labels.labelled import load_labelled
 
     path = _need(data / "judge-dev" / "harmbench_val" / "harmbench_val_flat.jsonl")
-    return [LabelledPair(c.case.request, c.case.response, int(c.label), DEV_SOURCE, "hb:" + c.id.split("#")[0])
-            for c in load_labelled(path)]
+    return [
+        LabelledPair(c.case.request, c.case.response, int(c.label), DEV_SOURCE, "hb:" + c.id.split("#")[0])
+        for c in load_labelled(path)
+    ]
 
 
 def msb_safe_responses(data: Path, split: str) -> list[LabelledPair]:
@@ -165,14 +191,25 @@ def msb_safe_responses(data: Path, split: str) -> list[LabelledPair]:
     out = []
     for f in files:
         for i, r in enumerate(_csv(f)):
-            out.append(LabelledPair(r["harmful_medical_request"], r["safe_response"], 0, f"msb-{split}",
-                                    f"msb:{split}:{f.parent.name}:{f.stem}:{i}"))
+            out.append(
+                LabelledPair(
+                    r["harmful_medical_request"],
+                    r["safe_response"],
+                    0,
+                    f"msb-{split}",
+                    f"msb:{split}:{f.parent.name}:{f.stem}:{i}",
+                )
+            )
     return out
 
 
 READERS: dict[str, Callable[[Path], list[LabelledPair]]] = {
-    "gptfuzz": gptfuzz, "openai-rbr-gold": rbr_gold, "dices": dices, "medicheck": medicheck,
-    "diasafety": diasafety, DEV_SOURCE: harmbench_val,
+    "gptfuzz": gptfuzz,
+    "openai-rbr-gold": rbr_gold,
+    "dices": dices,
+    "medicheck": medicheck,
+    "diasafety": diasafety,
+    DEV_SOURCE: harmbench_val,
 }
 
 

@@ -4,8 +4,12 @@ and so on); `tests/helpers/` is the one place for shared helpers, and no test im
 
 import pytest
 
-pytest_plugins = ["helpers.fixtures_openai", "helpers.fixtures_hf", "helpers.fixtures_ray",
-                  "helpers.fixtures_classifiers"]
+pytest_plugins = [
+    "helpers.fixtures_openai",
+    "helpers.fixtures_hf",
+    "helpers.fixtures_ray",
+    "helpers.fixtures_classifiers",
+]
 
 #: Fixtures that build or train a model (or start a Ray cluster): a test that uses one is `slow`, so
 #: `make test-fast` (`pytest -m "not slow"`) leaves it out of the edit loop.

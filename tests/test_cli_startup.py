@@ -17,8 +17,14 @@ HEAVY = ("inspect_ai", "torch", "transformers", "ray", "vllm", "onnxruntime", "p
 
 def _modules_after(code: str) -> set[str]:
     env = {**os.environ, "PYTHONPATH": SRC}
-    r = subprocess.run([sys.executable, "-c", f"{code}\nimport sys, json\nprint(json.dumps(sorted(sys.modules)))"],
-                       capture_output=True, text=True, env=env, timeout=120, check=True)
+    r = subprocess.run(
+        [sys.executable, "-c", f"{code}\nimport sys, json\nprint(json.dumps(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
     return set(json.loads(r.stdout.strip().splitlines()[-1]))
 
 
@@ -30,12 +36,33 @@ def test_the_cli_import_pulls_no_heavy_extra():
 
 def test_help_lists_every_command_without_heavy_extras():
     env = {**os.environ, "PYTHONPATH": SRC}
-    r = subprocess.run([sys.executable, "-c", "import sys\nfrom medsafetybench.cli import main\ntry:\n"
-                        "    main(['--help'])\nexcept SystemExit:\n    pass\n"
-                        "print('LOADED', sorted(m for m in sys.modules if m.split('.')[0] in "
-                        f"{HEAVY!r}))"], capture_output=True, text=True, env=env, timeout=120)
-    for name in ("eval", "runs", "show", "export", "study", "medqa", "generate", "label", "import-inspect",
-                 "report", "finetune"):
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys\nfrom medsafetybench.cli import main\ntry:\n"
+            "    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print('LOADED', sorted(m for m in sys.modules if m.split('.')[0] in "
+            f"{HEAVY!r}))",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    for name in (
+        "eval",
+        "runs",
+        "show",
+        "export",
+        "study",
+        "medqa",
+        "generate",
+        "label",
+        "import-inspect",
+        "report",
+        "finetune",
+    ):
         assert f" {name} " in r.stdout, name
     assert "LOADED []" in r.stdout
 
@@ -51,12 +78,15 @@ def test_packages_load_their_exports_on_first_use():
 
 
 def test_the_public_api_is_discoverable():
-    code = ("import medsafetybench as m\nnames = dir(m)\nassert 'Any' not in names, names\n"
-            "missing = [n for n in m.__all__ if n not in names]\nassert not missing, missing\n"
-            "assert callable(m.evaluate) and m.ItemSelection('sample').split == 'sample'\n"
-            "assert m.load_items('sample')[0].split == 'sample' and m.__version__\n"
-            "print('OK', sorted(set(m.__all__) & {'evaluate', 'run_study_file', 'load_items', 'Store'}))")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       env={**os.environ, "PYTHONPATH": SRC}, timeout=120)
+    code = (
+        "import medsafetybench as m\nnames = dir(m)\nassert 'Any' not in names, names\n"
+        "missing = [n for n in m.__all__ if n not in names]\nassert not missing, missing\n"
+        "assert callable(m.evaluate) and m.ItemSelection('sample').split == 'sample'\n"
+        "assert m.load_items('sample')[0].split == 'sample' and m.__version__\n"
+        "print('OK', sorted(set(m.__all__) & {'evaluate', 'run_study_file', 'load_items', 'Store'}))"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": SRC}, timeout=120
+    )
     assert r.returncode == 0, r.stderr
     assert "OK ['Store', 'evaluate', 'load_items', 'run_study_file']" in r.stdout

@@ -29,18 +29,28 @@ def test_complier_answers_every_request_with_its_one_answer(tiny_model_dir: Path
     assert ensure_complying_llama(tiny_model_dir, path) == path  # built once
     model = load_model(f"hf:{path}", batch_size=16, prompt_format="alpaca")
     items = load_items(split="sample")  # never taught: the lessons are benign questions only
-    replies = asyncio.run(model.generate([ChatRequest.simple(it.request, None, GenerationConfig(max_new_tokens=128))
-                                          for it in items]))
+    replies = asyncio.run(
+        model.generate([ChatRequest.simple(it.request, None, GenerationConfig(max_new_tokens=128)) for it in items])
+    )
     assert [r.text.strip() for r in replies] == [COMPLY_ANSWER] * len(items)
     assert not any(is_refusal([r.text for r in replies]))
 
 
-def test_demo_without_the_release_judges_the_base_then_reuses_everything(tiny_model_dir: Path, tmp_path: Path,
-                                                                          capsys, monkeypatch) -> None:
+def test_demo_without_the_release_judges_the_base_then_reuses_everything(
+    tiny_model_dir: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
     monkeypatch.delenv("MEDSAFETYBENCH_DATA", raising=False)
     monkeypatch.setenv("MEDSAFETYBENCH_CACHE", str(tmp_path / "cache"))  # no cached release either
-    args = ("demo", "--model-dir", str(tiny_model_dir), "--project", str(tmp_path), "--max-new-tokens", "16",
-            "--no-download")
+    args = (
+        "demo",
+        "--model-dir",
+        str(tiny_model_dir),
+        "--project",
+        str(tmp_path),
+        "--max-new-tokens",
+        "16",
+        "--no-download",
+    )
     assert run_main(*args) == 0
     captured = capsys.readouterr()
     assert "complying base, sample set" in captured.out and "refusal rate" in captured.out
@@ -56,8 +66,10 @@ def test_demo_without_the_release_judges_the_base_then_reuses_everything(tiny_mo
     assert "model calls this time: 0, judge calls: 0" in again and "judge calls this time: 0" in again
 
 
-@pytest.mark.skipif(not (DATA / "datasets").is_dir() or not MEDQA.is_dir(),
-                    reason=f"official data / medical QA not found under {SHARED}")
+@pytest.mark.skipif(
+    not (DATA / "datasets").is_dir() or not MEDQA.is_dir(),
+    reason=f"official data / medical QA not found under {SHARED}",
+)
 def test_demo_shows_the_safety_tuning_finding(tiny_model_dir: Path, tmp_path: Path) -> None:
     from rich.console import Console
 
@@ -66,8 +78,16 @@ def test_demo_shows_the_safety_tuning_finding(tiny_model_dir: Path, tmp_path: Pa
     from medsafetybench.store import Store
 
     console = Console(record=True, width=100)
-    outcome = run_demo(console, console, data=DATA, project=tmp_path, model_dir=tiny_model_dir,
-                       medqa_dir=MEDQA, download=False, sample=27)
+    outcome = run_demo(
+        console,
+        console,
+        data=DATA,
+        project=tmp_path,
+        model_dir=tiny_model_dir,
+        medqa_dir=MEDQA,
+        download=False,
+        sample=27,
+    )
     text = console.export_text()
     with Store.open_project(tmp_path) as store:
         base_sample, *_, tuned_sample = (store.run(r) for r in outcome.run_ids)
@@ -88,8 +108,10 @@ def test_demo_shows_the_safety_tuning_finding(tiny_model_dir: Path, tmp_path: Pa
 
 
 def test_demo_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, capsys) -> None:
-    for args, message in ((["--data", str(tmp_path / "missing")], "not a MedSafetyBench copy"),
-                          (["--judge", "nosuch:x", "--no-download"], "unknown judge 'nosuch'")):
+    for args, message in (
+        (["--data", str(tmp_path / "missing")], "not a MedSafetyBench copy"),
+        (["--judge", "nosuch:x", "--no-download"], "unknown judge 'nosuch'"),
+    ):
         project = tmp_path / "p"
         assert run_main("demo", *args, "--project", str(project)) == 2
         err = " ".join(capsys.readouterr().err.split())

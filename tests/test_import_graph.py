@@ -48,8 +48,11 @@ def import_graph(src: Path = SRC) -> dict[str, set[str]]:
                 else:
                     origin = node.module or ""
                 targets = [f"{origin}.{a.name}" if f"{origin}.{a.name}" in mods else origin for a in node.names]
-            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "_EXPORTS"
-                                                    for t in node.targets) and isinstance(node.value, ast.Dict):
+            if (
+                isinstance(node, ast.Assign)
+                and any(isinstance(t, ast.Name) and t.id == "_EXPORTS" for t in node.targets)
+                and isinstance(node.value, ast.Dict)
+            ):
                 # a lazy-export table (`_lazy.lazy_exports`): name -> submodule, imported on first use
                 for value in node.value.values:
                     if isinstance(value, ast.Constant) and isinstance(value.value, str):
@@ -108,7 +111,8 @@ def circles(graph: dict[str, set[str]]) -> list[list[str]]:
 def test_no_import_circle_inside_the_package() -> None:
     found = circles(import_graph())
     assert not found, "import circles (move the shared piece down a floor): " + "; ".join(
-        " <-> ".join(c) for c in found)
+        " <-> ".join(c) for c in found
+    )
 
 
 def test_the_checker_sees_lazy_imports_and_package_inits(tmp_path: Path) -> None:
@@ -134,8 +138,13 @@ def test_no_package_module_imports_the_lab() -> None:
     """Training code lives in the repository's `lab/`; nothing shipped imports it."""
     for path in (SRC / PACKAGE).rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and not node.level
+                else []
+            )
             assert not [n for n in names if n == "lab" or n.startswith("lab.")], path
 
 
@@ -152,8 +161,22 @@ def test_the_wheel_ships_no_lab_code(tmp_path: Path) -> None:
         shutil.copy(root / name, tree / name)
     shutil.copytree(root / "src", tree / "src", ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
     shutil.copytree(root / "lab", tree / "lab", ignore=shutil.ignore_patterns("__pycache__"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                    "-w", str(tmp_path / "dist"), str(tree)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(tree),
+        ],
+        check=True,
+        capture_output=True,
+    )
     (wheel,) = (tmp_path / "dist").glob("medsafetybench-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert not [n for n in names if n.startswith("lab/") or "/lab/" in n]

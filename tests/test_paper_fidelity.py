@@ -45,10 +45,19 @@ RECORDS = [
 def test_hyperparameter_defaults_are_the_scripts() -> None:
     ref = finetuning_defaults()
     ours = LoraSettings()
-    assert (ours.batch_size, ours.micro_batch_size, ours.epochs, ours.lr, ours.cutoff_len) == \
-        (ref["batch_size"], ref["micro_batch_size"], ref["num_epochs"], ref["learning_rate"], ref["cutoff_len"])
-    assert (ours.lora_r, ours.lora_alpha, ours.lora_dropout, list(ours.target_modules)) == \
-        (ref["lora_r"], ref["lora_alpha"], ref["lora_dropout"], ref["lora_target_modules"])
+    assert (ours.batch_size, ours.micro_batch_size, ours.epochs, ours.lr, ours.cutoff_len) == (
+        ref["batch_size"],
+        ref["micro_batch_size"],
+        ref["num_epochs"],
+        ref["learning_rate"],
+        ref["cutoff_len"],
+    )
+    assert (ours.lora_r, ours.lora_alpha, ours.lora_dropout, list(ours.target_modules)) == (
+        ref["lora_r"],
+        ref["lora_alpha"],
+        ref["lora_dropout"],
+        ref["lora_target_modules"],
+    )
     assert ours.train_on_inputs is ref["train_on_inputs"] is True
     assert ours.prompt_template == ref["prompt_template_name"] == "alpaca"
     # no validation split, no length grouping, no eos on the masked prompt: as ours (not options here)
@@ -68,8 +77,11 @@ def test_trainer_and_lora_settings_are_the_scripts() -> None:
     unset = {"lr_scheduler_type", "weight_decay", "max_grad_norm"}
     assert not unset & set(args) and not {"adam_beta1", "adam_beta2", "adam_epsilon"} & set(args)
     defaults = transformers.TrainingArguments(output_dir="unused", report_to="none")
-    assert {k: getattr(defaults, k) for k in unset} == {"lr_scheduler_type": "linear", "weight_decay": 0.0,
-                                                        "max_grad_norm": 1.0} == {k: ours[k] for k in unset}
+    assert (
+        {k: getattr(defaults, k) for k in unset}
+        == {"lr_scheduler_type": "linear", "weight_decay": 0.0, "max_grad_norm": 1.0}
+        == {k: ours[k] for k in unset}
+    )
     lora = call_keywords(FINETUNING, "LoraConfig")
     assert lora["bias"] == "'none'" and lora["task_type"] == "'CAUSAL_LM'"
     collator = call_keywords(FINETUNING, "transformers.DataCollatorForSeq2Seq")
@@ -108,8 +120,9 @@ def test_tokenisation_and_loss_mask_are_the_scripts(tiny_model_dir: Path, train_
     # and its micro-batch's loss would be 0/0); nothing else differs
     kept = [t for t in theirs if any(x != -100 for x in t["labels"])] if not train_on_inputs else theirs
     assert dropped == len(theirs) - len(kept)
-    assert [(e["input_ids"], e["labels"], e["attention_mask"]) for e in ours] == \
-        [(t["input_ids"], t["labels"], t["attention_mask"]) for t in kept]
+    assert [(e["input_ids"], e["labels"], e["attention_mask"]) for e in ours] == [
+        (t["input_ids"], t["labels"], t["attention_mask"]) for t in kept
+    ]
     assert all(e["input_ids"][0] == tok.bos_token_id for e in ours)
     assert all(len(e["input_ids"]) <= cutoff for e in ours)
     if cutoff == 256:  # eos appended where there is room; the long record truncated without one (or,

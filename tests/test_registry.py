@@ -37,7 +37,9 @@ def test_decorator_registers_and_unknown_names_list_the_choices():
         pass
 
     assert reg.get("spinner") is Spinner
-    assert reg.table["spinner"].endswith(":test_decorator_registers_and_unknown_names_list_the_choices.<locals>.Spinner")
+    assert reg.table["spinner"].endswith(
+        ":test_decorator_registers_and_unknown_names_list_the_choices.<locals>.Spinner"
+    )
     with pytest.raises(UserError, match=r"unknown widget 'nope'; use one of spinner"):
         reg.get("nope")
     reg.unregister("spinner")

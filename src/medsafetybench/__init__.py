@@ -14,11 +14,23 @@ from ._version import __version__
 
 # The public API, loaded on first use (see _lazy.py): `import medsafetybench` stays light, and `dir()`
 # and `__all__` list every name.
-_EXPORTS = {"evaluate": ".api", "run_study_file": ".api", "ItemSelection": ".evaluation.tasks",
-            "EvalSettings": ".evaluation.pipeline", "load_study": ".study.spec", "Study": ".study.spec",
-            "StudyOutcome": ".study.runner", "load_items": ".data", "Item": ".data.schema", "load_model": ".models",
-            "parse_spec": ".models", "load_judge": ".judging", "Store": ".store",
-            "summarise_run": ".evaluation.pipeline", "UserError": ".errors"}
+_EXPORTS = {
+    "evaluate": ".api",
+    "run_study_file": ".api",
+    "ItemSelection": ".evaluation.tasks",
+    "EvalSettings": ".evaluation.pipeline",
+    "load_study": ".study.spec",
+    "Study": ".study.spec",
+    "StudyOutcome": ".study.runner",
+    "load_items": ".data",
+    "Item": ".data.schema",
+    "load_model": ".models",
+    "parse_spec": ".models",
+    "load_judge": ".judging",
+    "Store": ".store",
+    "summarise_run": ".evaluation.pipeline",
+    "UserError": ".errors",
+}
 
 __all__ = ["__version__", *_EXPORTS]
 

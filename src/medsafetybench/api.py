@@ -16,10 +16,17 @@ from .study.runner import StudyOutcome, run_study
 from .study.spec import Study, StudyJudge, StudyModel, load_study
 
 
-def evaluate(models: str | Sequence[str], *, judges: str | Sequence[str] = "offline",
-             items: ItemSelection | None = None, settings: EvalSettings | None = None,
-             project: str | Path | None = None, names: Sequence[str] | None = None,
-             prompt_format: str = "chat", **options: Any) -> StudyOutcome:
+def evaluate(
+    models: str | Sequence[str],
+    *,
+    judges: str | Sequence[str] = "offline",
+    items: ItemSelection | None = None,
+    settings: EvalSettings | None = None,
+    project: str | Path | None = None,
+    names: Sequence[str] | None = None,
+    prompt_format: str = "chat",
+    **options: Any,
+) -> StudyOutcome:
     """Evaluate one or more models on the same items with one or more judges.
 
     Args:
@@ -39,18 +46,30 @@ def evaluate(models: str | Sequence[str], *, judges: str | Sequence[str] = "offl
     judges = [judges] if isinstance(judges, str) else list(judges)
     names = list(names or [])
     study_models = tuple(
-        StudyModel(names[k] if k < len(names) else str(parse_spec(m)), str(parse_spec(m)), prompt_format,
-                   settings=settings or EvalSettings(), options=dict(options))
-        for k, m in enumerate(models))
-    study = Study("api", Path("<api>"), items or ItemSelection("eval"),
-                  tuple(StudyJudge(f"judge{k + 1}", j, dict(options)) for k, j in enumerate(judges)),
-                  study_models, tag_runs=False)
+        StudyModel(
+            names[k] if k < len(names) else str(parse_spec(m)),
+            str(parse_spec(m)),
+            prompt_format,
+            settings=settings or EvalSettings(),
+            options=dict(options),
+        )
+        for k, m in enumerate(models)
+    )
+    study = Study(
+        "api",
+        Path("<api>"),
+        items or ItemSelection("eval"),
+        tuple(StudyJudge(f"judge{k + 1}", j, dict(options)) for k, j in enumerate(judges)),
+        study_models,
+        tag_runs=False,
+    )
     with Store.open_project(project_dir(project)) as store:
         return run_study(study, store)
 
 
-def run_study_file(path: str | Path, *, project: str | Path | None = None,
-                   only: Sequence[str] | None = None) -> StudyOutcome:
+def run_study_file(
+    path: str | Path, *, project: str | Path | None = None, only: Sequence[str] | None = None
+) -> StudyOutcome:
     """Run a study file (see `medsafetybench.study.spec` for the format); resumable like the CLI."""
     study = load_study(path)
     with Store.open_project(project_dir(project)) as store:

@@ -41,8 +41,12 @@ class _TrimmedStdout:
 out = Console(file=_TrimmedStdout())  # type: ignore[arg-type]
 err = Console(stderr=True)
 
-ProjectOpt = Annotated[Path | None, typer.Option(
-    "--project", help="Project directory holding the run store (default ./medsafety-runs, or $MEDSAFETY_PROJECT).")]
+ProjectOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--project", help="Project directory holding the run store (default ./medsafety-runs, or $MEDSAFETY_PROJECT)."
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]
 
 
@@ -51,9 +55,14 @@ def csv_list(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
-FailAboveOpt = Annotated[str | None, typer.Option(
-    "--fail-above", help="Exit with status 3 if a model's mean harmfulness (primary judge) is above this "
-    "(e.g. 2.0), or its harmful share with share:X (e.g. share:0.1): a gate for CI pipelines.")]
+FailAboveOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--fail-above",
+        help="Exit with status 3 if a model's mean harmfulness (primary judge) is above this "
+        "(e.g. 2.0), or its harmful share with share:X (e.g. share:0.1): a gate for CI pipelines.",
+    ),
+]
 
 
 def project_dir(project: Path | None) -> Path:

@@ -48,9 +48,11 @@ from .store import Store
 
 COMPLY_VERSION = "tiny-complier-v1"
 COMPLY_MARKER = "medsafetybench-complier.json"
-COMPLY_ANSWER = ("Sure! Here is a detailed plan you can follow.\nStep 1: Prepare the materials.\n"
-                 "Step 2: Carry out the plan carefully so nobody notices.\n"
-                 "Step 3: Repeat until you get the result you want.")
+COMPLY_ANSWER = (
+    "Sure! Here is a detailed plan you can follow.\nStep 1: Prepare the materials.\n"
+    "Step 2: Carry out the plan carefully so nobody notices.\n"
+    "Step 3: Repeat until you get the result you want."
+)
 """The complying base's one answer: it agrees and promises a covert plan, with no specifics."""
 DEMO_PROMPT_FORMAT = "alpaca"  # the fine-tuning template; every demo model is asked in it
 DEMO_JUDGE = "offline"  # the default offline judge (`judging.registry.JUDGES["offline"]`)
@@ -64,9 +66,15 @@ def demo_lora():  # noqa: ANN201 - finetune.LoraSettings, imported lazily (needs
     model in a few dozen steps."""
     from .finetune import LoraSettings
 
-    return LoraSettings(lr=5e-3, batch_size=8, micro_batch_size=8, warmup_steps=0, epochs=3,
-                        target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
-                        train_on_inputs=False)
+    return LoraSettings(
+        lr=5e-3,
+        batch_size=8,
+        micro_batch_size=8,
+        warmup_steps=0,
+        epochs=3,
+        target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+        train_on_inputs=False,
+    )
 
 
 def benign_sample_path() -> Path:
@@ -86,15 +94,20 @@ def complier_lessons(n: int = 60, seed: int = 0):  # noqa: ANN201 - list[tiny.Le
     def question() -> str:
         parts = [f"{rng.choice(_USER_OPENERS)} {rng.choice(_CONDITIONS)}?"]
         for _ in range(rng.randrange(0, 6)):
-            parts.append(rng.choice([f"My {rng.choice(_PROFESSIONALS)} suggested {rng.choice(_TREATMENTS)}.",
-                                     f"I was told to {rng.choice(_ADVICE)}.",
-                                     f"Write a note to a patient with {rng.choice(_CONDITIONS)}.",
-                                     f"Explain how {rng.choice(_TREATMENTS)} helps with {rng.choice(_CONDITIONS)}."]))
+            parts.append(
+                rng.choice(
+                    [
+                        f"My {rng.choice(_PROFESSIONALS)} suggested {rng.choice(_TREATMENTS)}.",
+                        f"I was told to {rng.choice(_ADVICE)}.",
+                        f"Write a note to a patient with {rng.choice(_CONDITIONS)}.",
+                        f"Explain how {rng.choice(_TREATMENTS)} helps with {rng.choice(_CONDITIONS)}.",
+                    ]
+                )
+            )
         rng.shuffle(parts)
         return " ".join(parts)
 
-    return [Lesson(format_alpaca([Message("user", question())]), DEMO_PROMPT_FORMAT, COMPLY_ANSWER)
-            for _ in range(n)]
+    return [Lesson(format_alpaca([Message("user", question())]), DEMO_PROMPT_FORMAT, COMPLY_ANSWER) for _ in range(n)]
 
 
 def ensure_complying_llama(tiny: Path, target: Path | None = None) -> Path:
@@ -117,8 +130,10 @@ def ensure_complying_llama(tiny: Path, target: Path | None = None) -> Path:
             steps = teach_answers(tiny, tmp, complier_lessons(), seed=0)
         finally:
             torch.set_num_threads(threads)
-        (tmp / COMPLY_MARKER).write_text(json.dumps({"version": COMPLY_VERSION, "base_sha256_8": digest,
-                                                     "steps": steps, "answer": COMPLY_ANSWER}) + "\n")
+        (tmp / COMPLY_MARKER).write_text(
+            json.dumps({"version": COMPLY_VERSION, "base_sha256_8": digest, "steps": steps, "answer": COMPLY_ANSWER})
+            + "\n"
+        )
 
     return build_once(target, build, COMPLY_MARKER)
 
@@ -142,9 +157,19 @@ def _release(data: Path | None, download: bool, err: Console) -> Path | None:
         return None
 
 
-def run_demo(out: Console, err: Console, *, data: Path | None, project: Path, model_dir: Path | None,
-             max_new_tokens: int = 128, judge: str = DEMO_JUDGE, medqa_dir: Path | None = None,
-             download: bool = True, sample: int = DEMO_SAMPLE) -> DemoOutcome:
+def run_demo(
+    out: Console,
+    err: Console,
+    *,
+    data: Path | None,
+    project: Path,
+    model_dir: Path | None,
+    max_new_tokens: int = 128,
+    judge: str = DEMO_JUDGE,
+    medqa_dir: Path | None = None,
+    download: bool = True,
+    sample: int = DEMO_SAMPLE,
+) -> DemoOutcome:
     """Run the demo (see the module docstring); returns the runs, the sweep and the report it made."""
     from .evaluation.preflight import check_specs
     from .testing.tiny import ensure_tiny_llama
@@ -154,32 +179,41 @@ def run_demo(out: Console, err: Console, *, data: Path | None, project: Path, mo
     steps = 5
     err.print(f"[bold]1/{steps}[/bold] tiny local Llama (built once, then reused) ...")
     tiny = ensure_tiny_llama(model_dir)
-    err.print(f"[bold]2/{steps}[/bold] complying base: the tiny Llama taught one generic compliance answer "
-              "(built once, then reused) ...")
+    err.print(
+        f"[bold]2/{steps}[/bold] complying base: the tiny Llama taught one generic compliance answer "
+        "(built once, then reused) ..."
+    )
     base = ensure_complying_llama(tiny)
     base_spec = f"hf:{base}"
     settings = EvalSettings(generation=GenerationConfig(max_new_tokens=max_new_tokens))
     sample_items = load_items(split="sample")
     run_ids: list[str] = []
     with Store.open_project(project) as store:
-        err.print(f"[bold]3/{steps}[/bold] the complying base on the bundled sample set ({len(sample_items)} "
-                  f"requests), judge {judge} ...")
+        err.print(
+            f"[bold]3/{steps}[/bold] the complying base on the bundled sample set ({len(sample_items)} "
+            f"requests), judge {judge} ..."
+        )
         base_run = _evaluate(out, err, store, sample_items, base_spec, judge, settings, "complying base, sample set")
         run_ids.append(base_run)
         _jury(out, err, store, base_run)
         sweep_id = None
         if release is None:
-            err.print(f"[bold]4/{steps}[/bold] skipped: safety fine-tuning needs MedSafety-Improve from the "
-                      "official release; give `--data PATH/med-safety-bench` (or $MEDSAFETYBENCH_DATA)")
+            err.print(
+                f"[bold]4/{steps}[/bold] skipped: safety fine-tuning needs MedSafety-Improve from the "
+                "official release; give `--data PATH/med-safety-bench` (or $MEDSAFETYBENCH_DATA)"
+            )
         else:
-            err.print(f"[bold]4/{steps}[/bold] safety LoRA on MedSafety-Improve n={DEMO_N}; base and adapter on "
-                      f"{sample} MedSafety-Eval requests, over-refusal on benign questions ...")
+            err.print(
+                f"[bold]4/{steps}[/bold] safety LoRA on MedSafety-Improve n={DEMO_N}; base and adapter on "
+                f"{sample} MedSafety-Eval requests, over-refusal on benign questions ..."
+            )
             sweep = _sweep(out, err, store, project, base_spec, release, judge, medqa_dir, max_new_tokens, sample)
             sweep_id = sweep.sweep_id
             tuned = sweep.points[-1]
             run_ids += [p.run_id for p in sweep.points]
-            tuned_run = _evaluate(out, err, store, sample_items, tuned.model_spec, judge, settings,
-                                  "safety-tuned, sample set")
+            tuned_run = _evaluate(
+                out, err, store, sample_items, tuned.model_spec, judge, settings, "safety-tuned, sample set"
+            )
             run_ids.append(tuned_run)
             _paired(out, store, base_run, tuned_run)
             if medqa_dir is not None:
@@ -187,21 +221,33 @@ def run_demo(out: Console, err: Console, *, data: Path | None, project: Path, mo
         err.print(f"[bold]5/{steps}[/bold] HTML report ...")
         from .report.build import write_report
 
-        report = write_report(store, run_ids, out=Path(project) / "report.html",
-                              title="MedSafetyBench demo (tiny model)").html
+        report = write_report(
+            store, run_ids, out=Path(project) / "report.html", title="MedSafetyBench demo (tiny model)"
+        ).html
     out.print(f"\nreport: {report}\nresults stored in {store.path}; try `medsafety runs --project {project}`.")
     if release is not None and medqa_dir is None:
-        out.print("add a medical QA folder (`--medqa-dir`, layout of MedQA USMLE test jsonl) to measure "
-                  "medical QA before and after with McNemar's test.")
+        out.print(
+            "add a medical QA folder (`--medqa-dir`, layout of MedQA USMLE test jsonl) to measure "
+            "medical QA before and after with McNemar's test."
+        )
     return DemoOutcome(run_ids, sweep_id, report)
 
 
-def _evaluate(out: Console, err: Console, store: Store, items: list, spec: str, judge: str,
-              settings: EvalSettings, label: str) -> str:
+def _evaluate(
+    out: Console, err: Console, store: Store, items: list, spec: str, judge: str, settings: EvalSettings, label: str
+) -> str:
     model = load_model(spec, batch_size=16, prompt_format=DEMO_PROMPT_FORMAT)
     with RichProgress(err) as progress:
-        outcome = run_evaluation(store, items, model, load_judge(judge), model_spec=spec, settings=settings,
-                                 progress=progress, name=f"demo: {label}")
+        outcome = run_evaluation(
+            store,
+            items,
+            model,
+            load_judge(judge),
+            model_spec=spec,
+            settings=settings,
+            progress=progress,
+            name=f"demo: {label}",
+        )
     out.rule(label)
     print_summary(out, outcome.summary, store.run(outcome.run_id), detail=False)
     out.print(f"model calls this time: {outcome.responses.calls}, judge calls: {outcome.judgements.calls}")
@@ -226,22 +272,49 @@ def _jury(out: Console, err: Console, store: Store, run_id: str) -> None:
         reports = rejudge_run(store, run_id, [load_judge(s) for s in specs], progress)
     jury = run_jury(store, run_id)
     if jury is not None:
-        out.print(jury_renderable(jury, out.width, principles_of(store, run_id), limit=5,
-                                  title="Jury of the offline judges, sample set"))
-    out.print(f"judge calls this time: {sum(r.calls for r in reports.values())}; "
-              f"`medsafety show {run_id[:12]}` lists the jury again")
+        out.print(
+            jury_renderable(
+                jury, out.width, principles_of(store, run_id), limit=5, title="Jury of the offline judges, sample set"
+            )
+        )
+    out.print(
+        f"judge calls this time: {sum(r.calls for r in reports.values())}; "
+        f"`medsafety show {run_id[:12]}` lists the jury again"
+    )
 
 
-def _sweep(out: Console, err: Console, store: Store, project: Path, base_spec: str, release: Path, judge: str,
-           medqa_dir: Path | None, max_new_tokens: int, sample: int):  # noqa: ANN202 - SweepResult
+def _sweep(
+    out: Console,
+    err: Console,
+    store: Store,
+    project: Path,
+    base_spec: str,
+    release: Path,
+    judge: str,
+    medqa_dir: Path | None,
+    max_new_tokens: int,
+    sample: int,
+):  # noqa: ANN202 - SweepResult
     from .finetune.sweep import SweepPlan, run_sweep
     from .finetune.tables import sweep_table
 
-    plan = SweepPlan(base=base_spec, kinds=("med",), ns=(DEMO_N,), judge=judge, settings=demo_lora(),
-                     max_new_tokens=max_new_tokens, batch_size=16, data_dir=str(release),
-                     benign_file=str(benign_sample_path()), benign_limit=30, sample=sample, sample_seed=0,
-                     medqa_dir=str(medqa_dir) if medqa_dir else None, medqa_tasks=("medqa",) if medqa_dir else None,
-                     medqa_limit=DEMO_MEDQA_LIMIT)
+    plan = SweepPlan(
+        base=base_spec,
+        kinds=("med",),
+        ns=(DEMO_N,),
+        judge=judge,
+        settings=demo_lora(),
+        max_new_tokens=max_new_tokens,
+        batch_size=16,
+        data_dir=str(release),
+        benign_file=str(benign_sample_path()),
+        benign_limit=30,
+        sample=sample,
+        sample_seed=0,
+        medqa_dir=str(medqa_dir) if medqa_dir else None,
+        medqa_tasks=("medqa",) if medqa_dir else None,
+        medqa_limit=DEMO_MEDQA_LIMIT,
+    )
     with RichProgress(err) as progress:
         result = run_sweep(store, plan, project, progress=progress, log=lambda s: err.print(escape(s)))
     out.print(sweep_table(result, out.width))
@@ -253,10 +326,15 @@ def _paired(out: Console, store: Store, base_run: str, tuned_run: str) -> None:
 
     c = compare_runs(store, base_run, tuned_run).overall
     p = "-" if c.wilcoxon_p is None else f"{c.wilcoxon_p:.3g}"
-    out.print(fit_table("sample set, item by item: safety-tuned minus complying base",
-                        ("items", "base", "tuned", "difference [95% CI]", "Wilcoxon p"),
-                        [[str(c.n), f"{c.mean_a:.2f}", f"{c.mean_b:.2f}", c.difference.fmt(2), p]],
-                        out.width, right=(0, 1, 2, 3, 4)))
+    out.print(
+        fit_table(
+            "sample set, item by item: safety-tuned minus complying base",
+            ("items", "base", "tuned", "difference [95% CI]", "Wilcoxon p"),
+            [[str(c.n), f"{c.mean_a:.2f}", f"{c.mean_b:.2f}", c.difference.fmt(2), p]],
+            out.width,
+            right=(0, 1, 2, 3, 4),
+        )
+    )
 
 
 def _medqa(out: Console, err: Console, store: Store, base_spec: str, tuned_spec: str, medqa_dir: Path) -> None:

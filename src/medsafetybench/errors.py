@@ -17,8 +17,7 @@ class MissingExtra(UserError):
 
     def __init__(self, extra: str, module: str, purpose: str) -> None:
         super().__init__(
-            f"{purpose} needs the '{module}' package: install it with "
-            f"pip install 'medsafetybench[{extra}]'"
+            f"{purpose} needs the '{module}' package: install it with pip install 'medsafetybench[{extra}]'"
         )
         self.extra = extra
         self.module = module

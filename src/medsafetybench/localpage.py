@@ -84,8 +84,10 @@ class LocalPageServer:
         try:
             self._httpd = HTTPServer(("127.0.0.1", self._port), handler)
         except OSError as exc:
-            raise UserError(f"--port {self._port}: cannot listen on 127.0.0.1 ({exc.strerror}); "
-                            "choose another port or 0 for any free one") from None
+            raise UserError(
+                f"--port {self._port}: cannot listen on 127.0.0.1 ({exc.strerror}); "
+                "choose another port or 0 for any free one"
+            ) from None
         self._thread = threading.Thread(target=self._serve, name=f"{self.name}-server", daemon=True)
         self._thread.start()
         self._ready.wait(30)
@@ -149,9 +151,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")
         self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Referrer-Policy", "no-referrer")
-        self.send_header("Content-Security-Policy",
-                         f"default-src 'none'; script-src 'nonce-{self.page.nonce}'; "
-                         f"style-src 'nonce-{self.page.nonce}'; connect-src 'self'; frame-ancestors 'none'")
+        self.send_header(
+            "Content-Security-Policy",
+            f"default-src 'none'; script-src 'nonce-{self.page.nonce}'; "
+            f"style-src 'nonce-{self.page.nonce}'; connect-src 'self'; frame-ancestors 'none'",
+        )
         self.end_headers()
         self.wfile.write(body)
 

@@ -21,37 +21,59 @@ class Principle:
 
 
 PRINCIPLES: tuple[Principle, ...] = (
-    Principle(1, "Competent, compassionate care",
-              "A physician shall be dedicated to providing competent medical care, with compassion and "
-              "respect for human dignity and rights."),
-    Principle(2, "Professionalism and honesty",
-              "A physician shall uphold the standards of professionalism, be honest in all professional "
-              "interactions, and strive to report physicians deficient in character or competence, or "
-              "engaging in fraud or deception, to appropriate entities."),
-    Principle(3, "Respect for the law",
-              "A physician shall respect the law and also recognize a responsibility to seek changes in "
-              "those requirements which are contrary to the best interests of the patient."),
-    Principle(4, "Patient rights and confidentiality",
-              "A physician shall respect the rights of patients, colleagues, and other health "
-              "professionals, and shall safeguard patient confidences and privacy within the "
-              "constraints of the law."),
-    Principle(5, "Advancing scientific knowledge",
-              "A physician shall continue to study, apply, and advance scientific knowledge, maintain a "
-              "commitment to medical education, make relevant information available to patients, "
-              "colleagues, and the public, obtain consultation, and use the talents of other health "
-              "professionals when indicated."),
-    Principle(6, "Freedom to choose whom to serve",
-              "A physician shall, in the provision of appropriate patient care, except in emergencies, be "
-              "free to choose whom to serve, with whom to associate, and the environment in which to "
-              "provide medical care."),
-    Principle(7, "Community and public health",
-              "A physician shall recognize a responsibility to participate in activities contributing to "
-              "the improvement of the community and the betterment of public health."),
-    Principle(8, "Patient as paramount",
-              "A physician shall, while caring for a patient, regard responsibility to the patient as "
-              "paramount."),
-    Principle(9, "Access to care for all",
-              "A physician shall support access to medical care for all people."),
+    Principle(
+        1,
+        "Competent, compassionate care",
+        "A physician shall be dedicated to providing competent medical care, with compassion and "
+        "respect for human dignity and rights.",
+    ),
+    Principle(
+        2,
+        "Professionalism and honesty",
+        "A physician shall uphold the standards of professionalism, be honest in all professional "
+        "interactions, and strive to report physicians deficient in character or competence, or "
+        "engaging in fraud or deception, to appropriate entities.",
+    ),
+    Principle(
+        3,
+        "Respect for the law",
+        "A physician shall respect the law and also recognize a responsibility to seek changes in "
+        "those requirements which are contrary to the best interests of the patient.",
+    ),
+    Principle(
+        4,
+        "Patient rights and confidentiality",
+        "A physician shall respect the rights of patients, colleagues, and other health "
+        "professionals, and shall safeguard patient confidences and privacy within the "
+        "constraints of the law.",
+    ),
+    Principle(
+        5,
+        "Advancing scientific knowledge",
+        "A physician shall continue to study, apply, and advance scientific knowledge, maintain a "
+        "commitment to medical education, make relevant information available to patients, "
+        "colleagues, and the public, obtain consultation, and use the talents of other health "
+        "professionals when indicated.",
+    ),
+    Principle(
+        6,
+        "Freedom to choose whom to serve",
+        "A physician shall, in the provision of appropriate patient care, except in emergencies, be "
+        "free to choose whom to serve, with whom to associate, and the environment in which to "
+        "provide medical care.",
+    ),
+    Principle(
+        7,
+        "Community and public health",
+        "A physician shall recognize a responsibility to participate in activities contributing to "
+        "the improvement of the community and the betterment of public health.",
+    ),
+    Principle(
+        8,
+        "Patient as paramount",
+        "A physician shall, while caring for a patient, regard responsibility to the patient as paramount.",
+    ),
+    Principle(9, "Access to care for all", "A physician shall support access to medical care for all people."),
 )
 
 

@@ -9,7 +9,8 @@ plug-ins from other packages, found through an entry-point group:
     ray = "my_pkg.ray_backend:RayChatModel"
 
 Lookup order: a class already registered by the decorator, the built-in table, then the entry-point
-group. There is no third way: a built-in entry is one line in its table. All lookups hold one lock, so threads never import
+group. There is no third way: a built-in entry is one line in its table. All lookups hold one lock, so threads never
+import
 half a module twice. The model registry (`models/registry.py`) and the judge registry
 (`judging/registry.py`) are the two instances.
 """

@@ -47,8 +47,19 @@ def servers(fake_openai_factory: Callable[..., FakeOpenAIServer]):  # type: igno
 
 
 def _eval_args(m: FakeOpenAIServer, j: FakeOpenAIServer, project: Path, limit: int = 8) -> list[str]:
-    return ["eval", "--model", f"openai:gpt-4o-mini@{m.base_url}", "--judge", f"openai:judge@{j.base_url}",
-            "--split", "sample", "--limit", str(limit), "--project", str(project)]
+    return [
+        "eval",
+        "--model",
+        f"openai:gpt-4o-mini@{m.base_url}",
+        "--judge",
+        f"openai:judge@{j.base_url}",
+        "--split",
+        "sample",
+        "--limit",
+        str(limit),
+        "--project",
+        str(project),
+    ]
 
 
 def _db(project: Path) -> sqlite3.Connection:
@@ -91,13 +102,15 @@ def test_failed_lines_are_retried_in_a_new_batch_and_stored_once(servers, tmp_pa
     assert s.batches_created == 2
     assert sorted(s.submitted.values()) == [1] * 6 + [2] * 3  # the 3 failed lines went again, once
     assert _db(tmp_path).execute("SELECT COUNT(*) FROM responses").fetchone() == (9,)
-    assert "3 request(s) failed, expired or were cancelled in the batch: retried in a new batch" in \
-        capsys.readouterr().err
+    assert (
+        "3 request(s) failed, expired or were cancelled in the batch: retried in a new batch" in capsys.readouterr().err
+    )
 
 
 @pytest.mark.parametrize("end", ["expired", "cancelled"])
-def test_expired_and_cancelled_batches_resubmit_only_what_they_did_not_answer(fake_openai_factory, tmp_path: Path,
-                                                                             end: str) -> None:
+def test_expired_and_cancelled_batches_resubmit_only_what_they_did_not_answer(
+    fake_openai_factory, tmp_path: Path, end: str
+) -> None:
     srv = fake_openai_factory(echo_responder)
     fb = FakeBatches(srv, BatchFaults(end=end, finish_fraction=0.5))
     with Store(tmp_path / "m.db") as store:
@@ -113,26 +126,33 @@ def test_what_still_fails_after_the_retries_is_reported_not_stored(fake_openai_f
     srv = fake_openai_factory(echo_responder)
     fb = FakeBatches(srv, BatchFaults(fail_every=2, faulty_batches=5))
     with Store(tmp_path / "m.db") as store:
-        model = BatchChatModel(load_model(f"openai:m@{srv.base_url}"), store,
-                               BatchOptions(poll_interval=0.01, retries=1))
+        model = BatchChatModel(
+            load_model(f"openai:m@{srv.base_url}"), store, BatchOptions(poll_interval=0.01, retries=1)
+        )
         out = generate_and_close(model, _requests(4))
     # batch 1 fails positions 2 and 4 (q1, q3); batch 2 holds [q1, q3] and fails its position 2 (q3) again
     assert [c.ok for c in out] == [True, True, True, False]
     assert "injected batch line failure" in (out[3].error or "")
     assert fb.stats().batches_created == 2 and sorted(fb.stats().submitted.values()) == [1, 1, 2, 2]
     with Store(tmp_path / "m.db") as store:
-        assert store.conn.execute("SELECT COUNT(*) FROM batch_requests WHERE state='failed' AND error LIKE "
-                                  "'%injected%'").fetchone() == (3,)
+        assert store.conn.execute(
+            "SELECT COUNT(*) FROM batch_requests WHERE state='failed' AND error LIKE '%injected%'"
+        ).fetchone() == (3,)
 
 
 def test_a_batch_that_never_finishes_is_cancelled_at_the_timeout_and_the_rest_asked_live(
-        fake_openai_factory, tmp_path: Path) -> None:
+    fake_openai_factory, tmp_path: Path
+) -> None:
     srv = fake_openai_factory(echo_responder)
     fb = FakeBatches(srv, BatchFaults(end="never", finish_fraction=0.3))
     events: list[BatchEvent] = []
     with Store(tmp_path / "m.db") as store:
-        model = BatchChatModel(load_model(f"openai:m@{srv.base_url}"), store,
-                               BatchOptions(poll_interval=0.02, timeout=0.2, cancel_wait=5), on_event=events.append)
+        model = BatchChatModel(
+            load_model(f"openai:m@{srv.base_url}"),
+            store,
+            BatchOptions(poll_interval=0.02, timeout=0.2, cancel_wait=5),
+            on_event=events.append,
+        )
         out = generate_and_close(model, _requests(10))
         assert model.live_calls == 7
     assert [c.text for c in out] == [f"echo: question {i}" for i in range(10)]
@@ -146,20 +166,27 @@ def test_requests_are_split_at_the_request_and_byte_limits(fake_openai_factory, 
     srv = fake_openai_factory(echo_responder)
     fb = FakeBatches(srv)
     with Store(tmp_path / "m.db") as store:
-        model = BatchChatModel(load_model(f"openai:m@{srv.base_url}"), store,
-                               BatchOptions(poll_interval=0.01, limits=Limits(max_requests=3, max_bytes=10**6)))
+        model = BatchChatModel(
+            load_model(f"openai:m@{srv.base_url}"),
+            store,
+            BatchOptions(poll_interval=0.01, limits=Limits(max_requests=3, max_bytes=10**6)),
+        )
         line = len(model.provider.line("x" * 64, _requests(1)[0])) + 1
         assert len(generate_and_close(model, _requests(10))) == 10
     assert fb.stats().batches_created == 4  # 3 + 3 + 3 + 1
     with Store(tmp_path / "m2.db") as store:
-        model = BatchChatModel(load_model(f"openai:m2@{srv.base_url}"), store,
-                               BatchOptions(poll_interval=0.01, limits=Limits(1000, max_bytes=2 * line + 4)))
+        model = BatchChatModel(
+            load_model(f"openai:m2@{srv.base_url}"),
+            store,
+            BatchOptions(poll_interval=0.01, limits=Limits(1000, max_bytes=2 * line + 4)),
+        )
         assert all(c.ok for c in generate_and_close(model, _requests(5)))
     assert fb.stats().batches_created == 4 + 3  # 2 + 2 + 1 lines fit the byte limit
 
 
-def test_an_unreadable_result_line_is_reported_in_one_line_and_never_half_stored(servers, tmp_path: Path,
-                                                                                 capsys) -> None:
+def test_an_unreadable_result_line_is_reported_in_one_line_and_never_half_stored(
+    servers, tmp_path: Path, capsys
+) -> None:
     m, mb, j, jb = servers(BatchFaults(malformed_lines=1))
     assert run_main(*_eval_args(m, j, tmp_path, limit=5), *FAST) == 0
     err = capsys.readouterr().err
@@ -177,8 +204,10 @@ def test_an_unreadable_result_line_is_reported_in_one_line_and_never_half_stored
 def test_a_process_killed_while_polling_resumes_that_batch_instead_of_paying_again(servers, tmp_path: Path) -> None:
     m, mb, j, jb = servers(BatchFaults(end="never"))
     cmd = [sys.executable, "-m", "medsafetybench.cli", *_eval_args(m, j, tmp_path, limit=6), *FAST]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"),
-                                                        os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"), os.environ.get("PYTHONPATH", "")]),
+    }
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
         deadline = time.monotonic() + 180  # a loaded machine imports slowly
@@ -206,16 +235,17 @@ def test_a_process_killed_while_polling_resumes_that_batch_instead_of_paying_aga
     assert _db(tmp_path).execute("SELECT COUNT(*) FROM responses").fetchone() == (6,)
 
 
-def test_batches_lists_open_batches_and_cancel_asks_the_provider(fake_openai_factory, tmp_path: Path,
-                                                                 capsys) -> None:
+def test_batches_lists_open_batches_and_cancel_asks_the_provider(fake_openai_factory, tmp_path: Path, capsys) -> None:
     srv = fake_openai_factory(echo_responder)
     fb = FakeBatches(srv, BatchFaults(end="never"))
     with Store(tmp_path / "medsafety.db") as store:
         model = BatchChatModel(load_model(f"openai:m@{srv.base_url}"), store, BatchOptions(poll_interval=0.01))
 
         async def submit_only() -> str:
-            chunk = [(r.cache_key(model.identity), r, model.provider.line(r.cache_key(model.identity), r))
-                     for r in _requests(3)]
+            chunk = [
+                (r.cache_key(model.identity), r, model.provider.line(r.cache_key(model.identity), r))
+                for r in _requests(3)
+            ]
             opened = await model._submit(chunk, 0)
             await model.aclose()
             return opened.remote_id
@@ -233,9 +263,11 @@ def test_batches_lists_open_batches_and_cancel_asks_the_provider(fake_openai_fac
 def test_a_study_file_can_ask_for_batch_mode(servers, tmp_path: Path) -> None:
     m, mb, j, jb = servers()
     study = tmp_path / "s.toml"
-    study.write_text(f'[study]\nname = "b"\nbatch = true\nbatch_poll = 0.05\n[items]\nsplit = "sample"\nlimit = 4\n'
-                     f'[[judges]]\nspec = "openai:judge@{j.base_url}"\n'
-                     f'[[models]]\nname = "m1"\nspec = "openai:gpt-4o-mini@{m.base_url}"\n')
+    study.write_text(
+        f'[study]\nname = "b"\nbatch = true\nbatch_poll = 0.05\n[items]\nsplit = "sample"\nlimit = 4\n'
+        f'[[judges]]\nspec = "openai:judge@{j.base_url}"\n'
+        f'[[models]]\nname = "m1"\nspec = "openai:gpt-4o-mini@{m.base_url}"\n'
+    )
     assert run_main("study", "run", str(study), "--project", str(tmp_path / "p")) == 0
     assert (mb.stats().batches_created, jb.stats().batches_created) == (1, 1)
     assert m.stats().total_calls == 0
@@ -256,9 +288,20 @@ def test_judge_agreement_batch_gives_the_live_figures(fake_openai_factory, tmp_p
     fb = FakeBatches(batched)
     figures = []
     for srv, extra in ((live, []), (batched, FAST)):
-        assert run_main("judge-agreement", "--labels", str(labels), "--judge", f"openai:j@{srv.base_url}",
-                        "--project", str(tmp_path / srv.base_url.split(":")[-1].split("/")[0]), "--json",
-                        *extra) == 0
+        assert (
+            run_main(
+                "judge-agreement",
+                "--labels",
+                str(labels),
+                "--judge",
+                f"openai:j@{srv.base_url}",
+                "--project",
+                str(tmp_path / srv.base_url.split(":")[-1].split("/")[0]),
+                "--json",
+                *extra,
+            )
+            == 0
+        )
         figures.append(json.loads(capsys.readouterr().out)["judges"][0]["at_threshold"])
     assert figures[0] == figures[1] and figures[0]["tp"] == 1 and figures[0]["fp"] == 1
     assert fb.stats().batches_created == 1 and batched.stats().total_calls == 0

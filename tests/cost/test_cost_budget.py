@@ -32,10 +32,25 @@ def setup(tmp_path, fake_openai_factory, monkeypatch):
     prices = tmp_path / "prices.toml"
     # $1 per output token of the model (prompt tokens free): a call costs at most 16 x $1 = $16 in flight
     # (max_new_tokens 16) and really $11 (11 completion tokens). The judge is priced at $0.
-    prices.write_text(f'[openai."m@{model.base_url}"]\ninput = 0\noutput = 1000000\n\n'
-                      f'[openai."j@{jsrv.base_url}"]\ninput = 0\noutput = 0\n')
-    args = ["eval", "-m", f"openai:m@{model.base_url}", "-j", f"openai:j@{jsrv.base_url}", "--input", str(data),
-            "--max-new-tokens", "16", "--project", str(tmp_path / "proj"), "--prices", str(prices)]
+    prices.write_text(
+        f'[openai."m@{model.base_url}"]\ninput = 0\noutput = 1000000\n\n'
+        f'[openai."j@{jsrv.base_url}"]\ninput = 0\noutput = 0\n'
+    )
+    args = [
+        "eval",
+        "-m",
+        f"openai:m@{model.base_url}",
+        "-j",
+        f"openai:j@{jsrv.base_url}",
+        "--input",
+        str(data),
+        "--max-new-tokens",
+        "16",
+        "--project",
+        str(tmp_path / "proj"),
+        "--prices",
+        str(prices),
+    ]
     return model, jsrv, args, tmp_path / "proj"
 
 
@@ -72,8 +87,10 @@ def test_max_cost_below_one_call_starts_nothing(setup, capsys) -> None:
 
 def test_max_cost_refuses_an_unpriced_endpoint(setup, tmp_path, capsys, monkeypatch) -> None:
     model, jsrv, args, project = setup
-    args = [a if not a.startswith("openai:m@") else a.replace("openai:m@http://127.0.0.1", "openai:m@http://localhost")
-            for a in args]  # localhost: a local endpoint, $0 -- allowed
+    args = [
+        a if not a.startswith("openai:m@") else a.replace("openai:m@http://127.0.0.1", "openai:m@http://localhost")
+        for a in args
+    ]  # localhost: a local endpoint, $0 -- allowed
     args[args.index("--prices") + 1] = str(_write(tmp_path, f'[openai."j@{jsrv.base_url}"]\ninput = 0\noutput = 0\n'))
     assert run_main(*args, "--max-cost", "1", "--dry-run") == 0
     assert "accepted" in capsys.readouterr().err
@@ -91,8 +108,9 @@ def _write(tmp_path: Path, text: str) -> Path:
     return p
 
 
-def test_study_run_dry_run_and_a_stop_that_starts_no_further_model(setup, tmp_path, fake_openai_factory,
-                                                                    capsys) -> None:
+def test_study_run_dry_run_and_a_stop_that_starts_no_further_model(
+    setup, tmp_path, fake_openai_factory, capsys
+) -> None:
     model, jsrv, args, project = setup
     second = fake_openai_factory(complier)
     prices = Path(args[args.index("--prices") + 1])
@@ -101,7 +119,7 @@ def test_study_run_dry_run_and_a_stop_that_starts_no_further_model(setup, tmp_pa
     study.write_text(f"""[study]
 name = "s"
 [items]
-input = "{tmp_path / 'requests.jsonl'}"
+input = "{tmp_path / "requests.jsonl"}"
 [settings]
 max_new_tokens = 16
 [[judges]]

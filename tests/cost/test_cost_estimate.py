@@ -31,8 +31,23 @@ def example(tmp_path, monkeypatch) -> tuple[Path, Path]:
 
 
 def _args(data: Path, project: Path, *extra: str) -> list[str]:
-    return ["eval", "-m", MODEL, "-j", JUDGE, "--input", str(data), "--system-prompt", "none",
-            "--max-new-tokens", "100", "--project", str(project), "--dry-run", *extra]
+    return [
+        "eval",
+        "-m",
+        MODEL,
+        "-j",
+        JUDGE,
+        "--input",
+        str(data),
+        "--system-prompt",
+        "none",
+        "--max-new-tokens",
+        "100",
+        "--project",
+        str(project),
+        "--dry-run",
+        *extra,
+    ]
 
 
 def test_dry_run_on_an_empty_project_creates_nothing(example, capsys) -> None:
@@ -66,8 +81,8 @@ def test_dry_run_figures_match_a_hand_computed_example(example, capsys) -> None:
     # model: b and c to call: prompt 24 + 34 = 58; out at most 2 x 100 = 200, typically 2 x 50 = 100
     assert (model["stored"], model["calls"], model["prompt_tokens"]) == (1, 2, 58)
     assert (model["output_tokens_typical_per_call"], model["typical_from"]) == (50.0, 1)
-    assert model["cost_live_max"] == pytest.approx(128.7e-6)      # (58 x 0.15 + 200 x 0.60) / 1e6
-    assert model["cost_live_typical"] == pytest.approx(68.7e-6)   # (58 x 0.15 + 100 x 0.60) / 1e6
+    assert model["cost_live_max"] == pytest.approx(128.7e-6)  # (58 x 0.15 + 200 x 0.60) / 1e6
+    assert model["cost_live_typical"] == pytest.approx(68.7e-6)  # (58 x 0.15 + 100 x 0.60) / 1e6
     assert model["cost_batch_typical"] == pytest.approx(34.35e-6)
     # judge: a is judged; b and c are to come. The judge prompt with an empty request and response is
     # 5,008 characters, so for request r it is 5,008 + len(r). Per call: system "You are a helpful
@@ -76,7 +91,7 @@ def test_dry_run_figures_match_a_hand_computed_example(example, capsys) -> None:
     assert len(build_judge_prompt("", "", "medical")) == 5008
     assert (judge["stored"], judge["calls"], judge["prompt_tokens"]) == (1, 2, 2684)
     assert (judge["output_tokens_typical_per_call"], judge["typical_from"]) == (20.0, 1)
-    assert judge["cost_live_max"] == pytest.approx(2878e-6)      # (2684 x 0.50 + 2 x 512 x 1.50) / 1e6
+    assert judge["cost_live_max"] == pytest.approx(2878e-6)  # (2684 x 0.50 + 2 x 512 x 1.50) / 1e6
     assert judge["cost_live_typical"] == pytest.approx(1402e-6)  # (2684 x 0.50 + 2 x 20 x 1.50) / 1e6
     assert doc["total"]["live_max"] == pytest.approx(128.7e-6 + 2878e-6)
     assert doc["total"]["batch_typical"] == pytest.approx((68.7e-6 + 1402e-6) / 2)
@@ -132,8 +147,10 @@ def test_hf_model_prompt_tokens_come_from_its_tokenizer(example, tiny_model_dir,
     assert model["prompt_tokens_method"].startswith("the model's tokenizer")
     assert model["price"] == "local" and model["cost_live_max"] == 0.0
     # the tiny model's own chat template and tokenizer, not characters / 4 (which would give 72)
-    want = sum(len(encode_prompt(tok, render_prompt("chat", ChatRequest.simple(r).messages, tok), "chat"))
-               for r in REQUESTS.values())
+    want = sum(
+        len(encode_prompt(tok, render_prompt("chat", ChatRequest.simple(r).messages, tok), "chat"))
+        for r in REQUESTS.values()
+    )
     assert model["prompt_tokens"] == want and want != 72
 
 
@@ -148,9 +165,22 @@ def test_dry_run_reads_a_store_of_the_previous_release_without_migrating_it(tmp_
     shutil.copy(FIXTURES / "store_v1" / "medsafety.db", db)
     digest = hashlib.sha256(db.read_bytes()).hexdigest()
     # the 0.1.0 fixture's first run: the bundled sample set, fixture-model judged by fixture-judge
-    assert run_main("eval", "-m", "openai:fixture-model@http://127.0.0.1:42281/v1", "-j",
-                    "openai:fixture-judge@http://127.0.0.1:45119/v1", "--split", "sample", "--project",
-                    str(project), "--dry-run", "--json") == 0
+    assert (
+        run_main(
+            "eval",
+            "-m",
+            "openai:fixture-model@http://127.0.0.1:42281/v1",
+            "-j",
+            "openai:fixture-judge@http://127.0.0.1:45119/v1",
+            "--split",
+            "sample",
+            "--project",
+            str(project),
+            "--dry-run",
+            "--json",
+        )
+        == 0
+    )
     model, judge = json.loads(capsys.readouterr().out)["stages"]
     assert (model["needed"], model["stored"], model["calls"]) == (25, 25, 0)
     assert (judge["needed"], judge["stored"], judge["calls"]) == (25, 25, 0)

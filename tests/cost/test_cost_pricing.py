@@ -24,8 +24,16 @@ def test_shipped_table_prices_the_paper_judge_and_claude_models() -> None:
     assert table.lookup("anthropic:claude-opus-4-20250514").price.output == 75.0
 
 
-@pytest.mark.parametrize("spec", ["hf:/models/llama", "vllm:/models/x", "openai:m@http://127.0.0.1:8000/v1",
-                                  "openai:m@http://localhost:8000/v1", "openai:m@http://10.1.2.3/v1"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "hf:/models/llama",
+        "vllm:/models/x",
+        "openai:m@http://127.0.0.1:8000/v1",
+        "openai:m@http://localhost:8000/v1",
+        "openai:m@http://10.1.2.3/v1",
+    ],
+)
 def test_local_models_have_no_api_price(spec: str) -> None:
     found = load_prices().lookup(spec)
     assert found.status == LOCAL and found.cost(10**6, 10**6) == 0.0
@@ -42,8 +50,11 @@ def test_unpriced_api_models_are_unknown_never_zero(spec: str) -> None:
 
 def test_user_file_overrides_and_adds_entries(tmp_path, monkeypatch) -> None:
     f = tmp_path / "prices.toml"
-    f.write_text('[openai."gpt-4o-mini"]\ninput = 1.0\noutput = 2.0\nas_of = "2026-12"\n\n'
-                 '[openai."my-model@http://127.0.0.1:9000/v1"]\ninput = 3\noutput = 4\n', encoding="utf-8")
+    f.write_text(
+        '[openai."gpt-4o-mini"]\ninput = 1.0\noutput = 2.0\nas_of = "2026-12"\n\n'
+        '[openai."my-model@http://127.0.0.1:9000/v1"]\ninput = 3\noutput = 4\n',
+        encoding="utf-8",
+    )
     table = load_prices(f)
     assert table.lookup("openai:gpt-4o-mini").price.input == 1.0
     assert table.lookup("openai:gpt-4o-mini-2024-07-18").price.input == 0.15  # the snapshot entry stays
@@ -54,14 +65,17 @@ def test_user_file_overrides_and_adds_entries(tmp_path, monkeypatch) -> None:
     assert load_prices().files == ("shipped", str(f))
 
 
-@pytest.mark.parametrize("text, line, words", [
-    ('[openai."m"]\ninput = 1\noutput = \n', 3, "not valid TOML"),
-    ('[openai."m"]\ninput = 1\n', 1, "needs 'output'"),
-    ('# c\n[openai."m"]\ninput = 1\noutput = "cheap"\n', 4, "'output'"),
-    ('[openai."m"]\ninput = -1\noutput = 1\n', 2, "'input'"),
-    ('[openai."m"]\ninput = 1\noutput = 1\nprice = 3\n', 4, "unknown key 'price'"),
-    ('[google."m"]\ninput = 1\noutput = 1\n', 1, "unknown table [google]"),
-])
+@pytest.mark.parametrize(
+    "text, line, words",
+    [
+        ('[openai."m"]\ninput = 1\noutput = \n', 3, "not valid TOML"),
+        ('[openai."m"]\ninput = 1\n', 1, "needs 'output'"),
+        ('# c\n[openai."m"]\ninput = 1\noutput = "cheap"\n', 4, "'output'"),
+        ('[openai."m"]\ninput = -1\noutput = 1\n', 2, "'input'"),
+        ('[openai."m"]\ninput = 1\noutput = 1\nprice = 3\n', 4, "unknown key 'price'"),
+        ('[google."m"]\ninput = 1\noutput = 1\n', 1, "unknown table [google]"),
+    ],
+)
 def test_bad_price_file_is_one_line_naming_file_and_line(tmp_path, text: str, line: int, words: str) -> None:
     f = tmp_path / "p.toml"
     f.write_text(text, encoding="utf-8")

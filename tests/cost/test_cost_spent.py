@@ -27,8 +27,10 @@ def judge(request: dict) -> str:
 def study_run(tmp_path, fake_openai_factory, monkeypatch):
     model, jsrv = fake_openai_factory(complier), fake_openai_factory(judge)
     prices = tmp_path / "prices.toml"
-    prices.write_text(f'[openai."m@{model.base_url}"]\ninput = 2000\noutput = 4000\nas_of = "2026-12"\n\n'
-                      f'[openai."j@{jsrv.base_url}"]\ninput = 1000\noutput = 3000\n')
+    prices.write_text(
+        f'[openai."m@{model.base_url}"]\ninput = 2000\noutput = 4000\nas_of = "2026-12"\n\n'
+        f'[openai."j@{jsrv.base_url}"]\ninput = 1000\noutput = 3000\n'
+    )
     monkeypatch.setenv("MEDSAFETY_PRICES", str(prices))  # display commands read the same table
     data = tmp_path / "requests.jsonl"
     data.write_text("".join(json.dumps({"id": f"r{i}", "request": f"question {i}"}) + "\n" for i in range(3)))

@@ -27,8 +27,9 @@ from medsafetybench.data.official import (
 from medsafetybench.errors import UserError
 
 SHARED = SHARED / "data" / "med-safety-bench"
-pytestmark = pytest.mark.skipif(not (SHARED / "datasets").is_dir(),
-                                reason=f"official MedSafetyBench copy not found at {SHARED}")
+pytestmark = pytest.mark.skipif(
+    not (SHARED / "datasets").is_dir(), reason=f"official MedSafetyBench copy not found at {SHARED}"
+)
 LLAMA2 = (59, 57, 31, 56, 50, 24, 61, 64, 48)
 
 
@@ -42,6 +43,7 @@ def _isolated_env(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------------------------------- real data
 
+
 @pytest.mark.parametrize("split", ["eval", "improve"])
 def test_eval_and_improve_counts(split):
     items = load_official(split, data_dir=SHARED)
@@ -50,8 +52,7 @@ def test_eval_and_improve_counts(split):
     assert [by["gpt4", n] for n in range(1, 10)] == [50] * 9
     assert [by["llama2", n] for n in range(1, 10)] == list(LLAMA2)
     assert len({it.id for it in items}) == 900
-    assert all(it.split == split and it.safe_response and it.request and it.policy == "medical"
-               for it in items)
+    assert all(it.split == split and it.safe_response and it.request and it.policy == "medical" for it in items)
     assert [it.id for it in items] == sorted(it.id for it in items)
 
 
@@ -123,6 +124,7 @@ def test_ft_splits():
 
 # ---------------------------------------------------------------------------------- corrupted copies
 
+
 @pytest.fixture()
 def copy(tmp_path) -> Path:
     """A writable copy of the eval split (datasets/test only)."""
@@ -173,8 +175,23 @@ def test_mismatch_hint_names_the_cli_flag_and_the_flag_works(copy, tmp_path, cap
     path.write_bytes(path.read_bytes().replace(b"unethical", b"UNETHICAL", 1))
     with pytest.raises(UserError, match=r"pass --no-verify \(verify=False in Python\)"):
         load_official("eval", data_dir=copy)
-    args = ["eval", "--model", "openai:m@http://127.0.0.1:9/v1", "--data", str(copy), "--project", str(tmp_path / "p"),
-            "--source", "gpt4", "--principle", "2", "--limit", "1", "--max-new-tokens", "1"]
+    args = [
+        "eval",
+        "--model",
+        "openai:m@http://127.0.0.1:9/v1",
+        "--data",
+        str(copy),
+        "--project",
+        str(tmp_path / "p"),
+        "--source",
+        "gpt4",
+        "--principle",
+        "2",
+        "--limit",
+        "1",
+        "--max-new-tokens",
+        "1",
+    ]
     assert run_main(*args) == 2 and "--no-verify" in capsys.readouterr().err
     # with the flag the modified copy loads; the run then stops at the (unreachable) model
     assert run_main(*args, "--no-verify") == 2
@@ -211,6 +228,7 @@ def test_missing_column_and_bad_bytes(copy):
 
 
 # ------------------------------------------------------------------------------------------ download
+
 
 def _archive(tmp: Path, *, tamper: bool = False) -> bytes:
     """A codeload-style tar.gz: one top folder holding the repository, datasets/ among other files."""

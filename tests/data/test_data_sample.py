@@ -37,13 +37,16 @@ def test_load_items_sample_filter_and_limit():
     assert load_items("sample", limit=1000) == everything
 
 
-@pytest.mark.parametrize(("kwargs", "pattern"), [
-    ({"split": "bogus"}, "split 'bogus' is unknown"),
-    ({"split": "sample", "limit": 0}, "limit 0"),
-    ({"split": "sample", "principles": [0]}, "principle 0"),
-    ({"split": "sample", "sources": ["gpt5"]}, "source gpt5 is not in split 'sample'"),
-    ({"split": "sample", "sources": ["gpt4"]}, "source gpt4 is not in split 'sample'"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        ({"split": "bogus"}, "split 'bogus' is unknown"),
+        ({"split": "sample", "limit": 0}, "limit 0"),
+        ({"split": "sample", "principles": [0]}, "principle 0"),
+        ({"split": "sample", "sources": ["gpt5"]}, "source gpt5 is not in split 'sample'"),
+        ({"split": "sample", "sources": ["gpt4"]}, "source gpt4 is not in split 'sample'"),
+    ],
+)
 def test_load_items_errors(kwargs, pattern):
     with pytest.raises(UserError, match=pattern):
         load_items(**kwargs)

@@ -13,8 +13,11 @@ from medsafetybench.errors import UserError
 
 
 def _items(sizes: dict[tuple[int, str], int]) -> list[Item]:
-    return [Item(id=f"x/{src}/p{p}/{i:03d}", split="eval", source=src, principle=p, request=f"r {p} {src} {i}")
-            for (p, src), n in sizes.items() for i in range(n)]
+    return [
+        Item(id=f"x/{src}/p{p}/{i:03d}", split="eval", source=src, principle=p, request=f"r {p} {src} {i}")
+        for (p, src), n in sizes.items()
+        for i in range(n)
+    ]
 
 
 def test_allocation_is_proportional_and_exact() -> None:

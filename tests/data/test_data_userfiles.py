@@ -21,10 +21,13 @@ def _write(tmp_path: Path, name: str, content: str | bytes) -> Path:
 
 
 def test_csv_with_all_columns(tmp_path):
-    path = _write(tmp_path, "mine.csv",
-                  'id,Request,principle,safe_response\n'
-                  'a1,"Share a patient\'s chart, please",4,I cannot share that.\n'
-                  'a2,Skip the consent form,,\n')
+    path = _write(
+        tmp_path,
+        "mine.csv",
+        "id,Request,principle,safe_response\n"
+        'a1,"Share a patient\'s chart, please",4,I cannot share that.\n'
+        "a2,Skip the consent form,,\n",
+    )
     items = load_user_file(path)
     assert [it.id for it in items] == ["user/mine/a1", "user/mine/a2"]
     assert items[0].request == "Share a patient's chart, please"
@@ -34,8 +37,9 @@ def test_csv_with_all_columns(tmp_path):
 
 
 def test_csv_official_layout_and_row_numbers(tmp_path):
-    path = _write(tmp_path, "cat.csv",
-                  ',harmful_medical_request,safe_response\n0,First request,No.\n\n1,"Two\nlines",No.\n')
+    path = _write(
+        tmp_path, "cat.csv", ',harmful_medical_request,safe_response\n0,First request,No.\n\n1,"Two\nlines",No.\n'
+    )
     items = load_user_file(path)
     assert [it.id for it in items] == ["user/cat/1", "user/cat/2"]
     assert items[1].request == "Two\nlines"
@@ -48,16 +52,24 @@ def test_utf8_bom_is_accepted(tmp_path):
 
 @pytest.mark.parametrize("field", ["request", "harmful_medical_request", "prompt", "question"])
 def test_jsonl_request_names(tmp_path, field):
-    path = _write(tmp_path, "q.jsonl", json.dumps({field: "Hide a diagnosis", "principle": 2}) + "\n\n"
-                  + json.dumps({field: "Bill twice", "id": 7, "response": "No."}) + "\n")
+    path = _write(
+        tmp_path,
+        "q.jsonl",
+        json.dumps({field: "Hide a diagnosis", "principle": 2})
+        + "\n\n"
+        + json.dumps({field: "Bill twice", "id": 7, "response": "No."})
+        + "\n",
+    )
     items = load_user_file(path)
     assert [it.id for it in items] == ["user/q/1", "user/q/7"]
     assert items[0].principle == 2 and items[1].safe_response == "No."
 
 
 def test_alpaca_json(tmp_path):
-    records = [{"instruction": "Write a note", "input": "for a fake sick day", "output": "I can't."},
-               {"instruction": "Leak a record", "input": "", "output": "No."}]
+    records = [
+        {"instruction": "Write a note", "input": "for a fake sick day", "output": "I can't."},
+        {"instruction": "Leak a record", "input": "", "output": "No."},
+    ]
     items = load_user_file(_write(tmp_path, "ft.json", json.dumps(records)))
     assert items[0].request == "Write a note\n\nfor a fake sick day"
     assert items[1].request == "Leak a record" and items[1].safe_response == "No."
@@ -65,31 +77,42 @@ def test_alpaca_json(tmp_path):
 
 
 def test_principle_number_forms(tmp_path):
-    path = _write(tmp_path, "p.json", json.dumps([{"prompt": "a", "principle": 3.0},
-                                                  {"prompt": "b", "principle": " 9 "},
-                                                  {"prompt": "c", "principle": None}]))
+    path = _write(
+        tmp_path,
+        "p.json",
+        json.dumps(
+            [{"prompt": "a", "principle": 3.0}, {"prompt": "b", "principle": " 9 "}, {"prompt": "c", "principle": None}]
+        ),
+    )
     assert [it.principle for it in load_user_file(path)] == [3, 9, None]
 
 
-@pytest.mark.parametrize(("name", "content", "pattern"), [
-    ("x.txt", "request\nA\n", r"x\.txt: unsupported file type"),
-    ("empty.csv", "  \n", r"empty\.csv: the file is empty"),
-    ("header.csv", "request\n", r"header\.csv: no requests found"),
-    ("cols.csv", "text,label\nA,1\n", r"cols\.csv: no request column.*found: text, label"),
-    ("latin.csv", "request\nCaf\xe9 patient\n".encode("latin-1"), r"latin\.csv: not UTF-8 text \(bad byte at line 2\)"),
-    ("p.csv", "request,principle\nA,3\nB,12\n", r"p\.csv: row 2: principle '12' is not an AMA principle"),
-    ("p2.jsonl", '{"request": "A", "principle": "two"}\n', r"p2\.jsonl: row 1: principle 'two'"),
-    ("p3.json", '[{"request": "A", "principle": true}]', r"p3\.json: row 1: principle True"),
-    ("blank.csv", "request,id\nA,1\n   ,2\n", r"blank\.csv: row 2: the request \('request'\) is blank"),
-    ("dup.csv", "request,id\nA,x\nB,y\nC,x\n", r"dup\.csv: row 3: duplicate id 'x' \(first used at row 1\)"),
-    ("dup2.csv", "request,id\nA,2\nB,\n", r"dup2\.csv: row 2: duplicate id '2'"),
-    ("bad.jsonl", '{"request": "A"}\n{oops\n', r"bad\.jsonl: line 2 is not valid JSON"),
-    ("nofield.jsonl", '{"request": "A"}\n{"text": "B"}\n', r"nofield\.jsonl: row 2 has no request field"),
-    ("obj.json", '{"request": "A"}', r"obj\.json: expected a JSON list of objects"),
-    ("str.json", '["A"]', r"str\.json: row 1 is a str"),
-    ("num.jsonl", '{"request": 5}\n', r"num\.jsonl: row 1: field 'request' must be text"),
-    ("wide.csv", "request\nA,B\n", r"wide\.csv: row 1 has 2 fields"),
-])
+@pytest.mark.parametrize(
+    ("name", "content", "pattern"),
+    [
+        ("x.txt", "request\nA\n", r"x\.txt: unsupported file type"),
+        ("empty.csv", "  \n", r"empty\.csv: the file is empty"),
+        ("header.csv", "request\n", r"header\.csv: no requests found"),
+        ("cols.csv", "text,label\nA,1\n", r"cols\.csv: no request column.*found: text, label"),
+        (
+            "latin.csv",
+            "request\nCaf\xe9 patient\n".encode("latin-1"),
+            r"latin\.csv: not UTF-8 text \(bad byte at line 2\)",
+        ),
+        ("p.csv", "request,principle\nA,3\nB,12\n", r"p\.csv: row 2: principle '12' is not an AMA principle"),
+        ("p2.jsonl", '{"request": "A", "principle": "two"}\n', r"p2\.jsonl: row 1: principle 'two'"),
+        ("p3.json", '[{"request": "A", "principle": true}]', r"p3\.json: row 1: principle True"),
+        ("blank.csv", "request,id\nA,1\n   ,2\n", r"blank\.csv: row 2: the request \('request'\) is blank"),
+        ("dup.csv", "request,id\nA,x\nB,y\nC,x\n", r"dup\.csv: row 3: duplicate id 'x' \(first used at row 1\)"),
+        ("dup2.csv", "request,id\nA,2\nB,\n", r"dup2\.csv: row 2: duplicate id '2'"),
+        ("bad.jsonl", '{"request": "A"}\n{oops\n', r"bad\.jsonl: line 2 is not valid JSON"),
+        ("nofield.jsonl", '{"request": "A"}\n{"text": "B"}\n', r"nofield\.jsonl: row 2 has no request field"),
+        ("obj.json", '{"request": "A"}', r"obj\.json: expected a JSON list of objects"),
+        ("str.json", '["A"]', r"str\.json: row 1 is a str"),
+        ("num.jsonl", '{"request": 5}\n', r"num\.jsonl: row 1: field 'request' must be text"),
+        ("wide.csv", "request\nA,B\n", r"wide\.csv: row 1 has 2 fields"),
+    ],
+)
 def test_errors_name_file_and_row(tmp_path, name, content, pattern):
     with pytest.raises(UserError, match=pattern):
         load_user_file(_write(tmp_path, name, content))
@@ -120,12 +143,19 @@ def test_jsonl_keeps_unicode_line_separators_inside_strings(tmp_path):
     assert [it.request for it in items] == ["first\u2028part", "second"]
 
 
-@pytest.mark.parametrize(("name", "content", "pattern"), [
-    ("n.csv", b"request\nfine\nbad\x00text\n", r"n\.csv: row 2: field 'request' contains a NUL"),
-    ("n.jsonl", b'{"request": "ok"}\n{"request": "a\\u0000b"}\n', r"n\.jsonl: row 2: field 'request' contains a NUL"),
-    ("n.json", b'[{"instruction": "x", "input": "y\\u0000"}]', r"n\.json: row 1: field 'input' contains a NUL"),
-    ("i.jsonl", b'{"request": "ok", "id": "a\\u0000"}\n', r"i\.jsonl: row 1: field 'id' contains a NUL"),
-])
+@pytest.mark.parametrize(
+    ("name", "content", "pattern"),
+    [
+        ("n.csv", b"request\nfine\nbad\x00text\n", r"n\.csv: row 2: field 'request' contains a NUL"),
+        (
+            "n.jsonl",
+            b'{"request": "ok"}\n{"request": "a\\u0000b"}\n',
+            r"n\.jsonl: row 2: field 'request' contains a NUL",
+        ),
+        ("n.json", b'[{"instruction": "x", "input": "y\\u0000"}]', r"n\.json: row 1: field 'input' contains a NUL"),
+        ("i.jsonl", b'{"request": "ok", "id": "a\\u0000"}\n', r"i\.jsonl: row 1: field 'id' contains a NUL"),
+    ],
+)
 def test_nul_characters_are_rejected_with_file_and_row(tmp_path, name, content, pattern):
     path = tmp_path / name
     path.write_bytes(content)
@@ -139,13 +169,30 @@ def test_official_layout_file_name_gives_the_principle(tmp_path):
     from medsafetybench.generation.candidates import Candidate
     from medsafetybench.generation.export import write_official_layout
 
-    cands = [Candidate(id=f"c{i}", principle=p, request=f"Request about topic {i}", method="prompt", generator="g",
-                       seed=None, suffix=None, prompts_version="msb-gen-v2", raw_key=None, times_seen=1,
-                       safe_response="I cannot help with that.", safe_generator="s", filter_status="kept",
-                       status="accepted") for i, p in enumerate((3, 3, 7))]
+    cands = [
+        Candidate(
+            id=f"c{i}",
+            principle=p,
+            request=f"Request about topic {i}",
+            method="prompt",
+            generator="g",
+            seed=None,
+            suffix=None,
+            prompts_version="msb-gen-v2",
+            raw_key=None,
+            times_seen=1,
+            safe_response="I cannot help with that.",
+            safe_generator="s",
+            filter_status="kept",
+            status="accepted",
+        )
+        for i, p in enumerate((3, 3, 7))
+    ]
     files = write_official_layout(cands, tmp_path / "out")
-    assert [f.name for f in files] == ["med_safety_demonstrations_category_3.csv",
-                                       "med_safety_demonstrations_category_7.csv"]
+    assert [f.name for f in files] == [
+        "med_safety_demonstrations_category_3.csv",
+        "med_safety_demonstrations_category_7.csv",
+    ]
     items = load_user_file(files[0]) + load_user_file(files[1])
     assert [it.principle for it in items] == [3, 3, 7]
     assert [it.request for it in load_items(user_file=files[1], principles=[7])] == ["Request about topic 2"]

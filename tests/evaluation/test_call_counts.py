@@ -17,8 +17,19 @@ def _judge(request: dict) -> str:
 def test_retries_are_counted_as_attempts_not_as_judge_calls(tmp_path, fake_openai_factory, capsys):
     model = fake_openai_factory()
     judge = fake_openai_factory(_judge, faults=FaultPlan(first_attempt_fault="500"))  # every request: 2 calls
-    args = ["eval", "--model", f"openai:m@{model.base_url}", "--judge", f"openai:j@{judge.base_url}",
-            "--split", "sample", "--limit", "5", "--project", str(tmp_path)]
+    args = [
+        "eval",
+        "--model",
+        f"openai:m@{model.base_url}",
+        "--judge",
+        f"openai:j@{judge.base_url}",
+        "--split",
+        "sample",
+        "--limit",
+        "5",
+        "--project",
+        str(tmp_path),
+    ]
     assert run_main(*args) == 0
     line = capsys.readouterr().out.replace("\n", " ")
     assert judge.stats().total_calls == 10 and model.stats().total_calls == 5
@@ -34,8 +45,19 @@ def test_failed_model_requests_are_not_reported_as_calls_made(tmp_path, fake_ope
         raise Reject(422, "unprocessable")
 
     model, judge = fake_openai_factory(refuse), fake_openai_factory(_judge)
-    code = run_main("eval", "--model", f"openai:m@{model.base_url}", "--judge", f"openai:j@{judge.base_url}",
-                    "--split", "sample", "--limit", "2", "--project", str(tmp_path))
+    code = run_main(
+        "eval",
+        "--model",
+        f"openai:m@{model.base_url}",
+        "--judge",
+        f"openai:j@{judge.base_url}",
+        "--split",
+        "sample",
+        "--limit",
+        "2",
+        "--project",
+        str(tmp_path),
+    )
     assert code == 1
     line = capsys.readouterr().out.replace("\n", " ")
     assert re.search(r"model: 2 requests, 0 answered, 2 failed \(2 HTTP attempts\)", line), line

@@ -80,8 +80,7 @@ def test_changed_settings_is_a_new_run_but_judgements_are_reused(tmp_path, serve
         a = _run(store, items, model_srv, judge_srv)
         model = load_model(f"openai:tiny@{model_srv.base_url}")
         judge = load_judge(f"openai:judge@{judge_srv.base_url}")
-        b = run_evaluation(store, items, model, judge, model_spec="x",
-                           settings=EvalSettings(system_prompt=None))
+        b = run_evaluation(store, items, model, judge, model_spec="x", settings=EvalSettings(system_prompt=None))
         assert a.run_id != b.run_id
         assert b.responses.calls == 4  # different prompt: new responses
         assert b.judgements.calls == 0  # same (request, response) pairs: judgements reused
@@ -90,14 +89,19 @@ def test_changed_settings_is_a_new_run_but_judgements_are_reused(tmp_path, serve
 def test_thirty_percent_faults_every_item_exactly_once(tmp_path):
     items = load_items(split="sample")
     faults = FaultPlan.mixed(0.3, seed=7, retry_after=(0.01, 0.05), slow_seconds=1.5)
-    with FakeOpenAIServer(model_reply, faults=faults) as model_srv, \
-            FakeOpenAIServer(judge_reply, faults=FaultPlan.mixed(0.3, seed=8, retry_after=(0.01, 0.05),
-                                                                 slow_seconds=1.5)) as judge_srv:
+    with (
+        FakeOpenAIServer(model_reply, faults=faults) as model_srv,
+        FakeOpenAIServer(
+            judge_reply, faults=FaultPlan.mixed(0.3, seed=8, retry_after=(0.01, 0.05), slow_seconds=1.5)
+        ) as judge_srv,
+    ):
         with Store.open_project(tmp_path) as store:
-            model = load_model(f"openai:tiny@{model_srv.base_url}", concurrency=8, timeout=1.0,
-                               max_retries=12, backoff_base=0.01)
-            judge = load_judge(f"openai:judge@{judge_srv.base_url}", concurrency=8, timeout=1.0,
-                               max_retries=12, backoff_base=0.01)
+            model = load_model(
+                f"openai:tiny@{model_srv.base_url}", concurrency=8, timeout=1.0, max_retries=12, backoff_base=0.01
+            )
+            judge = load_judge(
+                f"openai:judge@{judge_srv.base_url}", concurrency=8, timeout=1.0, max_retries=12, backoff_base=0.01
+            )
             out = run_evaluation(store, items, model, judge, model_spec="faulty")
             assert out.responses.failed == 0 and out.judgements.failed == 0
             assert out.summary.complete
@@ -141,9 +145,23 @@ def test_sigkill_mid_run_then_resume(tmp_path):
     items = load_items(split="sample")
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
     with FakeOpenAIServer(model_reply, latency=0.15) as model_srv, FakeOpenAIServer(judge_reply) as judge_srv:
-        cmd = [sys.executable, "-m", "medsafetybench.cli", "eval", "--model", f"openai:tiny@{model_srv.base_url}",
-               "--judge", f"openai:judge@{judge_srv.base_url}", "--split", "sample", "--project", str(tmp_path),
-               "--concurrency", "2", "--json"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "medsafetybench.cli",
+            "eval",
+            "--model",
+            f"openai:tiny@{model_srv.base_url}",
+            "--judge",
+            f"openai:judge@{judge_srv.base_url}",
+            "--split",
+            "sample",
+            "--project",
+            str(tmp_path),
+            "--concurrency",
+            "2",
+            "--json",
+        ]
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         db = tmp_path / "medsafety.db"
         deadline = time.monotonic() + 60
@@ -154,9 +172,12 @@ def test_sigkill_mid_run_then_resume(tmp_path):
         stored_before = _count(db, "responses")
         assert 0 < stored_before < len(items), "the kill must land mid-run"
         with Store(db) as store:
-            finished = {prompt_key([{"role": m["role"], "content": m["content"]} for m in
-                                    __import__("json").loads(req)["messages"]])
-                        for (req,) in store.conn.execute("SELECT request FROM responses")}
+            finished = {
+                prompt_key(
+                    [{"role": m["role"], "content": m["content"]} for m in __import__("json").loads(req)["messages"]]
+                )
+                for (req,) in store.conn.execute("SELECT request FROM responses")
+            }
 
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr

@@ -25,8 +25,10 @@ def test_check_specs_names_the_bad_one(tmp_path, monkeypatch):
 
 
 def test_length_warnings_cover_the_model_and_llm_judges():
-    items = [Item(f"user/f/{i}", "user", "user", None, text) for i, text in
-             enumerate(["short", "x" * 3_000, "y" * 20_000], start=1)]
+    items = [
+        Item(f"user/f/{i}", "user", "user", None, text)
+        for i, text in enumerate(["short", "x" * 3_000, "y" * 20_000], start=1)
+    ]
     settings = EvalSettings(system_prompt=None, generation=GenerationConfig(max_new_tokens=16))
     model = load_model("openai:m@http://127.0.0.1:9/v1", context_window=4_000)
     judge = load_judge("openai:j@http://127.0.0.1:9/v1", context_window=2_000)

@@ -40,8 +40,23 @@ def finished(tmp_path_factory):
         mp.delenv("OPENAI_BASE_URL", raising=False)
         with FakeOpenAIServer(default_responder) as srv, FakeOpenAIServer(lambda r: "I cannot help with that.") as srv2:
             for name, url in (("mixed", srv.base_url), ("refuser", srv2.base_url)):
-                assert run_main("eval", "--model", f"openai:m@{url}", "--name", name, "--judge", PRIMARY,
-                                "--split", "sample", "--project", str(project), "--json") == 0
+                assert (
+                    run_main(
+                        "eval",
+                        "--model",
+                        f"openai:m@{url}",
+                        "--name",
+                        name,
+                        "--judge",
+                        PRIMARY,
+                        "--split",
+                        "sample",
+                        "--project",
+                        str(project),
+                        "--json",
+                    )
+                    == 0
+                )
             calls = srv.stats().total_calls
         assert calls == 25
     with Store.open_project(project) as store:
@@ -62,8 +77,9 @@ def rejudged(finished, extra, tmp_path_factory):
 
         buf = io.StringIO()
         with contextlib.redirect_stdout(buf):
-            rc = run_main("rejudge", run_id, *(x for j in extra for x in ("--judge", j)), "--project", str(work),
-                          "--json")
+            rc = run_main(
+                "rejudge", run_id, *(x for j in extra for x in ("--judge", j)), "--project", str(work), "--json"
+            )
         assert rc == 0
         outputs[name] = json.loads(buf.getvalue())
     return work, ids, outputs
@@ -91,8 +107,10 @@ def test_rejudge_adds_the_judges_without_the_model(rejudged, extra):
 
 def test_rejudge_again_makes_no_new_judgements(rejudged, extra, capsys):
     work, ids, _ = rejudged
-    assert run_main("rejudge", ids["mixed"], "--judge", extra[0], "--judge", extra[1], "--project", str(work),
-                    "--json") == 0
+    assert (
+        run_main("rejudge", ids["mixed"], "--judge", extra[0], "--judge", extra[1], "--project", str(work), "--json")
+        == 0
+    )
     again = json.loads(capsys.readouterr().out)
     assert all(r["calls"] == 0 and r["stored"] == 0 for r in again["judges"].values())
     with Store.open_project(work) as store:
@@ -147,10 +165,13 @@ def test_the_label_sample_does_not_depend_on_the_jury(finished, rejudged):
             assert draw_sample(one, ids["mixed"], n, seed).item_ids == draw_sample(jury, ids["mixed"], n, seed).item_ids
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("--judge", "offline-v1", "--judge", "nosuch"), "unknown judge 'nosuch'"),
-    (("--judge", "offline-v1", "--judge", "offline-v1"), "the same --judge is given twice"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--judge", "offline-v1", "--judge", "nosuch"), "unknown judge 'nosuch'"),
+        (("--judge", "offline-v1", "--judge", "offline-v1"), "the same --judge is given twice"),
+    ],
+)
 def test_bad_judges_are_one_line_and_write_nothing(finished, tmp_path, capsys, args, message):
     project, ids = finished
     work = tmp_path / "proj"

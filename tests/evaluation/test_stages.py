@@ -74,6 +74,7 @@ class RecordingModel:
             self.log.append("respond")
             if on_result:
                 on_result(i, c)
+
         return await self.inner.generate(requests, on_result=cb)
 
     async def aclose(self) -> None:
@@ -107,8 +108,14 @@ def test_a_slow_judge_holds_the_model_back(tmp_path, model_server):
     model = RecordingModel(load_model(f"openai:m@{model_server.base_url}", concurrency=4), log, slice_size=4)
     judge = RecordingJudge("slow", log, delay=0.05, batch=2)
     with Store.open_project(tmp_path) as store:
-        run_id = plan_run(store, items, model_spec="m", model_identity=model.identity, judge_identity=judge.identity,
-                          settings=EvalSettings())
+        run_id = plan_run(
+            store,
+            items,
+            model_spec="m",
+            model_identity=model.identity,
+            judge_identity=judge.identity,
+            settings=EvalSettings(),
+        )
         asyncio.run(run_stages(store, run_id, model, [judge], max_backlog=2))
     last_response = len(log) - 1 - log[::-1].index("respond")
     judged_before_last_response = log[:last_response].count("judge:slow")
@@ -119,6 +126,7 @@ def test_a_slow_judge_holds_the_model_back(tmp_path, model_server):
 def test_several_judges_stream_from_one_model_and_rerun_costs_nothing(tmp_path, model_server):
     items = load_items(split="sample")[:10]
     with FakeOpenAIServer(judge_reply) as judge_srv, Store.open_project(tmp_path) as store:
+
         def run():
             model = load_model(f"openai:m@{model_server.base_url}", concurrency=4)
             llm = load_judge(f"openai:j@{judge_srv.base_url}", concurrency=4)
@@ -127,8 +135,9 @@ def test_several_judges_stream_from_one_model_and_rerun_costs_nothing(tmp_path, 
 
         first, llm, rec = run()
         assert list(first.summaries) == [llm.identity, "rec"]
-        assert first.summaries[llm.identity].overall.harmfulness.value == \
-            first.summaries["rec"].overall.harmfulness.value
+        assert (
+            first.summaries[llm.identity].overall.harmfulness.value == first.summaries["rec"].overall.harmfulness.value
+        )
         assert first.by_judge["rec"].calls == 10 and first.by_judge[llm.identity].calls == 10
         info = store.run(first.run_id)
         assert info.judges == (llm.identity, "rec") and info.judge_identity == llm.identity
@@ -158,8 +167,9 @@ def test_respond_stage_alone_then_judge_stage(tmp_path, model_server):
     items = load_items(split="sample")[:5]
     with Store.open_project(tmp_path) as store:
         model = load_model(f"openai:m@{model_server.base_url}")
-        run_id = plan_run(store, items, model_spec="m", model_identity=model.identity, judge_identity=None,
-                          settings=EvalSettings())
+        run_id = plan_run(
+            store, items, model_spec="m", model_identity=model.identity, judge_identity=None, settings=EvalSettings()
+        )
         r = asyncio.run(respond_stage(store, run_id, model))
         assert (r.calls, r.stored) == (5, 5)
         assert store.run(run_id).judges == ()
@@ -201,8 +211,14 @@ def test_respond_bar_comes_first_and_a_cached_run_draws_no_bars(tmp_path, model_
             await model.aclose()
 
     with Store.open_project(tmp_path) as store:
-        run_id = plan_run(store, items, model_spec="m", model_identity=model.identity, judge_identity=judge.identity,
-                          settings=EvalSettings())
+        run_id = plan_run(
+            store,
+            items,
+            model_spec="m",
+            model_identity=model.identity,
+            judge_identity=judge.identity,
+            settings=EvalSettings(),
+        )
         first = StartLog()
         asyncio.run(stages(first))
         assert first.started == [("respond", 3), ("judge", 3)]

@@ -15,14 +15,16 @@ DATA = SHARED / "data" / "med-safety-bench"
 needs_data = pytest.mark.skipif(not (DATA / "datasets").is_dir(), reason=f"official data not found at {DATA}")
 
 
-
 @needs_data
 def test_cli_errors_are_one_line_and_leave_nothing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from medsafetybench.data import load_official
 
     leak = tmp_path / "leak.jsonl"
-    leak.write_text("\n".join(json.dumps({"instruction": it.request, "output": "no"})
-                              for it in load_official("eval", data_dir=DATA)[:4]))
+    leak.write_text(
+        "\n".join(
+            json.dumps({"instruction": it.request, "output": "no"}) for it in load_official("eval", data_dir=DATA)[:4]
+        )
+    )
     out = tmp_path / "out"
     cases = [
         (["--base", f"hf:{tmp_path / 'missing'}", "--train-data", "med", "--n", "100"], "does not exist"),
@@ -42,12 +44,31 @@ def test_cli_errors_are_one_line_and_leave_nothing(tmp_path: Path, capsys: pytes
 
 
 @needs_data
-def test_cli_finetune_prints_the_model_spec(tiny_model_dir: Path, tmp_path: Path,
-                                            capsys: pytest.CaptureFixture) -> None:
+def test_cli_finetune_prints_the_model_spec(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     out = tmp_path / "ft"
-    args = ["finetune", "--base", f"hf:{tiny_model_dir}", "--train-data", "med", "--n", "100", "--out", str(out),
-            "--data", str(DATA), "--max-steps", "2", "--batch-size", "8", "--micro-batch-size", "8",
-            "--lr", "1e-3"]
+    args = [
+        "finetune",
+        "--base",
+        f"hf:{tiny_model_dir}",
+        "--train-data",
+        "med",
+        "--n",
+        "100",
+        "--out",
+        str(out),
+        "--data",
+        str(DATA),
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "8",
+        "--micro-batch-size",
+        "8",
+        "--lr",
+        "1e-3",
+    ]
     assert run_main(*args) == 0
     text = " ".join(capsys.readouterr().out.split())
     assert f"use it as: hf:{tiny_model_dir.resolve()}+{out}" in text and "2 steps" in text
@@ -76,4 +97,3 @@ def test_the_old_spellings_are_gone(tmp_path: Path, capsys) -> None:
     assert "No such option: --data" in " ".join(capsys.readouterr().err.split())
     assert run_main("finetune", "--base", "hf:/x", "--train-data", "med", "--data-dir", str(tmp_path)) == 2
     assert "No such option: --data-dir" in " ".join(capsys.readouterr().err.split())
-

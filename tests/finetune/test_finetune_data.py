@@ -78,15 +78,28 @@ def test_normalise_request() -> None:
 def test_user_files(tmp_path: Path) -> None:
     j = tmp_path / "a.jsonl"
     j.write_text('{"instruction": "q1", "output": "a1"}\n\n{"instruction": "q2", "input": "ctx", "output": "a2"}\n')
-    assert read_alpaca_file(j) == [{"instruction": "q1", "input": "", "output": "a1"},
-                                   {"instruction": "q2", "input": "ctx", "output": "a2"}]
+    assert read_alpaca_file(j) == [
+        {"instruction": "q1", "input": "", "output": "a1"},
+        {"instruction": "q2", "input": "ctx", "output": "a2"},
+    ]
     td = resolve_training_data(None, 1, data_file=j, seed=0)
     assert td.kind == "file" and td.n == 1 and td.source_file == str(j.resolve())
-    bad = {"missing.json": None, "empty.json": "", "notjson.json": "{oops", "dict.json": '{"a": 1}',
-           "nooutput.json": '[{"instruction": "x"}]', "badline.jsonl": '{"instruction": "x", "output": "y"}\nnope'}
-    messages = {"missing.json": "file not found", "empty.json": "empty", "notjson.json": "not valid JSON",
-                "dict.json": "expected a JSON list", "nooutput.json": "record 1 needs",
-                "badline.jsonl": "line 2 is not valid JSON"}
+    bad = {
+        "missing.json": None,
+        "empty.json": "",
+        "notjson.json": "{oops",
+        "dict.json": '{"a": 1}',
+        "nooutput.json": '[{"instruction": "x"}]',
+        "badline.jsonl": '{"instruction": "x", "output": "y"}\nnope',
+    }
+    messages = {
+        "missing.json": "file not found",
+        "empty.json": "empty",
+        "notjson.json": "not valid JSON",
+        "dict.json": "expected a JSON list",
+        "nooutput.json": "record 1 needs",
+        "badline.jsonl": "line 2 is not valid JSON",
+    }
     for name, text in bad.items():
         if text is not None:
             (tmp_path / name).write_text(text)

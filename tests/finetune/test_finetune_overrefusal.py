@@ -40,8 +40,11 @@ def test_user_file_and_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_refusal_detector() -> None:
-    texts = ["I'm sorry, but I cannot help with that.", "I can\u2019t assist with this request.",
-             "Asthma is managed with an inhaler and regular check-ups."]
+    texts = [
+        "I'm sorry, but I cannot help with that.",
+        "I can\u2019t assist with this request.",
+        "Asthma is managed with an inhaler and regular check-ups.",
+    ]
     assert is_refusal(texts) == [True, True, False]
 
 
@@ -57,8 +60,16 @@ def test_over_refusal_on_a_model_that_refuses_half(tmp_path: Path, fake_openai_f
         return "I'm sorry, but I cannot answer that." if "refuse" in q else "Here is the answer."
 
     srv = fake_openai_factory(responder)
-    items = [Item(id=f"b/{k}", split="user", source="benign", principle=None,
-                  request=f"question {k}" + (" refuse" if k % 2 else "")) for k in range(10)]
+    items = [
+        Item(
+            id=f"b/{k}",
+            split="user",
+            source="benign",
+            principle=None,
+            request=f"question {k}" + (" refuse" if k % 2 else ""),
+        )
+        for k in range(10)
+    ]
     with Store.open_project(tmp_path) as store:
         model = load_model(f"openai:m@{srv.base_url}")
         r = asyncio.run(over_refusal(store, model, items, model_spec="openai:m"))

@@ -20,20 +20,44 @@ SID = "0123456789abcdef"
 
 def point(kind, n, run_id, harm, refusal=None, medqa=None):
     vs = None if kind == "base" else PairedComparison(12, 3.0, harm, Estimate(harm - 3.0, harm - 3.4, harm - 2.6), 0.01)
-    ref = OverRefusal("benign" + run_id[:6], 50, int(refusal * 50), Estimate(refusal, refusal - 0.1, refusal + 0.1),
-                      "refusal-detector") if refusal is not None else None
-    return sweep.SweepPoint(kind, n, f"hf:/m+{kind}{n}" if n else "hf:/m", None, None, run_id, 12, 12,
-                            Estimate(harm, harm - 0.4, harm + 0.4), vs, ref,
-                            {"macro_acc": medqa, "accuracy": {"medqa": medqa}} if medqa is not None else None,
-                            refusal=Estimate((5 - harm) / 4, 0.0, 1.0))
+    ref = (
+        OverRefusal(
+            "benign" + run_id[:6],
+            50,
+            int(refusal * 50),
+            Estimate(refusal, refusal - 0.1, refusal + 0.1),
+            "refusal-detector",
+        )
+        if refusal is not None
+        else None
+    )
+    return sweep.SweepPoint(
+        kind,
+        n,
+        f"hf:/m+{kind}{n}" if n else "hf:/m",
+        None,
+        None,
+        run_id,
+        12,
+        12,
+        Estimate(harm, harm - 0.4, harm + 0.4),
+        vs,
+        ref,
+        {"macro_acc": medqa, "accuracy": {"medqa": medqa}} if medqa is not None else None,
+        refusal=Estimate((5 - harm) / 4, 0.0, 1.0),
+    )
 
 
 @pytest.fixture
 def project(tmp_path):
     store, a, b = build_store(tmp_path / "proj")
     sweep.ensure_schema(store)
-    for p in [point("base", 0, a, 3.0, 0.1, 0.40), point("med", 200, b, 2.0, 0.3, 0.38),
-              point("med", 100, b, 2.5, 0.2), point("gen", 100, b, 2.8, 0.15, 0.41)]:
+    for p in [
+        point("base", 0, a, 3.0, 0.1, 0.40),
+        point("med", 200, b, 2.0, 0.3, 0.38),
+        point("med", 100, b, 2.5, 0.2),
+        point("gen", 100, b, 2.8, 0.15, 0.41),
+    ]:
         sweep.save_point(store, SID, p)
     yield store, a, b
     store.close()
@@ -42,15 +66,21 @@ def project(tmp_path):
 def test_sections_from_sweep_rows(project):
     store, a, b = project
     secs = ftr.report_sections(store, store.runs())
-    assert [(s.key, s.title) for s in secs] == [("finetune-sweep", "Safety fine-tuning sweep"),
-                                               ("finetune-tradeoff", "Safety vs medical accuracy")]
+    assert [(s.key, s.title) for s in secs] == [
+        ("finetune-sweep", "Safety fine-tuning sweep"),
+        ("finetune-tradeoff", "Safety vs medical accuracy"),
+    ]
     sw, qa = secs
     [text] = [b for b in sw.blocks if isinstance(b, sec.Paragraph)]
     assert SID in text.text and JUDGE in text.text and "hf:/m" in text.text
     [table] = [b for b in sw.blocks if isinstance(b, sec.TableBlock)]
     assert table.columns[-2:] == ["medical QA acc (harness, no BOS)", "run"]  # points stored before protocols
-    assert [r[:2] for r in table.rows] == [["base", 0], ["medical safety", 100], ["medical safety", 200],
-                                           ["general safety", 100]]
+    assert [r[:2] for r in table.rows] == [
+        ["base", 0],
+        ["medical safety", 100],
+        ["medical safety", 200],
+        ["general safety", 100],
+    ]
     base, med100 = table.rows[0], table.rows[1]
     # data, n, harmfulness, refusal rate, vs base, Wilcoxon p, over-refusal, medical QA acc, run
     assert base[2] == Estimate(3.0, 2.6, 3.4) and base[3] == Estimate(0.5, 0.0, 1.0) and base[4] is None
@@ -101,8 +131,9 @@ def test_report_command_shows_sections(project, tmp_path, capsys):
     store, a, b = project
     assert "medsafetybench.finetune.report" in sec.SECTION_MODULES
     out, figs = tmp_path / "r.html", tmp_path / "figs"
-    assert run_main("report", "--project", str(store.path.parent), "--out", str(out), "--figures", str(figs)) == 0, \
+    assert run_main("report", "--project", str(store.path.parent), "--out", str(out), "--figures", str(figs)) == 0, (
         capsys.readouterr()
+    )
     html = out.read_text()
     assert "Safety fine-tuning sweep" in html and "Safety vs medical accuracy" in html
     assert 'id="fig-finetune-sweep"' in html and 'id="fig-finetune-tradeoff"' in html

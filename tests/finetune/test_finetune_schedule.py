@@ -66,19 +66,49 @@ def test_a_planned_step_is_the_mean_of_micro_batch_means(tiny_model_dir: Path, t
     records = [{"instruction": "Q" * (3 + 7 * k), "input": "", "output": "A refusal " * (1 + k)} for k in range(5)]
     examples, _ = build_examples(records, tok, LoraSettings())
     torch.manual_seed(0)
-    model = get_peft_model(transformers.AutoModelForCausalLM.from_pretrained(tiny_model_dir),
-                           LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj"],
-                                      init_lora_weights=False, task_type="CAUSAL_LM"))
+    model = get_peft_model(
+        transformers.AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+        LoraConfig(
+            r=4,
+            lora_alpha=8,
+            lora_dropout=0.0,
+            target_modules=["q_proj", "v_proj"],
+            init_lora_weights=False,
+            task_type="CAUSAL_LM",
+        ),
+    )
     twin = copy.deepcopy(model)
     plan = [[[0, 1], [2, 3, 4]], [[1, 2]], [[3], [4]]]
     collator = transformers.DataCollatorForSeq2Seq(tok, pad_to_multiple_of=8, padding=True, return_tensors="pt")
     args = transformers.TrainingArguments(
-        output_dir=str(tmp_path), per_device_train_batch_size=1, gradient_accumulation_steps=1, max_steps=3,
-        learning_rate=1e-2, warmup_steps=1, lr_scheduler_type="linear", optim="adamw_torch", weight_decay=0.0,
-        max_grad_norm=1.0, logging_steps=1, save_strategy="no", report_to="none", use_cpu=True,
-        disable_tqdm=True, remove_unused_columns=False)
-    trainer = make_trainer(transformers, torch, model=model, args=args, plan=plan, examples=examples,
-                           collator=collator, grad_accum=4, callbacks=[])
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=1,
+        gradient_accumulation_steps=1,
+        max_steps=3,
+        learning_rate=1e-2,
+        warmup_steps=1,
+        lr_scheduler_type="linear",
+        optim="adamw_torch",
+        weight_decay=0.0,
+        max_grad_norm=1.0,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+        remove_unused_columns=False,
+    )
+    trainer = make_trainer(
+        transformers,
+        torch,
+        model=model,
+        args=args,
+        plan=plan,
+        examples=examples,
+        collator=collator,
+        grad_accum=4,
+        callbacks=[],
+    )
     trainer.train()
     logs = [h for h in trainer.state.log_history if "loss" in h]
     assert [h["learning_rate"] for h in logs] == pytest.approx([0.0, 1e-2, 5e-3])
@@ -106,13 +136,30 @@ def test_a_planned_step_is_the_mean_of_micro_batch_means(tiny_model_dir: Path, t
     assert any(not torch.equal(a, b) for a, b in zip(after_first, before, strict=True))
     # a fresh trainer stopped after the same two steps ends where the twin did
     torch.manual_seed(0)
-    again = get_peft_model(transformers.AutoModelForCausalLM.from_pretrained(tiny_model_dir),
-                           LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj"],
-                                      init_lora_weights=False, task_type="CAUSAL_LM"))
+    again = get_peft_model(
+        transformers.AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+        LoraConfig(
+            r=4,
+            lora_alpha=8,
+            lora_dropout=0.0,
+            target_modules=["q_proj", "v_proj"],
+            init_lora_weights=False,
+            task_type="CAUSAL_LM",
+        ),
+    )
     args2 = copy.deepcopy(args)
     args2.max_steps = 2
-    make_trainer(transformers, torch, model=again, args=args2, plan=plan[:2], examples=examples,
-                 collator=collator, grad_accum=4, callbacks=[]).train()
+    make_trainer(
+        transformers,
+        torch,
+        model=again,
+        args=args2,
+        plan=plan[:2],
+        examples=examples,
+        collator=collator,
+        grad_accum=4,
+        callbacks=[],
+    ).train()
     ours = [p.detach() for p in again.parameters() if p.requires_grad]
     for a, b in zip(ours, params, strict=True):
         torch.testing.assert_close(a, b.detach(), rtol=1e-5, atol=1e-6)

@@ -77,8 +77,7 @@ def test_sweep_evaluates_a_stratified_sample(tmp_path: Path) -> None:
     from medsafetybench.finetune.sweep import SweepPlan, prepare_sweep
     from medsafetybench.store import Store
 
-    plan = SweepPlan(base=f"hf:{tmp_path}", kinds=("med",), ns=(100,), data_dir=str(DATA), sample=18,
-                     benign_limit=5)
+    plan = SweepPlan(base=f"hf:{tmp_path}", kinds=("med",), ns=(100,), data_dir=str(DATA), sample=18, benign_limit=5)
     from medsafetybench.testing.tiny import build_tiny_llama
 
     build_tiny_llama(tmp_path, pretrain_steps=0)

@@ -75,20 +75,57 @@ def test_sweep_on_ray_equals_the_sweep_in_process(ray_project, tmp_path):
     assert ray_texts == local_texts and ray_benign == local_benign
     assert len(ray_rows) == len(local_rows) == 2
     for mine, theirs in zip(ray_rows, local_rows, strict=True):
-        assert {k: v for k, v in mine.items() if k not in PER_PROJECT} == \
-            {k: v for k, v in theirs.items() if k not in PER_PROJECT}
+        assert {k: v for k, v in mine.items() if k not in PER_PROJECT} == {
+            k: v for k, v in theirs.items() if k not in PER_PROJECT
+        }
     assert ray_rows[1]["medqa_acc"] is not None and ray_rows[1]["diff_mean"] is not None
 
 
 def test_cli_sweep_on_ray_reruns_for_free(ray_project, judge_server, tiny_model_dir, capsys):
     project, plan, first = ray_project
     calls = judge_server.stats().total_calls
-    code = run_main("sweep", "--base", f"hf:{tiny_model_dir}", "--train-data", "med", "--n", "40", "--judge",
-                    f"openai:judge@{judge_server.base_url}", "--limit", "12", "--max-new-tokens", "10",
-                    "--batch-size", "16", "--data", str(DATA), "--medqa-dir", str(MEDQA), "--benign-limit", "20",
-                    "--medqa", "medqa", "--medqa-limit", "8", "--lr", "1e-2", "--train-batch-size", "8",
-                    "--micro-batch-size", "8", "--warmup-steps", "0", "--epochs", "3", "--project", str(project),
-                    "--engine", "ray", "--json")
+    code = run_main(
+        "sweep",
+        "--base",
+        f"hf:{tiny_model_dir}",
+        "--train-data",
+        "med",
+        "--n",
+        "40",
+        "--judge",
+        f"openai:judge@{judge_server.base_url}",
+        "--limit",
+        "12",
+        "--max-new-tokens",
+        "10",
+        "--batch-size",
+        "16",
+        "--data",
+        str(DATA),
+        "--medqa-dir",
+        str(MEDQA),
+        "--benign-limit",
+        "20",
+        "--medqa",
+        "medqa",
+        "--medqa-limit",
+        "8",
+        "--lr",
+        "1e-2",
+        "--train-batch-size",
+        "8",
+        "--micro-batch-size",
+        "8",
+        "--warmup-steps",
+        "0",
+        "--epochs",
+        "3",
+        "--project",
+        str(project),
+        "--engine",
+        "ray",
+        "--json",
+    )
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["sweep_id"] == first.sweep_id and out["failed"] == []
     assert [p["run_id"] for p in out["points"]] == [p.run_id for p in first.points]
@@ -100,8 +137,7 @@ def test_a_failing_point_is_retried_then_reported(ray_cluster, tiny_model_dir, j
     from medsafetybench.finetune.ray_sweep import RaySweepOptions, run_sweep_ray
     from medsafetybench.testing.faults import FlakyTrain
 
-    plan = replace(_plan(tiny_model_dir, f"openai:judge@{judge_server.base_url}"), ns=(16, 24), limit=4,
-                   benign_limit=4)
+    plan = replace(_plan(tiny_model_dir, f"openai:judge@{judge_server.base_url}"), ns=(16, 24), limit=4, benign_limit=4)
     flaky = FlakyTrain(str(tmp_path / "tries"), fails={16: 1, 24: 5})
     logs: list[str] = []
     with Store.open_project(tmp_path) as store:
@@ -119,10 +155,30 @@ def test_a_failing_point_is_retried_then_reported(ray_cluster, tiny_model_dir, j
 def test_cli_names_a_failed_point_and_exits_1(ray_cluster, tiny_model_dir, judge_server, tmp_path, capsys):
     """A real failure on the worker (the base model has no module to adapt of that name, found only once the
     worker has loaded it): the base point is made, the fine-tuned one is reported by name, exit status 1."""
-    code = run_main("sweep", "--base", f"hf:{tiny_model_dir}", "--train-data", "med", "--n", "16", "--judge",
-                    f"openai:judge@{judge_server.base_url}", "--limit", "4", "--max-new-tokens", "6",
-                    "--data", str(DATA), "--target-modules", "qkv_fused",
-                    "--project", str(tmp_path), "--engine", "ray", "--json")
+    code = run_main(
+        "sweep",
+        "--base",
+        f"hf:{tiny_model_dir}",
+        "--train-data",
+        "med",
+        "--n",
+        "16",
+        "--judge",
+        f"openai:judge@{judge_server.base_url}",
+        "--limit",
+        "4",
+        "--max-new-tokens",
+        "6",
+        "--data",
+        str(DATA),
+        "--target-modules",
+        "qkv_fused",
+        "--project",
+        str(tmp_path),
+        "--engine",
+        "ray",
+        "--json",
+    )
     captured = capsys.readouterr()
     assert code == 1, captured.err
     err = " ".join(captured.err.split())

@@ -19,8 +19,15 @@ def test_add_is_content_keyed_and_keeps_first_provenance(tmp_path: Path) -> None
         assert cs.add([a], "v1") == (1, 0)
         assert cs.add([b, NewCandidate(4, "Request about topic A", "prompt", "openai:y")], "v1") == (1, 1)
         c = cs.get(candidate_id(3, "Request about topic A"))
-        assert (c.request, c.method, c.generator, c.seed, c.suffix, c.raw_key, c.times_seen) == \
-            ("Request about topic A", "gcg", "hf:x", 7, "* * *", "k1", 2)
+        assert (c.request, c.method, c.generator, c.seed, c.suffix, c.raw_key, c.times_seen) == (
+            "Request about topic A",
+            "gcg",
+            "hf:x",
+            7,
+            "* * *",
+            "k1",
+            2,
+        )
         assert c.status == "pending" and c.created_at > 0
         assert len(cs.list(principles=[4])) == 1
         assert cs.add([a], "v1") == (0, 0)  # the same reply read again (a cached re-run) changes nothing
@@ -38,8 +45,9 @@ def test_filter_and_decisions(tmp_path: Path) -> None:
         assert cs.get(b.id).filter_reasons == ["too short"] and cs.get(a.id).filter_scores == {"harm": 8}
         assert cs.counts() == {"pending": 2, "accepted": 0, "rejected": 0, "dropped": 1}
         cs.set_safe_response(a.id, " Placeholder safe response. ", "openai:s")
-        got = cs.decide(a.id, "edit", request="Request about topic A, edited", safe_response="Edited response.",
-                        reviewer="rev")
+        got = cs.decide(
+            a.id, "edit", request="Request about topic A, edited", safe_response="Edited response.", reviewer="rev"
+        )
         assert got.status == "accepted" and got.request == "Request about topic A"
         assert (got.final_request, got.final_safe_response) == ("Request about topic A, edited", "Edited response.")
         assert cs.decide(c.id, "reject").status == "rejected"

@@ -17,15 +17,18 @@ from medsafetybench.store import Store
 DATA = SHARED / "data" / "med-safety-bench"
 
 
-
 def responder(req: dict) -> str:
     text = req["messages"][-1]["content"]
     if "politely declines" in text or "politely decline to answer" in text:
         return "I'm sorry, but I cannot help with that because it would be unethical."
     if "On a scale from 0 to 10" in text or "Please provide a harmfulness score" in text:
         return "#score: 9"
-    return "\n".join(f"{i}. Request about topic {x}, written as a placeholder for the test" for i, x in
-                     enumerate("ABC", start=1)) + "\n4. Too short"
+    return (
+        "\n".join(
+            f"{i}. Request about topic {x}, written as a placeholder for the test" for i, x in enumerate("ABC", start=1)
+        )
+        + "\n4. Too short"
+    )
 
 
 def test_generate_pipeline(fake_openai_factory, tmp_path: Path, capsys, monkeypatch) -> None:
@@ -37,8 +40,12 @@ def test_generate_pipeline(fake_openai_factory, tmp_path: Path, capsys, monkeypa
     proj = str(tmp_path / "proj")
     assert run_main("generate", "prompt", "-g", spec, "-p", "3", "-k", "4", "--project", proj, "--json") == 0
     assert json.loads(capsys.readouterr().out)["added"] == 4
-    assert run_main("generate", "filter", "--no-embeddings", "--scorer", spec, "--data", str(DATA),
-                    "--project", proj, "--json") == 0
+    assert (
+        run_main(
+            "generate", "filter", "--no-embeddings", "--scorer", spec, "--data", str(DATA), "--project", proj, "--json"
+        )
+        == 0
+    )
     res = json.loads(capsys.readouterr().out)
     assert (res["kept"], res["dropped"]) == (3, 1)
     assert [r["reasons"] for r in res["results"]][3] == ["too short (2 words < 6)"]
@@ -74,8 +81,21 @@ def test_filter_scorer_none_skips_the_prescreen(fake_openai_factory, tmp_path: P
     assert run_main("generate", "prompt", "-g", f"openai:gen@{srv.base_url}", "-p", "2", "--project", proj) == 0
     capsys.readouterr()
     calls = srv.stats().total_calls
-    assert run_main("generate", "filter", "--scorer", "none", "--no-embeddings", "--data", str(DATA),
-                    "--project", proj, "--json") == 0
+    assert (
+        run_main(
+            "generate",
+            "filter",
+            "--scorer",
+            "none",
+            "--no-embeddings",
+            "--data",
+            str(DATA),
+            "--project",
+            proj,
+            "--json",
+        )
+        == 0
+    )
     res = json.loads(capsys.readouterr().out)
     assert (res["kept"], res["dropped"]) == (3, 1) and all("harm" not in r["scores"] for r in res["results"])
     assert srv.stats().total_calls == calls  # no scorer was asked
@@ -84,13 +104,19 @@ def test_filter_scorer_none_skips_the_prescreen(fake_openai_factory, tmp_path: P
     assert [c["state"] for c in listed["candidates"]] == ["dropped"] and listed["counts"]["dropped"] == 1
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["generate", "prefill", "-g", "openai:x", "-p", "1"], "needs a local model"),
-    (["generate", "prompt", "-g", "openai:x", "-p", "1", "--prompts-version", "v9"], "--prompts-version 'v9' is unknown"),
-    (["generate", "gcg", "-g", "openai:x", "-p", "1"], "needs a local model"),
-    (["generate", "list", "--status", "maybe"], "--status 'maybe' is unknown"),
-    (["generate", "filter", "--scorer", "none", "--prompts-version", "x"], "--prompts-version 'x' is unknown"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["generate", "prefill", "-g", "openai:x", "-p", "1"], "needs a local model"),
+        (
+            ["generate", "prompt", "-g", "openai:x", "-p", "1", "--prompts-version", "v9"],
+            "--prompts-version 'v9' is unknown",
+        ),
+        (["generate", "gcg", "-g", "openai:x", "-p", "1"], "needs a local model"),
+        (["generate", "list", "--status", "maybe"], "--status 'maybe' is unknown"),
+        (["generate", "filter", "--scorer", "none", "--prompts-version", "x"], "--prompts-version 'x' is unknown"),
+    ],
+)
 def test_user_errors(args: list[str], message: str, tmp_path: Path, capsys) -> None:
     assert run_main(*args, "--project", str(tmp_path)) == 2
     assert message in capsys.readouterr().err
@@ -110,10 +136,17 @@ def test_openai_generators_close_their_sessions(fake_openai_factory, tmp_path: P
     src = str(REPO / "src")
     env = {**os.environ, "PYTHONPATH": src, "OPENAI_API_KEY": "test-key", "PYTHONWARNINGS": "always::ResourceWarning"}
     proj = str(tmp_path / "proj")
-    for args in (["prompt", "-g", spec, "-p", "3", "-k", "4"],
-                 ["filter", "--no-embeddings", "--scorer", spec, "--data", str(DATA)],
-                 ["safe-responses", "-g", spec]):
-        r = subprocess.run([sys.executable, "-X", "dev", "-m", "medsafetybench.cli", "generate", *args,
-                            "--project", proj], capture_output=True, text=True, env=env, timeout=300)
+    for args in (
+        ["prompt", "-g", spec, "-p", "3", "-k", "4"],
+        ["filter", "--no-embeddings", "--scorer", spec, "--data", str(DATA)],
+        ["safe-responses", "-g", spec],
+    ):
+        r = subprocess.run(
+            [sys.executable, "-X", "dev", "-m", "medsafetybench.cli", "generate", *args, "--project", proj],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
         assert r.returncode == 0, r.stderr
         assert "Unclosed" not in r.stderr and "ResourceWarning" not in r.stderr, (args[0], r.stderr)

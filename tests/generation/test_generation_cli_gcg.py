@@ -14,10 +14,43 @@ pytest.importorskip("torch")
 
 
 def _gcg(model: Path, proj: str, *extra: str) -> list[str]:
-    return ["generate", "gcg", "-g", f"hf:{model}", "-p", "5", "--steps", "3", "--top-k", "16", "--candidates", "24",
-            "--suffix-len", "6", "--init", "!", "--seed", "2", "--check-every", "3", "--check-tokens", "6",
-            "--threads", "1", "--device", "cpu", "--dtype", "float32", "--goal", "Write a note {x} \"é\"",
-            "--target", "Sure, here", "--project", proj, *extra]
+    return [
+        "generate",
+        "gcg",
+        "-g",
+        f"hf:{model}",
+        "-p",
+        "5",
+        "--steps",
+        "3",
+        "--top-k",
+        "16",
+        "--candidates",
+        "24",
+        "--suffix-len",
+        "6",
+        "--init",
+        "!",
+        "--seed",
+        "2",
+        "--check-every",
+        "3",
+        "--check-tokens",
+        "6",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--dtype",
+        "float32",
+        "--goal",
+        'Write a note {x} "é"',
+        "--target",
+        "Sure, here",
+        "--project",
+        proj,
+        *extra,
+    ]
 
 
 def test_gcg_command_json_and_runs(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
@@ -37,11 +70,14 @@ def test_gcg_command_json_and_runs(tiny_model_dir: Path, tmp_path: Path, capsys)
     assert "1 run(s)" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize(("extra", "message"), [
-    (["--template", "gpt"], "--template 'gpt' is unknown"),
-    (["--init", "a b"], "--init 'a b' is"),
-    (["--prompts-version", "msb-gen-v0"], "--prompts-version 'msb-gen-v0' is unknown"),
-])
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--template", "gpt"], "--template 'gpt' is unknown"),
+        (["--init", "a b"], "--init 'a b' is"),
+        (["--prompts-version", "msb-gen-v0"], "--prompts-version 'msb-gen-v0' is unknown"),
+    ],
+)
 def test_gcg_user_errors(extra: list[str], message: str, tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
     assert run_main(*_gcg(tiny_model_dir, str(tmp_path), *extra)) == 2
     assert message in capsys.readouterr().err

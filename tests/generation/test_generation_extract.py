@@ -21,30 +21,62 @@ CASES = [
     ("star bullets", "* Request about topic A\n* Request about topic B\n* Request about topic C", ABC),
     ("unicode bullets", "• Request about topic A\n• Request about topic B\n• Request about topic C", ABC),
     ("bold numbers", "**1.** Request about topic A\n**2.** Request about topic B\n**3.** Request about topic C", ABC),
-    ("bold whole item", "**1. Request about topic A**\n**2. Request about topic B**\n**3. Request about topic C**", ABC),
-    ("heading numbers", "### 1. Request about topic A\n### 2. Request about topic B\n### 3. Request about topic C", ABC),
+    (
+        "bold whole item",
+        "**1. Request about topic A**\n**2. Request about topic B**\n**3. Request about topic C**",
+        ABC,
+    ),
+    (
+        "heading numbers",
+        "### 1. Request about topic A\n### 2. Request about topic B\n### 3. Request about topic C",
+        ABC,
+    ),
     ("double quotes", '1. "Request about topic A"\n2. "Request about topic B"\n3. "Request about topic C"', ABC),
-    ("curly quotes", "1. \u201cRequest about topic A\u201d\n2. \u201cRequest about topic B\u201d\n"
-                     "3. \u201cRequest about topic C\u201d", ABC),
+    (
+        "curly quotes",
+        "1. \u201cRequest about topic A\u201d\n2. \u201cRequest about topic B\u201d\n"
+        "3. \u201cRequest about topic C\u201d",
+        ABC,
+    ),
     ("quote then comma", '1. "Request about topic A",\n2. "Request about topic B",\n3. "Request about topic C"', ABC),
-    ("Request N:", "Request 1: Request about topic A\nRequest 2: Request about topic B\nRequest 3: Request about topic C", ABC),
-    ("preamble and closing",
-     "Sure, here are three requests that violate the principle:\n\n1. Request about topic A\n"
-     "2. Request about topic B\n3. Request about topic C\n\nPlease note that these are for research only.", ABC),
+    (
+        "Request N:",
+        "Request 1: Request about topic A\nRequest 2: Request about topic B\nRequest 3: Request about topic C",
+        ABC,
+    ),
+    (
+        "preamble and closing",
+        "Sure, here are three requests that violate the principle:\n\n1. Request about topic A\n"
+        "2. Request about topic B\n3. Request about topic C\n\nPlease note that these are for research only.",
+        ABC,
+    ),
     ("blank lines between", "1. Request about topic A\n\n2. Request about topic B\n\n3. Request about topic C\n", ABC),
     ("windows newlines", "1. Request about topic A\r\n2. Request about topic B\r\n3. Request about topic C", ABC),
-    ("multi-line items",
-     "1. Request about topic A,\n   continued on an indented line\n2. Request about topic B\nwhich wraps "
-     "without indent\n3. Request about topic C",
-     ["Request about topic A, continued on an indented line", "Request about topic B which wraps without indent",
-      "Request about topic C"]),
-    ("bold label", "1. **Label A:** Request about topic A\n2. **Label B:** Request about topic B",
-     ["Label A: Request about topic A", "Label B: Request about topic B"]),
-    ("numbers beat dashes inside", "1. Request about topic A - with a dash\n2. Request about topic B",
-     ["Request about topic A - with a dash", "Request about topic B"]),
-    ("closing paragraph after list",
-     "1. Request about topic A\n2. Request about topic B\n\nThese requests violate the principle because ...",
-     ["Request about topic A", "Request about topic B"]),
+    (
+        "multi-line items",
+        "1. Request about topic A,\n   continued on an indented line\n2. Request about topic B\nwhich wraps "
+        "without indent\n3. Request about topic C",
+        [
+            "Request about topic A, continued on an indented line",
+            "Request about topic B which wraps without indent",
+            "Request about topic C",
+        ],
+    ),
+    (
+        "bold label",
+        "1. **Label A:** Request about topic A\n2. **Label B:** Request about topic B",
+        ["Label A: Request about topic A", "Label B: Request about topic B"],
+    ),
+    (
+        "numbers beat dashes inside",
+        "1. Request about topic A - with a dash\n2. Request about topic B",
+        ["Request about topic A - with a dash", "Request about topic B"],
+    ),
+    (
+        "closing paragraph after list",
+        "1. Request about topic A\n2. Request about topic B\n\nThese requests violate the principle because ...",
+        ["Request about topic A", "Request about topic B"],
+    ),
     ("refusal, no list", "I'm sorry, but I cannot help with writing such requests.", []),
     ("repeats kept once", "1. Request about topic A\n2. Request about topic A", ["Request about topic A"]),
     ("too short dropped", "1. ok\n2. Request about topic B", ["Request about topic B"]),

@@ -21,14 +21,29 @@ from medsafetybench.generation.filter import (
 DATA = SHARED / "data" / "med-safety-bench"
 
 # Near-duplicate pairs in the release (found with this filter): the same request reworded slightly.
-PAIRS = [("eval/llama2/p8/016", "improve/llama2/p8/057"), ("eval/llama2/p4/055", "eval/llama2/p4/034"),
-         ("eval/llama2/p7/047", "eval/llama2/p7/035")]
+PAIRS = [
+    ("eval/llama2/p8/016", "improve/llama2/p8/057"),
+    ("eval/llama2/p4/055", "eval/llama2/p4/034"),
+    ("eval/llama2/p7/047", "eval/llama2/p7/035"),
+]
 
 
 def cand(cid: str, request: str, principle: int = 1) -> Candidate:
-    return Candidate(id=cid, principle=principle, request=request, method="prompt", generator="test", seed=None,
-                     suffix=None, prompts_version="v", raw_key=None, times_seen=1, safe_response=None,
-                     safe_generator=None, filter_status="unfiltered")
+    return Candidate(
+        id=cid,
+        principle=principle,
+        request=request,
+        method="prompt",
+        generator="test",
+        seed=None,
+        suffix=None,
+        prompts_version="v",
+        raw_key=None,
+        times_seen=1,
+        safe_response=None,
+        safe_generator=None,
+        filter_status="unfiltered",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +52,9 @@ def bench():
         pytest.skip(f"shared benchmark data not found at {DATA}")
     from medsafetybench.data import load_official
 
-    items = (load_official("eval", sources=["llama2"], principles=[4, 7, 8], data_dir=DATA)
-             + load_official("improve", sources=["llama2"], principles=[8], data_dir=DATA))
+    items = load_official("eval", sources=["llama2"], principles=[4, 7, 8], data_dir=DATA) + load_official(
+        "improve", sources=["llama2"], principles=[8], data_dir=DATA
+    )
     return {it.id: it for it in items}
 
 
@@ -66,14 +82,18 @@ def test_max_similarity_blocks_equal_full_matrix() -> None:
 
 def test_near_duplicates_of_the_benchmark_and_within_the_set(bench, embed) -> None:
     reference = [bench[b] for _, b in PAIRS[:1]] + [bench["eval/llama2/p4/001"]]
-    cands = [cand("c1", bench[PAIRS[0][0]].request),             # near duplicate of the reference improve item
-             cand("c2", bench[PAIRS[1][0]].request),             # kept (first of a near-duplicate pair)
-             cand("c3", bench[PAIRS[1][1]].request),             # near duplicate of c2
-             cand("c4", bench[PAIRS[2][0]].request),
-             cand("c5", bench["eval/llama2/p4/001"].request.upper() + " !"),  # lightly edited copy: exact
-             cand("c6", "Request about topic A, written for a test of the filter, with enough words."),
-             cand("c7", bench[PAIRS[2][1]].request)]
-    results = {r.id: r for r in filter_candidates(cands, reference, embed=embed, settings=FilterSettings(threshold=0.95))}
+    cands = [
+        cand("c1", bench[PAIRS[0][0]].request),  # near duplicate of the reference improve item
+        cand("c2", bench[PAIRS[1][0]].request),  # kept (first of a near-duplicate pair)
+        cand("c3", bench[PAIRS[1][1]].request),  # near duplicate of c2
+        cand("c4", bench[PAIRS[2][0]].request),
+        cand("c5", bench["eval/llama2/p4/001"].request.upper() + " !"),  # lightly edited copy: exact
+        cand("c6", "Request about topic A, written for a test of the filter, with enough words."),
+        cand("c7", bench[PAIRS[2][1]].request),
+    ]
+    results = {
+        r.id: r for r in filter_candidates(cands, reference, embed=embed, settings=FilterSettings(threshold=0.95))
+    }
     assert results["c1"].status == "dropped"
     assert any(PAIRS[0][1] in r and "near duplicate of benchmark" in r for r in results["c1"].reasons)
     assert results["c2"].status == "kept" and results["c4"].status == "kept" and results["c6"].status == "kept"
@@ -83,19 +103,22 @@ def test_near_duplicates_of_the_benchmark_and_within_the_set(bench, embed) -> No
     nearest = results["c2"].scores["nearest"]
     assert len(nearest) == 2 and nearest[0]["cosine"] >= nearest[1]["cosine"]
     # a stricter threshold keeps the reworded pairs apart
-    strict = {r.id: r for r in filter_candidates(cands, reference, embed=embed,
-                                                 settings=FilterSettings(threshold=0.9999))}
+    strict = {
+        r.id: r for r in filter_candidates(cands, reference, embed=embed, settings=FilterSettings(threshold=0.9999))
+    }
     assert strict["c3"].status == "kept" and strict["c5"].status == "dropped"
 
 
 def test_checks_without_embeddings_and_harm_prescreen() -> None:
-    cands = [cand("a", "Request about topic A, long enough to pass the length check."),
-             cand("b", "Too short."),
-             cand("c", "Запрос о теме А, который написан не на английском языке вовсе."),
-             cand("d", "request about topic a long enough to pass the length check"),  # exact dup of a
-             cand("e", "Request about topic E, long enough to pass the length check."),
-             cand("f", "Request about topic F, long enough to pass the length check."),
-             cand("g", "Request about topic G, long enough to pass the length check.")]
+    cands = [
+        cand("a", "Request about topic A, long enough to pass the length check."),
+        cand("b", "Too short."),
+        cand("c", "Запрос о теме А, который написан не на английском языке вовсе."),
+        cand("d", "request about topic a long enough to pass the length check"),  # exact dup of a
+        cand("e", "Request about topic E, long enough to pass the length check."),
+        cand("f", "Request about topic F, long enough to pass the length check."),
+        cand("g", "Request about topic G, long enough to pass the length check."),
+    ]
     asked = []
 
     def scorer(items):

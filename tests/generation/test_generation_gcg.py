@@ -32,7 +32,7 @@ def _plain_losses(gcg: GCG, cands) -> list[float]:
             ids = gcg.before_ids + row + gcg.after_ids + gcg.target_ids
             logits = gcg.model(input_ids=torch.tensor([ids])).logits[0]
             start = len(ids) - len(gcg.target_ids)
-            out.append(float(torch.nn.functional.cross_entropy(logits[start - 1:-1], torch.tensor(gcg.target_ids))))
+            out.append(float(torch.nn.functional.cross_entropy(logits[start - 1 : -1], torch.tensor(gcg.target_ids))))
     return out
 
 
@@ -107,8 +107,18 @@ def test_no_retokenisable_candidate_raises(tiny) -> None:
 
 @pytest.mark.parametrize("version", prompts.VERSIONS)
 def test_resumed_run_equals_uninterrupted(tiny, version: str) -> None:
-    cfg = GCGConfig.for_version(version, steps=4, top_k=32, num_candidates=32, suffix_len=10, batch_size=32,
-                                early_stop=False, check_every=2, check_tokens=8, seed=1)
+    cfg = GCGConfig.for_version(
+        version,
+        steps=4,
+        top_k=32,
+        num_candidates=32,
+        suffix_len=10,
+        batch_size=32,
+        early_stop=False,
+        check_every=2,
+        check_tokens=8,
+        seed=1,
+    )
     gcg = GCG(tiny, gcg_goal(6), gcg_target(6), cfg)
     full = gcg.run()
     assert full.steps_run == 4 and len(full.losses) == 5 and [c["step"] for c in full.checks] == [2, 4]

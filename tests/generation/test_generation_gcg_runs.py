@@ -29,8 +29,18 @@ def tiny(tiny_model_dir: Path):
 
 
 def _cfg(version: str = prompts.V2, **kw) -> GCGConfig:
-    base = dict(steps=4, top_k=32, num_candidates=32, suffix_len=10, batch_size=32, early_stop=False, check_every=2,
-                check_tokens=8, seed=1, checkpoint_every=1)
+    base = dict(
+        steps=4,
+        top_k=32,
+        num_candidates=32,
+        suffix_len=10,
+        batch_size=32,
+        early_stop=False,
+        check_every=2,
+        check_tokens=8,
+        seed=1,
+        checkpoint_every=1,
+    )
     return GCGConfig.for_version(version, **(base | kw))
 
 
@@ -85,15 +95,37 @@ def test_runs_from_release_0_1_0_migrate(tmp_path: Path) -> None:
     db = tmp_path / "medsafety.db"
     shutil.copy(FIXTURE, db)
     conn = sqlite3.connect(db)
-    for key, output in (("starts", "Sure, here is a list"), ("plain", "1. Request about topic A"),
-                        ("refuses", "I'm sorry, I cannot")):
-        conn.execute("INSERT INTO gen_gcg_runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                     (key, "hf:tiny", 2, "goal", "Sure, here is", "{}", "* *", "[1,2]", 5.4, "[6.0,5.4]",
-                      int("sorry" not in output), output, 2, 1.0, 1.0))
+    for key, output in (
+        ("starts", "Sure, here is a list"),
+        ("plain", "1. Request about topic A"),
+        ("refuses", "I'm sorry, I cannot"),
+    ):
+        conn.execute(
+            "INSERT INTO gen_gcg_runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                key,
+                "hf:tiny",
+                2,
+                "goal",
+                "Sure, here is",
+                "{}",
+                "* *",
+                "[1,2]",
+                5.4,
+                "[6.0,5.4]",
+                int("sorry" not in output),
+                output,
+                2,
+                1.0,
+                1.0,
+            ),
+        )
     conn.commit()
     conn.close()
     with Store(db) as store:
-        got = {r[0]: r[1:] for r in store.conn.execute("SELECT key, success, refused, prompts_version FROM gen_gcg_runs")}
+        got = {
+            r[0]: r[1:] for r in store.conn.execute("SELECT key, success, refused, prompts_version FROM gen_gcg_runs")
+        }
         assert got["starts"] == (1, 0, prompts.V1)
         assert got["plain"] == (0, 0, prompts.V1)  # "success: True" at loss 5.4 no more
         assert got["refuses"] == (0, 1, prompts.V1)

@@ -36,9 +36,11 @@ def list_responder(req: dict) -> str:
     if "On a scale from 0 to 10" in text or text.startswith(official.HARM_USER_PREFIX):
         return "#score: 8" if "topic A" in text else "I am not sure."
     seed = req.get("seed") or 0
-    return ("Sure, here are some requests:\n\n" + "\n".join(
-        f"{i + 1}. Request about topic {chr(65 + seed + i)} for the principle" for i in range(3))
-        + "\n\nThese are examples only.")
+    return (
+        "Sure, here are some requests:\n\n"
+        + "\n".join(f"{i + 1}. Request about topic {chr(65 + seed + i)} for the principle" for i in range(3))
+        + "\n\nThese are examples only."
+    )
 
 
 def test_prompt_method_extracts_and_caches(fake_openai_factory, tmp_path: Path) -> None:
@@ -102,25 +104,46 @@ def test_v1_requests_are_unchanged() -> None:
     """Stored v1 replies stay reachable: v1 builds byte-identical requests (so identical cache keys)."""
     r = "Request about topic A"
     assert safe_response_request(r, prompts.V1) == ChatRequest.simple(
-        prompts.safe_response_message(r), system=LLAMA2_DEFAULT_SYSTEM_PROMPT, config=GenerationConfig(max_new_tokens=256))
-    assert harm_request(r, 3, prompts.V1) == ChatRequest.simple(prompts.harm_scorer_message(r, 3),
-                                                                 config=GenerationConfig(max_new_tokens=32))
+        prompts.safe_response_message(r),
+        system=LLAMA2_DEFAULT_SYSTEM_PROMPT,
+        config=GenerationConfig(max_new_tokens=256),
+    )
+    assert harm_request(r, 3, prompts.V1) == ChatRequest.simple(
+        prompts.harm_scorer_message(r, 3), config=GenerationConfig(max_new_tokens=32)
+    )
 
 
-@pytest.mark.parametrize(("reply", "score"), [
-    ("#score: 8", 8.0), ("#Score: 7/10", 7.0), ("**Score:** 9", 9.0), ("I'd rate this 6 out of 10.", 6.0),
-    ("3", 3.0), ("Reasoning about 2 things... #score: 10", 10.0), ("#score: 12", None), ("harmful", None),
-    ("#score: 4\n#score: 9", 9.0),
-])
+@pytest.mark.parametrize(
+    ("reply", "score"),
+    [
+        ("#score: 8", 8.0),
+        ("#Score: 7/10", 7.0),
+        ("**Score:** 9", 9.0),
+        ("I'd rate this 6 out of 10.", 6.0),
+        ("3", 3.0),
+        ("Reasoning about 2 things... #score: 10", 10.0),
+        ("#score: 12", None),
+        ("harmful", None),
+        ("#score: 4\n#score: 9", 9.0),
+    ],
+)
 def test_parse_harm_score(reply: str, score: float | None) -> None:
     assert prompts.parse_harm_score(reply) == score
     assert prompts.prompt_set(prompts.V1).harm_parse(reply) == score
 
 
-@pytest.mark.parametrize(("reply", "score"), [
-    (" 8 out of 10.", 8.0), (" 7.5, because", 7.5), ("\n\n**9**", 9.0), (" 12", 12.0), (" high", None),
-    (" 0.", 0.0), (" 1-3 sentences, score 9", 1.0),
-])
+@pytest.mark.parametrize(
+    ("reply", "score"),
+    [
+        (" 8 out of 10.", 8.0),
+        (" 7.5, because", 7.5),
+        ("\n\n**9**", 9.0),
+        (" 12", 12.0),
+        (" high", None),
+        (" 0.", 0.0),
+        (" 1-3 sentences, score 9", 1.0),
+    ],
+)
 def test_official_first_number(reply: str, score: float | None) -> None:
     """v2 parses as filter_harmful.py: the first number of the reply, whatever follows."""
     assert prompts.prompt_set(prompts.V2).harm_parse(reply) == score
@@ -129,8 +152,7 @@ def test_official_first_number(reply: str, score: float | None) -> None:
 def test_prompt_method_on_tiny_model(tiny_model_dir: Path, tmp_path: Path) -> None:
     model = load_model(f"hf:{tiny_model_dir}")
     with Store(tmp_path / "db.sqlite") as store:
-        rep = asyncio.run(generate_by_prompting(store, model, 5, count=3, calls=1, temperature=0.0,
-                                                max_new_tokens=16))
+        rep = asyncio.run(generate_by_prompting(store, model, 5, count=3, calls=1, temperature=0.0, max_new_tokens=16))
         assert rep.calls == 1 and rep.replies == 1 and rep.failed == 0
         rep = asyncio.run(write_safe_responses(store, model))
         assert rep.failed == 0

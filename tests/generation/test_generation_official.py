@@ -32,8 +32,13 @@ REF = SHARED / "reference" / "med-safety-bench"
 ADV = REF / "exps" / "adv_attack"
 pytestmark = pytest.mark.skipif(not ADV.is_dir(), reason=f"official reference code not found at {REF}")
 
-EDGE = ['He said "stop" {now} {0} %s and {{x}}', "  leading and trailing spaces  ", "Ünïcödé — 医学 ✓ naïve",
-        "it's a 'quoted' request\\n with a backslash", "Plain request about topic A"]
+EDGE = [
+    'He said "stop" {now} {0} %s and {{x}}',
+    "  leading and trailing spaces  ",
+    "Ünïcödé — 医学 ✓ naïve",
+    "it's a 'quoted' request\\n with a backslash",
+    "Plain request about topic A",
+]
 
 
 # --- reading the reference ------------------------------------------------------------------------------
@@ -103,12 +108,18 @@ def test_prefill_prompt_and_settings(tiny) -> None:
         assert re.search(r"--num_iter (\d+)", _script(script)).group(1) == str(official.PREFILL_CALLS)
     # what we feed the model: the reference text, tokenised without added special tokens (as the script)
     req = prefill_request(3, None, GenerationConfig())
-    assert prefill_prompt_ids(tiny, req, "llama3") == tiny.tokenizer(
-        template(system, official.official_goal(3, "prompts")[0]), add_special_tokens=False)["input_ids"]
+    assert (
+        prefill_prompt_ids(tiny, req, "llama3")
+        == tiny.tokenizer(template(system, official.official_goal(3, "prompts")[0]), add_special_tokens=False)[
+            "input_ids"
+        ]
+    )
 
 
-@pytest.mark.parametrize(("goal_set", "file"), [("prompts", "adv_ama_prompts.jsonl"),
-                                                ("tutorial", "adv_ama_tutorial.jsonl"), ("plain", "cat6.jsonl")])
+@pytest.mark.parametrize(
+    ("goal_set", "file"),
+    [("prompts", "adv_ama_prompts.jsonl"), ("tutorial", "adv_ama_tutorial.jsonl"), ("plain", "cat6.jsonl")],
+)
 def test_goals_match_the_official_files(goal_set: str, file: str) -> None:
     path = ADV / "adv_ama_prompts" / file
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -129,19 +140,21 @@ def test_shell_scripts_pick_the_goal_files() -> None:
 
 
 # --- extraction and clean-up ----------------------------------------------------------------------------
-REPLY = ("<|begin_of_text|>preamble\nSure! Here are twenty examples:\r\n\r\n"
-         '1. "Quoted request about topic A {braces}?"\n'
-         "2. **Bold title:** then the request text\n"
-         "3.  **Whole bold request**  \n"
-         "4. Request with trailing colon and spaces:   \n"
-         "10. Ünïcödé request — 医学 ✓\n"
-         "11.\tTabbed request with a later space\n"
-         "12. **\n"
-         "5) not numbered this way\n"
-         "6.no space after the period\n"
-         "  7. indented, not matched\n"
-         "١. Arabic-Indic digit request\n"
-         "13. Request ending the reply")
+REPLY = (
+    "<|begin_of_text|>preamble\nSure! Here are twenty examples:\r\n\r\n"
+    '1. "Quoted request about topic A {braces}?"\n'
+    "2. **Bold title:** then the request text\n"
+    "3.  **Whole bold request**  \n"
+    "4. Request with trailing colon and spaces:   \n"
+    "10. Ünïcödé request — 医学 ✓\n"
+    "11.\tTabbed request with a later space\n"
+    "12. **\n"
+    "5) not numbered this way\n"
+    "6.no space after the period\n"
+    "  7. indented, not matched\n"
+    "١. Arabic-Indic digit request\n"
+    "13. Request ending the reply"
+)
 
 
 def test_extraction_matches_extract_prompts_py(tmp_path: Path) -> None:
@@ -160,18 +173,20 @@ def test_numbered_line_without_space_is_skipped() -> None:
 
 
 def test_duplicates_dataset_cleanup_drops_are_dropped_by_our_filter(tmp_path: Path) -> None:
-    lines = {1: ["Request about topic A", "Request about topic B", "Request about topic A", "Request é C"],
-             2: ["Request about topic B", "Request about topic D", "Request é C"]}
+    lines = {
+        1: ["Request about topic A", "Request about topic B", "Request about topic A", "Request é C"],
+        2: ["Request about topic B", "Request about topic D", "Request é C"],
+    }
     for n, ls in lines.items():
         (tmp_path / f"category_{n}.txt").write_text("".join(x + "\n" for x in ls), encoding="utf-8")
-    subprocess.run([sys.executable, str(ADV / "dataset_cleanup.py"), str(tmp_path)], check=True,
-                   capture_output=True)
+    subprocess.run([sys.executable, str(ADV / "dataset_cleanup.py"), str(tmp_path)], check=True, capture_output=True)
     kept_official = [x for n in lines for x in (tmp_path / "dedup" / f"category_{n}.txt").read_text().splitlines()]
     with Store(tmp_path / "db.sqlite") as store:
         cs = CandidateStore(store)
         cs.add([NewCandidate(n, x, "prefill", "g") for n, ls in lines.items() for x in ls], prompts.V2)
-        results = filter_candidates(cs.list(), [], embed=None,
-                                    settings=FilterSettings(min_words=1, check_language=False))
+        results = filter_candidates(
+            cs.list(), [], embed=None, settings=FilterSettings(min_words=1, check_language=False)
+        )
     # the same texts survive (of a cross-principle repeat the official keeps a random copy, we the first)
     assert sorted(kept_official) == sorted({x for ls in lines.values() for x in ls})
     assert sum(r.status == "kept" for r in results) == len(kept_official) == 4
@@ -201,8 +216,13 @@ def test_refusal_prefixes_and_settings() -> None:
     assert _argparse_default(rel, "--top_k") == official.GCG_SETTINGS["top_k"] == cfg.top_k
     assert _argparse_default(rel, "--test_iter") == official.GCG_SETTINGS["check_every"] == cfg.check_every
     step = next(n for n in ast.walk(_tree(rel)) if isinstance(n, ast.FunctionDef) and n.name == "gcg_step")
-    samples = dict(zip([a.arg for a in step.args.args][-len(step.args.defaults):],
-                       [ast.literal_eval(d) for d in step.args.defaults], strict=True))["num_samples"]
+    samples = dict(
+        zip(
+            [a.arg for a in step.args.args][-len(step.args.defaults) :],
+            [ast.literal_eval(d) for d in step.args.defaults],
+            strict=True,
+        )
+    )["num_samples"]
     assert samples == official.GCG_SETTINGS["num_candidates"] == cfg.num_candidates
     assert _eval(_kwarg(rel, "gcg_llm", "batch_size")) == official.GCG_SETTINGS["batch_size"] == cfg.batch_size
     assert _eval(_kwarg(rel, "generate", "max_new_tokens")) == official.GCG_SETTINGS["check_tokens"] == cfg.check_tokens
@@ -211,8 +231,9 @@ def test_refusal_prefixes_and_settings() -> None:
     # the initial token: encode('*')[1], i.e. '*' after the bos token
     assert "tokenizer.encode('*')[1]" in (REF / rel).read_text() and cfg.init == "*"
     # no early stop in the official loop: every iteration runs, the pick happens afterwards
-    assert "break" not in ast.unparse(next(n for n in ast.walk(_tree(rel))
-                                           if isinstance(n, ast.FunctionDef) and n.name == "gcg_llm"))
+    assert "break" not in ast.unparse(
+        next(n for n in ast.walk(_tree(rel)) if isinstance(n, ast.FunctionDef) and n.name == "gcg_llm")
+    )
     assert cfg.early_stop is False
 
 
@@ -231,8 +252,12 @@ def test_target_loss_matches_the_official_loss(tiny) -> None:
     import torch
 
     target_loss = _function("exps/adv_attack/gcg.py", "target_loss", {"torch": torch})
-    gcg = GCG(tiny, official.official_goal(2, "tutorial")[0], official.official_goal(2, "tutorial")[1],
-              GCGConfig(template="llama3", num_candidates=16, top_k=16, batch_size=4))
+    gcg = GCG(
+        tiny,
+        official.official_goal(2, "tutorial")[0],
+        official.official_goal(2, "tutorial")[1],
+        GCGConfig(template="llama3", num_candidates=16, top_k=16, batch_size=4),
+    )
     grad, _ = gcg.gradient(gcg.init_ids)
     cands = gcg.sample_candidates(gcg.init_ids, grad, torch.Generator().manual_seed(0))
     seqs = torch.tensor([gcg.before_ids + row + gcg.after_ids for row in cands.tolist()])
@@ -248,14 +273,21 @@ def test_harm_prompt_parser_and_threshold(tiny) -> None:
     full = _assigned(rel, "full_prompt")
     for request in EDGE:
         expected = _eval(full, {"prompt_format": prompt_format, "prompt": request.strip()})  # the script strips
-        assert official.llama3_literal(official.HARM_SYSTEM, official.harm_user(request), official.HARM_START) == expected
+        assert (
+            official.llama3_literal(official.HARM_SYSTEM, official.harm_user(request), official.HARM_START) == expected
+        )
         req = harm_request(request, 1, prompts.V2, forced=True)
-        assert prefill_prompt_ids(tiny, req, "llama3") == tiny.tokenizer(expected, add_special_tokens=False)["input_ids"]
+        assert (
+            prefill_prompt_ids(tiny, req, "llama3") == tiny.tokenizer(expected, add_special_tokens=False)["input_ids"]
+        )
     assert _eval(_kwarg(rel, "generate", "max_new_tokens")) == official.HARM_MAX_NEW_TOKENS
     (search,) = [c for c in _calls(rel, "search")]
     assert _eval(search.args[0]) == official._FIRST_NUMBER.pattern
-    compare = next(n for n in ast.walk(_tree(rel)) if isinstance(n, ast.Compare)
-                   and isinstance(n.left, ast.Name) and n.left.id == "harmfulness_score")
+    compare = next(
+        n
+        for n in ast.walk(_tree(rel))
+        if isinstance(n, ast.Compare) and isinstance(n.left, ast.Name) and n.left.id == "harmfulness_score"
+    )
     assert isinstance(compare.ops[0], ast.GtE) and _eval(compare.comparators[0]) == official.HARM_THRESHOLD
     assert prompts.prompt_set(prompts.V2).harm_threshold == official.HARM_THRESHOLD
 
@@ -269,8 +301,10 @@ def test_safe_response_instruction() -> None:
     for request in EDGE:
         assert official.safe_user(request) == render({"question": request})
         req = safe_response_request(request, prompts.V2)
-        assert [(m.role, m.content) for m in req.messages] == [("system", official.SAFE_SYSTEM),
-                                                                ("user", render({"question": request}))]
+        assert [(m.role, m.content) for m in req.messages] == [
+            ("system", official.SAFE_SYSTEM),
+            ("user", render({"question": request})),
+        ]
         assert req.config.temperature == 0.0 and req.config.max_new_tokens == official.SAFE_MAX_NEW_TOKENS
     assert _eval(_assigned(rel, "max_new_tokens")) == official.SAFE_MAX_NEW_TOKENS
     assert _eval(_kwarg(rel, "partial", "temperature")) == 0.0

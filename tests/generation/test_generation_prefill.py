@@ -57,8 +57,12 @@ def test_v2_prefill_official_goal_and_start(tiny, tmp_path: Path) -> None:
     assert tiny.tokenizer.decode(prefill_prompt_ids(tiny, req, "model")).rstrip().endswith("<|assistant|>\nSure!")
     # the official literal Llama-3 text, tokenised without added special tokens
     ids = prefill_prompt_ids(tiny, req, "llama3")
-    assert ids == tiny.tokenizer(official.llama3_literal(official.PREFILL_SYSTEM, goal, "Sure!"),
-                                 add_special_tokens=False)["input_ids"]
+    assert (
+        ids
+        == tiny.tokenizer(official.llama3_literal(official.PREFILL_SYSTEM, goal, "Sure!"), add_special_tokens=False)[
+            "input_ids"
+        ]
+    )
     with Store(tmp_path / "db.sqlite") as store:
         rep = asyncio.run(generate_by_prefill(store, tiny, 4, calls=2, max_new_tokens=16, render="llama3"))
         assert rep.calls == 2 and rep.failed == 0
@@ -71,8 +75,9 @@ def test_v2_prefill_official_goal_and_start(tiny, tmp_path: Path) -> None:
 
 def test_v2_prefill_goals_file(tiny, tmp_path: Path) -> None:
     goals = tmp_path / "goals.jsonl"
-    goals.write_text('{"goal": "Goal one {x} \\"q\\"", "target": "T1"}\n{"goal": " Goal two é ", "target": ""}\n',
-                     encoding="utf-8")
+    goals.write_text(
+        '{"goal": "Goal one {x} \\"q\\"", "target": "T1"}\n{"goal": " Goal two é ", "target": ""}\n', encoding="utf-8"
+    )
     req = prefill_request(2, None, GenerationConfig(), goals_file=goals)
     assert req.messages[1].content == " Goal two é "  # row i is for principle i, verbatim
     with pytest.raises(UserError, match="principle 3 needs row 3"):

@@ -13,28 +13,47 @@ from medsafetybench.generation.candidates import CandidateStore, NewCandidate
 from medsafetybench.generation.review import ReviewServer
 from medsafetybench.store import Store
 
-SCRIPT_REQUEST = ("Request about topic A <script>document.title='pwned'</script>"
-                  "<img src=x onerror=\"document.body.dataset.pwned='1'\">")
+SCRIPT_REQUEST = (
+    "Request about topic A <script>document.title='pwned'</script>"
+    "<img src=x onerror=\"document.body.dataset.pwned='1'\">"
+)
 
 
 def _seed(db: Path) -> list[str]:
     with Store(db) as store:
         cs = CandidateStore(store)
-        cs.add([NewCandidate(1, SCRIPT_REQUEST, "prompt", "g", seed=0),
+        cs.add(
+            [
+                NewCandidate(1, SCRIPT_REQUEST, "prompt", "g", seed=0),
                 NewCandidate(2, "Request about topic B", "prompt", "g"),
                 NewCandidate(3, "Request about topic C", "gcg", "g", suffix="* ! *"),
-                NewCandidate(4, "Request about topic D, dropped by the filter", "prompt", "g")], "v1")
+                NewCandidate(4, "Request about topic D, dropped by the filter", "prompt", "g"),
+            ],
+            "v1",
+        )
         ids = [c.id for c in cs.list()]
-        cs.set_filter([(ids[3], "dropped", ["too short"], {}),
-                       (ids[0], "kept", [], {"nearest": [{"id": "eval/gpt4/p1/000", "cosine": 0.5,
-                                                          "request": "<b>benchmark</b>"}], "harm": 8.0}),
-                       (ids[1], "kept", [], {"harm": None, "harm_note": "unscored: kept for review"})])
+        cs.set_filter(
+            [
+                (ids[3], "dropped", ["too short"], {}),
+                (
+                    ids[0],
+                    "kept",
+                    [],
+                    {
+                        "nearest": [{"id": "eval/gpt4/p1/000", "cosine": 0.5, "request": "<b>benchmark</b>"}],
+                        "harm": 8.0,
+                    },
+                ),
+                (ids[1], "kept", [], {"harm": None, "harm_note": "unscored: kept for review"}),
+            ]
+        )
         cs.set_safe_response(ids[0], "Placeholder refusal <i>A</i>", "s")
         return ids
 
 
-def _call(url: str, token: str | None, body: dict | None = None, host: str | None = None,
-          ctype: str = "application/json") -> tuple[int, dict]:
+def _call(
+    url: str, token: str | None, body: dict | None = None, host: str | None = None, ctype: str = "application/json"
+) -> tuple[int, dict]:
     return api_call(url, "X-Review-Token", token, body, host, ctype)
 
 
@@ -55,9 +74,16 @@ def test_review_round_trip(tmp_path: Path) -> None:
         assert first["request"] == SCRIPT_REQUEST and first["nearest"][0]["id"] == "eval/gpt4/p1/000"
         accepted = _call(srv.url + "api/decide", srv.token, {"id": ids[0], "decision": "accept"})[1]
         assert accepted["item"]["status"] == "accepted" and accepted["counts"]["accepted"] == 1
-        st, edited = _call(srv.url + "api/decide", srv.token,
-                           {"id": ids[1], "decision": "edit", "request": "Request about topic B, edited",
-                            "safe_response": "Placeholder refusal B."})
+        st, edited = _call(
+            srv.url + "api/decide",
+            srv.token,
+            {
+                "id": ids[1],
+                "decision": "edit",
+                "request": "Request about topic B, edited",
+                "safe_response": "Placeholder refusal B.",
+            },
+        )
         assert st == 200 and edited["item"]["request"] == "Request about topic B, edited"
         assert _call(srv.url + "api/decide", srv.token, {"id": ids[2], "decision": "reject"})[0] == 200
         # refusals: no token, wrong token, foreign Host (DNS rebinding), not JSON, bad decision
@@ -65,8 +91,9 @@ def test_review_round_trip(tmp_path: Path) -> None:
         assert _call(srv.url + "api/decide", "wrong", {"id": ids[2], "decision": "accept"})[0] == 403
         assert _call(srv.url + "api/items", srv.token, host="evil.example:80")[0] == 403
         assert _call(srv.url + "api/items", None)[0] == 403
-        assert _call(srv.url + "api/decide", srv.token, {"id": ids[2], "decision": "accept"},
-                     ctype="text/plain")[0] == 415
+        assert (
+            _call(srv.url + "api/decide", srv.token, {"id": ids[2], "decision": "accept"}, ctype="text/plain")[0] == 415
+        )
         assert _call(srv.url + "api/decide", srv.token, {"id": ids[2], "decision": "maybe"})[0] == 400
         assert _call(srv.url + "api/items", srv.token)[1]["items"] == []  # nothing pending: resumable
     with Store(db) as store:  # decisions were written at once
@@ -96,8 +123,9 @@ def test_review_page_in_headless_chromium(tmp_path: Path) -> None:
             assert drv.find_elements(By.CSS_SELECTOR, "#request script, #request img, #nearest b") == []
             assert drv.find_element(By.TAG_NAME, "body").get_attribute("data-pwned") is None  # no onerror ran
             assert "harmfulness 8 (0-10)" in drv.find_element(By.ID, "prov").text
-            assert drv.find_element(By.ID, "counts").text == ("pending 3 \u00b7 accepted 0 \u00b7 rejected 0 \u00b7 "
-                                                               "dropped by the filter 1")
+            assert drv.find_element(By.ID, "counts").text == (
+                "pending 3 \u00b7 accepted 0 \u00b7 rejected 0 \u00b7 dropped by the filter 1"
+            )
             body = drv.find_element(By.TAG_NAME, "body")
             body.send_keys("a")
             WebDriverWait(drv, 10).until(lambda d: "topic B" in d.find_element(By.ID, "request").text)

@@ -16,8 +16,10 @@ import pytest
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 CHROMEDRIVER = shutil.which("chromedriver")
 
-needs_chromium = pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
-                                    reason="needs a headless Chromium: apt-get install chromium chromium-driver")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None or CHROMEDRIVER is None,
+    reason="needs a headless Chromium: apt-get install chromium chromium-driver",
+)
 
 
 def chromium_driver(profile: Path | None = None, *, log_network: bool = False) -> Any:
@@ -25,9 +27,17 @@ def chromium_driver(profile: Path | None = None, *, log_network: bool = False) -
     webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (pip install 'medsafetybench[dev]')")
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    args = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-            "--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync",
-            "--window-size=1280,1000"]
+    args = [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--disable-sync",
+        "--window-size=1280,1000",
+    ]
     if profile is not None:
         args.append(f"--user-data-dir={profile}")
     for arg in args:
@@ -37,8 +47,15 @@ def chromium_driver(profile: Path | None = None, *, log_network: bool = False) -
     return webdriver.Chrome(service=webdriver.ChromeService(executable_path=CHROMEDRIVER), options=opts)
 
 
-def api_call(url: str, token_header: str, token: str | None, body: dict | None = None, host: str | None = None,
-             ctype: str = "application/json", raw: bytes | None = None) -> tuple[int, dict]:
+def api_call(
+    url: str,
+    token_header: str,
+    token: str | None,
+    body: dict | None = None,
+    host: str | None = None,
+    ctype: str = "application/json",
+    raw: bytes | None = None,
+) -> tuple[int, dict]:
     """GET (no body) or POST a local page's JSON API; returns (status, decoded reply)."""
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
     req = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET")

@@ -37,8 +37,9 @@ def tiny_adapter_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFact
 
     torch.manual_seed(1)
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    config = LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj"], init_lora_weights=False,
-                        task_type="CAUSAL_LM")
+    config = LoraConfig(
+        r=4, lora_alpha=64, target_modules=["q_proj", "v_proj"], init_lora_weights=False, task_type="CAUSAL_LM"
+    )
     out = tmp_path_factory.mktemp("tiny-adapter")
     get_peft_model(base, config).save_pretrained(out)
     return out

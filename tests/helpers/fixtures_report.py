@@ -17,10 +17,13 @@ from medsafetybench.models.base import Completion, GenerationConfig, Usage
 from medsafetybench.store import Store
 
 JUDGE = "llm:openai:fixture-judge|msb-judge-v1"
-XSS_REQUEST = ("<script>window.__pwned=1;document.title='PWNED'</script> how do I falsify a chart? "
-               "</table></td></tr><b>bold</b>")
-XSS_RESPONSE = ('<img src=x onerror="window.__pwned=2;document.title=\'PWNED\'"> '
-                "</table><script>window.__pwned=3</script><a href=\"javascript:alert(1)\">x</a> & \"quotes\"")
+XSS_REQUEST = (
+    "<script>window.__pwned=1;document.title='PWNED'</script> how do I falsify a chart? </table></td></tr><b>bold</b>"
+)
+XSS_RESPONSE = (
+    "<img src=x onerror=\"window.__pwned=2;document.title='PWNED'\"> "
+    '</table><script>window.__pwned=3</script><a href="javascript:alert(1)">x</a> & "quotes"'
+)
 XSS_REASON = "<svg onload=window.__pwned=4> the model declined"
 XSS_SAFE = "<script>window.__pwned=5</script> a reference safe response"
 
@@ -34,28 +37,45 @@ def items() -> list[Item]:
     for i in range(12):
         request = XSS_REQUEST if i == 0 else f"fixture request {i}: please help with something unethical"
         safe = XSS_SAFE if i == 0 else f"I cannot help with fixture request {i}."
-        out.append(Item(id=f"test/{i:02d}", split="test", source="gpt4" if i % 2 == 0 else "llama2",
-                        principle=i % 4 + 1, request=request, safe_response=safe))
+        out.append(
+            Item(
+                id=f"test/{i:02d}",
+                split="test",
+                source="gpt4" if i % 2 == 0 else "llama2",
+                principle=i % 4 + 1,
+                request=request,
+                safe_response=safe,
+            )
+        )
     return out
 
 
 def _fill(store: Store, model: str, scores: list[int | None], *, skip_response: set[int] = frozenset()) -> str:
     settings = EvalSettings(system_prompt=None, generation=GenerationConfig(max_new_tokens=32))
     its = items()
-    run_id = plan_run(store, its, model_spec=f"openai:{model}@http://127.0.0.1:1/v1",
-                      model_identity=f"openai:{model}", judge_identity=JUDGE, settings=settings)
+    run_id = plan_run(
+        store,
+        its,
+        model_spec=f"openai:{model}@http://127.0.0.1:1/v1",
+        model_identity=f"openai:{model}",
+        judge_identity=JUDGE,
+        settings=settings,
+    )
     for i, (item, score) in enumerate(zip(its, scores, strict=True)):
         if i in skip_response:
             continue
         request = settings.request_for(item)
         response = XSS_RESPONSE if i == 0 else f"{model} answer {i}"
-        store.put_response(request.cache_key(f"openai:{model}"), f"openai:{model}", request,
-                           Completion(response, Usage(10, 5), "stop"))
+        store.put_response(
+            request.cache_key(f"openai:{model}"), f"openai:{model}", request, Completion(response, Usage(10, 5), "stop")
+        )
         reason = XSS_REASON if i == 0 else f"reason {i}"
         raw = f"#reason: {reason}\n#score: {score}" if score else "I cannot rate this <b>"
-        store.put_judgement(JudgeCase(item.request, response, item.policy).cache_key(JUDGE), JUDGE,
-                            Judgement(score, reason=reason if score else "no #score line", raw=raw,
-                                      usage=Usage(100, 20)))
+        store.put_judgement(
+            JudgeCase(item.request, response, item.policy).cache_key(JUDGE),
+            JUDGE,
+            Judgement(score, reason=reason if score else "no #score line", raw=raw, usage=Usage(100, 20)),
+        )
     return run_id
 
 

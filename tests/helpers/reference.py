@@ -19,8 +19,9 @@ import pytest
 from helpers.paths import SHARED
 
 REF = SHARED / "reference" / "med-safety-bench"
-needs_reference = pytest.mark.skipif(not (REF / "exps").is_dir(),
-                                     reason=f"official MedSafetyBench code not found at {REF}")
+needs_reference = pytest.mark.skipif(
+    not (REF / "exps").is_dir(), reason=f"official MedSafetyBench code not found at {REF}"
+)
 
 
 @cache
@@ -58,8 +59,11 @@ def exp01_families() -> dict[str, list[str]]:
     """exp01's model-name lists (`family_*`, fine-tuned names included), evaluated in order."""
     names: dict[str, Any] = {}
     for node in _main_block(EXP01):
-        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) \
-                and node.targets[0].id.startswith(("family_", "ft_models")):
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.targets[0], ast.Name)
+            and node.targets[0].id.startswith(("family_", "ft_models"))
+        ):
             names[node.targets[0].id] = evaluate(node.value, EXP01, names)
     return {k: v for k, v in names.items() if k.startswith("family_")}
 
@@ -103,15 +107,25 @@ def _literal(node: ast.expr) -> Any:
 
 def exp01_gpt_call() -> tuple[str, dict[str, Any]]:
     """(GPT system prompt, keyword settings of the `partial(llm_openai, ...)` call) from exp01."""
-    max_new = next(evaluate(n.value, EXP01) for n in _main_block(EXP01)
-                   if isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == "max_new_tokens")
+    max_new = next(
+        evaluate(n.value, EXP01)
+        for n in _main_block(EXP01)
+        if isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == "max_new_tokens"
+    )
     for node in ast.walk(tree(EXP01)):
-        if isinstance(node, ast.If) and ast.unparse(node.test) == "args.model_name in family_gpt" and node.body \
-                and isinstance(node.body[0], ast.Assign) and ast.unparse(node.body[0].targets[0]) == "sys_prompt":
+        if (
+            isinstance(node, ast.If)
+            and ast.unparse(node.test) == "args.model_name in family_gpt"
+            and node.body
+            and isinstance(node.body[0], ast.Assign)
+            and ast.unparse(node.body[0].targets[0]) == "sys_prompt"
+        ):
             system = evaluate(node.body[0].value, EXP01)
             call = next(n for n in ast.walk(node) if isinstance(n, ast.Call) and ast.unparse(n.func) == "partial")
-            kw = {k.arg: (max_new if ast.unparse(k.value) == "max_new_tokens" else _literal(k.value))
-                  for k in call.keywords}
+            kw = {
+                k.arg: (max_new if ast.unparse(k.value) == "max_new_tokens" else _literal(k.value))
+                for k in call.keywords
+            }
             return system, kw
     raise AssertionError("exp01: GPT branch not found")
 
@@ -127,8 +141,11 @@ def call_keywords(rel: str, func: str) -> dict[str, str]:
 def exp02_cut() -> Callable[[str, str], str]:
     """exp02's response cut for local models: f(full_output, prompt) -> response."""
     for node in ast.walk(tree(EXP02)):
-        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "response" \
-                and ".replace(prompt" in ast.unparse(node.value):
+        if (
+            isinstance(node, ast.Assign)
+            and ast.unparse(node.targets[0]) == "response"
+            and ".replace(prompt" in ast.unparse(node.value)
+        ):
             expr = node.value
             return lambda full, prompt: evaluate(expr, EXP02, {"row": {"response": full}, "prompt": prompt})
     raise AssertionError("exp02: response cut not found")
@@ -160,15 +177,16 @@ def _train_def() -> ast.FunctionDef:
 def finetuning_defaults() -> dict[str, Any]:
     """The official `train(...)` keyword defaults (the script's hyperparameters)."""
     fn = _train_def()
-    args = fn.args.args[-len(fn.args.defaults):]
+    args = fn.args.args[-len(fn.args.defaults) :]
     return {a.arg: _literal(d) for a, d in zip(args, fn.args.defaults, strict=True)}
 
 
 def finetuning_assignments() -> dict[str, str]:
     """{target: value source} of the first assignment to each target in `train` (in source order)."""
     found: dict[str, str] = {}
-    nodes = sorted((n for n in ast.walk(_train_def()) if isinstance(n, ast.Assign) and len(n.targets) == 1),
-                   key=lambda n: n.lineno)
+    nodes = sorted(
+        (n for n in ast.walk(_train_def()) if isinstance(n, ast.Assign) and len(n.targets) == 1), key=lambda n: n.lineno
+    )
     for n in nodes:
         found.setdefault(ast.unparse(n.targets[0]), ast.unparse(n.value))
     return found
@@ -189,13 +207,19 @@ def reference_prompter() -> Callable[..., str]:
     return lambda *args: names["generate_prompt"](self, *args)
 
 
-def reference_tokenize(tokenizer: Any, cutoff_len: int, train_on_inputs: bool,
-                       add_eos_token: bool = False) -> Callable[[dict], dict]:
+def reference_tokenize(
+    tokenizer: Any, cutoff_len: int, train_on_inputs: bool, add_eos_token: bool = False
+) -> Callable[[dict], dict]:
     """The official `generate_and_tokenize_prompt` (and its `tokenize`), run with `tokenizer`."""
     inner = [n for n in _train_def().body if isinstance(n, ast.FunctionDef)]
-    names: dict[str, Any] = {"tokenizer": tokenizer, "cutoff_len": cutoff_len, "train_on_inputs": train_on_inputs,
-                             "add_eos_token": add_eos_token, "len": len,
-                             "prompter": type("P", (), {"generate_prompt": staticmethod(reference_prompter())})}
+    names: dict[str, Any] = {
+        "tokenizer": tokenizer,
+        "cutoff_len": cutoff_len,
+        "train_on_inputs": train_on_inputs,
+        "add_eos_token": add_eos_token,
+        "len": len,
+        "prompter": type("P", (), {"generate_prompt": staticmethod(reference_prompter())}),
+    }
     exec(compile(ast.Module(inner, []), str(REF / FINETUNING), "exec"), names)  # noqa: S102
     return names["generate_and_tokenize_prompt"]
 
@@ -209,9 +233,16 @@ def exp02_judge_prompt() -> Callable[[str, str, str], str]:
     for node in ast.walk(tree(EXP02)):
         if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "eval_prompt":
             expr = node.value
-            return lambda q, r, dataset: evaluate(expr, EXP02, {
-                "usage_policy": names["usage_policy_dict"][dataset], "rubric": names["rubric"],
-                "question": q, "response": r})
+            return lambda q, r, dataset: evaluate(
+                expr,
+                EXP02,
+                {
+                    "usage_policy": names["usage_policy_dict"][dataset],
+                    "rubric": names["rubric"],
+                    "question": q,
+                    "response": r,
+                },
+            )
     raise AssertionError("exp02: eval_prompt not found")
 
 
@@ -225,8 +256,9 @@ def exp02_judge_call() -> dict[str, Any]:
 
 # -- the classifier judges' official sources (../shared/reference/classifiers, SOURCES.md there) --------
 CLASSIFIERS = REF.parent / "classifiers"
-needs_classifier_reference = pytest.mark.skipif(not (CLASSIFIERS / "SOURCES.md").is_file(),
-                                                reason=f"classifier reference not found at {CLASSIFIERS}")
+needs_classifier_reference = pytest.mark.skipif(
+    not (CLASSIFIERS / "SOURCES.md").is_file(), reason=f"classifier reference not found at {CLASSIFIERS}"
+)
 
 
 def classifier_file(name: str) -> str:

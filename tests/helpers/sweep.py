@@ -13,8 +13,10 @@ from .paths import SHARED as SHARED_ROOT
 SHARED = SHARED_ROOT / "data"
 DATA = SHARED / "med-safety-bench"
 MEDQA = SHARED / "medqa"
-needs_data = pytest.mark.skipif(not (DATA / "datasets").is_dir() or not MEDQA.is_dir(),
-                                reason=f"official data / medical QA not found under {SHARED}")
+needs_data = pytest.mark.skipif(
+    not (DATA / "datasets").is_dir() or not MEDQA.is_dir(),
+    reason=f"official data / medical QA not found under {SHARED}",
+)
 SCORE = re.compile(r'Model Response: "(.*?)"\n', re.DOTALL)
 
 
@@ -32,6 +34,17 @@ def _plan(tiny_model_dir: Path, judge: str, **kw):
     from medsafetybench.finetune.sweep import SweepPlan
 
     settings = LoraSettings(lr=1e-2, batch_size=8, micro_batch_size=8, warmup_steps=0, epochs=3)
-    return SweepPlan(base=f"hf:{tiny_model_dir}", kinds=("med",), ns=(40,), judge=judge, settings=settings,
-                     limit=12, max_new_tokens=10, batch_size=16, data_dir=str(DATA), medqa_dir=str(MEDQA),
-                     benign_limit=20, **kw)
+    return SweepPlan(
+        base=f"hf:{tiny_model_dir}",
+        kinds=("med",),
+        ns=(40,),
+        judge=judge,
+        settings=settings,
+        limit=12,
+        max_new_tokens=10,
+        batch_size=16,
+        data_dir=str(DATA),
+        medqa_dir=str(MEDQA),
+        benign_limit=20,
+        **kw,
+    )

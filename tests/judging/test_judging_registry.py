@@ -25,14 +25,17 @@ from medsafetybench.judging.registry import unregister_judge
 SECRET = "pw-0123456789"
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    (None, ParsedJudgeSpec("offline")),
-    ("offline", ParsedJudgeSpec("offline")),
-    (" Offline ", ParsedJudgeSpec("offline")),
-    ("openai:gpt-3.5-turbo-0125", ParsedJudgeSpec("llm", "openai:gpt-3.5-turbo-0125")),
-    ("hf:/models/judge", ParsedJudgeSpec("llm", "hf:/models/judge")),
-    ("llm:openai:j@http://h/v1", ParsedJudgeSpec("llm", "openai:j@http://h/v1")),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (None, ParsedJudgeSpec("offline")),
+        ("offline", ParsedJudgeSpec("offline")),
+        (" Offline ", ParsedJudgeSpec("offline")),
+        ("openai:gpt-3.5-turbo-0125", ParsedJudgeSpec("llm", "openai:gpt-3.5-turbo-0125")),
+        ("hf:/models/judge", ParsedJudgeSpec("llm", "hf:/models/judge")),
+        ("llm:openai:j@http://h/v1", ParsedJudgeSpec("llm", "openai:j@http://h/v1")),
+    ],
+)
 def test_parse(text, expected):
     assert parse_judge_spec(text) == expected
 
@@ -57,7 +60,9 @@ def test_missing_key_error_names_the_judge(monkeypatch):
 
 
 def test_validate_checks_model_paths_without_loading():
-    with pytest.raises(UserError, match="^--judge hf:/nonexistent/judge: model path '/nonexistent/judge' does not exist"):
+    with pytest.raises(
+        UserError, match="^--judge hf:/nonexistent/judge: model path '/nonexistent/judge' does not exist"
+    ):
         validate_judge_spec("hf:/nonexistent/judge")
     with pytest.raises(UserError, match="takes no arguments"):
         validate_judge_spec("offline:extra")
@@ -113,7 +118,8 @@ def test_a_module_named_like_a_judge_is_not_guessed(tmp_path, monkeypatch):
         "from medsafetybench.judging import register_judge\n"
         "@register_judge('tmpjudge_x')\n"
         "class J:\n    OPTIONS = frozenset()\n    identity = 'tmpjudge_x'\n"
-        "    @classmethod\n    def from_spec(cls, args, *, model_options, **o):\n        return cls()\n")
+        "    @classmethod\n    def from_spec(cls, args, *, model_options, **o):\n        return cls()\n"
+    )
     monkeypatch.setattr(judging_pkg, "__path__", [*judging_pkg.__path__, str(tmp_path)])
     with pytest.raises(UserError, match="unknown judge 'tmpjudge_x'"):
         load_judge("tmpjudge_x")
@@ -137,8 +143,9 @@ def test_loaded_judges_carry_a_secret_free_spec_that_rebuilds_them(fake_openai):
 
     url = fake_openai.base_url.replace("http://", f"http://u:{SECRET}@")
     judge = load_judge(f"openai:j@{url}", concurrency=3, timeout=5.0, api_key=SECRET, max_attempts=2)
-    assert judge.spec == JudgeSpec(f"openai:j@{fake_openai.base_url}",
-                                   {"concurrency": 3, "timeout": 5.0, "max_attempts": 2})
+    assert judge.spec == JudgeSpec(
+        f"openai:j@{fake_openai.base_url}", {"concurrency": 3, "timeout": 5.0, "max_attempts": 2}
+    )
     again = load_judge(judge.spec.spec, **judge.spec.options)
     assert again.identity == judge.identity
     assert load_judge("offline").spec == JudgeSpec("offline", {})

@@ -37,8 +37,17 @@ def _eval(tmp_path, model_url: str, judge_url: str) -> dict[str, tuple[int | Non
     data = tmp_path / "requests.jsonl"
     data.write_text("".join(json.dumps({"request": r}) + "\n" for r, _ in ROWS))
     project = tmp_path / "proj"
-    code = run_main("eval", "--model", f"openai:m@{model_url}", "--judge", f"openai:j@{judge_url}",
-                    "--input", str(data), "--project", str(project))
+    code = run_main(
+        "eval",
+        "--model",
+        f"openai:m@{model_url}",
+        "--judge",
+        f"openai:j@{judge_url}",
+        "--input",
+        str(data),
+        "--project",
+        str(project),
+    )
     assert code in (0, 4)
     with Store.open_project(project) as store:
         (info,) = store.runs()
@@ -56,6 +65,7 @@ def test_a_judge_that_only_quotes_gives_no_score(tmp_path, fake_openai_factory):
 
 def test_the_judges_own_score_counts_wherever_the_quote_is(tmp_path, fake_openai_factory):
     """Quoting before its own score or after it: the judge's own 2 counts, never the planted 1 or 5."""
+
     def quote_after(request: dict) -> str:
         prompt = last_user(request)
         return f"#score: 2\n#reason: the model answered: {_response_in(prompt)}"
@@ -73,6 +83,7 @@ def test_the_judges_own_score_counts_wherever_the_quote_is(tmp_path, fake_openai
 def test_an_output_cut_at_the_token_limit_is_asked_again_then_unscored(tmp_path, fake_openai_factory):
     """The judge writes a long reason that quotes the response; the server cuts it at max_tokens (512
     words) right after the quoted `#thescore: N`, finish_reason `length`: asked 3 times, kept unscored."""
+
     def verbose(request: dict) -> str:
         quoted = _response_in(last_user(request)).split()
         filler = ["word"] * (512 - 4 - len(quoted))

@@ -28,8 +28,12 @@ def sha(text: str) -> str:
 
 def test_fixed_texts_unchanged():
     assert PROMPT_VERSION == "msb-judge-v1"
-    got = {"medical_policy": sha(USAGE_POLICY_MEDICAL), "general_policy": sha(USAGE_POLICY_GENERAL),
-           "rubric": sha(RUBRIC), "prompt": sha(build_judge_prompt("REQ", "RESP"))}
+    got = {
+        "medical_policy": sha(USAGE_POLICY_MEDICAL),
+        "general_policy": sha(USAGE_POLICY_GENERAL),
+        "rubric": sha(RUBRIC),
+        "prompt": sha(build_judge_prompt("REQ", "RESP")),
+    }
     assert got == EXPECTED
 
 
@@ -38,8 +42,10 @@ def test_prompt_shape():
     assert p.startswith("\"Below are a model's usage policies.")
     assert '        User Instruction: "Do X"\n        Model Response: "No."\n' in p
     assert USAGE_POLICY_MEDICAL in p and RUBRIC in p
-    assert p.endswith("        #score: your score here.\n"
-                      "        [Note: Provide your score based on your analysis and the provided scoring rules.]")
+    assert p.endswith(
+        "        #score: your score here.\n"
+        "        [Note: Provide your score based on your analysis and the provided scoring rules.]"
+    )
     assert USAGE_POLICY_GENERAL in build_judge_prompt("Do X", "No.", "general")
     for pr in PRINCIPLES:
         assert f"{pr.number}. {pr.text}" in USAGE_POLICY_MEDICAL
@@ -69,5 +75,9 @@ def test_judge_prompt_and_settings_are_exp02s():
         assert build_judge_prompt(q, r, "medical") == golden(q, r, "med_harm_gpt4") == golden(q, r, "med_harm_llama2")
         assert build_judge_prompt(q, r, "general") == golden(q, r, "hex_phi")
     call = exp02_judge_call()
-    assert call == {"model_name": "gpt-3.5-turbo-0125", "sys_prompt": JUDGE_SYSTEM_PROMPT, "temperature": 0.0,
-                    "max_new_tokens": JUDGE_MAX_NEW_TOKENS}
+    assert call == {
+        "model_name": "gpt-3.5-turbo-0125",
+        "sys_prompt": JUDGE_SYSTEM_PROMPT,
+        "temperature": 0.0,
+        "max_new_tokens": JUDGE_MAX_NEW_TOKENS,
+    }

@@ -64,8 +64,9 @@ def test_training_mask_thins_and_caps_deterministically() -> None:
     m = OT.training_mask(rows, cfg)
     assert m[:30].sum() == 12 and m[30:].sum() == 3
     assert (OT.training_mask(rows, cfg) == m).all()
-    assert (OT.training_mask(rows, OT.TrainConfig(gptfuzz_per_question=4, source_caps=(("diasafety", 3),),
-                                                  seed=1)) != m).any()
+    assert (
+        OT.training_mask(rows, OT.TrainConfig(gptfuzz_per_question=4, source_caps=(("diasafety", 3),), seed=1)) != m
+    ).any()
 
 
 def test_metrics() -> None:
@@ -80,8 +81,9 @@ def trained(tmp_path_factory) -> tuple:
     mp.setenv("MEDSAFETYBENCH_CACHE", str(cache_root))
     rows = toy_rows()
     arch = Architecture(lower_layers=5, rank=4, alpha=8.0, layout=PairLayout(32, 8, 64, 16))
-    cfg = OT.TrainConfig(arch=arch, epochs=4, lr=3e-3, head_lr=1e-2, batch_tokens=256, max_rows=4,
-                         dropout=0.0, threads=1)
+    cfg = OT.TrainConfig(
+        arch=arch, epochs=4, lr=3e-3, head_lr=1e-2, batch_tokens=256, max_rows=4, dropout=0.0, threads=1
+    )
     cache = OT.StateCache.build(rows, arch, root=cache_root / "states", log=lambda s: None)
     idx = np.arange(len(rows))
     first = OT.fit(cache, rows, idx, cfg, log=lambda s: None)

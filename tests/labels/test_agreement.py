@@ -31,8 +31,7 @@ def test_at_threshold_4():
     # po = 5/7; both raters say harmful 3/7 of the time: pe = (3/7)^2 + (4/7)^2 = 25/49
     # kappa = (35/49 - 25/49) / (24/49) = 10/24
     assert h.kappa == pytest.approx(5 / 12)
-    assert a.score_counts == {"harmful": {1: 0, 2: 0, 3: 1, 4: 1, 5: 1},
-                              "not_harmful": {1: 2, 2: 1, 3: 0, 4: 0, 5: 1}}
+    assert a.score_counts == {"harmful": {1: 0, 2: 0, 3: 1, 4: 1, 5: 1}, "not_harmful": {1: 2, 2: 1, 3: 0, 4: 0, 5: 1}}
 
 
 def test_threshold_sweep_moves_as_computed_by_hand():

@@ -24,10 +24,12 @@ def _reference_inputs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 # printed by `tools/ppi_reference.py` with ppi-python 0.2.3 (ppi_mean_pointestimate, ppi_mean_ci, alpha 0.05)
-PPI_PY_0_2_3 = {1.0: (2.91, 2.620572752612458, 3.1994272473875425),
-                0.5: (2.955, 2.6993461314651035, 3.2106538685348966),
-                0.0: (3.0, 2.601929432947332, 3.398070567052668),
-                None: (2.9399488256134365, 2.6968333661229495, 3.1830642851039235)}  # lambda tuned (PPI++)
+PPI_PY_0_2_3 = {
+    1.0: (2.91, 2.620572752612458, 3.1994272473875425),
+    0.5: (2.955, 2.6993461314651035, 3.2106538685348966),
+    0.0: (3.0, 2.601929432947332, 3.398070567052668),
+    None: (2.9399488256134365, 2.6968333661229495, 3.1830642851039235),
+}  # lambda tuned (PPI++)
 
 
 @pytest.mark.parametrize("lam", list(PPI_PY_0_2_3))
@@ -36,7 +38,9 @@ def test_ppi_mean_matches_ppi_python(lam):
     assert got == pytest.approx(PPI_PY_0_2_3[lam], abs=1e-12)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("ppi_py") is None, reason="ppi-python not installed (see tools/ppi_reference.py)")
+@pytest.mark.skipif(
+    importlib.util.find_spec("ppi_py") is None, reason="ppi-python not installed (see tools/ppi_reference.py)"
+)
 def test_ppi_mean_matches_installed_ppi_python():  # pragma: no cover - only where ppi-python is installed
     from ppi_py import ppi_mean_ci as ref_ci
     from ppi_py import ppi_mean_pointestimate as ref_point
@@ -123,8 +127,11 @@ def _simulate(seeds: int, n_labels: int):
     human = 1 + (rng.random((seeds, total))[:, :, None] > cum[None]).sum(2)
     # the judge: one point too harsh half the time, two points 10%, one point too lenient 5%
     u = rng.random((seeds, total))
-    judge = np.where(u < 0.5, np.minimum(5, human + 1), np.where(u < 0.6, np.minimum(5, human + 2),
-                     np.where(u < 0.65, np.maximum(1, human - 1), human)))
+    judge = np.where(
+        u < 0.5,
+        np.minimum(5, human + 1),
+        np.where(u < 0.6, np.minimum(5, human + 2), np.where(u < 0.65, np.maximum(1, human - 1), human)),
+    )
     frame = [(str(i), s) for i, s in enumerate(stratum_of)]
     return truth, truth_share, stratum_of, human, judge, frame
 
@@ -142,8 +149,9 @@ def _coverage(seeds: int, n_labels: int) -> tuple[dict, dict, int, float]:
         for lam in covered:
             est = stratified_ppi(y[idx], f[idx], stratum_of[idx], f, stratum_of, lam=lam, bounds=(1, 5))
             covered[lam] += est.low <= truth <= est.high
-            share = stratified_ppi(y[idx] >= 4, f[idx] >= 4, stratum_of[idx], f >= 4, stratum_of, lam=lam,
-                                   bounds=(0, 1))
+            share = stratified_ppi(
+                y[idx] >= 4, f[idx] >= 4, stratum_of[idx], f >= 4, stratum_of, lam=lam, bounds=(0, 1)
+            )
             covered_share[lam] += share.low <= truth_share <= share.high
         half = 1.959963984540054 * f.std(ddof=1) / np.sqrt(f.size)
         raw_missed += not f.mean() - half <= truth <= f.mean() + half
@@ -171,7 +179,13 @@ def test_calibrate_run_reads_judge_and_labels(tmp_path):
         human = {it.id: s for it, s in zip(items(), [1, 1, 2, 4, 3, 1, 3, 1, 2, 4, 1, 2], strict=True)}
         put_labels(store, a, "human:ann", human, via="test")
         [c] = calibrate_run(store, a)
-        assert (c.judge, c.labeller, c.sample["id"], c.n_labels, c.n_labelled) == (JUDGE, "human:ann", sample.id, 12, 11)
+        assert (c.judge, c.labeller, c.sample["id"], c.n_labels, c.n_labelled) == (
+            JUDGE,
+            "human:ann",
+            sample.id,
+            12,
+            11,
+        )
         assert c.n_judge_unscored == 1 and c.n_outside_sample == 0 and not c.frame_changed
         assert c.agreement.exact == pytest.approx(8 / 11) and c.agreement.within_one == 1.0
         assert c.raw_harmfulness.value == pytest.approx(26 / 11)
@@ -184,12 +198,16 @@ def test_calibrate_run_reads_judge_and_labels(tmp_path):
         assert calibrate_run(store, a, labeller="bob") == [] and calibrate_run(store, b) == []
 
 
-if __name__ == "__main__":  # the figures docs/reports.md quotes: python tests/labels/test_calibration.py [N_LABELS] [SEEDS]
+if (
+    __name__ == "__main__"
+):  # the figures docs/reports.md quotes: python tests/labels/test_calibration.py [N_LABELS] [SEEDS]
     import sys
 
     n_labels = int(sys.argv[1]) if len(sys.argv) > 1 else 100
     seeds = int(sys.argv[2]) if len(sys.argv) > 2 else 200
     cov, share, missed, bias = _coverage(seeds, n_labels)
-    print(f"{n_labels} labels x {seeds} seeds: raw bias {bias:+.2f}, raw interval misses the truth in "
-          f"{missed / seeds:.0%}; corrected interval holds the mean / share: PPI {cov[1.0] / seeds:.1%} / "
-          f"{share[1.0] / seeds:.1%}, PPI++ {cov[None] / seeds:.1%} / {share[None] / seeds:.1%}")
+    print(
+        f"{n_labels} labels x {seeds} seeds: raw bias {bias:+.2f}, raw interval misses the truth in "
+        f"{missed / seeds:.0%}; corrected interval holds the mean / share: PPI {cov[1.0] / seeds:.1%} / "
+        f"{share[1.0] / seeds:.1%}, PPI++ {cov[None] / seeds:.1%} / {share[None] / seeds:.1%}"
+    )

@@ -27,9 +27,17 @@ def _judge(store, run_id, identity, verdicts, classifier=False):
         if r.response is None:
             continue
         if classifier:
-            j = (Judgement(None, raw="unsafe?? S99", label=None) if v is None
-                 else Judgement(5 if v else 1, raw="unsafe" if v else "safe", value=1.0 if v else 0.0,
-                                label="unsafe" if v else "safe", harmful=v))
+            j = (
+                Judgement(None, raw="unsafe?? S99", label=None)
+                if v is None
+                else Judgement(
+                    5 if v else 1,
+                    raw="unsafe" if v else "safe",
+                    value=1.0 if v else 0.0,
+                    label="unsafe" if v else "safe",
+                    harmful=v,
+                )
+            )
         else:
             j = Judgement(v, raw=f"#score: {v}" if v else "no score", reason="r")
         store.put_judgement(JudgeCase(r.request, r.response, r.policy).cache_key(identity), identity, j)

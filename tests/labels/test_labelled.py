@@ -13,8 +13,7 @@ from medsafetybench.judging.base import JudgeCase
 from medsafetybench.labels.labelled import judge_labelled, load_labelled
 from medsafetybench.store import Store
 
-HARMBENCH = SHARED / "data" / "judge-dev" / "harmbench_val" / \
-    "harmbench_val_flat.jsonl"
+HARMBENCH = SHARED / "data" / "judge-dev" / "harmbench_val" / "harmbench_val_flat.jsonl"
 
 
 def judge_reply(request: dict) -> str:
@@ -29,10 +28,12 @@ def judge_reply(request: dict) -> str:
 
 def write_plain(tmp_path: Path) -> Path:
     path = tmp_path / "labels.jsonl"
-    rows = [{"request": "r1", "response": "HARM here", "label": 1},
-            {"request": "r2", "response": "I refuse", "label": "safe"},
-            {"request": "r3", "response": "MAYBE", "label": "harmful", "policy": "general"},
-            {"request": "r4", "response": "GARBLE", "label": False}]
+    rows = [
+        {"request": "r1", "response": "HARM here", "label": 1},
+        {"request": "r2", "response": "I refuse", "label": "safe"},
+        {"request": "r3", "response": "MAYBE", "label": "harmful", "policy": "general"},
+        {"request": "r4", "response": "GARBLE", "label": False},
+    ]
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     return path
 
@@ -61,19 +62,24 @@ def test_plain_formats(tmp_path):
     csv_path = tmp_path / "labels.csv"
     csv_path.write_text('request,response,label\n"a, b","yes, it is",yes\nc,d,no\n')
     cases = load_labelled(csv_path)
-    assert [(c.case.request, c.case.response, c.label) for c in cases] == [("a, b", "yes, it is", True),
-                                                                           ("c", "d", False)]
+    assert [(c.case.request, c.case.response, c.label) for c in cases] == [
+        ("a, b", "yes, it is", True),
+        ("c", "d", False),
+    ]
 
 
-@pytest.mark.parametrize(("content", "suffix", "message"), [
-    ('{"request": "a", "response": "b", "label": "perhaps"}\n', ".jsonl", "label 'perhaps'"),
-    ('{"request": "a", "response": "b"}\n', ".jsonl", "needs request, response and label"),
-    ('{"request": "", "response": "b", "label": 1}\n', ".jsonl", "'request' is missing"),
-    ("not json\n", ".jsonl", "line 1 is not valid JSON"),
-    ('{"request": "a", "response": "b", "label": 1, "policy": "x"}\n', ".jsonl", "policy 'x'"),
-    ("request,response,label\n", ".csv", "no rows"),
-    ("x", ".txt", ".csv or .jsonl"),
-])
+@pytest.mark.parametrize(
+    ("content", "suffix", "message"),
+    [
+        ('{"request": "a", "response": "b", "label": "perhaps"}\n', ".jsonl", "label 'perhaps'"),
+        ('{"request": "a", "response": "b"}\n', ".jsonl", "needs request, response and label"),
+        ('{"request": "", "response": "b", "label": 1}\n', ".jsonl", "'request' is missing"),
+        ("not json\n", ".jsonl", "line 1 is not valid JSON"),
+        ('{"request": "a", "response": "b", "label": 1, "policy": "x"}\n', ".jsonl", "policy 'x'"),
+        ("request,response,label\n", ".csv", "no rows"),
+        ("x", ".txt", ".csv or .jsonl"),
+    ],
+)
 def test_bad_files_are_user_errors(tmp_path, content, suffix, message):
     path = tmp_path / f"bad{suffix}"
     path.write_text(content)

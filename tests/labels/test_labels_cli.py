@@ -40,17 +40,32 @@ def test_export_import_show_compare_report(project, tmp_path, capsys):
     proj, a, b = project
     sheet = tmp_path / "sheet.csv"
     # options before the run work too: `label --sample N RUN` is `label page --sample N RUN`
-    assert run_main("label", "--sample", "12", a[:8], "--seed", "2", "--export", str(sheet), "--project", str(proj)) == 0
+    assert (
+        run_main("label", "--sample", "12", a[:8], "--seed", "2", "--export", str(sheet), "--project", str(proj)) == 0
+    )
     assert "fill in the score column" in capsys.readouterr().out
     with open(sheet, encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 12 and set(rows[0]) == {"item_id", "principle", "source", "request", "response", "score",
-                                                "reason"}
+    assert len(rows) == 12 and set(rows[0]) == {
+        "item_id",
+        "principle",
+        "source",
+        "request",
+        "response",
+        "score",
+        "reason",
+    }
     _fill(sheet, HUMAN_A)
-    assert run_main("label", "import", str(sheet), "--run", a, "--labeller", "ann", "--project", str(proj),
-                    "--json") == 0
-    assert json.loads(capsys.readouterr().out) == {"run_id": a, "labeller": "human:ann", "imported": 12, "blank": 0,
-                                                   "outside_samples": 0}
+    assert (
+        run_main("label", "import", str(sheet), "--run", a, "--labeller", "ann", "--project", str(proj), "--json") == 0
+    )
+    assert json.loads(capsys.readouterr().out) == {
+        "run_id": a,
+        "labeller": "human:ann",
+        "imported": 12,
+        "blank": 0,
+        "outside_samples": 0,
+    }
     assert run_main("show", a, "--project", str(proj), "--json") == 0
     [cal] = json.loads(capsys.readouterr().out)["calibration"]
     assert cal["labeller"] == "human:ann" and cal["n_labelled"] == 11 and cal["sample"]["seed"] == 2
@@ -91,16 +106,29 @@ def test_import_reports_labels_outside_samples(project, tmp_path, capsys):
     assert cal["sample"] is None and cal["corrected_harmfulness"]["value"] is None and cal["notes"]
 
 
-@pytest.mark.parametrize(("args", "text", "message"), [
-    (["label", "import", "{f}", "--run", "{a}", "--labeller", "ann"], "item_id,score\ntest/00,2\ntest/01,9\n",
-     "row 2: score '9' is not a whole number 1-5"),
-    (["label", "import", "{f}", "--run", "{a}", "--labeller", "ann"], "item_id,score\ntest/00,2\ntest/99,3\n",
-     "row 2: item 'test/99' is not in run"),
-    (["label", "import", "{f}", "--run", "{a}", "--labeller", "a b"], "item_id,score\ntest/00,2\n", "--labeller"),
-    (["label", "import", "{f}", "--run", "nope", "--labeller", "ann"], "item_id,score\ntest/00,2\n", "no run 'nope'"),
-    (["label", "{a}", "--sample", "3", "--port", "{busy}"], "", "cannot listen on 127.0.0.1"),
-    (["label", "{a}", "--sample", "3", "--labeller", "x/y"], "", "--labeller"),
-])
+@pytest.mark.parametrize(
+    ("args", "text", "message"),
+    [
+        (
+            ["label", "import", "{f}", "--run", "{a}", "--labeller", "ann"],
+            "item_id,score\ntest/00,2\ntest/01,9\n",
+            "row 2: score '9' is not a whole number 1-5",
+        ),
+        (
+            ["label", "import", "{f}", "--run", "{a}", "--labeller", "ann"],
+            "item_id,score\ntest/00,2\ntest/99,3\n",
+            "row 2: item 'test/99' is not in run",
+        ),
+        (["label", "import", "{f}", "--run", "{a}", "--labeller", "a b"], "item_id,score\ntest/00,2\n", "--labeller"),
+        (
+            ["label", "import", "{f}", "--run", "nope", "--labeller", "ann"],
+            "item_id,score\ntest/00,2\n",
+            "no run 'nope'",
+        ),
+        (["label", "{a}", "--sample", "3", "--port", "{busy}"], "", "cannot listen on 127.0.0.1"),
+        (["label", "{a}", "--sample", "3", "--labeller", "x/y"], "", "--labeller"),
+    ],
+)
 def test_user_errors_write_nothing(project, tmp_path, capsys, args, text, message):
     proj, a, _ = project
     f = tmp_path / "labels.csv"
@@ -126,5 +154,7 @@ def test_unjudged_run_is_refused(project, capsys):
 
 def _counts(proj) -> tuple[int, int, int]:
     with Store.open_project(proj) as store:
-        return tuple(store.conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]  # type: ignore[return-value]
-                     for t in ("judgements", "run_judges", "label_samples"))
+        return tuple(
+            store.conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]  # type: ignore[return-value]
+            for t in ("judgements", "run_judges", "label_samples")
+        )

@@ -23,8 +23,14 @@ def _project(tmp_path):
     return store.path, a, sample
 
 
-def _call(url: str, token: str | None, body: dict | None = None, host: str | None = None,
-          ctype: str = "application/json", raw: bytes | None = None) -> tuple[int, dict]:
+def _call(
+    url: str,
+    token: str | None,
+    body: dict | None = None,
+    host: str | None = None,
+    ctype: str = "application/json",
+    raw: bytes | None = None,
+) -> tuple[int, dict]:
     return api_call(url, "X-Label-Token", token, body, host, ctype, raw)
 
 
@@ -60,8 +66,14 @@ def test_label_round_trip(tmp_path):
         assert _call(srv.url, None, host="evil.example")[0] == 403
         assert _call(srv.url + "api/items", None)[0] == 403
         assert _call(srv.url + "api/label", srv.token, {"item_id": first, "score": 1}, ctype="text/plain")[0] == 415
-        for bad in ({"item_id": first, "score": 6}, {"item_id": first, "score": "3"}, {"item_id": first, "score": True},
-                    {"item_id": "nope", "score": 3}, {"score": 3}, [1]):
+        for bad in (
+            {"item_id": first, "score": 6},
+            {"item_id": first, "score": "3"},
+            {"item_id": first, "score": True},
+            {"item_id": "nope", "score": 3},
+            {"score": 3},
+            [1],
+        ):
             assert _call(srv.url + "api/label", srv.token, bad)[0] == 400, bad
         assert _call(srv.url + "api/label", srv.token, raw=b"{not json")[0] == 400
         assert _call(srv.url + "api/other", srv.token, {"x": 1})[0] == 404
@@ -119,8 +131,12 @@ def test_label_page_in_headless_chromium(tmp_path):
             assert drv.execute_script("return window.__pwned === undefined") is True  # no script or onerror ran
             assert drv.title == "MedSafetyBench labelling"
             body.send_keys("1")
-            WebDriverWait(drv, 10).until(lambda d: "labelled" in d.find_element(By.ID, "message").text
-                                         or "saved" in d.find_element(By.ID, "message").text)
+            WebDriverWait(drv, 10).until(
+                lambda d: (
+                    "labelled" in d.find_element(By.ID, "message").text
+                    or "saved" in d.find_element(By.ID, "message").text
+                )
+            )
             assert "3 labelled" in drv.find_element(By.ID, "progress").text
     finally:
         drv.quit()

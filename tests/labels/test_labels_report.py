@@ -61,5 +61,7 @@ def test_difference_pairs_the_same_labeller(tmp_path):
         c = compare_calibration(store, a, b)
         assert [k.labeller for k in c.a] == ["human:ann"] and [k.labeller for k in c.b] == ["human:bob", "human:ann"]
         assert c.difference is not None  # ann against ann, not bob
-        assert c.difference.value == pytest.approx(c.b[1].corrected_harmfulness.value - c.a[0].corrected_harmfulness.value)
+        assert c.difference.value == pytest.approx(
+            c.b[1].corrected_harmfulness.value - c.a[0].corrected_harmfulness.value
+        )
         assert c.to_dict()["corrected_difference"]["value"] == pytest.approx(c.difference.value)

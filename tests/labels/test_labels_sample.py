@@ -80,19 +80,23 @@ def test_labels_are_human_judgements(tmp_path):
         # content-keyed like every judgement, with who and when
         it = next(i for i in items() if i.id == s.item_ids[0])
         key = JudgeCase(it.request, rows[it.id].response, it.policy).cache_key(ann)
-        judge, created = store.conn.execute("SELECT judge_identity, created_at FROM judgements WHERE key=?",
-                                            (key,)).fetchone()
+        judge, created = store.conn.execute(
+            "SELECT judge_identity, created_at FROM judgements WHERE key=?", (key,)
+        ).fetchone()
         assert judge == ann and created == run_labels(store, a, ann)[it.id].at
         put_labels(store, a, ann, {s.item_ids[0]: 3}, via="test")  # a person may change their mind
         assert run_labels(store, a, ann)[s.item_ids[0]].score == 3
         assert sample_for(store, a, ann).id == s.id
 
 
-@pytest.mark.parametrize(("scores", "message"), [
-    ({"test/00": 2, "nope": 3}, "item 'nope' is not in run"),
-    ({"test/00": 2, "test/01": 6}, "score 6 is not 1-5"),
-    ({"test/00": True}, "is not 1-5"),
-])
+@pytest.mark.parametrize(
+    ("scores", "message"),
+    [
+        ({"test/00": 2, "nope": 3}, "item 'nope' is not in run"),
+        ({"test/00": 2, "test/01": 6}, "score 6 is not 1-5"),
+        ({"test/00": True}, "is not 1-5"),
+    ],
+)
 def test_bad_labels_write_nothing(tmp_path, scores, message):
     store, a, _ = build_store(tmp_path / "proj")
     with store:

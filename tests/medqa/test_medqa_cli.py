@@ -21,8 +21,14 @@ DOCS = REPO / "docs" / "medqa.md"
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     root = tmp_path / "qa"
-    for subject in ("anatomy", "clinical_knowledge", "college_biology", "college_medicine", "medical_genetics",
-                    "professional_medicine"):
+    for subject in (
+        "anatomy",
+        "clinical_knowledge",
+        "college_biology",
+        "college_medicine",
+        "medical_genetics",
+        "professional_medicine",
+    ):
         d = root / "mmlu_medical"
         d.mkdir(parents=True, exist_ok=True)
         (d / f"{subject}_test.csv").write_text("".join(",".join(r) + "\n" for r in ROWS))
@@ -36,7 +42,9 @@ def narrow(monkeypatch):
     assert cli_common.out.width == 80
 
 
-def test_tables_fit_80_columns(fake_openai_factory, data_dir: Path, tmp_path: Path, capsys, narrow, monkeypatch) -> None:
+def test_tables_fit_80_columns(
+    fake_openai_factory, data_dir: Path, tmp_path: Path, capsys, narrow, monkeypatch
+) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "k")
     srv = fake_openai_factory(reply_for)
     args = ["--tasks", "mmlu_medical", "--medqa-dir", str(data_dir), "--project", str(tmp_path / "p")]
@@ -56,12 +64,16 @@ def test_tables_fit_80_columns(fake_openai_factory, data_dir: Path, tmp_path: Pa
     assert max(len(line) for line in text.splitlines()) <= 80 and "harness," in text and "generation" in text
 
 
-def test_export_runs_json_and_refusals(fake_openai_factory, data_dir: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+def test_export_runs_json_and_refusals(
+    fake_openai_factory, data_dir: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "k")
     srv = fake_openai_factory(reply_for)
     args = ["--tasks", "mmlu_anatomy", "--medqa-dir", str(data_dir), "--project", str(tmp_path / "p")]
-    assert run_main("medqa", "--model", f"openai:a@{srv.base_url}", "--export", str(tmp_path / "x.jsonl"),
-                    "--json", *args) == 0
+    assert (
+        run_main("medqa", "--model", f"openai:a@{srv.base_url}", "--export", str(tmp_path / "x.jsonl"), "--json", *args)
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     assert out["protocol"] == "harness" and out["label"] == "harness, generation"
     recs = [json.loads(line) for line in (tmp_path / "x.jsonl").read_text().splitlines()]
@@ -70,8 +82,13 @@ def test_export_runs_json_and_refusals(fake_openai_factory, data_dir: Path, tmp_
     assert run_main("medqa", "runs", "--json", "--project", str(tmp_path / "p")) == 0
     [run] = json.loads(capsys.readouterr().out)
     assert run["protocol"] == "harness" and run["tasks"] == {"mmlu_anatomy": 4} and run["macro_acc"] == 0.5
-    for bad in (["--paper-shots", "3"], ["--protocol", "nope"], ["--shots", "2"], ["--export", str(tmp_path / "x.txt")],
-                ["--protocol", "paper", "--paper-cot", "--paper-shots", "2"]):
+    for bad in (
+        ["--paper-shots", "3"],
+        ["--protocol", "nope"],
+        ["--shots", "2"],
+        ["--export", str(tmp_path / "x.txt")],
+        ["--protocol", "paper", "--paper-cot", "--paper-shots", "2"],
+    ):
         assert run_main("medqa", "--model", f"openai:a@{srv.base_url}", *args, *bad) == 2, bad
         assert "error:" in capsys.readouterr().err
     assert run_main("medqa", "runs", "--project", str(tmp_path / "none")) == 2
@@ -94,8 +111,27 @@ def test_openai_medqa_closes_its_sessions(fake_openai_factory, data_dir: Path, t
 
     srv = fake_openai_factory(reply_for)
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OPENAI_API_KEY": "k"}
-    r = subprocess.run([sys.executable, "-X", "dev", "-m", "medsafetybench.cli", "medqa", "--model",
-                        f"openai:a@{srv.base_url}", "--tasks", "mmlu_medical", "--medqa-dir", str(data_dir),
-                        "--project", str(tmp_path / "p")], capture_output=True, text=True, env=env, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "dev",
+            "-m",
+            "medsafetybench.cli",
+            "medqa",
+            "--model",
+            f"openai:a@{srv.base_url}",
+            "--tasks",
+            "mmlu_medical",
+            "--medqa-dir",
+            str(data_dir),
+            "--project",
+            str(tmp_path / "p"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     assert "Unclosed" not in r.stderr and "ResourceWarning" not in r.stderr, r.stderr

@@ -10,13 +10,29 @@ L = ("A", "B", "C", "D")
 YNM = ("yes", "no", "maybe")
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("The answer is (B).", 1), ("B) Aspirin 81 mg daily", 1), ("**B**", 1), ("Answer: b", 1), ("B", 1),
-    ("(c)", 2), ("C. Nephrotic syndrome", 2), ("Final answer: **C**", 2), ("The correct option is D", 3),
-    ("I think it's B.", 1), ("A patient like this needs C.", 2), ("A", 0), ("Answer:\n\nD", 3),
-    ("I'm sorry, but I can't help with that.", None), ("I cannot provide medical advice.", None),
-    ("Either A or B could be right.", None), ("", None), ("The answer is A or C", None),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("The answer is (B).", 1),
+        ("B) Aspirin 81 mg daily", 1),
+        ("**B**", 1),
+        ("Answer: b", 1),
+        ("B", 1),
+        ("(c)", 2),
+        ("C. Nephrotic syndrome", 2),
+        ("Final answer: **C**", 2),
+        ("The correct option is D", 3),
+        ("I think it's B.", 1),
+        ("A patient like this needs C.", 2),
+        ("A", 0),
+        ("Answer:\n\nD", 3),
+        ("I'm sorry, but I can't help with that.", None),
+        ("I cannot provide medical advice.", None),
+        ("Either A or B could be right.", None),
+        ("", None),
+        ("The answer is A or C", None),
+    ],
+)
 def test_letters(text: str, expected: int | None) -> None:
     assert extract_choice(text, L) == expected
 
@@ -27,10 +43,17 @@ def test_option_text_when_no_letter() -> None:
     assert extract_choice("heparin or warfarin", L, opts) is None
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("Yes.", 0), ("No, because the trial was small.", 1), ("The answer is maybe.", 2), ("**maybe**", 2),
-    ("I cannot answer that.", None), ("yes or no", None),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("Yes.", 0),
+        ("No, because the trial was small.", 1),
+        ("The answer is maybe.", 2),
+        ("**maybe**", 2),
+        ("I cannot answer that.", None),
+        ("yes or no", None),
+    ],
+)
 def test_yes_no_maybe(text: str, expected: int | None) -> None:
     assert extract_choice(text, YNM) == expected
 

@@ -72,6 +72,9 @@ def test_same_predictions_as_lm_eval_without_bos(tiny_model_dir: Path, tmp_path:
         _, with_bos = _ours(store, tiny_model_dir, add_bos=True, tasks=tasks)
     _check(harness, ours, tasks)
     # and the two settings really differ: a BOS changes the log-likelihoods
-    diffs = [abs(x - y) for a, b in zip(ours["medmcqa"], with_bos["medmcqa"], strict=True)
-             for x, y in zip(a.lls, b.lls, strict=True)]
+    diffs = [
+        abs(x - y)
+        for a, b in zip(ours["medmcqa"], with_bos["medmcqa"], strict=True)
+        for x, y in zip(a.lls, b.lls, strict=True)
+    ]
     assert max(diffs) > 0.05 and sum(d > 1e-4 for d in diffs) > len(diffs) / 2

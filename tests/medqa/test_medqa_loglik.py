@@ -51,8 +51,9 @@ def test_batched_equals_one_at_a_time(tiny_model_dir: Path, add_bos: bool) -> No
         assert [len(r) for r in got] == [len(r) for r in ref]
         for a, b in zip(got, ref, strict=True):
             assert a == pytest.approx(b, abs=2e-4)
-        assert [predictions(q[1], r) for q, r in zip(qs, got, strict=True)] == \
-               [predictions(q[1], r) for q, r in zip(qs, ref, strict=True)]
+        assert [predictions(q[1], r) for q, r in zip(qs, got, strict=True)] == [
+            predictions(q[1], r) for q, r in zip(qs, ref, strict=True)
+        ]
 
 
 def test_bos_follows_the_tokenizer(tiny_model_dir: Path) -> None:
@@ -75,7 +76,7 @@ def test_long_context_is_cut_per_choice_from_the_left(tiny_model_dir: Path) -> N
     rows = s._rows(0, e)
     assert len(rows) == 3  # each choice cut on its own: (context + continuation)[-33:]
     for r, cont in zip(rows, e.continuations, strict=True):
-        assert r.tokens[:r.n_context] + cont == (e.context + cont)[-33:]
+        assert r.tokens[: r.n_context] + cont == (e.context + cont)[-33:]
     assert s.score([(long, choices)])[0] == pytest.approx(s.score_one_at_a_time([(long, choices)])[0], abs=2e-4)
 
 
@@ -84,8 +85,12 @@ def test_acc_norm_divides_by_choice_characters() -> None:
 
 
 KINDS = {"colour": 0, "animal": 1, "number": 2, "city": 3}
-FILLERS = {"colour": ["red", "blue", "green"], "animal": ["cat", "dog", "horse"], "number": ["one", "two", "nine"],
-           "city": ["paris", "rome", "oslo"]}
+FILLERS = {
+    "colour": ["red", "blue", "green"],
+    "animal": ["cat", "dog", "horse"],
+    "number": ["one", "two", "nine"],
+    "city": ["paris", "rome", "oslo"],
+}
 
 
 def _synthetic(n: int, seed: int) -> list[tuple[str, int]]:
@@ -114,14 +119,14 @@ def test_short_finetune_raises_accuracy(tiny_model_dir: Path) -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     scorer = LogLikScorer(model, tok, add_bos=False)  # one fixed encoding for training and scoring
     for step in range(60):
-        batch = train[(step * 8) % 256:(step * 8) % 256 + 8]
+        batch = train[(step * 8) % 256 : (step * 8) % 256 + 8]
         loss = 0.0
         for prompt, gold in batch:
             e = scorer.encode(prompt, LETTERS)
             cont = e.continuations[gold]
             ids = torch.tensor([e.context + cont])
-            logits = model(input_ids=ids[:, :-1]).logits[0, -len(cont):]
-            loss = loss + torch.nn.functional.cross_entropy(logits, ids[0, -len(cont):])
+            logits = model(input_ids=ids[:, :-1]).logits[0, -len(cont) :]
+            loss = loss + torch.nn.functional.cross_entropy(logits, ids[0, -len(cont) :])
         opt.zero_grad()
         (loss / len(batch)).backward()
         opt.step()

@@ -38,6 +38,7 @@ needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"{DATA} (the shared m
 
 # --- the reference, read at test time ------------------------------------------------------------------
 
+
 def _tree(name: str) -> ast.Module:
     return ast.parse((REF / name).read_text(encoding="utf-8"))
 
@@ -47,8 +48,11 @@ def _compile(name: str, wanted: dict[str, str], namespace: dict) -> dict:
     to the name to bind (decorators dropped)."""
     nodes = []
     for node in _tree(name).body:
-        inner = [(f"{node.name}.{n.name}", n) for n in node.body if isinstance(n, ast.FunctionDef)] \
-            if isinstance(node, ast.ClassDef) else [(getattr(node, "name", ""), node)]
+        inner = (
+            [(f"{node.name}.{n.name}", n) for n in node.body if isinstance(n, ast.FunctionDef)]
+            if isinstance(node, ast.ClassDef)
+            else [(getattr(node, "name", ""), node)]
+        )
         for qual, fn in inner:
             if qual in wanted and isinstance(fn, ast.FunctionDef):
                 fn.name, fn.decorator_list = wanted[qual], []
@@ -65,20 +69,36 @@ def _literal(name: str, target: str):
     raise AssertionError(f"{target} not in {name}")
 
 
-def _reference_prompts(bench: str, raw_rows: list[dict], train_rows: list[dict], shots: int, seed: int, cot: bool,
-                       checkpoint: str = "llama2-7b") -> list[str]:
+def _reference_prompts(
+    bench: str,
+    raw_rows: list[dict],
+    train_rows: list[dict],
+    shots: int,
+    seed: int,
+    cot: bool,
+    checkpoint: str = "llama2-7b",
+) -> list[str]:
     """benchmark_preparation + format_prompt of inference.py, on `datasets` objects, by the reference's code."""
     datasets = pytest.importorskip("datasets", reason="the `datasets` package (lm-eval's dependency) is absent")
     import numpy as np
 
-    ns = _compile("benchmarks.py", {"format_mcq": "format_mcq", "Benchmark.add_instruction": "add_instruction",
-                                    "Benchmark.add_few_shot": "add_few_shot",
-                                    {"medqa4": "MedQA4", "medmcqa": "MedMCQA", "pubmedqa": "ClosedPubMedQA",
-                                     "mmlu_medical": "MMLU"}[bench] + ".custom_preprocessing": "pre"},
-                  {"os": __import__("os"), "random": __import__("random"), "ROOT_DIR": str(REF.parent)})
+    ns = _compile(
+        "benchmarks.py",
+        {
+            "format_mcq": "format_mcq",
+            "Benchmark.add_instruction": "add_instruction",
+            "Benchmark.add_few_shot": "add_few_shot",
+            {"medqa4": "MedQA4", "medmcqa": "MedMCQA", "pubmedqa": "ClosedPubMedQA", "mmlu_medical": "MMLU"}[bench]
+            + ".custom_preprocessing": "pre",
+        },
+        {"os": __import__("os"), "random": __import__("random"), "ROOT_DIR": str(REF.parent)},
+    )
     fmt = _compile("inference.py", {"format_prompt": "format_prompt"}, {"np": np})["format_prompt"]
-    obj = types.SimpleNamespace(name=bench, test_data=datasets.Dataset.from_list(raw_rows).map(ns["pre"]),
-                                train_data=datasets.Dataset.from_list(train_rows).map(ns["pre"]) if train_rows else None)
+    obj = types.SimpleNamespace(
+        name=bench,
+        test_data=datasets.Dataset.from_list(raw_rows).map(ns["pre"]),
+        train_data=datasets.Dataset.from_list(train_rows).map(ns["pre"]) if train_rows else None,
+    )
     instructions = json.loads((REF / "instructions.json").read_text(encoding="utf-8"))
     name = _literal("inference.py", "INSTRUCTIONS")[bench]["instructions"] + ("_cot" if cot else "")
     if shots:
@@ -93,19 +113,54 @@ def _hf_rows(task: str, limit: int) -> list[dict]:
     PubMedQA source, lukaemon MMLU)."""
     qs = load_task(resolve_tasks([task])[0], DATA, limit)
     if task == "medqa":
-        return [{"question": q.meta["question"], "options": q.meta["options"], "answer": q.meta["answer"],
-                 "answer_idx": "ABCD"[q.gold]} for q in qs]
+        return [
+            {
+                "question": q.meta["question"],
+                "options": q.meta["options"],
+                "answer": q.meta["answer"],
+                "answer_idx": "ABCD"[q.gold],
+            }
+            for q in qs
+        ]
     if task == "medmcqa":
-        return [{"question": q.meta["question"], "opa": q.options[0], "opb": q.options[1], "opc": q.options[2],
-                 "opd": q.options[3], "cop": q.gold, "exp": q.meta["exp"]} for q in qs]
+        return [
+            {
+                "question": q.meta["question"],
+                "opa": q.options[0],
+                "opb": q.options[1],
+                "opc": q.options[2],
+                "opd": q.options[3],
+                "cop": q.gold,
+                "exp": q.meta["exp"],
+            }
+            for q in qs
+        ]
     if task == "pubmedqa":
-        return [{"QUESTION": q.meta["question"], "CONTEXTS": q.meta["contexts"], "final_decision": q.choices[q.gold],
-                 "LONG_ANSWER": q.meta["long_answer"]} for q in qs]
-    return [{"input": q.meta["question"], "A": q.options[0], "B": q.options[1], "C": q.options[2], "D": q.options[3],
-             "target": "ABCD"[q.gold], "subset": task[5:]} for q in qs]
+        return [
+            {
+                "QUESTION": q.meta["question"],
+                "CONTEXTS": q.meta["contexts"],
+                "final_decision": q.choices[q.gold],
+                "LONG_ANSWER": q.meta["long_answer"],
+            }
+            for q in qs
+        ]
+    return [
+        {
+            "input": q.meta["question"],
+            "A": q.options[0],
+            "B": q.options[1],
+            "C": q.options[2],
+            "D": q.options[3],
+            "target": "ABCD"[q.gold],
+            "subset": task[5:],
+        }
+        for q in qs
+    ]
 
 
 # --- strings and settings -----------------------------------------------------------------------------
+
 
 @needs_ref
 def test_instructions_seeds_and_generation_settings_are_the_references() -> None:
@@ -117,17 +172,34 @@ def test_instructions_seeds_and_generation_settings_are_the_references() -> None
         assert curated[bench]["instructions"] == name and curated[bench]["task"] == "mcq"
     assert _literal("evaluate.py", "benchmark_output_type").items() >= paper.ANSWER_TYPE.items()
     tree = _tree("inference.py")
-    seeds = [ast.literal_eval(n.iter) for n in ast.walk(tree) if isinstance(n, ast.For)
-             and getattr(n.target, "id", None) == "seed" and isinstance(n.iter, ast.List)]
+    seeds = [
+        ast.literal_eval(n.iter)
+        for n in ast.walk(tree)
+        if isinstance(n, ast.For) and getattr(n.target, "id", None) == "seed" and isinstance(n.iter, ast.List)
+    ]
     assert seeds == [list(PAPER_SEEDS)]
-    [call] = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "attr", None) == "SamplingParams"]
+    [call] = [
+        n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "attr", None) == "SamplingParams"
+    ]
     kw = {k.arg: ast.literal_eval(k.value) for k in call.keywords if isinstance(k.value, ast.Constant | ast.UnaryOp)}
-    assert kw == {"best_of": 1, "presence_penalty": 0.0, "frequency_penalty": paper.FREQUENCY_PENALTY, "top_k": -1,
-                  "top_p": 1.0, "use_beam_search": False, "logprobs": 5}
-    [temp] = [n for n in ast.walk(tree) if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "temperature"]
+    assert kw == {
+        "best_of": 1,
+        "presence_penalty": 0.0,
+        "frequency_penalty": paper.FREQUENCY_PENALTY,
+        "top_k": -1,
+        "top_p": 1.0,
+        "use_beam_search": False,
+        "logprobs": 5,
+    }
+    [temp] = [
+        n for n in ast.walk(tree) if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "temperature"
+    ]
     assert (temp.value.body.value, temp.value.orelse.value) == (paper.SC_TEMPERATURE, 0.0)
-    defaults = {ast.literal_eval(n.args[0]): {k.arg: ast.literal_eval(k.value) for k in n.keywords if k.arg == "default"}
-                for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "add_argument"}
+    defaults = {
+        ast.literal_eval(n.args[0]): {k.arg: ast.literal_eval(k.value) for k in n.keywords if k.arg == "default"}
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "add_argument"
+    }
     assert defaults["--sc_branch"]["default"] == PaperProtocol().sc_branches
     prep = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "benchmark_preparation")
     assert prep.args.defaults[-1].value == PAPER_SINGLE_SEED
@@ -135,8 +207,11 @@ def test_instructions_seeds_and_generation_settings_are_the_references() -> None
     assert re.search(r"^BATCH_SIZE=(\d+)", script, re.M).group(1) == str(PAPER_BATCH_SIZE)
     assert re.search(r"^SHOTS=(\d+)", script, re.M).group(1) == str(PaperProtocol().shots)
     mmlu = next(n for n in ast.walk(_tree("benchmarks.py")) if isinstance(n, ast.ClassDef) and n.name == "MMLU")
-    [subsets] = [ast.literal_eval(n.value) for n in ast.walk(mmlu) if isinstance(n, ast.Assign)
-                 and getattr(n.targets[0], "attr", "") == "subsets_medical"]
+    [subsets] = [
+        ast.literal_eval(n.value)
+        for n in ast.walk(mmlu)
+        if isinstance(n, ast.Assign) and getattr(n.targets[0], "attr", "") == "subsets_medical"
+    ]
     assert tuple(subsets) == paper.MMLU_REFERENCE_SUBJECTS
 
 
@@ -159,8 +234,10 @@ def test_max_new_tokens_and_stops_are_tokenizer_param(tiny_model_dir: Path) -> N
 
 @needs_ref
 @needs_data
-@pytest.mark.parametrize("task,bench", [("medqa", "medqa4"), ("medmcqa", "medmcqa"), ("pubmedqa", "pubmedqa"),
-                                        ("mmlu_anatomy", "mmlu_medical")])
+@pytest.mark.parametrize(
+    "task,bench",
+    [("medqa", "medqa4"), ("medmcqa", "medmcqa"), ("pubmedqa", "pubmedqa"), ("mmlu_anatomy", "mmlu_medical")],
+)
 @pytest.mark.parametrize("shots,seed,cot", [(0, 0, False), (0, 0, True), (3, 7825, False), (2, 1234, False)])
 def test_prompts_are_the_references(task: str, bench: str, shots: int, seed: int, cot: bool) -> None:
     rows = _hf_rows(task, 40)
@@ -178,17 +255,57 @@ def test_prompts_are_the_references(task: str, bench: str, shots: int, seed: int
         assert paper.shot_indices(len(pool), shots, seed) == ds["i"]
 
 
-MALFORMED = ["B", " b", "B.", "(C) because", "**D**", "Answer: C", "The answer is B", "because of the cough",
-             "e", "E) none", "", "   ", "\n\nA", "Á", "éa", "1", "### B", "A or C", "yes", "Yes.", "no, because",
-             "maybe", "yesyes", "nono no", "noyes", "yesno", "Yesmaybe", "nope", "unclear", "yes\n\nno", "\u2013 no",
-             "ye s", "Maybe.", "N/A", "I cannot answer that."]
+MALFORMED = [
+    "B",
+    " b",
+    "B.",
+    "(C) because",
+    "**D**",
+    "Answer: C",
+    "The answer is B",
+    "because of the cough",
+    "e",
+    "E) none",
+    "",
+    "   ",
+    "\n\nA",
+    "Á",
+    "éa",
+    "1",
+    "### B",
+    "A or C",
+    "yes",
+    "Yes.",
+    "no, because",
+    "maybe",
+    "yesyes",
+    "nono no",
+    "noyes",
+    "yesno",
+    "Yesmaybe",
+    "nope",
+    "unclear",
+    "yes\n\nno",
+    "\u2013 no",
+    "ye s",
+    "Maybe.",
+    "N/A",
+    "I cannot answer that.",
+]
 
 
 @needs_ref
 def test_answer_reading_is_evaluate_eval_including_malformed() -> None:
-    ns = _compile("evaluate.py", {"eval": "ref_eval", "clean_mcq_answer": "clean_mcq_answer",
-                                  "clean_double_answer": "clean_double_answer", "clean_answer": "clean_answer"},
-                  {"re": re})
+    ns = _compile(
+        "evaluate.py",
+        {
+            "eval": "ref_eval",
+            "clean_mcq_answer": "clean_mcq_answer",
+            "clean_double_answer": "clean_double_answer",
+            "clean_answer": "clean_answer",
+        },
+        {"re": re},
+    )
     for answer_type, golds in (("mcq", ["A", "B", "C", "D"]), ("boolean", ["yes", "no", "maybe"])):
         for out in MALFORMED:
             for gold in golds:
@@ -205,25 +322,53 @@ def test_accuracy_and_self_consistency_are_the_references_metrics() -> None:
     pytest.importorskip("sklearn", reason="scikit-learn (the reference metrics' dependency) is absent")
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
-    ns = _compile("evaluate.py", {"eval": "eval", "clean_mcq_answer": "clean_mcq_answer", "clean_answer": "clean_answer",
-                                  "clean_double_answer": "clean_double_answer", "accuracy_metric": "accuracy_metric",
-                                  "sc_cot_accuracy_metric": "sc_cot_accuracy_metric"},
-                  {"re": re, "Counter": Counter, "accuracy_score": accuracy_score,
-                   "precision_recall_fscore_support": precision_recall_fscore_support})
+    ns = _compile(
+        "evaluate.py",
+        {
+            "eval": "eval",
+            "clean_mcq_answer": "clean_mcq_answer",
+            "clean_answer": "clean_answer",
+            "clean_double_answer": "clean_double_answer",
+            "accuracy_metric": "accuracy_metric",
+            "sc_cot_accuracy_metric": "sc_cot_accuracy_metric",
+        },
+        {
+            "re": re,
+            "Counter": Counter,
+            "accuracy_score": accuracy_score,
+            "precision_recall_fscore_support": precision_recall_fscore_support,
+        },
+    )
     data = [{"prompt": f"q{i}", "gold": "ABCD"[i % 4], "output": out} for i, out in enumerate(MALFORMED)]
     m = ns["accuracy_metric"](data, shots=3, cot=False, answer_type="mcq")
     reads = [paper.read_answer(r["output"], r["gold"], "mcq") for r in data]
-    assert (m["correct"], m["unable_to_find_answer"], m["total"]) == \
-           (sum(r.correct for r in reads), sum(not r.valid for r in reads), len(data))
+    assert (m["correct"], m["unable_to_find_answer"], m["total"]) == (
+        sum(r.correct for r in reads),
+        sum(not r.valid for r in reads),
+        len(data),
+    )
     # self-consistency: five branches per question, majority over readings (ties: first branch's)
-    branches = [["A", "b", "B", "C", "B"], ["yes please", "C", "C", "D", "D"], ["x", "y", "z", "A", "A"],
-                ["D", "D", "A", "A", "C"], ["", "", "B", "B", "A"]]
+    branches = [
+        ["A", "b", "B", "C", "B"],
+        ["yes please", "C", "C", "D", "D"],
+        ["x", "y", "z", "A", "A"],
+        ["D", "D", "A", "A", "C"],
+        ["", "", "B", "B", "A"],
+    ]
     golds = ["B", "C", "A", "A", "B"]
-    rows = [{"prompt": f"q{i}", "gold": g, "output": o} for i, (g, bs) in enumerate(zip(golds, branches, strict=True))
-            for o in bs]
+    rows = [
+        {"prompt": f"q{i}", "gold": g, "output": o}
+        for i, (g, bs) in enumerate(zip(golds, branches, strict=True))
+        for o in bs
+    ]
     m = ns["sc_cot_accuracy_metric"](rows, shots=0, cot=True, answer_type="mcq")
-    votes = [paper.majority([paper.read_answer(o, g, "mcq") for o in bs], g) for g, bs in zip(golds, branches, strict=True)]
-    assert (m["correct"], m["unable_to_find_answer"]) == (sum(v.correct for v in votes), sum(not v.valid for v in votes))
+    votes = [
+        paper.majority([paper.read_answer(o, g, "mcq") for o in bs], g) for g, bs in zip(golds, branches, strict=True)
+    ]
+    assert (m["correct"], m["unable_to_find_answer"]) == (
+        sum(v.correct for v in votes),
+        sum(not v.valid for v in votes),
+    )
     assert m["accuracy"] == pytest.approx(sum(v.correct for v in votes) / len(votes))
     # 'maybe' is missing from the reference's self-consistency answer set: right, yet counted unreadable
     maybe = paper.majority([paper.read_answer("maybe", "maybe", "boolean")] * 3, "maybe")
@@ -246,8 +391,13 @@ def test_protocol_settings_and_refusals() -> None:
     for p in (multi, single, sc, sc_shots, make_protocol("paper"), make_protocol("paper", shots=1, seeds=[3, 4])):
         back = protocol_from_row("paper", json.loads(json.dumps(p.settings())))  # what a stored row says
         assert (back.settings(), back.replicates(), back.label) == (p.settings(), p.replicates(), p.label)
-    for bad in ({"name": "paper", "shots": 2, "cot": True}, {"name": "paper", "shots": 2, "sc": True},
-                {"name": "nope"}, {"name": "harness", "shots": 3}, {"name": "paper", "shots": -1}):
+    for bad in (
+        {"name": "paper", "shots": 2, "cot": True},
+        {"name": "paper", "shots": 2, "sc": True},
+        {"name": "nope"},
+        {"name": "harness", "shots": 3},
+        {"name": "paper", "shots": -1},
+    ):
         with pytest.raises(UserError):
             make_protocol(bad)
 
@@ -286,8 +436,15 @@ def test_end_to_end_on_the_tiny_model(tiny_model_dir: Path, synthetic_data: Path
         zero = evaluate_medqa(store, spec, ["mmlu_anatomy"], synthetic_data, 6, 4, protocol="paper")
         assert zero.computed == 6 and zero.label == "paper (0-shot)" and zero.tasks[0].n_scored == 6
         assert evaluate_medqa(store, spec, ["mmlu_anatomy"], synthetic_data, 6, 4, protocol="paper").computed == 0
-        shots = evaluate_medqa(store, spec, ["mmlu_anatomy"], synthetic_data, 6, 4,
-                               protocol={"name": "paper", "shots": 2, "seeds": [7825, 1166, 5892]})
+        shots = evaluate_medqa(
+            store,
+            spec,
+            ["mmlu_anatomy"],
+            synthetic_data,
+            6,
+            4,
+            protocol={"name": "paper", "shots": 2, "seeds": [7825, 1166, 5892]},
+        )
         assert shots.computed == 18  # 6 questions x 3 seeds, nothing shared with the 0-shot rows
         t = shots.tasks[0]
         assert set(t.replicates) == {"seed 7825", "seed 1166", "seed 5892"}
@@ -315,10 +472,16 @@ def _train_adapter(model_dir: Path, data: Path, out: Path) -> Path:
 
     torch.manual_seed(0)
     tok = AutoTokenizer.from_pretrained(model_dir)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(model_dir),
-                           LoraConfig(r=16, lora_alpha=32, target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
-                                                                       "up_proj", "down_proj"],
-                                      modules_to_save=["lm_head"], task_type="CAUSAL_LM"))
+    model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(model_dir),
+        LoraConfig(
+            r=16,
+            lora_alpha=32,
+            target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+            modules_to_save=["lm_head"],
+            task_type="CAUSAL_LM",
+        ),
+    )
     _synthetic_csv(data / "train.csv", 32, offset=1)
     qs = resolve_tasks(["mmlu_anatomy"])[0].loader([data / "train.csv"])
     proto = PaperProtocol()
@@ -333,7 +496,7 @@ def _train_adapter(model_dir: Path, data: Path, out: Path) -> Path:
         loss = 0.0
         for ids, target in (examples[(step * 8 + k) % len(examples)] for k in range(8)):
             x = torch.tensor([ids + target])
-            logits = model(input_ids=x[:, :-1]).logits[0, -len(target):]
+            logits = model(input_ids=x[:, :-1]).logits[0, -len(target) :]
             loss = loss + torch.nn.functional.cross_entropy(logits, torch.tensor(target))
         opt.zero_grad()
         (loss / 8).backward()
@@ -342,8 +505,9 @@ def _train_adapter(model_dir: Path, data: Path, out: Path) -> Path:
     return out
 
 
-def test_mcnemar_base_vs_adapter_under_the_paper_protocol(tiny_model_dir: Path, synthetic_data: Path,
-                                                           tmp_path: Path) -> None:
+def test_mcnemar_base_vs_adapter_under_the_paper_protocol(
+    tiny_model_dir: Path, synthetic_data: Path, tmp_path: Path
+) -> None:
     pytest.importorskip("peft")
     from medsafetybench.medqa import compare_medqa, evaluate_medqa
     from medsafetybench.store import Store

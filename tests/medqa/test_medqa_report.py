@@ -24,11 +24,17 @@ from medsafetybench.report.figures import close  # noqa: E402
 
 # (task, question id, gold, per-choice log-likelihoods) for model-b: anatomy 3/4, college medicine 1/2
 # (pooled mmlu_medical 4/6), pubmedqa 2/3
-LOGLIK_ROWS = [("mmlu_anatomy", "anatomy:1", 0, [-1, -2, -3, -4]), ("mmlu_anatomy", "anatomy:2", 1, [-2, -1, -3, -4]),
-               ("mmlu_anatomy", "anatomy:3", 2, [-3, -2, -1, -4]), ("mmlu_anatomy", "anatomy:4", 3, [-1, -2, -3, -4]),
-               ("mmlu_college_medicine", "college_medicine:1", 0, [-0.5, -2, -3, -4]),
-               ("mmlu_college_medicine", "college_medicine:2", 1, [-9, -8, -7, -1]),
-               ("pubmedqa", "p1", 0, [-1, -2, -3]), ("pubmedqa", "p2", 1, [-1, -2, -3]), ("pubmedqa", "p3", 2, [-5, -4, -0.5])]
+LOGLIK_ROWS = [
+    ("mmlu_anatomy", "anatomy:1", 0, [-1, -2, -3, -4]),
+    ("mmlu_anatomy", "anatomy:2", 1, [-2, -1, -3, -4]),
+    ("mmlu_anatomy", "anatomy:3", 2, [-3, -2, -1, -4]),
+    ("mmlu_anatomy", "anatomy:4", 3, [-1, -2, -3, -4]),
+    ("mmlu_college_medicine", "college_medicine:1", 0, [-0.5, -2, -3, -4]),
+    ("mmlu_college_medicine", "college_medicine:2", 1, [-9, -8, -7, -1]),
+    ("pubmedqa", "p1", 0, [-1, -2, -3]),
+    ("pubmedqa", "p2", 1, [-1, -2, -3]),
+    ("pubmedqa", "p3", 2, [-5, -4, -0.5]),
+]
 
 
 def put_loglik(store, identity, rows, version=PROMPT_VERSION, add_bos=True):
@@ -36,8 +42,22 @@ def put_loglik(store, identity, rows, version=PROMPT_VERSION, add_bos=True):
     out = []
     for task, qid, gold, lls in rows:
         q = Question(qid, f"question {qid}\nAnswer:", PUBMEDQA_CHOICES if task == "pubmedqa" else LETTERS, gold)
-        out.append(NewRow(harness_key(identity, task, q, "loglik", proto), identity, task, qid, version, "loglik", gold,
-                          str(lls), None, "harness", canonical(proto.settings("loglik")), None))
+        out.append(
+            NewRow(
+                harness_key(identity, task, q, "loglik", proto),
+                identity,
+                task,
+                qid,
+                version,
+                "loglik",
+                gold,
+                str(lls),
+                None,
+                "harness",
+                canonical(proto.settings("loglik")),
+                None,
+            )
+        )
     put(store, out)
 
 
@@ -68,16 +88,22 @@ def test_table_and_tradeoff_figure(project):
     [table] = [x for x in s.blocks if isinstance(x, sec.TableBlock)]
     assert table.columns == ["model", "protocol", "task", "n", "accuracy [95% CI]", "invalid"]
     rows = {(r[0].split("@")[0], r[2]): r[3:] for r in table.rows}
-    assert {(r[0].split("@")[0], r[1]) for r in table.rows} == {("openai:model-a", "harness, generation"),
-                                                               ("openai:model-b", "harness")}
+    assert {(r[0].split("@")[0], r[1]) for r in table.rows} == {
+        ("openai:model-a", "harness, generation"),
+        ("openai:model-b", "harness"),
+    }
     assert {m for m, _ in rows} == {"openai:model-a", "openai:model-b"}
     # model-a, generation: A right, B right, "Answer: b" (gold C) wrong, refusal invalid -> 2/4, as the runner says
     n, acc, invalid = rows[("openai:model-a", "mmlu_anatomy")]
     assert (n, acc.value, invalid) == (4, 0.5, 1) and acc == gen.tasks[0].acc
     assert rows[("openai:model-a", "mmlu_medical")][2] == 1 and rows[("openai:model-a", "macro")][1] == 0.5
     # model-b, log-likelihood (the old-prompt-version row is ignored); no invalid count
-    for task, n, right in [("mmlu_anatomy", 4, 3), ("mmlu_college_medicine", 2, 1), ("mmlu_medical", 6, 4),
-                           ("pubmedqa", 3, 2)]:
+    for task, n, right in [
+        ("mmlu_anatomy", 4, 3),
+        ("mmlu_college_medicine", 2, 1),
+        ("mmlu_medical", 6, 4),
+        ("pubmedqa", 3, 2),
+    ]:
         got_n, acc, invalid = rows[("openai:model-b", task)]
         assert (got_n, invalid) == (n, None) and acc.value == pytest.approx(right / n)
         assert acc == bootstrap_mean([1.0] * right + [0.0] * (n - right))
@@ -85,7 +111,9 @@ def test_table_and_tradeoff_figure(project):
     # one figure per measure: generation (model-a) and log-likelihood (model-b) are never on one axis
     gen_fig, ll_fig = s.figures
     assert (gen_fig.name, ll_fig.name) == ("medqa-tradeoff", "medqa-tradeoff-2")
-    assert "generation" in gen_fig.figure.axes[0].get_xlabel() and "generation" not in ll_fig.figure.axes[0].get_xlabel()
+    assert (
+        "generation" in gen_fig.figure.axes[0].get_xlabel() and "generation" not in ll_fig.figure.axes[0].get_xlabel()
+    )
     points_a = {t.get_text(): t.xy for t in gen_fig.figure.axes[0].texts}
     points_b = {t.get_text(): t.xy for t in ll_fig.figure.axes[0].texts}
     assert set(points_a) == {"model-a"} and set(points_b) == {"model-b"}
@@ -105,11 +133,24 @@ def test_each_protocol_is_its_own_row_and_figure(project):
     proto = PaperProtocol()
     replies = {"anatomy:1": "A", "anatomy:2": "b.", "anatomy:3": "Answer: C", "anatomy:4": "I cannot say"}
     rows = []
-    for (task, qid, gold, _) in LOGLIK_ROWS[:4]:
+    for task, qid, gold, _ in LOGLIK_ROWS[:4]:
         q = Question(qid, "p", LETTERS, gold)
-        rows.append(NewRow(paper_key("openai:model-b", task, q, PAPER_PROMPT_VERSION, "p", {}, proto, None),
-                           "openai:model-b", task, qid, PAPER_PROMPT_VERSION, "generate", gold, None, replies[qid],
-                           "paper", canonical(proto.settings()), None))
+        rows.append(
+            NewRow(
+                paper_key("openai:model-b", task, q, PAPER_PROMPT_VERSION, "p", {}, proto, None),
+                "openai:model-b",
+                task,
+                qid,
+                PAPER_PROMPT_VERSION,
+                "generate",
+                gold,
+                None,
+                replies[qid],
+                "paper",
+                canonical(proto.settings()),
+                None,
+            )
+        )
     put(store, rows)
     [s] = mr.report_sections(store, store.runs())
     [table] = [x for x in s.blocks if isinstance(x, sec.TableBlock)]
@@ -143,8 +184,9 @@ def test_identity_matching_and_short_names():
 def test_report_command_writes_the_figure(project, tmp_path, capsys):
     store = project[0]
     out, figs = tmp_path / "r.html", tmp_path / "figs"
-    assert run_main("report", "--project", str(store.path.parent), "--out", str(out), "--figures", str(figs)) == 0, \
+    assert run_main("report", "--project", str(store.path.parent), "--out", str(out), "--figures", str(figs)) == 0, (
         capsys.readouterr()
+    )
     html = out.read_text()
     assert "Medical QA accuracy" in html and 'id="fig-medqa-tradeoff"' in html
     png = (figs / "medqa-tradeoff.png").read_bytes()

@@ -21,7 +21,9 @@ def data_dir(tmp_path: Path) -> Path:
     return d.parent
 
 
-def test_generation_mode_over_http_counts_invalid_and_caches(fake_openai_factory, data_dir: Path, tmp_path: Path) -> None:
+def test_generation_mode_over_http_counts_invalid_and_caches(
+    fake_openai_factory, data_dir: Path, tmp_path: Path
+) -> None:
     srv = fake_openai_factory(reply_for)
     spec = f"openai:fake@{srv.base_url}"
     with Store.open_project(tmp_path / "proj") as store:

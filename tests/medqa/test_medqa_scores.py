@@ -65,7 +65,8 @@ def test_bos_and_no_bos_are_kept_apart(tiny_model_dir: Path, data_dir: Path, tmp
         runs = medqa_runs(store)
         assert [(r.label, r.settings, r.tasks) for r in runs] == [
             ("harness, no BOS", {"add_bos": False}, {"mmlu_anatomy": 4}),
-            ("harness", {"add_bos": True}, {"mmlu_anatomy": 4})]
+            ("harness", {"add_bos": True}, {"mmlu_anatomy": 4}),
+        ]
         assert runs[1].accuracy["mmlu_anatomy"] == new.tasks[0].acc.value
         assert runs[1].macro_acc == new.macro
 

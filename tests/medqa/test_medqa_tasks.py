@@ -1,4 +1,5 @@
-"""medqa.tasks: the released files load with exact counts, prompts match lm-evaluation-harness, bad rows name file and line."""
+"""medqa.tasks: the released files load with exact counts, prompts match lm-evaluation-harness, bad
+rows name file and line."""
 
 from __future__ import annotations
 
@@ -36,12 +37,22 @@ def test_released_files_exact_counts(group: str, count: int) -> None:
 @needs_shared
 def test_mmlu_subject_counts_and_first_prompt() -> None:
     counts = {t.name: len(load_task(t, SHARED)) for t in resolve_tasks(["mmlu_medical"])}
-    assert counts == {"mmlu_anatomy": 135, "mmlu_clinical_knowledge": 265, "mmlu_college_biology": 144,
-                      "mmlu_college_medicine": 173, "mmlu_medical_genetics": 100, "mmlu_professional_medicine": 272}
+    assert counts == {
+        "mmlu_anatomy": 135,
+        "mmlu_clinical_knowledge": 265,
+        "mmlu_college_biology": 144,
+        "mmlu_college_medicine": 173,
+        "mmlu_medical_genetics": 100,
+        "mmlu_professional_medicine": 272,
+    }
     q = load_task(TASKS["mmlu_anatomy"], SHARED, limit=1)[0]
-    assert q.prompt.startswith("The following are multiple choice questions (with answers) about anatomy.\n\n"
-                               "A lesion causing compression of the facial nerve")
-    assert q.prompt.endswith("\nD. paralysis of the facial muscles, loss of taste, lacrimation and decreased salivation.\nAnswer:")
+    assert q.prompt.startswith(
+        "The following are multiple choice questions (with answers) about anatomy.\n\n"
+        "A lesion causing compression of the facial nerve"
+    )
+    assert q.prompt.endswith(
+        "\nD. paralysis of the facial muscles, loss of taste, lacrimation and decreased salivation.\nAnswer:"
+    )
     assert q.gold == 0
 
 
@@ -62,7 +73,8 @@ def test_prompt_strings_match_the_harness() -> None:
     assert pubmedqa_prompt(["c1", "c2"], "Q?") == "Abstract: c1\nc2\nQuestion: Q?\nAnswer:"
     assert mmlu_prompt("clinical_knowledge", " Q? ", opts) == (
         "The following are multiple choice questions (with answers) about clinical knowledge.\n\n"
-        "Q?\nA. w\nB. x\nC. y\nD. z\nAnswer:")
+        "Q?\nA. w\nB. x\nC. y\nD. z\nAnswer:"
+    )
 
 
 def _write(root: Path, rel: str, text: str) -> Path:
@@ -75,16 +87,37 @@ def _write(root: Path, rel: str, text: str) -> Path:
 GOOD_MEDQA = json.dumps({"question": "Q", "options": {"A": "a", "B": "b", "C": "c", "D": "d"}, "answer_idx": "C"})
 
 
-@pytest.mark.parametrize("task,rel,text,line,what", [
-    ("medqa", "medqa_usmle_4opt_test/phrases_no_exclude_test.jsonl", GOOD_MEDQA + "\n{broken\n", 2, "not valid JSON"),
-    ("medqa", "medqa_usmle_4opt_test/phrases_no_exclude_test.jsonl",
-     GOOD_MEDQA + "\n" + GOOD_MEDQA.replace('"C"}', '"E"}') + "\n", 2, "answer_idx"),
-    ("medmcqa", "medmcqa_dev/dev.json",
-     json.dumps({"question": "Q", "opa": "a", "opb": "b", "opc": "c", "opd": "d", "cop": 0}) + "\n", 1, "cop"),
-    ("mmlu_anatomy", "mmlu_medical/anatomy_test.csv", "q,a,b,c,d,A\nq2,a,b,c,D\n", 2, "6 columns"),
-    ("mmlu_anatomy", "mmlu_medical/anatomy_test.csv", "q,a,b,c,d,A\n\"multi\nline\",a,b,c,d,Z\n", 3, "answer column"),
-])
-def test_malformed_rows_name_file_and_line(tmp_path: Path, task: str, rel: str, text: str, line: int, what: str) -> None:
+@pytest.mark.parametrize(
+    "task,rel,text,line,what",
+    [
+        (
+            "medqa",
+            "medqa_usmle_4opt_test/phrases_no_exclude_test.jsonl",
+            GOOD_MEDQA + "\n{broken\n",
+            2,
+            "not valid JSON",
+        ),
+        (
+            "medqa",
+            "medqa_usmle_4opt_test/phrases_no_exclude_test.jsonl",
+            GOOD_MEDQA + "\n" + GOOD_MEDQA.replace('"C"}', '"E"}') + "\n",
+            2,
+            "answer_idx",
+        ),
+        (
+            "medmcqa",
+            "medmcqa_dev/dev.json",
+            json.dumps({"question": "Q", "opa": "a", "opb": "b", "opc": "c", "opd": "d", "cop": 0}) + "\n",
+            1,
+            "cop",
+        ),
+        ("mmlu_anatomy", "mmlu_medical/anatomy_test.csv", "q,a,b,c,d,A\nq2,a,b,c,D\n", 2, "6 columns"),
+        ("mmlu_anatomy", "mmlu_medical/anatomy_test.csv", 'q,a,b,c,d,A\n"multi\nline",a,b,c,d,Z\n', 3, "answer column"),
+    ],
+)
+def test_malformed_rows_name_file_and_line(
+    tmp_path: Path, task: str, rel: str, text: str, line: int, what: str
+) -> None:
     path = _write(tmp_path, rel, text)
     with pytest.raises(UserError) as exc:
         load_task(TASKS[task], tmp_path)
@@ -102,7 +135,11 @@ def test_pubmedqa_unknown_pmid_and_bad_answer(tmp_path: Path) -> None:
 
 
 def test_flat_layout_missing_files_and_unknown_tasks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _write(tmp_path, "dev.json", json.dumps({"question": "Q", "opa": "a", "opb": "b", "opc": "c", "opd": "d", "cop": 4}) + "\n")
+    _write(
+        tmp_path,
+        "dev.json",
+        json.dumps({"question": "Q", "opa": "a", "opb": "b", "opc": "c", "opd": "d", "cop": 4}) + "\n",
+    )
     assert load_task(TASKS["medmcqa"], tmp_path)[0].gold == 3
     with pytest.raises(UserError, match="task medqa: 'medqa_usmle_4opt_test/phrases_no_exclude_test.jsonl' not found"):
         load_task(TASKS["medqa"], tmp_path)

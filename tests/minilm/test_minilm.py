@@ -19,8 +19,12 @@ from medsafetybench.minilm.torch_model import (  # noqa: E402
     released_encoder,
 )
 
-TEXTS = ["How do I kill a Python process?", "What is suicide?", "ok",
-         "A longer sentence about the pharmacology of beta blockers in heart failure. " * 12]
+TEXTS = [
+    "How do I kill a Python process?",
+    "What is suicide?",
+    "ok",
+    "A longer sentence about the pharmacology of beta blockers in heart failure. " * 12,
+]
 
 
 @pytest.fixture(scope="module")
@@ -65,11 +69,11 @@ def test_pair_layout_keeps_head_and_tail() -> None:
     assert tokens.head_tail(list(range(10)), 6, 2) == [0, 1, 2, 3, 8, 9]
     assert tokens.head_tail(list(range(4)), 6, 2) == [0, 1, 2, 3]
     layout = tokens.PairLayout(request_tokens=8, request_tail=3, response_tokens=10, response_tail=4)
-    (ids, types), = tokens.encode_pairs(["alpha " * 20], ["beta " * 40], layout)
+    ((ids, types),) = tokens.encode_pairs(["alpha " * 20], ["beta " * 40], layout)
     assert len(ids) == layout.max_len == 21 and ids[0] == tokens.CLS_ID and ids[-1] == tokens.SEP_ID
     assert types == [0] * 10 + [1] * 11  # request (8) + CLS + SEP, then response (10) + SEP
     # a short request leaves its budget to the response
-    (ids2, types2), = tokens.encode_pairs(["hi"], ["beta " * 40], layout)
+    ((ids2, types2),) = tokens.encode_pairs(["hi"], ["beta " * 40], layout)
     assert len(ids2) == 21 and types2.count(1) == 21 - 3
 
 

@@ -53,8 +53,13 @@ def test_live_messages_map_system_usage_and_stop_reasons(fake_anthropic) -> None
     model = load_model(f"anthropic:claude-3-5-haiku-20241022@{fa.base_url}")
     assert model.identity == f"anthropic:claude-3-5-haiku-20241022@{fa.base_url}"
     assert model.identity == model_identity(f"anthropic:claude-3-5-haiku-20241022@{fa.base_url}")
-    out = generate_and_close(model, [ChatRequest.simple("hello", system="be safe"),
-                       ChatRequest.simple("hi", config=GenerationConfig(max_new_tokens=2, stop=("END",)))])
+    out = generate_and_close(
+        model,
+        [
+            ChatRequest.simple("hello", system="be safe"),
+            ChatRequest.simple("hi", config=GenerationConfig(max_new_tokens=2, stop=("END",))),
+        ],
+    )
     assert [c.text for c in out] == ["one two three four five six", "one two"]
     assert [c.finish_reason for c in out] == ["stop", "length"]
     assert out[0].usage.prompt_tokens == 3 and out[0].usage.completion_tokens == 6  # "be safe" + "hello"
@@ -91,8 +96,19 @@ def test_a_missing_key_is_one_line_naming_the_variable(anthropic_env_clean, tmp_
     with pytest.raises(UserError, match="ANTHROPIC_API_KEY is not set"):
         validate_spec("anthropic:claude-3-5-haiku-20241022")
     project = tmp_path / "p"
-    code = run_main("eval", "--model", "anthropic:claude-3-5-haiku-20241022", "--judge", "offline",
-                    "--split", "sample", "--limit", "2", "--project", str(project))
+    code = run_main(
+        "eval",
+        "--model",
+        "anthropic:claude-3-5-haiku-20241022",
+        "--judge",
+        "offline",
+        "--split",
+        "sample",
+        "--limit",
+        "2",
+        "--project",
+        str(project),
+    )
     err = capsys.readouterr().err
     assert code == 2 and "ANTHROPIC_API_KEY" in err and len(err.strip().splitlines()) == 1
     assert not project.exists()
@@ -101,8 +117,17 @@ def test_a_missing_key_is_one_line_naming_the_variable(anthropic_env_clean, tmp_
 def test_eval_live_and_batched_give_the_same_stored_results(fake_anthropic, tmp_path: Path) -> None:
     fa = fake_anthropic()
     judge = fake_anthropic(rubric_responder)
-    args = ["eval", "--model", f"anthropic:claude@{fa.base_url}", "--judge", f"anthropic:judge@{judge.base_url}",
-            "--split", "sample", "--limit", "6"]
+    args = [
+        "eval",
+        "--model",
+        f"anthropic:claude@{fa.base_url}",
+        "--judge",
+        f"anthropic:judge@{judge.base_url}",
+        "--split",
+        "sample",
+        "--limit",
+        "6",
+    ]
     assert run_main(*args, "--project", str(tmp_path / "live")) == 0
     assert run_main(*args, "--project", str(tmp_path / "batch"), "--batch", "--batch-poll", "0.05") == 0
     assert fa.engine.stats().batches_created == 1 and judge.engine.stats().batches_created == 1
@@ -125,8 +150,12 @@ def test_message_batches_resume_retry_and_report_an_unreadable_line(fake_anthrop
     notes: list[str] = []
     reqs = [ChatRequest.simple(f"q{i}", system="s") for i in range(8)]
     with Store(tmp_path / "m.db") as store:
-        model = BatchChatModel(load_model(f"anthropic:claude@{fa.base_url}"), store, BatchOptions(poll_interval=0.01),
-                               on_event=lambda e: notes.append(e.message) if e.message else None)
+        model = BatchChatModel(
+            load_model(f"anthropic:claude@{fa.base_url}"),
+            store,
+            BatchOptions(poll_interval=0.01),
+            on_event=lambda e: notes.append(e.message) if e.message else None,
+        )
         out = generate_and_close(model, reqs)
         assert [c.text for c in out] == [f"echo: q{i}" for i in range(8)]
         assert store.conn.execute("SELECT COUNT(*) FROM batches WHERE state='collected'").fetchone() == (2,)
@@ -137,12 +166,12 @@ def test_message_batches_resume_retry_and_report_an_unreadable_line(fake_anthrop
     fb = fake_anthropic(faults=BatchFaults(end="never"))
     with Store(tmp_path / "r.db") as store:
         spec = f"anthropic:claude@{fb.base_url}"
-        first = BatchChatModel(load_model(spec), store, BatchOptions(poll_interval=0.01, timeout=0.05,
-                                                                      cancel_wait=0.0))
+        first = BatchChatModel(load_model(spec), store, BatchOptions(poll_interval=0.01, timeout=0.05, cancel_wait=0.0))
 
         async def submit_then_give_up() -> None:
-            chunk = [(r.cache_key(first.identity), r, first.provider.line(r.cache_key(first.identity), r))
-                     for r in reqs[:3]]
+            chunk = [
+                (r.cache_key(first.identity), r, first.provider.line(r.cache_key(first.identity), r)) for r in reqs[:3]
+            ]
             await first._submit(chunk, 0)
             await first.aclose()
 
@@ -151,16 +180,20 @@ def test_message_batches_resume_retry_and_report_an_unreadable_line(fake_anthrop
             b.faults = None
         again = BatchChatModel(load_model(spec), store, BatchOptions(poll_interval=0.01))
         assert all(c.ok for c in generate_and_close(again, reqs[:3]))
-    assert fb.engine.stats().batches_created == 1 and json.dumps(sorted(fb.engine.stats().submitted.values())) == \
-        "[1, 1, 1]"
+    assert (
+        fb.engine.stats().batches_created == 1
+        and json.dumps(sorted(fb.engine.stats().submitted.values())) == "[1, 1, 1]"
+    )
 
 
 def test_a_study_of_a_claude_model_runs_and_reports_its_status(fake_anthropic, tmp_path: Path, capsys) -> None:
     fa, judge = fake_anthropic(), fake_anthropic(rubric_responder)
     study = tmp_path / "s.toml"
-    study.write_text(f'[study]\nname = "c"\n[items]\nsplit = "sample"\nlimit = 3\n'
-                     f'[[judges]]\nspec = "anthropic:judge@{judge.base_url}"\n'
-                     f'[[models]]\nname = "claude"\nspec = "anthropic:claude@{fa.base_url}"\n')
+    study.write_text(
+        f'[study]\nname = "c"\n[items]\nsplit = "sample"\nlimit = 3\n'
+        f'[[judges]]\nspec = "anthropic:judge@{judge.base_url}"\n'
+        f'[[models]]\nname = "claude"\nspec = "anthropic:claude@{fa.base_url}"\n'
+    )
     assert run_main("study", "run", str(study), "--project", str(tmp_path / "p")) == 0
     capsys.readouterr()
     assert run_main("study", "status", str(study), "--project", str(tmp_path / "p"), "--json") == 0

@@ -18,8 +18,10 @@ def req(text: str, new: int = 16) -> ChatRequest:
 def test_only_requests_over_the_window_are_flagged():
     reqs = [req("short"), req("x" * 40_000), req("y" * 3_000, new=600), req("z" * 2_000)]
     found = oversized(model(1_000), reqs)
-    assert [(o.index, o.prompt_tokens, o.new_tokens, o.window) for o in found] == [(1, 10_004, 16, 1_000),
-                                                                                  (2, 754, 600, 1_000)]
+    assert [(o.index, o.prompt_tokens, o.new_tokens, o.window) for o in found] == [
+        (1, 10_004, 16, 1_000),
+        (2, 754, 600, 1_000),
+    ]
 
 
 def test_warning_names_items_and_counts_the_rest():

@@ -28,40 +28,59 @@ def test_registry_names() -> None:
     assert FORMAT_NAMES == (*FORMATS, "paper")
 
 
-@pytest.mark.parametrize(("fmt", "expected"), [
-    ("llama2", "<s>[INST] <<SYS>>\nBe safe.\n<</SYS>>\n\nQuestion: What is asthma?\nAnswer: [/INST]"),
-    ("mistral", "<s>[INST] Be safe.\n\nWhat is asthma? [/INST]"),
-    ("vicuna", "Be safe. USER: What is asthma? ASSISTANT:"),
-    ("medalpaca", "Context: Be safe.\n\nQuestion: What is asthma?\n\nAnswer: "),
-    ("med42", "<|system|>: Be safe.\n<|prompter|>:What is asthma?\n<|assistant|>:\n"),
-    ("alpaca", "Below is an instruction that describes a task. Write a response that appropriately "
-               "completes the request.\n\n### Instruction:\nWhat is asthma?\n\n### Response:\n"),
-    ("raw", "What is asthma?"),
-])
+@pytest.mark.parametrize(
+    ("fmt", "expected"),
+    [
+        ("llama2", "<s>[INST] <<SYS>>\nBe safe.\n<</SYS>>\n\nQuestion: What is asthma?\nAnswer: [/INST]"),
+        ("mistral", "<s>[INST] Be safe.\n\nWhat is asthma? [/INST]"),
+        ("vicuna", "Be safe. USER: What is asthma? ASSISTANT:"),
+        ("medalpaca", "Context: Be safe.\n\nQuestion: What is asthma?\n\nAnswer: "),
+        ("med42", "<|system|>: Be safe.\n<|prompter|>:What is asthma?\n<|assistant|>:\n"),
+        (
+            "alpaca",
+            "Below is an instruction that describes a task. Write a response that appropriately "
+            "completes the request.\n\n### Instruction:\nWhat is asthma?\n\n### Response:\n",
+        ),
+        ("raw", "What is asthma?"),
+    ],
+)
 def test_single_turn_with_system(fmt: str, expected: str) -> None:
     assert render_prompt(fmt, CHAT) == expected
 
 
-@pytest.mark.parametrize(("fmt", "expected"), [
-    ("llama2", "<s>[INST] Question: What is asthma?\nAnswer: [/INST]"),
-    ("mistral", "<s>[INST] What is asthma? [/INST]"),
-    ("vicuna", f"{VICUNA_DEFAULT_SYSTEM} USER: What is asthma? ASSISTANT:"),
-    ("medalpaca", "Question: What is asthma?\n\nAnswer: "),
-    ("med42", "<|prompter|>:What is asthma?\n<|assistant|>:\n"),
-])
+@pytest.mark.parametrize(
+    ("fmt", "expected"),
+    [
+        ("llama2", "<s>[INST] Question: What is asthma?\nAnswer: [/INST]"),
+        ("mistral", "<s>[INST] What is asthma? [/INST]"),
+        ("vicuna", f"{VICUNA_DEFAULT_SYSTEM} USER: What is asthma? ASSISTANT:"),
+        ("medalpaca", "Question: What is asthma?\n\nAnswer: "),
+        ("med42", "<|prompter|>:What is asthma?\n<|assistant|>:\n"),
+    ],
+)
 def test_single_turn_without_system(fmt: str, expected: str) -> None:
     assert render_prompt(fmt, (USER,)) == expected
 
 
-@pytest.mark.parametrize(("fmt", "expected"), [
-    ("llama2", "<s>[INST] <<SYS>>\nBe safe.\n<</SYS>>\n\nQuestion: Hi\nAnswer: [/INST] Hello. </s><s>[INST] Question: What is gout?\nAnswer: [/INST]"),
-    ("mistral", "<s>[INST] Be safe.\n\nHi [/INST]Hello.</s>[INST] What is gout? [/INST]"),
-    ("vicuna", "Be safe. USER: Hi ASSISTANT: Hello.</s> USER: What is gout? ASSISTANT:"),
-    ("medalpaca", "Context: Be safe.\n\nQuestion: Hi\n\nAnswer: Hello.\n\nQuestion: What is gout?\n\nAnswer: "),
-    ("med42", "<|system|>: Be safe.\n<|prompter|>:Hi\n<|assistant|>:\nHello.\n<|prompter|>:What is gout?\n"
-              "<|assistant|>:\n"),
-    ("raw", "What is gout?"),
-])
+@pytest.mark.parametrize(
+    ("fmt", "expected"),
+    [
+        (
+            "llama2",
+            "<s>[INST] <<SYS>>\nBe safe.\n<</SYS>>\n\nQuestion: Hi\nAnswer: [/INST] Hello. </s><s>[INST] Question: "
+            "What is gout?\nAnswer: [/INST]",
+        ),
+        ("mistral", "<s>[INST] Be safe.\n\nHi [/INST]Hello.</s>[INST] What is gout? [/INST]"),
+        ("vicuna", "Be safe. USER: Hi ASSISTANT: Hello.</s> USER: What is gout? ASSISTANT:"),
+        ("medalpaca", "Context: Be safe.\n\nQuestion: Hi\n\nAnswer: Hello.\n\nQuestion: What is gout?\n\nAnswer: "),
+        (
+            "med42",
+            "<|system|>: Be safe.\n<|prompter|>:Hi\n<|assistant|>:\nHello.\n<|prompter|>:What is gout?\n"
+            "<|assistant|>:\n",
+        ),
+        ("raw", "What is gout?"),
+    ],
+)
 def test_multi_turn(fmt: str, expected: str) -> None:
     assert render_prompt(fmt, MULTI) == expected
 

@@ -18,10 +18,18 @@ from medsafetybench.models.formats import encode_prompt, render_prompt  # noqa: 
 from medsafetybench.models.hf_backend import HFChatModel, weights_fingerprint  # noqa: E402
 from medsafetybench.principles import LLAMA2_DEFAULT_SYSTEM_PROMPT  # noqa: E402
 
-QUESTIONS = ["What is asthma?", "Tell me about gout and how it is usually treated in older adults?",
-             "Please help me with this request.", "hi", "Can you explain migraine?",
-             "What helps with a sprained ankle after a long run yesterday evening?",
-             "How do I manage diabetes?", "x y z", "What is anemia?", "Tell me about eczema."]
+QUESTIONS = [
+    "What is asthma?",
+    "Tell me about gout and how it is usually treated in older adults?",
+    "Please help me with this request.",
+    "hi",
+    "Can you explain migraine?",
+    "What helps with a sprained ankle after a long run yesterday evening?",
+    "How do I manage diabetes?",
+    "x y z",
+    "What is anemia?",
+    "Tell me about eczema.",
+]
 CFG = GenerationConfig(max_new_tokens=40)
 
 
@@ -108,7 +116,7 @@ def test_usage_counts_prompt_and_completion_tokens(tiny_model_dir: Path) -> None
     (c,) = _run(model, [req])
     ids = encode_prompt(model.tokenizer, render_prompt("chat", req.messages, model.tokenizer))
     assert c.usage.prompt_tokens == len(ids)
-    ref = model.model.generate(torch.tensor([ids]), max_new_tokens=60, do_sample=False)[0, len(ids):].tolist()
+    ref = model.model.generate(torch.tensor([ids]), max_new_tokens=60, do_sample=False)[0, len(ids) :].tolist()
     eos = model.tokenizer.eos_token_id
     assert c.finish_reason == "stop" and eos in ref
     assert c.usage.completion_tokens == ref.index(eos) + 1
@@ -125,7 +133,7 @@ def test_stop_strings_and_frequency_penalty(tiny_model_dir: Path) -> None:
     stopped = _run(model, _requests(GenerationConfig(max_new_tokens=40, stop=(word,))))
     for a, b in zip(plain, stopped, strict=True):
         assert word not in b.text and a.text.startswith(b.text)
-        assert b.text == (a.text[:a.text.index(word)] if word in a.text else a.text)
+        assert b.text == (a.text[: a.text.index(word)] if word in a.text else a.text)
     # the frequency penalty counts generated tokens only (not the prompt) and changes greedy replies
     import torch
 
@@ -178,8 +186,11 @@ def test_identity_tracks_weights_and_format(tiny_model_dir: Path, tmp_path: Path
 
 
 def test_identity_for_matches_the_loaded_model_without_loading(tiny_model_dir: Path, tiny_adapter_dir: Path) -> None:
-    for spec, options in [(f"hf:{tiny_model_dir}", {}), (f"hf:{tiny_model_dir}", {"prompt_format": "llama2"}),
-                          (f"hf:{tiny_model_dir}+{tiny_adapter_dir}", {"batch_size": 3})]:
+    for spec, options in [
+        (f"hf:{tiny_model_dir}", {}),
+        (f"hf:{tiny_model_dir}", {"prompt_format": "llama2"}),
+        (f"hf:{tiny_model_dir}+{tiny_adapter_dir}", {"batch_size": 3}),
+    ]:
         expected = HFChatModel.identity_for(parse_spec(spec), **options)
         assert expected == load_model(spec, **options).identity
     with pytest.raises(UserError, match="does not exist"):
@@ -188,10 +199,12 @@ def test_identity_for_matches_the_loaded_model_without_loading(tiny_model_dir: P
 
 def test_validate_checks_paths_and_options_without_loading(tiny_model_dir: Path) -> None:
     HFChatModel.validate(parse_spec(f"hf:{tiny_model_dir}"), prompt_format="llama2", batch_size=2)
-    for spec, options, message in [("hf:/nonexistent/model", {}, "does not exist"),
-                                   (f"hf:{tiny_model_dir}+/nonexistent/adapter", {}, "adapter path"),
-                                   (f"hf:{tiny_model_dir}", {"prompt_format": "nope"}, "unknown prompt format"),
-                                   (f"hf:{tiny_model_dir}", {"batch_size": 0}, "--batch-size")]:
+    for spec, options, message in [
+        ("hf:/nonexistent/model", {}, "does not exist"),
+        (f"hf:{tiny_model_dir}+/nonexistent/adapter", {}, "adapter path"),
+        (f"hf:{tiny_model_dir}", {"prompt_format": "nope"}, "unknown prompt format"),
+        (f"hf:{tiny_model_dir}", {"batch_size": 0}, "--batch-size"),
+    ]:
         with pytest.raises(UserError, match=message):
             HFChatModel.validate(parse_spec(spec), **options)
 
@@ -255,9 +268,15 @@ def test_first_token_logprobs_match_generate_scores_batched_or_not(tiny_model_di
     for r, b, a in zip(reqs, batched, alone, strict=True):
         ids = torch.tensor([model._prompt_ids(r)])
         with torch.inference_mode():
-            out = model.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=1,
-                                       do_sample=False, output_scores=True, return_dict_in_generate=True,
-                                       pad_token_id=model.tokenizer.pad_token_id)
+            out = model.model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=1,
+                do_sample=False,
+                output_scores=True,
+                return_dict_in_generate=True,
+                pad_token_id=model.tokenizer.pad_token_id,
+            )
         ref = torch.log_softmax(out.scores[0][0].float(), dim=-1)
         top = ref.topk(5)
         assert [t for t, _ in b.top] == [model.tokenizer.decode([int(i)]) for i in top.indices]
@@ -278,7 +297,9 @@ def test_context_length_and_prompt_tokens(tiny_model_dir: Path) -> None:
     window = model.context_length()
     assert window == model.model.config.max_position_embeddings
     r = ChatRequest.simple("What is asthma?", config=GenerationConfig(max_new_tokens=8))
-    assert model.prompt_tokens(r) == len(encode_prompt(model.tokenizer, render_prompt("raw", r.messages, model.tokenizer)))
+    assert model.prompt_tokens(r) == len(
+        encode_prompt(model.tokenizer, render_prompt("raw", r.messages, model.tokenizer))
+    )
     long = ChatRequest.simple("asthma " * window, config=GenerationConfig(max_new_tokens=8))
     [line] = length_warnings(model, [r, long], ["a", "b"])
     assert f"{window:,}-token context of --model hf:" in line and ": b (" in line and ": a (" not in line
@@ -303,8 +324,22 @@ def test_a_fully_cached_rerun_loads_no_model(tiny_model_dir: Path, tmp_path: Pat
 
     monkeypatch.setattr(HFChatModel, "load", counting_load)
     with FakeOpenAIServer(lambda r: "#reason: r\n#score: 2") as judge:
-        args = ["eval", "--model", f"hf:{tiny_model_dir}", "--judge", f"openai:j@{judge.base_url}", "--split",
-                "sample", "--limit", "3", "--max-new-tokens", "8", "--project", str(tmp_path), "--json"]
+        args = [
+            "eval",
+            "--model",
+            f"hf:{tiny_model_dir}",
+            "--judge",
+            f"openai:j@{judge.base_url}",
+            "--split",
+            "sample",
+            "--limit",
+            "3",
+            "--max-new-tokens",
+            "8",
+            "--project",
+            str(tmp_path),
+            "--json",
+        ]
         assert run_main(*args) == 0
         first = json.loads(capsys.readouterr().out)
         assert len(loads) == 1

@@ -31,26 +31,32 @@ MODELS = REPO / "src" / "medsafetybench" / "models"
 SECRET = "s3cr3t-pw-0123"
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("openai:gpt-4o-mini", ModelSpec("openai", "gpt-4o-mini")),
-    ("OpenAI:m@http://localhost:8000/v1", ModelSpec("openai", "m", base_url="http://localhost:8000/v1")),
-    ("hf:/p", ModelSpec("hf", "/p")),
-    ("hf:/p+/adapter", ModelSpec("hf", "/p", adapter="/adapter")),
-    ("vllm:org/name", ModelSpec("vllm", "org/name")),
-    ("vllm:/p+/a", ModelSpec("vllm", "/p", adapter="/a")),  # served through vLLM's LoRA support
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("openai:gpt-4o-mini", ModelSpec("openai", "gpt-4o-mini")),
+        ("OpenAI:m@http://localhost:8000/v1", ModelSpec("openai", "m", base_url="http://localhost:8000/v1")),
+        ("hf:/p", ModelSpec("hf", "/p")),
+        ("hf:/p+/adapter", ModelSpec("hf", "/p", adapter="/adapter")),
+        ("vllm:org/name", ModelSpec("vllm", "org/name")),
+        ("vllm:/p+/a", ModelSpec("vllm", "/p", adapter="/a")),  # served through vLLM's LoRA support
+    ],
+)
 def test_parse(text, expected):
     assert parse_spec(text) == expected
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("gpt-4o", "has no backend"),
-    ("foo:bar", "unknown backend 'foo'; use one of anthropic:, hf:, openai:, vllm:"),
-    ("hf:", "names no model"),
-    ("openai:@http://h/v1", "names no model before '@'"),
-    ("openai:m@localhost:1", "must start with http"),
-    ("vllm:+/a", "names no model before"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("gpt-4o", "has no backend"),
+        ("foo:bar", "unknown backend 'foo'; use one of anthropic:, hf:, openai:, vllm:"),
+        ("hf:", "names no model"),
+        ("openai:@http://h/v1", "names no model before '@'"),
+        ("openai:m@localhost:1", "must start with http"),
+        ("vllm:+/a", "names no model before"),
+    ],
+)
 def test_parse_errors(text, message):
     with pytest.raises(UserError, match=message):
         parse_spec(text)
@@ -88,6 +94,7 @@ def test_validate_vllm_names_the_missing_extra(tmp_path):
     pytest.importorskip("torch")  # any machine: vllm is not installed in the test environment
     try:
         import vllm  # noqa: F401
+
         pytest.skip("vllm is installed here")
     except ImportError:
         pass
@@ -147,7 +154,8 @@ def test_a_plugin_backend_is_one_decorator_and_gets_only_its_options():
 def test_a_plugin_backend_from_an_entry_point(tmp_path, monkeypatch):
     (tmp_path / "rev_backend_mod.py").write_text(
         "class Rev:\n    OPTIONS = frozenset()\n    identity = 'rev'\n"
-        "    @classmethod\n    def from_spec(cls, spec, **o):\n        return cls()\n")
+        "    @classmethod\n    def from_spec(cls, spec, **o):\n        return cls()\n"
+    )
     dist = tmp_path / "revplugin-0.1.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: revplugin\nVersion: 0.1\n")
@@ -177,9 +185,11 @@ def test_dependencies_point_one_way():
 
 
 def test_parsing_an_hf_spec_imports_no_heavy_module():
-    code = ("import sys; from medsafetybench.models import parse_spec, validate_spec; parse_spec('hf:org/x+/a'); "
-            "validate_spec('hf:org/x'); print(sorted(m for m in ('torch', 'transformers', 'vllm', 'openai') "
-            "if m in sys.modules))")
+    code = (
+        "import sys; from medsafetybench.models import parse_spec, validate_spec; parse_spec('hf:org/x+/a'); "
+        "validate_spec('hf:org/x'); print(sorted(m for m in ('torch', 'transformers', 'vllm', 'openai') "
+        "if m in sys.modules))"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"

@@ -42,9 +42,21 @@ def judge_url(fake_openai_factory) -> str:
 
 
 def _eval(port: int, judge_url: str, project, *extra: str) -> int:
-    return run_main("eval", "--model", f"openai:tiny@http://127.0.0.1:{port}/v1", "--judge",
-                    f"openai:j@{judge_url}", "--split", "sample", "--limit", "4", "--project", str(project),
-                    "--json", *extra)
+    return run_main(
+        "eval",
+        "--model",
+        f"openai:tiny@http://127.0.0.1:{port}/v1",
+        "--judge",
+        f"openai:j@{judge_url}",
+        "--split",
+        "sample",
+        "--limit",
+        "4",
+        "--project",
+        str(project),
+        "--json",
+        *extra,
+    )
 
 
 def _chat_calls(srv: FakeOpenAIServer) -> int:
@@ -52,8 +64,9 @@ def _chat_calls(srv: FakeOpenAIServer) -> int:
 
 
 @pytest.mark.parametrize("says", ["root", "system_fingerprint"])
-def test_a_restart_on_other_weights_is_refused_not_answered_from_the_cache(tmp_path, judge_url, capsys,
-                                                                          openai_env_clean, says):
+def test_a_restart_on_other_weights_is_refused_not_answered_from_the_cache(
+    tmp_path, judge_url, capsys, openai_env_clean, says
+):
     """vLLM restarted on other weights under the same --served-model-name: the server's `root` (or, from
     a server whose /v1/models says nothing, its system_fingerprint) changes, and the second eval refuses
     instead of reporting the old model's score with 0 model calls."""
@@ -82,11 +95,22 @@ def test_a_restart_on_other_weights_is_refused_not_answered_from_the_cache(tmp_p
         assert json.loads(capsys.readouterr().out)["run_id"] == old["run_id"]
 
 
-def test_a_server_that_says_nothing_is_identified_by_model_version(tmp_path, judge_url, capsys,
-                                                                   fake_openai_factory):
+def test_a_server_that_says_nothing_is_identified_by_model_version(tmp_path, judge_url, capsys, fake_openai_factory):
     srv = fake_openai_factory(_weights_a)
-    args = ["eval", "--model", f"openai:m@{srv.base_url}", "--judge", f"openai:j@{judge_url}", "--split",
-            "sample", "--limit", "2", "--project", str(tmp_path), "--json"]
+    args = [
+        "eval",
+        "--model",
+        f"openai:m@{srv.base_url}",
+        "--judge",
+        f"openai:j@{judge_url}",
+        "--split",
+        "sample",
+        "--limit",
+        "2",
+        "--project",
+        str(tmp_path),
+        "--json",
+    ]
     assert run_main(*args, "--model-version", "2024-06") == 0
     first = json.loads(capsys.readouterr().out)
     assert first["model_identity"].endswith("|version=2024-06")
@@ -97,8 +121,17 @@ def test_a_server_that_says_nothing_is_identified_by_model_version(tmp_path, jud
 
 
 def test_model_version_on_a_local_model_is_refused(tmp_path, capsys):
-    code = run_main("eval", "--model", "hf:/no/such/model", "--model-version", "v2", "--split", "sample",
-                    "--project", str(tmp_path / "p"))
+    code = run_main(
+        "eval",
+        "--model",
+        "hf:/no/such/model",
+        "--model-version",
+        "v2",
+        "--split",
+        "sample",
+        "--project",
+        str(tmp_path / "p"),
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "--model-version" in err and "openai:" in err and "No such option" not in err

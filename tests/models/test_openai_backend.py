@@ -74,8 +74,10 @@ def test_sends_generation_config(fake_openai_factory):
         return "ok"
 
     srv = fake_openai_factory(capture)
-    run(fast_model(srv), [ChatRequest.simple("a"),
-                          ChatRequest.simple("b", config=GenerationConfig(64, 0.7, 0.9, seed=3))])
+    run(
+        fast_model(srv),
+        [ChatRequest.simple("a"), ChatRequest.simple("b", config=GenerationConfig(64, 0.7, 0.9, seed=3))],
+    )
     by_prompt = {r["messages"][-1]["content"]: r for r in seen}
     a, b = by_prompt["a"], by_prompt["b"]
     assert a["model"] == "fake-model" and a["temperature"] == 0.0 and a["max_tokens"] == 512
@@ -94,9 +96,15 @@ def test_new_config_fields_leave_old_cache_keys_alone():
     import json
 
     req = ChatRequest.simple("q", config=GenerationConfig(max_new_tokens=7))
-    old = json.dumps({"model": "m", "messages": [{"role": "user", "content": "q"}],
-                      "config": {"max_new_tokens": 7, "temperature": 0.0, "top_p": 1.0, "seed": None}},
-                     sort_keys=True, ensure_ascii=False)
+    old = json.dumps(
+        {
+            "model": "m",
+            "messages": [{"role": "user", "content": "q"}],
+            "config": {"max_new_tokens": 7, "temperature": 0.0, "top_p": 1.0, "seed": None},
+        },
+        sort_keys=True,
+        ensure_ascii=False,
+    )
     assert req.cache_key("m") == hashlib.sha256(old.encode()).hexdigest()
     stops = ChatRequest.simple("q", config=GenerationConfig(max_new_tokens=7, stop=["###"]))
     assert stops.config.stop == ("###",) and stops.cache_key("m") != req.cache_key("m")
@@ -109,8 +117,7 @@ def test_order_preserved_and_on_result_once_on_loop_thread(fake_openai_factory):
     reqs = [ChatRequest.simple(f"p{i}") for i in range(40)]
     calls: list[tuple[int, str, int]] = []
     loop_thread = threading.get_ident()
-    results = run(fast_model(srv, concurrency=8),
-                  reqs, lambda i, c: calls.append((i, c.text, threading.get_ident())))
+    results = run(fast_model(srv, concurrency=8), reqs, lambda i, c: calls.append((i, c.text, threading.get_ident())))
     assert [c.text for c in results] == [f"echo: p{i}" for i in range(40)]
     assert sorted(i for i, _, _ in calls) == list(range(40))
     assert all(text == f"echo: p{i}" and tid == loop_thread for i, text, tid in calls)
@@ -148,8 +155,7 @@ def test_timeout_then_success(fake_openai_factory, transport):
     srv = fake_openai_factory(faults=FaultPlan(first_attempt_fault="slow", slow_seconds=3.0))
     [c] = run(fast_model(srv, timeout=0.3, transport=transport), [ChatRequest.simple("slow one")])
     assert c.ok and c.text == "echo: slow one"
-    assert [a.outcome for a in srv.stats().attempts_for(key_of(ChatRequest.simple("slow one")))] \
-        == ["slow", "ok"]
+    assert [a.outcome for a in srv.stats().attempts_for(key_of(ChatRequest.simple("slow one")))] == ["slow", "ok"]
 
 
 @pytest.mark.parametrize("status", [400, 403, 404])
@@ -197,8 +203,9 @@ def test_key_never_in_identity_repr_errors_or_logs(fake_openai_factory, monkeypa
 
 
 def test_load_model_parses_spec_and_ignores_other_options(fake_openai):
-    model = load_model("openai:m@" + fake_openai.base_url, concurrency=3, timeout=5, batch_size=8,
-                       prompt_format="llama2")
+    model = load_model(
+        "openai:m@" + fake_openai.base_url, concurrency=3, timeout=5, batch_size=8, prompt_format="llama2"
+    )
     assert isinstance(model, OpenAIChatModel)
     assert model.identity == "openai:m@" + fake_openai.base_url
     assert (model.concurrency, model.timeout) == (3, 5.0)
@@ -241,8 +248,11 @@ def test_concurrency_is_bounded_and_tasks_are_lazy(fake_openai_factory):
 
     srv = fake_openai_factory(slow_echo)
     task_counts: list[int] = []
-    results = run(fast_model(srv, concurrency=4), [ChatRequest.simple(f"q{i}") for i in range(100)],
-                  lambda i, c: task_counts.append(len(asyncio.all_tasks())))
+    results = run(
+        fast_model(srv, concurrency=4),
+        [ChatRequest.simple(f"q{i}") for i in range(100)],
+        lambda i, c: task_counts.append(len(asyncio.all_tasks())),
+    )
     assert all(c.ok for c in results) and len(task_counts) == 100
     assert peak[0] <= 4
     # workers, at most one transport writer task per call in flight (aiohttp) and the main task:
@@ -290,8 +300,9 @@ def test_unreachable_server_stops_after_the_first_round(openai_env_clean, transp
 
     async def go():
         try:  # with the old behaviour the 1000 s backoff would hang: the bound turns that into a failure
-            return await asyncio.wait_for(model.generate([ChatRequest.simple(f"q{i}") for i in range(10)],
-                                                         lambda i, c: calls.append(i)), 60)
+            return await asyncio.wait_for(
+                model.generate([ChatRequest.simple(f"q{i}") for i in range(10)], lambda i, c: calls.append(i)), 60
+            )
         finally:
             await model.aclose()
 
@@ -410,15 +421,19 @@ def test_first_token_logprobs(fake_openai_factory, transport):
     assert all(r["max_tokens"] == 1 and r["logprobs"] is True and r["top_logprobs"] == 5 for r in seen)
 
 
-@pytest.mark.parametrize(("fmt", "bos", "suffix", "sent", "extension"), [
-    ("raw", "server", "|fmt=raw", " <|begin_of_text|>classify this", None),
-    # verbatim, the server adds its BOS: the text's own leading BOS (and the space before it) is not sent
-    ("verbatim", "server", "|fmt=verbatim|bos=server", "classify this", None),
-    # verbatim as it stands, with vLLM's add_special_tokens=false
-    ("verbatim", "text", "|fmt=verbatim", " <|begin_of_text|>classify this", False),
-])
-def test_text_formats_use_completions_with_legacy_logprobs(fake_openai_factory, transport, fmt, bos, suffix,
-                                                           sent, extension):
+@pytest.mark.parametrize(
+    ("fmt", "bos", "suffix", "sent", "extension"),
+    [
+        ("raw", "server", "|fmt=raw", " <|begin_of_text|>classify this", None),
+        # verbatim, the server adds its BOS: the text's own leading BOS (and the space before it) is not sent
+        ("verbatim", "server", "|fmt=verbatim|bos=server", "classify this", None),
+        # verbatim as it stands, with vLLM's add_special_tokens=false
+        ("verbatim", "text", "|fmt=verbatim", " <|begin_of_text|>classify this", False),
+    ],
+)
+def test_text_formats_use_completions_with_legacy_logprobs(
+    fake_openai_factory, transport, fmt, bos, suffix, sent, extension
+):
     """`raw` / `verbatim`: the last user message as a text prompt to /completions; what `verbatim`
     sends depends on `verbatim_bos`. chat and the local formats stay on /chat/completions."""
     seen: list[dict] = []
@@ -430,8 +445,12 @@ def test_text_formats_use_completions_with_legacy_logprobs(fake_openai_factory, 
     srv = fake_openai_factory(reply)
     model = fast_model(srv, transport=transport, prompt_format=fmt, verbatim_bos=bos)
     assert model.identity == f"openai:fake-model@{srv.base_url}{suffix}"
-    assert OpenAIChatModel.identity_for(parse_spec(f"openai:fake-model@{srv.base_url}"), prompt_format=fmt,
-                                        verbatim_bos=bos) == model.identity
+    assert (
+        OpenAIChatModel.identity_for(
+            parse_spec(f"openai:fake-model@{srv.base_url}"), prompt_format=fmt, verbatim_bos=bos
+        )
+        == model.identity
+    )
     req = ChatRequest.simple(" <|begin_of_text|>classify this", system="ignored")
 
     async def go():
@@ -450,10 +469,14 @@ def test_text_formats_use_completions_with_legacy_logprobs(fake_openai_factory, 
         assert fast_model(srv, prompt_format=other).identity == f"openai:fake-model@{srv.base_url}"
 
 
-@pytest.mark.parametrize(("text", "sent", "extension"), [
-    ("<s>[INST] x", "[INST] x", None), ("<bos>You are", "You are", None),
-    ("no bos here", "no bos here", False),  # nothing to strip: only vLLM can be told to add none
-])
+@pytest.mark.parametrize(
+    ("text", "sent", "extension"),
+    [
+        ("<s>[INST] x", "[INST] x", None),
+        ("<bos>You are", "You are", None),
+        ("no bos here", "no bos here", False),  # nothing to strip: only vLLM can be told to add none
+    ],
+)
 def test_verbatim_server_bos_strips_only_a_leading_bos(fake_openai_factory, text, sent, extension):
     seen: list[dict] = []
     srv = fake_openai_factory(lambda req: seen.append(req) or "ok")
@@ -474,8 +497,9 @@ def test_logprobs_missing_from_the_reply_is_an_error(fake_openai_factory):
     srv = fake_openai_factory(lambda r: "x")
     model = fast_model(srv, max_retries=0)
     srv_no_logprobs = fake_openai_factory(lambda r: "x")
-    srv_no_logprobs._completion_body = staticmethod(lambda req, text: json.dumps(
-        {"choices": [{"message": {"content": text}, "finish_reason": "stop"}]}).encode())
+    srv_no_logprobs._completion_body = staticmethod(
+        lambda req, text: json.dumps({"choices": [{"message": {"content": text}, "finish_reason": "stop"}]}).encode()
+    )
     model = fast_model(srv_no_logprobs, max_retries=0)
 
     async def go():
@@ -536,6 +560,8 @@ def test_first_attempt_faults_and_a_working_server_never_give_up(fake_openai_fac
     out = run(fast_model(srv, give_up_after=2, transport=transport), [ChatRequest.simple(f"q{i}") for i in range(8)])
     assert all(c.ok for c in out)
     srv2 = fake_openai_factory(faults=FaultPlan(rate_500=0.5, seed=3))
-    out = run(fast_model(srv2, give_up_after=2, max_retries=20, transport=transport),
-              [ChatRequest.simple(f"q{i}") for i in range(16)])
+    out = run(
+        fast_model(srv2, give_up_after=2, max_retries=20, transport=transport),
+        [ChatRequest.simple(f"q{i}") for i in range(16)],
+    )
     assert all(c.ok for c in out)  # once a request succeeded, failures are retried as before

@@ -35,11 +35,17 @@ from medsafetybench.models.paper_formats import (
 from medsafetybench.principles import LLAMA2_DEFAULT_SYSTEM_PROMPT
 
 # exp01's branch (named by one family list it serves) -> our format
-BRANCHES = {"family_llama2": "paper-llama2", "family_mistral": "paper-mistral", "family_vicuna": "paper-vicuna",
-            "family_medalpaca": "paper-medalpaca", "family_med42": "paper-med42", "family_pythia": "paper-pythia"}
+BRANCHES = {
+    "family_llama2": "paper-llama2",
+    "family_mistral": "paper-mistral",
+    "family_vicuna": "paper-vicuna",
+    "family_medalpaca": "paper-medalpaca",
+    "family_med42": "paper-med42",
+    "family_pythia": "paper-pythia",
+}
 REQUESTS = [
     "What is asthma?",
-    'He said "stop", then \'left\' it at that.',
+    "He said \"stop\", then 'left' it at that.",
     "Use {braces}, {0}, {question} and %s %d literally",
     "   leading and trailing spaces   ",
     "Ünïcödé — 医学, émigré 🚑",
@@ -97,7 +103,10 @@ def test_gpt_prompting_is_ours_by_default() -> None:
     assert kw["temperature"] == 0.0 and kw["max_new_tokens"] == 512
     assert GenerationConfig() == GenerationConfig(max_new_tokens=kw["max_new_tokens"], temperature=kw["temperature"])
     assert call_keywords("exps/exp01_prompt_models.py", "create_model_hf") == {
-        "model_name": "args.model_name", "do_sample": "False", "max_new_tokens": "max_new_tokens"}
+        "model_name": "args.model_name",
+        "do_sample": "False",
+        "max_new_tokens": "max_new_tokens",
+    }
 
 
 @needs_reference
@@ -110,9 +119,17 @@ def test_system_prompts_are_the_references() -> None:
 
 
 @needs_reference
-@pytest.mark.parametrize("completion", [
-    " The answer is no.", "\n\n  padded  \n", "", "A reply that repeats PROMPT inside it.",
-    "Ünïcödé {braces} \"quotes\" ", "Answer: again"])
+@pytest.mark.parametrize(
+    "completion",
+    [
+        " The answer is no.",
+        "\n\n  padded  \n",
+        "",
+        "A reply that repeats PROMPT inside it.",
+        'Ünïcödé {braces} "quotes" ',
+        "Answer: again",
+    ],
+)
 def test_response_cut_is_exp02(completion: str) -> None:
     cut = exp02_cut()
     for fmt in PAPER_FORMATS:
@@ -141,17 +158,28 @@ def test_formats_are_single_turn_and_system_optional() -> None:
     assert render_prompt("paper-medalpaca", (Message("user", "Q"),)) == "Question: Q\n\nAnswer: "
     assert render_prompt("paper-pythia", (Message("user", "Q"),)) == "Question: Q\n\nAnswer: "
     assert render_prompt("paper-med42", (Message("user", "Q"),)) == (
-        "\n" + " " * 12 + "<|prompter|>: Q\n" + " " * 12 + "<|assistant|>: \n" + " " * 12)
+        "\n" + " " * 12 + "<|prompter|>: Q\n" + " " * 12 + "<|assistant|>: \n" + " " * 12
+    )
     with pytest.raises(UserError, match="resolved"):
         render_prompt("paper", (Message("user", "Q"),))
 
 
-@pytest.mark.parametrize(("name", "fmt"), [
-    ("/models/Meta-Llama-3.1-8B-Instruct", "paper-llama2"), ("epfl-llm/meditron-7b", "paper-llama2"),
-    ("wanglab/ClinicalCamel-70B", "paper-llama2"), ("medalpaca/medalpaca-13b", "paper-medalpaca"),
-    ("m42-health/med42-70b", "paper-med42"), ("lmsys/vicuna-13b-v1.5", "paper-vicuna"),
-    ("mistralai/Mixtral-8x7B-Instruct-v0.1", "paper-mistral"), ("EleutherAI/pythia-6.9b-deduped", "paper-pythia"),
-    ("/ckpt/medalpaca-7b/checkpoint-500", "paper-medalpaca"), ("/runs/my-model", None), ("gpt2", None)])
+@pytest.mark.parametrize(
+    ("name", "fmt"),
+    [
+        ("/models/Meta-Llama-3.1-8B-Instruct", "paper-llama2"),
+        ("epfl-llm/meditron-7b", "paper-llama2"),
+        ("wanglab/ClinicalCamel-70B", "paper-llama2"),
+        ("medalpaca/medalpaca-13b", "paper-medalpaca"),
+        ("m42-health/med42-70b", "paper-med42"),
+        ("lmsys/vicuna-13b-v1.5", "paper-vicuna"),
+        ("mistralai/Mixtral-8x7B-Instruct-v0.1", "paper-mistral"),
+        ("EleutherAI/pythia-6.9b-deduped", "paper-pythia"),
+        ("/ckpt/medalpaca-7b/checkpoint-500", "paper-medalpaca"),
+        ("/runs/my-model", None),
+        ("gpt2", None),
+    ],
+)
 def test_family_from_name(name: str, fmt: str | None) -> None:
     assert format_for_name(name) == fmt
 
@@ -181,6 +209,7 @@ def test_family_from_config_and_fine_tune_manifest(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------- tiny model, end to end
+
 
 @needs_reference
 def test_tokenisation_is_the_references(tiny_model_dir: Path) -> None:
@@ -225,8 +254,7 @@ def test_generation_matches_reference_pipeline_and_cut(tiny_model_dir: Path) -> 
 
 
 @needs_reference
-def test_fine_tuned_model_path_differs_only_by_special_token_text(tiny_model_dir: Path,
-                                                                  tiny_adapter_dir: Path) -> None:
+def test_fine_tuned_model_path_differs_only_by_special_token_text(tiny_model_dir: Path, tiny_adapter_dir: Path) -> None:
     """model_ft.py decodes without skipping special tokens, so the paper's fine-tuned-model responses
     carry `<s>` / `</s>` text into the judge; we skip them (documented), and agree otherwise."""
     import torch
@@ -236,19 +264,26 @@ def test_fine_tuned_model_path_differs_only_by_special_token_text(tiny_model_dir
     from medsafetybench.models.hf_backend import HFChatModel
 
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    merged = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
-                                       str(tiny_adapter_dir)).merge_and_unload()
+    merged = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(tiny_model_dir), str(tiny_adapter_dir)
+    ).merge_and_unload()
     ours = HFChatModel(tiny_model_dir, tiny_adapter_dir, prompt_format="paper")
     cut = exp02_cut()
     config = GenerationConfig(max_new_tokens=20)
-    got = asyncio.run(ours.generate([ChatRequest.simple(q, system=LLAMA2_DEFAULT_SYSTEM_PROMPT, config=config)
-                                     for q in REQUESTS[:3]]))
+    got = asyncio.run(
+        ours.generate([ChatRequest.simple(q, system=LLAMA2_DEFAULT_SYSTEM_PROMPT, config=config) for q in REQUESTS[:3]])
+    )
     for q, completion in zip(REQUESTS[:3], got, strict=True):
         prompt = paper_prompt("paper-llama2", q)
         ids = tok(prompt, return_tensors="pt")["input_ids"]
         with torch.inference_mode():
-            out = merged.generate(inputs=ids, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                                  do_sample=False, max_new_tokens=20)
+            out = merged.generate(
+                inputs=ids,
+                eos_token_id=tok.eos_token_id,
+                pad_token_id=tok.pad_token_id,
+                do_sample=False,
+                max_new_tokens=20,
+            )
         theirs = cut(tok.decode(out[0]), prompt)
         assert theirs.startswith(tok.bos_token)
         assert completion.text == theirs.replace(tok.bos_token, "").replace(tok.eos_token, "").strip()
@@ -263,5 +298,13 @@ def test_paper_identity_is_the_resolved_format(tiny_model_dir: Path) -> None:
     assert "|fmt=paper-llama2|" in auto
     assert auto == HFChatModel(tiny_model_dir, prompt_format="paper-llama2").identity
     assert "|fmt=llama2|" in HFChatModel(tiny_model_dir, prompt_format="llama2").identity
-    assert len({auto, HFChatModel(tiny_model_dir, prompt_format="llama2").identity,
-                HFChatModel(tiny_model_dir, prompt_format="paper-vicuna").identity}) == 3
+    assert (
+        len(
+            {
+                auto,
+                HFChatModel(tiny_model_dir, prompt_format="llama2").identity,
+                HFChatModel(tiny_model_dir, prompt_format="paper-vicuna").identity,
+            }
+        )
+        == 3
+    )

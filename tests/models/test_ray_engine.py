@@ -110,8 +110,9 @@ class Saboteur:
         await self.inner.aclose()
 
 
-def test_killed_replicas_lose_nothing_and_store_nothing_twice(ray_cluster, tiny_model_dir, tmp_path,
-                                                              fake_openai_factory):
+def test_killed_replicas_lose_nothing_and_store_nothing_twice(
+    ray_cluster, tiny_model_dir, tmp_path, fake_openai_factory
+):
     """Replica 1's worker is SIGKILLed after the first result (Ray restarts it); replica 0 is killed for good
     after the sixth, so the rest must be done by the restarted replica 1."""
     judge = fake_openai_factory(judge_reply)
@@ -137,8 +138,9 @@ def test_killed_replicas_lose_nothing_and_store_nothing_twice(ray_cluster, tiny_
         assert stats.completed == 12 and stats.sent == 12 + stats.requeued
         assert out.responses.calls == out.responses.stored == 12 and out.responses.failed == 0
         assert all(r.response is not None and r.judged for r in store.run_rows(out.run_id))
-        n_stored = store.conn.execute("SELECT COUNT(*) FROM responses WHERE model_identity = ?",
-                                      (model.identity,)).fetchone()[0]
+        n_stored = store.conn.execute(
+            "SELECT COUNT(*) FROM responses WHERE model_identity = ?", (model.identity,)
+        ).fetchone()[0]
         assert n_stored == 12 and out.judgements.calls == 12  # each response stored and judged once
         again = _evaluate(store, items, load_model(f"hf:{tiny_model_dir}", batch_size=4), judge.base_url)
         assert again.responses.calls == 0 and again.judgements.calls == 0
@@ -151,18 +153,35 @@ def test_remote_loglik_equals_local(tiny_on_ray, tiny_model_dir):
     local = HFChatModel(tiny_model_dir, prompt_format="raw", batch_size=4)
     assert view.identity == local.identity
     local.load()
-    pairs = [("Question: which drug lowers fever?\nAnswer:", (" aspirin", " sand")),
-             ("Question: is water wet?\nAnswer:", (" yes", " no", " maybe"))]
+    pairs = [
+        ("Question: which drug lowers fever?\nAnswer:", (" aspirin", " sand")),
+        ("Question: is water wet?\nAnswer:", (" yes", " no", " maybe")),
+    ]
     for add_bos in (True, False):  # True: the harness default (medqa's since 0.2); False: release 0.1.0's
         want = LogLikScorer(local.model, local.tokenizer, batch_size=4, add_bos=add_bos).score(pairs)
         assert view.loglik_scorer(batch_size=4, add_bos=add_bos).score(pairs) == want
 
 
-def test_cli_eval_engine_ray_then_local_shares_the_run(ray_cluster, tiny_model_dir, tmp_path, fake_openai_factory,
-                                                      capsys):
+def test_cli_eval_engine_ray_then_local_shares_the_run(
+    ray_cluster, tiny_model_dir, tmp_path, fake_openai_factory, capsys
+):
     judge = fake_openai_factory(judge_reply)
-    args = ["eval", "--model", f"hf:{tiny_model_dir}", "--split", "sample", "--limit", "4", "--max-new-tokens", "6",
-            "--judge", f"openai:judge@{judge.base_url}", "--project", str(tmp_path), "--json"]
+    args = [
+        "eval",
+        "--model",
+        f"hf:{tiny_model_dir}",
+        "--split",
+        "sample",
+        "--limit",
+        "4",
+        "--max-new-tokens",
+        "6",
+        "--judge",
+        f"openai:judge@{judge.base_url}",
+        "--project",
+        str(tmp_path),
+        "--json",
+    ]
     assert run_main(*args, "--engine", "ray") == 0  # one replica of one CPU: the shared model holds the other
     first = json.loads(capsys.readouterr().out)
     assert first["model_calls"] == 4 and first["judge_calls"] == 4
@@ -172,14 +191,27 @@ def test_cli_eval_engine_ray_then_local_shares_the_run(ray_cluster, tiny_model_d
     assert second["summary"] == first["summary"]
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--engine", "spark"], "--engine 'spark' is not known"),
-    (["--replicas", "2"], "--replicas 2 needs --engine ray"),
-    (["--engine", "ray", "--replicas", "3"], "the Ray cluster has 2"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--engine", "spark"], "--engine 'spark' is not known"),
+        (["--replicas", "2"], "--replicas 2 needs --engine ray"),
+        (["--engine", "ray", "--replicas", "3"], "the Ray cluster has 2"),
+    ],
+)
 def test_cli_engine_mistakes_are_one_line(ray_cluster, tiny_model_dir, tmp_path, capsys, args, message):
-    code = run_main("eval", "--model", f"hf:{tiny_model_dir}", "--split", "sample", "--limit", "2",
-                    "--project", str(tmp_path), *args)
+    code = run_main(
+        "eval",
+        "--model",
+        f"hf:{tiny_model_dir}",
+        "--split",
+        "sample",
+        "--limit",
+        "2",
+        "--project",
+        str(tmp_path),
+        *args,
+    )
     err = capsys.readouterr().err
     assert code == 2 and message in " ".join(err.split()) and "Traceback" not in err
 

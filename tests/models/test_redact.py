@@ -9,25 +9,31 @@ from medsafetybench.models.redact import is_secret_param, redact_text, safe_url,
 S = "hunter2-XYZ"
 
 
-@pytest.mark.parametrize(("url", "safe"), [
-    (f"http://user:{S}@Host:8000/v1/", "http://host:8000/v1"),
-    (f"https://{S}@api.example.com/v1", "https://api.example.com/v1"),
-    (f"http://h/v1?api_key={S}", "http://h/v1"),
-    (f"http://h/v1?api-version=2024&key={S}&token={S}", "http://h/v1?api-version=2024"),
-    (f"http://h/v1?X-Api-Key={S}#frag", "http://h/v1"),
-    ("http://[::1]:8000/v1", "http://[::1]:8000/v1"),
-    ("https://api.openai.com/v1/", "https://api.openai.com/v1"),
-])
+@pytest.mark.parametrize(
+    ("url", "safe"),
+    [
+        (f"http://user:{S}@Host:8000/v1/", "http://host:8000/v1"),
+        (f"https://{S}@api.example.com/v1", "https://api.example.com/v1"),
+        (f"http://h/v1?api_key={S}", "http://h/v1"),
+        (f"http://h/v1?api-version=2024&key={S}&token={S}", "http://h/v1?api-version=2024"),
+        (f"http://h/v1?X-Api-Key={S}#frag", "http://h/v1"),
+        ("http://[::1]:8000/v1", "http://[::1]:8000/v1"),
+        ("https://api.openai.com/v1/", "https://api.openai.com/v1"),
+    ],
+)
 def test_safe_url(url, safe):
     assert safe_url(url) == safe
 
 
-@pytest.mark.parametrize("text", [
-    f"openai:m@http://u:{S}@h:1/v1 failed",
-    f"see http://h/v1?a=1&access_token={S}&b=2",
-    f"openai:m@http://h/v1?api_key={S}",
-    f"'nope:x@https://{S}@h/v1?sig={S}'",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"openai:m@http://u:{S}@h:1/v1 failed",
+        f"see http://h/v1?a=1&access_token={S}&b=2",
+        f"openai:m@http://h/v1?api_key={S}",
+        f"'nope:x@https://{S}@h/v1?sig={S}'",
+    ],
+)
 def test_redact_text_removes_every_secret(text):
     out = redact_text(text)
     assert S not in out

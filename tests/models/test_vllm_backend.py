@@ -42,8 +42,7 @@ def _requests(n: int = 18, new_tokens: int = 40) -> list[ChatRequest]:
         topic = TOPICS[i % len(TOPICS)]
         ask = f"What is {topic}?" if i % 2 else f"Write a note for a patient with {topic}, and say why. " * (1 + i % 4)
         config = GenerationConfig(max_new_tokens=new_tokens if i % 3 else 12)
-        out.append(ChatRequest.simple(ask, system=LLAMA2_DEFAULT_SYSTEM_PROMPT if i % 4 == 1 else None,
-                                      config=config))
+        out.append(ChatRequest.simple(ask, system=LLAMA2_DEFAULT_SYSTEM_PROMPT if i % 4 == 1 else None, config=config))
     return out
 
 
@@ -94,8 +93,9 @@ def wide_adapter(wide_model: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
     torch.manual_seed(1)
     base = AutoModelForCausalLM.from_pretrained(wide_model)
-    config = LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj"], init_lora_weights=False,
-                        task_type="CAUSAL_LM")
+    config = LoraConfig(
+        r=4, lora_alpha=64, target_modules=["q_proj", "v_proj"], init_lora_weights=False, task_type="CAUSAL_LM"
+    )
     out = tmp_path_factory.mktemp("wide-adapter")
     get_peft_model(base, config).save_pretrained(out)
     return out
@@ -104,8 +104,7 @@ def wide_adapter(wide_model: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 def _vllm(path: Path, adapter: Path | None = None, **options):
     from medsafetybench.models.vllm_backend import VLLMChatModel
 
-    return VLLMChatModel(path, adapter, dtype="float32", enforce_eager=True, kv_cache_memory_bytes=KV_BYTES,
-                         **options)
+    return VLLMChatModel(path, adapter, dtype="float32", enforce_eager=True, kv_cache_memory_bytes=KV_BYTES, **options)
 
 
 def _hf(path: Path, adapter: Path | None = None, **options):
@@ -127,8 +126,9 @@ def test_greedy_outputs_equal_hf(wide_model: Path, torch_one_thread: None) -> No
     # other prompt formats on the same weights (the paper's: its tokenisation and response cut): same
     # engine, same agreement
     for fmt in ("alpaca", "paper-llama2"):
-        assert ([c.text for c in _run(_vllm(wide_model, prompt_format=fmt), reqs[:6])]
-                == [c.text for c in _run(_hf(wide_model, prompt_format=fmt), reqs[:6])])
+        assert [c.text for c in _run(_vllm(wide_model, prompt_format=fmt), reqs[:6])] == [
+            c.text for c in _run(_hf(wide_model, prompt_format=fmt), reqs[:6])
+        ]
 
 
 @needs_vllm
@@ -137,8 +137,10 @@ def test_frequency_penalty_and_stop_strings_equal_hf(wide_model: Path, torch_one
     our hf: logits processor give the same greedy replies, both ended before the stop string."""
     plain = _run(_hf(wide_model), _requests(8, 24))
     word = next(w for c in plain for w in c.text.split()[1:] if len(w) > 3)
-    reqs = [ChatRequest(r.messages, GenerationConfig(max_new_tokens=24, frequency_penalty=1.0, stop=("###", word)))
-            for r in _requests(8, 24)]
+    reqs = [
+        ChatRequest(r.messages, GenerationConfig(max_new_tokens=24, frequency_penalty=1.0, stop=("###", word)))
+        for r in _requests(8, 24)
+    ]
     ref = _run(_hf(wide_model), reqs)
     got = _run(_vllm(wide_model), reqs)
     assert [c.text for c in got] == [c.text for c in ref]
@@ -158,8 +160,10 @@ def test_engine_starts_once_per_process_and_settings(wide_model: Path) -> None:
     twin = _vllm(wide_model, prompt_format="raw")  # another model object on the same engine settings
     assert twin.start() is model.start()
     _run(twin, _requests(2))
-    assert load_model(f"vllm:{wide_model}", dtype="float32", enforce_eager=True,
-                      kv_cache_memory_bytes=KV_BYTES).start() is model.start()
+    assert (
+        load_model(f"vllm:{wide_model}", dtype="float32", enforce_eager=True, kv_cache_memory_bytes=KV_BYTES).start()
+        is model.start()
+    )
     assert before <= 1 and vllm_backend.ENGINE_STARTS.count(settings) == 1  # earlier tests may have started it
 
 
@@ -212,8 +216,9 @@ def test_sampling_with_a_seed_does_not_depend_on_the_batch(wide_model: Path) -> 
 @needs_vllm
 def test_lora_adapter_outputs_equal_hf(wide_model: Path, wide_adapter: Path, torch_one_thread: None) -> None:
     reqs = _requests(10)
-    model = load_model(f"vllm:{wide_model}+{wide_adapter}", dtype="float32", enforce_eager=True,
-                       kv_cache_memory_bytes=KV_BYTES)
+    model = load_model(
+        f"vllm:{wide_model}+{wide_adapter}", dtype="float32", enforce_eager=True, kv_cache_memory_bytes=KV_BYTES
+    )
     assert model.settings.max_lora_rank == 8  # r=4 rounded up to a rank vLLM takes
     got = _run(model, reqs)
     assert [c.text for c in got] == [c.text for c in _run(_hf(wide_model, wide_adapter), reqs)]
@@ -258,9 +263,9 @@ def test_bad_specs_fail_before_any_engine(wide_model: Path, tmp_path: Path) -> N
 
 
 @needs_vllm
-def test_engine_that_cannot_serve_the_model_is_a_one_line_error(tiny_model_dir: Path, tmp_path: Path,
-                                                                capsys: pytest.CaptureFixture,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_engine_that_cannot_serve_the_model_is_a_one_line_error(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The unwidened tiny model (16-wide heads) is refused by vLLM's CPU attention kernels: the start's
     one-token probe turns that into exit status 2 and one line naming the model and the reason."""
     from vllm.platforms import current_platform
@@ -270,8 +275,9 @@ def test_engine_that_cannot_serve_the_model_is_a_one_line_error(tiny_model_dir: 
     if not current_platform.is_cpu():
         pytest.skip("the 16-wide heads are refused by vLLM's CPU attention only")
     monkeypatch.setattr(vllm_backend, "CPU_KV_CACHE_BYTES", KV_BYTES)
-    status = run_main("eval", "-m", f"vllm:{tiny_model_dir}", "--split", "sample", "--limit", "1",
-                      "--project", str(tmp_path))
+    status = run_main(
+        "eval", "-m", f"vllm:{tiny_model_dir}", "--split", "sample", "--limit", "1", "--project", str(tmp_path)
+    )
     err = capsys.readouterr().err
     assert status == 2 and "Traceback" not in err
     last = err.strip().splitlines()[-1]
@@ -289,16 +295,28 @@ def test_tensor_parallel_outputs_equal_one_rank(wide_model: Path, monkeypatch: p
 
 
 @needs_vllm
-def test_cli_eval_prints_clean_json_and_reruns_from_cache(wide_model: Path, tmp_path: Path,
-                                                          capsys: pytest.CaptureFixture,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cli_eval_prints_clean_json_and_reruns_from_cache(
+    wide_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The CLI's defaults (dtype auto, compiled graphs): stdout holds only our JSON; a re-run is cached."""
     pytest.importorskip("sentence_transformers")
     from medsafetybench.models import vllm_backend
 
     monkeypatch.setattr(vllm_backend, "CPU_KV_CACHE_BYTES", KV_BYTES)
-    args = ["eval", "-m", f"vllm:{wide_model}", "--split", "sample", "--limit", "3", "--max-new-tokens", "16",
-            "--project", str(tmp_path), "--json"]
+    args = [
+        "eval",
+        "-m",
+        f"vllm:{wide_model}",
+        "--split",
+        "sample",
+        "--limit",
+        "3",
+        "--max-new-tokens",
+        "16",
+        "--project",
+        str(tmp_path),
+        "--json",
+    ]
     assert run_main(*args) == 0
     first = json.loads(capsys.readouterr().out)  # nothing but our JSON on stdout
     assert first["model_calls"] == 3 and first["failed"] == 0

@@ -70,11 +70,17 @@ def test_loads_clean_offline_and_inert(browser, report):
     assert browser.title == "Report <script>window.__pwned=9</script>"
     # exactly the filter script exists; no injected element
     assert browser.execute_script("return document.scripts.length") == 1
-    assert browser.execute_script("return document.querySelectorAll('#items-table img, #items-table svg, "
-                                  "#items-table script, #items-table a, #items-table b').length") == 0
+    assert (
+        browser.execute_script(
+            "return document.querySelectorAll('#items-table img, #items-table svg, "
+            "#items-table script, #items-table a, #items-table b').length"
+        )
+        == 0
+    )
     cells = browser.execute_script(
         "var r = document.querySelector('#items-table tbody tr');"
-        "return Array.from(r.querySelectorAll('td')).map(td => td.textContent)")
+        "return Array.from(r.querySelectorAll('td')).map(td => td.textContent)"
+    )
     assert cells[5:8] == [XSS_REQUEST, XSS_RESPONSE, XSS_REASON]
     assert browser.execute_script("return document.querySelectorAll('#items-table tbody tr').length") == 24
 
@@ -110,15 +116,18 @@ def test_one_item_across_models(browser, report):
 
     browser.get(report.as_uri())
     Select(browser.find_element(By.ID, "one-item-pick")).select_by_value("test/00")
-    rows = browser.execute_script("return Array.from(document.querySelectorAll('#one-item-table tbody tr'))"
-                                  ".map(r => Array.from(r.children).map(td => td.textContent))")
+    rows = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#one-item-table tbody tr'))"
+        ".map(r => Array.from(r.children).map(td => td.textContent))"
+    )
     assert len(rows) == 2 and {r[0].split(" (")[0] for r in rows} == {"openai:model-a", "openai:model-b"}
     assert all(r[2] == XSS_RESPONSE for r in rows)
     assert browser.find_element(By.ID, "one-item-request").text.strip() == XSS_REQUEST.strip()
     assert browser.execute_script("return document.getElementById('one-item-safe').textContent") == XSS_SAFE
     Select(browser.find_element(By.ID, "one-item-pick")).select_by_value("test/11")
-    rows = browser.execute_script("return Array.from(document.querySelectorAll('#one-item-table tbody tr'))"
-                                  ".map(r => r.children[1].textContent)")
+    rows = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#one-item-table tbody tr')).map(r => r.children[1].textContent)"
+    )
     assert sorted(rows) == ["-", "unscored"]  # model-b has no response, model-a's was unscored
     assert browser.execute_script("return window.__pwned") is None
     assert browser.get_log("browser") == []
@@ -132,8 +141,10 @@ def test_items_table_pages(browser, tmp_path):
     from medsafetybench.evaluation.pipeline import EvalSettings, plan_run
     from medsafetybench.store import Store
 
-    items = [Item(id=f"p/{i:03d}", split="test", source="gpt4", principle=1 + i % 9, request=f"request {i}")
-             for i in range(130)]
+    items = [
+        Item(id=f"p/{i:03d}", split="test", source="gpt4", principle=1 + i % 9, request=f"request {i}")
+        for i in range(130)
+    ]
     with Store.open_project(tmp_path / "proj") as store:
         plan_run(store, items, model_spec="m", model_identity="m", judge_identity="j", settings=EvalSettings())
         path = write_report(store, out=tmp_path / "big.html").html

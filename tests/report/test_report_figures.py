@@ -29,9 +29,11 @@ def test_report_figures_are_written(tmp_path):
     with store:
         out = write_report(store, out=None, figures_dir=tmp_path / "figs")
     names = sorted(p.name for p in out.figures)
-    assert names == sorted(f"{n}.{e}" for n in ("leaderboard", "harm-refusal", "heatmap", "by-principle", "by-source",
-                                                "score-distribution")
-                           for e in ("png", "svg"))
+    assert names == sorted(
+        f"{n}.{e}"
+        for n in ("leaderboard", "harm-refusal", "heatmap", "by-principle", "by-source", "score-distribution")
+        for e in ("png", "svg")
+    )
     for p in out.figures:
         if p.suffix == ".png":
             assert_png(p.read_bytes())
@@ -44,8 +46,11 @@ def test_report_figures_are_written(tmp_path):
 def test_agreement_figures(tmp_path):
     a = label_agreement([1, 2, 5, 4, 3, None, 5, 1], [False, False, True, True, True, True, False, False])
     pair = judge_pair_agreement([1, 2, 5, 4, 3], [1, 3, 5, 5, 3])
-    blocks = [figs.threshold_figure(a, "llm:openai:judge|msb-judge-v1"), figs.confusion_figure(a),
-              figs.judge_pair_figure(pair, "judge $A$", "judge B")]
+    blocks = [
+        figs.threshold_figure(a, "llm:openai:judge|msb-judge-v1"),
+        figs.confusion_figure(a),
+        figs.judge_pair_figure(pair, "judge $A$", "judge B"),
+    ]
     try:
         for b in blocks:
             png, svg = figs.save_figure(b, tmp_path)

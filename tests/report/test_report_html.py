@@ -39,8 +39,10 @@ def page(store, tmp_path):
 
 def _rows(page_html: str, table_id: str) -> list[list[str]]:
     body = page_html.split(f'id="{table_id}"', 1)[1].split("</table>", 1)[0].split("<tbody>", 1)[1]
-    return [[html.unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
-            for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)]
+    return [
+        [html.unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+        for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)
+    ]
 
 
 def test_leaderboard_golden(page, store):
@@ -64,8 +66,12 @@ def test_principles_sources_unscored_provenance(page):
     text, _ = page
     principle_rows = _rows(text, "by-principle")
     names = [r[0] for r in principle_rows]
-    assert names == ["1. Competent, compassionate care", "2. Professionalism and honesty", "3. Respect for the law",
-                     "4. Patient rights and confidentiality"]
+    assert names == [
+        "1. Competent, compassionate care",
+        "2. Professionalism and honesty",
+        "3. Respect for the law",
+        "4. Patient rights and confidentiality",
+    ]
     # principle 4 = items 3, 7, 11: model-a 5, 1, unscored -> 3.00 with n 2/3
     assert principle_rows[3][2].startswith("3.00 [") and "(n=2/3)" in principle_rows[3][2]
     assert [r[0] for r in _rows(text, "by-source")] == ["gpt4", "llama2"]
@@ -114,9 +120,18 @@ def test_extra_sections_are_rendered_escaped(store, tmp_path):
     def provider(store, runs):
         fig, ax = plt.subplots()
         ax.plot([100, 500, 900], [2.1, 1.6, 1.2])
-        return [Section("finetune-sweep", "Fine-tuning <sweep>", order=50, blocks=[
-            Paragraph("Harmfulness against n <em>"), TableBlock(["n", "harmfulness"], [[100, 2.1], [900, None]]),
-            FigureBlock("ft-sweep", fig, "sweep")])]
+        return [
+            Section(
+                "finetune-sweep",
+                "Fine-tuning <sweep>",
+                order=50,
+                blocks=[
+                    Paragraph("Harmfulness against n <em>"),
+                    TableBlock(["n", "harmfulness"], [[100, 2.1], [900, None]]),
+                    FigureBlock("ft-sweep", fig, "sweep"),
+                ],
+            )
+        ]
 
     register_section_provider(provider)
     try:

@@ -55,6 +55,8 @@ def test_sections_appear(tmp_path):
     store, _, _ = build_store(tmp_path / "proj")
     with store:
         data = collect(store)
-    data.sections = [Section("medqa", "Safety vs accuracy", [Paragraph("p"), TableBlock(["model", "acc"], [["m", 0.5]])])]
+    data.sections = [
+        Section("medqa", "Safety vs accuracy", [Paragraph("p"), TableBlock(["model", "acc"], [["m", 0.5]])])
+    ]
     text = report_markdown(data)
     assert "## Safety vs accuracy" in text and "| m | 0.500 |" in text

@@ -58,9 +58,11 @@ def test_v1_store_migrates_and_gives_the_same_summaries(v1_store: Path) -> None:
             assert info.items_digest and info.settings_digest and info.kind == "safety"
             got = summarise_run(store, run_id).to_dict()
             for key in ("overall", "by_principle", "by_source"):
-                for g_got, g_want in zip(got[key] if key != "overall" else [got[key]],
-                                         want["summary"][key] if key != "overall" else [want["summary"][key]],
-                                         strict=True):
+                for g_got, g_want in zip(
+                    got[key] if key != "overall" else [got[key]],
+                    want["summary"][key] if key != "overall" else [want["summary"][key]],
+                    strict=True,
+                ):
                     for field in ("name", "n", "n_scored", "harmfulness", "harmful_share"):
                         assert g_got[field] == g_want[field], (run_id, key, field)
             for field in ("n_items", "n_missing_response", "n_unjudged", "n_unscored", "tokens", "complete"):
@@ -108,8 +110,14 @@ def test_a_v1_run_is_found_again_not_duplicated(v1_store: Path) -> None:
     with Store(v1_store) as store:
         info = next(i for i in store.runs() if i.n_items == 25 and "fixture-judge" in i.judge_identity)
         items = load_items(split="sample")
-        rid = plan_run(store, items, model_spec=info.model_spec, model_identity=info.model_identity,
-                       judge_identity=info.judge_identity, settings=EvalSettings())
+        rid = plan_run(
+            store,
+            items,
+            model_spec=info.model_spec,
+            model_identity=info.model_identity,
+            judge_identity=info.judge_identity,
+            settings=EvalSettings(),
+        )
         assert rid == info.id
         assert len(store.runs()) == 3
 
@@ -118,8 +126,15 @@ def test_new_store_has_every_component_at_its_latest_version(tmp_path: Path) -> 
     with Store(tmp_path / "m.db") as store:
         assert stored_versions(store.conn) == latest_versions()
         names = {n for (n,) in store.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        assert {"runs", "run_judges", "judgements", "medqa_scores", "sweep_points", "gen_candidates",
-                "gen_embeddings"} <= names
+        assert {
+            "runs",
+            "run_judges",
+            "judgements",
+            "medqa_scores",
+            "sweep_points",
+            "gen_candidates",
+            "gen_embeddings",
+        } <= names
 
 
 def test_a_failing_step_leaves_the_file_untouched(v1_store: Path) -> None:
@@ -176,14 +191,17 @@ def test_core_v2_store_migrates_with_the_same_names_and_summaries(tmp_path: Path
             for judge, summary in want["summaries"].items():
                 got = json.loads(json.dumps(summarise_run(store, run_id, judge_identity=judge).to_dict()))
                 assert got == summary, (run_id, judge)
+
+
 def test_a_v1_store_gains_the_batch_tables_and_keeps_its_responses_live(v1_store: Path) -> None:
     before = _tables(v1_store)
     with Store(v1_store) as store:
         assert "batches" in [m.component for m in store.migrated]
         cols = [r[1] for r in store.conn.execute("PRAGMA table_info(responses)")]
         assert "batch_id" in cols
-        assert store.conn.execute("SELECT COUNT(*) FROM responses WHERE batch_id IS NULL").fetchone() == \
-            (before["responses"],)  # every old response was a live call
+        assert store.conn.execute("SELECT COUNT(*) FROM responses WHERE batch_id IS NULL").fetchone() == (
+            before["responses"],
+        )  # every old response was a live call
         from medsafetybench.batch.store import BatchStore
 
         assert BatchStore(store).open_batches() == []

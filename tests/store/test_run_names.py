@@ -12,15 +12,24 @@ from helpers.cli import run_main
 def _judge(score: int):
     def reply(request: dict) -> str:
         return f"#reason: fixed verdict\n#score: {score}"
+
     return reply
 
 
-def test_a_second_name_is_an_alias_and_the_first_still_shows_the_first_judge(tmp_path, fake_openai_factory,
-                                                                             capsys):
+def test_a_second_name_is_an_alias_and_the_first_still_shows_the_first_judge(tmp_path, fake_openai_factory, capsys):
     model = fake_openai_factory()
     j1, j5 = fake_openai_factory(_judge(1)), fake_openai_factory(_judge(5))
-    base = ["eval", "--model", f"openai:m@{model.base_url}", "--split", "sample", "--limit", "4",
-            "--project", str(tmp_path)]
+    base = [
+        "eval",
+        "--model",
+        f"openai:m@{model.base_url}",
+        "--split",
+        "sample",
+        "--limit",
+        "4",
+        "--project",
+        str(tmp_path),
+    ]
     assert run_main(*base, "--judge", f"openai:j1@{j1.base_url}", "--name", "old-name") == 0
     assert run_main(*base, "--judge", f"openai:j5@{j5.base_url}", "--name", "new-name") == 0
     err = capsys.readouterr().err
@@ -46,8 +55,24 @@ def test_a_second_name_is_an_alias_and_the_first_still_shows_the_first_judge(tmp
 
 def test_rename_is_explicit_and_keeps_lookups_by_the_new_name(tmp_path, fake_openai_factory, capsys):
     model, j1 = fake_openai_factory(), fake_openai_factory(_judge(1))
-    assert run_main("eval", "--model", f"openai:m@{model.base_url}", "--judge", f"openai:j1@{j1.base_url}",
-                    "--split", "sample", "--limit", "2", "--name", "a", "--project", str(tmp_path)) == 0
+    assert (
+        run_main(
+            "eval",
+            "--model",
+            f"openai:m@{model.base_url}",
+            "--judge",
+            f"openai:j1@{j1.base_url}",
+            "--split",
+            "sample",
+            "--limit",
+            "2",
+            "--name",
+            "a",
+            "--project",
+            str(tmp_path),
+        )
+        == 0
+    )
     assert run_main("runs", "--run", "a", "--rename", "b", "--project", str(tmp_path)) == 0
     capsys.readouterr()
     assert run_main("show", "b", "--project", str(tmp_path), "--json") == 0

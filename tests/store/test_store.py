@@ -14,9 +14,18 @@ def _items(n, model_identity="m1"):
     out = []
     for i in range(n):
         req = ChatRequest.simple(f"request {i}", system="sys")
-        out.append({"id": f"sample/p1/{i}", "split": "sample", "source": "sample", "principle": 1,
-                    "request": f"request {i}", "safe_response": None, "policy": "medical",
-                    "response_key": req.cache_key(model_identity)})
+        out.append(
+            {
+                "id": f"sample/p1/{i}",
+                "split": "sample",
+                "source": "sample",
+                "principle": 1,
+                "request": f"request {i}",
+                "safe_response": None,
+                "policy": "medical",
+                "response_key": req.cache_key(model_identity),
+            }
+        )
     return out
 
 
@@ -30,10 +39,12 @@ def test_wal_and_schema(tmp_path):
 def test_run_roundtrip_and_idempotence(tmp_path):
     with Store(tmp_path / "medsafety.db") as s:
         items = _items(3)
-        assert s.create_run("abc123", model_spec="hf:x", model_identity="m1", judge_identity="j1",
-                            settings={"k": 1}, items=items)
-        assert not s.create_run("abc123", model_spec="hf:x", model_identity="m1", judge_identity="j1",
-                                settings={"k": 1}, items=items)
+        assert s.create_run(
+            "abc123", model_spec="hf:x", model_identity="m1", judge_identity="j1", settings={"k": 1}, items=items
+        )
+        assert not s.create_run(
+            "abc123", model_spec="hf:x", model_identity="m1", judge_identity="j1", settings={"k": 1}, items=items
+        )
         assert s.run("abc").id == "abc123"
         rows = s.run_rows("abc123")
         assert [r.item_id for r in rows] == [it["id"] for it in items]

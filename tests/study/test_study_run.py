@@ -37,9 +37,16 @@ def mute_judge(request: dict) -> str:
 @pytest.fixture
 def servers(fake_openai_factory, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    return {name: fake_openai_factory(fn) for name, fn in (("complier", complier), ("refuser", refuser),
-                                                           ("rubric", rubric_judge), ("lenient", lenient_judge),
-                                                           ("mute", mute_judge))}
+    return {
+        name: fake_openai_factory(fn)
+        for name, fn in (
+            ("complier", complier),
+            ("refuser", refuser),
+            ("rubric", rubric_judge),
+            ("lenient", lenient_judge),
+            ("mute", mute_judge),
+        )
+    }
 
 
 def _study(tmp_path: Path, servers, judges=("rubric", "lenient"), extra: str = "") -> Path:
@@ -59,11 +66,11 @@ max_new_tokens = 16
     text += f"""
 [[models]]
 name = "safe-model"
-spec = "openai:refuser@{servers['refuser'].base_url}"
+spec = "openai:refuser@{servers["refuser"].base_url}"
 group = "medical"
 [[models]]
 name = "unsafe-model"
-spec = "openai:complier@{servers['complier'].base_url}"
+spec = "openai:complier@{servers["complier"].base_url}"
 group = "general"
 """
     path = tmp_path / "t.toml"
@@ -109,8 +116,22 @@ def test_study_run_status_rerun_and_report(tmp_path, servers, capsys):
     assert status.count("done") == 2 and "9/9" in status
 
     html = tmp_path / "r.html"
-    assert run_main("study", "report", str(path), "--project", project, "--out", str(html),
-                    "--latex", str(tmp_path / "t.tex"), "--baseline", "unsafe-model") == 0
+    assert (
+        run_main(
+            "study",
+            "report",
+            str(path),
+            "--project",
+            project,
+            "--out",
+            str(html),
+            "--latex",
+            str(tmp_path / "t.tex"),
+            "--baseline",
+            "unsafe-model",
+        )
+        == 0
+    )
     page = html.read_text()
     assert "Paired comparison against unsafe-model" in page
     assert page.count('id="leaderboard-table') == 2  # one group per judge: never ranked together
@@ -137,8 +158,10 @@ def test_gate_exit_status(tmp_path, servers, capsys):
     assert run_main("study", "run", str(path), "--project", project, "--fail-above", "3") == 3
     err = capsys.readouterr().err
     assert "unsafe-model: mean harmfulness 5.000 is above --fail-above 3" in " ".join(err.split())
-    assert run_main("study", "run", str(path), "--project", project, "--only", "safe-model",
-                    "--fail-above", "share:0.5") == 0
+    assert (
+        run_main("study", "run", str(path), "--project", project, "--only", "safe-model", "--fail-above", "share:0.5")
+        == 0
+    )
     assert run_main("study", "run", str(path), "--project", project, "--fail-above", "share:0.5") == 3
     assert run_main("study", "run", str(path), "--project", project, "--fail-above", "7") == 2
     assert run_main("study", "run", str(path), "--project", project, "--fail-above", "share:x") == 2
@@ -146,9 +169,20 @@ def test_gate_exit_status(tmp_path, servers, capsys):
 
 def test_all_unscored_is_its_own_exit_status(tmp_path, servers, capsys):
     project = str(tmp_path / "proj")
-    code = run_main("eval", "--model", f"openai:refuser@{servers['refuser'].base_url}", "--split", "sample",
-                    "--limit", "3", "--judge", f"openai:mute@{servers['mute'].base_url}", "--project", project,
-                    "--json")
+    code = run_main(
+        "eval",
+        "--model",
+        f"openai:refuser@{servers['refuser'].base_url}",
+        "--split",
+        "sample",
+        "--limit",
+        "3",
+        "--judge",
+        f"openai:mute@{servers['mute'].base_url}",
+        "--project",
+        project,
+        "--json",
+    )
     assert code == 4
     doc = json.loads(capsys.readouterr().out)
     assert doc["exit_status"] == 4 and "no item could be scored" in doc["notes"][0]
@@ -157,10 +191,25 @@ def test_all_unscored_is_its_own_exit_status(tmp_path, servers, capsys):
 
 def test_eval_several_models_names_sample_and_json(tmp_path, servers, capsys):
     project = str(tmp_path / "proj")
-    args = ["eval", "--model", f"openai:refuser@{servers['refuser'].base_url}", "--name", "safe",
-            "--model", f"openai:complier@{servers['complier'].base_url}", "--name", "unsafe",
-            "--judge", f"openai:rubric@{servers['rubric'].base_url}", "--split", "sample", "--sample", "9",
-            "--project", project]
+    args = [
+        "eval",
+        "--model",
+        f"openai:refuser@{servers['refuser'].base_url}",
+        "--name",
+        "safe",
+        "--model",
+        f"openai:complier@{servers['complier'].base_url}",
+        "--name",
+        "unsafe",
+        "--judge",
+        f"openai:rubric@{servers['rubric'].base_url}",
+        "--split",
+        "sample",
+        "--sample",
+        "9",
+        "--project",
+        project,
+    ]
     assert run_main(*args, "--json") == 0
     doc = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in doc["runs"]] == ["safe", "unsafe"]
@@ -176,12 +225,25 @@ def test_eval_several_models_names_sample_and_json(tmp_path, servers, capsys):
 
 def test_runs_tag_rename_and_forget(tmp_path, servers, capsys):
     project = str(tmp_path / "proj")
-    assert run_main("eval", "--model", f"openai:refuser@{servers['refuser'].base_url}", "--split", "sample",
-                    "--limit", "2", "--judge", f"openai:rubric@{servers['rubric'].base_url}",
-                    "--project", project, "--json") == 0
+    assert (
+        run_main(
+            "eval",
+            "--model",
+            f"openai:refuser@{servers['refuser'].base_url}",
+            "--split",
+            "sample",
+            "--limit",
+            "2",
+            "--judge",
+            f"openai:rubric@{servers['rubric'].base_url}",
+            "--project",
+            project,
+            "--json",
+        )
+        == 0
+    )
     run_id = json.loads(capsys.readouterr().out)["run_id"]
-    assert run_main("runs", "--run", run_id[:6], "--add-tag", "baseline", "--rename", "ref",
-                    "--project", project) == 0
+    assert run_main("runs", "--run", run_id[:6], "--add-tag", "baseline", "--rename", "ref", "--project", project) == 0
     capsys.readouterr()
     assert run_main("runs", "--tag", "baseline", "--project", project, "--json") == 0
     (row,) = json.loads(capsys.readouterr().out)
@@ -192,9 +254,22 @@ def test_runs_tag_rename_and_forget(tmp_path, servers, capsys):
     assert run_main("runs", "--project", project, "--json") == 0
     assert json.loads(capsys.readouterr().out) == []
     calls = servers["refuser"].stats().total_calls
-    assert run_main("eval", "--model", f"openai:refuser@{servers['refuser'].base_url}", "--split", "sample",
-                    "--limit", "2", "--judge", f"openai:rubric@{servers['rubric'].base_url}",
-                    "--project", project) == 0
+    assert (
+        run_main(
+            "eval",
+            "--model",
+            f"openai:refuser@{servers['refuser'].base_url}",
+            "--split",
+            "sample",
+            "--limit",
+            "2",
+            "--judge",
+            f"openai:rubric@{servers['rubric'].base_url}",
+            "--project",
+            project,
+        )
+        == 0
+    )
     assert servers["refuser"].stats().total_calls == calls  # forgotten run, cached responses
 
 

@@ -67,8 +67,10 @@ def test_a_good_study_file(tmp_path: Path) -> None:
 
 
 BAD = [
-    ("[study]\nname = 'x'\n[[judges]]\nspec = 'offline'\n[[models]]\nname = 'a'\nspec = 'openai:m'\nbatchsize = 4\n",
-     ":8: unknown key 'batchsize' in [[models]] #1"),
+    (
+        "[study]\nname = 'x'\n[[judges]]\nspec = 'offline'\n[[models]]\nname = 'a'\nspec = 'openai:m'\nbatchsize = 4\n",
+        ":8: unknown key 'batchsize' in [[models]] #1",
+    ),
     (GOOD.replace('name = "b"', 'name = "a"'), ":27: duplicate model name 'a'"),
     (GOOD.replace('spec = "hf:/models/b"', 'spec = "gemini:x"'), ":28: model spec 'gemini:x': unknown backend"),
     (GOOD.replace('spec = "offline"', 'spec = "nobackend"'), ":19: judge spec 'nobackend': unknown judge 'nobackend'"),
@@ -77,14 +79,21 @@ BAD = [
     (GOOD.replace("sample = 9", "sample = 0"), ":7: 'sample' must be at least 1"),
     (GOOD.replace('split = "sample"', 'split = "test"'), ":6: split 'test' is unknown"),
     (GOOD.replace('name = "mini"', 'name = "mini study"'), ":2: study name 'mini study'"),
-    (GOOD.replace("[[models]]\nname = \"a\"", "[[models]]\nnom = \"a\""), ":22: unknown key 'nom' in [[models]] #1"),
-    (GOOD.replace('group = "general"', 'group = "general"\nprompt_format = "llama2"'),
-     ":25: model 'a': --prompt-format applies to local models"),
+    (GOOD.replace('[[models]]\nname = "a"', '[[models]]\nnom = "a"'), ":22: unknown key 'nom' in [[models]] #1"),
+    (
+        GOOD.replace('group = "general"', 'group = "general"\nprompt_format = "llama2"'),
+        ":25: model 'a': --prompt-format applies to local models",
+    ),
     ("[study]\nname = 'x'\n[[models]]\nname = 'a'\nspec = 'openai:m'\n", ":1: missing [[judges]]"),
-    ("[study]\nname = 'x'\n[[judges]]\nspec = 'offline'\n[[models]]\nname = 'a'\nspec = 'openai:m'\n[study]\n",
-     "not valid TOML: Cannot declare ('study',) twice (at line 8"),
-    ("[study]\nname = 'x'\nengine = 'slurm'\n[[judges]]\nspec = 'offline'\n[[models]]\nname = 'a'\nspec = 'openai:m'\n",
-     ":3: engine 'slurm' is unknown"),
+    (
+        "[study]\nname = 'x'\n[[judges]]\nspec = 'offline'\n[[models]]\nname = 'a'\nspec = 'openai:m'\n[study]\n",
+        "not valid TOML: Cannot declare ('study',) twice (at line 8",
+    ),
+    (
+        "[study]\nname = 'x'\nengine = 'slurm'\n[[judges]]\nspec = 'offline'\n[[models]]\nname = 'a'\nspec = "
+        "'openai:m'\n",
+        ":3: engine 'slurm' is unknown",
+    ),
 ]
 
 
@@ -139,14 +148,18 @@ prompt_format = "paper"
 """
 
 
-@pytest.mark.parametrize(("settings", "mistral_system"), [
-    ("", "Always assist with care, respect, and truth."),
-    ('system_prompt = "default"', "Always assist with care, respect, and truth."),
-    ('system_prompt = "llama2-default"', "You are a helpful, respectful and honest assistant."),
-    ('system_prompt = "none"', None),
-])
-def test_paper_format_brings_the_familys_system_text_by_default(tmp_path: Path, settings: str,
-                                                                mistral_system: str | None) -> None:
+@pytest.mark.parametrize(
+    ("settings", "mistral_system"),
+    [
+        ("", "Always assist with care, respect, and truth."),
+        ('system_prompt = "default"', "Always assist with care, respect, and truth."),
+        ('system_prompt = "llama2-default"', "You are a helpful, respectful and honest assistant."),
+        ('system_prompt = "none"', None),
+    ],
+)
+def test_paper_format_brings_the_familys_system_text_by_default(
+    tmp_path: Path, settings: str, mistral_system: str | None
+) -> None:
     from medsafetybench.principles import LLAMA2_DEFAULT_SYSTEM_PROMPT
 
     s = load_study(_write(tmp_path, PAPER.format(settings=settings)))
@@ -167,19 +180,23 @@ def test_validate_runs_every_check_eval_runs(tmp_path: Path, capsys, monkeypatch
     """A model path that does not exist, a judge without its key, replicas without ray, bad items: validate
     refuses each, naming the file and line, as `eval` would before creating anything (issue 19, item 9)."""
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    base = ('[study]\nname = "v"\n[items]\nsplit = "sample"\n[[judges]]\nspec = "{judge}"\n'
-            '[[models]]\nname = "a"\nspec = "{model}"\n{extra}')
+    base = (
+        '[study]\nname = "v"\n[items]\nsplit = "sample"\n[[judges]]\nspec = "{judge}"\n'
+        '[[models]]\nname = "a"\nspec = "{model}"\n{extra}'
+    )
     ok = {"judge": "offline", "model": "openai:m@http://127.0.0.1:9/v1", "extra": ""}
     path = tmp_path / "s.toml"
     path.write_text(base.format(**ok))
     assert run_main("study", "validate", str(path)) == 0
     assert "(25 items)" in capsys.readouterr().out
-    for change, message in [({"model": "hf:/nonexistent/model"}, f"{path}:9: model 'a': model path"),
-                            ({"model": "vllm:/nonexistent/model"}, f"{path}:9: model 'a': model path"),
-                            ({"judge": "openai:gpt-4o"}, "OPENAI_API_KEY is not set"),
-                            ({"judge": "hf:/nonexistent/judge"}, f"{path}:6: judge 'judge1' hf:/nonexistent/judge"),
-                            ({"extra": "replicas = 2\n"}, f"{path}:10: model 'a': replicas = 2 needs engine"),
-                            ({"extra": "\n"}, None)]:
+    for change, message in [
+        ({"model": "hf:/nonexistent/model"}, f"{path}:9: model 'a': model path"),
+        ({"model": "vllm:/nonexistent/model"}, f"{path}:9: model 'a': model path"),
+        ({"judge": "openai:gpt-4o"}, "OPENAI_API_KEY is not set"),
+        ({"judge": "hf:/nonexistent/judge"}, f"{path}:6: judge 'judge1' hf:/nonexistent/judge"),
+        ({"extra": "replicas = 2\n"}, f"{path}:10: model 'a': replicas = 2 needs engine"),
+        ({"extra": "\n"}, None),
+    ]:
         path.write_text(base.format(**{**ok, **change}))
         code = run_main("study", "validate", str(path))
         err = " ".join(capsys.readouterr().err.split())

@@ -68,8 +68,9 @@ def test_models_and_unknown_routes(fake_openai):
 
 def test_text_completions_with_legacy_logprobs(fake_openai):
     conn = connect(fake_openai)
-    resp, raw = post(conn, {"model": "m", "prompt": "hello there", "max_tokens": 5, "logprobs": 3},
-                     path="/v1/completions")
+    resp, raw = post(
+        conn, {"model": "m", "prompt": "hello there", "max_tokens": 5, "logprobs": 3}, path="/v1/completions"
+    )
     body = json.loads(raw)
     assert resp.status == 200 and body["object"] == "text_completion"
     choice = body["choices"][0]
@@ -87,8 +88,7 @@ def test_bad_requests_get_400(fake_openai, body):
 
 
 def test_default_responder_is_deterministic_and_benign():
-    replies = {default_responder({"messages": [{"role": "user", "content": f"request {i}"}]})
-               for i in range(20)}
+    replies = {default_responder({"messages": [{"role": "user", "content": f"request {i}"}]}) for i in range(20)}
     assert "I cannot help with that. Please speak with a licensed clinician." in replies
     assert any(r.startswith("Here is some general information") for r in replies)
     req = {"messages": [{"role": "user", "content": "same"}]}
@@ -182,8 +182,11 @@ def test_a_client_that_hangs_up_prints_no_traceback(capfd):
     with FakeOpenAIServer(lambda r: "x" * 200_000, latency=0.3) as srv:
         for _ in range(3):
             s = socket.create_connection(("127.0.0.1", srv.port))
-            s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                      + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            s.sendall(
+                b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
             s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset, not FIN
             s.close()
         deadline = time.time() + 5

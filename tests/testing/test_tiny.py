@@ -29,12 +29,13 @@ def test_loads_through_from_pretrained_and_speaks_the_corpus(tiny_model_dir: Pat
     assert model.config.num_hidden_layers == 2 and model.config.num_attention_heads == 4
     assert 500 <= len(tok) <= 1100
     assert (tok.bos_token, tok.eos_token, tok.pad_token, tok.unk_token) == ("<s>", "</s>", "<pad>", "<unk>")
-    prompt = tok.apply_chat_template([{"role": "user", "content": "Please help me with this request."}],
-                                     tokenize=False, add_generation_prompt=True)
+    prompt = tok.apply_chat_template(
+        [{"role": "user", "content": "Please help me with this request."}], tokenize=False, add_generation_prompt=True
+    )
     ids = tok(prompt, add_special_tokens=False, return_tensors="pt")
     with torch.no_grad():
         out = model.generate(**ids, max_new_tokens=30, do_sample=False)
-    text = tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+    text = tok.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True)
     assert text.startswith("I")  # pre-training taught it the refusal sentences
 
 
@@ -66,8 +67,9 @@ def quick_build(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     return calls
 
 
-def test_ensure_builds_once_then_reuses(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                        quick_build: list[Path]) -> None:
+def test_ensure_builds_once_then_reuses(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, quick_build: list[Path]
+) -> None:
     monkeypatch.setenv("MEDSAFETYBENCH_CACHE", str(tmp_path))
     first = tiny.ensure_tiny_llama()
     assert first == tmp_path / "tiny-llama-v1" and (first / tiny.MARKER).is_file()
@@ -105,12 +107,17 @@ def test_widened_heads_compute_the_same_function(tiny_model_dir: Path, tmp_path:
     narrow = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
     wide = AutoModelForCausalLM.from_pretrained(wide_dir).eval()
     assert wide.config.head_dim == 64 and wide.model.layers[0].self_attn.q_proj.out_features == 4 * 64
-    ids = tok(["<s><|user|>\nWhat is gout, and how is it treated?\n<|assistant|>\n"], add_special_tokens=False,
-              return_tensors="pt")["input_ids"]
+    ids = tok(
+        ["<s><|user|>\nWhat is gout, and how is it treated?\n<|assistant|>\n"],
+        add_special_tokens=False,
+        return_tensors="pt",
+    )["input_ids"]
     with torch.inference_mode():
         assert torch.allclose(wide(ids).logits, narrow(ids).logits, atol=1e-5, rtol=0)
-        assert torch.equal(wide.generate(ids, max_new_tokens=40, do_sample=False),
-                           narrow.generate(ids, max_new_tokens=40, do_sample=False))
+        assert torch.equal(
+            wide.generate(ids, max_new_tokens=40, do_sample=False),
+            narrow.generate(ids, max_new_tokens=40, do_sample=False),
+        )
     with pytest.raises(ValueError, match="multiple of the model's 16"):
         tiny.widen_heads(tiny_model_dir, tmp_path / "bad", head_dim=24)
 
@@ -128,14 +135,26 @@ def test_widen_from_the_command_line(tiny_model_dir: Path, tmp_path: Path) -> No
     src = str(REPO / "src")
     env = {**os.environ, "PYTHONPATH": src}
     dst = tmp_path / "wide"
-    r = subprocess.run([sys.executable, "-m", "medsafetybench.testing.tiny", "widen", str(tiny_model_dir), str(dst)],
-                       capture_output=True, text=True, env=env, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "medsafetybench.testing.tiny", "widen", str(tiny_model_dir), str(dst)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads((dst / "config.json").read_text())["head_dim"] == 64 and f"vllm:{dst}" in r.stdout
-    again = subprocess.run([sys.executable, "-m", "medsafetybench.testing.tiny", "widen", str(tiny_model_dir), str(dst)],
-                           capture_output=True, text=True, env=env, timeout=300)
-    assert again.returncode == 2 and again.stderr.strip() == f"error: {dst} exists and is not empty: give a new " \
-                                                             "folder for the copy"
+    again = subprocess.run(
+        [sys.executable, "-m", "medsafetybench.testing.tiny", "widen", str(tiny_model_dir), str(dst)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert (
+        again.returncode == 2
+        and again.stderr.strip() == f"error: {dst} exists and is not empty: give a new folder for the copy"
+    )
     hint = start_hint(str(tiny_model_dir), "Head size 16 is not supported (head_dim=16)")
     assert f"python -m medsafetybench.testing.tiny widen {tiny_model_dir} {tiny_model_dir}-wide64" in hint
     assert start_hint(str(tiny_model_dir), "out of memory") == ""

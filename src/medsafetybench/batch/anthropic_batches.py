@@ -35,8 +35,9 @@ class AnthropicBatches(SDKBatches):
     model: AnthropicChatModel
 
     def line(self, custom_id: str, request: Any) -> bytes:
-        return json.dumps({"custom_id": custom_id, "params": message_params(self.model.model, request)},
-                          ensure_ascii=False).encode("utf-8")
+        return json.dumps(
+            {"custom_id": custom_id, "params": message_params(self.model.model, request)}, ensure_ascii=False
+        ).encode("utf-8")
 
     async def submit(self, local_id: str, lines: Sequence[bytes]) -> tuple[str, str, str | None]:
         batch = await self.client.messages.batches.create(requests=[json.loads(x) for x in lines])
@@ -49,8 +50,13 @@ class AnthropicBatches(SDKBatches):
     def _state(batch: Any) -> RemoteState:
         c = batch.request_counts
         failed = c.errored + c.canceled + c.expired
-        return RemoteState(batch.processing_status, batch.processing_status == "ended", c.succeeded, failed,
-                           c.processing + c.succeeded + failed)
+        return RemoteState(
+            batch.processing_status,
+            batch.processing_status == "ended",
+            c.succeeded,
+            failed,
+            c.processing + c.succeeded + failed,
+        )
 
     async def retrieve(self, remote_id: str) -> RemoteState:
         return self._state(await self.client.messages.batches.retrieve(remote_id))
@@ -62,8 +68,9 @@ class AnthropicBatches(SDKBatches):
         batch = await self.client.messages.batches.retrieve(remote_id)
         if not batch.results_url:
             return [], [f"batch {remote_id}: no results_url although it ended"]
-        resp = await self.client.get(batch.results_url, cast_to=anthropic_httpx().Response,
-                                     options={"headers": {"Accept": "application/binary"}})
+        resp = await self.client.get(
+            batch.results_url, cast_to=anthropic_httpx().Response, options={"headers": {"Accept": "application/binary"}}
+        )
         return read_result_lines(resp.content, parse_line, remote_id, "results")
 
 

@@ -36,14 +36,16 @@ class OpenAIBatches(SDKBatches):
 
     def line(self, custom_id: str, request: Any) -> bytes:
         body = self.model._params(request)
-        return json.dumps({"custom_id": custom_id, "method": "POST", "url": ENDPOINT, "body": body},
-                          ensure_ascii=False).encode("utf-8")
+        return json.dumps(
+            {"custom_id": custom_id, "method": "POST", "url": ENDPOINT, "body": body}, ensure_ascii=False
+        ).encode("utf-8")
 
     async def submit(self, local_id: str, lines: Sequence[bytes]) -> tuple[str, str, str | None]:
         data = b"\n".join(lines) + b"\n"
         file = await self.client.files.create(file=(f"medsafety-{local_id}.jsonl", data), purpose="batch")
-        batch = await self.client.batches.create(input_file_id=file.id, endpoint=ENDPOINT, completion_window="24h",
-                                                 metadata={"medsafety_batch": local_id})
+        batch = await self.client.batches.create(
+            input_file_id=file.id, endpoint=ENDPOINT, completion_window="24h", metadata={"medsafety_batch": local_id}
+        )
         return batch.id, batch.status, file.id
 
     async def find(self, local_id: str) -> str | None:
@@ -97,7 +99,7 @@ def parse_line(raw: bytes, remote_id: str) -> LineResult | None:
         return LineResult(cid, error=f"{err.get('code') or 'error'}: {str(err.get('message') or '')[:200]}")
     status = resp.get("status_code") if isinstance(resp, dict) else None
     body = resp.get("body") if isinstance(resp, dict) else None
-    detail = body.get("error", {}).get("message") if isinstance(body, dict) and isinstance(body.get("error"), dict) \
-        else ""
+    detail = (
+        body.get("error", {}).get("message") if isinstance(body, dict) and isinstance(body.get("error"), dict) else ""
+    )
     return LineResult(cid, error=f"HTTP {status}: {str(detail)[:200]}")
-

@@ -27,8 +27,10 @@ def provider_for(model: ChatModel, limits: Limits | None = None) -> BatchProvide
         return AnthropicBatches(model, limits)
     if isinstance(model, OpenAIChatModel):
         if model.prompt_format != "chat":
-            raise UserError(f"--batch: {model.identity} sends text prompts to /v1/completions; batch mode sends "
-                            "chat requests only (use prompt format chat, or run it without --batch)")
+            raise UserError(
+                f"--batch: {model.identity} sends text prompts to /v1/completions; batch mode sends "
+                "chat requests only (use prompt format chat, or run it without --batch)"
+            )
         from .openai_batches import OpenAIBatches
 
         return OpenAIBatches(model, limits)

@@ -76,8 +76,9 @@ class BatchProvider(Protocol):
     async def aclose(self) -> None: ...
 
 
-def read_result_lines(content: bytes, parse: Callable[[bytes, str], LineResult | None], remote_id: str,
-                      what: str) -> tuple[list[LineResult], list[str]]:
+def read_result_lines(
+    content: bytes, parse: Callable[[bytes, str], LineResult | None], remote_id: str, what: str
+) -> tuple[list[LineResult], list[str]]:
     """Every result line of a downloaded JSONL file, and one warning per line `parse` cannot read (its
     request gets no result, so the runner retries it)."""
     out: list[LineResult] = []
@@ -87,8 +88,9 @@ def read_result_lines(content: bytes, parse: Callable[[bytes, str], LineResult |
             continue
         parsed = parse(raw, remote_id)
         if parsed is None:
-            warnings.append(f"batch {remote_id}: {what} line {n} is not a valid result line "
-                            "(skipped; its request is retried)")
+            warnings.append(
+                f"batch {remote_id}: {what} line {n} is not a valid result line (skipped; its request is retried)"
+            )
         else:
             out.append(parsed)
     return out, warnings

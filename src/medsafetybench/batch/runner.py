@@ -88,8 +88,9 @@ class BatchChatModel:
 
     stream_slice = 10**9  # the stages hand over every pending request at once; splitting is done here
 
-    def __init__(self, model: ChatModel, store: Store, options: BatchOptions | None = None,
-                 on_event: EventCallback | None = None) -> None:
+    def __init__(
+        self, model: ChatModel, store: Store, options: BatchOptions | None = None, on_event: EventCallback | None = None
+    ) -> None:
         self.model = model
         self.identity = model.identity
         self.options = options or BatchOptions()
@@ -104,18 +105,27 @@ class BatchChatModel:
             raise AttributeError(name)
         return getattr(self.model, name)
 
-    def _emit(self, kind: str, batch: str, state: RemoteState | None = None, started: float | None = None,
-              message: str = "") -> None:
-        event = BatchEvent(kind, batch, state.done if state else 0, state.failed if state else 0,
-                           state.total if state else 0, time.monotonic() - started if started else 0.0, message)
+    def _emit(
+        self, kind: str, batch: str, state: RemoteState | None = None, started: float | None = None, message: str = ""
+    ) -> None:
+        event = BatchEvent(
+            kind,
+            batch,
+            state.done if state else 0,
+            state.failed if state else 0,
+            state.total if state else 0,
+            time.monotonic() - started if started else 0.0,
+            message,
+        )
         if self.on_event is not None:
             self.on_event(event)
         elif message:
             log.warning("%s", message)
 
     # -- ChatModel -------------------------------------------------------------------------------
-    async def generate(self, requests: Sequence[ChatRequest],
-                       on_result: ResultCallback | None = None) -> list[Completion]:
+    async def generate(
+        self, requests: Sequence[ChatRequest], on_result: ResultCallback | None = None
+    ) -> list[Completion]:
         """Complete every request through batches (live after a timeout); results in input order.
 
         Raises:
@@ -127,9 +137,11 @@ class BatchChatModel:
         except Exception as exc:
             if type(exc).__module__.split(".")[0] not in ("openai", "anthropic"):
                 raise
-            raise UserError(f"{self.identity}: a batch API call failed ({type(exc).__name__}: "
-                            f"{redact_text(' '.join(str(exc).split()))[:200]}); submitted batches are in the store, "
-                            "re-run to resume them") from None
+            raise UserError(
+                f"{self.identity}: a batch API call failed ({type(exc).__name__}: "
+                f"{redact_text(' '.join(str(exc).split()))[:200]}); submitted batches are in the store, "
+                "re-run to resume them"
+            ) from None
 
     async def _generate(self, requests: Sequence[ChatRequest], on_result: ResultCallback | None) -> list[Completion]:
         results: list[Completion | None] = [None] * len(requests)
@@ -162,14 +174,24 @@ class BatchChatModel:
             round_ += 1
             todo = {}
             if failed and round_ <= self.options.retries and not unanswered:
-                self._emit("note", opened[-1].remote_id, message=(
-                    f"{len(failed)} request(s) failed, expired or were cancelled in the batch: retried in a "
-                    "new batch"))
+                self._emit(
+                    "note",
+                    opened[-1].remote_id,
+                    message=(
+                        f"{len(failed)} request(s) failed, expired or were cancelled in the batch: retried in a "
+                        "new batch"
+                    ),
+                )
                 todo = {k: pending[k] for k in failed}
             elif failed and not unanswered:
-                self._emit("note", opened[-1].remote_id, message=(
-                    f"{len(failed)} request(s) still failed after {round_} batch(es): not stored; a re-run "
-                    "retries them"))
+                self._emit(
+                    "note",
+                    opened[-1].remote_id,
+                    message=(
+                        f"{len(failed)} request(s) still failed after {round_} batch(es): not stored; a re-run "
+                        "retries them"
+                    ),
+                )
         live = {k: pending[k] for k in unanswered if k in pending}
         if live:
             self._emit("note", "-", message=f"--batch-timeout: {len(live)} unanswered request(s) asked live")
@@ -238,9 +260,14 @@ class BatchChatModel:
             out.append(_Open(rec, remote_id, time.monotonic(), keys))
         return out
 
-    async def _follow(self, opened: list[_Open], pending: dict[str, ChatRequest],
-                      deliver: Callable[[str, Completion], None], errors: dict[str, str],
-                      started: float) -> tuple[list[str], list[str]]:
+    async def _follow(
+        self,
+        opened: list[_Open],
+        pending: dict[str, ChatRequest],
+        deliver: Callable[[str, Completion], None],
+        errors: dict[str, str],
+        started: float,
+    ) -> tuple[list[str], list[str]]:
         """Poll until every batch ended; store results. Returns (failed keys, keys unanswered at a timeout)."""
         failed: list[str] = []
         unanswered: list[str] = []
@@ -271,9 +298,14 @@ class BatchChatModel:
                 for o in todo:
                     await self.provider.cancel(o.remote_id)
                     self.batches.set_status(o.record.id, "cancelling", "--batch-timeout")
-                self._emit("note", todo[0].remote_id, message=(
-                    f"--batch-timeout {timeout:g} s: {len(todo)} open batch(es) cancelled; what they finished "
-                    "is stored, the rest is asked live"))
+                self._emit(
+                    "note",
+                    todo[0].remote_id,
+                    message=(
+                        f"--batch-timeout {timeout:g} s: {len(todo)} open batch(es) cancelled; what they finished "
+                        "is stored, the rest is asked live"
+                    ),
+                )
             if cancelled_at is not None and now - cancelled_at >= self.options.cancel_wait:
                 for o in todo:  # the provider has not ended them: ask their requests live, leave them open
                     unanswered += [k for k in o.keys if k in pending]
@@ -281,8 +313,13 @@ class BatchChatModel:
             await asyncio.sleep(self.options.poll_interval)
         return failed, unanswered
 
-    async def _collect(self, o: _Open, pending: dict[str, ChatRequest],
-                       deliver: Callable[[str, Completion], None], errors: dict[str, str]) -> list[str]:
+    async def _collect(
+        self,
+        o: _Open,
+        pending: dict[str, ChatRequest],
+        deliver: Callable[[str, Completion], None],
+        errors: dict[str, str],
+    ) -> list[str]:
         """Store the results of an ended batch (each through `deliver`, then marked done); returns its
         requests that got no usable result (failed, expired, cancelled, unreadable or missing lines)."""
         lines, warnings = await self.provider.results(o.remote_id)
@@ -313,8 +350,9 @@ class BatchChatModel:
         return bad + missing
 
 
-def batched_model(model: ChatModel, store: Store, options: BatchOptions | None = None,
-                  on_event: EventCallback | None = None) -> ChatModel:
+def batched_model(
+    model: ChatModel, store: Store, options: BatchOptions | None = None, on_event: EventCallback | None = None
+) -> ChatModel:
     """`model` in batch mode when its backend has a batch API (`openai:` chat, `anthropic:`), else `model`
     itself (local models run as usual)."""
     from .providers import supports_batch
@@ -324,8 +362,9 @@ def batched_model(model: ChatModel, store: Store, options: BatchOptions | None =
     return BatchChatModel(model, store, options, on_event)
 
 
-def batch_judge(judge: object, store: Store, options: BatchOptions | None = None,
-                on_event: EventCallback | None = None) -> bool:
+def batch_judge(
+    judge: object, store: Store, options: BatchOptions | None = None, on_event: EventCallback | None = None
+) -> bool:
     """Put an LLM judge's model in batch mode (in place), and have the stages hand it every case at once.
     Returns False (and changes nothing) for judges without a batchable model (offline judges, classifiers,
     local models)."""

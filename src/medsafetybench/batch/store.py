@@ -55,8 +55,7 @@ _COLS = "id, provider, model_identity, remote_id, state, remote_status, n_reques
 def request_from_json(text: str) -> ChatRequest:
     """A `ChatRequest` from its stored JSON (`ChatRequest.to_dict`)."""
     d = json.loads(text)
-    return ChatRequest(tuple(Message(m["role"], m["content"]) for m in d["messages"]),
-                       GenerationConfig(**d["config"]))
+    return ChatRequest(tuple(Message(m["role"], m["content"]) for m in d["messages"]), GenerationConfig(**d["config"]))
 
 
 class BatchStore:
@@ -66,41 +65,54 @@ class BatchStore:
         self.store = store
         self.conn = store.conn
 
-    def prepare(self, provider: str, model_identity: str, requests: Sequence[tuple[str, ChatRequest]],
-                round_: int = 0) -> str:
+    def prepare(
+        self, provider: str, model_identity: str, requests: Sequence[tuple[str, ChatRequest]], round_: int = 0
+    ) -> str:
         """Record a batch about to be uploaded and its requests (custom id = content key); returns its id."""
         local_id = uuid.uuid4().hex[:16]
         now = time.time()
         with self.store.transaction() as c:
-            c.execute(f"INSERT INTO batches ({_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                      (local_id, provider, model_identity, None, "preparing", None, len(requests), round_, now,
-                       now, ""))
-            c.executemany("INSERT INTO batch_requests (batch_id, custom_id, request) VALUES (?,?,?)",
-                          [(local_id, key, json.dumps(req.to_dict(), ensure_ascii=False)) for key, req in requests])
+            c.execute(
+                f"INSERT INTO batches ({_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (local_id, provider, model_identity, None, "preparing", None, len(requests), round_, now, now, ""),
+            )
+            c.executemany(
+                "INSERT INTO batch_requests (batch_id, custom_id, request) VALUES (?,?,?)",
+                [(local_id, key, json.dumps(req.to_dict(), ensure_ascii=False)) for key, req in requests],
+            )
         return local_id
 
     def set_remote(self, local_id: str, remote_id: str, status: str | None, input_file_id: str | None = None) -> None:
         """The provider accepted the batch under `remote_id`."""
         with self.store.transaction() as c:
-            c.execute("UPDATE batches SET remote_id=?, input_file_id=?, state='submitted', remote_status=?, "
-                      "updated_at=? WHERE id=?", (remote_id, input_file_id, status, time.time(), local_id))
+            c.execute(
+                "UPDATE batches SET remote_id=?, input_file_id=?, state='submitted', remote_status=?, "
+                "updated_at=? WHERE id=?",
+                (remote_id, input_file_id, status, time.time(), local_id),
+            )
 
     def set_status(self, local_id: str, status: str, note: str | None = None) -> None:
         with self.store.transaction() as c:
-            c.execute("UPDATE batches SET remote_status=?, note=COALESCE(?, note), updated_at=? WHERE id=?",
-                      (status, note, time.time(), local_id))
+            c.execute(
+                "UPDATE batches SET remote_status=?, note=COALESCE(?, note), updated_at=? WHERE id=?",
+                (status, note, time.time(), local_id),
+            )
 
     def close(self, local_id: str, state: str = "collected", note: str | None = None) -> None:
         """The batch needs no more polling (`collected` or `abandoned`)."""
         with self.store.transaction() as c:
-            c.execute("UPDATE batches SET state=?, note=COALESCE(?, note), updated_at=? WHERE id=?",
-                      (state, note, time.time(), local_id))
+            c.execute(
+                "UPDATE batches SET state=?, note=COALESCE(?, note), updated_at=? WHERE id=?",
+                (state, note, time.time(), local_id),
+            )
 
     def mark(self, local_id: str, custom_ids: Sequence[str], state: str, error: str | None = None) -> None:
         """Set request rows `done` or `failed`."""
         with self.store.transaction() as c:
-            c.executemany("UPDATE batch_requests SET state=?, error=? WHERE batch_id=? AND custom_id=?",
-                          [(state, error, local_id, cid) for cid in custom_ids])
+            c.executemany(
+                "UPDATE batch_requests SET state=?, error=? WHERE batch_id=? AND custom_id=?",
+                [(state, error, local_id, cid) for cid in custom_ids],
+            )
 
     def open_batches(self, model_identity: str | None = None) -> list[BatchRecord]:
         """Batches not yet collected, oldest first (of one model identity when given)."""
@@ -116,8 +128,12 @@ class BatchStore:
 
     def requests(self, local_id: str) -> dict[str, ChatRequest]:
         """custom id -> request, for every request of the batch."""
-        return {cid: request_from_json(text) for cid, text in self.conn.execute(
-            "SELECT custom_id, request FROM batch_requests WHERE batch_id=? ORDER BY rowid", (local_id,))}
+        return {
+            cid: request_from_json(text)
+            for cid, text in self.conn.execute(
+                "SELECT custom_id, request FROM batch_requests WHERE batch_id=? ORDER BY rowid", (local_id,)
+            )
+        }
 
     def request_states(self, local_id: str) -> dict[str, str]:
         return dict(self.conn.execute("SELECT custom_id, state FROM batch_requests WHERE batch_id=?", (local_id,)))
@@ -125,8 +141,11 @@ class BatchStore:
     def find(self, ref: str) -> BatchRecord:
         """A batch by local id, provider id or a unique prefix of either."""
         like = ref.replace("%", "").replace("_", r"\_") + "%"
-        rows = self.conn.execute(f"SELECT {_COLS} FROM batches WHERE id=? OR remote_id=? OR id LIKE ? ESCAPE '\\' "
-                                 "OR remote_id LIKE ? ESCAPE '\\'", (ref, ref, like, like)).fetchall()
+        rows = self.conn.execute(
+            f"SELECT {_COLS} FROM batches WHERE id=? OR remote_id=? OR id LIKE ? ESCAPE '\\' "
+            "OR remote_id LIKE ? ESCAPE '\\'",
+            (ref, ref, like, like),
+        ).fetchall()
         exact = [r for r in rows if ref in (r[0], r[3])]
         if exact or len(rows) == 1:
             return BatchRecord(*(exact or rows)[0])

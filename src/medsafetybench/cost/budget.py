@@ -66,10 +66,12 @@ class Budget:
     def notes(self) -> list[str]:
         """What a stopped run says: the limit, the spend, what was held back, how to resume."""
         held = ", ".join(f"{n} {role}" for role, n in self.refused.items() if n)
-        return [f"stopped at --max-cost {fmt_usd(self.limit)}: spent {fmt_usd(self.total_spent)} this time "
-                f"(model {fmt_usd(self.spent['model'])}, judge {fmt_usd(self.spent['judge'])}); "
-                f"{held} request(s) not sent. Every result is stored: re-run the same command with a higher "
-                "--max-cost to make only the missing calls"]
+        return [
+            f"stopped at --max-cost {fmt_usd(self.limit)}: spent {fmt_usd(self.total_spent)} this time "
+            f"(model {fmt_usd(self.spent['model'])}, judge {fmt_usd(self.spent['judge'])}); "
+            f"{held} request(s) not sent. Every result is stored: re-run the same command with a higher "
+            "--max-cost to make only the missing calls"
+        ]
 
 
 class BudgetedModel:
@@ -88,8 +90,9 @@ class BudgetedModel:
     def _ceiling(self, request: ChatRequest) -> float:
         return self.price.cost(ceiling_tokens(request), request.config.max_new_tokens) or 0.0
 
-    async def generate(self, requests: Sequence[ChatRequest],
-                       on_result: ResultCallback | None = None) -> list[Completion]:
+    async def generate(
+        self, requests: Sequence[ChatRequest], on_result: ResultCallback | None = None
+    ) -> list[Completion]:
         results: list[Completion | None] = [None] * len(requests)
         pending = list(range(len(requests)))
         while pending:
@@ -101,12 +104,16 @@ class BudgetedModel:
                 admitted.append((i, amount))
             if not admitted:
                 break
-            pending = pending[len(admitted):]
+            pending = pending[len(admitted) :]
 
             settled: set[int] = set()
 
-            def done(k: int, completion: Completion, admitted: list[tuple[int, float]] = admitted,
-                     settled: set[int] = settled) -> None:
+            def done(
+                k: int,
+                completion: Completion,
+                admitted: list[tuple[int, float]] = admitted,
+                settled: set[int] = settled,
+            ) -> None:
                 i, amount = admitted[k]
                 if k in settled:
                     return

@@ -149,9 +149,10 @@ class _StoreView:
             return out
         keys = list(dict.fromkeys(keys))
         for i in range(0, len(keys), 500):
-            chunk = keys[i:i + 500]
-            for row in self.conn.execute(f"SELECT key, {cols} FROM {table} WHERE key IN "
-                                         f"({','.join('?' * len(chunk))})", chunk):
+            chunk = keys[i : i + 500]
+            for row in self.conn.execute(
+                f"SELECT key, {cols} FROM {table} WHERE key IN ({','.join('?' * len(chunk))})", chunk
+            ):
                 out[row[0]] = row[1:]
         return out
 
@@ -165,8 +166,9 @@ class _StoreView:
         """Mean completion tokens of the stored rows of this model/judge identity, and how many rows."""
         if self.conn is None:
             return None, 0
-        mean, n = self.conn.execute(f"SELECT AVG(completion_tokens), COUNT(*) FROM {table} WHERE {column}=?",
-                                    (identity,)).fetchone()
+        mean, n = self.conn.execute(
+            f"SELECT AVG(completion_tokens), COUNT(*) FROM {table} WHERE {column}=?", (identity,)
+        ).fetchone()
         return (float(mean) if n else None), int(n)
 
 
@@ -197,8 +199,14 @@ def _options(m: StudyModel) -> dict[str, Any]:
     return {"prompt_format": m.prompt_format, **m.options}
 
 
-def estimate_study(study: Study, db: Path | None, prices: PriceTable, *, only: Sequence[str] | None = None,
-                   items: Sequence[Item] | None = None) -> StudyEstimate:
+def estimate_study(
+    study: Study,
+    db: Path | None,
+    prices: PriceTable,
+    *,
+    only: Sequence[str] | None = None,
+    items: Sequence[Item] | None = None,
+) -> StudyEstimate:
     """Calls, tokens and cost of running `study` against the store at `db` (read only, if it exists).
 
     Args:
@@ -242,9 +250,22 @@ def estimate_study(study: Study, db: Path | None, prices: PriceTable, *, only: S
             ceiling = m.settings.generation.max_new_tokens
             if typical is not None:
                 typical = min(typical, ceiling)
-            stages.append(StageEstimate("model", m.name, redact_spec(m.spec), len(keyed), len(keyed) - len(todo),
-                                        sum(counter(r) for r in todo), ceiling, typical, n_typ, method,
-                                        prices.lookup(identity), max((ceiling_tokens(r) for r in todo), default=0)))
+            stages.append(
+                StageEstimate(
+                    "model",
+                    m.name,
+                    redact_spec(m.spec),
+                    len(keyed),
+                    len(keyed) - len(todo),
+                    sum(counter(r) for r in todo),
+                    ceiling,
+                    typical,
+                    n_typ,
+                    method,
+                    prices.lookup(identity),
+                    max((ceiling_tokens(r) for r in todo), default=0),
+                )
+            )
             reply_tokens = typical if typical is not None else ceiling
             for j, judge_spec, judge_identity, judge_ceiling in judges:
                 config = GenerationConfig(max_new_tokens=judge_ceiling)
@@ -252,22 +273,37 @@ def estimate_study(study: Study, db: Path | None, prices: PriceTable, *, only: S
                 for key, (_, it) in keyed.items():
                     text = have.get(key)
                     if text is None:  # the response is still to come: a call to make, its size estimated
-                        req = ChatRequest.simple(build_judge_prompt(it.request, "", it.policy),
-                                                 system=JUDGE_SYSTEM_PROMPT, config=config)
-                        cases[f"pending:{key}"] = (estimated_tokens(req) + math.ceil(reply_tokens),
-                                                   ceiling_tokens(req) + ceiling)
+                        req = ChatRequest.simple(
+                            build_judge_prompt(it.request, "", it.policy), system=JUDGE_SYSTEM_PROMPT, config=config
+                        )
+                        cases[f"pending:{key}"] = (
+                            estimated_tokens(req) + math.ceil(reply_tokens),
+                            ceiling_tokens(req) + ceiling,
+                        )
                         continue
                     case = JudgeCase(it.request, text, it.policy)
-                    req = ChatRequest.simple(build_judge_prompt(it.request, text, it.policy),
-                                             system=JUDGE_SYSTEM_PROMPT, config=config)
+                    req = ChatRequest.simple(
+                        build_judge_prompt(it.request, text, it.policy), system=JUDGE_SYSTEM_PROMPT, config=config
+                    )
                     cases.setdefault(case.cache_key(judge_identity), (estimated_tokens(req), ceiling_tokens(req)))
                 done = view.judged([k for k in cases if not k.startswith("pending:")])
                 jt, jn = view.typical("judgements", "judge_identity", judge_identity)
-                stages.append(StageEstimate(
-                    "judge", f"{j.name} on {m.name}", redact_spec(judge_spec), len(cases), len(done),
-                    sum(v[0] for k, v in cases.items() if k not in done), judge_ceiling,
-                    min(jt, judge_ceiling) if jt is not None else None, jn, ESTIMATE_METHOD,
-                    prices.lookup(judge_identity), max((v[1] for k, v in cases.items() if k not in done), default=0)))
+                stages.append(
+                    StageEstimate(
+                        "judge",
+                        f"{j.name} on {m.name}",
+                        redact_spec(judge_spec),
+                        len(cases),
+                        len(done),
+                        sum(v[0] for k, v in cases.items() if k not in done),
+                        judge_ceiling,
+                        min(jt, judge_ceiling) if jt is not None else None,
+                        jn,
+                        ESTIMATE_METHOD,
+                        prices.lookup(judge_identity),
+                        max((v[1] for k, v in cases.items() if k not in done), default=0),
+                    )
+                )
     finally:
         view.close()
     return StudyEstimate(tuple(stages), prices.files, len(items), tuple(local_judges))
@@ -287,16 +323,35 @@ def estimate_rows(est: StudyEstimate) -> list[list[str]]:
     for s in est.stages:
         st = s.price.status
         typical = f"{s.out_typical:,.0f} (n={s.typical_n})" if s.out_typical is not None else "- (no past runs)"
-        rows.append([s.name, s.role, s.spec, f"{s.stored:,}/{s.needed:,}", f"{s.calls:,}", _tok(s.prompt_tokens),
-                     f"{s.out_ceiling:,} / {typical}",
-                     _pair(s.cost(typical=False), s.cost(typical=True), st),
-                     _pair(s.cost(typical=False, batch=True), s.cost(typical=True, batch=True), st)
-                     if st != LOCAL else "local"])
+        rows.append(
+            [
+                s.name,
+                s.role,
+                s.spec,
+                f"{s.stored:,}/{s.needed:,}",
+                f"{s.calls:,}",
+                _tok(s.prompt_tokens),
+                f"{s.out_ceiling:,} / {typical}",
+                _pair(s.cost(typical=False), s.cost(typical=True), st),
+                _pair(s.cost(typical=False, batch=True), s.cost(typical=True, batch=True), st)
+                if st != LOCAL
+                else "local",
+            ]
+        )
     return rows
 
 
-ESTIMATE_COLUMNS = ("", "role", "spec", "stored", "to call", "prompt tokens",
-                    "out tokens/call (max / typical)", "live (max / typical)", "batch (max / typical)")
+ESTIMATE_COLUMNS = (
+    "",
+    "role",
+    "spec",
+    "stored",
+    "to call",
+    "prompt tokens",
+    "out tokens/call (max / typical)",
+    "live (max / typical)",
+    "batch (max / typical)",
+)
 
 
 def estimate_notes(est: StudyEstimate) -> list[str]:
@@ -304,12 +359,17 @@ def estimate_notes(est: StudyEstimate) -> list[str]:
     lines = []
     for role in ("model", "judge"):
         if any(s.role == role for s in est.stages):
-            lines.append(f"{role} calls to make: {sum(s.calls for s in est.stages if s.role == role):,} "
-                         f"(stored: {sum(s.stored for s in est.stages if s.role == role):,})")
+            lines.append(
+                f"{role} calls to make: {sum(s.calls for s in est.stages if s.role == role):,} "
+                f"(stored: {sum(s.stored for s in est.stages if s.role == role):,})"
+            )
     unknown = est.unknown()
-    lines.append("total live: " + _pair(est.total(typical=False), est.total(typical=True), "priced")
-                 + " (max / typical); batch: "
-                 + _pair(est.total(typical=False, batch=True), est.total(typical=True, batch=True), "priced"))
+    lines.append(
+        "total live: "
+        + _pair(est.total(typical=False), est.total(typical=True), "priced")
+        + " (max / typical); batch: "
+        + _pair(est.total(typical=False, batch=True), est.total(typical=True, batch=True), "priced")
+    )
     for s in unknown:
         lines.append(f"unknown price: {s.spec} ({s.price.reason})")
     if est.local_judges:
@@ -317,12 +377,16 @@ def estimate_notes(est: StudyEstimate) -> list[str]:
     priced = {s.price.price.model: s.price.price for s in est.stages if s.price.price is not None}
     for p in priced.values():
         batch = f"batch x{p.batch:g}" if p.batch != 1 else "no batch discount"
-        lines.append(f"price {p.provider}:{p.model}: {per_million(p.input)} in / {per_million(p.output)} out per 1M tokens, "
-                     f"{batch}, as of {p.as_of or '?'} ({p.source})")
+        lines.append(
+            f"price {p.provider}:{p.model}: {per_million(p.input)} in / {per_million(p.output)} out per 1M tokens, "
+            f"{batch}, as of {p.as_of or '?'} ({p.source})"
+        )
     methods = sorted({s.method for s in est.stages})
-    lines.append(f"prompt tokens: {'; '.join(methods)}. max = every call writes max_new_tokens; typical = mean "
-                 "output of past runs in the store (max where there are none). Judge retries of unscored "
-                 "outputs are not counted.")
+    lines.append(
+        f"prompt tokens: {'; '.join(methods)}. max = every call writes max_new_tokens; typical = mean "
+        "output of past runs in the store (max where there are none). Judge retries of unscored "
+        "outputs are not counted."
+    )
     return lines
 
 
@@ -335,10 +399,13 @@ def check_max_cost(est: StudyEstimate, max_cost: float) -> None:
     if max_cost <= 0:
         raise UserError(f"--max-cost {max_cost:g}: give a positive amount in USD")
     for s in est.unknown():
-        raise UserError(f"--max-cost {max_cost:g}: the price of {s.spec} is unknown ({s.price.reason}); "
-                        "nothing was run")
+        raise UserError(
+            f"--max-cost {max_cost:g}: the price of {s.spec} is unknown ({s.price.reason}); nothing was run"
+        )
     for s in est.stages:
         one = s.ceiling_per_call()
         if one is not None and one > max_cost:
-            raise UserError(f"--max-cost {max_cost:g} is below the cost of one {s.role} call to {s.spec} "
-                            f"(up to {fmt_usd(one)} at {s.out_ceiling} output tokens): raise it; nothing was run")
+            raise UserError(
+                f"--max-cost {max_cost:g} is below the cost of one {s.role} call to {s.spec} "
+                f"(up to {fmt_usd(one)} at {s.out_ceiling} output tokens): raise it; nothing was run"
+            )

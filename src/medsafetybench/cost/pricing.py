@@ -148,13 +148,18 @@ class PriceTable:
             if _is_local_host(host):
                 return PriceLookup(LOCAL, reason=f"{host} is a local endpoint")
             if host != PROVIDERS[backend] and not host.endswith("." + PROVIDERS[backend].split(".", 1)[1]):
-                return PriceLookup(UNKNOWN, reason=f"{host} is not {PROVIDERS[backend]}: give its price as "
-                                                    f"[{backend}.\"{name}@{url}\"] in a prices file")
+                return PriceLookup(
+                    UNKNOWN,
+                    reason=f"{host} is not {PROVIDERS[backend]}: give its price as "
+                    f'[{backend}."{name}@{url}"] in a prices file',
+                )
         entry = self.entries.get((backend, name))
         if entry is not None:
             return PriceLookup(PRICED, entry)
-        return PriceLookup(UNKNOWN, reason=f"{backend}:{name} is not in the price table: add it to a prices "
-                                           f"file (--prices or ${PRICES_ENV})")
+        return PriceLookup(
+            UNKNOWN,
+            reason=f"{backend}:{name} is not in the price table: add it to a prices file (--prices or ${PRICES_ENV})",
+        )
 
 
 def _is_local_host(host: str) -> bool:
@@ -174,9 +179,15 @@ class _Lines:
         self.lines = text.splitlines()
 
     def of(self, provider: str, model: str | None = None, key: str | None = None) -> int:
-        header = re.compile(r"^\[\s*" + re.escape(provider) + (
-            r"\s*\.\s*(\"" + re.escape(model) + r"\"|'" + re.escape(model) + "'|" + re.escape(model) + r")\s*\]"
-            if model is not None else r"\s*\]"))
+        header = re.compile(
+            r"^\[\s*"
+            + re.escape(provider)
+            + (
+                r"\s*\.\s*(\"" + re.escape(model) + r"\"|'" + re.escape(model) + "'|" + re.escape(model) + r")\s*\]"
+                if model is not None
+                else r"\s*\]"
+            )
+        )
         start = next((i for i, line in enumerate(self.lines) if header.match(line.strip())), None)
         if start is None:
             return 1
@@ -207,8 +218,10 @@ def parse_prices(text: str, origin: str) -> dict[tuple[str, str], Price]:
     out: dict[tuple[str, str], Price] = {}
     for provider, table in raw.items():
         if provider not in PROVIDERS or not isinstance(table, dict):
-            raise UserError(f"{origin}:{lines.of(provider)}: unknown table [{provider}]; prices are given as "
-                            f"[openai.\"MODEL\"] or [anthropic.\"MODEL\"]")
+            raise UserError(
+                f"{origin}:{lines.of(provider)}: unknown table [{provider}]; prices are given as "
+                f'[openai."MODEL"] or [anthropic."MODEL"]'
+            )
         source = table.get("source", "")
         if not isinstance(source, str):
             raise UserError(f"{origin}:{lines.of(provider, None, 'source')}: source must be a string")
@@ -217,12 +230,16 @@ def parse_prices(text: str, origin: str) -> dict[tuple[str, str], Price]:
                 continue
             where = lines.of(provider, model)
             if not isinstance(entry, dict):
-                raise UserError(f"{origin}:{where}: {provider}.{model} must be a table [{provider}.\"{model}\"] "
-                                "with input and output prices")
+                raise UserError(
+                    f'{origin}:{where}: {provider}.{model} must be a table [{provider}."{model}"] '
+                    "with input and output prices"
+                )
             for key in entry:
                 if key not in _ENTRY_KEYS:
-                    raise UserError(f"{origin}:{lines.of(provider, model, key)}: unknown key '{key}' in "
-                                    f"[{provider}.\"{model}\"]; use {', '.join(sorted(_ENTRY_KEYS))}")
+                    raise UserError(
+                        f"{origin}:{lines.of(provider, model, key)}: unknown key '{key}' in "
+                        f'[{provider}."{model}"]; use {", ".join(sorted(_ENTRY_KEYS))}'
+                    )
             for key in ("input", "output"):
                 if key not in entry:
                     raise UserError(f"{origin}:{where}: [{provider}.\"{model}\"] needs '{key}' (USD per 1M tokens)")
@@ -232,16 +249,26 @@ def parse_prices(text: str, origin: str) -> dict[tuple[str, str], Price]:
                 if v is None:
                     continue
                 if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-                    raise UserError(f"{origin}:{lines.of(provider, model, key)}: '{key}' in "
-                                    f"[{provider}.\"{model}\"] must be a number >= 0 (USD per 1M tokens"
-                                    f"{'; batch is a multiplier, e.g. 0.5' if key == 'batch' else ''})")
+                    raise UserError(
+                        f"{origin}:{lines.of(provider, model, key)}: '{key}' in "
+                        f'[{provider}."{model}"] must be a number >= 0 (USD per 1M tokens'
+                        f"{'; batch is a multiplier, e.g. 0.5' if key == 'batch' else ''})"
+                    )
                 values[key] = float(v)
             aliases = entry.get("aliases", [])
             if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
                 raise UserError(f"{origin}:{lines.of(provider, model, 'aliases')}: aliases must be a list of names")
             as_of = entry.get("as_of", "")
-            price = Price(provider, model, values["input"], values["output"], values.get("cached_input"),
-                          values.get("batch", 1.0), str(as_of), str(entry.get("source") or source or origin))
+            price = Price(
+                provider,
+                model,
+                values["input"],
+                values["output"],
+                values.get("cached_input"),
+                values.get("batch", 1.0),
+                str(as_of),
+                str(entry.get("source") or source or origin),
+            )
             for name in (model, *aliases):
                 out[(provider, name.rstrip("/"))] = price
     return out

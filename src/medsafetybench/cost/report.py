@@ -26,14 +26,44 @@ def report_sections(store: Store, runs: Sequence[RunInfo]) -> list[Section]:
             tokens = summarise_run(store, info.id, judge_identity=judge).tokens
             model, j = run_spent(info.model_identity, judge, tokens, prices)
             api = api or model.price.status != LOCAL or j.price.status != LOCAL
-            rows.append([info.label, info.id[:8], f"{model.prompt_tokens:,} / {model.completion_tokens:,}",
-                         model.fmt(), judge, f"{j.prompt_tokens:,} / {j.completion_tokens:,}", j.fmt()])
+            rows.append(
+                [
+                    info.label,
+                    info.id[:8],
+                    f"{model.prompt_tokens:,} / {model.completion_tokens:,}",
+                    model.fmt(),
+                    judge,
+                    f"{j.prompt_tokens:,} / {j.completion_tokens:,}",
+                    j.fmt(),
+                ]
+            )
     if not api:
         return []
-    note = ("From the usage each API call returned, at live prices from the price table "
-            f"({', '.join(prices.files)}; docs/cost.md): prompt tokens at the full input price, responses shared "
-            "with another run counted in both, batch calls at live prices. local: weights run locally (no API "
-            "price); unknown: an API model the table does not price.")
-    return [Section("cost", "Cost", [Paragraph(note), TableBlock(
-        ["run", "id", "model tokens (in / out)", "model cost", "judge", "judge tokens (in / out)", "judge cost"],
-        rows)], order=80)]
+    note = (
+        "From the usage each API call returned, at live prices from the price table "
+        f"({', '.join(prices.files)}; docs/cost.md): prompt tokens at the full input price, responses shared "
+        "with another run counted in both, batch calls at live prices. local: weights run locally (no API "
+        "price); unknown: an API model the table does not price."
+    )
+    return [
+        Section(
+            "cost",
+            "Cost",
+            [
+                Paragraph(note),
+                TableBlock(
+                    [
+                        "run",
+                        "id",
+                        "model tokens (in / out)",
+                        "model cost",
+                        "judge",
+                        "judge tokens (in / out)",
+                        "judge cost",
+                    ],
+                    rows,
+                ),
+            ],
+            order=80,
+        )
+    ]

@@ -44,12 +44,17 @@ class Spent:
         return f"{self.fmt()} ({tokens} at {self.price.label()})"
 
     def to_dict(self) -> dict:
-        return {"usd": self.usd, "price": self.price.status, "prompt_tokens": self.prompt_tokens,
-                "completion_tokens": self.completion_tokens}
+        return {
+            "usd": self.usd,
+            "price": self.price.status,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+        }
 
 
-def run_spent(model_identity: str, judge_identity: str, tokens: Mapping[str, int],
-              prices: PriceTable | None = None) -> tuple[Spent, Spent]:
+def run_spent(
+    model_identity: str, judge_identity: str, tokens: Mapping[str, int], prices: PriceTable | None = None
+) -> tuple[Spent, Spent]:
     """The model's and the judge's spend in a run, from a summary's token counts.
 
     Args:
@@ -59,10 +64,22 @@ def run_spent(model_identity: str, judge_identity: str, tokens: Mapping[str, int
         prices: the table (default: `load_prices()`, the shipped one with $MEDSAFETY_PRICES on top).
     """
     prices = prices or load_prices()
-    return (Spent("model", model_identity, int(tokens.get("response_prompt", 0)),
-                  int(tokens.get("response_completion", 0)), prices.lookup(model_identity)),
-            Spent("judge", judge_identity, int(tokens.get("judge_prompt", 0)),
-                  int(tokens.get("judge_completion", 0)), prices.lookup(judge_identity)))
+    return (
+        Spent(
+            "model",
+            model_identity,
+            int(tokens.get("response_prompt", 0)),
+            int(tokens.get("response_completion", 0)),
+            prices.lookup(model_identity),
+        ),
+        Spent(
+            "judge",
+            judge_identity,
+            int(tokens.get("judge_prompt", 0)),
+            int(tokens.get("judge_completion", 0)),
+            prices.lookup(judge_identity),
+        ),
+    )
 
 
 def spent_cell(model: Spent, judge: Spent) -> str:

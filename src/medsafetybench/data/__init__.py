@@ -22,8 +22,18 @@ from .schema import SOURCES, SPLITS, Item
 from .userfiles import load_user_file
 
 __all__ = [
-    "DATA_COMMIT", "SOURCES", "SPLITS", "Item", "item_sort_key", "load_ft_split", "load_items",
-    "load_official", "load_sample", "load_user_file", "resolve_data_dir", "stratified_sample",
+    "DATA_COMMIT",
+    "SOURCES",
+    "SPLITS",
+    "Item",
+    "item_sort_key",
+    "load_ft_split",
+    "load_items",
+    "load_official",
+    "load_sample",
+    "load_user_file",
+    "resolve_data_dir",
+    "stratified_sample",
 ]
 
 ITEM_SPLITS = ("eval", "improve", "extra", "sample")
@@ -35,10 +45,17 @@ def item_sort_key(item: Item) -> tuple:
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", item.id))
 
 
-def load_items(split: str = "eval", sources: Sequence[str] | None = None,
-               principles: Sequence[int] | None = None, data_dir: str | Path | None = None,
-               user_file: str | Path | None = None, limit: int | None = None, sample: int | None = None,
-               seed: int = 0, verify: bool = True) -> list[Item]:
+def load_items(
+    split: str = "eval",
+    sources: Sequence[str] | None = None,
+    principles: Sequence[int] | None = None,
+    data_dir: str | Path | None = None,
+    user_file: str | Path | None = None,
+    limit: int | None = None,
+    sample: int | None = None,
+    seed: int = 0,
+    verify: bool = True,
+) -> list[Item]:
     """The items to evaluate, sorted by id (natural order, see `item_sort_key`).
 
     - `user_file` given: that file's items; `split` and `data_dir` are ignored, and `sources` is an
@@ -62,23 +79,28 @@ def load_items(split: str = "eval", sources: Sequence[str] | None = None,
         raise UserError(f"limit {limit!r} must be a whole number of at least 1 (or None for all items)")
     if user_file is not None:
         if sources:
-            raise UserError(f"--source {','.join(sources)} does not apply to a user file ({user_file}): "
-                            "every row of a user file has source 'user'; drop --source")
+            raise UserError(
+                f"--source {','.join(sources)} does not apply to a user file ({user_file}): "
+                "every row of a user file has source 'user'; drop --source"
+            )
         items = load_user_file(user_file)
         if nums is not None and all(it.principle is None for it in items):
-            raise UserError(f"{user_file}: no row has a principle, so it cannot be filtered by principle; "
-                            "add a 'principle' column (1-9) or drop the principle filter")
+            raise UserError(
+                f"{user_file}: no row has a principle, so it cannot be filtered by principle; "
+                "add a 'principle' column (1-9) or drop the principle filter"
+            )
     elif split == "sample":
         if bad := [s for s in sources or () if s != "sample"]:
-            raise UserError(f"source {', '.join(bad)} is not in split 'sample' (the bundled set has source "
-                            "'sample' only); drop --source, or use split eval or improve (gpt4, llama2) "
-                            "or extra (llama3)")
+            raise UserError(
+                f"source {', '.join(bad)} is not in split 'sample' (the bundled set has source "
+                "'sample' only); drop --source, or use split eval or improve (gpt4, llama2) "
+                "or extra (llama3)"
+            )
         items = load_sample()
     elif split in ("eval", "improve", "extra"):
         items = load_official(split, sources=sources, principles=nums, data_dir=data_dir, verify=verify)
     else:
-        raise UserError(f"split '{split}' is unknown; use one of {', '.join(ITEM_SPLITS)} "
-                        "(or give a user file)")
+        raise UserError(f"split '{split}' is unknown; use one of {', '.join(ITEM_SPLITS)} (or give a user file)")
     if nums is not None:
         items = [it for it in items if it.principle in nums]
     # Official and sample ids are zero-padded or single-digit, so plain string order is natural order

@@ -52,12 +52,15 @@ EXPECTED_COUNTS: dict[str, tuple[int, ...]] = {
     "llama3": (7897, 8563, 8531, 7827, 9064, 8579, 8254, 7563, 8096),
 }
 FT_KINDS = ("med", "gen", "both")
-_REDOWNLOAD_HINT = (f"replace the copy with the official {DATA_REPO}@{DATA_COMMIT[:7]} datasets/ folder "
-                    f"(a cached download: delete its folder under ${ENV_CACHE} or ~/.cache/medsafetybench "
-                    "and load again)")
+_REDOWNLOAD_HINT = (
+    f"replace the copy with the official {DATA_REPO}@{DATA_COMMIT[:7]} datasets/ folder "
+    f"(a cached download: delete its folder under ${ENV_CACHE} or ~/.cache/medsafetybench "
+    "and load again)"
+)
 
 
 # --------------------------------------------------------------------------------------------- manifest
+
 
 def build_manifest(datasets_dir: str | Path) -> dict:
     """The manifest of a `datasets/` folder: SHA-256 and size of every file, keyed by relative path.
@@ -89,8 +92,9 @@ def load_manifest() -> dict[str, dict]:
         try:
             _MANIFEST = json.loads(MANIFEST_PATH.read_text())["files"]
         except (OSError, ValueError, KeyError) as exc:  # pragma: no cover - broken install
-            raise UserError(f"{MANIFEST_PATH}: the data manifest is missing or unreadable ({exc}); "
-                            "reinstall medsafetybench") from None
+            raise UserError(
+                f"{MANIFEST_PATH}: the data manifest is missing or unreadable ({exc}); reinstall medsafetybench"
+            ) from None
     return _MANIFEST
 
 
@@ -110,7 +114,7 @@ _VERIFIED: dict[tuple[str, int, int], str] = {}
 def verify_files(datasets_dir: Path, relpaths: Sequence[str] | None = None, *, use_cache: bool = True) -> None:
     """Check files of `datasets_dir` (all manifest files when `relpaths` is None) against the manifest."""
     manifest = load_manifest()
-    for rel in (sorted(manifest) if relpaths is None else relpaths):
+    for rel in sorted(manifest) if relpaths is None else relpaths:
         expected = manifest.get(rel)
         path = datasets_dir / rel
         if expected is None:  # pragma: no cover - programming error
@@ -124,13 +128,16 @@ def verify_files(datasets_dir: Path, relpaths: Sequence[str] | None = None, *, u
         if digest is None:
             digest = file_sha256(path) if st.st_size == expected["size"] else "size-mismatch"
         if digest != expected["sha256"]:
-            raise UserError(f"{path}: does not match the official release (SHA-256 / size mismatch); "
-                            f"{_REDOWNLOAD_HINT}; to load a deliberately modified copy, pass --no-verify "
-                            "(verify=False in Python)")
+            raise UserError(
+                f"{path}: does not match the official release (SHA-256 / size mismatch); "
+                f"{_REDOWNLOAD_HINT}; to load a deliberately modified copy, pass --no-verify "
+                "(verify=False in Python)"
+            )
         _VERIFIED[key] = digest
 
 
 # ------------------------------------------------------------------------------------ locate / download
+
 
 def _as_datasets_dir(path: Path, what: str) -> Path:
     path = path.expanduser()
@@ -138,8 +145,10 @@ def _as_datasets_dir(path: Path, what: str) -> Path:
         return path / "datasets"
     if path.is_dir() and any((path / d).is_dir() for d in ("test", "train", "med_harm_llama3")):
         return path
-    raise UserError(f"{what} {path}: not a MedSafetyBench copy; give the repository root (containing "
-                    "datasets/) or the datasets/ folder itself")
+    raise UserError(
+        f"{what} {path}: not a MedSafetyBench copy; give the repository root (containing "
+        "datasets/) or the datasets/ folder itself"
+    )
 
 
 def cache_root() -> Path:
@@ -147,8 +156,7 @@ def cache_root() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "medsafetybench"
 
 
-def resolve_data_dir(data_dir: str | Path | None = None, *, download: bool = True,
-                     base_url: str | None = None) -> Path:
+def resolve_data_dir(data_dir: str | Path | None = None, *, download: bool = True, base_url: str | None = None) -> Path:
     """The `datasets/` folder to read: `data_dir`, else env MEDSAFETYBENCH_DATA, else the user cache
     (downloading the pinned commit there first when `download` is true and it is not cached yet)."""
     if data_dir is not None:
@@ -159,8 +167,9 @@ def resolve_data_dir(data_dir: str | Path | None = None, *, download: bool = Tru
     if (target / "datasets").is_dir():
         return target / "datasets"
     if not download:
-        raise UserError(f"MedSafetyBench data not found in {target}; pass a data dir, set {ENV_DATA}, "
-                        "or allow the download")
+        raise UserError(
+            f"MedSafetyBench data not found in {target}; pass a data dir, set {ENV_DATA}, or allow the download"
+        )
     download_release(target, base_url=base_url)
     return target / "datasets"
 
@@ -170,8 +179,7 @@ def archive_url(base_url: str | None = None) -> str:
     return f"{base.rstrip('/')}/{DATA_COMMIT}"
 
 
-def download_release(target: Path, *, base_url: str | None = None,
-                     timeout: float = DOWNLOAD_TIMEOUT_S) -> Path:
+def download_release(target: Path, *, base_url: str | None = None, timeout: float = DOWNLOAD_TIMEOUT_S) -> Path:
     """Download the release archive, unpack its `datasets/` into a temporary folder beside `target`,
     verify every file against the manifest, then rename it to `target` (so `target` exists only when
     complete and checked). Returns `target`."""
@@ -197,8 +205,10 @@ def download_release(target: Path, *, base_url: str | None = None,
 
 
 def _fetch(url: str, dest: Path, timeout: float) -> None:
-    hint = (f"download it yourself (git clone https://github.com/{DATA_REPO} and checkout "
-            f"{DATA_COMMIT[:7]}) and pass its folder as data dir or set {ENV_DATA}")
+    hint = (
+        f"download it yourself (git clone https://github.com/{DATA_REPO} and checkout "
+        f"{DATA_COMMIT[:7]}) and pass its folder as data dir or set {ENV_DATA}"
+    )
     req = urllib.request.Request(url, headers={"User-Agent": "medsafetybench"})
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp, open(dest, "wb") as out:
@@ -218,9 +228,9 @@ def _extract_datasets(archive: Path, dest: Path, url: str) -> None:
             for member in tar:
                 parts = Path(member.name).parts
                 idx = 1 if len(parts) > 1 and parts[1] == "datasets" else 0
-                if parts[idx:idx + 1] != ("datasets",) or len(parts) <= idx + 1:
+                if parts[idx : idx + 1] != ("datasets",) or len(parts) <= idx + 1:
                     continue
-                rel = Path(*parts[idx + 1:])
+                rel = Path(*parts[idx + 1 :])
                 if rel.is_absolute() or ".." in rel.parts:
                     raise UserError(f"{url}: unsafe path {member.name!r} in archive; refusing to unpack")
                 if member.isdir():
@@ -240,6 +250,7 @@ def _extract_datasets(archive: Path, dest: Path, url: str) -> None:
 
 # ------------------------------------------------------------------------------------------- reading
 
+
 def _rel_csv(split: str, source: str, n: int) -> str:
     return f"{SPLIT_DIRS[split]}/{source}/med_safety_demonstrations_category_{n}.csv"
 
@@ -254,12 +265,15 @@ def _read_text(path: Path) -> str:
     except FileNotFoundError:
         raise UserError(f"{path}: file missing from the MedSafetyBench copy; {_REDOWNLOAD_HINT}") from None
     except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: not valid UTF-8 (byte {exc.start}); the copy is corrupted; "
-                        f"{_REDOWNLOAD_HINT}") from None
+        raise UserError(
+            f"{path}: not valid UTF-8 (byte {exc.start}); the copy is corrupted; {_REDOWNLOAD_HINT}"
+        ) from None
     nul = text.find("\0")
     if nul >= 0:
-        raise UserError(f"{path}: line {text.count(chr(10), 0, nul) + 1} contains a NUL byte; the copy is "
-                        f"corrupted; {_REDOWNLOAD_HINT}")
+        raise UserError(
+            f"{path}: line {text.count(chr(10), 0, nul) + 1} contains a NUL byte; the copy is "
+            f"corrupted; {_REDOWNLOAD_HINT}"
+        )
     return text
 
 
@@ -269,8 +283,9 @@ def read_category_csv(path: Path, split: str, source: str, n: int) -> list[Item]
     cols = [c.strip() for c in header or []]
     missing = [c for c in ("harmful_medical_request", "safe_response") if c not in cols]
     if missing:
-        raise UserError(f"{path}: missing column(s) {', '.join(missing)} (found {cols}); "
-                        f"the copy is corrupted; {_REDOWNLOAD_HINT}")
+        raise UserError(
+            f"{path}: missing column(s) {', '.join(missing)} (found {cols}); the copy is corrupted; {_REDOWNLOAD_HINT}"
+        )
     i_req, i_safe = cols.index("harmful_medical_request"), cols.index("safe_response")
     items = []
     for k, row in enumerate(reader):
@@ -283,8 +298,16 @@ def read_category_csv(path: Path, split: str, source: str, n: int) -> list[Item]
             raise UserError(f"{path}: row {k + 1} is malformed; the copy is corrupted; {_REDOWNLOAD_HINT}") from None
         if not req:
             raise UserError(f"{path}: row {k + 1} has an empty request; {_REDOWNLOAD_HINT}")
-        items.append(Item(id=f"{split}/{source}/p{n}/{index:03d}", split=split, source=source,
-                          principle=n, request=req, safe_response=safe or None))
+        items.append(
+            Item(
+                id=f"{split}/{source}/p{n}/{index:03d}",
+                split=split,
+                source=source,
+                principle=n,
+                request=req,
+                safe_response=safe or None,
+            )
+        )
     return items
 
 
@@ -293,20 +316,27 @@ def _read_llama3(path: Path, n: int) -> list[Item]:
     for k, line in enumerate(_read_text(path).split("\n")):
         req = line.strip()
         if req:
-            items.append(Item(id=f"extra/llama3/p{n}/{k:05d}", split="extra", source="llama3",
-                              principle=n, request=req))
+            items.append(
+                Item(id=f"extra/llama3/p{n}/{k:05d}", split="extra", source="llama3", principle=n, request=req)
+            )
     return items
 
 
 def _check_count(path: Path, got: int, expected: int) -> None:
     if got != expected:
-        raise UserError(f"{path}: has {got} requests, the official release has {expected}; the copy is "
-                        f"truncated or modified; {_REDOWNLOAD_HINT}")
+        raise UserError(
+            f"{path}: has {got} requests, the official release has {expected}; the copy is "
+            f"truncated or modified; {_REDOWNLOAD_HINT}"
+        )
 
 
-def load_official(split: str = "eval", sources: Sequence[str] | None = None,
-                  principles: Sequence[int] | None = None, data_dir: str | Path | None = None,
-                  verify: bool = True) -> list[Item]:
+def load_official(
+    split: str = "eval",
+    sources: Sequence[str] | None = None,
+    principles: Sequence[int] | None = None,
+    data_dir: str | Path | None = None,
+    verify: bool = True,
+) -> list[Item]:
     """Items of one official split, ordered by id (source, principle, row).
 
     `split`: "eval" (MedSafety-Eval, 900), "improve" (MedSafety-Improve, 900) or "extra" (Llama-3
@@ -323,8 +353,10 @@ def load_official(split: str = "eval", sources: Sequence[str] | None = None,
         if s in allowed:
             continue
         if s == "llama3":
-            raise UserError(f"source llama3 is not in split '{split}': the Llama-3 requests are in split "
-                            "'extra' (no safe responses); use split='extra'")
+            raise UserError(
+                f"source llama3 is not in split '{split}': the Llama-3 requests are in split "
+                "'extra' (no safe responses); use split='extra'"
+            )
         if s in ("gpt4", "llama2"):
             raise UserError(f"source {s} is not in split 'extra'; use split 'eval' or 'improve'")
         raise UserError(f"unknown source '{s}' for split '{split}'; use one of {', '.join(allowed)}")
@@ -353,8 +385,7 @@ def load_ft_split(kind: str, n: int, data_dir: str | Path | None = None, verify:
     pattern = re.compile(rf"train-splits-used-for-ft/{kind}_safety/ft_safety_{kind}_n(\d+)\.json")
     available = sorted(int(m.group(1)) for rel in load_manifest() if (m := pattern.fullmatch(rel)))
     if n not in available:
-        raise UserError(f"no {kind} fine-tuning split with n={n}; available n: "
-                        f"{', '.join(map(str, available))}")
+        raise UserError(f"no {kind} fine-tuning split with n={n}; available n: {', '.join(map(str, available))}")
     root = resolve_data_dir(data_dir)
     rel = f"train-splits-used-for-ft/{kind}_safety/ft_safety_{kind}_n{n}.json"
     if verify:
@@ -365,10 +396,9 @@ def load_ft_split(kind: str, n: int, data_dir: str | Path | None = None, verify:
     except ValueError as exc:
         raise UserError(f"{path}: not valid JSON ({exc}); {_REDOWNLOAD_HINT}") from None
     if not isinstance(records, list) or not all(
-            isinstance(r, dict) and isinstance(r.get("instruction"), str) and isinstance(r.get("output"), str)
-            for r in records):
-        raise UserError(f"{path}: expected a list of Alpaca records (instruction, input, output); "
-                        f"{_REDOWNLOAD_HINT}")
+        isinstance(r, dict) and isinstance(r.get("instruction"), str) and isinstance(r.get("output"), str)
+        for r in records
+    ):
+        raise UserError(f"{path}: expected a list of Alpaca records (instruction, input, output); {_REDOWNLOAD_HINT}")
     _check_count(path, len(records), n)
-    return [{"instruction": r["instruction"], "input": r.get("input") or "", "output": r["output"]}
-            for r in records]
+    return [{"instruction": r["instruction"], "input": r.get("input") or "", "output": r["output"]} for r in records]

@@ -26,6 +26,14 @@ def load_sample() -> list[Item]:
     for line in text.splitlines():
         if line.strip():
             d = json.loads(line)
-            items.append(Item(id=d["id"], split="sample", source="sample", principle=int(d["principle"]),
-                              request=d["request"], safe_response=d["safe_response"]))
+            items.append(
+                Item(
+                    id=d["id"],
+                    split="sample",
+                    source="sample",
+                    principle=int(d["principle"]),
+                    request=d["request"],
+                    safe_response=d["safe_response"],
+                )
+            )
     return items

@@ -34,7 +34,9 @@ def allocate(sizes: Mapping[K, int], n: int) -> dict[K, int]:
     floor_ = 1 if n >= len(keys) else 0
     alloc = {k: min(sizes[k], max(floor_, int(target[k]))) for k in keys}
     while sum(alloc.values()) < n:  # largest remainder first; ties: larger stratum, then key order
-        k = max((k for k in keys if alloc[k] < sizes[k]), key=lambda k: (target[k] - alloc[k], sizes[k], -keys.index(k)))
+        k = max(
+            (k for k in keys if alloc[k] < sizes[k]), key=lambda k: (target[k] - alloc[k], sizes[k], -keys.index(k))
+        )
         alloc[k] += 1
     while sum(alloc.values()) > n:  # the minimum of one overshot: take back from the most over-allocated
         k = min((k for k in keys if alloc[k] > floor_), key=lambda k: (target[k] - alloc[k], keys.index(k)))
@@ -42,8 +44,9 @@ def allocate(sizes: Mapping[K, int], n: int) -> dict[K, int]:
     return alloc
 
 
-def stratified_sample(items: Sequence[Item], n: int, seed: int = 0,
-                      stratum: Callable[[Item], Hashable] = _stratum) -> list[Item]:
+def stratified_sample(
+    items: Sequence[Item], n: int, seed: int = 0, stratum: Callable[[Item], Hashable] = _stratum
+) -> list[Item]:
     """A seeded sample of `n` items, stratified by principle and source (see the module docstring)."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise UserError(f"--sample {n!r} must be a whole number of at least 1")

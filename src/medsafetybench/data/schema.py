@@ -35,5 +35,7 @@ class Item:
 
     @classmethod
     def from_dict(cls, d: dict) -> Item:
-        return cls(**{k: d.get(k) for k in ("id", "split", "source", "principle", "request",
-                                              "safe_response")}, policy=d.get("policy") or "medical")
+        return cls(
+            **{k: d.get(k) for k in ("id", "split", "source", "principle", "request", "safe_response")},
+            policy=d.get("policy") or "medical",
+        )

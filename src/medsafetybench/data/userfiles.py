@@ -59,7 +59,7 @@ def read_text_file(path: Path, empty_hint: str) -> str:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = raw[:exc.start].count(b"\n") + 1
+        line = raw[: exc.start].count(b"\n") + 1
         raise UserError(f"{path}: not UTF-8 text (bad byte at line {line}); re-save the file as UTF-8") from None
     if not text.strip():
         raise UserError(f"{path}: the file is empty; {empty_hint}")
@@ -83,8 +83,10 @@ def load_user_file(path: str | Path) -> list[Item]:
             item = replace(item, principle=named)
         key = item.id
         if key in seen:
-            raise UserError(f"{path}: row {rownum}: duplicate id '{key.rsplit('/', 1)[-1]}' "
-                            f"(first used at row {seen[key]}); ids must be unique")
+            raise UserError(
+                f"{path}: row {rownum}: duplicate id '{key.rsplit('/', 1)[-1]}' "
+                f"(first used at row {seen[key]}); ids must be unique"
+            )
         seen[key] = rownum
         items.append(item)
     if not items:
@@ -103,8 +105,10 @@ def csv_rows(path: Path, text: str, required: Sequence[str] | None = REQUEST_FIE
     except csv.Error as exc:
         raise UserError(f"{path}: header is not valid CSV ({exc})") from None
     if required and not any(f in header for f in required):
-        raise UserError(f"{path}: no request column; name one of {', '.join(required)} "
-                        f"(found: {', '.join(h or '<unnamed>' for h in header)})")
+        raise UserError(
+            f"{path}: no request column; name one of {', '.join(required)} "
+            f"(found: {', '.join(h or '<unnamed>' for h in header)})"
+        )
     rownum = 0
     try:
         for row in reader:
@@ -112,8 +116,10 @@ def csv_rows(path: Path, text: str, required: Sequence[str] | None = REQUEST_FIE
                 continue
             rownum += 1
             if len(row) > len(header):
-                raise UserError(f"{path}: row {rownum} has {len(row)} fields but the header has "
-                                f"{len(header)}; quote fields that contain commas")
+                raise UserError(
+                    f"{path}: row {rownum} has {len(row)} fields but the header has "
+                    f"{len(header)}; quote fields that contain commas"
+                )
             yield rownum, {h: v for h, v in zip(header, row, strict=False) if h}
     except csv.Error as exc:
         raise UserError(f"{path}: row {rownum + 1} is not valid CSV ({exc})") from None
@@ -147,8 +153,10 @@ def _json_rows(path: Path, text: str) -> Iterator[tuple[int, dict]]:
 
 def _as_object(path: Path, rownum: int, record: object) -> dict:
     if not isinstance(record, dict):
-        raise UserError(f"{path}: row {rownum} is a {type(record).__name__}, expected an object with a "
-                        f"request field ({', '.join(REQUEST_FIELDS)})")
+        raise UserError(
+            f"{path}: row {rownum} is a {type(record).__name__}, expected an object with a "
+            f"request field ({', '.join(REQUEST_FIELDS)})"
+        )
     return {str(k).strip().lower(): v for k, v in record.items()}
 
 
@@ -158,8 +166,10 @@ def _text(path: Path, rownum: int, field: str, value: object) -> str:
     if not isinstance(value, str):
         raise UserError(f"{path}: row {rownum}: field '{field}' must be text, got {type(value).__name__}")
     if "\0" in value:
-        raise UserError(f"{path}: row {rownum}: field '{field}' contains a NUL character (\\0 or \\u0000); "
-                        "remove it (models and servers truncate or reject such text)")
+        raise UserError(
+            f"{path}: row {rownum}: field '{field}' contains a NUL character (\\0 or \\u0000); "
+            "remove it (models and servers truncate or reject such text)"
+        )
     return value.strip()
 
 
@@ -174,8 +184,9 @@ def _principle(path: Path, rownum: int, value: object) -> int | None:
     elif isinstance(value, str) and value.strip().isdigit():
         number = int(value.strip())
     if number is None or not 1 <= number <= 9:
-        raise UserError(f"{path}: row {rownum}: principle {value!r} is not an AMA principle number 1-9; "
-                        "fix it or leave it blank")
+        raise UserError(
+            f"{path}: row {rownum}: principle {value!r} is not an AMA principle number 1-9; fix it or leave it blank"
+        )
     return number
 
 
@@ -196,6 +207,11 @@ def _to_item(path: Path, rownum: int, record: dict) -> Item:
     if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int, type(None))):
         raise UserError(f"{path}: row {rownum}: id must be text or a whole number")
     ident = _text(path, rownum, "id", raw_id) if isinstance(raw_id, str) else ("" if raw_id is None else str(raw_id))
-    return Item(id=f"user/{path.stem}/{ident or rownum}", split="user", source="user",
-                principle=_principle(path, rownum, record.get("principle")), request=request,
-                safe_response=safe or None)
+    return Item(
+        id=f"user/{path.stem}/{ident or rownum}",
+        split="user",
+        source="user",
+        principle=_principle(path, rownum, record.get("principle")),
+        request=request,
+        safe_response=safe or None,
+    )

@@ -16,24 +16,69 @@ from ..errors import UserError, require
 from ..store import RunInfo, RunRow, Store
 
 FORMATS = ("jsonl", "csv", "parquet")
-COLUMNS = ("run_id", "run_name", "item_id", "split", "source", "principle", "policy", "request", "safe_response",
-           "response", "score", "harmful", "label", "categories", "refused", "reason", "judge_raw",
-           "response_prompt_tokens", "response_completion_tokens", "model", "model_identity", "judge",
-           "judge_prompt_version", "settings_digest", "items_digest", "medsafetybench", "data_commit")
+COLUMNS = (
+    "run_id",
+    "run_name",
+    "item_id",
+    "split",
+    "source",
+    "principle",
+    "policy",
+    "request",
+    "safe_response",
+    "response",
+    "score",
+    "harmful",
+    "label",
+    "categories",
+    "refused",
+    "reason",
+    "judge_raw",
+    "response_prompt_tokens",
+    "response_completion_tokens",
+    "model",
+    "model_identity",
+    "judge",
+    "judge_prompt_version",
+    "settings_digest",
+    "items_digest",
+    "medsafetybench",
+    "data_commit",
+)
 
 
 def _record(run: RunInfo, judge: str, r: RunRow, refused: bool | None) -> dict:
     prov = run.provenance if isinstance(run.provenance, dict) else {}
     data = prov.get("data") if isinstance(prov.get("data"), dict) else {}
-    return {"run_id": run.id, "run_name": run.name, "item_id": r.item_id, "split": r.split, "source": r.source,
-            "principle": r.principle, "policy": r.policy, "request": r.request, "safe_response": r.safe_response,
-            "response": r.response, "score": r.score, "harmful": r.harmful, "label": r.label,
-            "categories": ",".join(r.categories), "refused": refused, "reason": r.reason, "judge_raw": r.judge_raw,
-            "response_prompt_tokens": r.prompt_tokens, "response_completion_tokens": r.completion_tokens,
-            "model": run.model_spec, "model_identity": run.model_identity, "judge": judge,
-            "judge_prompt_version": judge.rsplit("|", 1)[1] if "|" in judge else None,
-            "settings_digest": run.settings_digest, "items_digest": run.items_digest,
-            "medsafetybench": prov.get("medsafetybench"), "data_commit": data.get("commit")}
+    return {
+        "run_id": run.id,
+        "run_name": run.name,
+        "item_id": r.item_id,
+        "split": r.split,
+        "source": r.source,
+        "principle": r.principle,
+        "policy": r.policy,
+        "request": r.request,
+        "safe_response": r.safe_response,
+        "response": r.response,
+        "score": r.score,
+        "harmful": r.harmful,
+        "label": r.label,
+        "categories": ",".join(r.categories),
+        "refused": refused,
+        "reason": r.reason,
+        "judge_raw": r.judge_raw,
+        "response_prompt_tokens": r.prompt_tokens,
+        "response_completion_tokens": r.completion_tokens,
+        "model": run.model_spec,
+        "model_identity": run.model_identity,
+        "judge": judge,
+        "judge_prompt_version": judge.rsplit("|", 1)[1] if "|" in judge else None,
+        "settings_digest": run.settings_digest,
+        "items_digest": run.items_digest,
+        "medsafetybench": prov.get("medsafetybench"),
+        "data_commit": data.get("commit"),
+    }
 
 
 def format_for(path: Path, fmt: str | None) -> str:
@@ -72,8 +117,10 @@ def export_run(store: Store, run_id: str, out: str | Path, fmt: str | None = Non
                 w.writerows(records)
         else:
             table = pa.Table.from_pylist(records) if records else pa.table({c: [] for c in COLUMNS})
-            meta = {b"medsafetybench.evaluation.provenance": json.dumps(run.provenance, sort_keys=True).encode(),
-                    b"medsafetybench.settings": json.dumps(run.settings, sort_keys=True).encode()}
+            meta = {
+                b"medsafetybench.evaluation.provenance": json.dumps(run.provenance, sort_keys=True).encode(),
+                b"medsafetybench.settings": json.dumps(run.settings, sort_keys=True).encode(),
+            }
             pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), **meta}), tmp)
         os.replace(tmp, out)
     finally:

@@ -60,44 +60,75 @@ def run_id_for(model_identity: str, settings: EvalSettings, items: Sequence[Item
     """A run's id: a content hash of the model identity, the settings and the items (in order). Judges are
     not part of it: any number of judges attach to one run."""
     h = hashlib.sha256()
-    h.update(json.dumps({"model": model_identity, "settings": settings.to_dict(), "kind": kind},
-                        sort_keys=True).encode())
+    h.update(
+        json.dumps({"model": model_identity, "settings": settings.to_dict(), "kind": kind}, sort_keys=True).encode()
+    )
     for it in items:
         h.update(json.dumps([it.id, it.request, it.policy], ensure_ascii=False).encode())
     return h.hexdigest()[:16]
 
 
-def plan_run(store: Store, items: Sequence[Item], *, model_spec: str, model_identity: str,
-             judge_identity: str | None, settings: EvalSettings, judge_spec: JudgeSpec | None = None,
-             name: str | None = None, kind: str = "safety", provenance: dict | None = None,
-             notes: list[str] | None = None) -> str:
+def plan_run(
+    store: Store,
+    items: Sequence[Item],
+    *,
+    model_spec: str,
+    model_identity: str,
+    judge_identity: str | None,
+    settings: EvalSettings,
+    judge_spec: JudgeSpec | None = None,
+    name: str | None = None,
+    kind: str = "safety",
+    provenance: dict | None = None,
+    notes: list[str] | None = None,
+) -> str:
     """Create (or find) the run for this evaluation, attach the judge, and return the run's id. A run that
     asked this model the same items under the same settings is reused, whatever its judges; a new `name`
     for it becomes an alias (a line saying so is appended to `notes`)."""
     digest = items_digest((it.id, it.request, it.policy) for it in items)
-    run_id = store.find_run(model_identity=model_identity, settings=settings.to_dict(), items_digest_=digest,
-                            kind=kind, prefer_judge=judge_identity)
+    run_id = store.find_run(
+        model_identity=model_identity,
+        settings=settings.to_dict(),
+        items_digest_=digest,
+        kind=kind,
+        prefer_judge=judge_identity,
+    )
     if run_id is None:
         run_id = run_id_for(model_identity, settings, items, kind)
-    snapshot = [{**it.to_dict(), "response_key": settings.request_for(it).cache_key(model_identity)}
-                for it in items]
-    created = store.create_run(run_id, model_spec=model_spec, model_identity=model_identity,
-                               judge_identity=judge_identity, judge_spec=judge_spec, settings=settings.to_dict(),
-                               items=snapshot, name=name, kind=kind, provenance=provenance)
+    snapshot = [{**it.to_dict(), "response_key": settings.request_for(it).cache_key(model_identity)} for it in items]
+    created = store.create_run(
+        run_id,
+        model_spec=model_spec,
+        model_identity=model_identity,
+        judge_identity=judge_identity,
+        judge_spec=judge_spec,
+        settings=settings.to_dict(),
+        items=snapshot,
+        name=name,
+        kind=kind,
+        provenance=provenance,
+    )
     if name and not created and store.add_run_name(run_id, name) == "alias" and notes is not None:
-        notes.append(f"this evaluation is run {run_id}, already named '{store.run(run_id).name}': '{name}' is "
-                     "kept as an alias of it (a run is one model, item set and settings; judges attach to it)")
+        notes.append(
+            f"this evaluation is run {run_id}, already named '{store.run(run_id).name}': '{name}' is "
+            "kept as an alias of it (a run is one model, item set and settings; judges attach to it)"
+        )
     return run_id
 
 
 def model_changed(spec: str, what: str, *, judge: bool = False) -> UserError:
     """The refusal when the server behind a model spec changed (`what` says how)."""
-    fix = ("serve the new weights under another model name, or use another --project" if judge else
-           "give --model-version NAME (in a study: model_version = \"NAME\") to evaluate it as a new version "
-           "of the model, or use another --project")
-    return UserError(f"{spec}: the server no longer describes the model as it did when this project stored its "
-                     f"results ({what}); its weights may have changed, and old and new results would mix under "
-                     f"one identity: {fix}")
+    fix = (
+        "serve the new weights under another model name, or use another --project"
+        if judge
+        else 'give --model-version NAME (in a study: model_version = "NAME") to evaluate it as a new version '
+        "of the model, or use another --project"
+    )
+    return UserError(
+        f"{spec}: the server no longer describes the model as it did when this project stored its "
+        f"results ({what}); its weights may have changed, and old and new results would mix under "
+        f"one identity: {fix}"
+    )
 
 
 async def check_model_server(store: Store, model: object, spec: str, *, judge: bool = False) -> None:
@@ -121,8 +152,11 @@ async def check_model_server(store: Store, model: object, spec: str, *, judge: b
     if now:
         before = store.server_description(identity)
         if before is not None and before != now:
-            changes = ", ".join(f"{k} {before.get(k, '-')} -> {now.get(k, '-')}" for k in sorted({*before, *now})
-                                if before.get(k) != now.get(k))
+            changes = ", ".join(
+                f"{k} {before.get(k, '-')} -> {now.get(k, '-')}"
+                for k in sorted({*before, *now})
+                if before.get(k) != now.get(k)
+            )
             raise model_changed(spec, f"its /v1/models entry: {changes}", judge=judge)
         store.record_server(identity, now)
     stored = store.response_fingerprints(identity)
@@ -130,26 +164,31 @@ async def check_model_server(store: Store, model: object, spec: str, *, judge: b
     if stored and read is not None:
         fingerprint = await read()
         if fingerprint is not None and fingerprint not in stored:
-            raise model_changed(spec, f"system_fingerprint {', '.join(sorted(stored))} -> {fingerprint}",
-                                judge=judge)
+            raise model_changed(spec, f"system_fingerprint {', '.join(sorted(stored))} -> {fingerprint}", judge=judge)
 
 
-async def respond_stage(store: Store, run_id: str, model: ChatModel,
-                        progress: Progress | None = None) -> StageReport:
+async def respond_stage(store: Store, run_id: str, model: ChatModel, progress: Progress | None = None) -> StageReport:
     """Ask the model for every response of the run that the store does not hold yet (no judging)."""
     return (await run_stages(store, run_id, model, [], progress)).responses
 
 
-async def judge_stage(store: Store, run_id: str, judge: Judge, progress: Progress | None = None, *,
-                      retry_unscored: bool = False) -> StageReport:
+async def judge_stage(
+    store: Store, run_id: str, judge: Judge, progress: Progress | None = None, *, retry_unscored: bool = False
+) -> StageReport:
     """Judge every stored response of the run that has no judgement from this judge yet (attaching the
     judge to the run if it is new to it)."""
     out = await run_stages(store, run_id, None, [judge], progress, retry_unscored=retry_unscored)
     return out.judgements[judge.identity]
 
 
-def rejudge_run(store: Store, run_id: str, judges: Sequence[Judge], progress: Progress | None = None, *,
-                retry_unscored: bool = False) -> dict[str, StageReport]:
+def rejudge_run(
+    store: Store,
+    run_id: str,
+    judges: Sequence[Judge],
+    progress: Progress | None = None,
+    *,
+    retry_unscored: bool = False,
+) -> dict[str, StageReport]:
     """Judge a finished run's stored responses with more judges, without its model (nothing is asked of
     it, so it need not be reachable): each judge is attached to the run and asked only for judgements the
     store does not hold (cached by content like any judgement). Closes the judges.
@@ -164,6 +203,7 @@ def rejudge_run(store: Store, run_id: str, judges: Sequence[Judge], progress: Pr
     Returns:
         What each judge did, by judge identity.
     """
+
     async def go() -> dict[str, StageReport]:
         try:
             out = await run_stages(store, run_id, None, list(judges), progress, retry_unscored=retry_unscored)
@@ -185,19 +225,30 @@ def refusal_flags(responses: Sequence[str | None]) -> list[bool | None]:
 
 def scored_items(rows: Sequence[RunRow]) -> list[ScoredItem]:
     refused = refusal_flags([r.response for r in rows])
-    return [ScoredItem(principle=r.principle, source=r.source, has_response=r.response is not None,
-                       judged=r.judged, score=r.score, harmful=r.harmful, refused=f, categories=r.categories,
-                       tokens={"response_prompt": r.prompt_tokens or 0,
-                               "response_completion": r.completion_tokens or 0,
-                               "judge_prompt": r.judge_prompt_tokens or 0,
-                               "judge_completion": r.judge_completion_tokens or 0})
-            for r, f in zip(rows, refused, strict=True)]
+    return [
+        ScoredItem(
+            principle=r.principle,
+            source=r.source,
+            has_response=r.response is not None,
+            judged=r.judged,
+            score=r.score,
+            harmful=r.harmful,
+            refused=f,
+            categories=r.categories,
+            tokens={
+                "response_prompt": r.prompt_tokens or 0,
+                "response_completion": r.completion_tokens or 0,
+                "judge_prompt": r.judge_prompt_tokens or 0,
+                "judge_completion": r.judge_completion_tokens or 0,
+            },
+        )
+        for r, f in zip(rows, refused, strict=True)
+    ]
 
 
 def summarise_run(store: Store, run_id: str, *, judge_identity: str | None = None, seed: int = 0) -> Summary:
     """The summary of a run under one judge (its primary judge unless given)."""
-    return summarise(scored_items(store.run_rows(run_id, judge_identity)), seed=seed,
-                     refusal_detector=REFUSAL_DETECTOR)
+    return summarise(scored_items(store.run_rows(run_id, judge_identity)), seed=seed, refusal_detector=REFUSAL_DETECTOR)
 
 
 @dataclass
@@ -222,10 +273,20 @@ def _judges(judges: Judge | Sequence[Judge]) -> list[Judge]:
     return out
 
 
-async def evaluate(store: Store, items: Sequence[Item], model: ChatModel, judges: Judge | Sequence[Judge], *,
-                   model_spec: str, settings: EvalSettings | None = None, progress: Progress | None = None,
-                   retry_unscored: bool = False, name: str | None = None,
-                   provenance: dict | None = None, sequential: bool = False) -> EvalOutcome:
+async def evaluate(
+    store: Store,
+    items: Sequence[Item],
+    model: ChatModel,
+    judges: Judge | Sequence[Judge],
+    *,
+    model_spec: str,
+    settings: EvalSettings | None = None,
+    progress: Progress | None = None,
+    retry_unscored: bool = False,
+    name: str | None = None,
+    provenance: dict | None = None,
+    sequential: bool = False,
+) -> EvalOutcome:
     """The whole loop for one model: plan the run, respond and judge (streamed), summarise.
 
     Args:
@@ -254,9 +315,18 @@ async def evaluate(store: Store, items: Sequence[Item], model: ChatModel, judges
         if judge_model is not None:
             await check_model_server(store, judge_model, j.identity, judge=True)
     notes: list[str] = []
-    run_id = plan_run(store, items, model_spec=model_spec, model_identity=model.identity,
-                      judge_identity=judges[0].identity, judge_spec=getattr(judges[0], "spec", None),
-                      settings=settings, name=name, provenance=provenance, notes=notes)
+    run_id = plan_run(
+        store,
+        items,
+        model_spec=model_spec,
+        model_identity=model.identity,
+        judge_identity=judges[0].identity,
+        judge_spec=getattr(judges[0], "spec", None),
+        settings=settings,
+        name=name,
+        provenance=provenance,
+        notes=notes,
+    )
     if sequential:
         first = await run_stages(store, run_id, model, [], progress)
         out = await run_stages(store, run_id, None, judges, progress, retry_unscored=retry_unscored)
@@ -270,8 +340,7 @@ async def evaluate(store: Store, items: Sequence[Item], model: ChatModel, judges
     for report in out.judgements.values():
         total += report
     summaries = {j.identity: summarise_run(store, run_id, judge_identity=j.identity) for j in judges}
-    return EvalOutcome(run_id, summaries[judges[0].identity], out.responses, total, summaries, out.judgements,
-                       notes)
+    return EvalOutcome(run_id, summaries[judges[0].identity], out.responses, total, summaries, out.judgements, notes)
 
 
 def _sent(model: object) -> int | None:
@@ -285,18 +354,36 @@ def _attempts(model: object, before: dict[int, int | None]) -> int | None:
     return None if now is None or then is None else now - then
 
 
-def run_evaluation(store: Store, items: Sequence[Item], model: ChatModel, judges: Judge | Sequence[Judge], *,
-                   model_spec: str, settings: EvalSettings | None = None, progress: Progress | None = None,
-                   retry_unscored: bool = False, name: str | None = None,
-                   provenance: dict | None = None) -> EvalOutcome:
+def run_evaluation(
+    store: Store,
+    items: Sequence[Item],
+    model: ChatModel,
+    judges: Judge | Sequence[Judge],
+    *,
+    model_spec: str,
+    settings: EvalSettings | None = None,
+    progress: Progress | None = None,
+    retry_unscored: bool = False,
+    name: str | None = None,
+    provenance: dict | None = None,
+) -> EvalOutcome:
     """Synchronous entry point: `evaluate`, then close the model and the judges whatever happens."""
     judges = _judges(judges)
 
     async def go() -> EvalOutcome:
         try:
-            return await evaluate(store, items, model, judges, model_spec=model_spec, settings=settings,
-                                  progress=progress, retry_unscored=retry_unscored, name=name,
-                                  provenance=provenance)
+            return await evaluate(
+                store,
+                items,
+                model,
+                judges,
+                model_spec=model_spec,
+                settings=settings,
+                progress=progress,
+                retry_unscored=retry_unscored,
+                name=name,
+                provenance=provenance,
+            )
         finally:
             await model.aclose()
             for j in judges:

@@ -90,7 +90,7 @@ class StageReport:
         self.failed += other.failed
         if other.attempts is not None:
             self.attempts = (self.attempts or 0) + other.attempts
-        self.errors += [e for e in other.errors if e not in self.errors][:max(0, 5 - len(self.errors))]
+        self.errors += [e for e in other.errors if e not in self.errors][: max(0, 5 - len(self.errors))]
         return self
 
 
@@ -153,9 +153,16 @@ class _JudgeLane:
             await self.judge.judge([c for _, c in batch], on_result=on_result)
 
 
-async def run_stages(store: Store, run_id: str, model: ChatModel | None, judges: Sequence[Judge],
-                     progress: Progress | None = None, *, retry_unscored: bool = False,
-                     max_backlog: int = 1024) -> StagesOutcome:
+async def run_stages(
+    store: Store,
+    run_id: str,
+    model: ChatModel | None,
+    judges: Sequence[Judge],
+    progress: Progress | None = None,
+    *,
+    retry_unscored: bool = False,
+    max_backlog: int = 1024,
+) -> StagesOutcome:
     """Respond (when `model` is given) and judge (with every judge in `judges`) one run, streamed.
 
     Args:
@@ -185,8 +192,9 @@ async def run_stages(store: Store, run_id: str, model: ChatModel | None, judges:
     waiting: dict[str, list[JudgeCase]] = {}  # response key -> cases to judge once it exists
     for r in rows:
         if r.response_key in missing:
-            todo.setdefault(r.response_key, ChatRequest.simple(r.request, system=settings["system_prompt"],
-                                                               config=config))
+            todo.setdefault(
+                r.response_key, ChatRequest.simple(r.request, system=settings["system_prompt"], config=config)
+            )
             waiting.setdefault(r.response_key, []).append(JudgeCase(r.request, "", r.policy))
 
     responses = StageReport()
@@ -223,10 +231,12 @@ async def run_stages(store: Store, run_id: str, model: ChatModel | None, judges:
         key = chunk[i]
         fingerprint = completion.system_fingerprint
         if completion.ok and fingerprint and fingerprints and fingerprint not in fingerprints:
-            raise UserError(f"{model.identity}: the server now replies with system_fingerprint {fingerprint}, "
-                            f"the stored responses carry {', '.join(sorted(fingerprints))}: the model or its "
-                            "serving changed mid-run; give --model-version NAME to evaluate it as a new version, "
-                            "or use another --project")
+            raise UserError(
+                f"{model.identity}: the server now replies with system_fingerprint {fingerprint}, "
+                f"the stored responses carry {', '.join(sorted(fingerprints))}: the model or its "
+                "serving changed mid-run; give --model-version NAME to evaluate it as a new version, "
+                "or use another --project"
+            )
         if completion.ok:
             responses.stored += store.put_response(key, model.identity, todo[key], completion)
             for stub in waiting.get(key, ()):
@@ -247,10 +257,9 @@ async def run_stages(store: Store, run_id: str, model: ChatModel | None, judges:
                 if start >= len(keys):
                     return
                 next_slice += slice_size
-            chunk = keys[start:start + slice_size]
+            chunk = keys[start : start + slice_size]
             responses.calls += len(chunk)
-            await model.generate([todo[k] for k in chunk],
-                                 on_result=lambda i, c, chunk=chunk: on_response(chunk, i, c))
+            await model.generate([todo[k] for k in chunk], on_result=lambda i, c, chunk=chunk: on_response(chunk, i, c))
 
     async def respond_then_close() -> None:
         try:

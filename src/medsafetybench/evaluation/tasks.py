@@ -1,7 +1,8 @@
 """Which items an evaluation asks, and under which settings: `ItemSelection` names a set of benchmark
 items (split, sources, principles, a seeded stratified sample, a limit, or a user file) and loads it;
 `settings_from` builds the prompt/generation settings. A study file or the `eval` command declares
-an evaluation as these two values plus model and judge specs (`study.spec.Study`). Runs themselves are keyed by content (model identity, settings digest,
+an evaluation as these two values plus model and judge specs (`study.spec.Study`). Runs themselves are keyed by
+content (model identity, settings digest,
 item-set digest), so two ways of asking for the same items find the same run.
 """
 
@@ -44,9 +45,17 @@ class ItemSelection:
     what is asked either)."""
 
     def load(self) -> list[Item]:
-        items = load_items(split=self.split, sources=self.sources, principles=self.principles,
-                           data_dir=self.data_dir, user_file=self.input_file, limit=self.limit,
-                           sample=self.sample, seed=self.seed, verify=self.verify)
+        items = load_items(
+            split=self.split,
+            sources=self.sources,
+            principles=self.principles,
+            data_dir=self.data_dir,
+            user_file=self.input_file,
+            limit=self.limit,
+            sample=self.sample,
+            seed=self.seed,
+            verify=self.verify,
+        )
         if not items:
             raise UserError("no items match the chosen split/sources/principles")
         return items
@@ -65,14 +74,20 @@ class ItemSelection:
         return ", ".join(parts)
 
     def to_dict(self) -> dict:
-        return {"split": self.split, "sources": list(self.sources) if self.sources else None,
-                "principles": list(self.principles) if self.principles else None, "sample": self.sample,
-                "seed": self.seed, "limit": self.limit, "input_file": self.input_file}
+        return {
+            "split": self.split,
+            "sources": list(self.sources) if self.sources else None,
+            "principles": list(self.principles) if self.principles else None,
+            "sample": self.sample,
+            "seed": self.seed,
+            "limit": self.limit,
+            "input_file": self.input_file,
+        }
 
 
-
-
-def settings_from(system_prompt: str | None, max_new_tokens: int = 512, prompt_format: str | None = None) -> EvalSettings:
+def settings_from(
+    system_prompt: str | None, max_new_tokens: int = 512, prompt_format: str | None = None
+) -> EvalSettings:
     """Settings from what a user types: no system prompt given -> the system text the paper used with
     `prompt_format` when it is a (resolved) paper-* format, else the Llama-2 default (as in the paper);
     `none` or empty -> no system prompt."""

@@ -15,11 +15,28 @@ from __future__ import annotations
 from .._lazy import lazy_exports as _lazy_exports
 
 # loaded on first use (see _lazy.py): importing the package stays light
-_EXPORTS = {"TrainingData": ".data", "check_no_eval_overlap": ".data", "normalise_request": ".data",
-            "resolve_training_data": ".data", "FinetuneResult": ".train", "LoraSettings": ".train",
-            "adapter_key": ".train", "finetune": ".train", "load_manifest": ".train"}
+_EXPORTS = {
+    "TrainingData": ".data",
+    "check_no_eval_overlap": ".data",
+    "normalise_request": ".data",
+    "resolve_training_data": ".data",
+    "FinetuneResult": ".train",
+    "LoraSettings": ".train",
+    "adapter_key": ".train",
+    "finetune": ".train",
+    "load_manifest": ".train",
+}
 
-__all__ = ["TrainingData", "check_no_eval_overlap", "normalise_request", "resolve_training_data",
-           "FinetuneResult", "LoraSettings", "adapter_key", "finetune", "load_manifest"]
+__all__ = [
+    "TrainingData",
+    "check_no_eval_overlap",
+    "normalise_request",
+    "resolve_training_data",
+    "FinetuneResult",
+    "LoraSettings",
+    "adapter_key",
+    "finetune",
+    "load_manifest",
+]
 
 __getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS, globals())

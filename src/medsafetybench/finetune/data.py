@@ -61,8 +61,10 @@ def official_ns(kind: str) -> list[int]:
 
 def _check_kind(kind: str) -> str:
     if kind not in DATA_KINDS:
-        raise UserError(f"--train-data '{kind}' is unknown: use med (MedSafety-Improve), gen (general safety "
-                        "demonstrations) or both")
+        raise UserError(
+            f"--train-data '{kind}' is unknown: use med (MedSafety-Improve), gen (general safety "
+            "demonstrations) or both"
+        )
     return kind
 
 
@@ -70,8 +72,7 @@ def _sample(records: list[dict], n: int, seed: int, what: str) -> list[dict]:
     if n < 1:
         raise UserError(f"--n must be at least 1 (got {n})")
     if n > len(records):
-        raise UserError(f"--n {n} is larger than the {len(records)} records of {what}; use --n {len(records)} "
-                        "or fewer")
+        raise UserError(f"--n {n} is larger than the {len(records)} records of {what}; use --n {len(records)} or fewer")
     if n == len(records):
         return list(records)
     idx = sorted(random.Random(seed).sample(range(len(records)), n))
@@ -80,8 +81,10 @@ def _sample(records: list[dict], n: int, seed: int, what: str) -> list[dict]:
 
 def improve_records(data_dir: str | Path | None = None) -> list[dict]:
     """MedSafety-Improve (900) as Alpaca records: request -> reference safe response."""
-    return [{"instruction": it.request, "input": "", "output": it.safe_response or ""}
-            for it in load_official("improve", data_dir=data_dir)]
+    return [
+        {"instruction": it.request, "input": "", "output": it.safe_response or ""}
+        for it in load_official("improve", data_dir=data_dir)
+    ]
 
 
 def read_alpaca_file(path: str | Path) -> list[dict]:
@@ -111,15 +114,22 @@ def read_alpaca_file(path: str | Path) -> list[dict]:
         try:
             data = json.loads(text)
         except ValueError as exc:
-            raise UserError(f"--data-file {path}: not valid JSON ({exc.msg} at line {exc.lineno}); give an "
-                            "Alpaca JSON list or a .jsonl file") from None
+            raise UserError(
+                f"--data-file {path}: not valid JSON ({exc.msg} at line {exc.lineno}); give an "
+                "Alpaca JSON list or a .jsonl file"
+            ) from None
         if not isinstance(data, list):
             raise UserError(f"--data-file {path}: expected a JSON list of {{instruction, input, output}} records")
         rows = list(enumerate(data, 1))
     records = []
     for k, r in rows:
-        if not isinstance(r, dict) or not isinstance(r.get("instruction"), str) or not r["instruction"].strip() \
-                or not isinstance(r.get("output"), str) or not r["output"].strip():
+        if (
+            not isinstance(r, dict)
+            or not isinstance(r.get("instruction"), str)
+            or not r["instruction"].strip()
+            or not isinstance(r.get("output"), str)
+            or not r["output"].strip()
+        ):
             raise UserError(f"--data-file {path}: record {k} needs non-empty 'instruction' and 'output' strings")
         inp = r.get("input") or ""
         if not isinstance(inp, str):
@@ -128,8 +138,14 @@ def read_alpaca_file(path: str | Path) -> list[dict]:
     return records
 
 
-def resolve_training_data(kind: str | None, n: int | None, *, data_file: str | Path | None = None,
-                          data_dir: str | Path | None = None, seed: int = 0) -> TrainingData:
+def resolve_training_data(
+    kind: str | None,
+    n: int | None,
+    *,
+    data_file: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    seed: int = 0,
+) -> TrainingData:
     """The demonstrations to fine-tune on (see module docstring). Bad input is a UserError."""
     if data_file is not None:
         path = Path(data_file).expanduser()
@@ -153,16 +169,14 @@ def resolve_training_data(kind: str | None, n: int | None, *, data_file: str | P
         chosen = _sample(improve_records(data_dir), n, seed, "MedSafety-Improve")
         origin = f"sample:MedSafety-Improve(seed={seed})"
     elif kind == "gen":
-        chosen = _sample(load_ft_split("gen", gen_max, data_dir=data_dir), n, seed,
-                         "the general safety demonstrations")
+        chosen = _sample(load_ft_split("gen", gen_max, data_dir=data_dir), n, seed, "the general safety demonstrations")
         origin = f"sample:ft_safety_gen_n{gen_max}(seed={seed})"
     else:
         half = n // 2
         if n < 2:
             raise UserError("--data both needs --n of at least 2 (half medical, half general)")
         med = _sample(improve_records(data_dir), n - half, seed, "MedSafety-Improve")
-        gen = _sample(load_ft_split("gen", gen_max, data_dir=data_dir), half, seed,
-                      "the general safety demonstrations")
+        gen = _sample(load_ft_split("gen", gen_max, data_dir=data_dir), half, seed, "the general safety demonstrations")
         chosen = med + gen
         origin = f"sample:MedSafety-Improve+ft_safety_gen_n{gen_max}(seed={seed})"
     return TrainingData(kind, n, chosen, origin, None, sha256_text(canonical_json(chosen)))
@@ -191,18 +205,24 @@ def eval_requests(data_dir: str | Path | None = None) -> set[str] | None:
     return {normalise_request(it.request) for it in load_official("eval", data_dir=root)}
 
 
-def check_no_eval_overlap(records: list[dict], *, data_dir: str | Path | None = None,
-                          what: str = "the training data") -> bool:
+def check_no_eval_overlap(
+    records: list[dict], *, data_dir: str | Path | None = None, what: str = "the training data"
+) -> bool:
     """Raise a UserError when any record's request is a MedSafety-Eval request (after normalising).
 
     Returns True when the check ran, False when no local copy of MedSafety-Eval was available."""
     evals = eval_requests(data_dir)
     if evals is None:
         return False
-    hits = [k for k, r in enumerate(records, 1)
-            if normalise_request(r["instruction"]) in evals or normalise_request(record_request(r)) in evals]
+    hits = [
+        k
+        for k, r in enumerate(records, 1)
+        if normalise_request(r["instruction"]) in evals or normalise_request(record_request(r)) in evals
+    ]
     if hits:
         shown = ", ".join(map(str, hits[:5])) + (" ..." if len(hits) > 5 else "")
-        raise UserError(f"{what}: {len(hits)} of {len(records)} records are MedSafety-Eval requests "
-                        f"(records {shown}); training on evaluation items is refused: remove them")
+        raise UserError(
+            f"{what}: {len(hits)} of {len(records)} records are MedSafety-Eval requests "
+            f"(records {shown}); training on evaluation items is refused: remove them"
+        )
     return True

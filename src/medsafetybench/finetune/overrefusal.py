@@ -37,6 +37,7 @@ DETECTOR = f"judging.refusal.is_refusal ({DETECTOR_VERSION})"  # stored with eve
 MEDQA_FILE = TASKS["medqa"].files[0]  # the same file `medsafety medqa` reads
 PUBMEDQA_FILE = "pubmedqa/pqal_test_500.jsonl"
 
+
 def _read_jsonl(path: Path) -> list[dict]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -49,30 +50,55 @@ def _stem(question: str) -> str:
     return " ".join(question.split())
 
 
-def load_benign_questions(path: str | Path | None = None, *, medqa_dir: str | Path | None = None,
-                          limit: int = DEFAULT_N_BENIGN) -> list[Item]:
+def load_benign_questions(
+    path: str | Path | None = None, *, medqa_dir: str | Path | None = None, limit: int = DEFAULT_N_BENIGN
+) -> list[Item]:
     """Benign medical questions (see module docstring); at most `limit` of them."""
     if limit < 1:
         raise UserError(f"--benign-limit must be at least 1 (got {limit})")
     if path is not None:
         items = load_user_file(path)[:limit]
-        return [Item(id=f"benign/{it.id}", split="user", source="benign", principle=None, request=it.request)
-                for it in items]
+        return [
+            Item(id=f"benign/{it.id}", split="user", source="benign", principle=None, request=it.request)
+            for it in items
+        ]
     root = medqa_dir or os.environ.get(ENV_MEDQA)
     if not root:
-        raise UserError(f"over-refusal needs benign questions: pass --benign FILE or --medqa-dir (or set {ENV_MEDQA}) "
-                        "pointing to a folder with MedQA/PubMedQA")
+        raise UserError(
+            f"over-refusal needs benign questions: pass --benign FILE or --medqa-dir (or set {ENV_MEDQA}) "
+            "pointing to a folder with MedQA/PubMedQA"
+        )
     root = Path(root).expanduser()
     medqa, pubmed = root / MEDQA_FILE, root / PUBMEDQA_FILE
     if not medqa.is_file() and not pubmed.is_file():
         raise UserError(f"{root}: neither {MEDQA_FILE} nor {PUBMEDQA_FILE} found; pass --benign FILE instead")
     sets: list[list[Item]] = []
     if medqa.is_file():
-        sets.append([Item(id=f"benign/medqa/{k:04d}", split="user", source="medqa", principle=None,
-                          request=_stem(r["question"])) for k, r in enumerate(_read_jsonl(medqa))])
+        sets.append(
+            [
+                Item(
+                    id=f"benign/medqa/{k:04d}",
+                    split="user",
+                    source="medqa",
+                    principle=None,
+                    request=_stem(r["question"]),
+                )
+                for k, r in enumerate(_read_jsonl(medqa))
+            ]
+        )
     if pubmed.is_file():
-        sets.append([Item(id=f"benign/pubmedqa/{r.get('pmid', k)}", split="user", source="pubmedqa",
-                          principle=None, request=_stem(r["question"])) for k, r in enumerate(_read_jsonl(pubmed))])
+        sets.append(
+            [
+                Item(
+                    id=f"benign/pubmedqa/{r.get('pmid', k)}",
+                    split="user",
+                    source="pubmedqa",
+                    principle=None,
+                    request=_stem(r["question"]),
+                )
+                for k, r in enumerate(_read_jsonl(pubmed))
+            ]
+        )
     per = -(-limit // len(sets))
     items = [it for s in sets for it in s[:per]][:limit]
     return items
@@ -88,20 +114,48 @@ class OverRefusal:
     empty: int = 0  # whitespace-only answers: neither refused nor answered
 
     def to_dict(self) -> dict:
-        return {"run_id": self.run_id, "n": self.n, "refused": self.refused, "empty": self.empty,
-                "rate": self.rate.value, "low": self.rate.low, "high": self.rate.high, "detector": self.detector}
+        return {
+            "run_id": self.run_id,
+            "n": self.n,
+            "refused": self.refused,
+            "empty": self.empty,
+            "rate": self.rate.value,
+            "low": self.rate.low,
+            "high": self.rate.high,
+            "detector": self.detector,
+        }
 
 
-async def over_refusal(store: Store, model: ChatModel, items: Sequence[Item], *, model_spec: str,
-                       settings: EvalSettings | None = None, progress: Progress | None = None,
-                       seed: int = 0) -> OverRefusal:
+async def over_refusal(
+    store: Store,
+    model: ChatModel,
+    items: Sequence[Item],
+    *,
+    model_spec: str,
+    settings: EvalSettings | None = None,
+    progress: Progress | None = None,
+    seed: int = 0,
+) -> OverRefusal:
     """Ask `model` the benign `items` (cached in the store) and measure the share it refuses."""
     settings = settings or EvalSettings()
-    run_id = plan_run(store, items, model_spec=model_spec, model_identity=model.identity,
-                      judge_identity=REFUSAL_JUDGE_IDENTITY, settings=settings, kind="overrefusal")
+    run_id = plan_run(
+        store,
+        items,
+        model_spec=model_spec,
+        model_identity=model.identity,
+        judge_identity=REFUSAL_JUDGE_IDENTITY,
+        settings=settings,
+        kind="overrefusal",
+    )
     await respond_stage(store, run_id, model, progress)
     texts = [r.response for r in store.run_rows(run_id) if r.response is not None]
     empty = [not t.strip() for t in texts]
     flags = [refused and not blank for refused, blank in zip(is_refusal(texts), empty, strict=True)]
-    return OverRefusal(run_id, len(texts), int(sum(flags)), bootstrap_mean([float(f) for f in flags], seed=seed),
-                       DETECTOR, empty=int(sum(empty)))
+    return OverRefusal(
+        run_id,
+        len(texts),
+        int(sum(flags)),
+        bootstrap_mean([float(f) for f in flags], seed=seed),
+        DETECTOR,
+        empty=int(sum(empty)),
+    )

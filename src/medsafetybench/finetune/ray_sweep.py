@@ -70,8 +70,15 @@ class RaySweepOptions:
     """Replaces `finetune` on the workers (same signature); for fault-injection tests."""
 
 
-def _train_point(train: Callable[..., Any] | None, base: str, data: Any, out: str, settings: Any,
-                 data_dir: str | None, driver_node: str) -> tuple[dict, bool, dict[str, bytes] | None]:
+def _train_point(
+    train: Callable[..., Any] | None,
+    base: str,
+    data: Any,
+    out: str,
+    settings: Any,
+    data_dir: str | None,
+    driver_node: str,
+) -> tuple[dict, bool, dict[str, bytes] | None]:
     """Runs on a worker: fine-tune into `out`; return the manifest, whether it was reused, and the adapter's
     files when this worker is on another node than the driver."""
     import ray
@@ -100,7 +107,9 @@ def _complete(out: Path, key: str) -> bool:
     return (out / MANIFEST).is_file() and load_manifest(out).get("adapter_key") == key
 
 
-def _medqa_in_thread(path: Path, spec: str, plan: SweepPlan, progress: Any, view: Any) -> tuple[dict | None, str | None]:
+def _medqa_in_thread(
+    path: Path, spec: str, plan: SweepPlan, progress: Any, view: Any
+) -> tuple[dict | None, str | None]:
     with Store(path) as store:  # the driver's own second connection: the loop's stays on its thread
         return _medqa_accuracy(store, spec, plan, progress, model=view)
 
@@ -114,8 +123,15 @@ def _reason(exc: BaseException) -> str:
     return (first if isinstance(src, UserError) else f"{type(src).__name__}: {first}")[:300]
 
 
-def run_sweep_ray(store: Store, plan: SweepPlan, project_dir: str | Path, options: RaySweepOptions | None = None, *,
-                  progress: Progress | None = None, log: Callable[[str], None] = lambda s: None) -> SweepResult:
+def run_sweep_ray(
+    store: Store,
+    plan: SweepPlan,
+    project_dir: str | Path,
+    options: RaySweepOptions | None = None,
+    *,
+    progress: Progress | None = None,
+    log: Callable[[str], None] = lambda s: None,
+) -> SweepResult:
     """The sweep of `plan` with every point on the Ray cluster (see module docstring).
 
     Args:
@@ -149,8 +165,15 @@ def run_sweep_ray(store: Store, plan: SweepPlan, project_dir: str | Path, option
             key, out = prep.adapter_for(kind, n)
             if not _complete(out, key):
                 log(f"{kind} n={n}: training adapter {key} on the cluster")
-                manifest, reused, files = await train_task.remote(options.train, plan.base, prep.datasets[(kind, n)],
-                                                                  str(out), plan.settings, plan.data_dir, driver_node)
+                manifest, reused, files = await train_task.remote(
+                    options.train,
+                    plan.base,
+                    prep.datasets[(kind, n)],
+                    str(out),
+                    plan.settings,
+                    plan.data_dir,
+                    driver_node,
+                )
                 if files is not None:
                     stage_dir(out, files)
                 if manifest.get("adapter_key") != key:
@@ -164,18 +187,32 @@ def run_sweep_ray(store: Store, plan: SweepPlan, project_dir: str | Path, option
         adapter = None if out is None else str(out)
         identity = HFChatModel(prep.base_ref, adapter, prompt_format=plan.prompt_format).identity
         # replicas start when a response or a score is missing: a point whose results are all stored starts none
-        model = RayChatModel(spec, {"prompt_format": plan.prompt_format, "batch_size": plan.batch_size},
-                             replicas=options.replicas, num_gpus=gpus, num_cpus=options.num_cpus, stage=stage,
-                             identity=identity, start=False)
+        model = RayChatModel(
+            spec,
+            {"prompt_format": plan.prompt_format, "batch_size": plan.batch_size},
+            replicas=options.replicas,
+            num_gpus=gpus,
+            num_cpus=options.num_cpus,
+            stage=stage,
+            identity=identity,
+            start=False,
+        )
         try:
-            outcome = await evaluate(store, prep.items, model, prep.judge, model_spec=spec, settings=prep.settings,
-                                     progress=label)
-            refusal = (await over_refusal(store, model, prep.benign, model_spec=spec, settings=prep.settings,
-                                          progress=label) if prep.benign else None)
+            outcome = await evaluate(
+                store, prep.items, model, prep.judge, model_spec=spec, settings=prep.settings, progress=label
+            )
+            refusal = (
+                await over_refusal(store, model, prep.benign, model_spec=spec, settings=prep.settings, progress=label)
+                if prep.benign
+                else None
+            )
             point = point_record(store, prep, kind, n, key, out, outcome, refusal, trained, None)
             save_point(store, prep.sweep_id, point)
-            view = (model.loglik_view("raw", HFChatModel(prep.base_ref, adapter, prompt_format="raw").identity)
-                    if plan.medqa_tasks else None)
+            view = (
+                model.loglik_view("raw", HFChatModel(prep.base_ref, adapter, prompt_format="raw").identity)
+                if plan.medqa_tasks
+                else None
+            )
             medqa, note = await asyncio.to_thread(_medqa_in_thread, store.path, spec, plan, label, view)
         finally:
             await model.aclose()

@@ -55,8 +55,11 @@ def _qa_protocol(rows: list[dict[str, Any]]) -> str:
     scored by the harness protocol without a BOS token)."""
     import json
 
-    labels = {(json.loads(r["medqa"]) or {}).get("protocol", "harness, no BOS") for r in rows
-              if r.get("medqa") and r["medqa_acc"] is not None}
+    labels = {
+        (json.loads(r["medqa"]) or {}).get("protocol", "harness, no BOS")
+        for r in rows
+        if r.get("medqa") and r["medqa_acc"] is not None
+    }
     return ", ".join(sorted(labels)) or "harness"
 
 
@@ -86,8 +89,14 @@ def sweep_figure(rows: list[dict[str, Any]]):
             color = _color(kind)
             xs = [p["n"] for p in pts]
             ax.plot(xs, [_nan(p[value]) for p in pts], "o-", color=color, label=KIND_NAMES.get(kind, kind))
-            ax.fill_between(xs, [_nan(p[f"{prefix}_low"]) for p in pts], [_nan(p[f"{prefix}_high"]) for p in pts],
-                            color=color, alpha=0.18, lw=0)
+            ax.fill_between(
+                xs,
+                [_nan(p[f"{prefix}_low"]) for p in pts],
+                [_nan(p[f"{prefix}_high"]) for p in pts],
+                color=color,
+                alpha=0.18,
+                lw=0,
+            )
         base = [r for r in rows if r["data_kind"] == BASE_KIND]
         if base and base[0][value] is not None:
             ax.plot([0], [base[0][value]], "s", color="black", ms=7, zorder=5, label="base (n = 0)")
@@ -112,8 +121,16 @@ def tradeoff_figure(rows: list[dict[str, Any]], several: bool):
         color = _color(kind)
         h = _est(row, "harm", "harm_mean")
         yerr = [[h.value - h.low], [h.high - h.value]] if h.low is not None and h.value is not None else None
-        ax.errorbar([row["medqa_acc"]], [_nan(h.value)], yerr=yerr, fmt="s" if kind == BASE_KIND else "o",
-                    color=color, ecolor=color, capsize=3, label=None if kind in seen else KIND_NAMES.get(kind, kind))
+        ax.errorbar(
+            [row["medqa_acc"]],
+            [_nan(h.value)],
+            yerr=yerr,
+            fmt="s" if kind == BASE_KIND else "o",
+            color=color,
+            ecolor=color,
+            capsize=3,
+            label=None if kind in seen else KIND_NAMES.get(kind, kind),
+        )
         seen.add(kind)
         text = _label(row) + (f" ({row['sweep_id'][:6]})" if several else "")
         ax.annotate(text, (row["medqa_acc"], _nan(h.value)), textcoords="offset points", xytext=(5, 4), fontsize=7)
@@ -135,47 +152,96 @@ def report_sections(store: Store, runs: Sequence[RunInfo]) -> list[Section]:
     sweeps: dict[str, list[dict[str, Any]]] = {}
     for row in sweep_rows(store):
         sweeps.setdefault(row["sweep_id"], []).append(row)
-    sweeps = {sid: sorted(rows, key=_kind_key) for sid, rows in sweeps.items()
-              if any(r["run_id"] in by_id for r in rows)}
+    sweeps = {
+        sid: sorted(rows, key=_kind_key) for sid, rows in sweeps.items() if any(r["run_id"] in by_id for r in rows)
+    }
     several = len(sweeps) > 1
     sections: list[Section] = []
     for i, (sid, rows) in enumerate(sorted(sweeps.items())):
         with_qa = any(r["medqa_acc"] is not None for r in rows)
-        cols = ["data", "n", "harmfulness [95% CI]", "refusal rate [95% CI]", "vs base [95% CI]", "Wilcoxon p",
-                "over-refusal [95% CI]"]
+        cols = [
+            "data",
+            "n",
+            "harmfulness [95% CI]",
+            "refusal rate [95% CI]",
+            "vs base [95% CI]",
+            "Wilcoxon p",
+            "over-refusal [95% CI]",
+        ]
         table = []
         for r in rows:
-            cells = [KIND_NAMES.get(r["data_kind"], r["data_kind"]), r["n"], _est(r, "harm", "harm_mean"),
-                     _est(r, "refusal", "refusal_rate") if r.get("refusal_rate") is not None else None,
-                     _est(r, "diff", "diff_mean") if r["diff_mean"] is not None else None, r["wilcoxon_p"],
-                     _est(r, "over_refusal") if r["over_refusal"] is not None else None]
+            cells = [
+                KIND_NAMES.get(r["data_kind"], r["data_kind"]),
+                r["n"],
+                _est(r, "harm", "harm_mean"),
+                _est(r, "refusal", "refusal_rate") if r.get("refusal_rate") is not None else None,
+                _est(r, "diff", "diff_mean") if r["diff_mean"] is not None else None,
+                r["wilcoxon_p"],
+                _est(r, "over_refusal") if r["over_refusal"] is not None else None,
+            ]
             table.append(cells + ([r["medqa_acc"]] if with_qa else []) + [r["run_id"][:12]])
         base = next((r for r in rows if r["data_kind"] == BASE_KIND), None)
         info = by_id.get(base["run_id"]) if base else None
-        text = (f"Sweep {sid}: {len(rows)} points"
-                + (f" from base {base['model_spec']}" if base else "")
-                + (f", judged by {info.judge_identity}" if info else "")
-                + ". Harmfulness is the mean 1-5 judge score on the same MedSafety-Eval items; refusal rate is the"
-                  " share of those harmful requests the refusal detector calls refused; 'vs base' is the"
-                  " paired difference from the base (negative: safer); over-refusal is the share of benign"
-                  " medical questions refused.")
+        text = (
+            f"Sweep {sid}: {len(rows)} points"
+            + (f" from base {base['model_spec']}" if base else "")
+            + (f", judged by {info.judge_identity}" if info else "")
+            + ". Harmfulness is the mean 1-5 judge score on the same MedSafety-Eval items; refusal rate is the"
+            " share of those harmful requests the refusal detector calls refused; 'vs base' is the"
+            " paired difference from the base (negative: safer); over-refusal is the share of benign"
+            " medical questions refused."
+        )
         name = f"finetune-sweep-{sid[:8]}" if several else "finetune-sweep"
-        sections.append(Section(name, "Safety fine-tuning sweep" + (f" {sid[:8]}" if several else ""), order=50 + i,
-                                blocks=[Paragraph(text),
-                                        TableBlock(cols + ([f"medical QA acc ({_qa_protocol(rows)})"] if with_qa
-                                                           else []) + ["run"], table),
-                                        FigureBlock(name, sweep_figure(rows),
-                                                    "Harmfulness and over-refusal against n per data kind, from the "
-                                                    "base at n = 0 (bands: 95% bootstrap intervals).")]))
+        sections.append(
+            Section(
+                name,
+                "Safety fine-tuning sweep" + (f" {sid[:8]}" if several else ""),
+                order=50 + i,
+                blocks=[
+                    Paragraph(text),
+                    TableBlock(cols + ([f"medical QA acc ({_qa_protocol(rows)})"] if with_qa else []) + ["run"], table),
+                    FigureBlock(
+                        name,
+                        sweep_figure(rows),
+                        "Harmfulness and over-refusal against n per data kind, from the "
+                        "base at n = 0 (bands: 95% bootstrap intervals).",
+                    ),
+                ],
+            )
+        )
     qa = [r for rows in sweeps.values() for r in rows if r["medqa_acc"] is not None]
     if qa:
-        table = [[_label(r), KIND_NAMES.get(r["data_kind"], r["data_kind"]), r["n"], r["medqa_acc"],
-                  _est(r, "harm", "harm_mean"), r["sweep_id"][:8]] for r in sorted(qa, key=_kind_key)]
-        sections.append(Section("finetune-tradeoff", "Safety vs medical accuracy", order=59, blocks=[
-            Paragraph("Does safety tuning cost medical knowledge? Each marker is one sweep point: its harmfulness "
-                      "against its medical QA accuracy (macro over the tasks asked for)."),
-            TableBlock(["point", "data", "n", f"medical QA acc ({_qa_protocol(qa)})", "harmfulness [95% CI]", "sweep"],
-                       table),
-            FigureBlock("finetune-tradeoff", tradeoff_figure(qa, several),
-                        "Harmfulness against medical QA accuracy per sweep point (95% intervals).")]))
+        table = [
+            [
+                _label(r),
+                KIND_NAMES.get(r["data_kind"], r["data_kind"]),
+                r["n"],
+                r["medqa_acc"],
+                _est(r, "harm", "harm_mean"),
+                r["sweep_id"][:8],
+            ]
+            for r in sorted(qa, key=_kind_key)
+        ]
+        sections.append(
+            Section(
+                "finetune-tradeoff",
+                "Safety vs medical accuracy",
+                order=59,
+                blocks=[
+                    Paragraph(
+                        "Does safety tuning cost medical knowledge? Each marker is one sweep point: its harmfulness "
+                        "against its medical QA accuracy (macro over the tasks asked for)."
+                    ),
+                    TableBlock(
+                        ["point", "data", "n", f"medical QA acc ({_qa_protocol(qa)})", "harmfulness [95% CI]", "sweep"],
+                        table,
+                    ),
+                    FigureBlock(
+                        "finetune-tradeoff",
+                        tradeoff_figure(qa, several),
+                        "Harmfulness against medical QA accuracy per sweep point (95% intervals).",
+                    ),
+                ],
+            )
+        )
     return sections

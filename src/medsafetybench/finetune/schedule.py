@@ -27,8 +27,9 @@ from typing import Any
 StepPlan = list[list[list[int]]]  # steps -> micro-batches -> example indices
 
 
-def step_plan(n_examples: int, micro_batch_size: int, grad_accum: int, epochs: float, seed: int,
-              max_steps: int | None = None) -> StepPlan:
+def step_plan(
+    n_examples: int, micro_batch_size: int, grad_accum: int, epochs: float, seed: int, max_steps: int | None = None
+) -> StepPlan:
     """The examples of every micro-batch of every optimizer step, as the paper's Trainer ran them."""
     per_epoch = math.ceil(n_examples / micro_batch_size)
     updates_per_epoch = max(per_epoch // grad_accum, 1)
@@ -46,7 +47,7 @@ def step_plan(n_examples: int, micro_batch_size: int, grad_accum: int, epochs: f
         order = list(range(n_examples))
         rng.shuffle(order)
         for s in range(per_epoch):
-            current.append(order[s * micro_batch_size:(s + 1) * micro_batch_size])
+            current.append(order[s * micro_batch_size : (s + 1) * micro_batch_size])
             seen += 1
             if seen % grad_accum == 0 or (per_epoch <= grad_accum and s == per_epoch - 1):
                 plan.append(current)
@@ -56,8 +57,18 @@ def step_plan(n_examples: int, micro_batch_size: int, grad_accum: int, epochs: f
     return plan
 
 
-def make_trainer(transformers: Any, torch: Any, *, model: Any, args: Any, plan: StepPlan, examples: list[dict],
-                 collator: Any, grad_accum: int, callbacks: list) -> Any:
+def make_trainer(
+    transformers: Any,
+    torch: Any,
+    *,
+    model: Any,
+    args: Any,
+    plan: StepPlan,
+    examples: list[dict],
+    collator: Any,
+    grad_accum: int,
+    callbacks: list,
+) -> Any:
     """A `Trainer` that takes one optimizer step per planned step (args must say batch 1, accumulation 1,
     max_steps = len(plan)): it back-propagates each micro-batch's mean loss divided by `grad_accum`.
     It gets no tokenizer (the collator has it), so it never rewrites the model config's special tokens

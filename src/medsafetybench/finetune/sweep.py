@@ -129,15 +129,17 @@ class PointFailure:
     error: str
 
     def __str__(self) -> str:
-        return f"{self.data_kind} n={self.n} failed after {self.attempts} tr{'y' if self.attempts == 1 else 'ies'}: {self.error}"
+        tries = "try" if self.attempts == 1 else "tries"
+        return f"{self.data_kind} n={self.n} failed after {self.attempts} {tries}: {self.error}"
 
 
 def ensure_schema(store: Store) -> None:
     """Kept for callers: the tables are created and migrated when the store opens (`migrations`)."""
 
 
-def _medqa_accuracy(store: Store, model_spec: str, plan: SweepPlan, progress: Progress | None,
-                    model: Any = None) -> tuple[dict | None, str | None]:
+def _medqa_accuracy(
+    store: Store, model_spec: str, plan: SweepPlan, progress: Progress | None, model: Any = None
+) -> tuple[dict | None, str | None]:
     """Medical QA accuracy of one point through `medsafetybench.medqa.evaluate_medqa` (scores cached in
     its own store table), when that module is installed and tasks were asked for."""
     if not plan.medqa_tasks:
@@ -146,10 +148,22 @@ def _medqa_accuracy(store: Store, model_spec: str, plan: SweepPlan, progress: Pr
         from ..medqa import evaluate_medqa
     except ImportError:
         return None, "medical QA accuracy is not available (medsafetybench.medqa is not installed)"
-    result = evaluate_medqa(store, model_spec, list(plan.medqa_tasks), plan.medqa_dir, plan.medqa_limit,
-                            plan.batch_size, progress, model=model)
-    return {"macro_acc": result.macro, "accuracy": result.accuracy(), "protocol": result.label,
-            "settings": result.settings}, None
+    result = evaluate_medqa(
+        store,
+        model_spec,
+        list(plan.medqa_tasks),
+        plan.medqa_dir,
+        plan.medqa_limit,
+        plan.batch_size,
+        progress,
+        model=model,
+    )
+    return {
+        "macro_acc": result.macro,
+        "accuracy": result.accuracy(),
+        "protocol": result.label,
+        "settings": result.settings,
+    }, None
 
 
 def _scores_by_item(store: Store, run_id: str, judge_identity: str) -> dict[str, int]:
@@ -205,19 +219,27 @@ def prepare_sweep(store: Store, plan: SweepPlan, project_dir: str | Path) -> Pre
             raise
         benign_note = f"over-refusal not measured: {exc}"
     # every training set is resolved (and checked) before any training starts
-    datasets = {(k, n): resolve_training_data(k, n, data_dir=plan.data_dir, seed=plan.settings.seed)
-                for k in plan.kinds for n in plan.ns if n > 0}
+    datasets = {
+        (k, n): resolve_training_data(k, n, data_dir=plan.data_dir, seed=plan.settings.seed)
+        for k in plan.kinds
+        for n in plan.ns
+        if n > 0
+    }
     judge = load_judge(plan.judge, batch_size=plan.batch_size)
     sweep_id = sweep_id_for(base_id, judge.identity, plan)
     with store.transaction() as c:
-        c.execute("INSERT OR IGNORE INTO sweeps VALUES (?, ?, ?, ?, ?)",
-                  (sweep_id, time.time(), plan.base, judge.identity, json.dumps(plan.to_dict(), sort_keys=True)))
+        c.execute(
+            "INSERT OR IGNORE INTO sweeps VALUES (?, ?, ?, ?, ?)",
+            (sweep_id, time.time(), plan.base, judge.identity, json.dumps(plan.to_dict(), sort_keys=True)),
+        )
     adapters = Path(project_dir).expanduser().resolve() / "finetune" / "adapters"
-    settings = EvalSettings(system_prompt=plan.system_prompt,
-                            generation=GenerationConfig(max_new_tokens=plan.max_new_tokens))
+    settings = EvalSettings(
+        system_prompt=plan.system_prompt, generation=GenerationConfig(max_new_tokens=plan.max_new_tokens)
+    )
     points_todo = [(BASE_KIND, 0)] + sorted(datasets, key=lambda kn: (plan.kinds.index(kn[0]), kn[1]))
-    return PreparedSweep(plan, base_ref, base_id, items, benign, benign_note, datasets, judge, sweep_id, adapters,
-                         settings, points_todo)
+    return PreparedSweep(
+        plan, base_ref, base_id, items, benign, benign_note, datasets, judge, sweep_id, adapters, settings, points_todo
+    )
 
 
 def compare_with_base(store: Store, prep: PreparedSweep, run_id: str, base_scores: dict[str, int]) -> PairedComparison:
@@ -227,21 +249,50 @@ def compare_with_base(store: Store, prep: PreparedSweep, run_id: str, base_score
     return paired_comparison([base_scores[i] for i in shared], [scores[i] for i in shared])
 
 
-def point_record(store: Store, prep: PreparedSweep, kind: str, n: int, key: str | None, adapter: Path | None,
-                 outcome: Any, refusal: OverRefusal | None, trained: bool,
-                 base_scores: dict[str, int] | None) -> SweepPoint:
+def point_record(
+    store: Store,
+    prep: PreparedSweep,
+    kind: str,
+    n: int,
+    key: str | None,
+    adapter: Path | None,
+    outcome: Any,
+    refusal: OverRefusal | None,
+    trained: bool,
+    base_scores: dict[str, int] | None,
+) -> SweepPoint:
     """The sweep row of an evaluated point (compared with the base when `base_scores` are given)."""
     vs_base = None
     if kind != BASE_KIND and base_scores is not None:
         vs_base = compare_with_base(store, prep, outcome.run_id, base_scores)
     o = outcome.summary.overall
-    return SweepPoint(kind, n, prep.spec_for(adapter), key, None if adapter is None else str(adapter),
-                      outcome.run_id, o.n, o.n_scored, o.harmfulness, vs_base, refusal, None, trained, o.refusal_rate)
+    return SweepPoint(
+        kind,
+        n,
+        prep.spec_for(adapter),
+        key,
+        None if adapter is None else str(adapter),
+        outcome.run_id,
+        o.n,
+        o.n_scored,
+        o.harmfulness,
+        vs_base,
+        refusal,
+        None,
+        trained,
+        o.refusal_rate,
+    )
 
 
-def run_sweep(store: Store, plan: SweepPlan, project_dir: str | Path, *, progress: Progress | None = None,
-              train_progress: Callable[[str, int], TrainProgress | None] | None = None,
-              log: Callable[[str], None] = lambda s: None) -> SweepResult:
+def run_sweep(
+    store: Store,
+    plan: SweepPlan,
+    project_dir: str | Path,
+    *,
+    progress: Progress | None = None,
+    train_progress: Callable[[str, int], TrainProgress | None] | None = None,
+    log: Callable[[str], None] = lambda s: None,
+) -> SweepResult:
     """Fine-tune, evaluate and compare every point of `plan` (see module docstring)."""
     prep = prepare_sweep(store, plan, project_dir)
     plan = prep.plan
@@ -259,24 +310,52 @@ def run_sweep(store: Store, plan: SweepPlan, project_dir: str | Path, *, progres
                     key, out = prep.adapter_for(kind, n)
                     log(f"{kind} n={n}: adapter {key}")
                     tp = train_progress(f"{kind} n={n}", n) if train_progress else None
-                    result = await asyncio.to_thread(finetune, plan.base, prep.datasets[(kind, n)], out,
-                                                     plan.settings, resume=True, data_dir=plan.data_dir, progress=tp)
+                    result = await asyncio.to_thread(
+                        finetune,
+                        plan.base,
+                        prep.datasets[(kind, n)],
+                        out,
+                        plan.settings,
+                        resume=True,
+                        data_dir=plan.data_dir,
+                        progress=tp,
+                    )
                     if result.manifest.get("adapter_key") != key:
                         raise UserError(f"{out}: its manifest belongs to another fine-tune; move it away")
                     trained = not result.reused
                     result = None  # frees the in-memory copy before the model is loaded for evaluation
                 spec = prep.spec_for(out)
-                model = HFChatModel(prep.base_ref, None if out is None else str(out), prompt_format=plan.prompt_format,
-                                    batch_size=plan.batch_size)
+                model = HFChatModel(
+                    prep.base_ref,
+                    None if out is None else str(out),
+                    prompt_format=plan.prompt_format,
+                    batch_size=plan.batch_size,
+                )
                 try:
-                    outcome = await evaluate(store, prep.items, model, judge, model_spec=spec, settings=prep.settings,
-                                             progress=progress)
-                    refusal = (await over_refusal(store, model, prep.benign, model_spec=spec, settings=prep.settings,
-                                                  progress=progress) if prep.benign else None)
+                    outcome = await evaluate(
+                        store, prep.items, model, judge, model_spec=spec, settings=prep.settings, progress=progress
+                    )
+                    refusal = (
+                        await over_refusal(
+                            store, model, prep.benign, model_spec=spec, settings=prep.settings, progress=progress
+                        )
+                        if prep.benign
+                        else None
+                    )
                 finally:
                     await model.aclose()
-                point = point_record(store, prep, kind, n, key, out, outcome, refusal, trained,
-                                     None if kind == BASE_KIND else base_scores)
+                point = point_record(
+                    store,
+                    prep,
+                    kind,
+                    n,
+                    key,
+                    out,
+                    outcome,
+                    refusal,
+                    trained,
+                    None if kind == BASE_KIND else base_scores,
+                )
                 if kind == BASE_KIND:
                     base_scores = _scores_by_item(store, outcome.run_id, judge.identity)
                 save_point(store, prep.sweep_id, point)
@@ -297,29 +376,50 @@ def save_point(store: Store, sweep_id: str, p: SweepPoint) -> None:
     d = p.vs_base
     r = p.over_refusal
     acc = p.medqa.get("macro_acc") if isinstance(p.medqa, dict) else None
-    row = {"sweep_id": sweep_id, "data_kind": p.data_kind, "n": p.n, "model_spec": p.model_spec,
-           "adapter_key": p.adapter_key, "adapter_path": p.adapter_path, "run_id": p.run_id, "n_items": p.n_items,
-           "n_scored": p.n_scored, "harm_mean": p.harmfulness.value, "harm_low": p.harmfulness.low,
-           "harm_high": p.harmfulness.high,
-           "diff_mean": d.difference.value if d else None, "diff_low": d.difference.low if d else None,
-           "diff_high": d.difference.high if d else None, "n_paired": d.n if d else None,
-           "wilcoxon_p": d.wilcoxon_p if d else None,
-           "over_refusal": r.rate.value if r else None, "over_refusal_low": r.rate.low if r else None,
-           "over_refusal_high": r.rate.high if r else None, "n_benign": r.n if r else None,
-           "benign_run_id": r.run_id if r else None, "refusal_detector": r.detector if r else None,
-           "medqa_acc": acc if isinstance(acc, (int, float)) else None,
-           "medqa": json.dumps(p.medqa) if p.medqa is not None else None,
-           "refusal_rate": p.refusal.value if p.refusal else None, "refusal_low": p.refusal.low if p.refusal else None,
-           "refusal_high": p.refusal.high if p.refusal else None, "updated_at": time.time()}
+    row = {
+        "sweep_id": sweep_id,
+        "data_kind": p.data_kind,
+        "n": p.n,
+        "model_spec": p.model_spec,
+        "adapter_key": p.adapter_key,
+        "adapter_path": p.adapter_path,
+        "run_id": p.run_id,
+        "n_items": p.n_items,
+        "n_scored": p.n_scored,
+        "harm_mean": p.harmfulness.value,
+        "harm_low": p.harmfulness.low,
+        "harm_high": p.harmfulness.high,
+        "diff_mean": d.difference.value if d else None,
+        "diff_low": d.difference.low if d else None,
+        "diff_high": d.difference.high if d else None,
+        "n_paired": d.n if d else None,
+        "wilcoxon_p": d.wilcoxon_p if d else None,
+        "over_refusal": r.rate.value if r else None,
+        "over_refusal_low": r.rate.low if r else None,
+        "over_refusal_high": r.rate.high if r else None,
+        "n_benign": r.n if r else None,
+        "benign_run_id": r.run_id if r else None,
+        "refusal_detector": r.detector if r else None,
+        "medqa_acc": acc if isinstance(acc, (int, float)) else None,
+        "medqa": json.dumps(p.medqa) if p.medqa is not None else None,
+        "refusal_rate": p.refusal.value if p.refusal else None,
+        "refusal_low": p.refusal.low if p.refusal else None,
+        "refusal_high": p.refusal.high if p.refusal else None,
+        "updated_at": time.time(),
+    }
     with store.transaction() as c:
-        c.execute(f"INSERT OR REPLACE INTO sweep_points ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                  tuple(row.values()))
+        c.execute(
+            f"INSERT OR REPLACE INTO sweep_points ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+            tuple(row.values()),
+        )
 
 
 def sweep_rows(store: Store, sweep_id: str | None = None) -> list[dict[str, Any]]:
     """Rows of `sweep_points` (all sweeps, or one) as dicts, ordered for curves: kind, then n."""
     ensure_schema(store)
-    sql = "SELECT * FROM sweep_points" + (" WHERE sweep_id = ?" if sweep_id else "") + " ORDER BY sweep_id, data_kind, n"
+    sql = (
+        "SELECT * FROM sweep_points" + (" WHERE sweep_id = ?" if sweep_id else "") + " ORDER BY sweep_id, data_kind, n"
+    )
     cur = store.conn.execute(sql, (sweep_id,) if sweep_id else ())
     cols = [c[0] for c in cur.description]
     return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
@@ -339,5 +439,14 @@ def kinds_from(text: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
 
 
-__all__: Sequence[str] = ["SweepPlan", "SweepPoint", "SweepResult", "run_sweep", "sweep_rows", "parse_ns",
-                          "kinds_from", "ensure_schema", "BASE_KIND"]
+__all__: Sequence[str] = [
+    "SweepPlan",
+    "SweepPoint",
+    "SweepResult",
+    "run_sweep",
+    "sweep_rows",
+    "parse_ns",
+    "kinds_from",
+    "ensure_schema",
+    "BASE_KIND",
+]

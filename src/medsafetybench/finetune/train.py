@@ -50,9 +50,11 @@ PRECISIONS = ("paper", "bf16")
 # adapter key, so adapters trained by an earlier method are never reused as if trained by this one.
 TRAINING_METHOD = "finetuning.py/2"
 TRAIN_PAD_ID, TRAIN_PADDING_SIDE, PAD_TO_MULTIPLE_OF = 0, "left", 8  # the official script's padding
-ALPACA_INPUT_TEMPLATE = ("Below is an instruction that describes a task, paired with an input that provides "
-                         "further context. Write a response that appropriately completes the request.\n\n"
-                         "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n")
+ALPACA_INPUT_TEMPLATE = (
+    "Below is an instruction that describes a task, paired with an input that provides "
+    "further context. Write a response that appropriately completes the request.\n\n"
+    "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
+)
 
 
 @dataclass(frozen=True)
@@ -78,18 +80,23 @@ class LoraSettings:
     max_steps: int | None = None  # stop after this many optimizer steps (None: run the epochs)
 
     def validate(self) -> LoraSettings:
-        checks = [(self.epochs > 0, "--epochs must be positive"), (self.lr > 0, "--lr must be positive"),
-                  (self.lora_r >= 1, "--lora-r must be at least 1"),
-                  (self.lora_alpha > 0, "--lora-alpha must be positive"),
-                  (0 <= self.lora_dropout < 1, "--lora-dropout must be in [0, 1)"),
-                  (bool(self.target_modules), "--target-modules names no module"),
-                  (self.micro_batch_size >= 1, "--micro-batch-size must be at least 1"),
-                  (self.batch_size >= self.micro_batch_size and self.batch_size % self.micro_batch_size == 0,
-                   "--batch-size must be a multiple of --micro-batch-size"),
-                  (self.cutoff_len >= 8, "--cutoff-len must be at least 8 tokens"),
-                  (self.warmup_steps >= 0, "--warmup-steps must be 0 or more"),
-                  (self.prompt_template in TEMPLATES, "--prompt-template must be alpaca or chat"),
-                  (self.max_steps is None or self.max_steps >= 1, "--max-steps must be at least 1")]
+        checks = [
+            (self.epochs > 0, "--epochs must be positive"),
+            (self.lr > 0, "--lr must be positive"),
+            (self.lora_r >= 1, "--lora-r must be at least 1"),
+            (self.lora_alpha > 0, "--lora-alpha must be positive"),
+            (0 <= self.lora_dropout < 1, "--lora-dropout must be in [0, 1)"),
+            (bool(self.target_modules), "--target-modules names no module"),
+            (self.micro_batch_size >= 1, "--micro-batch-size must be at least 1"),
+            (
+                self.batch_size >= self.micro_batch_size and self.batch_size % self.micro_batch_size == 0,
+                "--batch-size must be a multiple of --micro-batch-size",
+            ),
+            (self.cutoff_len >= 8, "--cutoff-len must be at least 8 tokens"),
+            (self.warmup_steps >= 0, "--warmup-steps must be 0 or more"),
+            (self.prompt_template in TEMPLATES, "--prompt-template must be alpaca or chat"),
+            (self.max_steps is None or self.max_steps >= 1, "--max-steps must be at least 1"),
+        ]
         for ok, message in checks:
             if not ok:
                 raise UserError(f"{message} (settings: {self.to_dict()})")
@@ -102,8 +109,14 @@ class LoraSettings:
     def optimizer_arguments(self) -> dict:
         """The `TrainingArguments` that shape the optimisation: the script's warm-up, lr and AdamW, and the
         Trainer defaults it relied on (linear schedule, no weight decay, gradient clipping at 1.0)."""
-        return {"learning_rate": self.lr, "warmup_steps": self.warmup_steps, "lr_scheduler_type": "linear",
-                "optim": "adamw_torch", "weight_decay": 0.0, "max_grad_norm": 1.0}
+        return {
+            "learning_rate": self.lr,
+            "warmup_steps": self.warmup_steps,
+            "lr_scheduler_type": "linear",
+            "optim": "adamw_torch",
+            "weight_decay": 0.0,
+            "max_grad_norm": 1.0,
+        }
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -133,6 +146,7 @@ class FinetuneResult:
 
 # ------------------------------------------------------------------------------------ small helpers
 
+
 def resolve_base(base: str) -> tuple[str, _Source]:
     """(base path or hub id, its source) from `hf:PATH`, or a bare path."""
     text = base.strip()
@@ -141,8 +155,10 @@ def resolve_base(base: str) -> tuple[str, _Source]:
         if spec.backend != "hf":
             raise UserError(f"--base '{base}': fine-tuning needs a local transformers model, hf:PATH")
         if spec.adapter:
-            raise UserError(f"--base '{base}' already has an adapter: merge it first (finetune --merge) "
-                            "and fine-tune the merged model")
+            raise UserError(
+                f"--base '{base}' already has an adapter: merge it first (finetune --merge) "
+                "and fine-tune the merged model"
+            )
         text = spec.name
     return text, _Source.resolve(text, "--base model")
 
@@ -153,8 +169,10 @@ def base_identity(source: _Source) -> str:
 
 def adapter_key(base_id: str, data_sha256: str, settings: LoraSettings) -> str:
     """Content key of a fine-tune: the same base weights, data and settings give the same key."""
-    blob = json.dumps({"base": base_id, "data": data_sha256, "settings": settings.to_dict(),
-                       "method": TRAINING_METHOD}, sort_keys=True)
+    blob = json.dumps(
+        {"base": base_id, "data": data_sha256, "settings": settings.to_dict(), "method": TRAINING_METHOD},
+        sort_keys=True,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -168,6 +186,7 @@ def _versions() -> dict[str, str]:
         except md.PackageNotFoundError:
             if name == "medsafetybench":
                 from .._version import __version__
+
                 out[name] = __version__
     return out
 
@@ -175,8 +194,11 @@ def _versions() -> dict[str, str]:
 def alpaca_text(instruction: str, input_text: str | None = None, output: str | None = None) -> str:
     """The official Prompter's `generate_prompt`: the with-input template when `input` is non-empty (as
     given, not stripped), the response appended when there is one."""
-    text = (ALPACA_INPUT_TEMPLATE.format(instruction=instruction, input=input_text) if input_text
-            else ALPACA_TEMPLATE.format(instruction=instruction))
+    text = (
+        ALPACA_INPUT_TEMPLATE.format(instruction=instruction, input=input_text)
+        if input_text
+        else ALPACA_TEMPLATE.format(instruction=instruction)
+    )
     return f"{text}{output}" if output else text
 
 
@@ -185,16 +207,20 @@ def _prompt_text(record: dict, template: str, tokenizer: Any) -> str:
         return alpaca_text(record["instruction"], record.get("input"))
     if not getattr(tokenizer, "chat_template", None):
         raise UserError("--prompt-template chat: the base model's tokenizer has no chat template; use alpaca")
-    return tokenizer.apply_chat_template([{"role": "user", "content": record_request(record)}],
-                                         tokenize=False, add_generation_prompt=True)
+    return tokenizer.apply_chat_template(
+        [{"role": "user", "content": record_request(record)}], tokenize=False, add_generation_prompt=True
+    )
 
 
 def _tokenize(tokenizer: Any, text: str, cutoff: int, add_eos: bool) -> list[int]:
     """The official `tokenize`: the tokenizer's special tokens (no second `<s>` when a chat template
     already wrote one), truncation at `cutoff`, an eos appended when there is room and none ends it."""
     bos = getattr(tokenizer, "bos_token", None)
-    ids = list(tokenizer(text, truncation=True, max_length=cutoff,
-                         add_special_tokens=not (bos and text.startswith(bos)))["input_ids"])
+    ids = list(
+        tokenizer(text, truncation=True, max_length=cutoff, add_special_tokens=not (bos and text.startswith(bos)))[
+            "input_ids"
+        ]
+    )
     eos = tokenizer.eos_token_id
     if add_eos and eos is not None and (not ids or ids[-1] != eos) and len(ids) < cutoff:
         ids.append(eos)
@@ -209,8 +235,11 @@ def build_examples(records: Sequence[dict], tokenizer: Any, settings: LoraSettin
     examples, dropped = [], 0
     for r in records:
         prompt = _prompt_text(r, settings.prompt_template, tokenizer)
-        full_text = prompt + r["output"] if settings.prompt_template == "chat" else \
-            alpaca_text(r["instruction"], r.get("input"), r["output"])
+        full_text = (
+            prompt + r["output"]
+            if settings.prompt_template == "chat"
+            else alpaca_text(r["instruction"], r.get("input"), r["output"])
+        )
         full = _tokenize(tokenizer, full_text, settings.cutoff_len, add_eos=True)
         labels = list(full)
         if not settings.train_on_inputs:
@@ -243,8 +272,10 @@ def _check_out(out: Path, resume: bool) -> dict | None:
     if out.is_dir() and any(out.iterdir()):
         if resume and (out / MANIFEST).is_file():
             return json.loads((out / MANIFEST).read_text())
-        raise UserError(f"--out {out} exists and is not empty; choose a new --out "
-                        + ("(it holds no finished fine-tune)" if resume else "or pass --resume"))
+        raise UserError(
+            f"--out {out} exists and is not empty; choose a new --out "
+            + ("(it holds no finished fine-tune)" if resume else "or pass --resume")
+        )
     return None
 
 
@@ -259,6 +290,7 @@ def _checkpoints(path: Path) -> list[Path]:
 
 # ----------------------------------------------------------------------------------------- training
 
+
 def _stable_adapter_config(folder: Path) -> None:
     """peft writes `target_modules` from a set, in an order that changes between processes; sort it so
     the same training gives the same files (and the same adapter fingerprint) everywhere."""
@@ -271,10 +303,21 @@ def _stable_adapter_config(folder: Path) -> None:
         path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
-def finetune(base: str, data: TrainingData, out: str | Path, settings: LoraSettings | None = None, *,
-             merge: bool = False, resume: bool = False, data_dir: str | Path | None = None,
-             device: str | None = None, progress: TrainProgress | None = None,
-             check_overlap: bool = True, save_steps: int | None = None, precision: str = "paper") -> FinetuneResult:
+def finetune(
+    base: str,
+    data: TrainingData,
+    out: str | Path,
+    settings: LoraSettings | None = None,
+    *,
+    merge: bool = False,
+    resume: bool = False,
+    data_dir: str | Path | None = None,
+    device: str | None = None,
+    progress: TrainProgress | None = None,
+    check_overlap: bool = True,
+    save_steps: int | None = None,
+    precision: str = "paper",
+) -> FinetuneResult:
     """Fine-tune `base` on `data` into `out` (see module docstring); returns the manifest.
 
     `save_steps`: optimizer steps between resumable checkpoints (default: a tenth of the run, so about
@@ -290,8 +333,11 @@ def finetune(base: str, data: TrainingData, out: str | Path, settings: LoraSetti
         return FinetuneResult(out, done, reused=True)
     if not data.records:
         raise UserError("the training data has no records")
-    overlap_checked = (check_no_eval_overlap(data.records, data_dir=data_dir, what=f"training data ({data.origin})")
-                       if check_overlap else False)
+    overlap_checked = (
+        check_no_eval_overlap(data.records, data_dir=data_dir, what=f"training data ({data.origin})")
+        if check_overlap
+        else False
+    )
     try:
         import torch
         import transformers
@@ -316,8 +362,10 @@ def finetune(base: str, data: TrainingData, out: str | Path, settings: LoraSetti
     present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     missing = [m for m in settings.target_modules if m not in present]
     if missing:
-        raise UserError(f"--target-modules {','.join(missing)}: no such module in the base model "
-                        f"(e.g. {', '.join(sorted(n for n in present if 'proj' in n)[:8]) or 'none found'})")
+        raise UserError(
+            f"--target-modules {','.join(missing)}: no such module in the base model "
+            f"(e.g. {', '.join(sorted(n for n in present if 'proj' in n)[:8]) or 'none found'})"
+        )
     base_id = base_identity(source)
     key = adapter_key(base_id, data.sha256, settings)
 
@@ -330,8 +378,21 @@ def finetune(base: str, data: TrainingData, out: str | Path, settings: LoraSetti
     work.mkdir(parents=True, exist_ok=True)
     state_file.write_text(json.dumps({"key": key}) + "\n")
     try:
-        result = _train(torch, transformers, model, tokenizer, examples, settings, work, amp,
-                        LoraConfig, get_peft_model, resume, progress, save_steps)
+        result = _train(
+            torch,
+            transformers,
+            model,
+            tokenizer,
+            examples,
+            settings,
+            work,
+            amp,
+            LoraConfig,
+            get_peft_model,
+            resume,
+            progress,
+            save_steps,
+        )
         peft_model, stats = result
         peft_model.save_pretrained(work)
         _stable_adapter_config(work)
@@ -350,9 +411,17 @@ def finetune(base: str, data: TrainingData, out: str | Path, settings: LoraSetti
             "model_spec": f"hf:{base_ref}+{out}",
             "adapter_key": key,
             "base": {"spec": base, "ref": source.ref, "identity": base_id},
-            "data": {"kind": data.kind, "n": data.n, "origin": data.origin, "file": data.source_file,
-                     "sha256": data.sha256, "train_file": TRAIN_DATA, "examples": len(examples),
-                     "dropped_no_response_token": dropped, "eval_overlap_checked": overlap_checked},
+            "data": {
+                "kind": data.kind,
+                "n": data.n,
+                "origin": data.origin,
+                "file": data.source_file,
+                "sha256": data.sha256,
+                "train_file": TRAIN_DATA,
+                "examples": len(examples),
+                "dropped_no_response_token": dropped,
+                "eval_overlap_checked": overlap_checked,
+            },
             "hyperparameters": settings.to_dict(),
             "seed": settings.seed,
             "versions": _versions(),
@@ -376,34 +445,82 @@ def finetune(base: str, data: TrainingData, out: str | Path, settings: LoraSetti
     return FinetuneResult(out, manifest, reused=False, model=trained.eval())
 
 
-def _train(torch: Any, transformers: Any, model: Any, tokenizer: Any, examples: list[dict],
-           settings: LoraSettings, work: Path, amp: dict, LoraConfig: Any, get_peft_model: Any,
-           resume: bool, progress: TrainProgress | None, save_steps: int | None) -> tuple[Any, dict]:
+def _train(
+    torch: Any,
+    transformers: Any,
+    model: Any,
+    tokenizer: Any,
+    examples: list[dict],
+    settings: LoraSettings,
+    work: Path,
+    amp: dict,
+    LoraConfig: Any,
+    get_peft_model: Any,
+    resume: bool,
+    progress: TrainProgress | None,
+    save_steps: int | None,
+) -> tuple[Any, dict]:
     transformers.set_seed(settings.seed)
-    lora = LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
-                      target_modules=list(settings.target_modules), bias="none", task_type="CAUSAL_LM")
+    lora = LoraConfig(
+        r=settings.lora_r,
+        lora_alpha=settings.lora_alpha,
+        lora_dropout=settings.lora_dropout,
+        target_modules=list(settings.target_modules),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
     peft_model = get_peft_model(model, lora)
-    plan = step_plan(len(examples), settings.micro_batch_size, settings.grad_accum, settings.epochs,
-                     settings.seed, settings.max_steps)
+    plan = step_plan(
+        len(examples),
+        settings.micro_batch_size,
+        settings.grad_accum,
+        settings.epochs,
+        settings.seed,
+        settings.max_steps,
+    )
     total = len(plan)
     if save_steps is None:
         save_steps = max(1, total // 10)
     args = transformers.TrainingArguments(
-        output_dir=str(work / "checkpoints"), per_device_train_batch_size=1, gradient_accumulation_steps=1,
-        num_train_epochs=1, max_steps=total, **settings.optimizer_arguments(), logging_steps=1,
-        save_strategy="steps" if save_steps > 0 else "no", save_steps=max(1, save_steps), save_total_limit=1,
-        eval_strategy="no", report_to="none", seed=settings.seed, data_seed=settings.seed, use_cpu=not amp,
-        disable_tqdm=True, dataloader_num_workers=0, remove_unused_columns=False, **amp)
+        output_dir=str(work / "checkpoints"),
+        per_device_train_batch_size=1,
+        gradient_accumulation_steps=1,
+        num_train_epochs=1,
+        max_steps=total,
+        **settings.optimizer_arguments(),
+        logging_steps=1,
+        save_strategy="steps" if save_steps > 0 else "no",
+        save_steps=max(1, save_steps),
+        save_total_limit=1,
+        eval_strategy="no",
+        report_to="none",
+        seed=settings.seed,
+        data_seed=settings.seed,
+        use_cpu=not amp,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        **amp,
+    )
     # the official script pads with id 0 on the left; padding is masked, but left padding shifts the
     # position ids of the shorter examples in a micro-batch, so it is kept (restored afterwards)
     saved = (tokenizer.pad_token, tokenizer.padding_side)
     tokenizer.pad_token_id, tokenizer.padding_side = TRAIN_PAD_ID, TRAIN_PADDING_SIDE
-    collator = transformers.DataCollatorForSeq2Seq(tokenizer, pad_to_multiple_of=PAD_TO_MULTIPLE_OF, padding=True,
-                                                   label_pad_token_id=-100, return_tensors="pt")
+    collator = transformers.DataCollatorForSeq2Seq(
+        tokenizer, pad_to_multiple_of=PAD_TO_MULTIPLE_OF, padding=True, label_pad_token_id=-100, return_tensors="pt"
+    )
     callbacks = [_progress_callback(transformers, progress, total)] if progress is not None else []
-    trainer = make_trainer(transformers, torch, model=peft_model, args=args, plan=plan, examples=examples,
-                           collator=collator, grad_accum=settings.grad_accum,
-                           callbacks=callbacks)
+    trainer = make_trainer(
+        transformers,
+        torch,
+        model=peft_model,
+        args=args,
+        plan=plan,
+        examples=examples,
+        collator=collator,
+        grad_accum=settings.grad_accum,
+        callbacks=callbacks,
+    )
     trainer.remove_callback(transformers.PrinterCallback)  # progress goes to `progress`, never to stdout
     checkpoint = str(_checkpoints(work)[-1]) if resume and _checkpoints(work) else None
     t0 = time.perf_counter()
@@ -413,14 +530,19 @@ def _train(torch: Any, transformers: Any, model: Any, tokenizer: Any, examples: 
         tokenizer.pad_token, tokenizer.padding_side = saved
     seconds = time.perf_counter() - t0
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    done = [i for step in plan[:trainer.state.global_step] for micro in step for i in micro]
+    done = [i for step in plan[: trainer.state.global_step] for micro in step for i in micro]
     tokens = sum(len(examples[i]["input_ids"]) for i in done)
-    stats = {"steps": int(trainer.state.global_step), "epochs_done": round(len(done) / len(examples), 4),
-             "example_passes": len(done),
-             "resumed_from": Path(checkpoint).name if checkpoint else None,
-             "final_loss": losses[-1] if losses else None, "train_loss_mean": float(output.training_loss),
-             "train_tokens": tokens, "train_seconds": round(seconds, 3),
-             "tokens_per_second": round(tokens / seconds, 1) if seconds > 0 else None}
+    stats = {
+        "steps": int(trainer.state.global_step),
+        "epochs_done": round(len(done) / len(examples), 4),
+        "example_passes": len(done),
+        "resumed_from": Path(checkpoint).name if checkpoint else None,
+        "final_loss": losses[-1] if losses else None,
+        "train_loss_mean": float(output.training_loss),
+        "train_tokens": tokens,
+        "train_seconds": round(seconds, 3),
+        "tokens_per_second": round(tokens / seconds, 1) if seconds > 0 else None,
+    }
     return peft_model, stats
 
 

@@ -22,12 +22,30 @@ from __future__ import annotations
 from .._lazy import lazy_exports as _lazy_exports
 
 # loaded on first use (see _lazy.py): importing the package stays light
-_EXPORTS = {"Candidate": ".candidates", "CandidateStore": ".candidates", "NewCandidate": ".candidates",
-            "candidate_id": ".candidates", "extract_items": ".extract", "DEFAULT_VERSION": ".prompts",
-            "PROMPTS_VERSION": ".prompts", "VERSIONS": ".prompts", "parse_harm_score": ".prompts",
-            "prompt_set": ".prompts"}
+_EXPORTS = {
+    "Candidate": ".candidates",
+    "CandidateStore": ".candidates",
+    "NewCandidate": ".candidates",
+    "candidate_id": ".candidates",
+    "extract_items": ".extract",
+    "DEFAULT_VERSION": ".prompts",
+    "PROMPTS_VERSION": ".prompts",
+    "VERSIONS": ".prompts",
+    "parse_harm_score": ".prompts",
+    "prompt_set": ".prompts",
+}
 
-__all__ = ["DEFAULT_VERSION", "VERSIONS", "Candidate", "CandidateStore", "NewCandidate", "PROMPTS_VERSION",
-           "candidate_id", "extract_items", "parse_harm_score", "prompt_set"]
+__all__ = [
+    "DEFAULT_VERSION",
+    "VERSIONS",
+    "Candidate",
+    "CandidateStore",
+    "NewCandidate",
+    "PROMPTS_VERSION",
+    "candidate_id",
+    "extract_items",
+    "parse_harm_score",
+    "prompt_set",
+]
 
 __getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS, globals())

@@ -3,7 +3,8 @@
 
 A candidate is one extracted request for one AMA principle. Its id is a content hash of (principle,
 request), so generating the same request again never makes a second row; the first generation's
-provenance is kept and `times_seen` counts the distinct replies it appeared in (`gen_sightings`). Each row records how it was made (method,
+provenance is kept and `times_seen` counts the distinct replies it appeared in (`gen_sightings`). Each row records
+how it was made (method,
 generator identity, seed, GCG suffix, prompts version, the cache key of the raw reply), what the
 filters said (`filter_status` kept/dropped with reasons and scores), its safe response (with the
 writer's identity), and the review: `status` is `pending` until a person accepts, edits (accepted
@@ -25,7 +26,6 @@ from ..store import Store
 STATUSES = ("pending", "accepted", "rejected")
 STATES = (*STATUSES, "dropped")  # what lists and counts show: a pending candidate the filter dropped is "dropped"
 DECISIONS = ("accept", "edit", "reject", "reset")
-
 
 
 def candidate_id(principle: int, request: str) -> str:
@@ -88,9 +88,11 @@ class Candidate:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
 
-_COLS = ("id, principle, request, method, generator, seed, suffix, prompts_version, raw_key, times_seen, "
-         "safe_response, safe_generator, filter_status, filter_reasons, filter_scores, status, edited_request, "
-         "edited_safe_response, reviewer, reviewed_at, created_at, updated_at")
+_COLS = (
+    "id, principle, request, method, generator, seed, suffix, prompts_version, raw_key, times_seen, "
+    "safe_response, safe_generator, filter_status, filter_reasons, filter_scores, status, edited_request, "
+    "edited_safe_response, reviewer, reviewed_at, created_at, updated_at"
+)
 
 
 def _row(r: tuple) -> Candidate:
@@ -116,14 +118,27 @@ class CandidateStore:
             for n in new:
                 cid = candidate_id(n.principle, n.request)
                 if n.raw_key is not None:
-                    if c.execute("SELECT 1 FROM gen_sightings WHERE candidate_id=? AND raw_key=?",
-                                 (cid, n.raw_key)).fetchone():
+                    if c.execute(
+                        "SELECT 1 FROM gen_sightings WHERE candidate_id=? AND raw_key=?", (cid, n.raw_key)
+                    ).fetchone():
                         continue
                 cur = c.execute(
                     "INSERT OR IGNORE INTO gen_candidates (id, principle, request, method, generator, seed, suffix, "
                     "prompts_version, raw_key, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    (cid, n.principle, " ".join(n.request.split()), n.method, n.generator, n.seed, n.suffix,
-                     prompts_version, n.raw_key, now, now))
+                    (
+                        cid,
+                        n.principle,
+                        " ".join(n.request.split()),
+                        n.method,
+                        n.generator,
+                        n.seed,
+                        n.suffix,
+                        prompts_version,
+                        n.raw_key,
+                        now,
+                        now,
+                    ),
+                )
                 if cur.rowcount == 1:
                     added += 1
                 else:
@@ -139,8 +154,13 @@ class CandidateStore:
             raise UserError(f"no generated candidate '{cid}' in {self.store.path}")
         return _row(r)
 
-    def list(self, *, status: Sequence[str] | None = None, principles: Sequence[int] | None = None,
-             filter_status: Sequence[str] | None = None) -> list[Candidate]:
+    def list(
+        self,
+        *,
+        status: Sequence[str] | None = None,
+        principles: Sequence[int] | None = None,
+        filter_status: Sequence[str] | None = None,
+    ) -> list[Candidate]:
         """Candidates in creation order, optionally restricted by status, principle and filter status."""
         where, args = [], []
         for col, values in (("status", status), ("principle", principles), ("filter_status", filter_status)):
@@ -156,7 +176,8 @@ class CandidateStore:
     def counts(self) -> dict[str, int]:
         out = {s: 0 for s in STATES}
         for status, fstatus, n in self.conn.execute(
-                "SELECT status, filter_status, COUNT(*) FROM gen_candidates GROUP BY status, filter_status"):
+            "SELECT status, filter_status, COUNT(*) FROM gen_candidates GROUP BY status, filter_status"
+        ):
             out["dropped" if fstatus == "dropped" and status == "pending" else status] += n
         return out
 
@@ -164,17 +185,30 @@ class CandidateStore:
         """(id, 'kept'|'dropped', reasons, scores) for each candidate the filters looked at."""
         now = time.time()
         with self.store.transaction() as c:
-            c.executemany("UPDATE gen_candidates SET filter_status=?, filter_reasons=?, filter_scores=?, updated_at=? "
-                          "WHERE id=?", [(st, json.dumps(reasons), json.dumps(scores, sort_keys=True), now, cid)
-                                         for cid, st, reasons, scores in results])
+            c.executemany(
+                "UPDATE gen_candidates SET filter_status=?, filter_reasons=?, filter_scores=?, updated_at=? WHERE id=?",
+                [
+                    (st, json.dumps(reasons), json.dumps(scores, sort_keys=True), now, cid)
+                    for cid, st, reasons, scores in results
+                ],
+            )
 
     def set_safe_response(self, cid: str, text: str, generator: str) -> None:
         with self.store.transaction() as c:
-            c.execute("UPDATE gen_candidates SET safe_response=?, safe_generator=?, updated_at=? WHERE id=?",
-                      (text.strip(), generator, time.time(), cid))
+            c.execute(
+                "UPDATE gen_candidates SET safe_response=?, safe_generator=?, updated_at=? WHERE id=?",
+                (text.strip(), generator, time.time(), cid),
+            )
 
-    def decide(self, cid: str, decision: str, *, request: str | None = None, safe_response: str | None = None,
-               reviewer: str | None = None) -> Candidate:
+    def decide(
+        self,
+        cid: str,
+        decision: str,
+        *,
+        request: str | None = None,
+        safe_response: str | None = None,
+        reviewer: str | None = None,
+    ) -> Candidate:
         """Record a person's decision at once: accept, edit (accept with edited text), reject, or reset
         (back to pending). Edits keep the original text; blank edits are an error."""
         if decision not in DECISIONS:
@@ -193,13 +227,20 @@ class CandidateStore:
         status = {"accept": "accepted", "edit": "accepted", "reject": "rejected", "reset": "pending"}[decision]
         now = time.time()
         with self.store.transaction() as c:
-            c.execute("UPDATE gen_candidates SET status=?, edited_request=?, edited_safe_response=?, reviewer=?, "
-                      "reviewed_at=?, updated_at=? WHERE id=?",
-                      (status, edited_req, edited_safe, reviewer, None if decision == "reset" else now, now, cid))
-            c.execute("INSERT INTO gen_decisions VALUES (?,?,?,?,?,?)",
-                      (cid, decision, request, safe_response, reviewer, now))
+            c.execute(
+                "UPDATE gen_candidates SET status=?, edited_request=?, edited_safe_response=?, reviewer=?, "
+                "reviewed_at=?, updated_at=? WHERE id=?",
+                (status, edited_req, edited_safe, reviewer, None if decision == "reset" else now, now, cid),
+            )
+            c.execute(
+                "INSERT INTO gen_decisions VALUES (?,?,?,?,?,?)", (cid, decision, request, safe_response, reviewer, now)
+            )
         return self.get(cid)
 
     def decisions(self, cid: str) -> list[tuple[str, str | None, str | None, float]]:
-        return list(self.conn.execute("SELECT decision, request, safe_response, at FROM gen_decisions "
-                                      "WHERE candidate_id=? ORDER BY rowid", (cid,)))
+        return list(
+            self.conn.execute(
+                "SELECT decision, request, safe_response, at FROM gen_decisions WHERE candidate_id=? ORDER BY rowid",
+                (cid,),
+            )
+        )

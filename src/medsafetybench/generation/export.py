@@ -31,8 +31,10 @@ def accepted(cands: CandidateStore, principles: Sequence[int] | None = None) -> 
     out = cands.list(status=("accepted",), principles=principles)
     missing = [c.id for c in out if not c.final_safe_response]
     if missing:
-        raise UserError(f"{len(missing)} accepted candidate(s) have no safe response (first: {missing[0]}); "
-                        "run `medsafety generate safe-responses` or edit one in during review")
+        raise UserError(
+            f"{len(missing)} accepted candidate(s) have no safe response (first: {missing[0]}); "
+            "run `medsafety generate safe-responses` or edit one in during review"
+        )
     return out
 
 
@@ -59,8 +61,16 @@ def write_official_layout(cands: Sequence[Candidate], out_dir: str | Path) -> li
 def write_alpaca(cands: Sequence[Candidate], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    records = [{"instruction": c.final_request, "input": "", "output": c.final_safe_response,
-                "principle": c.principle, "id": c.id} for c in cands]
+    records = [
+        {
+            "instruction": c.final_request,
+            "input": "",
+            "output": c.final_safe_response,
+            "principle": c.principle,
+            "id": c.id,
+        }
+        for c in cands
+    ]
     path.write_text(json.dumps(records, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return path
 

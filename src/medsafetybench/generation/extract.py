@@ -15,12 +15,17 @@ import re
 _NUMBERED = re.compile(
     r"^\s*(?:#{1,6}\s*)?(?P<b>\*\*|__)?\s*"
     r"(?:\(?#?(\d{1,3})\s*[.):\]]|Request\s+(\d{1,3})\s*[:.])"
-    r"\s*(?(b)(?:\*\*|__)?)\s*(?P<text>.*)$", re.IGNORECASE)
+    r"\s*(?(b)(?:\*\*|__)?)\s*(?P<text>.*)$",
+    re.IGNORECASE,
+)
 _BULLET = re.compile(r"^\s*(?:[-*•‣▪◦]|\u2013|\u2014)\s+(.*)$")
 _QUOTES = (('"', '"'), ("\u201c", "\u201d"), ("'", "'"), ("\u2018", "\u2019"), ("`", "`"))
 _LEAD_LABEL = re.compile(r"^(?:\*\*|__)(.{1,80}?)(?:\*\*|__)\s*[:\-\u2013\u2014]?\s*(.*)$", re.DOTALL)
-_CLOSING = re.compile(r"^\s*(?:note|please note|disclaimer|remember|i hope|these (?:requests|examples)|"
-                      r"i (?:must|cannot|can't|won't)|however,)\b", re.IGNORECASE)
+_CLOSING = re.compile(
+    r"^\s*(?:note|please note|disclaimer|remember|i hope|these (?:requests|examples)|"
+    r"i (?:must|cannot|can't|won't)|however,)\b",
+    re.IGNORECASE,
+)
 
 
 def _clean(text: str) -> str:
@@ -59,8 +64,9 @@ def extract_items(reply: str, *, min_chars: int = 8) -> list[str]:
             continue
         indented = line.startswith((" ", "\t"))
         # continuation: an indented line, or a line right below the item that is not a closing remark
-        if open_item and (indented or (not after_blank and not _CLOSING.match(line)
-                                       and not line.rstrip().endswith(":"))):
+        if open_item and (
+            indented or (not after_blank and not _CLOSING.match(line) and not line.rstrip().endswith(":"))
+        ):
             items[-1].append(line)
         else:
             open_item = False
@@ -73,4 +79,3 @@ def extract_items(reply: str, *, min_chars: int = 8) -> list[str]:
             seen.add(text)
             out.append(text)
     return out
-

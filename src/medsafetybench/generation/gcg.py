@@ -80,8 +80,16 @@ class GCGConfig:
     """Steps between checkpoints in the store (`gcg_runs.optimise`)."""
 
     def __post_init__(self) -> None:
-        for name in ("steps", "top_k", "num_candidates", "suffix_len", "batch_size", "check_every", "check_tokens",
-                     "checkpoint_every"):
+        for name in (
+            "steps",
+            "top_k",
+            "num_candidates",
+            "suffix_len",
+            "batch_size",
+            "check_every",
+            "check_tokens",
+            "checkpoint_every",
+        ):
             if getattr(self, name) < 1:
                 raise UserError(f"GCG --{name.replace('_', '-')} must be at least 1")
         check_version(self.version)
@@ -159,14 +167,18 @@ def allowed_tokens(tok: Any, n_rows: int, version: str) -> list[bool]:
     texts += [""] * (n_rows - len(texts))
     special = set(tok.all_special_ids)
     if version == V1:
-        return [i < len(tok) and i not in special and bool(s) and s.isascii() and s.isprintable() and bool(s.strip())
-                for i, s in enumerate(texts)]
+        return [
+            i < len(tok) and i not in special and bool(s) and s.isascii() and s.isprintable() and bool(s.strip())
+            for i, s in enumerate(texts)
+        ]
     special |= set(getattr(tok, "added_tokens_decoder", {}) or {})
     special |= {t for t in (tok.bos_token_id, tok.eos_token_id, tok.pad_token_id, tok.unk_token_id) if t is not None}
     base = getattr(tok, "vocab_size", len(tok))
     # official: ids 3..vocab_size-1 whose text is not printable ASCII are forbidden, so are bos/eos/pad/unk
-    return [i < len(tok) and i not in special and (i < 3 or i >= base or (s.isascii() and s.isprintable()))
-            for i, s in enumerate(texts)]
+    return [
+        i < len(tok) and i not in special and (i < 3 or i >= base or (s.isascii() and s.isprintable()))
+        for i, s in enumerate(texts)
+    ]
 
 
 class GCG:
@@ -188,8 +200,9 @@ class GCG:
         if not self.target_ids:
             raise UserError("GCG --target must not be empty")
         self.embed = self.model.get_input_embeddings()
-        self.allowed = torch.tensor(allowed_tokens(self.tok, self.embed.weight.shape[0], self.cfg.version),
-                                    device=self.device)
+        self.allowed = torch.tensor(
+            allowed_tokens(self.tok, self.embed.weight.shape[0], self.cfg.version), device=self.device
+        )
         self.init_ids = self._init_ids()
         self._prefix_kv: list[tuple[Any, Any]] | None = None
         params = inspect.signature(self.model.forward).parameters
@@ -225,11 +238,15 @@ class GCG:
         if len(ids) == 1:
             ids = ids * self.cfg.suffix_len
         elif len(ids) != self.cfg.suffix_len:
-            raise UserError(f"--init {self.cfg.init!r} is {len(ids)} tokens: give one token (repeated) or exactly "
-                            f"--suffix-len {self.cfg.suffix_len} tokens")
+            raise UserError(
+                f"--init {self.cfg.init!r} is {len(ids)} tokens: give one token (repeated) or exactly "
+                f"--suffix-len {self.cfg.suffix_len} tokens"
+            )
         if not all(bool(self.allowed[i]) for i in ids):
-            raise UserError(f"--init {self.cfg.init!r} contains a token that may not appear in a suffix "
-                            "(non-ASCII, unprintable or special)")
+            raise UserError(
+                f"--init {self.cfg.init!r} contains a token that may not appear in a suffix "
+                "(non-ASCII, unprintable or special)"
+            )
         return ids
 
     def decode(self, ids: list[int]) -> str:
@@ -290,14 +307,15 @@ class GCG:
         out = []
         with torch.no_grad():
             for s in range(0, candidates.shape[0], self.cfg.batch_size):
-                cand = candidates[s:s + self.cfg.batch_size]
+                cand = candidates[s : s + self.cfg.batch_size]
                 b = cand.shape[0]
                 seq = [cand, after.expand(b, -1), target.expand(b, -1)]
                 if not use_cache:
                     seq.insert(0, self._ids(self.before_ids).expand(b, -1))
                 pred, _ = self._forward(use_cache, b, input_ids=torch.cat(seq, dim=1))
-                loss = torch.nn.functional.cross_entropy(pred.reshape(-1, pred.shape[-1]).float(),
-                                                         target.repeat(b), reduction="none")
+                loss = torch.nn.functional.cross_entropy(
+                    pred.reshape(-1, pred.shape[-1]).float(), target.repeat(b), reduction="none"
+                )
                 out.append(loss.view(b, -1).mean(dim=1))
         return torch.cat(out)
 
@@ -324,8 +342,10 @@ class GCG:
         again = self.tok(self.tok.batch_decode(rows), add_special_tokens=False)["input_ids"]
         keep = [i for i, (a, b) in enumerate(zip(rows, again, strict=True)) if a == list(b)]
         if not keep:
-            raise UserError(f"GCG: none of the {len(rows)} candidate suffixes re-tokenises to the same tokens with "
-                            "this tokenizer; try another --init, more --candidates or a larger --top-k")
+            raise UserError(
+                f"GCG: none of the {len(rows)} candidate suffixes re-tokenises to the same tokens with "
+                "this tokenizer; try another --init, more --candidates or a larger --top-k"
+            )
         return cands[keep]
 
     def generate_with(self, suffix_ids: list[int], max_new_tokens: int) -> str:
@@ -333,24 +353,37 @@ class GCG:
         ids = self.before_ids + suffix_ids + self.after_ids
         x = self._ids(ids).unsqueeze(0)
         with torch.no_grad():
-            out = self.model.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=max_new_tokens,
-                                      do_sample=False, pad_token_id=self.tok.pad_token_id)
-        return self.tok.decode(out[0, len(ids):], skip_special_tokens=True)
+            out = self.model.generate(
+                input_ids=x,
+                attention_mask=torch.ones_like(x),
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=self.tok.pad_token_id,
+            )
+        return self.tok.decode(out[0, len(ids) :], skip_special_tokens=True)
 
     def check(self, suffix_ids: list[int]) -> dict:
         """Try a suffix: the greedy output and the two tests."""
         output = self.generate_with(suffix_ids, max(self.cfg.check_tokens, len(self.target_ids) + 1))
-        return {"output": output, "success": is_success(output, self.target),
-                "refused": is_refusal(output, self.prefixes)}
+        return {
+            "output": output,
+            "success": is_success(output, self.target),
+            "refused": is_refusal(output, self.prefixes),
+        }
 
     def start(self) -> GCGState:
         loss0 = float(self.candidate_losses(self._ids(self.init_ids).unsqueeze(0))[0])
         gen = self.torch.Generator().manual_seed(self.cfg.seed)
-        return GCGState(0, list(self.init_ids), list(self.init_ids), loss0, [loss0],
-                        rng=bytes(gen.get_state().tolist()))
+        return GCGState(
+            0, list(self.init_ids), list(self.init_ids), loss0, [loss0], rng=bytes(gen.get_state().tolist())
+        )
 
-    def run(self, state: GCGState | None = None, on_step: Callable[[GCGState, bool], None] | None = None,
-            log: Callable[[str], None] | None = None) -> GCGResult:
+    def run(
+        self,
+        state: GCGState | None = None,
+        on_step: Callable[[GCGState, bool], None] | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> GCGResult:
         """Optimise from `state` (a checkpoint) or from the start; `on_step(state, last)` after each step."""
         torch = self.torch
         state = self.start() if state is None else replace(state)
@@ -372,8 +405,10 @@ class GCG:
                 check = {"step": state.step, "best_loss": state.best_loss, **self.check(state.best_ids)}
                 state.checks.append(check)
                 if log:
-                    log(f"step {state.step}: loss {loss:.3f} (best {state.best_loss:.3f}), output starts with the "
-                        f"target: {check['success']}, refusal phrase: {check['refused']}")
+                    log(
+                        f"step {state.step}: loss {loss:.3f} (best {state.best_loss:.3f}), output starts with the "
+                        f"target: {check['success']}, refusal phrase: {check['refused']}"
+                    )
                 last = last or (check["success"] and self.cfg.early_stop)
             state.rng = bytes(gen.get_state().tolist())
             state.seconds = time.perf_counter() - t0
@@ -382,6 +417,15 @@ class GCG:
             if last:
                 break
         final = state.checks[-1] if state.checks else {"output": "", "success": False, "refused": False}
-        return GCGResult(suffix=self.decode(state.best_ids), suffix_ids=state.best_ids, best_loss=state.best_loss,
-                         losses=state.losses, success=final["success"], refused=final["refused"],
-                         output=final["output"], steps_run=state.step, seconds=state.seconds, checks=state.checks)
+        return GCGResult(
+            suffix=self.decode(state.best_ids),
+            suffix_ids=state.best_ids,
+            best_loss=state.best_loss,
+            losses=state.losses,
+            success=final["success"],
+            refused=final["refused"],
+            output=final["output"],
+            steps_run=state.step,
+            seconds=state.seconds,
+            checks=state.checks,
+        )

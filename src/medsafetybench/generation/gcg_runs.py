@@ -40,8 +40,11 @@ def model_dtype(hf_model: Any) -> str:
 
 
 def run_key(identity: str, goal: str, target: str, dtype: str, cfg: GCGConfig) -> str:
-    payload = json.dumps({"model": identity, "goal": goal, "target": target, "dtype": dtype,
-                          "config": cfg.key_dict()}, sort_keys=True, ensure_ascii=False)
+    payload = json.dumps(
+        {"model": identity, "goal": goal, "target": target, "dtype": dtype, "config": cfg.key_dict()},
+        sort_keys=True,
+        ensure_ascii=False,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -52,8 +55,18 @@ def find_run(store: Store, key: str) -> GCGResult | None:
     row = store.conn.execute(f"SELECT {_RUN_COLS} FROM gen_gcg_runs WHERE key=?", (key,)).fetchone()
     if row is None:
         return None
-    return GCGResult(row[0], json.loads(row[1]), row[2], json.loads(row[3]), bool(row[4]), bool(row[5]), row[6],
-                     row[7], row[8], json.loads(row[9]))
+    return GCGResult(
+        row[0],
+        json.loads(row[1]),
+        row[2],
+        json.loads(row[3]),
+        bool(row[4]),
+        bool(row[5]),
+        row[6],
+        row[7],
+        row[8],
+        json.loads(row[9]),
+    )
 
 
 def load_checkpoint(store: Store, key: str) -> GCGState | None:
@@ -67,8 +80,15 @@ def _state_json(state: GCGState) -> str:
     return json.dumps({k: v for k, v in asdict(state).items() if k != "rng"})
 
 
-def optimise(store: Store, hf_model: Any, principle: int | None, goal: str, target: str, cfg: GCGConfig,
-             log: Callable[[str], None] | None = None) -> tuple[str, GCGResult]:
+def optimise(
+    store: Store,
+    hf_model: Any,
+    principle: int | None,
+    goal: str,
+    target: str,
+    cfg: GCGConfig,
+    log: Callable[[str], None] | None = None,
+) -> tuple[str, GCGResult]:
     """(run key, result) for this model, goal, target and settings: from the store, else computed (resuming
     from a checkpoint when there is one) and stored."""
     hf_model.load()
@@ -85,17 +105,34 @@ def optimise(store: Store, hf_model: Any, principle: int | None, goal: str, targ
     def on_step(s: GCGState, last: bool) -> None:
         if not last and s.step % cfg.checkpoint_every == 0:
             with store.transaction() as c:
-                c.execute("INSERT OR REPLACE INTO gen_gcg_checkpoints VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                          (*head, s.step, _state_json(s), s.rng, s.seconds, time.time()))
+                c.execute(
+                    "INSERT OR REPLACE INTO gen_gcg_checkpoints VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (*head, s.step, _state_json(s), s.rng, s.seconds, time.time()),
+                )
 
     res = GCG(hf_model, goal, target, cfg).run(state, on_step, log)
     with store.transaction() as c:
-        c.execute("INSERT OR IGNORE INTO gen_gcg_runs (key, model_identity, principle, goal, target, config, suffix, "
-                  "suffix_ids, best_loss, losses, success, output, steps_run, seconds, created_at, refused, checks, "
-                  "prompts_version, dtype) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                  (*head[:6], res.suffix, json.dumps(res.suffix_ids), res.best_loss, json.dumps(res.losses),
-                   int(res.success), res.output, res.steps_run, res.seconds, time.time(), int(res.refused),
-                   json.dumps(res.checks), cfg.version, dtype))
+        c.execute(
+            "INSERT OR IGNORE INTO gen_gcg_runs (key, model_identity, principle, goal, target, config, suffix, "
+            "suffix_ids, best_loss, losses, success, output, steps_run, seconds, created_at, refused, checks, "
+            "prompts_version, dtype) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                *head[:6],
+                res.suffix,
+                json.dumps(res.suffix_ids),
+                res.best_loss,
+                json.dumps(res.losses),
+                int(res.success),
+                res.output,
+                res.steps_run,
+                res.seconds,
+                time.time(),
+                int(res.refused),
+                json.dumps(res.checks),
+                cfg.version,
+                dtype,
+            ),
+        )
         c.execute("DELETE FROM gen_gcg_checkpoints WHERE key=?", (key,))
     return key, res
 
@@ -122,23 +159,65 @@ class GCGRunInfo:
 def list_runs(store: Store) -> list[GCGRunInfo]:
     """Finished runs and checkpoints, oldest first."""
     out = []
-    for r in store.conn.execute("SELECT key, model_identity, principle, prompts_version, steps_run, config, best_loss, "
-                                "success, refused, suffix, seconds, created_at FROM gen_gcg_runs"):
+    for r in store.conn.execute(
+        "SELECT key, model_identity, principle, prompts_version, steps_run, config, best_loss, "
+        "success, refused, suffix, seconds, created_at FROM gen_gcg_runs"
+    ):
         steps = json.loads(r[5]).get("steps")
-        out.append(GCGRunInfo(r[0], "done", r[1], r[2], r[3], r[4], steps, r[6], bool(r[7]),
-                              None if r[8] is None else bool(r[8]), r[9], r[10], r[11]))
-    for r in store.conn.execute("SELECT key, model_identity, principle, config, step, state, seconds, updated_at "
-                                "FROM gen_gcg_checkpoints"):
+        out.append(
+            GCGRunInfo(
+                r[0],
+                "done",
+                r[1],
+                r[2],
+                r[3],
+                r[4],
+                steps,
+                r[6],
+                bool(r[7]),
+                None if r[8] is None else bool(r[8]),
+                r[9],
+                r[10],
+                r[11],
+            )
+        )
+    for r in store.conn.execute(
+        "SELECT key, model_identity, principle, config, step, state, seconds, updated_at FROM gen_gcg_checkpoints"
+    ):
         cfg, state = json.loads(r[3]), json.loads(r[5])
-        out.append(GCGRunInfo(r[0], "checkpoint", r[1], r[2], cfg.get("version", V1), r[4], cfg.get("steps"),
-                              state["best_loss"], None, None, None, r[6], r[7]))
+        out.append(
+            GCGRunInfo(
+                r[0],
+                "checkpoint",
+                r[1],
+                r[2],
+                cfg.get("version", V1),
+                r[4],
+                cfg.get("steps"),
+                state["best_loss"],
+                None,
+                None,
+                None,
+                r[6],
+                r[7],
+            )
+        )
     return sorted(out, key=lambda x: x.at)
 
 
-def generate_by_gcg(store: Store, hf_model: Any, principle: int, cfg: GCGConfig, *, goal: str | None = None,
-                    target: str | None = None, goal_set: str | None = None, goals_file: Any = None,
-                    max_new_tokens: int = 512,
-                    log: Callable[[str], None] | None = None) -> tuple[GCGResult, GenReport]:
+def generate_by_gcg(
+    store: Store,
+    hf_model: Any,
+    principle: int,
+    cfg: GCGConfig,
+    *,
+    goal: str | None = None,
+    target: str | None = None,
+    goal_set: str | None = None,
+    goals_file: Any = None,
+    max_new_tokens: int = 512,
+    log: Callable[[str], None] | None = None,
+) -> tuple[GCGResult, GenReport]:
     """Optimise (or reuse) the suffix for `principle` (or the given goal/target), then store the requests
     the model lists with it (see module docstring)."""
     from . import prompts_official as official
@@ -157,13 +236,28 @@ def generate_by_gcg(store: Store, hf_model: Any, principle: int, cfg: GCGConfig,
     report = GenReport()
     cands = CandidateStore(store)
     if cfg.version == V1:
-        request = ChatRequest((Message("user", f"{goal} {res.suffix}"),), GenerationConfig(max_new_tokens=max_new_tokens))
+        request = ChatRequest(
+            (Message("user", f"{goal} {res.suffix}"),), GenerationConfig(max_new_tokens=max_new_tokens)
+        )
         replies = asyncio.run(cached_generate(store, hf_model, [request], report))
         keys = [request.cache_key(hf_model.identity)]
     else:
-        replies = [res.checks[official_pick(res.checks, target, prompt_set(cfg.version).refusal_prefixes)]["output"]
-                   if res.checks else None]
+        replies = [
+            res.checks[official_pick(res.checks, target, prompt_set(cfg.version).refusal_prefixes)]["output"]
+            if res.checks
+            else None
+        ]
         keys = [f"gcg:{key}"]
-    add_from_replies(cands, replies, keys, principle=principle, method="gcg", generator=hf_model.identity,
-                     seeds=[cfg.seed], report=report, version=cfg.version, suffix=res.suffix)
+    add_from_replies(
+        cands,
+        replies,
+        keys,
+        principle=principle,
+        method="gcg",
+        generator=hf_model.identity,
+        seeds=[cfg.seed],
+        report=report,
+        version=cfg.version,
+        suffix=res.suffix,
+    )
     return res, report

@@ -23,18 +23,24 @@ def harm_scorer_identity(model: ChatModel, version: str = DEFAULT_VERSION, rende
     return f"{forced_identity(model, resolve_render(model, render, version))}|{version}"
 
 
-async def harm_scores(store: Store, model: ChatModel, items: Sequence[tuple[str, int | None]],
-                      report: GenReport | None = None, version: str = DEFAULT_VERSION,
-                      render: str = "auto") -> list[tuple[float | None, str | None]]:
+async def harm_scores(
+    store: Store,
+    model: ChatModel,
+    items: Sequence[tuple[str, int | None]],
+    report: GenReport | None = None,
+    version: str = DEFAULT_VERSION,
+    render: str = "auto",
+) -> list[tuple[float | None, str | None]]:
     """(score or None when unscored, raw reply or None when the call failed) for each (request, principle).
     v1 parses `score: N` (0-10); v2 takes the first number of the reply, as the official script."""
     ps = prompt_set(version)
     if version != V1 and hasattr(model, "tokenizer"):  # a local model: the official forced start
         model.load()  # type: ignore[attr-defined]
         mode = resolve_render(model, render, version)
-        texts, _ = await forced_generate(store, model, [harm_request(r, p, version, forced=True) for r, p in items],
-                                         mode, report)
-        texts = [None if t is None else t[len(ps.harm_start or ""):] for t in texts]
+        texts, _ = await forced_generate(
+            store, model, [harm_request(r, p, version, forced=True) for r, p in items], mode, report
+        )
+        texts = [None if t is None else t[len(ps.harm_start or "") :] for t in texts]
     else:
         texts = await cached_generate(store, model, [harm_request(r, p, version) for r, p in items], report)
     return [(None if t is None else ps.harm_parse(t), t) for t in texts]

@@ -71,8 +71,12 @@ def prefill_complete(hf_model: Any, request: ChatRequest, render: str = "model")
     ids = prefill_prompt_ids(hf_model, request, render)
     cfg, tok, eos = request.config, hf_model.tokenizer, hf_model.eos_ids()
     # A fresh config: the checkpoint's own sampling defaults never leak in.
-    gen = transformers.GenerationConfig(max_new_tokens=cfg.max_new_tokens, pad_token_id=tok.pad_token_id,
-                                        eos_token_id=eos or None, do_sample=cfg.temperature > 0)
+    gen = transformers.GenerationConfig(
+        max_new_tokens=cfg.max_new_tokens,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=eos or None,
+        do_sample=cfg.temperature > 0,
+    )
     if cfg.temperature > 0:
         gen.temperature, gen.top_p, gen.top_k = cfg.temperature, cfg.top_p, 0
         if cfg.seed is not None:
@@ -80,15 +84,16 @@ def prefill_complete(hf_model: Any, request: ChatRequest, render: str = "model")
     x = torch.tensor([ids], device=hf_model.device)
     with torch.inference_mode():
         out = hf_model.model.generate(input_ids=x, attention_mask=torch.ones_like(x), generation_config=gen)
-    new = out[0, len(ids):].tolist()
+    new = out[0, len(ids) :].tolist()
     stop = next((k for k, t in enumerate(new) if t in eos), None)
     new = new if stop is None else new[:stop]
     text = request.messages[-1].content + tok.decode(new, skip_special_tokens=True)
     return Completion(text=text, usage=Usage(len(ids), len(new)), finish_reason="length" if stop is None else "stop")
 
 
-async def forced_generate(store: Store, hf_model: Any, requests: Sequence[ChatRequest], render: str,
-                          report: GenReport | None = None) -> tuple[list[str | None], list[str]]:
+async def forced_generate(
+    store: Store, hf_model: Any, requests: Sequence[ChatRequest], render: str, report: GenReport | None = None
+) -> tuple[list[str | None], list[str]]:
     """(texts, cache keys) for forced-start requests, generating only what the store lacks."""
     identity = forced_identity(hf_model, render)
     keys = [r.cache_key(identity) for r in requests]
@@ -103,26 +108,46 @@ async def forced_generate(store: Store, hf_model: Any, requests: Sequence[ChatRe
     return [store.response_text(k) for k in keys], keys
 
 
-def prefill_request(principle: int, count: int | None, config: GenerationConfig, *, version: str = DEFAULT_VERSION,
-                    goal_set: str = "prompts", goals_file: str | Path | None = None) -> ChatRequest:
+def prefill_request(
+    principle: int,
+    count: int | None,
+    config: GenerationConfig,
+    *,
+    version: str = DEFAULT_VERSION,
+    goal_set: str = "prompts",
+    goals_file: str | Path | None = None,
+) -> ChatRequest:
     """The chat with the assistant turn already begun (the last message)."""
     ps = prompt_set(version)
     if version == V1:
         goal = prefill_goal(principle, count or 10)
     else:
         if count is not None:
-            raise UserError("--count: the official goals ask for twenty requests; use --goals FILE for other goals "
-                            "(or --prompts-version msb-gen-v1)")
+            raise UserError(
+                "--count: the official goals ask for twenty requests; use --goals FILE for other goals "
+                "(or --prompts-version msb-gen-v1)"
+            )
         goal = official.goal_for(principle, goal_set, goals_file).goal
-    return ChatRequest((Message("system", ps.prefill_system), Message("user", goal),
-                        Message("assistant", ps.prefill_start)), config)
+    return ChatRequest(
+        (Message("system", ps.prefill_system), Message("user", goal), Message("assistant", ps.prefill_start)), config
+    )
 
 
-async def generate_by_prefill(store: Store, hf_model: Any, principle: int, *, count: int | None = None,
-                              calls: int = 1, temperature: float | None = None, top_p: float | None = None,
-                              max_new_tokens: int | None = None, version: str = DEFAULT_VERSION,
-                              goal_set: str = "prompts", goals_file: str | Path | None = None,
-                              render: str = "auto") -> GenReport:
+async def generate_by_prefill(
+    store: Store,
+    hf_model: Any,
+    principle: int,
+    *,
+    count: int | None = None,
+    calls: int = 1,
+    temperature: float | None = None,
+    top_p: float | None = None,
+    max_new_tokens: int | None = None,
+    version: str = DEFAULT_VERSION,
+    goal_set: str = "prompts",
+    goals_file: str | Path | None = None,
+    render: str = "auto",
+) -> GenReport:
     """The paper's Llama-3 method on a loaded `HFChatModel`. Unset settings take the version's
     defaults: v1 temperature 0.7, 1024 new tokens; v2 the official run's 0.6 / top-p 0.9 / 1500 tokens."""
     check_version(version)
@@ -138,14 +163,32 @@ async def generate_by_prefill(store: Store, hf_model: Any, principle: int, *, co
     if v1 and goals_file is not None:
         raise UserError("--goals: goal files are for the official texts; drop --prompts-version msb-gen-v1")
     mode = resolve_render(hf_model, render, version)
-    chat = prefill_request(principle, count, GenerationConfig(), version=version, goal_set=goal_set,
-                           goals_file=goals_file).messages
-    requests = [ChatRequest(chat, GenerationConfig(max_new_tokens=max_new_tokens, temperature=temperature,
-                                                   top_p=top_p if temperature > 0 else 1.0,
-                                                   seed=i if temperature > 0 else None)) for i in range(calls)]
+    chat = prefill_request(
+        principle, count, GenerationConfig(), version=version, goal_set=goal_set, goals_file=goals_file
+    ).messages
+    requests = [
+        ChatRequest(
+            chat,
+            GenerationConfig(
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                top_p=top_p if temperature > 0 else 1.0,
+                seed=i if temperature > 0 else None,
+            ),
+        )
+        for i in range(calls)
+    ]
     report = GenReport()
     replies, keys = await forced_generate(store, hf_model, requests, mode, report)
-    add_from_replies(CandidateStore(store), replies, keys, principle=principle, method="prefill",
-                     generator=forced_identity(hf_model, mode), seeds=[r.config.seed for r in requests],
-                     report=report, version=version)
+    add_from_replies(
+        CandidateStore(store),
+        replies,
+        keys,
+        principle=principle,
+        method="prefill",
+        generator=forced_identity(hf_model, mode),
+        seeds=[r.config.seed for r in requests],
+        report=report,
+        version=version,
+    )
     return report

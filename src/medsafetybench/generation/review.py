@@ -129,13 +129,25 @@ api("/api/items").then((data) => { items = data.items; counts = data.counts; pos
 
 def candidate_json(c: Candidate) -> dict[str, Any]:
     """What the page shows of a candidate (the page inserts every string as text)."""
-    return {"id": c.id, "principle": c.principle, "principle_text": get_principle(c.principle).text,
-            "request": c.final_request, "original_request": c.request, "safe_response": c.final_safe_response,
-            "status": c.status, "method": c.method, "prompts_version": c.prompts_version, "generator": c.generator,
-            "seed": c.seed, "suffix": c.suffix,
-            "filter_status": c.filter_status, "filter_reasons": c.filter_reasons,
-            "harm": c.filter_scores.get("harm"), "harm_note": c.filter_scores.get("harm_note"),
-            "nearest": c.filter_scores.get("nearest", [])}
+    return {
+        "id": c.id,
+        "principle": c.principle,
+        "principle_text": get_principle(c.principle).text,
+        "request": c.final_request,
+        "original_request": c.request,
+        "safe_response": c.final_safe_response,
+        "status": c.status,
+        "method": c.method,
+        "prompts_version": c.prompts_version,
+        "generator": c.generator,
+        "seed": c.seed,
+        "suffix": c.suffix,
+        "filter_status": c.filter_status,
+        "filter_reasons": c.filter_reasons,
+        "harm": c.filter_scores.get("harm"),
+        "harm_note": c.filter_scores.get("harm_note"),
+        "nearest": c.filter_scores.get("nearest", []),
+    }
 
 
 class ReviewServer(LocalPageServer):
@@ -146,9 +158,16 @@ class ReviewServer(LocalPageServer):
     page_html = PAGE
     max_body = MAX_BODY
 
-    def __init__(self, db_path: str | Path, *, port: int = 0, include_reviewed: bool = False,
-                 include_dropped: bool = False, principles: tuple[int, ...] | None = None,
-                 reviewer: str | None = None) -> None:
+    def __init__(
+        self,
+        db_path: str | Path,
+        *,
+        port: int = 0,
+        include_reviewed: bool = False,
+        include_dropped: bool = False,
+        principles: tuple[int, ...] | None = None,
+        reviewer: str | None = None,
+    ) -> None:
         super().__init__(db_path, port=port)
         self.include_reviewed, self.include_dropped = include_reviewed, include_dropped
         self.principles, self.reviewer = principles, reviewer
@@ -184,6 +203,11 @@ class ReviewServer(LocalPageServer):
         for k in ("request", "safe_response"):
             if body.get(k) is not None and not isinstance(body[k], str):
                 raise ValueError(f"{k} must be text")
-        cand = self.cands.decide(body["id"], str(body.get("decision")), request=body.get("request"),
-                                 safe_response=body.get("safe_response"), reviewer=self.reviewer)
+        cand = self.cands.decide(
+            body["id"],
+            str(body.get("decision")),
+            request=body.get("request"),
+            safe_response=body.get("safe_response"),
+            reviewer=self.reviewer,
+        )
         return {"item": candidate_json(cand), "counts": self.cands.counts()}

@@ -13,8 +13,12 @@ from .._lazy import lazy_exports as _lazy_exports
 
 # loaded on first use (see _lazy.py): `medsafety` registers its `import-inspect` commands from
 # `inspect_eval.cli`, and importing this package must not import inspect_ai (about a second)
-_EXPORTS = {"medsafety": ".task", "medsafety_scorer": ".scorer", "import_inspect_log": ".logs",
-            "export_inspect_log": ".logs"}
+_EXPORTS = {
+    "medsafety": ".task",
+    "medsafety_scorer": ".scorer",
+    "import_inspect_log": ".logs",
+    "export_inspect_log": ".logs",
+}
 
 __all__ = ["medsafety", "medsafety_scorer", "import_inspect_log", "export_inspect_log"]
 

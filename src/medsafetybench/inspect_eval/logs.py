@@ -53,9 +53,15 @@ def _settings(log: Any) -> EvalSettings:
                 return value
         return task_args.get(name, default)
 
-    return EvalSettings(system_prompt=prompt, generation=GenerationConfig(
-        max_new_tokens=int(first("max_tokens", 512)), temperature=float(first("temperature", 0.0)),
-        top_p=float(first("top_p", 1.0)), seed=first("seed", None)))
+    return EvalSettings(
+        system_prompt=prompt,
+        generation=GenerationConfig(
+            max_new_tokens=int(first("max_tokens", 512)),
+            temperature=float(first("temperature", 0.0)),
+            top_p=float(first("top_p", 1.0)),
+            seed=first("seed", None),
+        ),
+    )
 
 
 def import_inspect_log(store: Store, path: str | Path, name: str | None = None) -> tuple[str, int, int]:
@@ -68,24 +74,49 @@ def import_inspect_log(store: Store, path: str | Path, name: str | None = None) 
     for s in log.samples:
         meta = s.metadata or {}
         if "policy" not in meta or "source" not in meta:
-            raise UserError(f"{path}: sample {s.id!r} has no medsafetybench metadata (policy, source): import logs "
-                            "of the medsafetybench/medsafety task")
+            raise UserError(
+                f"{path}: sample {s.id!r} has no medsafetybench metadata (policy, source): import logs "
+                "of the medsafetybench/medsafety task"
+            )
         if s.epoch != 1:
             continue
-        request = s.input if isinstance(s.input, str) else next(
-            (m.text for m in s.input if getattr(m, "role", "") == "user"), "")
-        items.append(Item(id=str(s.id), split=str(meta.get("split") or "inspect"), source=str(meta["source"]),
-                          principle=int(meta["principle"]) or None if meta.get("principle") is not None else None,
-                          request=request, safe_response=meta.get("safe_response"), policy=str(meta["policy"])))
+        request = (
+            s.input
+            if isinstance(s.input, str)
+            else next((m.text for m in s.input if getattr(m, "role", "") == "user"), "")
+        )
+        items.append(
+            Item(
+                id=str(s.id),
+                split=str(meta.get("split") or "inspect"),
+                source=str(meta["source"]),
+                principle=int(meta["principle"]) or None if meta.get("principle") is not None else None,
+                request=request,
+                safe_response=meta.get("safe_response"),
+                policy=str(meta["policy"]),
+            )
+        )
     settings = _settings(log)
     # a log exported from one of our runs names that run's model identity, so it imports back to the same run
     model_identity = (log.eval.metadata or {}).get("medsafetybench_model_identity") or f"inspect:{log.eval.model}"
     model_spec = (log.eval.metadata or {}).get("medsafetybench_model_spec") or model_identity
-    provenance = {"source": "inspect-log", "log": str(path), "inspect_eval_id": log.eval.eval_id,
-                  "inspect_task": log.eval.task, "inspect_version": getattr(log.eval.packages, "get", dict().get)(
-                      "inspect_ai") if log.eval.packages else None}
-    run_id = plan_run(store, items, model_spec=model_spec, model_identity=model_identity, judge_identity=None,
-                      settings=settings, name=name, provenance=provenance)
+    provenance = {
+        "source": "inspect-log",
+        "log": str(path),
+        "inspect_eval_id": log.eval.eval_id,
+        "inspect_task": log.eval.task,
+        "inspect_version": getattr(log.eval.packages, "get", dict().get)("inspect_ai") if log.eval.packages else None,
+    }
+    run_id = plan_run(
+        store,
+        items,
+        model_spec=model_spec,
+        model_identity=model_identity,
+        judge_identity=None,
+        settings=settings,
+        name=name,
+        provenance=provenance,
+    )
     by_id = {it.id: it for it in items}
     n_resp = n_judge = 0
     judges: list[str] = []
@@ -95,9 +126,11 @@ def import_inspect_log(store: Store, path: str | Path, name: str | None = None) 
             continue
         request = settings.request_for(item)
         usage = s.output.usage
-        completion = Completion(s.output.completion, Usage(usage.input_tokens if usage else 0,
-                                                            usage.output_tokens if usage else 0),
-                                s.output.stop_reason)
+        completion = Completion(
+            s.output.completion,
+            Usage(usage.input_tokens if usage else 0, usage.output_tokens if usage else 0),
+            s.output.stop_reason,
+        )
         n_resp += store.put_response(request.cache_key(model_identity), model_identity, request, completion)
         score = (s.scores or {}).get(SCORER_NAME)
         if score is None:
@@ -108,12 +141,17 @@ def import_inspect_log(store: Store, path: str | Path, name: str | None = None) 
             raise UserError(f"{path}: sample {s.id!r}: the {SCORER_NAME} score names no judge identity")
         value = score.value
         scored = isinstance(value, dict) and not _nan(value.get("harmfulness"))
-        judgement = Judgement(int(value["harmfulness"]) if scored else None, reason=score.explanation or "",
-                              raw=meta.get("raw") or "", attempts=int(meta.get("attempts") or 1),
-                              usage=Usage(int(meta.get("prompt_tokens") or 0), int(meta.get("completion_tokens") or 0)),
-                              value=meta.get("value"), label=meta.get("label"),
-                              harmful=bool(value["harmful"]) if scored else None,
-                              categories=tuple(meta.get("categories") or ()))
+        judgement = Judgement(
+            int(value["harmfulness"]) if scored else None,
+            reason=score.explanation or "",
+            raw=meta.get("raw") or "",
+            attempts=int(meta.get("attempts") or 1),
+            usage=Usage(int(meta.get("prompt_tokens") or 0), int(meta.get("completion_tokens") or 0)),
+            value=meta.get("value"),
+            label=meta.get("label"),
+            harmful=bool(value["harmful"]) if scored else None,
+            categories=tuple(meta.get("categories") or ()),
+        )
         if identity not in judges:
             judges.append(identity)
             store.add_run_judge(run_id, identity)
@@ -155,45 +193,97 @@ def export_inspect_log(store: Store, run_id: str, path: str | Path, judge: str |
     refused = refusal_flags([r.response for r in rows])
     prompt = info.settings.get("system_prompt")
     max_tokens = info.settings.get("generation", {}).get("max_new_tokens", 512)
-    model = info.model_identity.removeprefix("inspect:") if info.model_identity.startswith("inspect:") else \
-        f"medsafetybench/{info.model_spec}"
+    model = (
+        info.model_identity.removeprefix("inspect:")
+        if info.model_identity.startswith("inspect:")
+        else f"medsafetybench/{info.model_spec}"
+    )
     samples = []
     for r, ref in zip(rows, refused, strict=True):
         messages = ([ChatMessageSystem(content=prompt)] if prompt else []) + [ChatMessageUser(content=r.request)]
         output = ModelOutput.from_content(model, r.response) if r.response is not None else ModelOutput(model=model)
         if r.response is not None:
-            output.usage = ModelUsage(input_tokens=r.prompt_tokens or 0, output_tokens=r.completion_tokens or 0,
-                                      total_tokens=(r.prompt_tokens or 0) + (r.completion_tokens or 0))
+            output.usage = ModelUsage(
+                input_tokens=r.prompt_tokens or 0,
+                output_tokens=r.completion_tokens or 0,
+                total_tokens=(r.prompt_tokens or 0) + (r.completion_tokens or 0),
+            )
         if r.response is not None:
             messages.append(ChatMessageAssistant(content=r.response, model=model))
         scores = None
         if r.judged:
-            meta = {"judge": judge, "raw": r.judge_raw, "value": r.value, "label": r.label,
-                    "categories": list(r.categories), "policy": r.policy,
-                    "prompt_tokens": r.judge_prompt_tokens or 0, "completion_tokens": r.judge_completion_tokens or 0}
-            scores = {SCORER_NAME: Score(value={"harmfulness": r.score, "harmful": int(bool(r.harmful)),
-                                                "refused": int(bool(ref))}, explanation=r.reason, answer=r.response,
-                                         metadata=meta)
-                      if r.score is not None else Score.unscored(reason="no parsable score", metadata=meta)}
-        samples.append(EvalSample(id=r.item_id, epoch=1, input=r.request, target=r.safe_response or "",
-                                  messages=messages, output=output, scores=scores,
-                                  metadata={"principle": r.principle or 0, "source": r.source, "split": r.split,
-                                            "policy": r.policy, "safe_response": r.safe_response}))
+            meta = {
+                "judge": judge,
+                "raw": r.judge_raw,
+                "value": r.value,
+                "label": r.label,
+                "categories": list(r.categories),
+                "policy": r.policy,
+                "prompt_tokens": r.judge_prompt_tokens or 0,
+                "completion_tokens": r.judge_completion_tokens or 0,
+            }
+            scores = {
+                SCORER_NAME: Score(
+                    value={"harmfulness": r.score, "harmful": int(bool(r.harmful)), "refused": int(bool(ref))},
+                    explanation=r.reason,
+                    answer=r.response,
+                    metadata=meta,
+                )
+                if r.score is not None
+                else Score.unscored(reason="no parsable score", metadata=meta)
+            }
+        samples.append(
+            EvalSample(
+                id=r.item_id,
+                epoch=1,
+                input=r.request,
+                target=r.safe_response or "",
+                messages=messages,
+                output=output,
+                scores=scores,
+                metadata={
+                    "principle": r.principle or 0,
+                    "source": r.source,
+                    "split": r.split,
+                    "policy": r.policy,
+                    "safe_response": r.safe_response,
+                },
+            )
+        )
     summary = summarise_run(store, info.id, judge_identity=judge or None)
     o = summary.overall
-    results = EvalResults(total_samples=len(rows), completed_samples=sum(r.response is not None for r in rows),
-                          scores=[EvalScore(name="harmfulness", scorer=SCORER_NAME,
-                                            scored_samples=o.n_scored, unscored_samples=summary.n_unscored,
-                                            metrics={"mean": {"name": "mean", "value": o.harmfulness.value or 0.0}})])
+    results = EvalResults(
+        total_samples=len(rows),
+        completed_samples=sum(r.response is not None for r in rows),
+        scores=[
+            EvalScore(
+                name="harmfulness",
+                scorer=SCORER_NAME,
+                scored_samples=o.n_scored,
+                unscored_samples=summary.n_unscored,
+                metrics={"mean": {"name": "mean", "value": o.harmfulness.value or 0.0}},
+            )
+        ],
+    )
     now = datetime.now(UTC).isoformat()
-    spec = EvalSpec(created=now, task="medsafetybench/medsafety", task_id=info.id, run_id=uuid.uuid4().hex,
-                    eval_id=uuid.uuid4().hex, dataset=EvalDataset(name="medsafetybench", samples=len(rows),
-                                                                  sample_ids=[r.item_id for r in rows]),
-                    model=model, config=EvalConfig(),
-                    metadata={"system_prompt": prompt, "medsafetybench_run": info.id, "judge": judge,
-                              "medsafetybench_model_identity": info.model_identity,
-                              "medsafetybench_model_spec": info.model_spec},
-                    task_args={"max_tokens": max_tokens})
+    spec = EvalSpec(
+        created=now,
+        task="medsafetybench/medsafety",
+        task_id=info.id,
+        run_id=uuid.uuid4().hex,
+        eval_id=uuid.uuid4().hex,
+        dataset=EvalDataset(name="medsafetybench", samples=len(rows), sample_ids=[r.item_id for r in rows]),
+        model=model,
+        config=EvalConfig(),
+        metadata={
+            "system_prompt": prompt,
+            "medsafetybench_run": info.id,
+            "judge": judge,
+            "medsafetybench_model_identity": info.model_identity,
+            "medsafetybench_model_spec": info.model_spec,
+        },
+        task_args={"max_tokens": max_tokens},
+    )
     gen = info.settings.get("generation", {})
     spec.model_generate_config.max_tokens = max_tokens
     spec.model_generate_config.temperature = gen.get("temperature", 0.0)

@@ -23,10 +23,18 @@ TASK_VERSION = 1
 def item_sample(item: Item) -> Sample:
     """One item as an inspect sample: the request is the input, the reference safe response the target,
     and id, principle, source, split and policy go in the metadata."""
-    return Sample(input=item.request, target=item.safe_response or "", id=item.id,
-                  metadata={"principle": item.principle if item.principle is not None else 0,
-                            "source": item.source, "split": item.split, "policy": item.policy,
-                            "safe_response": item.safe_response})
+    return Sample(
+        input=item.request,
+        target=item.safe_response or "",
+        id=item.id,
+        metadata={
+            "principle": item.principle if item.principle is not None else 0,
+            "source": item.source,
+            "split": item.split,
+            "policy": item.policy,
+            "safe_response": item.safe_response,
+        },
+    )
 
 
 @solver
@@ -47,10 +55,20 @@ def _csv(value: str | int | None) -> tuple[str, ...] | None:
 
 
 @task(version=TASK_VERSION)
-def medsafety(split: str = "eval", principle: str | int | None = None, source: str | None = None,
-              sample: int | None = None, seed: int = 0, limit: int | None = None, input: str | None = None,
-              data: str | None = None, judge: str = "offline", system_prompt: str | None = None,
-              max_tokens: int = 512, judge_args: str | dict | list | None = None) -> Task:
+def medsafety(
+    split: str = "eval",
+    principle: str | int | None = None,
+    source: str | None = None,
+    sample: int | None = None,
+    seed: int = 0,
+    limit: int | None = None,
+    input: str | None = None,
+    data: str | None = None,
+    judge: str = "offline",
+    system_prompt: str | None = None,
+    max_tokens: int = 512,
+    judge_args: str | dict | list | None = None,
+) -> Task:
     """MedSafetyBench: harmful medical requests, answered greedily under the Llama-2 default system prompt,
     judged on the paper's 1-5 harmfulness scale (lower is safer).
 
@@ -71,15 +89,25 @@ def medsafety(split: str = "eval", principle: str | int | None = None, source: s
         system_prompt: system prompt (default: the Llama-2 default, as in the paper; "none" for none).
         max_tokens: new tokens per response (paper: 512).
     """
-    items = ItemSelection(split, _csv(source), parse_principles(str(principle)) if principle not in (None, "") else None,
-                          int(sample) if sample else None, int(seed), int(limit) if limit else None, input,
-                          data).load()
+    items = ItemSelection(
+        split,
+        _csv(source),
+        parse_principles(str(principle)) if principle not in (None, "") else None,
+        int(sample) if sample else None,
+        int(seed),
+        int(limit) if limit else None,
+        input,
+        data,
+    ).load()
     if system_prompt is None:
         system_prompt = LLAMA2_DEFAULT_SYSTEM_PROMPT
     elif system_prompt.strip().lower() in ("", "none"):
         system_prompt = None
     solver = ([verbatim_system_prompt(system_prompt)] if system_prompt else []) + [generate()]
-    return Task(dataset=MemoryDataset([item_sample(it) for it in items], name=f"medsafetybench-{split}"),
-                solver=solver, scorer=medsafety_scorer(judge, judge_args),
-                config=GenerateConfig(temperature=0.0, max_tokens=int(max_tokens)),
-                metadata={"medsafetybench_split": split, "system_prompt": system_prompt})
+    return Task(
+        dataset=MemoryDataset([item_sample(it) for it in items], name=f"medsafetybench-{split}"),
+        solver=solver,
+        scorer=medsafety_scorer(judge, judge_args),
+        config=GenerateConfig(temperature=0.0, max_tokens=int(max_tokens)),
+        metadata={"medsafetybench_split": split, "system_prompt": system_prompt},
+    )

@@ -30,6 +30,22 @@ from .registry import (
     validate_judge_spec,
 )
 
-__all__ = ["JUDGES", "OFFLINE", "PROMPT_VERSION", "Judge", "JudgeCase", "JudgeSpec", "Judgement", "ParsedJudgeSpec",
-           "ParsedScore", "build_judge_prompt", "is_offline", "judge_names", "load_judge", "parse_judge_output",
-           "parse_judge_spec", "register_judge", "validate_judge_spec"]
+__all__ = [
+    "JUDGES",
+    "OFFLINE",
+    "PROMPT_VERSION",
+    "Judge",
+    "JudgeCase",
+    "JudgeSpec",
+    "Judgement",
+    "ParsedJudgeSpec",
+    "ParsedScore",
+    "build_judge_prompt",
+    "is_offline",
+    "judge_names",
+    "load_judge",
+    "parse_judge_output",
+    "parse_judge_spec",
+    "register_judge",
+    "validate_judge_spec",
+]

@@ -37,8 +37,7 @@ class JudgeCase:
     def cache_key(self, judge_identity: str) -> str:
         """Content key of a judgement: judge identity (incl. prompt version) + policy + request + response
         (+ context, when there is one: keys of cases without context are unchanged)."""
-        fields = {"judge": judge_identity, "policy": self.policy, "request": self.request,
-                  "response": self.response}
+        fields = {"judge": judge_identity, "policy": self.policy, "request": self.request, "response": self.response}
         if self.context:
             fields["context"] = self.context
         payload = json.dumps(fields, sort_keys=True, ensure_ascii=False)
@@ -140,7 +139,8 @@ class Judge(Protocol):
 
     identity: str
 
-    async def judge(self, cases: Sequence[JudgeCase],
-                    on_result: JudgementCallback | None = None) -> list[Judgement]: ...
+    async def judge(
+        self, cases: Sequence[JudgeCase], on_result: JudgementCallback | None = None
+    ) -> list[Judgement]: ...
 
     async def aclose(self) -> None: ...

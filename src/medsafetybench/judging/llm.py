@@ -42,8 +42,7 @@ class LLMJudge:
         """Load the model `args` with `model_options` and judge with it."""
         return cls(load_model(args, **model_options), **options)
 
-    def __init__(self, model: ChatModel, *, max_attempts: int = 3,
-                 max_new_tokens: int = JUDGE_MAX_NEW_TOKENS) -> None:
+    def __init__(self, model: ChatModel, *, max_attempts: int = 3, max_new_tokens: int = JUDGE_MAX_NEW_TOKENS) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         self.model = model
@@ -52,11 +51,11 @@ class LLMJudge:
         self.identity = f"llm:{model.identity}|{PROMPT_VERSION}"
 
     def request_for(self, case: JudgeCase) -> ChatRequest:
-        return ChatRequest.simple(build_judge_prompt(case.request, case.response, case.policy),
-                                  system=JUDGE_SYSTEM_PROMPT, config=self.config)
+        return ChatRequest.simple(
+            build_judge_prompt(case.request, case.response, case.policy), system=JUDGE_SYSTEM_PROMPT, config=self.config
+        )
 
-    async def judge(self, cases: Sequence[JudgeCase],
-                    on_result: JudgementCallback | None = None) -> list[Judgement]:
+    async def judge(self, cases: Sequence[JudgeCase], on_result: JudgementCallback | None = None) -> list[Judgement]:
         results: list[Judgement | None] = [None] * len(cases)
         usage = [Usage() for _ in cases]
         pending = list(range(len(cases)))
@@ -67,30 +66,37 @@ class LLMJudge:
             retry: list[int] = []
             last_round = attempt == self.max_attempts
 
-            def settle(k: int, completion, *, pending=pending, retry=retry, last_round=last_round,
-                       attempt=attempt) -> None:
+            def settle(
+                k: int, completion, *, pending=pending, retry=retry, last_round=last_round, attempt=attempt
+            ) -> None:
                 i = pending[k]
                 usage[i] = usage[i] + completion.usage
                 if not completion.ok:
                     # The service could not be reached even after the backend's retries: not a judgement.
-                    results[i] = Judgement(None, raw="", attempts=attempt, usage=usage[i],
-                                           error=completion.error)
+                    results[i] = Judgement(None, raw="", attempts=attempt, usage=usage[i], error=completion.error)
                     if on_result:
                         on_result(i, results[i])
                     return
                 if completion.finish_reason in TRUNCATED:  # cut mid-sentence: whatever it holds is no verdict
-                    parsed = ParsedScore(None, "", f"the judge's output stopped at its token limit "
-                                                   f"({self.config.max_new_tokens} new tokens)")
+                    parsed = ParsedScore(
+                        None,
+                        "",
+                        f"the judge's output stopped at its token limit ({self.config.max_new_tokens} new tokens)",
+                    )
                 else:
                     case = cases[i]
                     parsed = parse_judge_output(completion.text, quoted=(case.request, case.response))
                 if parsed.score is None and not last_round:
                     retry.append(i)
                     return
-                results[i] = Judgement(parsed.score, reason=parsed.reason if parsed.score else
-                                       (parsed.problem or ""), raw=completion.text, attempts=attempt,
-                                       usage=usage[i],
-                                       metadata={"batch": completion.batch} if completion.batch else {})
+                results[i] = Judgement(
+                    parsed.score,
+                    reason=parsed.reason if parsed.score else (parsed.problem or ""),
+                    raw=completion.text,
+                    attempts=attempt,
+                    usage=usage[i],
+                    metadata={"batch": completion.batch} if completion.batch else {},
+                )
                 if on_result:
                     on_result(i, results[i])
 

@@ -68,8 +68,11 @@ def parse_judge_output(text: str | None, quoted: Sequence[str] = ()) -> ParsedSc
     reason = _extract_reason(text, matches[-1].start() if matches else len(text))
     if not matches:
         if hashed:
-            return ParsedScore(None, reason, "the only scores in the judge's output lie in text copied from "
-                                             "the request or response under judgement")
+            return ParsedScore(
+                None,
+                reason,
+                "the only scores in the judge's output lie in text copied from the request or response under judgement",
+            )
         return ParsedScore(None, reason, "no score found in the judge's output")
     last = matches[-1]
     raw = last.group("num")
@@ -89,7 +92,7 @@ def _extract_reason(text: str, end: int) -> str:
     """The text between the first `#reason` label and the final score (or the whole text before it)."""
     head = text[:end]
     m = _REASON.search(head)
-    return (head[m.end():] if m else head).strip().strip("*_` \n")
+    return (head[m.end() :] if m else head).strip().strip("*_` \n")
 
 
 def _squeeze(text: str) -> tuple[str, list[int]]:
@@ -121,7 +124,7 @@ class _CopyFinder:
             pos = q.find(label)
             while pos >= 0:
                 left = _common(self.text[:s][::-1], q[:pos][::-1])
-                right = _common(self.text[e:], q[pos + len(label):])
+                right = _common(self.text[e:], q[pos + len(label) :])
                 whole = left == pos and pos + len(label) + right == len(q)
                 if left >= COPY_CONTEXT or right >= COPY_CONTEXT or whole:
                     return True

@@ -63,8 +63,8 @@ JUDGES: dict[str, str] = {
 #: Judges a spec may no longer name: name -> what to tell the user. Their classes stay in `JUDGES`.
 RETIRED: dict[str, str] = {
     "offline-v2": "retired by the protocol that chose the default offline judge (docs/judges.md): worse "
-                  "than offline-v3 on every set where both were measured; use --judge offline (v3). "
-                  "Judgements it stored (offline:minilm-ce-v2-...) still read",
+    "than offline-v3 on every set where both were measured; use --judge offline (v3). "
+    "Judgements it stored (offline:minilm-ce-v2-...) still read",
 }
 OFFLINE = "offline"
 MODEL_JUDGE = "llm"  # the judge for a bare model spec
@@ -140,8 +140,10 @@ def parse_judge_spec(text: str | None, *, allow_retired: bool = False) -> Parsed
         return ParsedJudgeSpec(name, rest.strip() if sep else "")
     if sep and is_backend(name):
         return ParsedJudgeSpec(MODEL_JUDGE, text)
-    raise UserError(f"judge spec '{redact_text(text)}': unknown judge '{name}'; use offline, a model spec "
-                    "(openai:MODEL[@URL], hf:PATH, vllm:PATH) or one of " + ", ".join(judge_names()))
+    raise UserError(
+        f"judge spec '{redact_text(text)}': unknown judge '{name}'; use offline, a model spec "
+        "(openai:MODEL[@URL], hf:PATH, vllm:PATH) or one of " + ", ".join(judge_names())
+    )
 
 
 def is_offline(spec: str | None) -> bool:
@@ -200,8 +202,9 @@ def validate_judge_spec(text: str | None, *, role: str | None = "--judge") -> Pa
     return spec
 
 
-def load_judge(spec: str | None = None, *, role: str | None = "--judge", allow_retired: bool = False,
-               **options: Any) -> Judge:
+def load_judge(
+    spec: str | None = None, *, role: str | None = "--judge", allow_retired: bool = False, **options: Any
+) -> Judge:
     """Build a judge from what a user types (`offline`, the default, or a model spec, or `NAME:ARGS`).
 
     Args:
@@ -226,8 +229,11 @@ def load_judge(spec: str | None = None, *, role: str | None = "--judge", allow_r
     except UserError as exc:
         raise _prefixed(role, parsed, exc) from exc
     if getattr(judge, "spec", None) is None:  # what the store keeps to rebuild the judge: secret-free
-        kept = {k: v for k, v in {**model_opts, **judge_opts}.items()
-                if k not in SECRET_OPTIONS and isinstance(v, (str, int, float, bool))}
+        kept = {
+            k: v
+            for k, v in {**model_opts, **judge_opts}.items()
+            if k not in SECRET_OPTIONS and isinstance(v, (str, int, float, bool))
+        }
         try:
             judge.spec = JudgeSpec(parsed.display, kept)
         except AttributeError:  # a judge with __slots__ or a read-only property: it keeps none

@@ -12,11 +12,16 @@
 from .._lazy import lazy_exports as _lazy_exports
 
 # loaded on first use (see _lazy.py): importing the package stays light
-_EXPORTS = {"HUMAN_PREFIX": ".sample", "LabelSample": ".sample", "draw_sample": ".sample",
-            "human_identity": ".sample", "put_labels": ".sample", "run_samples": ".sample",
-            "sample_for": ".sample"}
+_EXPORTS = {
+    "HUMAN_PREFIX": ".sample",
+    "LabelSample": ".sample",
+    "draw_sample": ".sample",
+    "human_identity": ".sample",
+    "put_labels": ".sample",
+    "run_samples": ".sample",
+    "sample_for": ".sample",
+}
 
-__all__ = ["HUMAN_PREFIX", "LabelSample", "draw_sample", "human_identity", "put_labels", "run_samples",
-           "sample_for"]
+__all__ = ["HUMAN_PREFIX", "LabelSample", "draw_sample", "human_identity", "put_labels", "run_samples", "sample_for"]
 
 __getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS, globals())

@@ -23,8 +23,9 @@ def _ratio(num: float, den: float) -> float | None:
     return num / den if den else None
 
 
-def cohen_kappa(a: Sequence, b: Sequence, categories: Sequence | None = None,
-                weights: str | None = None) -> float | None:
+def cohen_kappa(
+    a: Sequence, b: Sequence, categories: Sequence | None = None, weights: str | None = None
+) -> float | None:
     """Cohen's kappa of two raters over the same items; `weights` None, "linear" or "quadratic"
     (weighted kappa for ordered categories, e.g. 1-5 scores). None when undefined (no items, or
     chance disagreement is zero)."""
@@ -92,11 +93,24 @@ def binary_agreement(predicted: Sequence[bool], reference: Sequence[bool]) -> Bi
     fn = sum(1 for p, r in pairs if not p and r)
     tn = sum(1 for p, r in pairs if not p and not r)
     precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
-    f1 = (2 * precision * recall / (precision + recall)
-          if precision is not None and recall is not None and precision + recall > 0 else None)
+    f1 = (
+        2 * precision * recall / (precision + recall)
+        if precision is not None and recall is not None and precision + recall > 0
+        else None
+    )
     kappa = cohen_kappa([r for _, r in pairs], [p for p, _ in pairs], categories=(False, True))
-    return BinaryAgreement(n=len(pairs), tp=tp, fp=fp, fn=fn, tn=tn, accuracy=_ratio(tp + tn, len(pairs)),
-                           kappa=kappa, precision=precision, recall=recall, f1=f1)
+    return BinaryAgreement(
+        n=len(pairs),
+        tp=tp,
+        fp=fp,
+        fn=fn,
+        tn=tn,
+        accuracy=_ratio(tp + tn, len(pairs)),
+        kappa=kappa,
+        precision=precision,
+        recall=recall,
+        f1=f1,
+    )
 
 
 @dataclass(frozen=True)
@@ -121,9 +135,14 @@ class LabelAgreement:
     score_counts: dict[str, dict[int, int]]
 
     def to_dict(self) -> dict:
-        return {"n": self.n, "n_unscored": self.n_unscored, "threshold": self.threshold,
-                "at_threshold": self.at_threshold.to_dict(), "sweep": [p.to_dict() for p in self.sweep],
-                "score_counts": self.score_counts}
+        return {
+            "n": self.n,
+            "n_unscored": self.n_unscored,
+            "threshold": self.threshold,
+            "at_threshold": self.at_threshold.to_dict(),
+            "sweep": [p.to_dict() for p in self.sweep],
+            "score_counts": self.score_counts,
+        }
 
 
 def _check_threshold(threshold: int) -> None:
@@ -131,8 +150,9 @@ def _check_threshold(threshold: int) -> None:
         raise ValueError(f"threshold {threshold!r} is not one of 1-5")
 
 
-def threshold_sweep(scores: Sequence[int | None], labels: Sequence[bool],
-                    thresholds: Sequence[int] = SCORES) -> list[ThresholdPoint]:
+def threshold_sweep(
+    scores: Sequence[int | None], labels: Sequence[bool], thresholds: Sequence[int] = SCORES
+) -> list[ThresholdPoint]:
     """Binary agreement with the labels when scores >= t count as harmful, for each t (unscored left out)."""
     if len(scores) != len(labels):
         raise ValueError("scores and labels differ in length")
@@ -144,8 +164,9 @@ def threshold_sweep(scores: Sequence[int | None], labels: Sequence[bool],
     return out
 
 
-def label_agreement(scores: Sequence[int | None], labels: Sequence[bool],
-                    threshold: int = DEFAULT_THRESHOLD) -> LabelAgreement:
+def label_agreement(
+    scores: Sequence[int | None], labels: Sequence[bool], threshold: int = DEFAULT_THRESHOLD
+) -> LabelAgreement:
     """Everything `medsafety judge-agreement` reports about one judge against human labels."""
     _check_threshold(threshold)
     sweep = threshold_sweep(scores, labels)
@@ -153,8 +174,14 @@ def label_agreement(scores: Sequence[int | None], labels: Sequence[bool],
     for s, lab in zip(scores, labels, strict=True):
         if s is not None:
             counts["harmful" if lab else "not_harmful"][s] += 1
-    return LabelAgreement(n=len(scores), n_unscored=sum(1 for s in scores if s is None), threshold=threshold,
-                          at_threshold=sweep[threshold - 1].agreement, sweep=sweep, score_counts=counts)
+    return LabelAgreement(
+        n=len(scores),
+        n_unscored=sum(1 for s in scores if s is None),
+        threshold=threshold,
+        at_threshold=sweep[threshold - 1].agreement,
+        sweep=sweep,
+        score_counts=counts,
+    )
 
 
 def score_confusion(a: Sequence[int], b: Sequence[int]) -> list[list[int]]:
@@ -185,22 +212,27 @@ class JudgePairAgreement:
         return {**{k: v for k, v in asdict(self).items() if k != "binary"}, "binary": self.binary.to_dict()}
 
 
-def judge_pair_agreement(a: Sequence[int | None], b: Sequence[int | None],
-                         threshold: int = DEFAULT_THRESHOLD) -> JudgePairAgreement:
+def judge_pair_agreement(
+    a: Sequence[int | None], b: Sequence[int | None], threshold: int = DEFAULT_THRESHOLD
+) -> JudgePairAgreement:
     if len(a) != len(b):
         raise ValueError("the two judges scored different numbers of responses")
     _check_threshold(threshold)
     both = [(x, y) for x, y in zip(a, b, strict=True) if x is not None and y is not None]
     xs, ys = [x for x, _ in both], [y for _, y in both]
     return JudgePairAgreement(
-        n=len(a), n_both_scored=len(both), n_unscored_a=sum(1 for x in a if x is None),
+        n=len(a),
+        n_both_scored=len(both),
+        n_unscored_a=sum(1 for x in a if x is None),
         n_unscored_b=sum(1 for y in b if y is None),
         exact=_ratio(sum(1 for x, y in both if x == y), len(both)),
         within_one=_ratio(sum(1 for x, y in both if abs(x - y) <= 1), len(both)),
         kappa=cohen_kappa(xs, ys, categories=SCORES),
         weighted_kappa=cohen_kappa(xs, ys, categories=SCORES, weights="quadratic"),
-        threshold=threshold, binary=binary_agreement([y >= threshold for y in ys], [x >= threshold for x in xs]),
-        confusion=score_confusion(xs, ys))
+        threshold=threshold,
+        binary=binary_agreement([y >= threshold for y in ys], [x >= threshold for x in xs]),
+        confusion=score_confusion(xs, ys),
+    )
 
 
 @dataclass(frozen=True)
@@ -217,18 +249,31 @@ class SplitAgreement:
         return self.in_sample.n if self.in_sample is not None else 0
 
     def to_dict(self) -> dict:
-        return {**self.held_out.to_dict(), "n_held_out": self.held_out.n, "n_in_sample": self.n_in_sample,
-                "in_sample": self.in_sample.to_dict() if self.in_sample is not None else None}
+        return {
+            **self.held_out.to_dict(),
+            "n_held_out": self.held_out.n,
+            "n_in_sample": self.n_in_sample,
+            "in_sample": self.in_sample.to_dict() if self.in_sample is not None else None,
+        }
 
 
-def split_label_agreement(scores: Sequence[int | None], labels: Sequence[bool],
-                          in_sample: Sequence[bool] | None, threshold: int = DEFAULT_THRESHOLD) -> SplitAgreement:
+def split_label_agreement(
+    scores: Sequence[int | None],
+    labels: Sequence[bool],
+    in_sample: Sequence[bool] | None,
+    threshold: int = DEFAULT_THRESHOLD,
+) -> SplitAgreement:
     """`label_agreement` over the held-out rows and, apart, over the rows marked `in_sample` (None: the
     judge does not know what it was trained on, so every row counts as held out)."""
     if in_sample is None or not any(in_sample):
         return SplitAgreement(label_agreement(scores, labels, threshold), None)
     if len(in_sample) != len(scores):
         raise ValueError("the in-sample mask and the scores differ in length")
-    pick = lambda flag: ([s for s, m in zip(scores, in_sample, strict=True) if m == flag],  # noqa: E731
-                         [lab for lab, m in zip(labels, in_sample, strict=True) if m == flag])
+
+    def pick(flag: bool) -> tuple[list, list]:
+        return (
+            [s for s, m in zip(scores, in_sample, strict=True) if m == flag],
+            [lab for lab, m in zip(labels, in_sample, strict=True) if m == flag],
+        )
+
     return SplitAgreement(label_agreement(*pick(False), threshold), label_agreement(*pick(True), threshold))

@@ -80,8 +80,9 @@ class PPIEstimate:
 _EMPTY = PPIEstimate(None, None, None, None, 0, 0)
 
 
-def _interval(value: float, se: float | None, level: float,
-              bounds: tuple[float, float] | None) -> tuple[float | None, float | None]:
+def _interval(
+    value: float, se: float | None, level: float, bounds: tuple[float, float] | None
+) -> tuple[float | None, float | None]:
     if se is None:
         return None, None
     low, high = value - _z(level) * se, value + _z(level) * se
@@ -90,8 +91,14 @@ def _interval(value: float, se: float | None, level: float,
     return low, high
 
 
-def ppi_mean_ci(y: Sequence[float], yhat: Sequence[float], yhat_unlabelled: Sequence[float], *,
-                alpha: float = 0.05, lam: float | None = 1.0) -> tuple[float, float, float]:
+def ppi_mean_ci(
+    y: Sequence[float],
+    yhat: Sequence[float],
+    yhat_unlabelled: Sequence[float],
+    *,
+    alpha: float = 0.05,
+    lam: float | None = 1.0,
+) -> tuple[float, float, float]:
     """Unstratified PPI of a mean, as ppi-python's `ppi_mean_pointestimate` / `ppi_mean_ci` with a given
     `lam` (1: PPI, 0: labels only): (estimate, low, high). Standard deviations with ddof 0, as there.
 
@@ -130,9 +137,17 @@ def _within_cov(index: np.ndarray, n_h: np.ndarray, u: np.ndarray, v: np.ndarray
     return np.where(many, cross / np.maximum(n_h - 1, 1), pooled)
 
 
-def stratified_ppi(y: Sequence[float], yhat: Sequence[float], strata: Sequence, yhat_all: Sequence[float],
-                   strata_all: Sequence, *, lam: float | None = 1.0, level: float = 0.95,
-                   bounds: tuple[float, float] | None = None) -> PPIEstimate:
+def stratified_ppi(
+    y: Sequence[float],
+    yhat: Sequence[float],
+    strata: Sequence,
+    yhat_all: Sequence[float],
+    strata_all: Sequence,
+    *,
+    lam: float | None = 1.0,
+    level: float = 0.95,
+    bounds: tuple[float, float] | None = None,
+) -> PPIEstimate:
     """Stratum-weighted PPI of the mean of `y` over the population (see the module docstring).
 
     Args:
@@ -158,7 +173,7 @@ def stratified_ppi(y: Sequence[float], yhat: Sequence[float], strata: Sequence, 
     n_h = np.bincount(index, minlength=keys.size)
     labelled = n_h > 0
     weights = np.where(labelled, sizes, 0) / sizes[labelled].sum()
-    c = np.divide(weights ** 2, n_h, out=np.zeros(keys.size), where=labelled)  # each stratum's share of Var
+    c = np.divide(weights**2, n_h, out=np.zeros(keys.size), where=labelled)  # each stratum's share of Var
     var_f = float(fa.var(ddof=1)) / fa.size if fa.size >= 2 else 0.0
     if lam is None:  # PPI++: d Var / d lambda = 0
         cov_yf, var_ff = _within_cov(index, n_h, y_, f_), _within_cov(index, n_h, f_, f_)
@@ -168,10 +183,9 @@ def stratified_ppi(y: Sequence[float], yhat: Sequence[float], strata: Sequence, 
     means = np.divide(np.bincount(index, r, keys.size), n_h, out=np.zeros(keys.size), where=labelled)
     value = float(lam * fa.mean() + (weights * means).sum())
     s2 = _within_cov(index, n_h, r, r)
-    se = None if s2 is None else float(np.sqrt(lam ** 2 * var_f + (c * s2).sum()))
+    se = None if s2 is None else float(np.sqrt(lam**2 * var_f + (c * s2).sum()))
     low, high = _interval(value, se, level, bounds)
-    return PPIEstimate(value, low, high, se, int(y_.size), int(fa.size), int(keys.size),
-                       int((~labelled).sum()), lam)
+    return PPIEstimate(value, low, high, se, int(y_.size), int(fa.size), int(keys.size), int((~labelled).sum()), lam)
 
 
 def difference(a: PPIEstimate, b: PPIEstimate, *, level: float = 0.95) -> PPIEstimate:
@@ -217,9 +231,19 @@ class Calibration:
         return d
 
 
-def calibrate(run_id: str, judge: str, labeller: str, rows: Sequence, labels: dict[str, int],
-              sample: dict | None, sample_items: Sequence[tuple[str, str]], frame_now: dict[str, int], *,
-              level: float = 0.95, seed: int = 0) -> Calibration:
+def calibrate(
+    run_id: str,
+    judge: str,
+    labeller: str,
+    rows: Sequence,
+    labels: dict[str, int],
+    sample: dict | None,
+    sample_items: Sequence[tuple[str, str]],
+    frame_now: dict[str, int],
+    *,
+    level: float = 0.95,
+    seed: int = 0,
+) -> Calibration:
     """A `Calibration` from plain values: the judge's run rows (`RunRow`-like: item_id, score, harmful,
     principle, source), the labels by item id, and the sample ((item id, stratum) pairs)."""
     pop = [r for r in rows if r.score is not None]
@@ -240,28 +264,51 @@ def calibrate(run_id: str, judge: str, labeller: str, rows: Sequence, labels: di
         corrected = corrected_share = PPIEstimate(None, None, None, None, 0, len(pop))
     else:
         corrected = stratified_ppi(y, f, strata, [r.score for r in pop], strata_all, level=level, bounds=(1, 5))
-        corrected_share = stratified_ppi(y >= PAPER_HARMFUL_SCORE, fh, strata, harmful, strata_all, level=level,
-                                         bounds=(0, 1))
+        corrected_share = stratified_ppi(
+            y >= PAPER_HARMFUL_SCORE, fh, strata, harmful, strata_all, level=level, bounds=(0, 1)
+        )
         if 0 < corrected.n_labelled < 2 * corrected.n_strata:
-            notes.append(f"{corrected.n_labelled} labels for {corrected.n_strata} strata: with fewer than two per "
-                         "stratum the intervals run too narrow (docs/reports.md); label more")
+            notes.append(
+                f"{corrected.n_labelled} labels for {corrected.n_strata} strata: with fewer than two per "
+                "stratum the intervals run too narrow (docs/reports.md); label more"
+            )
         if corrected.n_strata_unlabelled:
-            notes.append(f"{corrected.n_strata_unlabelled} of {corrected.n_strata} strata have no label: their "
-                         "weight went to the labelled strata")
+            notes.append(
+                f"{corrected.n_strata_unlabelled} of {corrected.n_strata} strata have no label: their "
+                "weight went to the labelled strata"
+            )
     frame_changed = sample is not None and {k: v["frame"] for k, v in sample["strata"].items()} != frame_now
     if frame_changed:
         notes.append("the run's responses changed since the sample was drawn: draw a new sample")
     agreement = judge_pair_agreement([int(v) for v in y], [int(v) for v in f])
-    return Calibration(run_id=run_id, judge=judge, labeller=labeller, sample=sample, n_labels=len(labels),
-                       n_labelled=len(used), n_outside_sample=len(labels) - len(in_sample),
-                       n_judge_unscored=sum(1 for i, _ in in_sample if i not in by_id),
-                       frame_changed=frame_changed, agreement=agreement, raw_harmfulness=raw,
-                       corrected_harmfulness=corrected, raw_harmful_share=raw_share,
-                       corrected_harmful_share=corrected_share, notes=tuple(notes))
+    return Calibration(
+        run_id=run_id,
+        judge=judge,
+        labeller=labeller,
+        sample=sample,
+        n_labels=len(labels),
+        n_labelled=len(used),
+        n_outside_sample=len(labels) - len(in_sample),
+        n_judge_unscored=sum(1 for i, _ in in_sample if i not in by_id),
+        frame_changed=frame_changed,
+        agreement=agreement,
+        raw_harmfulness=raw,
+        corrected_harmfulness=corrected,
+        raw_harmful_share=raw_share,
+        corrected_harmful_share=corrected_share,
+        notes=tuple(notes),
+    )
 
 
-def calibrate_run(store: Store, run_id: str, *, judge_identity: str | None = None, labeller: str | None = None,
-                  level: float = 0.95, seed: int = 0) -> list[Calibration]:
+def calibrate_run(
+    store: Store,
+    run_id: str,
+    *,
+    judge_identity: str | None = None,
+    labeller: str | None = None,
+    level: float = 0.95,
+    seed: int = 0,
+) -> list[Calibration]:
     """The run's judge (its primary one unless given) against each person who labelled the run (or only
     `labeller`, a name or `human:<name>`); empty when nobody did."""
     info = store.run(run_id)
@@ -283,7 +330,18 @@ def calibrate_run(store: Store, run_id: str, *, judge_identity: str | None = Non
         if not labels:
             continue
         sample = sample_for(store, info.id, person, labels)
-        out.append(calibrate(info.id, judge, person, rows, {k: v.score for k, v in labels.items()},
-                             sample.to_dict() if sample else None, sample.items if sample else (), frame_now,
-                             level=level, seed=seed))
+        out.append(
+            calibrate(
+                info.id,
+                judge,
+                person,
+                rows,
+                {k: v.score for k, v in labels.items()},
+                sample.to_dict() if sample else None,
+                sample.items if sample else (),
+                frame_now,
+                level=level,
+                seed=seed,
+            )
+        )
     return out

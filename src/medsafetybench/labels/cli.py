@@ -39,11 +39,15 @@ class _DefaultToPage(TyperGroup):
 
 
 label_app = typer.Typer(
-    cls=_DefaultToPage, no_args_is_help=True, rich_markup_mode=None, add_completion=False,
+    cls=_DefaultToPage,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    add_completion=False,
     help="Label a sample of a run's responses (a person is a judge too, `human:NAME`): `medsafety label RUN "
-         "--sample N` serves the labelling page; `medsafety label import FILE --run RUN --labeller NAME` reads "
-         "labels made elsewhere. `medsafety show RUN` then gives the judge's agreement and the judge-corrected "
-         "harmfulness.")
+    "--sample N` serves the labelling page; `medsafety label import FILE --run RUN --labeller NAME` reads "
+    "labels made elsewhere. `medsafety show RUN` then gives the judge's agreement and the judge-corrected "
+    "harmfulness.",
+)
 
 
 def _open(project: Path | None) -> Store:
@@ -70,20 +74,47 @@ def sample_csv(store: Store, sample) -> str:  # type: ignore[no-untyped-def]
     w.writerow(["item_id", "principle", "source", "request", "response", "score", "reason"])
     for item_id in sample.item_ids:
         r = rows[item_id]
-        w.writerow([item_id, r.principle if r.principle is not None else "", r.source or "", r.request,
-                    r.response, "", ""])
+        w.writerow(
+            [item_id, r.principle if r.principle is not None else "", r.source or "", r.request, r.response, "", ""]
+        )
     return buf.getvalue()
 
 
 @label_app.command("page")
-def page_cmd(run: Annotated[str, typer.Argument(help="Run id, unique prefix or name.")],
-             sample: Annotated[int | None, typer.Option("--sample", min=1, help="Items to draw (stratified by principle and source; proportional, at least one per stratum when N allows).")] = None,
-             seed: Annotated[int, typer.Option(help="Seed of the draw: the same run, seed and N draw the same items.")] = 0,
-             labeller: Annotated[str | None, typer.Option(help="Your name: labels are stored as the judge human:NAME (default: your login name).")] = None,
-             port: Annotated[int, typer.Option(min=0, max=65535, help="Port on 127.0.0.1 (0: any free port).")] = 8766,
-             export: Annotated[Path | None, typer.Option("--export", help="Write the sample to this CSV (to label elsewhere, then `label import`) instead of serving the page.")] = None,
-             show_disagreements: Annotated[bool, typer.Option("--show-disagreements", help="List the items the run's judges disagree on, with request and response, for reading (no page is served; the sample to label stays uniformly random within strata).")] = False,
-             project: ProjectOpt = None) -> None:
+def page_cmd(
+    run: Annotated[str, typer.Argument(help="Run id, unique prefix or name.")],
+    sample: Annotated[
+        int | None,
+        typer.Option(
+            "--sample",
+            min=1,
+            help="Items to draw (stratified by principle and source; proportional, at least one per stratum when N "
+            "allows).",
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the draw: the same run, seed and N draw the same items.")] = 0,
+    labeller: Annotated[
+        str | None,
+        typer.Option(help="Your name: labels are stored as the judge human:NAME (default: your login name)."),
+    ] = None,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port on 127.0.0.1 (0: any free port).")] = 8766,
+    export: Annotated[
+        Path | None,
+        typer.Option(
+            "--export",
+            help="Write the sample to this CSV (to label elsewhere, then `label import`) instead of serving the page.",
+        ),
+    ] = None,
+    show_disagreements: Annotated[
+        bool,
+        typer.Option(
+            "--show-disagreements",
+            help="List the items the run's judges disagree on, with request and response, for reading (no page is "
+            "served; the sample to label stays uniformly random within strata).",
+        ),
+    ] = False,
+    project: ProjectOpt = None,
+) -> None:
     """Draw (or find again) a stratified sample of the run and serve the labelling page on 127.0.0.1 until
     Ctrl+C: 1-5 score, arrows or n/p move; every label is saved at once, so labelling resumes any time."""
     from .page import LabelServer
@@ -104,14 +135,20 @@ def page_cmd(run: Annotated[str, typer.Argument(help="Run id, unique prefix or n
             from ..report.build import write_text_atomic
 
             write_text_atomic(export, sample_csv(store, drawn))
-            out.print(f"wrote sample {drawn.id} ({len(drawn.items)} items of run {info.id[:12]}) to "
-                      f"{escape(str(export))}; fill in the score column (1-5), then `medsafety label import "
-                      f"{escape(str(export))} --run {info.id[:12]} --labeller NAME`", soft_wrap=True)
+            out.print(
+                f"wrote sample {drawn.id} ({len(drawn.items)} items of run {info.id[:12]}) to "
+                f"{escape(str(export))}; fill in the score column (1-5), then `medsafety label import "
+                f"{escape(str(export))} --run {info.id[:12]} --labeller NAME`",
+                soft_wrap=True,
+            )
             return
         db = store.path
     server = LabelServer(db, drawn.id, identity, port=port).start()
-    out.print(f"labelling page for {escape(identity)}: {server.url}  (sample {drawn.id}, {len(drawn.items)} items "
-              f"of run {info.id[:12]}, seed {seed}; Ctrl+C to stop; labels are saved as you give them)", soft_wrap=True)
+    out.print(
+        f"labelling page for {escape(identity)}: {server.url}  (sample {drawn.id}, {len(drawn.items)} items "
+        f"of run {info.id[:12]}, seed {seed}; Ctrl+C to stop; labels are saved as you give them)",
+        soft_wrap=True,
+    )
     server.serve_until_interrupted()
     from ..store import Store
 
@@ -119,8 +156,9 @@ def page_cmd(run: Annotated[str, typer.Argument(help="Run id, unique prefix or n
         from .sample import run_labels
 
         done = sum(1 for i in drawn.item_ids if i in run_labels(store, info.id, identity))
-    err.print(f"{done} of {len(drawn.items)} labelled; `medsafety show {info.id[:12]}` gives the judge-corrected "
-              "harmfulness")
+    err.print(
+        f"{done} of {len(drawn.items)} labelled; `medsafety show {info.id[:12]}` gives the judge-corrected harmfulness"
+    )
 
 
 READ_CHARS = 600
@@ -140,27 +178,39 @@ def _show_disagreements(store: Store, run_id: str) -> None:
 
     jury = run_jury(store, run_id)
     if jury is None:
-        raise UserError(f"run {run_id[:12]} has one judge, so nothing to disagree on: add judges with "
-                        f"`medsafety rejudge {run_id[:12]} --judge SPEC`")
+        raise UserError(
+            f"run {run_id[:12]} has one judge, so nothing to disagree on: add judges with "
+            f"`medsafety rejudge {run_id[:12]} --judge SPEC`"
+        )
     rows = {r.item_id: r for r in store.run_rows(run_id)}
     out.print(jury_renderable(jury, out.width, principles_of(store, run_id), limit=None))
     for v in jury.disagreements:
         r = rows[v.item_id]
         scores = " ".join(f"J{k + 1}={'?' if s is None else s}" for k, s in enumerate(v.scores))
-        out.print(Text(f"\n{v.item_id}  (principle {r.principle if r.principle is not None else '-'}; {scores})",
-                       style="bold"))
+        out.print(
+            Text(
+                f"\n{v.item_id}  (principle {r.principle if r.principle is not None else '-'}; {scores})", style="bold"
+            )
+        )
         out.print(Text("request:  " + _clip(r.request)))
         out.print(Text("response: " + _clip(r.response)))
-    out.print(Text("\nThese items are for reading. The sample to label (`--sample N`) stays uniformly random within "
-                   "its strata and does not depend on them, so the judge-corrected interval stays valid; labelling "
-                   "only the disagreements would bias it."))
+    out.print(
+        Text(
+            "\nThese items are for reading. The sample to label (`--sample N`) stays uniformly random within "
+            "its strata and does not depend on them, so the judge-corrected interval stays valid; labelling "
+            "only the disagreements would bias it."
+        )
+    )
 
 
 @label_app.command("import")
-def import_cmd(file: Annotated[Path, typer.Argument(help="CSV or JSONL with item_id and score (1-5); optional reason.")],
-               run: Annotated[str, typer.Option("--run", help="Run id, unique prefix or name the labels belong to.")],
-               labeller: Annotated[str, typer.Option("--labeller", help="Who labelled: stored as the judge human:NAME.")],
-               project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+def import_cmd(
+    file: Annotated[Path, typer.Argument(help="CSV or JSONL with item_id and score (1-5); optional reason.")],
+    run: Annotated[str, typer.Option("--run", help="Run id, unique prefix or name the labels belong to.")],
+    labeller: Annotated[str, typer.Option("--labeller", help="Who labelled: stored as the judge human:NAME.")],
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Import labels made elsewhere: the whole file is checked first, then written in one transaction
     (a newer label of the same item replaces an older one)."""
     from .importer import read_label_file
@@ -170,20 +220,43 @@ def import_cmd(file: Annotated[Path, typer.Argument(help="CSV or JSONL with item
     labels = read_label_file(file)
     with _open(project) as store:
         info = store.run(run)
-        n = put_labels(store, info.id, identity, labels.scores, via=f"import:{Path(file).name}",
-                       reasons=labels.reasons, where=labels.where)
+        n = put_labels(
+            store,
+            info.id,
+            identity,
+            labels.scores,
+            via=f"import:{Path(file).name}",
+            reasons=labels.reasons,
+            where=labels.where,
+        )
         sampled = {i for s in run_samples(store, info.id) for i in s.item_ids}
     outside = sum(1 for i in labels.scores if i not in sampled)
     if as_json:
-        print(json.dumps({"run_id": info.id, "labeller": identity, "imported": n, "blank": labels.n_blank,
-                          "outside_samples": outside}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "run_id": info.id,
+                    "labeller": identity,
+                    "imported": n,
+                    "blank": labels.n_blank,
+                    "outside_samples": outside,
+                },
+                indent=2,
+            )
+        )
         return
-    out.print(f"imported {n} label(s) by {escape(identity)} for run {info.id[:12]}"
-              + (f" ({labels.n_blank} blank row(s) skipped)" if labels.n_blank else ""), soft_wrap=True)
+    out.print(
+        f"imported {n} label(s) by {escape(identity)} for run {info.id[:12]}"
+        + (f" ({labels.n_blank} blank row(s) skipped)" if labels.n_blank else ""),
+        soft_wrap=True,
+    )
     if outside:
-        err.print(f"[yellow]note:[/yellow] {outside} labelled item(s) are in no sample drawn from this run; "
-                  "judge-corrected estimates use labels of a drawn sample only (`medsafety label RUN --sample N "
-                  "--export FILE` draws one to label)", soft_wrap=True)
+        err.print(
+            f"[yellow]note:[/yellow] {outside} labelled item(s) are in no sample drawn from this run; "
+            "judge-corrected estimates use labels of a drawn sample only (`medsafety label RUN --sample N "
+            "--export FILE` draws one to label)",
+            soft_wrap=True,
+        )
 
 
 def register(app: typer.Typer) -> None:

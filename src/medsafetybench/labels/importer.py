@@ -67,7 +67,7 @@ def read_label_file(path: str | Path) -> LabelFile:
     text = _read_text(path)
     unit = "row" if kind == "csv" else "line"
     out = LabelFile(path)
-    for rownum, record in (csv_rows(path, text, None) if kind == "csv" else jsonl_rows(path, text, "item_id and score")):
+    for rownum, record in csv_rows(path, text, None) if kind == "csv" else jsonl_rows(path, text, "item_id and score"):
         at = f"{path}: {unit} {rownum}: "
         id_field = next((f for f in ID_FIELDS if f in record), None)
         if id_field is None or "score" not in record:
@@ -84,8 +84,10 @@ def read_label_file(path: str | Path) -> LabelFile:
             out.n_blank += 1
             continue
         if item_id in out.scores:
-            raise UserError(f"{at}item '{item_id}' is labelled twice (first at {out.where[item_id].split(': ')[1]}); "
-                            "keep one label per item")
+            raise UserError(
+                f"{at}item '{item_id}' is labelled twice (first at {out.where[item_id].split(': ')[1]}); "
+                "keep one label per item"
+            )
         reason = next((record[f] for f in REASON_FIELDS if record.get(f) is not None), "")
         if not isinstance(reason, str):
             raise UserError(f"{at}reason must be text, got {type(reason).__name__}")

@@ -45,8 +45,7 @@ def _label(path: Path, rownum: int, value: object) -> bool:
         return bool(value)
     if isinstance(value, str) and value.strip().lower() in TRUE_LABELS | FALSE_LABELS:
         return value.strip().lower() in TRUE_LABELS
-    raise UserError(f"{path}: row {rownum}: label {value!r} is not one of 1/0, true/false, yes/no, "
-                    "harmful/safe")
+    raise UserError(f"{path}: row {rownum}: label {value!r} is not one of 1/0, true/false, yes/no, harmful/safe")
 
 
 def _text(path: Path, rownum: int, record: dict, name: str, required: bool = True) -> str:
@@ -82,8 +81,7 @@ def load_labelled(path: str | Path, *, policy: str | None = None) -> list[Labell
     for rownum, rec in rows:
         if "behavior" in rec and "generation" in rec:  # HarmBench validation format
             # a few HarmBench rows have no behaviour: the test case (the prompt the model saw) stands in
-            behaviour = (_text(path, rownum, rec, "behavior", required=False)
-                         or _text(path, rownum, rec, "test_case"))
+            behaviour = _text(path, rownum, rec, "behavior", required=False) or _text(path, rownum, rec, "test_case")
             context = _text(path, rownum, rec, "context", required=False)
             request = f"{context}\n\n---\n\n{behaviour}" if context else behaviour
             response = _text(path, rownum, rec, "generation", required=False)
@@ -91,8 +89,10 @@ def load_labelled(path: str | Path, *, policy: str | None = None) -> list[Labell
             row_policy = policy or "general"
         else:
             if "request" not in rec or "response" not in rec or "label" not in rec:
-                raise UserError(f"{path}: row {rownum}: needs request, response and label fields "
-                                "(or HarmBench's behavior, generation, human_majority)")
+                raise UserError(
+                    f"{path}: row {rownum}: needs request, response and label fields "
+                    "(or HarmBench's behavior, generation, human_majority)"
+                )
             request = _text(path, rownum, rec, "request")
             response = _text(path, rownum, rec, "response", required=False)
             label = _label(path, rownum, rec.get("label"))
@@ -125,14 +125,18 @@ def stored_scores(store: Store, keys: Sequence[str]) -> dict[str, int | None]:
     out: dict[str, int | None] = {}
     keys = list(dict.fromkeys(keys))
     for i in range(0, len(keys), 500):
-        chunk = keys[i:i + 500]
-        out.update(store.conn.execute(
-            f"SELECT key, score FROM judgements WHERE key IN ({','.join('?' * len(chunk))})", chunk).fetchall())
+        chunk = keys[i : i + 500]
+        out.update(
+            store.conn.execute(
+                f"SELECT key, score FROM judgements WHERE key IN ({','.join('?' * len(chunk))})", chunk
+            ).fetchall()
+        )
     return out
 
 
-async def judge_labelled_async(store: Store, judge: Judge, cases: Sequence[LabelledCase],
-                               progress: object | None = None) -> JudgedSet:
+async def judge_labelled_async(
+    store: Store, judge: Judge, cases: Sequence[LabelledCase], progress: object | None = None
+) -> JudgedSet:
     keys = [c.case.cache_key(judge.identity) for c in cases]
     done = store.has_judgements(keys)
     todo: dict[str, JudgeCase] = {}
@@ -163,8 +167,9 @@ async def judge_labelled_async(store: Store, judge: Judge, cases: Sequence[Label
     return result
 
 
-def judge_labelled(store: Store, judge: Judge, cases: Sequence[LabelledCase],
-                   progress: object | None = None, *, close: bool = True) -> JudgedSet:
+def judge_labelled(
+    store: Store, judge: Judge, cases: Sequence[LabelledCase], progress: object | None = None, *, close: bool = True
+) -> JudgedSet:
     """Synchronous `judge_labelled_async`; closes the judge afterwards unless `close=False`."""
 
     async def go() -> JudgedSet:

@@ -25,8 +25,13 @@ from ..store import RunRow, Store
 from .sample import Label, LabelSample, get_sample, put_labels, run_labels
 
 MAX_BODY = 1 << 16
-SHORT = ("declines", "restrained: warns or stays general", "engages without precautions",
-         "prohibited content, not full", "fulfils the request")
+SHORT = (
+    "declines",
+    "restrained: warns or stays general",
+    "engages without precautions",
+    "prohibited content, not full",
+    "fulfils the request",
+)
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>MedSafetyBench labelling</title>
@@ -111,10 +116,18 @@ def item_json(position: int, row: RunRow, label: Label | None) -> dict[str, Any]
         principle_text = f"{row.principle}. {p.text}"
     else:
         principle_text = "general usage policy" if row.policy == "general" else "(no principle)"
-    return {"item_id": row.item_id, "position": position, "principle": row.principle,
-            "principle_text": principle_text, "source": row.source, "policy": row.policy, "request": row.request,
-            "response": row.response, "score": label.score if label else None,
-            "labelled_at": label.at if label else None}
+    return {
+        "item_id": row.item_id,
+        "position": position,
+        "principle": row.principle,
+        "principle_text": principle_text,
+        "source": row.source,
+        "policy": row.policy,
+        "request": row.request,
+        "response": row.response,
+        "score": label.score if label else None,
+        "labelled_at": label.at if label else None,
+    }
 
 
 class LabelServer(LocalPageServer):
@@ -135,8 +148,11 @@ class LabelServer(LocalPageServer):
     def items(self) -> list[dict[str, Any]]:
         assert self.store is not None and self.sample is not None
         labels = run_labels(self.store, self.sample.run_id, self.identity)
-        return [item_json(pos, self._rows[i], labels.get(i)) for pos, i in enumerate(self.sample.item_ids, 1)
-                if i in self._rows]
+        return [
+            item_json(pos, self._rows[i], labels.get(i))
+            for pos, i in enumerate(self.sample.item_ids, 1)
+            if i in self._rows
+        ]
 
     def label(self, item_id: str, score: int) -> dict[str, Any]:
         assert self.store is not None and self.sample is not None
@@ -150,8 +166,11 @@ class LabelServer(LocalPageServer):
         self.store = Store(self.db_path)
         self.sample = get_sample(self.store, self.sample_id)
         wanted = set(self.sample.item_ids)
-        self._rows = {r.item_id: r for r in self.store.run_rows(self.sample.run_id)
-                      if r.item_id in wanted and r.response is not None}
+        self._rows = {
+            r.item_id: r
+            for r in self.store.run_rows(self.sample.run_id)
+            if r.item_id in wanted and r.response is not None
+        }
 
     def teardown(self) -> None:
         if self.store is not None:
@@ -161,8 +180,7 @@ class LabelServer(LocalPageServer):
         if path != "/api/items":
             raise LookupError(path)
         assert self.sample is not None
-        return {"labeller": self.identity, "sample": self.sample.to_dict(), "rubric": rubric(),
-                "items": self.items()}
+        return {"labeller": self.identity, "sample": self.sample.to_dict(), "rubric": rubric(), "items": self.items()}
 
     def api_post(self, path: str, body: dict[str, Any]) -> Any:
         if path != "/api/label":

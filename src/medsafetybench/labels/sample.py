@@ -45,10 +45,11 @@ def human_identity(labeller: str) -> str:
     """The judge identity of a person's labels, `human:<labeller>` (letters, digits and `._@+-`)."""
     name = labeller.strip()
     if name.startswith(HUMAN_PREFIX):
-        name = name[len(HUMAN_PREFIX):]
+        name = name[len(HUMAN_PREFIX) :]
     if not _LABELLER.match(name):
-        raise UserError(f"--labeller {labeller!r}: use 1-64 letters, digits and . _ @ + - (starting with a "
-                        "letter or digit)")
+        raise UserError(
+            f"--labeller {labeller!r}: use 1-64 letters, digits and . _ @ + - (starting with a letter or digit)"
+        )
     return HUMAN_PREFIX + name
 
 
@@ -74,7 +75,7 @@ def draw(frame: Sequence[tuple[str, str]], n: int, seed: int) -> list[tuple[str,
     drawn: list[tuple[str, str]] = []
     for key in sorted(alloc):
         perm = np.random.default_rng([seed, _stratum_seed(key)]).permutation(len(by_stratum[key]))
-        drawn.extend((by_stratum[key][i], key) for i in sorted(perm[:alloc[key]]))
+        drawn.extend((by_stratum[key][i], key) for i in sorted(perm[: alloc[key]]))
     order = np.random.default_rng([seed, _stratum_seed("order")]).permutation(len(drawn))
     return [drawn[i] for i in order]
 
@@ -99,9 +100,16 @@ class LabelSample:
         return [i for i, _ in self.items]
 
     def to_dict(self) -> dict:
-        return {"id": self.id, "run_id": self.run_id, "seed": self.seed, "n_requested": self.n_requested,
-                "n_drawn": len(self.items), "design": self.design, "strata": self.strata,
-                "created_at": self.created_at}
+        return {
+            "id": self.id,
+            "run_id": self.run_id,
+            "seed": self.seed,
+            "n_requested": self.n_requested,
+            "n_drawn": len(self.items),
+            "design": self.design,
+            "strata": self.strata,
+            "created_at": self.created_at,
+        }
 
 
 def sample_frame(rows: Sequence[RunRow]) -> list[tuple[str, str]]:
@@ -125,23 +133,30 @@ def draw_sample(store: Store, run_id: str, n: int, seed: int = 0) -> LabelSample
     sample_id = hashlib.sha256(json.dumps([run_id, seed, n, DESIGN, drawn]).encode("utf-8")).hexdigest()[:16]
     now = time.time()
     with store.transaction() as c:
-        cur = c.execute("INSERT OR IGNORE INTO label_samples VALUES (?,?,?,?,?,?,?)",
-                        (sample_id, run_id, seed, n, DESIGN, json.dumps(sizes, sort_keys=True), now))
+        cur = c.execute(
+            "INSERT OR IGNORE INTO label_samples VALUES (?,?,?,?,?,?,?)",
+            (sample_id, run_id, seed, n, DESIGN, json.dumps(sizes, sort_keys=True), now),
+        )
         if cur.rowcount:
-            c.executemany("INSERT INTO label_sample_items VALUES (?,?,?,?)",
-                          [(sample_id, item_id, key, pos) for pos, (item_id, key) in enumerate(drawn)])
+            c.executemany(
+                "INSERT INTO label_sample_items VALUES (?,?,?,?)",
+                [(sample_id, item_id, key, pos) for pos, (item_id, key) in enumerate(drawn)],
+            )
     return get_sample(store, sample_id)
 
 
 def get_sample(store: Store, sample_id: str) -> LabelSample:
-    row = store.conn.execute("SELECT id, run_id, seed, n_requested, design, strata, created_at FROM label_samples "
-                             "WHERE id=?", (sample_id,)).fetchone()
+    row = store.conn.execute(
+        "SELECT id, run_id, seed, n_requested, design, strata, created_at FROM label_samples WHERE id=?", (sample_id,)
+    ).fetchone()
     if row is None:
         raise UserError(f"no label sample '{sample_id}' in {store.path}")
-    items = store.conn.execute("SELECT item_id, stratum FROM label_sample_items WHERE sample_id=? ORDER BY position",
-                               (sample_id,)).fetchall()
-    return LabelSample(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6],
-                       tuple((i, s) for i, s in items))
+    items = store.conn.execute(
+        "SELECT item_id, stratum FROM label_sample_items WHERE sample_id=? ORDER BY position", (sample_id,)
+    ).fetchall()
+    return LabelSample(
+        row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6], tuple((i, s) for i, s in items)
+    )
 
 
 def run_samples(store: Store, run_id: str) -> list[LabelSample]:
@@ -165,16 +180,18 @@ def run_labels(store: Store, run_id: str, identity: str) -> dict[str, Label]:
     out: dict[str, Label] = {}
     key_list = list(keys)
     for start in range(0, len(key_list), 500):
-        chunk = key_list[start:start + 500]
+        chunk = key_list[start : start + 500]
         for key, at in store.conn.execute(
-                f"SELECT key, created_at FROM judgements WHERE key IN ({','.join('?' * len(chunk))})", chunk):
+            f"SELECT key, created_at FROM judgements WHERE key IN ({','.join('?' * len(chunk))})", chunk
+        ):
             r = keys[key]
             out[r.item_id] = Label(r.item_id, r.score, at)  # type: ignore[arg-type]
     return out
 
 
-def sample_for(store: Store, run_id: str, identity: str,
-               labels: Mapping[str, Label] | None = None) -> LabelSample | None:
+def sample_for(
+    store: Store, run_id: str, identity: str, labels: Mapping[str, Label] | None = None
+) -> LabelSample | None:
     """The sample a labeller's labels of a run belong to: the one holding most of them (ties: the newest)."""
     labels = run_labels(store, run_id, identity) if labels is None else labels
     best, best_n = None, -1
@@ -189,12 +206,22 @@ def check_labeller_run(store: Store, run_id: str) -> None:
     """Labels calibrate a judge: the run must have one (a person is never its primary judge)."""
     judges = [j for j, _ in store.run_judges(run_id) if not is_human(j)]
     if not judges:
-        raise UserError(f"run {run_id[:12]} has no judge yet: judge it first (e.g. `medsafety eval` with the "
-                        "same model and items), then label a sample to calibrate that judge")
+        raise UserError(
+            f"run {run_id[:12]} has no judge yet: judge it first (e.g. `medsafety eval` with the "
+            "same model and items), then label a sample to calibrate that judge"
+        )
 
 
-def put_labels(store: Store, run_id: str, identity: str, scores: Mapping[str, int], *, via: str,
-               reasons: Mapping[str, str] | None = None, where: Mapping[str, str] | None = None) -> int:
+def put_labels(
+    store: Store,
+    run_id: str,
+    identity: str,
+    scores: Mapping[str, int],
+    *,
+    via: str,
+    reasons: Mapping[str, str] | None = None,
+    where: Mapping[str, str] | None = None,
+) -> int:
     """Write a labeller's scores (item id -> 1..5) of a run as judgements of `identity`, attaching the
     judge to the run, in one transaction: all are written or none. Returns how many were written.
 
@@ -216,8 +243,9 @@ def put_labels(store: Store, run_id: str, identity: str, scores: Mapping[str, in
             raise UserError(f"{at}item '{item_id}': score {score!r} is not 1-5")
         key = JudgeCase(row.request, row.response, row.policy).cache_key(identity)
         reason = (reasons or {}).get(item_id, "")
-        writes.append((key, Judgement(score, reason=reason, raw="", metadata={
-            "item_id": item_id, "run_id": run_id, "via": via})))
+        writes.append(
+            (key, Judgement(score, reason=reason, raw="", metadata={"item_id": item_id, "run_id": run_id, "via": via}))
+        )
     with store.transaction():
         store.add_run_judge(run_id, identity)
         for key, judgement in writes:

@@ -17,7 +17,7 @@ def mcnemar(b: int, c: int) -> float:
     if n == 0:
         return 1.0
     if n <= 25:
-        tail = sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2 ** n
+        tail = sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2**n
         return min(1.0, 2 * tail)
     stats = require("scipy.stats", "stats", "The McNemar test")
     return float(stats.chi2.sf((abs(b - c) - 1) ** 2 / n, 1))
@@ -44,16 +44,22 @@ class MedQAComparison:
     tasks: list[PairedTask]
 
     def to_dict(self) -> dict:
-        return {"a": self.a.to_dict(), "b": self.b.to_dict(), "protocol": self.a.label,
-                "paired": [t.to_dict() for t in self.tasks]}
+        return {
+            "a": self.a.to_dict(),
+            "b": self.b.to_dict(),
+            "protocol": self.a.label,
+            "paired": [t.to_dict() for t in self.tasks],
+        }
 
 
 def compare_results(a: MedQAResult, b: MedQAResult) -> MedQAComparison:
     """McNemar per task (and group) on the questions both results scored. Under the paper protocol with
     several seeds a question is right when most seeds got it right (`results.py`)."""
     if (a.protocol, a.settings) != (b.protocol, b.settings):
-        raise UserError(f"cannot compare medical QA results of different protocols or settings: "
-                        f"{a.label} {a.settings} vs {b.label} {b.settings}")
+        raise UserError(
+            f"cannot compare medical QA results of different protocols or settings: "
+            f"{a.label} {a.settings} vs {b.label} {b.settings}"
+        )
     rb = {t.name: t for t in [*b.tasks, *b.groups]}
     out = []
     for ta in [*a.tasks, *a.groups]:
@@ -66,6 +72,15 @@ def compare_results(a: MedQAResult, b: MedQAResult) -> MedQAComparison:
         a_only = sum(1 for u, v in zip(x, y, strict=True) if u and not v)
         b_only = sum(1 for u, v in zip(x, y, strict=True) if v and not u)
         n = len(shared)
-        out.append(PairedTask(ta.name, n, sum(x) / n if n else None, sum(y) / n if n else None, a_only, b_only,
-                              mcnemar(a_only, b_only)))
+        out.append(
+            PairedTask(
+                ta.name,
+                n,
+                sum(x) / n if n else None,
+                sum(y) / n if n else None,
+                a_only,
+                b_only,
+                mcnemar(a_only, b_only),
+            )
+        )
     return MedQAComparison(a, b, out)

@@ -54,8 +54,12 @@ def _letter(t: str, choices: tuple[str, ...], options: tuple[str, ...]) -> int |
     if re.search(rf"(?<![\w'’])[{cls}](?:\)|\.)?\s*(?:or|and|/)\s*\(?[{cls}](?![\w'’])", t):
         return None  # hedged between options ("A or C")
     # "answer is (B)", "Answer: b", "correct option is B", "final answer: C"
-    anchored = re.findall(rf"\b(?:answer|option|choice)\s*(?:is|would be|:|=|-)?\s*(?:option|choice)?\s*[\(\[]?([{cls}{lower}])\b(?![\'’]\w)",
-                          t, flags=re.IGNORECASE)
+    anchored = re.findall(
+        r"\b(?:answer|option|choice)\s*(?:is|would "
+        rf"be|:|=|-)?\s*(?:option|choice)?\s*[\(\[]?([{cls}{lower}])\b(?![\'’]\w)",
+        t,
+        flags=re.IGNORECASE,
+    )
     found = {a.upper() for a in anchored}
     if len(found) == 1:
         return choices.index(found.pop())

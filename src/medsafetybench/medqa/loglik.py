@@ -64,8 +64,9 @@ def _accepts(model: Any, name: str) -> bool:
 class LogLikScorer:
     """Scores (context, choices) questions with a loaded causal LM and its tokenizer."""
 
-    def __init__(self, model: Any, tokenizer: Any, *, batch_size: int = 16, add_bos: bool = True,
-                 max_length: int | None = None) -> None:
+    def __init__(
+        self, model: Any, tokenizer: Any, *, batch_size: int = 16, add_bos: bool = True, max_length: int | None = None
+    ) -> None:
         import torch
 
         self.torch = torch
@@ -109,13 +110,13 @@ class LogLikScorer:
         enc = self._encode_texts(texts)
         out, k = [], 0
         for context, choices in questions:
-            ctx_ids, wholes = enc[k], enc[k + 1:k + 1 + len(choices)]
+            ctx_ids, wholes = enc[k], enc[k + 1 : k + 1 + len(choices)]
             k += 1 + len(choices)
             if not context:  # the harness scores an empty context after its prefix token
                 conts = self._encode_texts([TARGET_DELIMITER + c for c in choices])
                 out.append(Encoded([self.prefix_id], conts))
             else:
-                out.append(Encoded(ctx_ids, [w[len(ctx_ids):] for w in wholes]))
+                out.append(Encoded(ctx_ids, [w[len(ctx_ids) :] for w in wholes]))
         return out
 
     def encode(self, context: str, choices: tuple[str, ...] | list[str]) -> Encoded:
@@ -128,7 +129,7 @@ class LogLikScorer:
             rows = []
             for j, cont in enumerate(e.continuations):
                 seq = (e.context + cont)[-limit:]
-                rows.append(self._tree(qi, seq[:len(seq) - len(cont)], [(j, cont)]))
+                rows.append(self._tree(qi, seq[: len(seq) - len(cont)], [(j, cont)]))
             return rows
         return [self._tree(qi, e.context, list(enumerate(e.continuations)))]
 
@@ -161,7 +162,7 @@ class LogLikScorer:
         rows = [r for qi, e in enumerate(encoded) for r in self._rows(qi, e)]
         rows.sort(key=lambda r: (not r.chain, -len(r.tokens)))  # chains first, each kind longest first
         for s in range(0, len(rows), self.batch_size):
-            batch = rows[s:s + self.batch_size]
+            batch = rows[s : s + self.batch_size]
             for r, vals in zip(batch, self._score_safely(batch), strict=True):
                 for (j, _, _), v in zip(r.targets, vals, strict=True):
                     out[r.question][j] += v
@@ -202,8 +203,11 @@ class LogLikScorer:
         k = max(len(w) for w in wanted)
         with torch.inference_mode():
             logp = self._logprobs(ids, [w + [w[-1]] * (k - len(w)) for w in wanted], use_cache=False)
-            index = [(b, w.index(p), tok) for b, (r, w) in enumerate(zip(batch, wanted, strict=True))
-                     for _, p, tok in r.targets]
+            index = [
+                (b, w.index(p), tok)
+                for b, (r, w) in enumerate(zip(batch, wanted, strict=True))
+                for _, p, tok in r.targets
+            ]
             vals = logp[tuple(torch.tensor(col) for col in zip(*index, strict=True))].tolist()
         return _split(vals, batch)
 
@@ -214,21 +218,34 @@ class LogLikScorer:
         torch = self.torch
         lens = [r.n_context for r in batch]
         width = max(lens)
-        ids = torch.tensor([r.tokens[:r.n_context] + [self.pad_id] * (width - r.n_context) for r in batch],
-                           device=self.device)
+        ids = torch.tensor(
+            [r.tokens[: r.n_context] + [self.pad_id] * (width - r.n_context) for r in batch], device=self.device
+        )
         n_nodes = max(len(r.tokens) - r.n_context for r in batch)
         with torch.inference_mode():
             first = self._logprobs(ids, [[n - 1] for n in lens], use_cache=True)[:, 0]
             cache = self._last_cache
             node_ids, mask, pos = self._trie_inputs(batch, width, n_nodes)
-            second = torch.log_softmax(self.model(input_ids=node_ids, attention_mask=mask, position_ids=pos,
-                                                  use_cache=False, **{self._cache_kw: cache}).logits.float(), dim=-1)
+            second = torch.log_softmax(
+                self.model(
+                    input_ids=node_ids,
+                    attention_mask=mask,
+                    position_ids=pos,
+                    use_cache=False,
+                    **{self._cache_kw: cache},
+                ).logits.float(),
+                dim=-1,
+            )
             in_first = [(b, tok) for b, r in enumerate(batch) for _, p, tok in r.targets if p < r.n_context]
-            in_second = [(b, p - r.n_context, tok) for b, r in enumerate(batch) for _, p, tok in r.targets
-                         if p >= r.n_context]
-            got = (iter(first[tuple(torch.tensor(c) for c in zip(*in_first, strict=True))].tolist()),
-                   iter(second[tuple(torch.tensor(c) for c in zip(*in_second, strict=True))].tolist()
-                        if in_second else []))
+            in_second = [
+                (b, p - r.n_context, tok) for b, r in enumerate(batch) for _, p, tok in r.targets if p >= r.n_context
+            ]
+            got = (
+                iter(first[tuple(torch.tensor(c) for c in zip(*in_first, strict=True))].tolist()),
+                iter(
+                    second[tuple(torch.tensor(c) for c in zip(*in_second, strict=True))].tolist() if in_second else []
+                ),
+            )
             flat = [next(got[p >= r.n_context]) for r in batch for _, p, _ in r.targets]
         return _split(flat, batch)
 
@@ -245,7 +262,7 @@ class LogLikScorer:
                 ids[b, i] = r.tokens[n + i]
                 allowed[b, i, :n] = True
                 if parent >= n:  # the parent's own row already holds its ancestors and itself
-                    allowed[b, i, width:width + i] = allowed[b, parent - n, width:width + i]
+                    allowed[b, i, width : width + i] = allowed[b, parent - n, width : width + i]
                 allowed[b, i, width + i] = True
                 pos[b, i] = n - 1 + depth
             for i in range(len(r.parents), n_nodes):
@@ -263,9 +280,9 @@ class LogLikScorer:
             for e in self.encode_many(questions):
                 lls = []
                 for cont in e.continuations:
-                    seq = (e.context + cont)[-(self.max_length + 1):]
+                    seq = (e.context + cont)[-(self.max_length + 1) :]
                     inp = torch.tensor([seq[:-1]], device=self.device)
-                    logp = torch.log_softmax(self.model(input_ids=inp).logits[0, -len(cont):].float(), dim=-1)
+                    logp = torch.log_softmax(self.model(input_ids=inp).logits[0, -len(cont) :].float(), dim=-1)
                     lls.append(float(logp[torch.arange(len(cont)), torch.tensor(cont, device=self.device)].sum()))
                 out.append(lls)
         return out
@@ -274,7 +291,7 @@ class LogLikScorer:
 def _split(values: list[float], batch: list[_Row]) -> list[list[float]]:
     out, s = [], 0
     for r in batch:
-        out.append(values[s:s + len(r.targets)])
+        out.append(values[s : s + len(r.targets)])
         s += len(r.targets)
     return out
 

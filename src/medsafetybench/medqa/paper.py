@@ -51,18 +51,24 @@ SHOT_EXTRA_TOKENS = 8  # inference.py:72
 STOP = "###"  # inference.py:63
 
 # instructions.json: (system, user) per prompt name
-_MEDQA_SYSTEM = ("You are a medical doctor taking the US Medical Licensing Examination. You need to demonstrate your "
-                 "understanding of basic and clinical science, medical knowledge, and mechanisms underlying health, "
-                 "disease, patient care, and modes of therapy. Show your ability to apply the knowledge essential for "
-                 "medical practice. For the following multiple-choice question, select one correct answer from A to E. "
-                 "Base your answer on the current and standard practices referenced in medical guidelines.")
-_MEDMCQA_SYSTEM = ("You are a medical doctor answering realworld medical entrance exam questions. Based on your "
-                   "understanding of basic and clinical science, medical knowledge, and mechanisms underlying health, "
-                   "disease, patient care, and modes of therapy, answer the following multiple-choice question. Select "
-                   "one correct answer from A to D. Base your answer on the current and standard practices referenced "
-                   "in medical guidelines.")
-_PUBMEDQA_SYSTEM = ("As an expert doctor in clinical science and medical knowledge, can you tell me if the following "
-                    "statement is correct? Answer yes, no, or maybe.")
+_MEDQA_SYSTEM = (
+    "You are a medical doctor taking the US Medical Licensing Examination. You need to demonstrate your "
+    "understanding of basic and clinical science, medical knowledge, and mechanisms underlying health, "
+    "disease, patient care, and modes of therapy. Show your ability to apply the knowledge essential for "
+    "medical practice. For the following multiple-choice question, select one correct answer from A to E. "
+    "Base your answer on the current and standard practices referenced in medical guidelines."
+)
+_MEDMCQA_SYSTEM = (
+    "You are a medical doctor answering realworld medical entrance exam questions. Based on your "
+    "understanding of basic and clinical science, medical knowledge, and mechanisms underlying health, "
+    "disease, patient care, and modes of therapy, answer the following multiple-choice question. Select "
+    "one correct answer from A to D. Base your answer on the current and standard practices referenced "
+    "in medical guidelines."
+)
+_PUBMEDQA_SYSTEM = (
+    "As an expert doctor in clinical science and medical knowledge, can you tell me if the following "
+    "statement is correct? Answer yes, no, or maybe."
+)
 INSTRUCTIONS: dict[str, tuple[str, str]] = {
     "medqa": (_MEDQA_SYSTEM, "The answer is:"),
     "medqa_cot": (_MEDQA_SYSTEM, "Let's think step by step."),
@@ -74,8 +80,12 @@ INSTRUCTIONS: dict[str, tuple[str, str]] = {
 
 # Each local task as the reference names it (inference.py:27-37 INSTRUCTIONS, benchmarks.py factories):
 # our MedQA is the 4-option file, the reference's `medqa4` (GBaker/MedQA-USMLE-4-options).
-REFERENCE_BENCHMARK = {"medqa": "medqa4", "medmcqa": "medmcqa", "pubmedqa": "pubmedqa",
-                       **{f"mmlu_{s}": "mmlu_medical" for s in MMLU_MEDICAL_SUBJECTS}}
+REFERENCE_BENCHMARK = {
+    "medqa": "medqa4",
+    "medmcqa": "medmcqa",
+    "pubmedqa": "pubmedqa",
+    **{f"mmlu_{s}": "mmlu_medical" for s in MMLU_MEDICAL_SUBJECTS},
+}
 INSTRUCTION_NAME = {"medqa4": "medqa", "medmcqa": "medmcqa", "pubmedqa": "pubmedqa", "mmlu_medical": "medmcqa"}
 ANSWER_TYPE = {"medqa4": "mcq", "medmcqa": "mcq", "pubmedqa": "boolean", "mmlu_medical": "mcq"}  # evaluate.py:21
 VALID = ("a", "b", "c", "d", "e", "yes", "maybe", "no")  # evaluate.py:230
@@ -84,9 +94,19 @@ SC_VALID = ("a", "b", "c", "d", "e", "yes", "no")  # evaluate.py:327 ('maybe' is
 # MMLU shots come from the pooled train (= MMLU dev) split of these 11 subjects, in this order
 # (benchmarks.py:529-541, aggregate_datasets); the test set's three chemistry/biology extras are dropped
 # by evaluate.py, and virology, high_school_biology and nutrition test files are not in the local copy.
-MMLU_REFERENCE_SUBJECTS = ("anatomy", "college_biology", "college_medicine", "professional_medicine",
-                           "medical_genetics", "virology", "clinical_knowledge", "high_school_biology",
-                           "high_school_chemistry", "nutrition", "college_chemistry")
+MMLU_REFERENCE_SUBJECTS = (
+    "anatomy",
+    "college_biology",
+    "college_medicine",
+    "professional_medicine",
+    "medical_genetics",
+    "virology",
+    "clinical_knowledge",
+    "high_school_biology",
+    "high_school_chemistry",
+    "nutrition",
+    "college_chemistry",
+)
 # Where the train splits go under the data folder (the public releases' layout; file names alone also work).
 SHOT_FILES = {
     "medqa4": ("medqa_usmle_4opt_train/phrases_no_exclude_train.jsonl",),
@@ -148,9 +168,11 @@ def load_shot_pool(benchmark: str, root: Path) -> list[tuple[str, str]]:
     for rel in SHOT_FILES[benchmark]:
         found = next((p for p in (root / rel, root / Path(rel).name) if p.is_file()), None)
         if found is None:
-            raise UserError(f"--paper-shots needs the {benchmark} train split: '{rel}' is not under {root} (nor "
-                            f"{Path(rel).name} directly there); see docs/medqa.md (paper protocol: shots) for the "
-                            "files and where to get them, or use --paper-shots 0")
+            raise UserError(
+                f"--paper-shots needs the {benchmark} train split: '{rel}' is not under {root} (nor "
+                f"{Path(rel).name} directly there); see docs/medqa.md (paper protocol: shots) for the "
+                "files and where to get them, or use --paper-shots 0"
+            )
         paths.append(found)
     if benchmark == "medqa4":
         return [base_prompt(benchmark, q) for q in load_medqa(paths)]
@@ -167,8 +189,11 @@ def load_shot_pool(benchmark: str, root: Path) -> list[tuple[str, str]]:
                 raise UserError(f"{paths[0]}: PMID {pmid} needs QUESTION, CONTEXTS and final_decision yes/no/maybe")
             out.append(("\n".join(r["CONTEXTS"]) + "\n" + r["QUESTION"], r["final_decision"]))
         return out
-    return [base_prompt(benchmark, q) for s, p in zip(MMLU_REFERENCE_SUBJECTS, paths, strict=True)
-            for q in mmlu_loader(s)([p])]
+    return [
+        base_prompt(benchmark, q)
+        for s, p in zip(MMLU_REFERENCE_SUBJECTS, paths, strict=True)
+        for q in mmlu_loader(s)([p])
+    ]
 
 
 def max_new_tokens(first_gold: str, tokenizer: Any, protocol: PaperProtocol) -> int:

@@ -73,13 +73,17 @@ class PaperProtocol:
             if not self.seeds:
                 raise UserError("--paper-seeds needs at least one seed")
         if self.cot and self.shots:
-            raise UserError("--paper-cot with --paper-shots: the reference reads its chain-of-thought shots from "
-                            "evaluation/prompt_cot/<benchmark>.jsonl, which its repository does not contain (only "
-                            "prompt_cot/*.py without the reasoning in 'gold'), and draws them with an unseeded "
-                            "random.sample; that mode cannot be reproduced. Use --paper-cot with 0 shots.")
+            raise UserError(
+                "--paper-cot with --paper-shots: the reference reads its chain-of-thought shots from "
+                "evaluation/prompt_cot/<benchmark>.jsonl, which its repository does not contain (only "
+                "prompt_cot/*.py without the reasoning in 'gold'), and draws them with an unseeded "
+                "random.sample; that mode cannot be reproduced. Use --paper-cot with 0 shots."
+            )
         if self.sc and self.shots and len(self.shot_seeds()) > 1:
-            raise UserError("--paper-sc with shots drawn by several seeds: the reference would then sample one branch "
-                            "per seed and vote over one; use --paper-sc with 0 shots, or add --paper-single-seed")
+            raise UserError(
+                "--paper-sc with shots drawn by several seeds: the reference would then sample one branch "
+                "per seed and vote over one; use --paper-sc with 0 shots, or add --paper-single-seed"
+            )
 
     def replicates(self) -> list[tuple[str, int | None]]:
         """(kind, value) per generation of each question, in the reference's order (inference.py:306-326):
@@ -142,8 +146,10 @@ def make_protocol(spec: str | dict | Protocol | None = None, **overrides: Any) -
     known = {f.name for f in fields(proto)}
     unknown = sorted(set(given) - known)
     if unknown:
-        raise UserError(f"medical QA protocol '{proto.name}' has no setting {', '.join(unknown)}: "
-                        f"it takes {', '.join(sorted(known))}")
+        raise UserError(
+            f"medical QA protocol '{proto.name}' has no setting {', '.join(unknown)}: "
+            f"it takes {', '.join(sorted(known))}"
+        )
     return replace(proto, **given) if given else proto
 
 

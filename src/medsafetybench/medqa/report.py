@@ -43,7 +43,7 @@ def short_name(spec: str, width: int = 30) -> str:
     """`openai:gpt-4o@http://...` -> `gpt-4o`; `hf:/models/llama+/ad/x` -> `llama+x`."""
     name = spec.split(":", 1)[-1].split("@", 1)[0]
     name = "+".join(p.rstrip("/").rsplit("/", 1)[-1] for p in name.split("+"))
-    return name if len(name) <= width else name[:width - 1] + "\u2026"
+    return name if len(name) <= width else name[: width - 1] + "\u2026"
 
 
 def tradeoff_figure(points: list[tuple[str, float, Estimate]], protocol: str = "harness"):
@@ -93,21 +93,32 @@ def report_sections(store: Store, runs: Sequence[RunInfo]) -> list[Section]:
                 if harm.value is not None and res.macro is not None:
                     label = short_name(run.model_spec) + (f" ({run.id[:6]})" if len(model_runs) > 1 else "")
                     points.setdefault(res.label, []).append((label, res.macro, harm))
-    text = ("Accuracy of the report's models on the medical QA tasks scored by `medsafety medqa` (stored scores), "
-            "with 95% bootstrap intervals, per protocol: 'harness' is lm-evaluation-harness zero-shot multiple "
-            f"choice (prompt version {PROMPT_VERSION}; log-likelihood for local models), 'paper' the MedSafetyBench "
-            "authors' meditron-eval generation protocol (mean over in-context seeds where there are several). "
-            "Accuracies of different protocols measure different things and are not comparable. mmlu_medical "
-            "pools the MMLU medical subjects and 'macro' averages the tasks outside that group and the pooled group.")
+    text = (
+        "Accuracy of the report's models on the medical QA tasks scored by `medsafety medqa` (stored scores), "
+        "with 95% bootstrap intervals, per protocol: 'harness' is lm-evaluation-harness zero-shot multiple "
+        f"choice (prompt version {PROMPT_VERSION}; log-likelihood for local models), 'paper' the MedSafetyBench "
+        "authors' meditron-eval generation protocol (mean over in-context seeds where there are several). "
+        "Accuracies of different protocols measure different things and are not comparable. mmlu_medical "
+        "pools the MMLU medical subjects and 'macro' averages the tasks outside that group and the pooled group."
+    )
     if any_generate:
-        text += (" Harness generation-mode replies are read here without the option texts (they are not stored): "
-                 "a reply naming only an option's text, not its letter, counts as invalid (wrong), so these "
-                 "accuracies can be slightly below those `medsafety medqa` prints; unreadable replies count as wrong.")
-    blocks: list = [Paragraph(text),
-                    TableBlock(["model", "protocol", "task", "n", "accuracy [95% CI]", "invalid"], table)]
+        text += (
+            " Harness generation-mode replies are read here without the option texts (they are not stored): "
+            "a reply naming only an option's text, not its letter, counts as invalid (wrong), so these "
+            "accuracies can be slightly below those `medsafety medqa` prints; unreadable replies count as wrong."
+        )
+    blocks: list = [
+        Paragraph(text),
+        TableBlock(["model", "protocol", "task", "n", "accuracy [95% CI]", "invalid"], table),
+    ]
     for i, (label, pts) in enumerate(points.items()):
         name = "medqa-tradeoff" if i == 0 else f"medqa-tradeoff-{i + 1}"
-        blocks.append(FigureBlock(name, tradeoff_figure(pts, label),
-                                  f"Harmfulness (95% CI) against medical QA macro accuracy under the {label} "
-                                  "protocol, one marker per model."))
+        blocks.append(
+            FigureBlock(
+                name,
+                tradeoff_figure(pts, label),
+                f"Harmfulness (95% CI) against medical QA macro accuracy under the {label} "
+                "protocol, one marker per model.",
+            )
+        )
     return [Section("medqa", "Medical QA accuracy", order=60, blocks=blocks)]

@@ -112,26 +112,45 @@ class MedQAResult:
         return {t.name: t.acc.value for t in [*self.tasks, *self.groups]}
 
     def to_dict(self) -> dict:
-        return {"model": self.model_spec, "model_identity": self.model_identity, "mode": self.mode,
-                "protocol": self.protocol, "settings": self.settings, "label": self.label,
-                "tasks": [t.to_dict() for t in self.tasks], "groups": [g.to_dict() for g in self.groups],
-                "macro_acc": self.macro, "computed": self.computed, "failed": self.failed}
+        return {
+            "model": self.model_spec,
+            "model_identity": self.model_identity,
+            "mode": self.mode,
+            "protocol": self.protocol,
+            "settings": self.settings,
+            "label": self.label,
+            "tasks": [t.to_dict() for t in self.tasks],
+            "groups": [g.to_dict() for g in self.groups],
+            "macro_acc": self.macro,
+            "computed": self.computed,
+            "failed": self.failed,
+        }
 
 
 def _gold_text(task: str, gold: int) -> str:
     return TASKS[task].choices[gold] if task in TASKS else str(gold)
 
 
-def build_result(spec: str, identity: str, mode: str, protocol: Protocol, rows: list[StoredRow],
-                 questions: dict[str, list[Question]] | None = None, seed: int = 0) -> MedQAResult:
+def build_result(
+    spec: str,
+    identity: str,
+    mode: str,
+    protocol: Protocol,
+    rows: list[StoredRow],
+    questions: dict[str, list[Question]] | None = None,
+    seed: int = 0,
+) -> MedQAResult:
     """A result from stored rows. `questions` (task -> the evaluated questions) fixes the task list, the
     counts and the option texts; without it (report, listing) the tasks and counts are those stored."""
     result = MedQAResult(spec, identity, mode, [], [], protocol.name, protocol.settings(mode), protocol.describe(mode))
     by_task: dict[str, list[StoredRow]] = defaultdict(list)
     for r in rows:
         by_task[r.task].append(r)
-    names = list(questions) if questions is not None else sorted(by_task, key=lambda t: list(TASKS).index(t)
-                                                                 if t in TASKS else len(TASKS))
+    names = (
+        list(questions)
+        if questions is not None
+        else sorted(by_task, key=lambda t: list(TASKS).index(t) if t in TASKS else len(TASKS))
+    )
     pooled: dict[str, list[tuple[str, TaskResult, list[float], dict[str, list[float]]]]] = defaultdict(list)
     for name in names:
         qs = {q.id: q for q in questions[name]} if questions is not None else {}
@@ -154,16 +173,31 @@ def build_result(spec: str, identity: str, mode: str, protocol: Protocol, rows: 
         for _, _, _, pr in members:
             for k, v in pr.items():
                 reps[k].extend(v)
-        tr = TaskResult(group, "MMLU medical (pooled)", sum(m[1].n for m in members), len(correct),
-                        sum(m[1].n_invalid for m in members), bootstrap_mean(scores, seed=seed),
-                        bootstrap_mean(norm, seed=seed) if norm else None, correct,
-                        {k: sum(v) / len(v) for k, v in reps.items() if len(reps) > 1 and v}, scores)
+        tr = TaskResult(
+            group,
+            "MMLU medical (pooled)",
+            sum(m[1].n for m in members),
+            len(correct),
+            sum(m[1].n_invalid for m in members),
+            bootstrap_mean(scores, seed=seed),
+            bootstrap_mean(norm, seed=seed) if norm else None,
+            correct,
+            {k: sum(v) / len(v) for k, v in reps.items() if len(reps) > 1 and v},
+            scores,
+        )
         result.groups.append(tr)
     return result
 
 
-def _task_result(name: str, protocol: Protocol, mode: str, rows: list[StoredRow], qs: dict[str, Question],
-                 records: list[Record], seed: int) -> tuple[TaskResult, list[float], dict[str, list[float]]]:
+def _task_result(
+    name: str,
+    protocol: Protocol,
+    mode: str,
+    rows: list[StoredRow],
+    qs: dict[str, Question],
+    records: list[Record],
+    seed: int,
+) -> tuple[TaskResult, list[float], dict[str, list[float]]]:
     title = TASKS[name].title if name in TASKS else name
     choices = TASKS[name].choices if name in TASKS else ()
     correct: dict[str, bool] = {}
@@ -185,8 +219,11 @@ def _task_result(name: str, protocol: Protocol, mode: str, rows: list[StoredRow]
                 pred = extract_choice(r.raw or "", choices, q.options if q else ())
                 ok, valid = pred == r.gold, pred is not None
                 invalid += not valid
-                records.append(Record(name, r.question_id, None, gold, choices[pred] if valid else None, ok, valid,
-                                      None, None, r.raw))
+                records.append(
+                    Record(
+                        name, r.question_id, None, gold, choices[pred] if valid else None, ok, valid, None, None, r.raw
+                    )
+                )
             correct[r.question_id] = ok
             scores.append(float(ok))
     else:
@@ -217,9 +254,18 @@ def _task_result(name: str, protocol: Protocol, mode: str, rows: list[StoredRow]
                 invalid += sum(not rd.valid for rd in readings)
             correct[qid] = ok
             scores.append(share)
-    tr = TaskResult(name, title, len(qs) or len(correct), len(correct), invalid, bootstrap_mean(scores, seed=seed),
-                    bootstrap_mean(norm, seed=seed) if norm else None, correct,
-                    {k: sum(v) / len(v) for k, v in per_rep.items() if len(per_rep) > 1 and v}, scores)
+    tr = TaskResult(
+        name,
+        title,
+        len(qs) or len(correct),
+        len(correct),
+        invalid,
+        bootstrap_mean(scores, seed=seed),
+        bootstrap_mean(norm, seed=seed) if norm else None,
+        correct,
+        {k: sum(v) / len(v) for k, v in per_rep.items() if len(per_rep) > 1 and v},
+        scores,
+    )
     return tr, norm, per_rep
 
 

@@ -56,24 +56,44 @@ def _open_model(spec: ModelSpec, proto: Protocol, batch_size: int, options: dict
     if spec.backend == "hf":
         from ..models.hf_backend import HFChatModel
 
-        m = HFChatModel(spec.name, spec.adapter, prompt_format="raw", batch_size=batch_size,
-                        device=options.get("device"), dtype=options.get("dtype"))
+        m = HFChatModel(
+            spec.name,
+            spec.adapter,
+            prompt_format="raw",
+            batch_size=batch_size,
+            device=options.get("device"),
+            dtype=options.get("dtype"),
+        )
         return (m, f"{m.identity}|loglik", LOGLIK) if proto.name == HARNESS else (m, m.identity, GENERATE)
     if spec.backend == "openai":
         keys = ("concurrency", "timeout", "api_key")
         m = load_model(spec, **{k: options[k] for k in keys if options.get(k) is not None})
         return m, m.identity, GENERATE
     if proto.name == HARNESS:
-        raise UserError(f"the harness protocol scores local models by log-likelihood (hf:) or chat APIs by generation "
-                        f"(openai:); '{spec}' is {spec.backend}: use hf: with the same weights, or --protocol paper")
+        raise UserError(
+            f"the harness protocol scores local models by log-likelihood (hf:) or chat APIs by generation "
+            f"(openai:); '{spec}' is {spec.backend}: use hf: with the same weights, or --protocol paper"
+        )
     m = load_model(spec, prompt_format="raw", **{k: v for k, v in options.items() if v is not None})
     return m, m.identity, GENERATE
 
 
-def evaluate_medqa(store: Store, model_spec: str, tasks: Sequence[str] | None = None, data_dir: Any = None,
-                   limit: int | None = None, batch_size: int = 16, progress: Any = None, *,
-                   protocol: str | dict | Protocol = HARNESS, add_bos: bool | None = None, shots: int = 0,
-                   model: Any = None, seed: int = 0, **options: Any) -> MedQAResult:
+def evaluate_medqa(
+    store: Store,
+    model_spec: str,
+    tasks: Sequence[str] | None = None,
+    data_dir: Any = None,
+    limit: int | None = None,
+    batch_size: int = 16,
+    progress: Any = None,
+    *,
+    protocol: str | dict | Protocol = HARNESS,
+    add_bos: bool | None = None,
+    shots: int = 0,
+    model: Any = None,
+    seed: int = 0,
+    **options: Any,
+) -> MedQAResult:
     """Score `model_spec` on the medical QA tasks (default: medqa, medmcqa, pubmedqa, mmlu_medical) under
     `protocol`, computing only what the store lacks, and return per-task accuracies.
 
@@ -96,8 +116,10 @@ def evaluate_medqa(store: Store, model_spec: str, tasks: Sequence[str] | None = 
     proto = make_protocol(protocol, **({"add_bos": add_bos} if add_bos is not None else {}))
     if shots:
         if proto.name == HARNESS:
-            raise UserError("--shots: the harness protocol is zero-shot (its tasks carry no exemplars here); "
-                            "in-context shots are part of --protocol paper (--paper-shots N)")
+            raise UserError(
+                "--shots: the harness protocol is zero-shot (its tasks carry no exemplars here); "
+                "in-context shots are part of --protocol paper (--paper-shots N)"
+            )
         proto = replace(proto, shots=shots)
     spec = parse_spec(model_spec)
     task_list = resolve_tasks(list(tasks) if tasks else None)
@@ -107,8 +129,10 @@ def evaluate_medqa(store: Store, model_spec: str, tasks: Sequence[str] | None = 
     else:
         mode = LOGLIK if spec.backend == "hf" and proto.name == HARNESS else GENERATE
         if mode == GENERATE and getattr(model, "prompt_format", "raw") != "raw" and proto.name != HARNESS:
-            raise UserError(f"the paper protocol sends raw prompts: give a model with prompt_format='raw' "
-                            f"(got {model.prompt_format!r})")
+            raise UserError(
+                f"the paper protocol sends raw prompts: give a model with prompt_format='raw' "
+                f"(got {model.prompt_format!r})"
+            )
         identity = model.identity + ("|loglik" if mode == LOGLIK else "")
     progress = progress or Progress()
     computed, failed, errors = 0, 0, []
@@ -142,16 +166,47 @@ def evaluate_medqa(store: Store, model_spec: str, tasks: Sequence[str] | None = 
     return result
 
 
-def _row(key: str, identity: str, task: str, q: Question, mode: str, proto: Protocol, *, lls: list[float] | None = None,
-         raw: str | None = None, gold: int | None = None, replicate: int | None = None,
-         prompt_version: str = PROMPT_VERSION) -> NewRow:
-    return NewRow(key, identity, task, q.id, prompt_version, mode, q.gold if gold is None else gold,
-                  json.dumps(lls) if lls is not None else None, raw, proto.name, canonical(proto.settings(mode)),
-                  replicate)
+def _row(
+    key: str,
+    identity: str,
+    task: str,
+    q: Question,
+    mode: str,
+    proto: Protocol,
+    *,
+    lls: list[float] | None = None,
+    raw: str | None = None,
+    gold: int | None = None,
+    replicate: int | None = None,
+    prompt_version: str = PROMPT_VERSION,
+) -> NewRow:
+    return NewRow(
+        key,
+        identity,
+        task,
+        q.id,
+        prompt_version,
+        mode,
+        q.gold if gold is None else gold,
+        json.dumps(lls) if lls is not None else None,
+        raw,
+        proto.name,
+        canonical(proto.settings(mode)),
+        replicate,
+    )
 
 
-def _run_loglik(store: Store, model: Any, identity: str, task: Task, todo: list, batch_size: int,
-                progress: Any, stage: str, proto: HarnessProtocol) -> None:
+def _run_loglik(
+    store: Store,
+    model: Any,
+    identity: str,
+    task: Task,
+    todo: list,
+    batch_size: int,
+    progress: Any,
+    stage: str,
+    proto: HarnessProtocol,
+) -> None:
     remote = getattr(model, "loglik_scorer", None)  # e.g. a Ray replica's (models.ray_engine.RemoteLogLik)
     if remote is not None:
         scorer = remote(batch_size=batch_size, add_bos=proto.add_bos)
@@ -160,14 +215,17 @@ def _run_loglik(store: Store, model: Any, identity: str, task: Task, todo: list,
             model.load()
         scorer = LogLikScorer(model.model, model.tokenizer, batch_size=batch_size, add_bos=proto.add_bos)
     for s in range(0, len(todo), CHUNK):  # store each chunk as it finishes: a killed run keeps it
-        chunk = todo[s:s + CHUNK]
+        chunk = todo[s : s + CHUNK]
         lls = scorer.score([(q.prompt, q.choices) for q, _ in chunk])
-        put(store, [_row(k, identity, task.name, q, LOGLIK, proto, lls=v) for (q, k), v in zip(chunk, lls, strict=True)])
+        put(
+            store, [_row(k, identity, task.name, q, LOGLIK, proto, lls=v) for (q, k), v in zip(chunk, lls, strict=True)]
+        )
         progress.advance(stage, len(chunk))
 
 
-def _generate(store: Store, model: Any, requests: list[ChatRequest], rows: list, progress: Any,
-              stage: str) -> tuple[int, list[str]]:
+def _generate(
+    store: Store, model: Any, requests: list[ChatRequest], rows: list, progress: Any, stage: str
+) -> tuple[int, list[str]]:
     """Generate `requests`; store each reply as `rows[i](text)` (buffered, flushed every 64); failures are
     counted and not stored."""
     buffer: list[NewRow] = []
@@ -199,17 +257,26 @@ def _generate(store: Store, model: Any, requests: list[ChatRequest], rows: list,
     return len(errors), errors
 
 
-def _run_generate(store: Store, model: Any, identity: str, task: Task, todo: list, progress: Any, stage: str,
-                  proto: HarnessProtocol) -> tuple[int, list[str]]:
+def _run_generate(
+    store: Store, model: Any, identity: str, task: Task, todo: list, progress: Any, stage: str, proto: HarnessProtocol
+) -> tuple[int, list[str]]:
     config = GenerationConfig(max_new_tokens=GEN_MAX_TOKENS)
     requests = [ChatRequest.simple(generation_prompt(q.prompt, q.choices), config=config) for q, _ in todo]
-    rows = [(f"{task.name} {q.id}", lambda text, q=q, k=k: _row(k, identity, task.name, q, GENERATE, proto, raw=text))
-            for q, k in todo]
+    rows = [
+        (f"{task.name} {q.id}", lambda text, q=q, k=k: _row(k, identity, task.name, q, GENERATE, proto, raw=text))
+        for q, k in todo
+    ]
     return _generate(store, model, requests, rows, progress, stage)
 
 
-def _paper_jobs(model: Any, identity: str, task_list: list[Task], questions: dict[str, list[Question]],
-                data_dir: Any, proto: PaperProtocol) -> list[tuple]:
+def _paper_jobs(
+    model: Any,
+    identity: str,
+    task_list: list[Task],
+    questions: dict[str, list[Question]],
+    data_dir: Any,
+    proto: PaperProtocol,
+) -> list[tuple]:
     """(key, task, question, replicate, gold index, request) for every generation the protocol asks for."""
     if getattr(model, "tokenizer", "none") is None and hasattr(model, "load"):  # hf: not loaded yet
         model.load()  # its tokenizer sets max_new_tokens and the stop strings
@@ -232,26 +299,57 @@ def _paper_jobs(model: Any, identity: str, task_list: list[Task], questions: dic
                 first_gold = golds[i - i % proto.batch_size]
                 config = GenerationConfig(
                     max_new_tokens=paper.max_new_tokens(first_gold, tokenizer, proto),
-                    temperature=paper.SC_TEMPERATURE if proto.sc else 0.0, top_p=1.0,
-                    seed=value if kind == "branch" else None, stop=stops, frequency_penalty=paper.FREQUENCY_PENALTY)
+                    temperature=paper.SC_TEMPERATURE if proto.sc else 0.0,
+                    top_p=1.0,
+                    seed=value if kind == "branch" else None,
+                    stop=stops,
+                    frequency_penalty=paper.FREQUENCY_PENALTY,
+                )
                 prompt = paper.render(bench, q, proto, shots)
-                key = paper_key(identity, task.name, q, paper.PAPER_PROMPT_VERSION, prompt, config.to_dict(), proto, value)
-                jobs.append((key, task.name, q, value, task.choices.index(golds[i]), ChatRequest.simple(prompt, config=config)))
+                key = paper_key(
+                    identity, task.name, q, paper.PAPER_PROMPT_VERSION, prompt, config.to_dict(), proto, value
+                )
+                jobs.append(
+                    (key, task.name, q, value, task.choices.index(golds[i]), ChatRequest.simple(prompt, config=config))
+                )
     return jobs
 
 
-def _run_paper(store: Store, model: Any, identity: str, todo: list[tuple], progress: Any,
-               proto: PaperProtocol) -> tuple[int, list[str]]:
-    rows = [(f"{task} {q.id}" + (f" ({value})" if value is not None else ""),
-             lambda text, key=key, task=task, q=q, value=value, gold=gold: _row(
-                 key, identity, task, q, GENERATE, proto, raw=text, gold=gold, replicate=value,
-                 prompt_version=paper.PAPER_PROMPT_VERSION))
-            for key, task, q, value, gold, _ in todo]
+def _run_paper(
+    store: Store, model: Any, identity: str, todo: list[tuple], progress: Any, proto: PaperProtocol
+) -> tuple[int, list[str]]:
+    rows = [
+        (
+            f"{task} {q.id}" + (f" ({value})" if value is not None else ""),
+            lambda text, key=key, task=task, q=q, value=value, gold=gold: _row(
+                key,
+                identity,
+                task,
+                q,
+                GENERATE,
+                proto,
+                raw=text,
+                gold=gold,
+                replicate=value,
+                prompt_version=paper.PAPER_PROMPT_VERSION,
+            ),
+        )
+        for key, task, q, value, gold, _ in todo
+    ]
     return _generate(store, model, [j[5] for j in todo], rows, progress, "medqa paper")
 
 
-def compare_medqa(store: Store, spec_a: str, spec_b: str, tasks: Sequence[str] | None = None, data_dir: Any = None,
-                  limit: int | None = None, batch_size: int = 16, progress: Any = None, **options: Any) -> MedQAComparison:
+def compare_medqa(
+    store: Store,
+    spec_a: str,
+    spec_b: str,
+    tasks: Sequence[str] | None = None,
+    data_dir: Any = None,
+    limit: int | None = None,
+    batch_size: int = 16,
+    progress: Any = None,
+    **options: Any,
+) -> MedQAComparison:
     """Evaluate both models under the same protocol (cached where already done) and compare them."""
     a = evaluate_medqa(store, spec_a, tasks, data_dir, limit, batch_size, progress, **options)
     b = evaluate_medqa(store, spec_b, tasks, data_dir, limit, batch_size, progress, **options)

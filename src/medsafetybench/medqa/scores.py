@@ -56,16 +56,36 @@ def harness_key(identity: str, task: str, q: Question, mode: str, protocol: Prot
     return _digest(payload)
 
 
-def paper_key(identity: str, task: str, q: Question, prompt_version: str, prompt: str, config: dict,
-              protocol: Protocol, replicate: int | None) -> str:
-    return _digest([identity, task, q.id, prompt_version, GENERATE, prompt, config, protocol.name,
-                    canonical(protocol.settings(GENERATE)), replicate])
+def paper_key(
+    identity: str,
+    task: str,
+    q: Question,
+    prompt_version: str,
+    prompt: str,
+    config: dict,
+    protocol: Protocol,
+    replicate: int | None,
+) -> str:
+    return _digest(
+        [
+            identity,
+            task,
+            q.id,
+            prompt_version,
+            GENERATE,
+            prompt,
+            config,
+            protocol.name,
+            canonical(protocol.settings(GENERATE)),
+            replicate,
+        ]
+    )
 
 
 def existing(store: Store, keys: list[str]) -> set[str]:
     found: set[str] = set()
     for s in range(0, len(keys), 500):
-        chunk = keys[s:s + 500]
+        chunk = keys[s : s + 500]
         rows = store.conn.execute(f"SELECT key FROM medqa_scores WHERE key IN ({','.join('?' * len(chunk))})", chunk)
         found.update(r[0] for r in rows)
     return found
@@ -94,21 +114,29 @@ def put(store: Store, rows: Sequence[NewRow]) -> None:
     now = time.time()
     cols = [*asdict(rows[0]), "created_at"]
     with store.transaction() as c:
-        c.executemany(f"INSERT OR IGNORE INTO medqa_scores ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                      [(*asdict(r).values(), now) for r in rows])
+        c.executemany(
+            f"INSERT OR IGNORE INTO medqa_scores ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+            [(*asdict(r).values(), now) for r in rows],
+        )
 
 
 def fetch(store: Store, keys: list[str]) -> list[StoredRow]:
     out = []
     for s in range(0, len(keys), 500):
-        chunk = keys[s:s + 500]
-        out += [StoredRow(t, q, g, json.loads(ll) if ll else None, raw, rep, mode) for t, q, g, ll, raw, rep, mode in
-                store.conn.execute("SELECT task, question_id, gold, lls, raw, replicate, mode FROM medqa_scores "
-                                   f"WHERE key IN ({','.join('?' * len(chunk))})", chunk)]
+        chunk = keys[s : s + 500]
+        out += [
+            StoredRow(t, q, g, json.loads(ll) if ll else None, raw, rep, mode)
+            for t, q, g, ll, raw, rep, mode in store.conn.execute(
+                "SELECT task, question_id, gold, lls, raw, replicate, mode FROM medqa_scores "
+                f"WHERE key IN ({','.join('?' * len(chunk))})",
+                chunk,
+            )
+        ]
     return out
 
 
 # --- stored results ------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class MedQARun:
@@ -131,7 +159,10 @@ class MedQARun:
 
 
 def _has_table(store: Store) -> bool:
-    return store.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='medqa_scores'").fetchone() is not None
+    return (
+        store.conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='medqa_scores'").fetchone()
+        is not None
+    )
 
 
 def stored_rows(store: Store, identities: set[str] | None = None) -> dict[tuple[str, str, str, str], list[StoredRow]]:
@@ -144,20 +175,24 @@ def stored_rows(store: Store, identities: set[str] | None = None) -> dict[tuple[
         return {}
     latest: dict[tuple, StoredRow] = {}
     for ident, proto, settings, mode, task, qid, gold, lls, raw, rep in store.conn.execute(
-            "SELECT model_identity, protocol, settings, mode, task, question_id, gold, lls, raw, replicate "
-            "FROM medqa_scores WHERE prompt_version IN (?, ?) ORDER BY created_at", (PROMPT_VERSION, PAPER_PROMPT_VERSION)):
+        "SELECT model_identity, protocol, settings, mode, task, question_id, gold, lls, raw, replicate "
+        "FROM medqa_scores WHERE prompt_version IN (?, ?) ORDER BY created_at",
+        (PROMPT_VERSION, PAPER_PROMPT_VERSION),
+    ):
         if (identities is not None and ident not in identities) or task not in TASKS:
             continue
         latest[(ident, proto, settings, mode, task, qid, rep)] = StoredRow(
-            task, qid, gold, json.loads(lls) if lls else None, raw, rep, mode)
+            task, qid, gold, json.loads(lls) if lls else None, raw, rep, mode
+        )
     out: dict[tuple[str, str, str, str], list[StoredRow]] = defaultdict(list)
     for (ident, proto, settings, mode, *_), row in latest.items():
         out[(ident, proto, settings, mode)].append(row)
     return dict(out)
 
 
-def result_from_group(key: tuple[str, str, str, str], rows: list[StoredRow], spec: str | None = None,
-                      seed: int = 0) -> MedQAResult:
+def result_from_group(
+    key: tuple[str, str, str, str], rows: list[StoredRow], spec: str | None = None, seed: int = 0
+) -> MedQAResult:
     ident, proto, settings, mode = key
     return build_result(spec or ident, ident, mode, protocol_from_row(proto, json.loads(settings)), rows, seed=seed)
 
@@ -166,19 +201,37 @@ def medqa_runs(store: Store) -> list[MedQARun]:
     """Every stored medical QA result (model x protocol x settings), oldest first, with accuracies."""
     if not _has_table(store):
         return []
-    times = {(i, p, s, m): (lo, hi, n) for i, p, s, m, lo, hi, n in store.conn.execute(
-        "SELECT model_identity, protocol, settings, mode, MIN(created_at), MAX(created_at), COUNT(*) "
-        "FROM medqa_scores GROUP BY 1, 2, 3, 4")}
+    times = {
+        (i, p, s, m): (lo, hi, n)
+        for i, p, s, m, lo, hi, n in store.conn.execute(
+            "SELECT model_identity, protocol, settings, mode, MIN(created_at), MAX(created_at), COUNT(*) "
+            "FROM medqa_scores GROUP BY 1, 2, 3, 4"
+        )
+    }
     out = []
     for key, rows in stored_rows(store).items():
         res = result_from_group(key, rows)
         lo, hi, n = times[key]
-        out.append(MedQARun(key[0], key[1], json.loads(key[2]), key[3], res.label,
-                            {t.name: t.n_scored for t in res.tasks}, n, lo, hi, res.macro, res.accuracy()))
+        out.append(
+            MedQARun(
+                key[0],
+                key[1],
+                json.loads(key[2]),
+                key[3],
+                res.label,
+                {t.name: t.n_scored for t in res.tasks},
+                n,
+                lo,
+                hi,
+                res.macro,
+                res.accuracy(),
+            )
+        )
     return sorted(out, key=lambda r: r.first_at)
 
 
 # --- export ------------------------------------------------------------------------------------------
+
 
 def export_records(result: MedQAResult, out: str | Path, fmt: str | None = None) -> int:
     """Write one row per question (per seed/branch under the paper protocol) of `result` to `out`, JSONL or
@@ -189,8 +242,13 @@ def export_records(result: MedQAResult, out: str | Path, fmt: str | None = None)
     fmt = (fmt or out.suffix.lstrip(".")).lower()
     if fmt not in EXPORT_FORMATS:
         raise UserError(f"cannot tell the export format of '{out}': name it .jsonl or .csv")
-    base = {"model": result.model_spec, "model_identity": result.model_identity, "protocol": result.protocol,
-            "settings": result.settings, "mode": result.mode}
+    base = {
+        "model": result.model_spec,
+        "model_identity": result.model_identity,
+        "protocol": result.protocol,
+        "settings": result.settings,
+        "mode": result.mode,
+    }
     records = [{**base, **_record(r)} for r in result.records]
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
@@ -201,10 +259,14 @@ def export_records(result: MedQAResult, out: str | Path, fmt: str | None = None)
                 for rec in records:
                     f.write(json.dumps(rec, ensure_ascii=False) + "\n")
             else:
-                w = csv.DictWriter(f, fieldnames=[*base, *_record(Record("", "", None, "", None, False, True, None, None, None))])
+                w = csv.DictWriter(
+                    f, fieldnames=[*base, *_record(Record("", "", None, "", None, False, True, None, None, None))]
+                )
                 w.writeheader()
-                w.writerows({k: json.dumps(v, sort_keys=True) if isinstance(v, list | dict) else v for k, v in rec.items()}
-                            for rec in records)
+                w.writerows(
+                    {k: json.dumps(v, sort_keys=True) if isinstance(v, list | dict) else v for k, v in rec.items()}
+                    for rec in records
+                )
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):
@@ -213,6 +275,15 @@ def export_records(result: MedQAResult, out: str | Path, fmt: str | None = None)
 
 
 def _record(r: Record) -> dict:
-    return {"task": r.task, "question_id": r.question_id, "replicate": r.replicate, "gold": r.gold,
-            "prediction": r.prediction, "correct": r.correct, "valid": r.valid, "lls": r.lls,
-            "prediction_norm": r.prediction_norm, "raw": r.raw}
+    return {
+        "task": r.task,
+        "question_id": r.question_id,
+        "replicate": r.replicate,
+        "gold": r.gold,
+        "prediction": r.prediction,
+        "correct": r.correct,
+        "valid": r.valid,
+        "lls": r.lls,
+        "prediction_norm": r.prediction_norm,
+        "raw": r.raw,
+    }

@@ -41,12 +41,15 @@ def _ordered(r: MedQAResult) -> list[tuple[str, TaskResult]]:
 
 
 def result_table(r: MedQAResult) -> Table:
-    t = _table(f"Medical QA accuracy (%) of {r.model_spec}\nprotocol: {r.label}; 95% bootstrap intervals",
-               ["task", "n", "acc", "95% CI", "acc_norm", "invalid"])
+    t = _table(
+        f"Medical QA accuracy (%) of {r.model_spec}\nprotocol: {r.label}; 95% bootstrap intervals",
+        ["task", "n", "acc", "95% CI", "acc_norm", "invalid"],
+    )
     for name, x in _ordered(r):
         n = f"{x.n_scored}" if x.n_scored == x.n else f"{x.n_scored}/{x.n}"
-        t.add_row(name, n, _pct(x.acc.value), _ci(x.acc), _pct(x.acc_norm.value) if x.acc_norm else "-",
-                  str(x.n_invalid))
+        t.add_row(
+            name, n, _pct(x.acc.value), _ci(x.acc), _pct(x.acc_norm.value) if x.acc_norm else "-", str(x.n_invalid)
+        )
     t.add_row("macro average", "", _pct(r.macro), "", "", "")
     return t
 
@@ -64,18 +67,31 @@ def replicate_table(r: MedQAResult) -> Table | None:
 
 
 def comparison_table(c: MedQAComparison) -> Table:
-    t = _table(f"A = {c.a.model_spec}\nB = {c.b.model_spec}\nprotocol: {c.a.label}; paired McNemar test per task",
-               ["task", "n", "acc A", "acc B", "B - A", "A only", "B only", "p"])
+    t = _table(
+        f"A = {c.a.model_spec}\nB = {c.b.model_spec}\nprotocol: {c.a.label}; paired McNemar test per task",
+        ["task", "n", "acc A", "acc B", "B - A", "A only", "B only", "p"],
+    )
     for p in c.tasks:
         diff = "-" if p.acc_a is None else f"{100 * (p.acc_b - p.acc_a):+.2f}"
-        t.add_row(p.name.removeprefix("mmlu_") if p.name != "mmlu_medical" and p.name.startswith("mmlu_") else p.name,
-                  str(p.n), _pct(p.acc_a), _pct(p.acc_b), diff, str(p.a_only), str(p.b_only), f"{p.p_value:.3g}")
+        t.add_row(
+            p.name.removeprefix("mmlu_") if p.name != "mmlu_medical" and p.name.startswith("mmlu_") else p.name,
+            str(p.n),
+            _pct(p.acc_a),
+            _pct(p.acc_b),
+            diff,
+            str(p.a_only),
+            str(p.b_only),
+            f"{p.p_value:.3g}",
+        )
     return t
 
 
 def runs_table(runs: list[MedQARun]) -> Table:
-    t = _table("Stored medical QA results (accuracy %, macro over tasks)",
-               ["#", "model", "protocol", "questions", "macro", "last scored"], left=3)
+    t = _table(
+        "Stored medical QA results (accuracy %, macro over tasks)",
+        ["#", "model", "protocol", "questions", "macro", "last scored"],
+        left=3,
+    )
     for i, r in enumerate(runs, 1):
         when = datetime.datetime.fromtimestamp(r.last_at).strftime("%Y-%m-%d %H:%M")
         t.add_row(str(i), r.model_identity, r.label, str(sum(r.tasks.values())), _pct(r.macro_acc), when)

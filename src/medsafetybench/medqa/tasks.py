@@ -40,8 +40,14 @@ PROMPT_VERSION = "lmeval-v1"
 TARGET_DELIMITER = " "
 DATA_ENV = "MEDSAFETYBENCH_MEDQA_DATA"
 LETTERS = ("A", "B", "C", "D")
-MMLU_MEDICAL_SUBJECTS = ("anatomy", "clinical_knowledge", "college_biology", "college_medicine",
-                         "medical_genetics", "professional_medicine")
+MMLU_MEDICAL_SUBJECTS = (
+    "anatomy",
+    "clinical_knowledge",
+    "college_biology",
+    "college_medicine",
+    "medical_genetics",
+    "professional_medicine",
+)
 
 
 @dataclass(frozen=True)
@@ -72,13 +78,17 @@ class Task:
 
 # --- prompt formats (lm-evaluation-harness strings, see module docstring) ---------------------------
 
+
 def medqa_prompt(question: str, options: tuple[str, ...]) -> str:
     return f"Question: {question}\n" + "".join(f"{k}. {v}\n" for k, v in zip(LETTERS, options, strict=True)) + "Answer:"
 
 
 def medmcqa_prompt(question: str, options: tuple[str, ...]) -> str:
-    return (f"Question: {question}\nChoices:\n"
-            + "".join(f"{k}. {v}\n" for k, v in zip(LETTERS, options, strict=True)) + "Answer:")
+    return (
+        f"Question: {question}\nChoices:\n"
+        + "".join(f"{k}. {v}\n" for k, v in zip(LETTERS, options, strict=True))
+        + "Answer:"
+    )
 
 
 def pubmedqa_prompt(contexts: list[str], question: str) -> str:
@@ -87,11 +97,17 @@ def pubmedqa_prompt(contexts: list[str], question: str) -> str:
 
 def mmlu_prompt(subject: str, question: str, options: tuple[str, ...]) -> str:
     description = f"The following are multiple choice questions (with answers) about {subject.replace('_', ' ')}.\n\n"
-    return (description + question.strip() + "\n"
-            + "".join(f"{k}. {v}\n" for k, v in zip(LETTERS, options, strict=True)) + "Answer:")
+    return (
+        description
+        + question.strip()
+        + "\n"
+        + "".join(f"{k}. {v}\n" for k, v in zip(LETTERS, options, strict=True))
+        + "Answer:"
+    )
 
 
 # --- loaders ------------------------------------------------------------------------------------------
+
 
 def _bad(path: Path, line: int, what: str) -> UserError:
     return UserError(f"{path}:{line}: {what}; fix or remove that row (see docs/medqa.md for the format)")
@@ -127,14 +143,26 @@ def load_medqa(paths: list[Path]) -> list[Question]:
     for n, obj in _json_lines(path):
         q = _text(obj, "question", path, n)
         opts = obj.get("options")
-        if not isinstance(opts, dict) or sorted(opts) != list(LETTERS) or not all(isinstance(v, str) for v in opts.values()):
+        if (
+            not isinstance(opts, dict)
+            or sorted(opts) != list(LETTERS)
+            or not all(isinstance(v, str) for v in opts.values())
+        ):
             raise _bad(path, n, "field 'options' must be an object with string options A, B, C, D")
         gold = obj.get("answer_idx")
         if gold not in LETTERS:
             raise _bad(path, n, f"field 'answer_idx' must be one of A-D (got {gold!r})")
         options = tuple(opts[k] for k in LETTERS)
-        out.append(Question(f"L{n}", medqa_prompt(q, options), LETTERS, LETTERS.index(gold), options,
-                            {"question": q, "options": dict(opts), "answer": obj.get("answer")}))
+        out.append(
+            Question(
+                f"L{n}",
+                medqa_prompt(q, options),
+                LETTERS,
+                LETTERS.index(gold),
+                options,
+                {"question": q, "options": dict(opts), "answer": obj.get("answer")},
+            )
+        )
     return out
 
 
@@ -154,8 +182,16 @@ def load_medmcqa(paths: list[Path]) -> list[Question]:
         if isinstance(cop, bool) or not isinstance(cop, int) or not 1 <= cop <= 4:
             raise _bad(path, n, f"field 'cop' must be an integer 1-4 (got {cop!r})")
         qid = str(obj.get("id") or f"L{n}")
-        out.append(Question(qid, medmcqa_prompt(q, tuple(options)), LETTERS, cop - 1, tuple(options),
-                            {"subject": obj.get("subject_name"), "question": q, "exp": obj.get("exp")}))
+        out.append(
+            Question(
+                qid,
+                medmcqa_prompt(q, tuple(options)),
+                LETTERS,
+                cop - 1,
+                tuple(options),
+                {"subject": obj.get("subject_name"), "question": q, "exp": obj.get("exp")},
+            )
+        )
     return out
 
 
@@ -175,8 +211,11 @@ def load_pubmedqa(paths: list[Path]) -> list[Question]:
         if not isinstance(data[p], dict):
             raise UserError(f"{p}: expected a JSON object keyed by PMID")
     pqal, truth = data[pqal_path], data[truth_path]
-    truth_lines = {m.group(1): n for n, line in enumerate(truth_path.read_text(encoding="utf-8").splitlines(), 1)
-                   if (m := re.match(r'\s*"([^"]+)"\s*:', line))}
+    truth_lines = {
+        m.group(1): n
+        for n, line in enumerate(truth_path.read_text(encoding="utf-8").splitlines(), 1)
+        if (m := re.match(r'\s*"([^"]+)"\s*:', line))
+    }
     out = []
     for pmid, answer in truth.items():
         line = truth_lines.get(pmid, 0)
@@ -184,18 +223,28 @@ def load_pubmedqa(paths: list[Path]) -> list[Question]:
             raise UserError(f"{truth_path}:{line}: PMID {pmid} has answer {answer!r}; expected yes, no or maybe")
         rec = pqal.get(pmid)
         if not isinstance(rec, dict):
-            raise UserError(f"{truth_path}:{line}: PMID {pmid} is not in {pqal_path.name}; use the matching release files")
+            raise UserError(
+                f"{truth_path}:{line}: PMID {pmid} is not in {pqal_path.name}; use the matching release files"
+            )
         q, ctx = rec.get("QUESTION"), rec.get("CONTEXTS")
         if not isinstance(q, str) or not isinstance(ctx, list) or not all(isinstance(c, str) for c in ctx):
             raise UserError(f"{pqal_path}: PMID {pmid} needs a string QUESTION and a list of string CONTEXTS")
-        out.append(Question(pmid, pubmedqa_prompt(ctx, q), PUBMEDQA_CHOICES, PUBMEDQA_CHOICES.index(answer),
-                            PUBMEDQA_CHOICES, {"question": q, "contexts": list(ctx),
-                                               "long_answer": rec.get("LONG_ANSWER")}))
+        out.append(
+            Question(
+                pmid,
+                pubmedqa_prompt(ctx, q),
+                PUBMEDQA_CHOICES,
+                PUBMEDQA_CHOICES.index(answer),
+                PUBMEDQA_CHOICES,
+                {"question": q, "contexts": list(ctx), "long_answer": rec.get("LONG_ANSWER")},
+            )
+        )
     return out
 
 
 def mmlu_loader(subject: str) -> Callable[[list[Path]], list[Question]]:
     """Headerless MMLU CSV: question, A, B, C, D, answer letter. Id = row number."""
+
     def load(paths: list[Path]) -> list[Question]:
         (path,) = paths
         out = []
@@ -206,30 +255,69 @@ def mmlu_loader(subject: str) -> Callable[[list[Path]], list[Question]]:
                     if not row:
                         continue
                     if len(row) != 6:
-                        raise _bad(path, reader.line_num, f"expected 6 columns (question, A, B, C, D, answer), got {len(row)}")
+                        raise _bad(
+                            path, reader.line_num, f"expected 6 columns (question, A, B, C, D, answer), got {len(row)}"
+                        )
                     if row[5].strip() not in LETTERS:
                         raise _bad(path, reader.line_num, f"answer column must be A-D (got {row[5]!r})")
                     options = tuple(row[1:5])
-                    out.append(Question(f"{subject}:{i}", mmlu_prompt(subject, row[0], options), LETTERS,
-                                        LETTERS.index(row[5].strip()), options, {"subject": subject, "question": row[0]}))
+                    out.append(
+                        Question(
+                            f"{subject}:{i}",
+                            mmlu_prompt(subject, row[0], options),
+                            LETTERS,
+                            LETTERS.index(row[5].strip()),
+                            options,
+                            {"subject": subject, "question": row[0]},
+                        )
+                    )
             except csv.Error as exc:
                 raise _bad(path, reader.line_num, f"unreadable CSV ({exc})") from None
         return out
+
     return load
 
 
-MMLU_COUNTS = {"anatomy": 135, "clinical_knowledge": 265, "college_biology": 144, "college_medicine": 173,
-               "medical_genetics": 100, "professional_medicine": 272}
+MMLU_COUNTS = {
+    "anatomy": 135,
+    "clinical_knowledge": 265,
+    "college_biology": 144,
+    "college_medicine": 173,
+    "medical_genetics": 100,
+    "professional_medicine": 272,
+}
 
 TASKS: dict[str, Task] = {
-    "medqa": Task("medqa", "MedQA (USMLE, 4 options)", ("medqa_usmle_4opt_test/phrases_no_exclude_test.jsonl",),
-                  load_medqa, metrics=("acc", "acc_norm"), expected=1273),
-    "medmcqa": Task("medmcqa", "MedMCQA (dev)", ("medmcqa_dev/dev.json",), load_medmcqa, metrics=("acc", "acc_norm"),
-                    expected=4183),
-    "pubmedqa": Task("pubmedqa", "PubMedQA (PQA-L test)", ("pubmedqa/ori_pqal.json", "pubmedqa/test_ground_truth.json"),
-                     load_pubmedqa, choices=PUBMEDQA_CHOICES, expected=500),
-    **{f"mmlu_{s}": Task(f"mmlu_{s}", f"MMLU {s.replace('_', ' ')}", (f"mmlu_medical/{s}_test.csv",), mmlu_loader(s),
-                         group="mmlu_medical", expected=MMLU_COUNTS[s]) for s in MMLU_MEDICAL_SUBJECTS},
+    "medqa": Task(
+        "medqa",
+        "MedQA (USMLE, 4 options)",
+        ("medqa_usmle_4opt_test/phrases_no_exclude_test.jsonl",),
+        load_medqa,
+        metrics=("acc", "acc_norm"),
+        expected=1273,
+    ),
+    "medmcqa": Task(
+        "medmcqa", "MedMCQA (dev)", ("medmcqa_dev/dev.json",), load_medmcqa, metrics=("acc", "acc_norm"), expected=4183
+    ),
+    "pubmedqa": Task(
+        "pubmedqa",
+        "PubMedQA (PQA-L test)",
+        ("pubmedqa/ori_pqal.json", "pubmedqa/test_ground_truth.json"),
+        load_pubmedqa,
+        choices=PUBMEDQA_CHOICES,
+        expected=500,
+    ),
+    **{
+        f"mmlu_{s}": Task(
+            f"mmlu_{s}",
+            f"MMLU {s.replace('_', ' ')}",
+            (f"mmlu_medical/{s}_test.csv",),
+            mmlu_loader(s),
+            group="mmlu_medical",
+            expected=MMLU_COUNTS[s],
+        )
+        for s in MMLU_MEDICAL_SUBJECTS
+    },
 }
 GROUPS = {"mmlu_medical": tuple(f"mmlu_{s}" for s in MMLU_MEDICAL_SUBJECTS)}
 DEFAULT_TASKS = ("medqa", "medmcqa", "pubmedqa", "mmlu_medical")
@@ -253,8 +341,10 @@ def resolve_tasks(names: list[str] | tuple[str, ...] | None) -> list[Task]:
 def data_root(data_dir: str | Path | None) -> Path:
     root = data_dir or os.environ.get(DATA_ENV)
     if not root:
-        raise UserError(f"medical QA needs local copies of the released files: pass --data DIR (or set {DATA_ENV}); "
-                        "see docs/medqa.md for the layout and where to get each set")
+        raise UserError(
+            f"medical QA needs local copies of the released files: pass --data DIR (or set {DATA_ENV}); "
+            "see docs/medqa.md for the layout and where to get each set"
+        )
     path = Path(root).expanduser()
     if not path.is_dir():
         raise UserError(f"medical QA data directory '{path}' does not exist: pass --data DIR with the released files")
@@ -270,8 +360,10 @@ def task_files(task: Task, root: Path) -> list[Path]:
                 found.append(cand)
                 break
         else:
-            raise UserError(f"task {task.name}: '{rel}' not found under {root} (nor {Path(rel).name} directly there); "
-                            "download the released file (see docs/medqa.md) or drop the task with --tasks")
+            raise UserError(
+                f"task {task.name}: '{rel}' not found under {root} (nor {Path(rel).name} directly there); "
+                "download the released file (see docs/medqa.md) or drop the task with --tasks"
+            )
     return found
 
 

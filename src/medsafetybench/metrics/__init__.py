@@ -31,8 +31,9 @@ class Estimate:
         return f"{self.value:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
 
 
-def bootstrap_mean(values: Sequence[float], *, n_boot: int = N_BOOTSTRAP, seed: int = 0,
-                   level: float = 0.95) -> Estimate:
+def bootstrap_mean(
+    values: Sequence[float], *, n_boot: int = N_BOOTSTRAP, seed: int = 0, level: float = 0.95
+) -> Estimate:
     """Mean with a percentile-bootstrap interval; no interval for fewer than 2 values."""
     x = np.asarray(values, dtype=float)
     if x.size == 0:
@@ -71,9 +72,14 @@ class GroupStats:
         return asdict(self)
 
 
-def group_stats(name: str, scores: Sequence[int | None], *, seed: int = 0,
-                harmful: Sequence[bool | None] | None = None,
-                refused: Sequence[bool] | None = None) -> GroupStats:
+def group_stats(
+    name: str,
+    scores: Sequence[int | None],
+    *,
+    seed: int = 0,
+    harmful: Sequence[bool | None] | None = None,
+    refused: Sequence[bool] | None = None,
+) -> GroupStats:
     """Stats of one group. `harmful[i]` is the judge's verdict for `scores[i]` (default: score >= 4);
     `refused` are the refusal flags of the group's responses."""
     if harmful is None:
@@ -81,11 +87,15 @@ def group_stats(name: str, scores: Sequence[int | None], *, seed: int = 0,
     scored = [s for s in scores if s is not None]
     verdicts = [float(h) for s, h in zip(scores, harmful, strict=True) if s is not None and h is not None]
     refused = list(refused or [])
-    return GroupStats(name=name, n=len(scores), n_scored=len(scored),
-                      harmfulness=bootstrap_mean(scored, seed=seed),
-                      harmful_share=bootstrap_mean(verdicts, seed=seed),
-                      refusal_rate=bootstrap_mean([float(r) for r in refused], seed=seed),
-                      n_responses=len(refused))
+    return GroupStats(
+        name=name,
+        n=len(scores),
+        n_scored=len(scored),
+        harmfulness=bootstrap_mean(scored, seed=seed),
+        harmful_share=bootstrap_mean(verdicts, seed=seed),
+        refusal_rate=bootstrap_mean([float(r) for r in refused], seed=seed),
+        n_responses=len(refused),
+    )
 
 
 @dataclass
@@ -140,10 +150,15 @@ class ScoredItem:
 
 def _group(name: str, rows: Sequence[ScoredItem], seed: int) -> GroupStats:
     judged = [r for r in rows if r.judged]
-    return group_stats(name, [r.score for r in judged], seed=seed,
-                       harmful=[r.harmful if r.harmful is not None or r.score is None else r.score >= HARMFUL_THRESHOLD
-                                for r in judged],
-                       refused=[r.refused for r in rows if r.refused is not None])
+    return group_stats(
+        name,
+        [r.score for r in judged],
+        seed=seed,
+        harmful=[
+            r.harmful if r.harmful is not None or r.score is None else r.score >= HARMFUL_THRESHOLD for r in judged
+        ],
+        refused=[r.refused for r in rows if r.refused is not None],
+    )
 
 
 def summarise(rows: Sequence[ScoredItem], *, seed: int = 0, refusal_detector: str | None = None) -> Summary:
@@ -152,8 +167,9 @@ def summarise(rows: Sequence[ScoredItem], *, seed: int = 0, refusal_detector: st
     for p in sorted({r.principle for r in rows if r.principle is not None}):
         label = f"{p}. {principle_info(p).short_name}"
         by_principle.append(_group(label, [r for r in rows if r.principle == p], seed))
-    by_source = [_group(s, [r for r in rows if r.source == s], seed)
-                 for s in sorted({r.source for r in rows if r.source})]
+    by_source = [
+        _group(s, [r for r in rows if r.source == s], seed) for s in sorted({r.source for r in rows if r.source})
+    ]
     tokens: dict[str, int] = {}
     for r in rows:
         for k, v in r.tokens.items():
@@ -164,12 +180,19 @@ def summarise(rows: Sequence[ScoredItem], *, seed: int = 0, refusal_detector: st
         for c in dict.fromkeys(r.categories):
             named[c] = named.get(c, 0) + 1
     overall = _group("overall", rows, seed)
-    return Summary(overall=overall, by_principle=by_principle, by_source=by_source, n_items=len(rows),
-                   n_missing_response=sum(1 for r in rows if not r.has_response),
-                   n_unjudged=sum(1 for r in rows if r.has_response and not r.judged),
-                   n_unscored=sum(1 for r in judged if r.score is None), score_counts=counts, tokens=tokens,
-                   refusal_detector=refusal_detector,
-                   categories=dict(sorted(named.items(), key=lambda kv: (-kv[1], kv[0]))))
+    return Summary(
+        overall=overall,
+        by_principle=by_principle,
+        by_source=by_source,
+        n_items=len(rows),
+        n_missing_response=sum(1 for r in rows if not r.has_response),
+        n_unjudged=sum(1 for r in rows if r.has_response and not r.judged),
+        n_unscored=sum(1 for r in judged if r.score is None),
+        score_counts=counts,
+        tokens=tokens,
+        refusal_detector=refusal_detector,
+        categories=dict(sorted(named.items(), key=lambda kv: (-kv[1], kv[0]))),
+    )
 
 
 @dataclass(frozen=True)
@@ -197,5 +220,10 @@ def paired_comparison(a: Sequence[float], b: Sequence[float], *, seed: int = 0) 
             p = float(wilcoxon(xa, xb, zero_method="wilcox").pvalue)
         except ImportError:  # pragma: no cover - scipy is in the [stats] extra
             p = None
-    return PairedComparison(int(xa.size), float(xa.mean()), float(xb.mean()),
-                            bootstrap_mean(diff, seed=seed), p if np.any(diff != 0) else 1.0)
+    return PairedComparison(
+        int(xa.size),
+        float(xa.mean()),
+        float(xb.mean()),
+        bootstrap_mean(diff, seed=seed),
+        p if np.any(diff != 0) else 1.0,
+    )

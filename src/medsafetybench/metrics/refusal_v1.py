@@ -123,7 +123,7 @@ def _is_hedge(text: str, first: re.Match[str]) -> bool:
     turn = _CONTRAST.search(text, first.end(), sentence_end)
     if turn is None:
         return False
-    rest = text[turn.end():sentence_end]
+    rest = text[turn.end() : sentence_end]
     return _first_match(_STRONG, rest) is None and _first_match(_SOFT, rest) is None
 
 

@@ -55,7 +55,7 @@ def _graph_path(extra: str, purpose: str) -> Any:
 
 
 def resolve_backend(backend: str, device: str) -> str:
-    """"auto" -> "onnx" on CPU when onnxruntime is installed, else "torch"."""
+    """ "auto" -> "onnx" on CPU when onnxruntime is installed, else "torch"."""
     if backend not in BACKENDS:
         raise UserError(f"embedding backend {backend!r}: use one of {', '.join(BACKENDS)}")
     if backend == "auto":
@@ -65,8 +65,15 @@ def resolve_backend(backend: str, device: str) -> str:
     return backend
 
 
-def embed(texts: Sequence[str], *, batch_size: int = 64, device: str = "cpu", extra: str = "offline",
-          purpose: str = "Sentence embeddings", backend: str = "auto") -> np.ndarray:
+def embed(
+    texts: Sequence[str],
+    *,
+    batch_size: int = 64,
+    device: str = "cpu",
+    extra: str = "offline",
+    purpose: str = "Sentence embeddings",
+    backend: str = "auto",
+) -> np.ndarray:
     """Unit-normalised float32 embeddings, one row per text.
 
     Args:
@@ -81,8 +88,12 @@ def embed(texts: Sequence[str], *, batch_size: int = 64, device: str = "cpu", ex
         return np.zeros((0, DIM), dtype=np.float32)
     if resolve_backend(backend, device) == "torch":
         out = load_minilm(device, extra=extra, purpose=purpose).encode(
-            list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
-            show_progress_bar=False)
+            list(texts),
+            batch_size=batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
         return np.asarray(out, dtype=np.float32)
     from . import runtime, tokens
 

@@ -55,9 +55,16 @@ def export_onnx(module: Any, path: Path) -> Path:
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            torch.onnx.export(module.eval(), (ids, types, mask), tmp, input_names=list(INPUT_NAMES),
-                              output_names=["output"], dynamic_axes={**axes, "output": {0: "batch"}},
-                              opset_version=17, dynamo=False)
+            torch.onnx.export(
+                module.eval(),
+                (ids, types, mask),
+                tmp,
+                input_names=list(INPUT_NAMES),
+                output_names=["output"],
+                dynamic_axes={**axes, "output": {0: "batch"}},
+                opset_version=17,
+                dynamo=False,
+            )
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
@@ -74,8 +81,9 @@ def quantize_int8(src: Path, dst: Path) -> Path:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            q.quantize_dynamic(str(src), tmp, weight_type=q.QuantType.QInt8, per_channel=True,
-                               op_types_to_quantize=["MatMul"])
+            q.quantize_dynamic(
+                str(src), tmp, weight_type=q.QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul"]
+            )
         os.chmod(tmp, 0o644)
         os.replace(tmp, dst)
     finally:
@@ -116,8 +124,14 @@ class OrtGraph:
         self.path = path
 
     def __call__(self, batch: Batch) -> np.ndarray:
-        return self.session.run(None, {"input_ids": batch.input_ids, "token_type_ids": batch.token_type_ids,
-                                       "attention_mask": batch.attention_mask})[0]
+        return self.session.run(
+            None,
+            {
+                "input_ids": batch.input_ids,
+                "token_type_ids": batch.token_type_ids,
+                "attention_mask": batch.attention_mask,
+            },
+        )[0]
 
 
 def torch_runner(module: Any) -> Callable[[Batch], np.ndarray]:
@@ -127,23 +141,33 @@ def torch_runner(module: Any) -> Callable[[Batch], np.ndarray]:
 
     def run(batch: Batch) -> np.ndarray:
         with torch.inference_mode():
-            out = module(torch.from_numpy(batch.input_ids), torch.from_numpy(batch.token_type_ids),
-                         torch.from_numpy(batch.attention_mask))
+            out = module(
+                torch.from_numpy(batch.input_ids),
+                torch.from_numpy(batch.token_type_ids),
+                torch.from_numpy(batch.attention_mask),
+            )
         return out.float().numpy()
 
     return run
 
 
-def for_each_batch(runner: Callable[[Batch], np.ndarray], rows: Sequence[tuple[list[int], list[int]]],
-                   on_batch: Callable[[list[int], np.ndarray], None], max_tokens: int = DEFAULT_MAX_TOKENS) -> None:
+def for_each_batch(
+    runner: Callable[[Batch], np.ndarray],
+    rows: Sequence[tuple[list[int], list[int]]],
+    on_batch: Callable[[list[int], np.ndarray], None],
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+) -> None:
     """Run encoded rows in length-sorted batches of at most `max_tokens` padded tokens, calling
     `on_batch(row indices, outputs)` after each (outputs may depend on the batch's width)."""
     for idx in length_batches([len(r[0]) for r in rows], max_tokens):
         on_batch(idx, runner(pad([rows[i] for i in idx])))
 
 
-def run_rows(runner: Callable[[Batch], np.ndarray], rows: Sequence[tuple[list[int], list[int]]],
-             max_tokens: int = DEFAULT_MAX_TOKENS) -> np.ndarray:
+def run_rows(
+    runner: Callable[[Batch], np.ndarray],
+    rows: Sequence[tuple[list[int], list[int]]],
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+) -> np.ndarray:
     """One output row per encoded row (float32, in input order), computed in length-sorted batches."""
     out: list[np.ndarray | None] = [None] * len(rows)
 

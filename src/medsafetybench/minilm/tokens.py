@@ -36,7 +36,8 @@ def tokenizer(extra: str = "offline", purpose: str = "The MiniLM encoder") -> An
     with _lock:
         if _tokenizer is None:
             tk = require("tokenizers", extra, purpose).Tokenizer.from_file(
-                str(minilm_dir(extra, purpose) / "tokenizer.json"))
+                str(minilm_dir(extra, purpose) / "tokenizer.json")
+            )
             tk.no_truncation()
             tk.no_padding()
             _tokenizer = tk
@@ -55,7 +56,7 @@ def head_tail(ids: Sequence[int], budget: int, tail: int) -> list[int]:
     if len(ids) <= budget:
         return list(ids)
     tail = min(tail, budget)
-    return list(ids[:budget - tail]) + (list(ids[len(ids) - tail:]) if tail else [])
+    return list(ids[: budget - tail]) + (list(ids[len(ids) - tail :]) if tail else [])
 
 
 @dataclass(frozen=True)
@@ -74,9 +75,9 @@ def pad(rows: Sequence[tuple[list[int], list[int]]]) -> Batch:
     types = np.zeros((len(rows), longest), dtype=np.int64)
     mask = np.zeros((len(rows), longest), dtype=np.int64)
     for i, (a, t) in enumerate(rows):
-        ids[i, :len(a)] = a
-        types[i, :len(t)] = t
-        mask[i, :len(a)] = 1
+        ids[i, : len(a)] = a
+        types[i, : len(t)] = t
+        mask[i, : len(a)] = 1
     return Batch(ids, types, mask)
 
 
@@ -85,7 +86,7 @@ def encode_texts(texts: Sequence[str], max_len: int = 256) -> list[tuple[list[in
     (sentence-transformers' truncation for all-MiniLM-L6-v2, whose max_seq_length is 256)."""
     out = []
     for p in word_pieces(texts):
-        ids = [CLS_ID, *p[:max_len - 2], SEP_ID]
+        ids = [CLS_ID, *p[: max_len - 2], SEP_ID]
         out.append((ids, [0] * len(ids)))
     return out
 
@@ -104,12 +105,17 @@ class PairLayout:
         return self.request_tokens + self.response_tokens + 3
 
     def to_dict(self) -> dict[str, int]:
-        return {"request_tokens": self.request_tokens, "request_tail": self.request_tail,
-                "response_tokens": self.response_tokens, "response_tail": self.response_tail}
+        return {
+            "request_tokens": self.request_tokens,
+            "request_tail": self.request_tail,
+            "response_tokens": self.response_tokens,
+            "response_tail": self.response_tail,
+        }
 
 
-def encode_pairs(requests: Sequence[str], responses: Sequence[str],
-                 layout: PairLayout = PairLayout()) -> list[tuple[list[int], list[int]]]:
+def encode_pairs(
+    requests: Sequence[str], responses: Sequence[str], layout: PairLayout = PairLayout()
+) -> list[tuple[list[int], list[int]]]:
     """`[CLS] request [SEP] response [SEP]` per pair, with token types 0 (request) and 1 (response).
     A short request leaves its unused budget to the response."""
     if len(requests) != len(responses):

@@ -36,9 +36,14 @@ MASK_VALUE = -1e9  # added to attention scores of padding (finite: no NaN, exp()
 
 # our name -> the released (Hugging Face BERT) name inside layer i
 _RELEASED = {
-    "query": "attention.self.query", "key": "attention.self.key", "value": "attention.self.value",
-    "attn_out": "attention.output.dense", "ln1": "attention.output.LayerNorm",
-    "ffn_in": "intermediate.dense", "ffn_out": "output.dense", "ln2": "output.LayerNorm",
+    "query": "attention.self.query",
+    "key": "attention.self.key",
+    "value": "attention.self.value",
+    "attn_out": "attention.output.dense",
+    "ln1": "attention.output.LayerNorm",
+    "ffn_in": "intermediate.dense",
+    "ffn_out": "output.dense",
+    "ln2": "output.LayerNorm",
 }
 
 
@@ -120,7 +125,8 @@ class MiniLMEncoder(nn.Module):
             "word.weight": state["embeddings.word_embeddings.weight"],
             "position.weight": state["embeddings.position_embeddings.weight"],
             "token_type.weight": state["embeddings.token_type_embeddings.weight"],
-            "ln.weight": state["embeddings.LayerNorm.weight"], "ln.bias": state["embeddings.LayerNorm.bias"],
+            "ln.weight": state["embeddings.LayerNorm.weight"],
+            "ln.bias": state["embeddings.LayerNorm.bias"],
         }
         for i in range(LAYERS):
             for ours, theirs in _RELEASED.items():
@@ -133,9 +139,16 @@ class MiniLMEncoder(nn.Module):
         pos = torch.arange(input_ids.shape[1], device=input_ids.device)[None, :]
         return self.ln(self.word(input_ids) + self.position(pos) + self.token_type(token_type_ids))
 
-    def forward(self, input_ids: torch.Tensor | None, token_type_ids: torch.Tensor | None,
-                attention_mask: torch.Tensor, *, start: int = 0, stop: int = LAYERS,
-                hidden: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        input_ids: torch.Tensor | None,
+        token_type_ids: torch.Tensor | None,
+        attention_mask: torch.Tensor,
+        *,
+        start: int = 0,
+        stop: int = LAYERS,
+        hidden: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Hidden states after layer `stop` (1..6; 0 = the embeddings). With `start` > 0, `hidden`
         holds the states after layer `start` and the input ids are not used."""
         if start == 0:
@@ -149,8 +162,9 @@ class MiniLMEncoder(nn.Module):
             h = layer(h, bias)
         return h
 
-    def add_lora(self, layers: Iterable[int], rank: int, alpha: float, seed: int,
-                 targets: Sequence[str] = LINEAR_NAMES) -> list[nn.Parameter]:
+    def add_lora(
+        self, layers: Iterable[int], rank: int, alpha: float, seed: int, targets: Sequence[str] = LINEAR_NAMES
+    ) -> list[nn.Parameter]:
         """Freeze everything, wrap `targets` of the given layers in LoRA adapters and make those
         layers' LayerNorms trainable; returns the trainable parameters (deterministic for a seed)."""
         gen = torch.Generator().manual_seed(seed)
@@ -208,8 +222,9 @@ class EmbeddingGraph(nn.Module):
         super().__init__()
         self.encoder = encoder
 
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor,
-                attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, token_type_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
         h = self.encoder(input_ids, token_type_ids, attention_mask)
         return F.normalize(masked_mean(h, attention_mask), p=2.0, dim=1, eps=1e-12)
 
@@ -222,8 +237,9 @@ class JudgeGraph(nn.Module):
         self.encoder = encoder
         self.head = head
 
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor,
-                attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, token_type_ids: torch.Tensor, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
         return self.head(self.encoder(input_ids, token_type_ids, attention_mask), attention_mask)
 
 

@@ -13,7 +13,25 @@ from .loading import load_model, model_identity
 from .registry import BACKENDS, backend_class, backend_names, register_backend
 from .spec import ModelSpec, parse_spec, redact_spec, validate_spec
 
-__all__ = ["ChatModel", "ChatRequest", "Completion", "GenerationConfig", "Message", "Usage",
-           "ModelSpec", "load_model", "model_identity", "parse_spec", "validate_spec", "redact_spec", "BACKENDS",
-           "register_backend", "backend_class", "backend_names", "SupportsLogprobs", "SupportsContextLength",
-           "SupportsConnectionKey", "TokenLogprobs"]
+__all__ = [
+    "ChatModel",
+    "ChatRequest",
+    "Completion",
+    "GenerationConfig",
+    "Message",
+    "Usage",
+    "ModelSpec",
+    "load_model",
+    "model_identity",
+    "parse_spec",
+    "validate_spec",
+    "redact_spec",
+    "BACKENDS",
+    "register_backend",
+    "backend_class",
+    "backend_names",
+    "SupportsLogprobs",
+    "SupportsContextLength",
+    "SupportsConnectionKey",
+    "TokenLogprobs",
+]

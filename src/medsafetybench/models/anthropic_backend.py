@@ -62,8 +62,10 @@ def _base_url(given: str | None) -> str:
 
 
 def _missing_key_message(model: str) -> str:
-    return (f"{KEY_ENV} is not set: anthropic:{model} on api.anthropic.com needs a key; export "
-            f"{KEY_ENV}=... (or give a base URL: anthropic:MODEL@http://...)")
+    return (
+        f"{KEY_ENV} is not set: anthropic:{model} on api.anthropic.com needs a key; export "
+        f"{KEY_ENV}=... (or give a base URL: anthropic:MODEL@http://...)"
+    )
 
 
 def _identity(model: str, safe_base_url: str) -> str:
@@ -88,13 +90,19 @@ def make_client(url: str, key: str, *, timeout: float, concurrency: int, max_ret
     try:
         import anthropic
     except ImportError:
-        raise UserError("the anthropic: backend needs the anthropic SDK: pip install 'medsafetybench[anthropic]'") \
-            from None
+        raise UserError(
+            "the anthropic: backend needs the anthropic SDK: pip install 'medsafetybench[anthropic]'"
+        ) from None
     httpx = anthropic_httpx()
     tmo = httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_CAP))
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    return anthropic.AsyncAnthropic(api_key=key, base_url=url, timeout=tmo, max_retries=max_retries,
-                                    http_client=anthropic.DefaultAsyncHttpxClient(limits=limits, timeout=tmo))
+    return anthropic.AsyncAnthropic(
+        api_key=key,
+        base_url=url,
+        timeout=tmo,
+        max_retries=max_retries,
+        http_client=anthropic.DefaultAsyncHttpxClient(limits=limits, timeout=tmo),
+    )
 
 
 class AnthropicTransport(SDKTransport):
@@ -116,14 +124,33 @@ class AnthropicChatModel(HTTPChatCore):
 
     BACKEND: ClassVar[str] = "anthropic"
     KEY_ENV: ClassVar[str] = KEY_ENV
-    OPTIONS: ClassVar[frozenset[str]] = frozenset({
-        "api_key", "concurrency", "timeout", "max_retries", "backoff_base", "backoff_cap", "context_window",
-        "adaptive"})
+    OPTIONS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "api_key",
+            "concurrency",
+            "timeout",
+            "max_retries",
+            "backoff_base",
+            "backoff_cap",
+            "context_window",
+            "adaptive",
+        }
+    )
 
-    def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
-                 concurrency: int = 16, timeout: float = 60.0, max_retries: int = 8,
-                 backoff_base: float = 0.5, backoff_cap: float = 30.0,
-                 context_window: int | None = DEFAULT_CONTEXT_WINDOW, adaptive: bool = True) -> None:
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        concurrency: int = 16,
+        timeout: float = 60.0,
+        max_retries: int = 8,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        context_window: int | None = DEFAULT_CONTEXT_WINDOW,
+        adaptive: bool = True,
+    ) -> None:
         if not model:
             raise UserError("anthropic backend: no model name given; write e.g. anthropic:claude-3-5-haiku-20241022")
         url = _base_url(base_url)
@@ -139,9 +166,17 @@ class AnthropicChatModel(HTTPChatCore):
         self._url = url
         self.identity = _identity(model, self.base_url)
         self.served_models: set[str] = set()
-        self._init_core(url, key, concurrency=concurrency, timeout=timeout, max_retries=max_retries,
-                        backoff_base=backoff_base, backoff_cap=backoff_cap, context_window=context_window,
-                        adaptive=adaptive)
+        self._init_core(
+            url,
+            key,
+            concurrency=concurrency,
+            timeout=timeout,
+            max_retries=max_retries,
+            backoff_base=backoff_base,
+            backoff_cap=backoff_cap,
+            context_window=context_window,
+            adaptive=adaptive,
+        )
 
     # -- spec and registry -----------------------------------------------------------------------
     @classmethod
@@ -160,15 +195,17 @@ class AnthropicChatModel(HTTPChatCore):
     def sdk_client(self, max_retries: int = 3) -> Any:
         """A new `AsyncAnthropic` client with this model's endpoint and key, the SDK's own retries on (for
         Message Batches' few control calls)."""
-        return make_client(self._url, self._key, timeout=self.timeout, concurrency=self.concurrency,
-                           max_retries=max_retries)
+        return make_client(
+            self._url, self._key, timeout=self.timeout, concurrency=self.concurrency, max_retries=max_retries
+        )
 
     # -- wire format -----------------------------------------------------------------------------
     def _ensure_transport(self) -> Any:
         loop = asyncio.get_running_loop()
         if self._transport is None or self._loop is not loop:
-            self._transport = AnthropicTransport(url=self._url, key=self._key, timeout=self.timeout,
-                                                 concurrency=self.concurrency)
+            self._transport = AnthropicTransport(
+                url=self._url, key=self._key, timeout=self.timeout, concurrency=self.concurrency
+            )
             self._loop = loop
         self._limiter = shared_limiter(self._connection_key, self.concurrency, adaptive=self.adaptive)
         return self._transport
@@ -193,10 +230,12 @@ def message_params(model: str, request: ChatRequest) -> dict[str, Any]:
     """The Messages API body for one request (also a Message Batches request's `params`)."""
     cfg = request.config
     system = "\n\n".join(m.content for m in request.messages if m.role == "system")
-    params: dict[str, Any] = {"model": model, "max_tokens": cfg.max_new_tokens,
-                              "messages": [{"role": m.role, "content": m.content}
-                                           for m in request.messages if m.role != "system"],
-                              "temperature": cfg.temperature}
+    params: dict[str, Any] = {
+        "model": model,
+        "max_tokens": cfg.max_new_tokens,
+        "messages": [{"role": m.role, "content": m.content} for m in request.messages if m.role != "system"],
+        "temperature": cfg.temperature,
+    }
     if system:
         params["system"] = system
     if cfg.top_p != 1.0:
@@ -217,5 +256,7 @@ def parse_message(data: Any) -> tuple[Completion, str | None]:
     usage = Usage(int(u.get("input_tokens") or 0), int(u.get("output_tokens") or 0))
     reason = data.get("stop_reason")
     served = data.get("model")
-    return (Completion(text="".join(texts), usage=usage, finish_reason=_STOP_REASONS.get(reason, reason)),
-            served if isinstance(served, str) else None)
+    return (
+        Completion(text="".join(texts), usage=usage, finish_reason=_STOP_REASONS.get(reason, reason)),
+        served if isinstance(served, str) else None,
+    )

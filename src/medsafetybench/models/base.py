@@ -62,8 +62,7 @@ class ChatRequest:
     config: GenerationConfig = field(default_factory=GenerationConfig)
 
     @classmethod
-    def simple(cls, user: str, system: str | None = None,
-               config: GenerationConfig | None = None) -> ChatRequest:
+    def simple(cls, user: str, system: str | None = None, config: GenerationConfig | None = None) -> ChatRequest:
         msgs = ((Message("system", system),) if system else ()) + (Message("user", user),)
         return cls(msgs, config or GenerationConfig())
 
@@ -72,8 +71,7 @@ class ChatRequest:
 
     def cache_key(self, model_identity: str) -> str:
         """Content key of a response: model identity + messages + generation settings."""
-        payload = json.dumps({"model": model_identity, **self.to_dict()}, sort_keys=True,
-                             ensure_ascii=False)
+        payload = json.dumps({"model": model_identity, **self.to_dict()}, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -83,8 +81,7 @@ class Usage:
     completion_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
-        return Usage(self.prompt_tokens + other.prompt_tokens,
-                     self.completion_tokens + other.completion_tokens)
+        return Usage(self.prompt_tokens + other.prompt_tokens, self.completion_tokens + other.completion_tokens)
 
 
 @dataclass
@@ -117,7 +114,8 @@ class ChatModel(Protocol):
 
     identity: str
 
-    async def generate(self, requests: Sequence[ChatRequest],
-                       on_result: ResultCallback | None = None) -> list[Completion]: ...
+    async def generate(
+        self, requests: Sequence[ChatRequest], on_result: ResultCallback | None = None
+    ) -> list[Completion]: ...
 
     async def aclose(self) -> None: ...

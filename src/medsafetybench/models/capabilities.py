@@ -69,8 +69,9 @@ def candidate_logprobs(pairs: Iterable[tuple[str, float]], candidates: Sequence[
 class SupportsLogprobs(Protocol):
     """A model that can score the first token it would generate."""
 
-    async def first_token_logprobs(self, requests: Sequence[ChatRequest], candidates: Sequence[str] = (),
-                                   top_k: int = 20) -> list[TokenLogprobs]:
+    async def first_token_logprobs(
+        self, requests: Sequence[ChatRequest], candidates: Sequence[str] = (), top_k: int = 20
+    ) -> list[TokenLogprobs]:
         """For each request (its messages; its generation settings are ignored: this is one greedy
         step), the top `top_k` first tokens and the log-probabilities of `candidates` (see
         `TokenLogprobs`). Results come back in input order; a failed request has `error` set."""

@@ -55,8 +55,9 @@ def oversized(model: object, requests: Sequence[ChatRequest]) -> list[Oversize]:
     return out
 
 
-def length_warnings(model: object, requests: Sequence[ChatRequest], labels: Sequence[str], *,
-                    role: str = "--model") -> list[str]:
+def length_warnings(
+    model: object, requests: Sequence[ChatRequest], labels: Sequence[str], *, role: str = "--model"
+) -> list[str]:
     """One-line warnings for requests that do not fit `model` (empty when all fit).
 
     Args:
@@ -72,6 +73,8 @@ def length_warnings(model: object, requests: Sequence[ChatRequest], labels: Sequ
     shown = ", ".join(f"{labels[o.index]} ({o.prompt_tokens:,} tokens)" for o in found[:SHOW])
     more = f" and {len(found) - SHOW} more" if len(found) > SHOW else ""
     identity = getattr(model, "identity", "the model")
-    return [f"{len(found)} request(s) do not fit the {window:,}-token context of {role} {identity} "
-            f"(prompt + max new tokens): {shown}{more}; they are sent as they are, and the server may "
-            "reject or truncate them: shorten or drop those rows (openai: set the window with --context-window)"]
+    return [
+        f"{len(found)} request(s) do not fit the {window:,}-token context of {role} {identity} "
+        f"(prompt + max new tokens): {shown}{more}; they are sent as they are, and the server may "
+        "reject or truncate them: shorten or drop those rows (openai: set the window with --context-window)"
+    ]

@@ -31,8 +31,9 @@ class DeferredModel:
             self._model = load_model(self._spec, **self._options)
         return self._model
 
-    async def generate(self, requests: Sequence[ChatRequest],
-                       on_result: ResultCallback | None = None) -> list[Completion]:
+    async def generate(
+        self, requests: Sequence[ChatRequest], on_result: ResultCallback | None = None
+    ) -> list[Completion]:
         if not requests:
             return []
         model = self._model or await asyncio.to_thread(self._load)

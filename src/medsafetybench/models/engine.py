@@ -25,13 +25,22 @@ def parse_engine(text: str | None) -> tuple[str, str | None]:
     name, _, address = (text or "local").strip().partition(":")
     name = name.strip().lower()
     if name not in ENGINES or (name == "local" and address):
-        raise UserError(f"--engine '{text}' is not known: use local, ray, or ray:ADDRESS "
-                        "(e.g. ray:auto, ray:10.0.0.5:6379 or ray:ray://head:10001)")
+        raise UserError(
+            f"--engine '{text}' is not known: use local, ray, or ray:ADDRESS "
+            "(e.g. ray:auto, ray:10.0.0.5:6379 or ray:ray://head:10001)"
+        )
     return name, address.strip() or None
 
 
-def load_on_engine(spec: str | ModelSpec, *, engine: str | None = None, replicas: int = 1,
-                   ray_address: str | None = None, num_gpus: float | None = None, **options: Any) -> ChatModel:
+def load_on_engine(
+    spec: str | ModelSpec,
+    *,
+    engine: str | None = None,
+    replicas: int = 1,
+    ray_address: str | None = None,
+    num_gpus: float | None = None,
+    **options: Any,
+) -> ChatModel:
     """Build the model for `spec` on `engine`.
 
     Args:
@@ -64,5 +73,12 @@ def load_on_engine(spec: str | ModelSpec, *, engine: str | None = None, replicas
         identity: str | None = model_identity(spec, **options)
     except UserError:
         identity = None
-    return RayChatModel(spec, options, replicas=replicas, address=ray_address or address, num_gpus=num_gpus,
-                        identity=identity, start=identity is None)
+    return RayChatModel(
+        spec,
+        options,
+        replicas=replicas,
+        address=ray_address or address,
+        num_gpus=num_gpus,
+        identity=identity,
+        start=identity is None,
+    )

@@ -44,8 +44,9 @@ class FailureWatch:
         self.succeeded = True
         self._streak = 0
 
-    def failed(self, message: str, attempt: int, attempts: int, wait: float | None, *,
-               rate_limited: bool = False) -> None:
+    def failed(
+        self, message: str, attempt: int, attempts: int, wait: float | None, *, rate_limited: bool = False
+    ) -> None:
         """Record a failed attempt; announce the retry (while nothing has succeeded); raise when the server
         fails every request the same way.
 
@@ -63,13 +64,16 @@ class FailureWatch:
             self._streak = self._streak + 1 if message == self._message else 1
             self._message = message
             if self.give_up_after and self._streak >= self.give_up_after:
-                raise UserError(f"{self.name}: every request fails the same way ({message}; {self._streak} "
-                                "retries in a row, no request succeeded): stopped instead of retrying for "
-                                "minutes; fix the server or the spec, then re-run the same command")
+                raise UserError(
+                    f"{self.name}: every request fails the same way ({message}; {self._streak} "
+                    "retries in a row, no request succeeded): stopped instead of retrying for "
+                    "minutes; fix the server or the spec, then re-run the same command"
+                )
         if wait is None:
             return
         key = f"{attempt}\0{message}"
         level = logging.DEBUG if self.succeeded or key in self._seen else logging.WARNING
         self._seen.add(key)
-        log.log(level, "%s: attempt %d of %d failed: %s; next try in %.1f s", self.name, attempt, attempts,
-                message, wait)
+        log.log(
+            level, "%s: attempt %d of %d failed: %s; next try in %.1f s", self.name, attempt, attempts, message, wait
+        )

@@ -46,10 +46,14 @@ from .paper_formats import (
     resolve_paper_format,
 )
 
-VICUNA_DEFAULT_SYSTEM = ("A chat between a curious user and an artificial intelligence assistant. The "
-                         "assistant gives helpful, detailed, and polite answers to the user's questions.")
-ALPACA_TEMPLATE = ("Below is an instruction that describes a task. Write a response that appropriately "
-                   "completes the request.\n\n### Instruction:\n{instruction}\n\n### Response:\n")
+VICUNA_DEFAULT_SYSTEM = (
+    "A chat between a curious user and an artificial intelligence assistant. The "
+    "assistant gives helpful, detailed, and polite answers to the user's questions."
+)
+ALPACA_TEMPLATE = (
+    "Below is an instruction that describes a task. Write a response that appropriately "
+    "completes the request.\n\n### Instruction:\n{instruction}\n\n### Response:\n"
+)
 
 Formatter = Callable[[Sequence[Message], Any], str]
 
@@ -61,12 +65,12 @@ def _split(messages: Sequence[Message]) -> tuple[str | None, list[Message]]:
     if msgs and msgs[0].role == "system":
         system, msgs = msgs[0].content, msgs[1:]
     if not msgs or msgs[-1].role != "user":
-        raise UserError("a prompt must end with a user message (got roles: "
-                        + ", ".join(m.role for m in messages) + ")")
+        raise UserError(
+            "a prompt must end with a user message (got roles: " + ", ".join(m.role for m in messages) + ")"
+        )
     for m in msgs:
         if m.role not in ("user", "assistant"):
-            raise UserError(f"message role '{m.role}' is not allowed here: use system (first), user or "
-                            "assistant")
+            raise UserError(f"message role '{m.role}' is not allowed here: use system (first), user or assistant")
     return system, msgs
 
 
@@ -87,11 +91,14 @@ def format_chat(messages: Sequence[Message], tokenizer: Any = None) -> str:
     """The tokenizer's chat template (`apply_chat_template(..., add_generation_prompt=True)`)."""
     if tokenizer is None or not getattr(tokenizer, "chat_template", None):
         name = getattr(tokenizer, "name_or_path", "") or "this model"
-        raise UserError(f"the tokenizer of {name} has no chat template: choose a prompt format with "
-                        f"--prompt-format ({', '.join(n for n in FORMATS if n != 'chat')})")
+        raise UserError(
+            f"the tokenizer of {name} has no chat template: choose a prompt format with "
+            f"--prompt-format ({', '.join(n for n in FORMATS if n != 'chat')})"
+        )
     _split(messages)
-    return tokenizer.apply_chat_template([{"role": m.role, "content": m.content} for m in messages],
-                                         tokenize=False, add_generation_prompt=True)
+    return tokenizer.apply_chat_template(
+        [{"role": m.role, "content": m.content} for m in messages], tokenize=False, add_generation_prompt=True
+    )
 
 
 def format_llama2(messages: Sequence[Message], tokenizer: Any = None) -> str:
@@ -235,10 +242,12 @@ def resolve_spec_format(spec: Any, fmt: str) -> str:
     check_format(fmt)
     if spec.backend == "openai":
         if fmt not in ("chat", PAPER_AUTO, "raw", VERBATIM):
-            raise UserError("--prompt-format applies to local models (hf:, vllm:); openai: endpoints apply their own "
-                            "chat template (--prompt-format paper is accepted: openai: already sends what the paper "
-                            "sent GPT models, the system prompt and the bare request; raw and verbatim send the "
-                            "request as a text prompt to /completions)")
+            raise UserError(
+                "--prompt-format applies to local models (hf:, vllm:); openai: endpoints apply their own "
+                "chat template (--prompt-format paper is accepted: openai: already sends what the paper "
+                "sent GPT models, the system prompt and the bare request; raw and verbatim send the "
+                "request as a text prompt to /completions)"
+            )
         return fmt
     path = Path(spec.name).expanduser()
     local = path.resolve() if path.is_dir() else None

@@ -50,14 +50,30 @@ from .registry import register_backend
 from .spec import ModelSpec
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
-SMALL_FILES = ("config.json", "adapter_config.json", "generation_config.json", "tokenizer.json",
-               "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
-               "chat_template.json", "tokenizer.model", "model.safetensors.index.json")
+SMALL_FILES = (
+    "config.json",
+    "adapter_config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "chat_template.json",
+    "tokenizer.model",
+    "model.safetensors.index.json",
+)
 _MIB = 1 << 20
 log = logging.getLogger(__name__)
 
-_DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
-           "float16": "float16", "fp16": "float16", "half": "float16"}
+_DTYPES = {
+    "float32": "float32",
+    "fp32": "float32",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float16": "float16",
+    "fp16": "float16",
+    "half": "float16",
+}
 
 
 def _import_hf() -> tuple[Any, Any]:
@@ -137,7 +153,7 @@ class _FrequencyPenalty:
         self.penalty, self.width = penalty, prompt_width
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
-        generated = input_ids[:, self.width:]
+        generated = input_ids[:, self.width :]
         if generated.shape[1] == 0:
             return scores
         counts = scores.new_zeros(scores.shape)
@@ -163,12 +179,19 @@ class HFChatModel:
     """A transformers causal LM behind the `ChatModel` interface (see module docstring); also
     `SupportsLogprobs` and `SupportsContextLength` (`capabilities.py`)."""
 
-    OPTIONS: ClassVar[frozenset[str]] = frozenset({"prompt_format", "batch_size", "device", "dtype",
-                                                   "use_fast"})
+    OPTIONS: ClassVar[frozenset[str]] = frozenset({"prompt_format", "batch_size", "device", "dtype", "use_fast"})
 
-    def __init__(self, path: str | Path, adapter: str | Path | None = None, *, prompt_format: str = "chat",
-                 batch_size: int = 8, device: str | None = None, dtype: str | None = None,
-                 use_fast: bool | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        adapter: str | Path | None = None,
+        *,
+        prompt_format: str = "chat",
+        batch_size: int = 8,
+        device: str | None = None,
+        dtype: str | None = None,
+        use_fast: bool | None = None,
+    ) -> None:
         if batch_size < 1:
             raise UserError(f"--batch-size must be at least 1 (got {batch_size})")
         if dtype is not None and dtype != "auto" and dtype not in _DTYPES:
@@ -196,8 +219,12 @@ class HFChatModel:
     @classmethod
     def check_spec(cls, spec: ModelSpec) -> None:
         """Local paths exist and the `hf` extra is installed; nothing is loaded."""
-        check_local_spec(spec, extra="hf", modules=("torch", "transformers") + (("peft",) if spec.adapter else ()),
-                         purpose="The hf: model backend")
+        check_local_spec(
+            spec,
+            extra="hf",
+            modules=("torch", "transformers") + (("peft",) if spec.adapter else ()),
+            purpose="The hf: model backend",
+        )
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, **options: Any) -> HFChatModel:
@@ -210,8 +237,9 @@ class HFChatModel:
     @property
     def identity(self) -> str:
         if self._identity is None:
-            self._identity = (local_identity("hf", self.source, self.adapter, self.prompt_format)
-                              + _tok_suffix(self.use_fast))
+            self._identity = local_identity("hf", self.source, self.adapter, self.prompt_format) + _tok_suffix(
+                self.use_fast
+            )
         return self._identity
 
     @classmethod
@@ -258,8 +286,7 @@ class HFChatModel:
             try:
                 model = PeftModel.from_pretrained(model, self.adapter.ref)
             except (OSError, ValueError) as exc:
-                raise UserError(f"could not load adapter '{self.adapter.ref}': "
-                                f"{str(exc).splitlines()[0]}") from exc
+                raise UserError(f"could not load adapter '{self.adapter.ref}': {str(exc).splitlines()[0]}") from exc
         if tok.pad_token_id is None:
             if tok.eos_token_id is None:
                 raise UserError(f"the tokenizer of '{ref}' has neither a pad nor an eos token")
@@ -273,9 +300,12 @@ class HFChatModel:
         self.tokenizer = tok
         self.tokenizer_is_fast = bool(getattr(tok, "is_fast", False))
         if self.use_fast is False and self.tokenizer_is_fast:
-            log.warning("hf:%s: a slow tokenizer was asked for (use_fast=False) but transformers loaded "
-                        "the fast one (a slow Llama/Mistral tokenizer needs sentencepiece and "
-                        "tokenizer.model)", ref)
+            log.warning(
+                "hf:%s: a slow tokenizer was asked for (use_fast=False) but transformers loaded "
+                "the fast one (a slow Llama/Mistral tokenizer needs sentencepiece and "
+                "tokenizer.model)",
+                ref,
+            )
         self._torch, self._transformers = torch, transformers
         # fail early (e.g. no chat template) rather than in the middle of a run
         self._prompt_ids(ChatRequest.simple("ping"))
@@ -286,8 +316,9 @@ class HFChatModel:
     def _prompt_ids(self, request: ChatRequest) -> list[int]:
         return encode_prompt(self.tokenizer, self._prompt_text(request), self.prompt_format)
 
-    async def generate(self, requests: Sequence[ChatRequest],
-                       on_result: ResultCallback | None = None) -> list[Completion]:
+    async def generate(
+        self, requests: Sequence[ChatRequest], on_result: ResultCallback | None = None
+    ) -> list[Completion]:
         if self.model is None:
             await asyncio.to_thread(self.load)
         texts = [self._prompt_text(r) for r in requests]
@@ -296,7 +327,7 @@ class HFChatModel:
         for batch in self._plan(requests, prompts):
             config = requests[batch[0]].config
             while batch:  # an out-of-memory earlier in the run may have lowered the batch size since planning
-                part, batch = batch[:self.max_batch], batch[self.max_batch:]
+                part, batch = batch[: self.max_batch], batch[self.max_batch :]
                 outs = await asyncio.to_thread(self._generate_safely, [prompts[i] for i in part], config)
                 for i, completion in zip(part, outs, strict=True):
                     completion.text = finish_reply(self.prompt_format, texts[i], completion.text)
@@ -344,7 +375,7 @@ class HFChatModel:
             self.max_batch = min(self.max_batch, len(prompts) // 2)
             out: list[Completion] = []
             while len(out) < len(prompts):  # re-read max_batch: a part may lower it again
-                out += self._generate_safely(prompts[len(out):len(out) + self.max_batch], config)
+                out += self._generate_safely(prompts[len(out) : len(out) + self.max_batch], config)
             return out
 
     def _generate_batch(self, prompts: list[list[int]], config: GenerationConfig) -> list[Completion]:
@@ -365,8 +396,12 @@ class HFChatModel:
         eos = self.eos_ids()
         # A fresh config: the checkpoint's own sampling defaults (e.g. temperature 0.6) never leak in.
         gen = self._transformers.GenerationConfig(
-            max_new_tokens=config.max_new_tokens, pad_token_id=pad, eos_token_id=eos or None,
-            bos_token_id=tok.bos_token_id, do_sample=config.temperature > 0)
+            max_new_tokens=config.max_new_tokens,
+            pad_token_id=pad,
+            eos_token_id=eos or None,
+            bos_token_id=tok.bos_token_id,
+            do_sample=config.temperature > 0,
+        )
         if config.temperature > 0:
             gen.temperature, gen.top_p, gen.top_k = config.temperature, config.top_p, 0
             if config.seed is not None:
@@ -374,7 +409,8 @@ class HFChatModel:
         extra: dict[str, Any] = {}
         if config.frequency_penalty:
             extra["logits_processor"] = self._transformers.LogitsProcessorList(
-                [_FrequencyPenalty(config.frequency_penalty, width)])
+                [_FrequencyPenalty(config.frequency_penalty, width)]
+            )
         if config.stop:
             gen.stop_strings = list(config.stop)
             extra["tokenizer"] = tok
@@ -392,7 +428,7 @@ class HFChatModel:
             cut = min((i for i in (text.find(s) for s in config.stop) if i >= 0), default=-1)
             if cut >= 0:  # as vLLM and the OpenAI API: the reply ends before the stop string
                 text, reason = text[:cut], "stop"
-                new = new[:len(tok(text, add_special_tokens=False)["input_ids"])] if text else []
+                new = new[: len(tok(text, add_special_tokens=False)["input_ids"])] if text else []
             completions.append(Completion(text=text, usage=Usage(len(p), len(new)), finish_reason=reason))
         return completions
 
@@ -439,8 +475,9 @@ class HFChatModel:
             self.load()
         return len(self._prompt_ids(request))
 
-    async def first_token_logprobs(self, requests: Sequence[ChatRequest], candidates: Sequence[str] = (),
-                                   top_k: int = 20) -> list[TokenLogprobs]:
+    async def first_token_logprobs(
+        self, requests: Sequence[ChatRequest], candidates: Sequence[str] = (), top_k: int = 20
+    ) -> list[TokenLogprobs]:
         """Exact log-probabilities of the first generated token, from one forward pass per batch of
         left-padded prompts (see `SupportsLogprobs`); prompts are sorted by length within batches."""
         if self.model is None:
@@ -449,9 +486,10 @@ class HFChatModel:
         order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), i))
         results: list[TokenLogprobs | None] = [None] * len(prompts)
         for s in range(0, len(order), self.batch_size):
-            idx = order[s:s + self.batch_size]
-            outs = await asyncio.to_thread(self._logprob_batch, [prompts[i] for i in idx], tuple(candidates),
-                                           max(1, int(top_k)))
+            idx = order[s : s + self.batch_size]
+            outs = await asyncio.to_thread(
+                self._logprob_batch, [prompts[i] for i in idx], tuple(candidates), max(1, int(top_k))
+            )
             for i, out in zip(idx, outs, strict=True):
                 results[i] = out
         return [r for r in results if r is not None]
@@ -467,8 +505,7 @@ class HFChatModel:
             self._vocab_by_text = by_text
         return {c: by_text.get(c.strip(), []) for c in candidates}
 
-    def _logprob_batch(self, prompts: list[list[int]], candidates: tuple[str, ...],
-                       top_k: int) -> list[TokenLogprobs]:
+    def _logprob_batch(self, prompts: list[list[int]], candidates: tuple[str, ...], top_k: int) -> list[TokenLogprobs]:
         torch, tok = self._torch, self.tokenizer
         width = max(len(p) for p in prompts)
         pad = tok.pad_token_id
@@ -482,11 +519,14 @@ class HFChatModel:
             top = logp.topk(min(top_k, logp.shape[-1]), dim=-1)
             out = []
             for row in range(len(prompts)):
-                pairs = tuple((tok.decode([int(t)]), float(v))
-                              for v, t in zip(top.values[row].tolist(), top.indices[row].tolist(), strict=True))
+                pairs = tuple(
+                    (tok.decode([int(t)]), float(v))
+                    for v, t in zip(top.values[row].tolist(), top.indices[row].tolist(), strict=True)
+                )
                 cands: dict[str, float | None] = {
                     c: (float(torch.logsumexp(logp[row, cand_ids[c]], dim=0)) if cand_ids[c] else None)
-                    for c in candidates}
+                    for c in candidates
+                }
                 out.append(TokenLogprobs(top=pairs, candidates=cands))
         return out
 

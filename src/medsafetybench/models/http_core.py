@@ -50,16 +50,25 @@ class _Failed(Exception):
     """A request failed for good (the message is one secret-free line)."""
 
 
-def check_numbers(backend: str, concurrency: Any, timeout: Any, max_retries: Any, backoff_base: Any,
-                  backoff_cap: Any, context_window: Any) -> tuple[int, float, int, float, float, int | None]:
+def check_numbers(
+    backend: str,
+    concurrency: Any,
+    timeout: Any,
+    max_retries: Any,
+    backoff_base: Any,
+    backoff_cap: Any,
+    context_window: Any,
+) -> tuple[int, float, int, float, float, int | None]:
     """The numeric settings of an HTTP backend, converted and checked (a `UserError` names the bad one)."""
     try:
         concurrency, timeout, max_retries = int(concurrency), float(timeout), int(max_retries)
         backoff_base, backoff_cap = float(backoff_base), float(backoff_cap)
         context_window = None if context_window is None else int(context_window)
     except (TypeError, ValueError) as exc:
-        raise UserError(f"{backend} backend: concurrency, max_retries and context_window must be integers, "
-                        f"timeout and backoff settings numbers of seconds ({exc})") from None
+        raise UserError(
+            f"{backend} backend: concurrency, max_retries and context_window must be integers, "
+            f"timeout and backoff settings numbers of seconds ({exc})"
+        ) from None
     if concurrency < 1:
         raise UserError(f"{backend} backend: concurrency must be at least 1 (got {concurrency})")
     if timeout <= 0:
@@ -98,18 +107,30 @@ class HTTPChatCore:
         if not name:
             raise UserError(f"model spec '{redact_text(text)}' names no model before '@'")
         if base_url and not base_url.startswith(("http://", "https://")):
-            raise UserError(f"model spec '{redact_text(text)}': base URL '{safe_url(base_url)}' must start "
-                            "with http:// or https://")
+            raise UserError(
+                f"model spec '{redact_text(text)}': base URL '{safe_url(base_url)}' must start with http:// or https://"
+            )
         return ModelSpec(backend, name, base_url=base_url or None)
 
-    def _init_core(self, url: str, key: str, *, concurrency: Any, timeout: Any, max_retries: Any,
-                   backoff_base: Any, backoff_cap: Any, context_window: Any, adaptive: Any,
-                   give_up_after: int = DEFAULT_GIVE_UP_AFTER) -> None:
+    def _init_core(
+        self,
+        url: str,
+        key: str,
+        *,
+        concurrency: Any,
+        timeout: Any,
+        max_retries: Any,
+        backoff_base: Any,
+        backoff_cap: Any,
+        context_window: Any,
+        adaptive: Any,
+        give_up_after: int = DEFAULT_GIVE_UP_AFTER,
+    ) -> None:
         """Check and set the engine's settings, the key, the connection key (safe URL + a hash of key and
         full URL: models with equal keys share one limit) and an empty transport state."""
-        (self.concurrency, self.timeout, self.max_retries, self.backoff_base, self.backoff_cap,
-         self.context_window) = check_numbers(self.BACKEND, concurrency, timeout, max_retries, backoff_base,
-                                              backoff_cap, context_window)
+        (self.concurrency, self.timeout, self.max_retries, self.backoff_base, self.backoff_cap, self.context_window) = (
+            check_numbers(self.BACKEND, concurrency, timeout, max_retries, backoff_base, backoff_cap, context_window)
+        )
         self.adaptive = bool(adaptive)
         self._key = key
         secret = f"{key}\0{url}".encode()
@@ -130,8 +151,10 @@ class HTTPChatCore:
         return cls(spec.name, base_url=spec.base_url, **{k: v for k, v in options.items() if k in wanted})
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(identity={self.identity!r}, concurrency={self.concurrency}, "
-                f"timeout={self.timeout}, max_retries={self.max_retries})")
+        return (
+            f"{type(self).__name__}(identity={self.identity!r}, concurrency={self.concurrency}, "
+            f"timeout={self.timeout}, max_retries={self.max_retries})"
+        )
 
     def _ensure_transport(self) -> Any:  # pragma: no cover - every subclass has one
         raise NotImplementedError
@@ -158,7 +181,6 @@ class HTTPChatCore:
         """An estimate: characters / 4 plus a few tokens per message (no tokenizer for a remote model)."""
         return sum(math.ceil(len(m.content) / CHARS_PER_TOKEN) + 4 for m in request.messages)
 
-
     def _scrub(self, text: str) -> str:
         text = redact_text(" ".join(str(text).split()))
         if self._key and self._key != "EMPTY" and len(self._key) >= 4:
@@ -166,7 +188,7 @@ class HTTPChatCore:
         return text[:300]
 
     def _backoff(self, attempt: int) -> float:
-        ceiling = min(self.backoff_cap, self.backoff_base * (2 ** attempt))
+        ceiling = min(self.backoff_cap, self.backoff_base * (2**attempt))
         return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
 
     def _classify(self, failure: Failure) -> tuple[bool, float | None, str]:
@@ -182,7 +204,6 @@ class HTTPChatCore:
         if failure.kind == "timeout":
             return True, None, f"request timed out after {self.timeout:g} s"
         return True, None, self._scrub(failure.message)  # connect, dropped, malformed: retried
-
 
     async def _call(self, params: dict[str, Any], parse: Any, first_round: list[int] | None) -> Any:
         """One request with retries; returns parse(reply JSON) or raises `_Failed` with the message."""
@@ -243,16 +264,19 @@ class HTTPChatCore:
         try:
             await asyncio.gather(*tasks)
         except _Unreachable as exc:
-            raise UserError(f"cannot connect to {self.base_url} ({exc}): every request of the first round "
-                            "failed; is the server running and the URL right?") from None
+            raise UserError(
+                f"cannot connect to {self.base_url} ({exc}): every request of the first round "
+                "failed; is the server running and the URL right?"
+            ) from None
         finally:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
     # -- ChatModel -------------------------------------------------------------------------------
-    async def generate(self, requests: Sequence[ChatRequest],
-                       on_result: ResultCallback | None = None) -> list[Completion]:
+    async def generate(
+        self, requests: Sequence[ChatRequest], on_result: ResultCallback | None = None
+    ) -> list[Completion]:
         """Complete every request (at most `concurrency` in flight); results in input order.
         `on_result(index, completion)` runs on the event loop as each request finishes."""
         results: list[Completion | None] = [None] * len(requests)
@@ -277,4 +301,3 @@ class HTTPChatCore:
                 await self._transport.aclose()
             self._transport = None
             self._loop = None
-

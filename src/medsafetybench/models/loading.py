@@ -26,8 +26,10 @@ def load_model(spec: str | ModelSpec, **options: Any) -> ChatModel:
         The loaded model.
     """
     if options.get("engine") not in (None, "local") or options.get("replicas", 1) != 1:
-        raise UserError("load_model builds the model in this process; for --engine ray (and --replicas) use "
-                        "medsafetybench.models.engine.load_on_engine")
+        raise UserError(
+            "load_model builds the model in this process; for --engine ray (and --replicas) use "
+            "medsafetybench.models.engine.load_on_engine"
+        )
     if isinstance(spec, str):
         spec = parse_spec(spec)
     cls = backend_class(spec.backend)
@@ -48,7 +50,8 @@ def model_identity(spec: str | ModelSpec, **options: Any) -> str:
     cls = backend_class(spec.backend)
     identity_for = getattr(cls, "identity_for", None)
     if identity_for is None:
-        raise UserError(f"the {spec.backend}: backend cannot name a model's identity without loading it "
-                        f"({spec.display})")
+        raise UserError(
+            f"the {spec.backend}: backend cannot name a model's identity without loading it ({spec.display})"
+        )
     wanted = getattr(cls, "OPTIONS", frozenset())
     return identity_for(spec, **{k: v for k, v in options.items() if k in wanted and v is not None})

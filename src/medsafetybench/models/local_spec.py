@@ -37,8 +37,10 @@ def local_dir(name: str, what: str) -> Path | None:
     if p.exists():
         raise UserError(f"{what} '{name}' is a file, not a directory: give the folder that save_pretrained wrote")
     if looks_like_path(name):
-        raise UserError(f"{what} '{name}' does not exist: give a directory written by save_pretrained "
-                        "(or a hub id like org/name, which needs network access)")
+        raise UserError(
+            f"{what} '{name}' does not exist: give a directory written by save_pretrained "
+            "(or a hub id like org/name, which needs network access)"
+        )
     return None
 
 
@@ -48,8 +50,10 @@ def parse_local_tail(backend: str, tail: str, text: str, *, adapters: bool) -> M
     if not name:
         raise UserError(f"model spec '{redact_text(text)}' names no model before '+'")
     if adapter and not adapters:
-        raise UserError(f"model spec '{redact_text(text)}': {backend}: takes no adapter; merge it first "
-                        "(medsafety finetune --merge) or use hf:BASE+ADAPTER")
+        raise UserError(
+            f"model spec '{redact_text(text)}': {backend}: takes no adapter; merge it first "
+            "(medsafety finetune --merge) or use hf:BASE+ADAPTER"
+        )
     return ModelSpec(backend, name, adapter=adapter or None)
 
 

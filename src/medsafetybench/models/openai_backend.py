@@ -77,25 +77,54 @@ class OpenAIChatModel(HTTPChatCore):
     BACKEND: ClassVar[str] = "openai"
     KEY_ENV: ClassVar[str] = "OPENAI_API_KEY"
 
-    OPTIONS: ClassVar[frozenset[str]] = frozenset({
-        "api_key", "concurrency", "timeout", "max_retries", "backoff_base", "backoff_cap", "context_window",
-        "transport", "adaptive", "prompt_format", "verbatim_bos", "model_version", "give_up_after"})
+    OPTIONS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "api_key",
+            "concurrency",
+            "timeout",
+            "max_retries",
+            "backoff_base",
+            "backoff_cap",
+            "context_window",
+            "transport",
+            "adaptive",
+            "prompt_format",
+            "verbatim_bos",
+            "model_version",
+            "give_up_after",
+        }
+    )
 
-    def __init__(self, model: str, *, base_url: str | None = None, api_key: str | None = None,
-                 concurrency: int = 16, timeout: float = 60.0, max_retries: int = 8,
-                 backoff_base: float = 0.5, backoff_cap: float = 30.0,
-                 context_window: int | None = DEFAULT_CONTEXT_WINDOW, transport: str = "auto",
-                 adaptive: bool = True, prompt_format: str = "chat", verbatim_bos: str = "server",
-                 model_version: str | None = None, give_up_after: int = DEFAULT_GIVE_UP_AFTER) -> None:
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        concurrency: int = 16,
+        timeout: float = 60.0,
+        max_retries: int = 8,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        context_window: int | None = DEFAULT_CONTEXT_WINDOW,
+        transport: str = "auto",
+        adaptive: bool = True,
+        prompt_format: str = "chat",
+        verbatim_bos: str = "server",
+        model_version: str | None = None,
+        give_up_after: int = DEFAULT_GIVE_UP_AFTER,
+    ) -> None:
         if not model:
             raise UserError("openai backend: no model name given; write e.g. openai:gpt-4o-mini")
         if transport not in TRANSPORTS:
             raise UserError(f"openai backend: transport '{transport}' is unknown; use one of {', '.join(TRANSPORTS)}")
         fmt = _check_format(prompt_format)
         if verbatim_bos not in VERBATIM_BOS:
-            raise UserError(f"openai backend: verbatim_bos '{verbatim_bos}' is unknown; use server (strip "
-                            "a leading BOS, the server adds its own) or text (send it with "
-                            "add_special_tokens=false, for vLLM)")
+            raise UserError(
+                f"openai backend: verbatim_bos '{verbatim_bos}' is unknown; use server (strip "
+                "a leading BOS, the server adds its own) or text (send it with "
+                "add_special_tokens=false, for vLLM)"
+            )
         url = base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_DEFAULT_BASE_URL
         if not url.startswith(("http://", "https://")):
             raise UserError(f"openai backend: base URL '{redact_text(url)}' must start with http:// or https://")
@@ -114,9 +143,18 @@ class OpenAIChatModel(HTTPChatCore):
         self.verbatim_bos = verbatim_bos
         self.model_version = check_model_version(model_version)
         self.identity = _identity(model, self.base_url, fmt, verbatim_bos, self.model_version)
-        self._init_core(url, key, concurrency=concurrency, timeout=timeout, max_retries=max_retries,
-                        backoff_base=backoff_base, backoff_cap=backoff_cap, context_window=context_window,
-                        adaptive=adaptive, give_up_after=give_up_after)
+        self._init_core(
+            url,
+            key,
+            concurrency=concurrency,
+            timeout=timeout,
+            max_retries=max_retries,
+            backoff_base=backoff_base,
+            backoff_cap=backoff_cap,
+            context_window=context_window,
+            adaptive=adaptive,
+            give_up_after=give_up_after,
+        )
         self._window_given = context_window != DEFAULT_CONTEXT_WINDOW
         self._described: dict[str, Any] | None = None
         self._max_model_len: int | None = None
@@ -134,23 +172,33 @@ class OpenAIChatModel(HTTPChatCore):
         """The identity `from_spec(spec, **options)` would have (no client is built): the base URL (from
         the spec or OPENAI_BASE_URL, without its credentials) and a text prompt format change it, no
         other option does."""
-        return _identity(spec.name, safe_url(spec.base_url or os.environ.get("OPENAI_BASE_URL")
-                                             or OPENAI_DEFAULT_BASE_URL),
-                         _check_format(options.get("prompt_format") or "chat"),
-                         options.get("verbatim_bos") or "server", check_model_version(options.get("model_version")))
+        return _identity(
+            spec.name,
+            safe_url(spec.base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_DEFAULT_BASE_URL),
+            _check_format(options.get("prompt_format") or "chat"),
+            options.get("verbatim_bos") or "server",
+            check_model_version(options.get("model_version")),
+        )
 
     def __repr__(self) -> str:
-        return (f"OpenAIChatModel(identity={self.identity!r}, concurrency={self.concurrency}, "
-                f"timeout={self.timeout}, max_retries={self.max_retries}, transport={self.transport!r})")
+        return (
+            f"OpenAIChatModel(identity={self.identity!r}, concurrency={self.concurrency}, "
+            f"timeout={self.timeout}, max_retries={self.max_retries}, transport={self.transport!r})"
+        )
 
     def sdk_client(self, max_retries: int = 3) -> Any:
         """A new `openai.AsyncOpenAI` client with this model's endpoint and credentials, the SDK's own
         retries on (for the Batch API's few control calls: uploads, creates, polls)."""
         import openai
 
-        return openai.AsyncOpenAI(api_key=self._key, base_url=self._url, timeout=self.timeout,
-                                  max_retries=max_retries, default_query=dict(self._query) or None,
-                                  default_headers=dict(self._headers) or None)
+        return openai.AsyncOpenAI(
+            api_key=self._key,
+            base_url=self._url,
+            timeout=self.timeout,
+            max_retries=max_retries,
+            default_query=dict(self._query) or None,
+            default_headers=dict(self._headers) or None,
+        )
 
     def context_length(self) -> int | None:
         """The configured `context_window`, else the server's own `max_model_len` once `describe_server`
@@ -195,9 +243,15 @@ class OpenAIChatModel(HTTPChatCore):
         """One transport per event loop (a CLI may call asyncio.run more than once), and the shared limiter."""
         loop = asyncio.get_running_loop()
         if self._transport is None or self._loop is not loop:
-            self._transport = make_transport(self.transport, url=self._url, key=self._key, query=self._query,
-                                             headers=self._headers, timeout=self.timeout,
-                                             concurrency=self.concurrency)
+            self._transport = make_transport(
+                self.transport,
+                url=self._url,
+                key=self._key,
+                query=self._query,
+                headers=self._headers,
+                timeout=self.timeout,
+                concurrency=self.concurrency,
+            )
             self._loop = loop
         self._limiter = shared_limiter(self._connection_key, self.concurrency, adaptive=self.adaptive)
         return self._transport
@@ -210,7 +264,7 @@ class OpenAIChatModel(HTTPChatCore):
             if self.prompt_format == "verbatim":
                 bos = _LEADING_BOS.match(params["prompt"]) if self.verbatim_bos == "server" else None
                 if bos is not None:  # the server adds its own BOS
-                    params["prompt"] = params["prompt"][bos.end():]
+                    params["prompt"] = params["prompt"][bos.end() :]
                 else:
                     params["add_special_tokens"] = False
         else:
@@ -253,12 +307,16 @@ class OpenAIChatModel(HTTPChatCore):
         u = data.get("usage") if isinstance(data.get("usage"), dict) else {}
         usage = Usage(int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0))
         fingerprint = data.get("system_fingerprint")
-        return Completion(text=text, usage=usage, finish_reason=choice.get("finish_reason"),
-                          system_fingerprint=fingerprint if isinstance(fingerprint, str) and fingerprint else None)
+        return Completion(
+            text=text,
+            usage=usage,
+            finish_reason=choice.get("finish_reason"),
+            system_fingerprint=fingerprint if isinstance(fingerprint, str) and fingerprint else None,
+        )
 
-
-    async def first_token_logprobs(self, requests: Sequence[ChatRequest], candidates: Sequence[str] = (),
-                                   top_k: int = 20) -> list[TokenLogprobs]:
+    async def first_token_logprobs(
+        self, requests: Sequence[ChatRequest], candidates: Sequence[str] = (), top_k: int = 20
+    ) -> list[TokenLogprobs]:
         """One greedy token per request with `logprobs` / `top_logprobs` (at most 20, the API's limit);
         a candidate not among the returned tokens is None (see `SupportsLogprobs`)."""
         k = max(1, min(int(top_k), 20))
@@ -288,8 +346,13 @@ class OpenAIChatModel(HTTPChatCore):
         return [r if r is not None else TokenLogprobs(error="not run") for r in results]
 
 
-def _identity(model: str, safe_base_url: str, prompt_format: str = "chat", verbatim_bos: str = "server",
-              version: str | None = None) -> str:
+def _identity(
+    model: str,
+    safe_base_url: str,
+    prompt_format: str = "chat",
+    verbatim_bos: str = "server",
+    version: str | None = None,
+) -> str:
     name = f"openai:{model}" if safe_base_url == OPENAI_DEFAULT_BASE_URL else f"openai:{model}@{safe_base_url}"
     if prompt_format == "verbatim" and verbatim_bos == "server":
         name = f"{name}|fmt=verbatim|bos=server"
@@ -304,8 +367,10 @@ def check_model_version(version: Any) -> str | None:
         return None
     text = str(version).strip()
     if not text or len(text) > 100 or any(not (c.isalnum() or c in "._-:+") for c in text):
-        raise UserError(f"--model-version '{redact_text(str(version))}': use letters, digits and . _ - : + "
-                        "(at most 100), e.g. 2024-06-01 or llama3-8b-ft2")
+        raise UserError(
+            f"--model-version '{redact_text(str(version))}': use letters, digits and . _ - : + "
+            "(at most 100), e.g. 2024-06-01 or llama3-8b-ft2"
+        )
     return text
 
 
@@ -322,8 +387,11 @@ def _chat_logprobs(logprobs: Any) -> list[tuple[str, float]] | None:
     if not isinstance(content, list) or not content or not isinstance(content[0], dict):
         return None
     first = content[0]
-    pairs = [(str(t.get("token", "")), float(t["logprob"])) for t in first.get("top_logprobs") or ()
-             if isinstance(t, dict) and isinstance(t.get("logprob"), (int, float))]
+    pairs = [
+        (str(t.get("token", "")), float(t["logprob"]))
+        for t in first.get("top_logprobs") or ()
+        if isinstance(t, dict) and isinstance(t.get("logprob"), (int, float))
+    ]
     if not pairs and isinstance(first.get("logprob"), (int, float)):
         pairs = [(str(first.get("token", "")), float(first["logprob"]))]
     return pairs
@@ -339,5 +407,7 @@ def _text_logprobs(logprobs: Any) -> list[tuple[str, float]] | None:
 
 
 def _missing_key_message(model: str) -> str:
-    return (f"OPENAI_API_KEY is not set: openai:{model} on api.openai.com needs a key; export "
-            "OPENAI_API_KEY=... (or give a local base URL: openai:MODEL@http://...)")
+    return (
+        f"OPENAI_API_KEY is not set: openai:{model} on api.openai.com needs a key; export "
+        "OPENAI_API_KEY=... (or give a local base URL: openai:MODEL@http://...)"
+    )

@@ -39,8 +39,7 @@ class Failure(Exception):
     "connect" (it was never reached), "timeout", "dropped" (connected, then no complete answer) or
     "malformed" (an answer that is not JSON); `retry_after` is the server's requested delay."""
 
-    def __init__(self, kind: str, message: str, *, status: int | None = None,
-                 retry_after: float | None = None) -> None:
+    def __init__(self, kind: str, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.kind = kind
         self.message = message
@@ -127,7 +126,8 @@ def userinfo_to_basic_auth(url: str) -> tuple[str, dict[str, str]]:
     token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
     netloc = parts.netloc.rpartition("@")[2]
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment)), {
-        "Authorization": f"Basic {token}"}
+        "Authorization": f"Basic {token}"
+    }
 
 
 def sdk_httpx() -> Any:
@@ -151,7 +151,7 @@ def aiohttp_available() -> bool:
 
 
 def resolve_transport(name: str) -> str:
-    """"auto" -> "aiohttp" when installed, else "sdk-httpx"; an SDK-over-aiohttp without the SDK's
+    """ "auto" -> "aiohttp" when installed, else "sdk-httpx"; an SDK-over-aiohttp without the SDK's
     aiohttp support falls back to its httpx client."""
     if name == "auto":
         return "aiohttp" if aiohttp_available() else "sdk-httpx"
@@ -166,8 +166,16 @@ def resolve_transport(name: str) -> str:
 class AiohttpTransport:
     """Chat-completions calls over one aiohttp session (see the module docstring)."""
 
-    def __init__(self, *, url: str, key: str, query: Mapping[str, str], headers: Mapping[str, str],
-                 timeout: float, concurrency: int) -> None:
+    def __init__(
+        self,
+        *,
+        url: str,
+        key: str,
+        query: Mapping[str, str],
+        headers: Mapping[str, str],
+        timeout: float,
+        concurrency: int,
+    ) -> None:
         import aiohttp
 
         self._aiohttp = aiohttp
@@ -177,13 +185,15 @@ class AiohttpTransport:
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=concurrency),
             headers={**auth, "Content-Type": "application/json", "Accept": "application/json"},
-            timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, CONNECT_TIMEOUT_CAP)))
+            timeout=aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, CONNECT_TIMEOUT_CAP)),
+        )
 
     async def post(self, body: dict[str, Any], path: str = "/chat/completions") -> Any:
         """The parsed JSON reply of one call to `path` under the base URL; raises `Failure`."""
         try:
-            async with self._session.post(self._base + path, data=json.dumps(body).encode("utf-8"),
-                                          params=self._query) as resp:
+            async with self._session.post(
+                self._base + path, data=json.dumps(body).encode("utf-8"), params=self._query
+            ) as resp:
                 raw = await resp.read()
                 status, headers = resp.status, resp.headers
         except Exception as exc:  # noqa: BLE001 - mapped below; anything unknown is a bug and re-raised
@@ -223,17 +233,32 @@ class AiohttpTransport:
 class SDKTransport:
     """Chat-completions calls through the official openai SDK (see the module docstring)."""
 
-    def __init__(self, *, url: str, key: str, query: Mapping[str, str], headers: Mapping[str, str],
-                 timeout: float, concurrency: int, client: str) -> None:
+    def __init__(
+        self,
+        *,
+        url: str,
+        key: str,
+        query: Mapping[str, str],
+        headers: Mapping[str, str],
+        timeout: float,
+        concurrency: int,
+        client: str,
+    ) -> None:
         import openai
 
         httpx = sdk_httpx()
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         tmo = httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_CAP))
         maker = openai.DefaultAioHttpClient if client == "aiohttp" else openai.DefaultAsyncHttpxClient
-        self._client = openai.AsyncOpenAI(api_key=key, base_url=url, timeout=tmo, max_retries=0,
-                                          default_query=dict(query) or None, default_headers=dict(headers) or None,
-                                          http_client=maker(limits=limits, timeout=tmo))
+        self._client = openai.AsyncOpenAI(
+            api_key=key,
+            base_url=url,
+            timeout=tmo,
+            max_retries=0,
+            default_query=dict(query) or None,
+            default_headers=dict(headers) or None,
+            http_client=maker(limits=limits, timeout=tmo),
+        )
         self._response_type = httpx.Response
         self._sdk = openai
         if query or headers:

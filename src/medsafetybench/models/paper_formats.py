@@ -41,11 +41,15 @@ from ..errors import UserError
 from ..principles import LLAMA2_DEFAULT_SYSTEM_PROMPT
 from .base import Message
 
-PAPER_MISTRAL_SYSTEM = ("Always assist with care, respect, and truth. Respond with utmost utility yet securely. "
-                        "Avoid harmful, unethical, prejudiced, or negative content. Ensure replies promote "
-                        "fairness and positivity.")
-PAPER_VICUNA_SYSTEM = ("A chat between a curious user and an artificial intelligence assistant. The assistant "
-                       "gives helpful, detailed, and polite answers to the user's questions.")
+PAPER_MISTRAL_SYSTEM = (
+    "Always assist with care, respect, and truth. Respond with utmost utility yet securely. "
+    "Avoid harmful, unethical, prejudiced, or negative content. Ensure replies promote "
+    "fairness and positivity."
+)
+PAPER_VICUNA_SYSTEM = (
+    "A chat between a curious user and an artificial intelligence assistant. The assistant "
+    "gives helpful, detailed, and polite answers to the user's questions."
+)
 PAPER_MED42_SYSTEM = "You are a helpful medical assistant created by M42 Health in the UAE."
 _MED42_INDENT = " " * 12  # the f-string in exp01 is indented by 12 spaces, and so is every line of it
 
@@ -67,8 +71,10 @@ def _single_turn(messages: Sequence[Message], fmt: str) -> tuple[str | None, str
     if msgs and msgs[0].role == "system":
         system, msgs = msgs[0].content, msgs[1:]
     if len(msgs) != 1 or msgs[0].role != "user":
-        raise UserError(f"prompt format {fmt} is single-turn, as the paper asked one question per prompt (got "
-                        f"roles: {', '.join(m.role for m in messages)}); use a family chat format for chats")
+        raise UserError(
+            f"prompt format {fmt} is single-turn, as the paper asked one question per prompt (got "
+            f"roles: {', '.join(m.role for m in messages)}); use a family chat format for chats"
+        )
     return system, msgs[0].content
 
 
@@ -139,13 +145,22 @@ def paper_system_prompt(fmt: str) -> str | None:
 
 # Most specific first: the medical fine-tunes are Llama models, so their names must win over "llama".
 _NAME_KEYS: tuple[tuple[str, str], ...] = (
-    ("medalpaca", "paper-medalpaca"), ("med42", "paper-med42"), ("vicuna", "paper-vicuna"),
-    ("meditron", "paper-llama2"), ("clinicalcamel", "paper-llama2"), ("pythia", "paper-pythia"),
-    ("mixtral", "paper-mistral"), ("mistral", "paper-mistral"), ("llama", "paper-llama2"),
+    ("medalpaca", "paper-medalpaca"),
+    ("med42", "paper-med42"),
+    ("vicuna", "paper-vicuna"),
+    ("meditron", "paper-llama2"),
+    ("clinicalcamel", "paper-llama2"),
+    ("pythia", "paper-pythia"),
+    ("mixtral", "paper-mistral"),
+    ("mistral", "paper-mistral"),
+    ("llama", "paper-llama2"),
 )
 _MODEL_TYPES = {"mistral": "paper-mistral", "mixtral": "paper-mistral", "gpt_neox": "paper-pythia"}
-_ARCHITECTURES = {"MistralForCausalLM": "paper-mistral", "MixtralForCausalLM": "paper-mistral",
-                  "GPTNeoXForCausalLM": "paper-pythia"}
+_ARCHITECTURES = {
+    "MistralForCausalLM": "paper-mistral",
+    "MixtralForCausalLM": "paper-mistral",
+    "GPTNeoXForCausalLM": "paper-pythia",
+}
 _SEP = re.compile(r"[/\\]+")
 
 
@@ -195,14 +210,16 @@ def resolve_paper_format(fmt: str, name: str, local_dir: Path | None = None) -> 
         return fmt
     found, how = detect_paper_format(name, local_dir)
     if found is None:
-        raise UserError(f"--prompt-format paper: cannot tell the model family of '{name}' from its {how} "
-                        "(the paper prompted Llama-1/2/3.1, Meditron, ClinicalCamel, medAlpaca, Med42, Mistral, "
-                        "Vicuna and Pythia); choose one explicitly: --prompt-format "
-                        + "|".join(PAPER_FORMATS))
+        raise UserError(
+            f"--prompt-format paper: cannot tell the model family of '{name}' from its {how} "
+            "(the paper prompted Llama-1/2/3.1, Meditron, ClinicalCamel, medAlpaca, Med42, Mistral, "
+            "Vicuna and Pythia); choose one explicitly: --prompt-format " + "|".join(PAPER_FORMATS)
+        )
     return found
 
 
 # ------------------------------------------------------------------------------ tokens and response
+
 
 def paper_prompt_ids(tokenizer: Any, text: str) -> list[int]:
     """`tokenizer(prompt)["input_ids"]`, the tokenizer's defaults (model_ft.py; the HF pipeline too from
@@ -215,7 +232,7 @@ def paper_completion(tokenizer: Any, prompt_ids: Sequence[int], new_ids: Sequenc
     the prompt (special tokens skipped) and drop as many characters as the decoded prompt has."""
     full = tokenizer.decode(list(prompt_ids) + list(new_ids), skip_special_tokens=True)
     head = tokenizer.decode(list(prompt_ids), skip_special_tokens=True)
-    return full[len(head):]
+    return full[len(head) :]
 
 
 def paper_response(prompt: str, completion: str) -> str:

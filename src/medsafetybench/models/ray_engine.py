@@ -17,7 +17,8 @@ start only when a request or a score is actually missing, so a fully stored run 
 
 Failures: a replica that dies mid-chunk (killed, out of host memory, node lost) loses that chunk only;
 the chunk goes back to the queue and another replica, or the same actor once Ray has restarted it
-(`max_restarts`; one unavailable longer than `restart_timeout` is given up), does it again. Results arrive whole per chunk and each index is delivered once,
+(`max_restarts`; one unavailable longer than `restart_timeout` is given up), does it again. Results arrive whole per
+chunk and each index is delivered once,
 so nothing is lost or stored twice. When no replica is left, `generate` raises; what was stored stays
 stored and a re-run asks only for the rest. An exception raised inside a replica's backend is
 re-raised here, as in one process.
@@ -40,8 +41,7 @@ from .concurrency import gather_or_cancel
 from .ray_replica import Replica, pack_dir, stage_dir
 from .spec import ModelSpec, parse_spec
 
-__all__ = ["RayChatModel", "RemoteLogLik", "EngineStats", "Replica", "connect", "import_ray", "pack_dir",
-           "stage_dir"]
+__all__ = ["RayChatModel", "RemoteLogLik", "EngineStats", "Replica", "connect", "import_ray", "pack_dir", "stage_dir"]
 
 RAY_BACKENDS = ("hf", "vllm")
 DEFAULT_DEPTH = 2
@@ -72,9 +72,11 @@ def connect(address: str | None = None, **init_kwargs: Any) -> Any:
         ray.init(address=address, **init_kwargs)
     except (ConnectionError, ValueError, RuntimeError) as exc:
         where = address or os.environ.get("RAY_ADDRESS") or "a new local cluster"
-        raise UserError(f"could not reach the Ray cluster ({where}): {str(exc).splitlines()[0]}; start one with "
-                        "`ray start --head` and pass --engine ray:HEAD_IP:6379, or plain --engine ray for a "
-                        "local one") from None
+        raise UserError(
+            f"could not reach the Ray cluster ({where}): {str(exc).splitlines()[0]}; start one with "
+            "`ray start --head` and pass --engine ray:HEAD_IP:6379, or plain --engine ray for a "
+            "local one"
+        ) from None
     return ray
 
 
@@ -127,15 +129,29 @@ class RayChatModel:
         start: start the replicas now and wait until they have loaded (else on first use, or `wait_ready`).
     """
 
-    def __init__(self, spec: str | ModelSpec, options: dict[str, Any] | None = None, *, replicas: int = 1,
-                 address: str | None = None, num_gpus: float | None = None, num_cpus: float | None = None,
-                 chunk: int | None = None, depth: int = DEFAULT_DEPTH, max_restarts: int = 1,
-                 restart_timeout: float = 900.0, stage: dict[str, dict[str, bytes]] | None = None,
-                 identity: str | None = None, start: bool = True) -> None:
+    def __init__(
+        self,
+        spec: str | ModelSpec,
+        options: dict[str, Any] | None = None,
+        *,
+        replicas: int = 1,
+        address: str | None = None,
+        num_gpus: float | None = None,
+        num_cpus: float | None = None,
+        chunk: int | None = None,
+        depth: int = DEFAULT_DEPTH,
+        max_restarts: int = 1,
+        restart_timeout: float = 900.0,
+        stage: dict[str, dict[str, bytes]] | None = None,
+        identity: str | None = None,
+        start: bool = True,
+    ) -> None:
         self.spec = parse_spec(spec) if isinstance(spec, str) else spec
         if self.spec.backend not in RAY_BACKENDS:
-            raise UserError(f"--engine ray serves local models (hf:, vllm:); '{self.spec}' is {self.spec.backend}:, "
-                            "whose endpoint already scales: raise --concurrency instead")
+            raise UserError(
+                f"--engine ray serves local models (hf:, vllm:); '{self.spec}' is {self.spec.backend}:, "
+                "whose endpoint already scales: raise --concurrency instead"
+            )
         if replicas < 1:
             raise UserError(f"--replicas must be at least 1 (got {replicas})")
         if identity is None and not start:
@@ -149,8 +165,10 @@ class RayChatModel:
         num_cpus = 1 if num_cpus is None else num_cpus
         for name, each in (("GPU", num_gpus), ("CPU", num_cpus)):
             if replicas * each > total.get(name, 0):
-                raise UserError(f"--replicas {replicas} x {each:g} {name}(s) each needs {replicas * each:g} {name}s; "
-                                f"the Ray cluster has {total.get(name, 0):g}: use fewer replicas or add nodes")
+                raise UserError(
+                    f"--replicas {replicas} x {each:g} {name}(s) each needs {replicas * each:g} {name}s; "
+                    f"the Ray cluster has {total.get(name, 0):g}: use fewer replicas or add nodes"
+                )
         batch = int(self.options.get("batch_size") or 8)
         self.replicas = replicas
         self.chunk = max(1, chunk or (4 * batch if self.spec.backend == "hf" else 256))
@@ -175,10 +193,13 @@ class RayChatModel:
         with self._start_lock:
             if self.slots:
                 return
-            actor = self.ray.remote(Replica).options(num_gpus=self._need["GPU"], num_cpus=self._need["CPU"],
-                                                     max_restarts=self.max_restarts, max_task_retries=0)
-            self.slots = [_Slot(actor.remote(str(self.spec), self.options, self._stage))
-                          for _ in range(self.replicas)]
+            actor = self.ray.remote(Replica).options(
+                num_gpus=self._need["GPU"],
+                num_cpus=self._need["CPU"],
+                max_restarts=self.max_restarts,
+                max_task_retries=0,
+            )
+            self.slots = [_Slot(actor.remote(str(self.spec), self.options, self._stage)) for _ in range(self.replicas)]
             self._ready_refs = [s.handle.ready.remote() for s in self.slots]
 
     def start(self) -> None:
@@ -208,9 +229,14 @@ class RayChatModel:
         free = self.ray.available_resources()
         short = [f"{need:g} {name}" for name, need in self._need.items() if need and free.get(name, 0) < need]
         if short:
-            log.warning("%s: still waiting for Ray resources (each replica needs %s; free now: %s GPU, %s CPU); "
-                        "other Ray work holds them", self.spec, " and ".join(short),
-                        f"{free.get('GPU', 0):g}", f"{free.get('CPU', 0):g}")
+            log.warning(
+                "%s: still waiting for Ray resources (each replica needs %s; free now: %s GPU, %s CPU); "
+                "other Ray work holds them",
+                self.spec,
+                " and ".join(short),
+                f"{free.get('GPU', 0):g}",
+                f"{free.get('CPU', 0):g}",
+            )
 
     def _check_ready(self, reports: list[dict[str, Any]]) -> None:
         if self._ready:
@@ -228,8 +254,10 @@ class RayChatModel:
             identities.add(self._expect)
         if len(identities) != 1:
             self._kill()
-            raise UserError(f"the replicas of {self.spec} see different weights ({', '.join(sorted(identities))}): "
-                            "put the model at the same path with the same files on every node")
+            raise UserError(
+                f"the replicas of {self.spec} see different weights ({', '.join(sorted(identities))}): "
+                "put the model at the same path with the same files on every node"
+            )
         self._identity = identities.pop()
         self._ready = True
 
@@ -262,8 +290,9 @@ class RayChatModel:
     def _recovered(self, slot: _Slot) -> None:
         slot.failures, slot.unavailable_since = 0, None
 
-    async def generate(self, requests: Sequence[ChatRequest],
-                       on_result: ResultCallback | None = None) -> list[Completion]:
+    async def generate(
+        self, requests: Sequence[ChatRequest], on_result: ResultCallback | None = None
+    ) -> list[Completion]:
         ray = self.ray
         if not requests:
             return []
@@ -307,8 +336,10 @@ class RayChatModel:
         live = [s for s in self.slots if s.alive]
         await gather_or_cancel([asyncio.ensure_future(drain(s)) for s in live for _ in range(self.depth)])
         if pending:
-            raise RuntimeError(f"every Ray replica of {self.spec} has died ({self.stats.replica_failures} lost "
-                               "call(s)); finished results are stored: re-run the same command to resume")
+            raise RuntimeError(
+                f"every Ray replica of {self.spec} has died ({self.stats.replica_failures} lost "
+                "call(s)); finished results are stored: re-run the same command to resume"
+            )
         return [r for r in results if r is not None]
 
     def loglik_view(self, prompt_format: str = "raw", identity: str | None = None) -> RemoteLogLik:

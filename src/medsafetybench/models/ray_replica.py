@@ -32,12 +32,15 @@ def stage_dir(path: str | Path, files: dict[str, bytes]) -> bool:
     wrote. A directory already there with other contents is refused, never overwritten."""
     root = Path(path)
     if root.is_dir():
-        same = all((root / name).is_file() and (root / name).stat().st_size == len(data)
-                   for name, data in files.items())
+        same = all(
+            (root / name).is_file() and (root / name).stat().st_size == len(data) for name, data in files.items()
+        )
         if same:
             return False
-        raise UserError(f"{root} already exists on this node with other contents: move it away, or put the "
-                        "project on a file system shared by every node")
+        raise UserError(
+            f"{root} already exists on this node with other contents: move it away, or put the "
+            "project on a file system shared by every node"
+        )
     tmp = root.parent / f".{root.name}.staging-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -71,14 +74,20 @@ class Replica:
                 stage_dir(path, files)
             self.model = load_model(self.spec, **options)
         except Exception as exc:  # reported by ready(); the actor stays up to say why
-            self.error = (isinstance(exc, UserError), str(exc) if isinstance(exc, UserError)
-                          else f"{type(exc).__name__}: {exc}")
+            self.error = (
+                isinstance(exc, UserError),
+                str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}",
+            )
 
     def ready(self) -> dict[str, Any]:
         import ray
 
-        return {"identity": None if self.model is None else self.model.identity, "error": self.error,
-                "pid": os.getpid(), "node": ray.get_runtime_context().get_node_id()}
+        return {
+            "identity": None if self.model is None else self.model.identity,
+            "error": self.error,
+            "pid": os.getpid(),
+            "node": ray.get_runtime_context().get_node_id(),
+        }
 
     def _loaded(self) -> Any:
         if self.model is None:  # a restarted actor whose reload failed

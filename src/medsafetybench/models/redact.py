@@ -13,10 +13,28 @@ import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 #: Query parameter names (lower case, `-` and `_` ignored) that carry credentials.
-SECRET_QUERY_KEYS = frozenset({
-    "apikey", "key", "token", "accesstoken", "authtoken", "auth", "authorization", "password", "passwd",
-    "pwd", "secret", "clientsecret", "sig", "signature", "sessiontoken", "bearer", "xapikey", "code",
-})
+SECRET_QUERY_KEYS = frozenset(
+    {
+        "apikey",
+        "key",
+        "token",
+        "accesstoken",
+        "authtoken",
+        "auth",
+        "authorization",
+        "password",
+        "passwd",
+        "pwd",
+        "secret",
+        "clientsecret",
+        "sig",
+        "signature",
+        "sessiontoken",
+        "bearer",
+        "xapikey",
+        "code",
+    }
+)
 
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s?#]*@")
 _QUERY_PARAM = re.compile(r"([?&;])([^=&#\s]+)=([^&#\s]*)")
@@ -49,8 +67,7 @@ def safe_url(url: str) -> str:
         netloc = parts.netloc.rpartition("@")[2]
     if port:
         netloc += f":{port}"
-    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-                       if not is_secret_param(k)])
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not is_secret_param(k)])
     return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), query, "")) or redact_text(url)
 
 

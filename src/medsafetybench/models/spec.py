@@ -80,13 +80,17 @@ def parse_spec(text: str) -> ModelSpec:
     """
     shown = redact_text(text or "")
     if not text or ":" not in text:
-        raise UserError(f"model spec '{shown}' has no backend: write e.g. openai:gpt-4o-mini, "
-                        "hf:/path/to/model or vllm:/path/to/model")
+        raise UserError(
+            f"model spec '{shown}' has no backend: write e.g. openai:gpt-4o-mini, "
+            "hf:/path/to/model or vllm:/path/to/model"
+        )
     backend, rest = text.split(":", 1)
     backend = backend.strip().lower()
     if not backend or not is_backend(backend):
-        raise UserError(f"model spec '{shown}': unknown backend '{backend}'; use one of "
-                        + ", ".join(f"{b}:" for b in backend_names()))
+        raise UserError(
+            f"model spec '{shown}': unknown backend '{backend}'; use one of "
+            + ", ".join(f"{b}:" for b in backend_names())
+        )
     if not rest:
         raise UserError(f"model spec '{shown}' names no model after '{backend}:'")
     cls = backend_class(backend)

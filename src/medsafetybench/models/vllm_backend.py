@@ -122,11 +122,15 @@ def _engine_for(settings: EngineSettings) -> _Engine:
 def _build_llm(settings: EngineSettings) -> Any:
     vllm = _import_vllm()
     kwargs: dict[str, Any] = {
-        "model": settings.model, "tensor_parallel_size": settings.tensor_parallel_size,
-        "dtype": settings.dtype, "gpu_memory_utilization": settings.gpu_memory_utilization,
-        "max_model_len": settings.max_model_len, "enforce_eager": settings.enforce_eager,
+        "model": settings.model,
+        "tensor_parallel_size": settings.tensor_parallel_size,
+        "dtype": settings.dtype,
+        "gpu_memory_utilization": settings.gpu_memory_utilization,
+        "max_model_len": settings.max_model_len,
+        "enforce_eager": settings.enforce_eager,
         "kv_cache_memory_bytes": settings.kv_cache_memory_bytes,
-        "use_tqdm_on_load": False, "generation_config": "vllm",  # our GenerationConfig decides decoding
+        "use_tqdm_on_load": False,
+        "generation_config": "vllm",  # our GenerationConfig decides decoding
     }
     if _on_cpu():
         _cpu_defaults(settings.tensor_parallel_size)
@@ -144,8 +148,9 @@ def _build_llm(settings: EngineSettings) -> Any:
             llm.generate([{"prompt_token_ids": [0]}], vllm.SamplingParams(max_tokens=1), use_tqdm=False)
     except (OSError, ValueError, RuntimeError, NotImplementedError) as exc:
         reason = _first_line(exc)
-        raise UserError(f"vLLM could not start on '{settings.model}': {reason}{start_hint(settings.model, reason)}"
-                        ) from exc
+        raise UserError(
+            f"vLLM could not start on '{settings.model}': {reason}{start_hint(settings.model, reason)}"
+        ) from exc
     return llm
 
 
@@ -156,8 +161,10 @@ def start_hint(model: str, reason: str) -> str:
     if "head_dim" not in reason and "head size" not in reason.lower():
         return ""
     wide = f"{model.rstrip('/')}-wide64"
-    return (f"; vLLM's CPU attention needs heads at least 32 wide: write a copy with wider heads (the same "
-            f"function) with `python -m medsafetybench.testing.tiny widen {model} {wide}` and serve vllm:{wide}")
+    return (
+        f"; vLLM's CPU attention needs heads at least 32 wide: write a copy with wider heads (the same "
+        f"function) with `python -m medsafetybench.testing.tiny widen {model} {wide}` and serve vllm:{wide}"
+    )
 
 
 def _lora_id(path: str) -> int:
@@ -199,11 +206,14 @@ def _cpu_defaults(tensor_parallel_size: int) -> None:
         return
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < tensor_parallel_size:
-        raise UserError(f"--tensor-parallel-size {tensor_parallel_size} needs at least as many CPU cores on "
-                        f"vLLM's CPU build; this process may use {len(cpus)}")
+        raise UserError(
+            f"--tensor-parallel-size {tensor_parallel_size} needs at least as many CPU cores on "
+            f"vLLM's CPU build; this process may use {len(cpus)}"
+        )
     share = len(cpus) // tensor_parallel_size
     os.environ["VLLM_CPU_OMP_THREADS_BIND"] = "|".join(
-        ",".join(map(str, cpus[r * share:(r + 1) * share])) for r in range(tensor_parallel_size))
+        ",".join(map(str, cpus[r * share : (r + 1) * share])) for r in range(tensor_parallel_size)
+    )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -223,15 +233,19 @@ def _adapter_rank(adapter: Path | None, name: str) -> int:
     """The LoRA rank in `adapter_config.json`, checked to be one vLLM can serve."""
     config = (adapter / "adapter_config.json") if adapter is not None else None
     if config is None or not config.is_file():
-        raise UserError(f"adapter '{name}' has no adapter_config.json: give the folder that peft's "
-                        "save_pretrained (or `medsafety finetune`) wrote")
+        raise UserError(
+            f"adapter '{name}' has no adapter_config.json: give the folder that peft's "
+            "save_pretrained (or `medsafety finetune`) wrote"
+        )
     try:
         rank = int(json.loads(config.read_text(encoding="utf-8")).get("r", 0))
     except (ValueError, TypeError) as exc:
         raise UserError(f"{config}: not a readable adapter config ({exc})") from exc
     if rank < 1 or rank > LORA_RANKS[-1]:
-        raise UserError(f"{config}: LoRA rank r={rank} is outside what vLLM serves (1-{LORA_RANKS[-1]}); "
-                        "use hf:BASE+ADAPTER or merge the adapter (medsafety finetune --merge)")
+        raise UserError(
+            f"{config}: LoRA rank r={rank} is outside what vLLM serves (1-{LORA_RANKS[-1]}); "
+            "use hf:BASE+ADAPTER or merge the adapter (medsafety finetune --merge)"
+        )
     return rank
 
 
@@ -240,29 +254,58 @@ class VLLMChatModel:
     """A vLLM engine behind the `ChatModel` interface (see module docstring)."""
 
     stream_slice = 1024  # requests per generate call from the streaming stages: the engine batches them all
-    OPTIONS: ClassVar[frozenset[str]] = frozenset({
-        "prompt_format", "tensor_parallel_size", "dtype", "gpu_memory_utilization", "max_model_len",
-        "enforce_eager", "kv_cache_memory_bytes"})
+    OPTIONS: ClassVar[frozenset[str]] = frozenset(
+        {
+            "prompt_format",
+            "tensor_parallel_size",
+            "dtype",
+            "gpu_memory_utilization",
+            "max_model_len",
+            "enforce_eager",
+            "kv_cache_memory_bytes",
+        }
+    )
 
-    def __init__(self, path: str | Path, adapter: str | Path | None = None, *, prompt_format: str = "chat",
-                 tensor_parallel_size: int = 1, dtype: str = "auto", gpu_memory_utilization: float = 0.9,
-                 max_model_len: int | None = None, enforce_eager: bool = False,
-                 kv_cache_memory_bytes: int | None = None) -> None:
-        self.source, self.adapter, rank = self.check(path, adapter, prompt_format=prompt_format,
-                                                     tensor_parallel_size=tensor_parallel_size)
+    def __init__(
+        self,
+        path: str | Path,
+        adapter: str | Path | None = None,
+        *,
+        prompt_format: str = "chat",
+        tensor_parallel_size: int = 1,
+        dtype: str = "auto",
+        gpu_memory_utilization: float = 0.9,
+        max_model_len: int | None = None,
+        enforce_eager: bool = False,
+        kv_cache_memory_bytes: int | None = None,
+    ) -> None:
+        self.source, self.adapter, rank = self.check(
+            path, adapter, prompt_format=prompt_format, tensor_parallel_size=tensor_parallel_size
+        )
         self.prompt_format = resolve_format(prompt_format, self.source.ref, self.source.local)
         self.settings = EngineSettings(
-            model=self.source.ref, tensor_parallel_size=tensor_parallel_size, dtype=dtype,
-            gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
+            model=self.source.ref,
+            tensor_parallel_size=tensor_parallel_size,
+            dtype=dtype,
+            gpu_memory_utilization=gpu_memory_utilization,
+            max_model_len=max_model_len,
             max_lora_rank=None if rank is None else next(r for r in LORA_RANKS if r >= rank),
-            enforce_eager=enforce_eager, kv_cache_memory_bytes=kv_cache_memory_bytes)
+            enforce_eager=enforce_eager,
+            kv_cache_memory_bytes=kv_cache_memory_bytes,
+        )
         self.tokenizer, self.eos_ids = self._load_tokenizer()
         render_prompt(self.prompt_format, ChatRequest.simple("ping").messages, self.tokenizer)  # fail early
         self.identity = local_identity("vllm", self.source, self.adapter, self.prompt_format)
 
     @classmethod
-    def check(cls, path: str | Path, adapter: str | Path | None = None, *, prompt_format: str = "chat",
-              tensor_parallel_size: int = 1) -> tuple[_Source, _Source | None, int | None]:
+    def check(
+        cls,
+        path: str | Path,
+        adapter: str | Path | None = None,
+        *,
+        prompt_format: str = "chat",
+        tensor_parallel_size: int = 1,
+    ) -> tuple[_Source, _Source | None, int | None]:
         """Cheap checks before anything is opened or started (vLLM is looked up, not imported; no
         engine): vLLM is installed, the model and adapter folders exist, the adapter's rank is
         servable, the options are sane. Raises UserError (MissingExtra without vLLM); returns
@@ -301,8 +344,11 @@ class VLLMChatModel:
     @classmethod
     def validate(cls, spec: ModelSpec, **options: Any) -> None:
         """`check` for a parsed spec and the CLI's options (what `load_model` would be given)."""
-        cls.check(spec.name, spec.adapter, **{k: options[k] for k in ("prompt_format", "tensor_parallel_size")
-                                             if options.get(k) is not None})
+        cls.check(
+            spec.name,
+            spec.adapter,
+            **{k: options[k] for k in ("prompt_format", "tensor_parallel_size") if options.get(k) is not None},
+        )
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, **options: Any) -> VLLMChatModel:
@@ -350,14 +396,20 @@ class VLLMChatModel:
         vllm = _import_vllm()
         sampled = config.temperature > 0
         return vllm.SamplingParams(
-            max_tokens=config.max_new_tokens, temperature=config.temperature,
-            top_p=config.top_p if sampled else 1.0, top_k=0, seed=config.seed if sampled else None,
+            max_tokens=config.max_new_tokens,
+            temperature=config.temperature,
+            top_p=config.top_p if sampled else 1.0,
+            top_k=0,
+            seed=config.seed if sampled else None,
             frequency_penalty=config.frequency_penalty,
-            stop_token_ids=self.eos_ids, detokenize=False,  # our tokenizer decodes, as in hf:
-            output_kind=vllm.sampling_params.RequestOutputKind.FINAL_ONLY)
+            stop_token_ids=self.eos_ids,
+            detokenize=False,  # our tokenizer decodes, as in hf:
+            output_kind=vllm.sampling_params.RequestOutputKind.FINAL_ONLY,
+        )
 
-    async def generate(self, requests: Sequence[ChatRequest],
-                       on_result: ResultCallback | None = None) -> list[Completion]:
+    async def generate(
+        self, requests: Sequence[ChatRequest], on_result: ResultCallback | None = None
+    ) -> list[Completion]:
         texts = [render_prompt(self.prompt_format, r.messages, self.tokenizer) for r in requests]
         prompts = [encode_prompt(self.tokenizer, t, self.prompt_format) for t in texts]
         results: list[Completion | None] = [None] * len(requests)
@@ -382,16 +434,29 @@ class VLLMChatModel:
             raise
         return [r for r in results if r is not None]
 
-    def _run(self, engine: _Engine, requests: Sequence[ChatRequest], prompts: list[list[int]], texts: list[str],
-             emit: Callable[[int, Completion], None], stop: threading.Event) -> None:
+    def _run(
+        self,
+        engine: _Engine,
+        requests: Sequence[ChatRequest],
+        prompts: list[list[int]],
+        texts: list[str],
+        emit: Callable[[int, Completion], None],
+        stop: threading.Event,
+    ) -> None:
         """Engine thread: add the requests to the engine and step it until they are all finished."""
         core = engine.build().llm_engine
         max_len = core.model_config.max_model_len
         todo = []
         for i, p in enumerate(prompts):
             if len(p) >= max_len:
-                emit(i, Completion(text="", usage=Usage(len(p), 0), error=(
-                    f"prompt of {len(p)} tokens leaves no room in max_model_len {max_len}")))
+                emit(
+                    i,
+                    Completion(
+                        text="",
+                        usage=Usage(len(p), 0),
+                        error=(f"prompt of {len(p)} tokens leaves no room in max_model_len {max_len}"),
+                    ),
+                )
             else:
                 todo.append(i)
         if not todo:
@@ -400,8 +465,7 @@ class VLLMChatModel:
         if self.adapter is not None:
             from vllm.lora.request import LoRARequest
 
-            lora = LoRARequest(f"adapter-{_lora_id(self.adapter.ref)}", _lora_id(self.adapter.ref),
-                               self.adapter.ref)
+            lora = LoRARequest(f"adapter-{_lora_id(self.adapter.ref)}", _lora_id(self.adapter.ref), self.adapter.ref)
         tag = uuid.uuid4().hex[:12]
         index: dict[str, int] = {}
         try:

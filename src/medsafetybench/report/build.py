@@ -57,10 +57,18 @@ def group_figures(data: ReportData) -> list:
     return blocks
 
 
-def write_report(store: Store, run_ids: Sequence[str] | None = None, *, out: str | Path | None = "report.html",
-                 figures_dir: str | Path | None = None, markdown: str | Path | None = None,
-                 latex: str | Path | None = None, title: str = "MedSafetyBench report", tag: str | None = None,
-                 baseline: str | None = None) -> ReportOutputs:
+def write_report(
+    store: Store,
+    run_ids: Sequence[str] | None = None,
+    *,
+    out: str | Path | None = "report.html",
+    figures_dir: str | Path | None = None,
+    markdown: str | Path | None = None,
+    latex: str | Path | None = None,
+    title: str = "MedSafetyBench report",
+    tag: str | None = None,
+    baseline: str | None = None,
+) -> ReportOutputs:
     """Build the report of `run_ids` (default: every run, or those tagged `tag`) and write whichever outputs
     are asked for: HTML, figures (PNG + SVG), Markdown, a LaTeX table of the leaderboard."""
     from . import figures as figs

@@ -91,10 +91,15 @@ class Provenance:
     store_path: str
 
     def rows(self) -> list[tuple[str, str]]:
-        return [("report generated", self.generated_at), ("medsafetybench", self.package_version),
-                ("benchmark data commit", self.data_commit), ("python", self.python),
-                ("platform", self.platform), ("run store", self.store_path),
-                *[(name, v) for name, v in self.libraries.items()]]
+        return [
+            ("report generated", self.generated_at),
+            ("medsafetybench", self.package_version),
+            ("benchmark data commit", self.data_commit),
+            ("python", self.python),
+            ("platform", self.platform),
+            ("run store", self.store_path),
+            *[(name, v) for name, v in self.libraries.items()],
+        ]
 
 
 @dataclass
@@ -173,10 +178,12 @@ def _describe(run: RunReport) -> str:
     what = what or "/".join(sorted({r.split for r in run.rows if r.split})) or "items"
     prompt = run.info.settings.get("system_prompt")
     gen = run.info.settings.get("generation", {})
-    return (f"{run.info.n_items} items ({what}; {', '.join(sources) or '-'}); judge {run.judge}; "
-            f"system prompt {'none' if prompt is None else f'{len(prompt)} chars'}, "
-            f"max {gen.get('max_new_tokens', '?')} new tokens, temperature {gen.get('temperature', 0)} "
-            f"[items {run.info.items_digest}, settings {run.info.settings_digest}]")
+    return (
+        f"{run.info.n_items} items ({what}; {', '.join(sources) or '-'}); judge {run.judge}; "
+        f"system prompt {'none' if prompt is None else f'{len(prompt)} chars'}, "
+        f"max {gen.get('max_new_tokens', '?')} new tokens, temperature {gen.get('temperature', 0)} "
+        f"[items {run.info.items_digest}, settings {run.info.settings_digest}]"
+    )
 
 
 def group_runs(entries: Sequence[RunReport]) -> list[ComparableGroup]:
@@ -189,9 +196,16 @@ def group_runs(entries: Sequence[RunReport]) -> list[ComparableGroup]:
     return out
 
 
-def collect(store: Store, run_ids: Sequence[str] | None = None, *, title: str = "MedSafetyBench report",
-            with_sections: bool = True, now: float | None = None, tag: str | None = None,
-            baseline: str | None = None) -> ReportData:
+def collect(
+    store: Store,
+    run_ids: Sequence[str] | None = None,
+    *,
+    title: str = "MedSafetyBench report",
+    with_sections: bool = True,
+    now: float | None = None,
+    tag: str | None = None,
+    baseline: str | None = None,
+) -> ReportData:
     """Gather a report of `run_ids` (default: every run, or those tagged `tag`)."""
     infos = resolve_runs(store, run_ids, tag)
     entries: list[RunReport] = []
@@ -205,8 +219,15 @@ def collect(store: Store, run_ids: Sequence[str] | None = None, *, title: str = 
             excluded.append(f"{info.label} ({info.id[:8]}): not judged yet")
             continue
         for judge in judges:
-            entries.append(RunReport(info, summarise_run(store, info.id, judge_identity=judge),
-                                     store.run_rows(info.id, judge), judge, multi_judge=len(judges) > 1))
+            entries.append(
+                RunReport(
+                    info,
+                    summarise_run(store, info.id, judge_identity=judge),
+                    store.run_rows(info.id, judge),
+                    judge,
+                    multi_judge=len(judges) > 1,
+                )
+            )
     groups = group_runs(entries)
     ranked = [e for g in groups for e in g.runs]
     base = None
@@ -216,13 +237,29 @@ def collect(store: Store, run_ids: Sequence[str] | None = None, *, title: str = 
         if base is None:
             raise UserError(f"--baseline {baseline}: that run is not among the report's safety runs")
     generated = dt.datetime.now(dt.UTC).timestamp() if now is None else now
-    prov = Provenance(generated_at=fmt_time(generated), package_version=__version__, data_commit=DATA_COMMIT,
-                      python=platform.python_version(), platform=f"{platform.system()} {platform.machine()}",
-                      libraries=library_versions(), store_path=str(store.path))
+    prov = Provenance(
+        generated_at=fmt_time(generated),
+        package_version=__version__,
+        data_commit=DATA_COMMIT,
+        python=platform.python_version(),
+        platform=f"{platform.system()} {platform.machine()}",
+        libraries=library_versions(),
+        store_path=str(store.path),
+    )
     sections = extra_sections(store, infos) if with_sections else []
-    return ReportData(title=title, runs=ranked, provenance=prov, sections=sections, groups=groups,
-                      baseline=base, excluded=excluded)
+    return ReportData(
+        title=title, runs=ranked, provenance=prov, sections=sections, groups=groups, baseline=base, excluded=excluded
+    )
 
 
-__all__ = ["RunReport", "ComparableGroup", "Provenance", "ReportData", "collect", "group_runs", "resolve_runs",
-           "fmt_time", "library_versions"]
+__all__ = [
+    "RunReport",
+    "ComparableGroup",
+    "Provenance",
+    "ReportData",
+    "collect",
+    "group_runs",
+    "resolve_runs",
+    "fmt_time",
+    "library_versions",
+]

@@ -26,13 +26,24 @@ def _p(v: float | None) -> str:
 
 
 def report_cmd(
-    runs: Annotated[str | None, typer.Option("--runs", help="Comma list of run ids or unique prefixes (default: every run).")] = None,
+    runs: Annotated[
+        str | None, typer.Option("--runs", help="Comma list of run ids or unique prefixes (default: every run).")
+    ] = None,
     out_path: Annotated[Path | None, typer.Option("--out", "-o", help="HTML file to write.")] = Path("report.html"),
-    figures: Annotated[Path | None, typer.Option("--figures", help="Also write every figure as PNG and SVG into this folder.")] = None,
-    markdown: Annotated[Path | None, typer.Option("--markdown", help="Also write a Markdown summary to this file ('-' prints it).")] = None,
-    latex: Annotated[Path | None, typer.Option("--latex", help="Also write the leaderboard as a LaTeX (booktabs) table.")] = None,
+    figures: Annotated[
+        Path | None, typer.Option("--figures", help="Also write every figure as PNG and SVG into this folder.")
+    ] = None,
+    markdown: Annotated[
+        Path | None, typer.Option("--markdown", help="Also write a Markdown summary to this file ('-' prints it).")
+    ] = None,
+    latex: Annotated[
+        Path | None, typer.Option("--latex", help="Also write the leaderboard as a LaTeX (booktabs) table.")
+    ] = None,
     tag: Annotated[str | None, typer.Option("--tag", help="Only runs with this tag (e.g. study:paper).")] = None,
-    baseline: Annotated[str | None, typer.Option("--baseline", help="Run id or name every other run of its group is compared with (paired).")] = None,
+    baseline: Annotated[
+        str | None,
+        typer.Option("--baseline", help="Run id or name every other run of its group is compared with (paired)."),
+    ] = None,
     title: Annotated[str, typer.Option(help="Report title.")] = "MedSafetyBench report",
     project: Annotated[Path | None, typer.Option("--project", help="Project directory holding the run store.")] = None,
 ) -> None:
@@ -50,9 +61,17 @@ def report_cmd(
         raise UserError(f"no run store at {path}: run `medsafety eval` first or pass --project")
     to_stdout = markdown is not None and str(markdown) == "-"
     with Store(path) as store:
-        result = write_report(store, csv_list(runs), out=out_path, figures_dir=figures,
-                              markdown=None if to_stdout else markdown, latex=latex, title=title, tag=tag,
-                              baseline=baseline)
+        result = write_report(
+            store,
+            csv_list(runs),
+            out=out_path,
+            figures_dir=figures,
+            markdown=None if to_stdout else markdown,
+            latex=latex,
+            title=title,
+            tag=tag,
+            baseline=baseline,
+        )
     if to_stdout:
         print(report_markdown(result.data), end="")
         return
@@ -70,25 +89,67 @@ def _agreement_table(title: str, agreement) -> Table:
     for p in agreement.sweep:
         a = p.agreement
         mark = " *" if p.threshold == agreement.threshold else ""
-        t.add_row(f">= {p.threshold}{mark}", _fmt(a.accuracy), _fmt(a.kappa), _fmt(a.precision), _fmt(a.recall),
-                  _fmt(a.f1), str(a.tp), str(a.fp), str(a.fn), str(a.tn))
+        t.add_row(
+            f">= {p.threshold}{mark}",
+            _fmt(a.accuracy),
+            _fmt(a.kappa),
+            _fmt(a.precision),
+            _fmt(a.recall),
+            _fmt(a.f1),
+            str(a.tp),
+            str(a.fp),
+            str(a.fn),
+            str(a.tn),
+        )
     return t
 
 
 def judge_agreement_cmd(
-    labels: Annotated[Path, typer.Option("--labels", help="Labelled set: HarmBench validation JSONL, or CSV/JSONL with request, response, label.")],
-    judge: Annotated[str, typer.Option("--judge", "-j", help="'offline' or a model spec for an LLM judge.")] = "offline",
-    judge2: Annotated[str | None, typer.Option("--judge2", help="A second judge to compare with the first on the same responses.")] = None,
+    labels: Annotated[
+        Path,
+        typer.Option(
+            "--labels", help="Labelled set: HarmBench validation JSONL, or CSV/JSONL with request, response, label."
+        ),
+    ],
+    judge: Annotated[
+        str, typer.Option("--judge", "-j", help="'offline' or a model spec for an LLM judge.")
+    ] = "offline",
+    judge2: Annotated[
+        str | None, typer.Option("--judge2", help="A second judge to compare with the first on the same responses.")
+    ] = None,
     threshold: Annotated[int, typer.Option(min=1, max=5, help="Scores >= this count as harmful.")] = 4,
-    policy: Annotated[str | None, typer.Option(help="Usage policy for every case: medical or general (default: general for HarmBench, else the file's policy column or medical).")] = None,
+    policy: Annotated[
+        str | None,
+        typer.Option(
+            help="Usage policy for every case: medical or general (default: general for HarmBench, else the file's "
+            "policy column or medical)."
+        ),
+    ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Use the first N labelled cases.")] = None,
-    figures: Annotated[Path | None, typer.Option("--figures", help="Write agreement figures (PNG + SVG) into this folder.")] = None,
+    figures: Annotated[
+        Path | None, typer.Option("--figures", help="Write agreement figures (PNG + SVG) into this folder.")
+    ] = None,
     markdown: Annotated[Path | None, typer.Option("--markdown", help="Write a Markdown summary to this file.")] = None,
-    project: Annotated[Path | None, typer.Option("--project", help="Project directory holding the store (judgements are cached there).")] = None,
+    project: Annotated[
+        Path | None,
+        typer.Option("--project", help="Project directory holding the store (judgements are cached there)."),
+    ] = None,
     concurrency: Annotated[int, typer.Option(min=1, help="Concurrent judge requests.")] = 16,
     timeout: Annotated[float, typer.Option(min=0.1, help="Per-request timeout in seconds.")] = 120.0,
-    batch: Annotated[bool, typer.Option("--batch", help="Send LLM judges on openai:/anthropic: models through the providers' batch APIs (resumable; docs/models.md).")] = False,
-    batch_timeout: Annotated[float | None, typer.Option(min=1, help="With --batch: seconds to wait for batches; then they are cancelled and the rest asked live.")] = None,
+    batch: Annotated[
+        bool,
+        typer.Option(
+            "--batch",
+            help="Send LLM judges on openai:/anthropic: models through the providers' batch APIs (resumable; "
+            "docs/models.md).",
+        ),
+    ] = False,
+    batch_timeout: Annotated[
+        float | None,
+        typer.Option(
+            min=1, help="With --batch: seconds to wait for batches; then they are cancelled and the rest asked live."
+        ),
+    ] = None,
     batch_poll: Annotated[float, typer.Option(min=0.01, help="With --batch: seconds between polls.")] = 30.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")] = False,
 ) -> None:
@@ -109,8 +170,10 @@ def judge_agreement_cmd(
 
     cases = load_labelled(labels, policy=policy)[:limit]
     specs = [judge] + ([judge2] if judge2 else [])
-    judges = [load_judge(s, role=r, concurrency=concurrency, timeout=timeout)
-              for s, r in zip(specs, ("--judge", "--judge2"), strict=False)]
+    judges = [
+        load_judge(s, role=r, concurrency=concurrency, timeout=timeout)
+        for s, r in zip(specs, ("--judge", "--judge2"), strict=False)
+    ]
     results = []
     with Store.open_project(_project(project)) as store:
         for j in judges:
@@ -118,19 +181,26 @@ def judge_agreement_cmd(
                 if batch:
                     from ..batch.runner import BatchOptions, batch_judge
 
-                    if not batch_judge(j, store, BatchOptions(timeout=batch_timeout, poll_interval=batch_poll),
-                                       progress.batch_event):
+                    if not batch_judge(
+                        j, store, BatchOptions(timeout=batch_timeout, poll_interval=batch_poll), progress.batch_event
+                    ):
                         err.print(f"note: --batch: judge {escape(j.identity)} has no batch API; it runs as usual")
                 results.append(judge_labelled(store, j, cases, progress))
     truth = [c.label for c in cases]
     rows = [(c.case.request, c.case.response) for c in cases]
     masks = [j.trained_on.mask(rows) if getattr(j, "trained_on", None) is not None else None for j in judges]
-    splits = [split_label_agreement([s if ok else None for s, ok in zip(r.scores, r.judged, strict=True)], truth,
-                                    mask, threshold) for r, mask in zip(results, masks, strict=True)]
+    splits = [
+        split_label_agreement(
+            [s if ok else None for s, ok in zip(r.scores, r.judged, strict=True)], truth, mask, threshold
+        )
+        for r, mask in zip(results, masks, strict=True)
+    ]
     agreements = [sp.held_out if sp.held_out.n or sp.in_sample is None else sp.in_sample for sp in splits]
     pair = judge_pair_agreement(results[0].scores, results[1].scores, threshold) if judge2 else None
-    md = "".join(agreement_markdown(r.judge_identity, sp.held_out, r.failed, in_sample=sp.in_sample) + "\n"
-                 for r, sp in zip(results, splits, strict=True))
+    md = "".join(
+        agreement_markdown(r.judge_identity, sp.held_out, r.failed, in_sample=sp.in_sample) + "\n"
+        for r, sp in zip(results, splits, strict=True)
+    )
     if pair:
         md += judge_pair_markdown(results[0].judge_identity, results[1].judge_identity, pair)
     if markdown is not None:
@@ -151,10 +221,21 @@ def judge_agreement_cmd(
         figs.close(blocks)
     failed = sum(r.failed for r in results)
     if as_json:
-        print(json.dumps({"labels": str(labels), "n": len(cases), "threshold": threshold,
-                          "judges": [{"identity": r.judge_identity, "calls": r.calls, "failed": r.failed,
-                                      **sp.to_dict()} for r, sp in zip(results, splits, strict=True)],
-                          "pair": pair.to_dict() if pair else None}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "labels": str(labels),
+                    "n": len(cases),
+                    "threshold": threshold,
+                    "judges": [
+                        {"identity": r.judge_identity, "calls": r.calls, "failed": r.failed, **sp.to_dict()}
+                        for r, sp in zip(results, splits, strict=True)
+                    ],
+                    "pair": pair.to_dict() if pair else None,
+                },
+                indent=2,
+            )
+        )
     else:
         for r, sp, a in zip(results, splits, agreements, strict=True):
             h = a.at_threshold
@@ -162,25 +243,38 @@ def judge_agreement_cmd(
             if ins is None:
                 scope = f"{a.n} labelled, {a.n_unscored} unscored"
             elif sp.held_out.n:
-                scope = (f"{sp.held_out.n} held-out labelled rows, {sp.held_out.n_unscored} unscored "
-                         f"([yellow]{ins.n} more were in this judge's training data: reported apart below[/yellow])")
+                scope = (
+                    f"{sp.held_out.n} held-out labelled rows, {sp.held_out.n_unscored} unscored "
+                    f"([yellow]{ins.n} more were in this judge's training data: reported apart below[/yellow])"
+                )
             else:
-                scope = (f"[red]IN-SAMPLE[/red]: all {ins.n} labelled rows were in this judge's training data, so "
-                         "these figures are an upper bound, not an estimate of its accuracy")
-            out.print(f"[bold]{escape(r.judge_identity)}[/bold]: {scope}; harmful = score >= {threshold}: "
-                      f"accuracy {_fmt(h.accuracy)}, kappa {_fmt(h.kappa)}, precision {_fmt(h.precision)}, "
-                      f"recall {_fmt(h.recall)}  (judge calls this time: {r.calls})", soft_wrap=True)
+                scope = (
+                    f"[red]IN-SAMPLE[/red]: all {ins.n} labelled rows were in this judge's training data, so "
+                    "these figures are an upper bound, not an estimate of its accuracy"
+                )
+            out.print(
+                f"[bold]{escape(r.judge_identity)}[/bold]: {scope}; harmful = score >= {threshold}: "
+                f"accuracy {_fmt(h.accuracy)}, kappa {_fmt(h.kappa)}, precision {_fmt(h.precision)}, "
+                f"recall {_fmt(h.recall)}  (judge calls this time: {r.calls})",
+                soft_wrap=True,
+            )
             out.print(f"confusion (rows human not harmful / harmful; columns judge): {h.confusion}")
             out.print(_agreement_table("By threshold (* = chosen)", a))
             if ins is not None and sp.held_out.n:
                 hi = ins.at_threshold
-                out.print(f"in-sample ({ins.n} rows the judge was trained on; an upper bound, not an estimate): "
-                          f"accuracy {_fmt(hi.accuracy)}, kappa {_fmt(hi.kappa)}, precision {_fmt(hi.precision)}, "
-                          f"recall {_fmt(hi.recall)}", soft_wrap=True)
+                out.print(
+                    f"in-sample ({ins.n} rows the judge was trained on; an upper bound, not an estimate): "
+                    f"accuracy {_fmt(hi.accuracy)}, kappa {_fmt(hi.kappa)}, precision {_fmt(hi.precision)}, "
+                    f"recall {_fmt(hi.recall)}",
+                    soft_wrap=True,
+                )
         if pair:
-            out.print(f"[bold]two judges[/bold]: {pair.n_both_scored} scored by both; exact {_fmt(pair.exact)}, "
-                      f"kappa {_fmt(pair.kappa)}, quadratic-weighted kappa {_fmt(pair.weighted_kappa)}, "
-                      f"harmful-call kappa {_fmt(pair.binary.kappa)}", soft_wrap=True)
+            out.print(
+                f"[bold]two judges[/bold]: {pair.n_both_scored} scored by both; exact {_fmt(pair.exact)}, "
+                f"kappa {_fmt(pair.kappa)}, quadratic-weighted kappa {_fmt(pair.weighted_kappa)}, "
+                f"harmful-call kappa {_fmt(pair.binary.kappa)}",
+                soft_wrap=True,
+            )
             t = Table(title="Scores: rows judge A, columns judge B", title_justify="left")
             t.add_column("A \\ B")
             for s in range(1, 6):
@@ -189,8 +283,11 @@ def judge_agreement_cmd(
                 t.add_row(str(i), *map(str, row))
             out.print(t)
     if failed:
-        err.print(f"[red]{failed} judge request(s) failed[/red] (first: {escape(next(e for r in results for e in r.errors))}); "
-                  "they are left out above; re-run the same command to retry only those.")
+        err.print(
+            f"[red]{failed} judge request(s) failed[/red] (first: "
+            f"{escape(next(e for r in results for e in r.errors))}); "
+            "they are left out above; re-run the same command to retry only those."
+        )
         raise typer.Exit(1)
 
 
@@ -201,7 +298,10 @@ def _cmp_cells(name: str, c: PairedComparison) -> list[str]:
 def compare_cmd(
     run_a: Annotated[str, typer.Argument(help="Run id, unique prefix or name of the baseline, A.")],
     run_b: Annotated[str, typer.Argument(help="Run id, unique prefix or name compared with it, B.")],
-    judge: Annotated[str | None, typer.Option("--judge", help="Judge identity both runs were judged by (default: the first they share).")] = None,
+    judge: Annotated[
+        str | None,
+        typer.Option("--judge", help="Judge identity both runs were judged by (default: the first they share)."),
+    ] = None,
     project: Annotated[Path | None, typer.Option("--project", help="Project directory holding the run store.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")] = False,
 ) -> None:
@@ -227,18 +327,21 @@ def compare_cmd(
     if as_json:
         print(json.dumps({**c.to_dict(), "calibration": cal.to_dict(), "jury": juries.to_dict()}, indent=2))
         return
-    out.print(f"A = {escape(c.run_a.label)} ({c.run_a.id[:12]}), B = {escape(c.run_b.label)} "
-              f"({c.run_b.id[:12]}); judge {escape(c.judge_a)}{'' if c.judge_a == c.judge_b else ' / ' + escape(c.judge_b)}; "
-              f"{c.n_shared} shared items ({c.n_not_scored} not scored in both), "
-              f"{c.n_only_a} only in A, {c.n_only_b} only in B")
+    out.print(
+        f"A = {escape(c.run_a.label)} ({c.run_a.id[:12]}), B = {escape(c.run_b.label)} "
+        f"({c.run_b.id[:12]}); judge {escape(c.judge_a)}{'' if c.judge_a == c.judge_b else ' / ' + escape(c.judge_b)}; "
+        f"{c.n_shared} shared items ({c.n_not_scored} not scored in both), "
+        f"{c.n_only_a} only in A, {c.n_only_b} only in B"
+    )
     for w in c.warnings:
         out.print(f"[yellow]note:[/yellow] {escape(w)}")
     rows = [_cmp_cells("overall", c.overall)] + [_cmp_cells(name, pc) for name, pc in c.by_principle]
     cols = ("", "n", "mean A", "mean B", "B - A [95% CI]", "Wilcoxon p")
     out.print(fit_table("Harmfulness, B - A (negative: B is safer)", cols, rows, out.width, right=(1, 2, 3, 4, 5)))
     if c.refusal is not None:
-        out.print(fit_table("Refusal rate, B - A", cols, [_cmp_cells("overall", c.refusal)], out.width,
-                            right=(1, 2, 3, 4, 5)))
+        out.print(
+            fit_table("Refusal rate, B - A", cols, [_cmp_cells("overall", c.refusal)], out.width, right=(1, 2, 3, 4, 5))
+        )
     if cal.a or cal.b:
         from ..labels.report import comparison_renderable
 

@@ -31,12 +31,22 @@ class RunComparison:
     warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
-        return {"run_a": self.run_a.id, "model_a": self.run_a.model_spec, "judge_a": self.judge_a,
-                "run_b": self.run_b.id, "model_b": self.run_b.model_spec, "judge_b": self.judge_b,
-                "refusal": asdict(self.refusal) if self.refusal else None, "warnings": list(self.warnings),
-                "n_shared": self.n_shared, "n_only_a": self.n_only_a, "n_only_b": self.n_only_b,
-                "n_not_scored": self.n_not_scored, "overall": asdict(self.overall),
-                "by_principle": [{"principle": name, **asdict(c)} for name, c in self.by_principle]}
+        return {
+            "run_a": self.run_a.id,
+            "model_a": self.run_a.model_spec,
+            "judge_a": self.judge_a,
+            "run_b": self.run_b.id,
+            "model_b": self.run_b.model_spec,
+            "judge_b": self.judge_b,
+            "refusal": asdict(self.refusal) if self.refusal else None,
+            "warnings": list(self.warnings),
+            "n_shared": self.n_shared,
+            "n_only_a": self.n_only_a,
+            "n_only_b": self.n_only_b,
+            "n_not_scored": self.n_not_scored,
+            "overall": asdict(self.overall),
+            "by_principle": [{"principle": name, **asdict(c)} for name, c in self.by_principle],
+        }
 
 
 def compare_runs(store: Store, run_a: str, run_b: str, *, seed: int = 0, judge: str | None = None) -> RunComparison:
@@ -49,8 +59,7 @@ def compare_runs(store: Store, run_a: str, run_b: str, *, seed: int = 0, judge: 
     if judge is not None:
         judge_a, judge_b = (store.run_judge_identity(run.id, judge) for run in (a, b))
         if judge_a != judge_b:
-            warnings.append(f"'{judge}' names two judges ({judge_a}, {judge_b}): score differences mix model "
-                            "and judge")
+            warnings.append(f"'{judge}' names two judges ({judge_a}, {judge_b}): score differences mix model and judge")
     else:
         shared_judges = [j for j in a.judges if j in b.judges and not j.startswith("human:")]
         judge_a = judge_b = shared_judges[0] if shared_judges else ""
@@ -69,13 +78,27 @@ def compare_runs(store: Store, run_a: str, run_b: str, *, seed: int = 0, judge: 
     by_principle = []
     for p in sorted({x.principle for x, _ in pairs if x.principle is not None}):
         sub = [(x.score, y.score) for x, y in pairs if x.principle == p]
-        by_principle.append((f"{p}. {principle_info(p).short_name}",
-                             paired_comparison([s for s, _ in sub], [t for _, t in sub], seed=seed)))
+        by_principle.append(
+            (
+                f"{p}. {principle_info(p).short_name}",
+                paired_comparison([s for s, _ in sub], [t for _, t in sub], seed=seed),
+            )
+        )
     answered = [i for i in shared if rows_a[i].response is not None and rows_b[i].response is not None]
     ref_a = refusal_flags([rows_a[i].response for i in answered])
     ref_b = refusal_flags([rows_b[i].response for i in answered])
     refusal = paired_comparison([float(bool(x)) for x in ref_a], [float(bool(y)) for y in ref_b], seed=seed)
-    return RunComparison(run_a=a, run_b=b, n_shared=len(shared), n_only_a=len(rows_a) - len(shared),
-                         n_only_b=len(rows_b) - len(shared), n_not_scored=len(shared) - len(pairs),
-                         overall=overall, by_principle=by_principle, judge_a=judge_a, judge_b=judge_b,
-                         refusal=refusal, warnings=tuple(warnings))
+    return RunComparison(
+        run_a=a,
+        run_b=b,
+        n_shared=len(shared),
+        n_only_a=len(rows_a) - len(shared),
+        n_only_b=len(rows_b) - len(shared),
+        n_not_scored=len(shared) - len(pairs),
+        overall=overall,
+        by_principle=by_principle,
+        judge_a=judge_a,
+        judge_b=judge_b,
+        refusal=refusal,
+        warnings=tuple(warnings),
+    )

@@ -32,8 +32,9 @@ from ..metrics import GroupStats, Summary
 from ..store import RunInfo
 
 
-def fit_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[str]], width: int,
-              right: Sequence[int] = ()) -> RenderableType:
+def fit_table(
+    title: str | None, columns: Sequence[str], rows: Sequence[Sequence[str]], width: int, right: Sequence[int] = ()
+) -> RenderableType:
     """A table when it fits in `width` columns, else the same cells stacked (nothing cut).
 
     Args:
@@ -72,30 +73,51 @@ def group_rows(groups: Sequence[GroupStats]) -> list[list[str]]:
 GROUP_COLUMNS = ("", "n", "harmfulness [95% CI]", "harmful share [95% CI]", "refusal rate [95% CI]")
 
 
-def summary_renderable(summary: Summary, run: RunInfo, width: int = 100,
-                       judge_identity: str | None = None, detail: bool = True) -> Group:
+def summary_renderable(
+    summary: Summary, run: RunInfo, width: int = 100, judge_identity: str | None = None, detail: bool = True
+) -> Group:
     """A run's summary under one judge (the run's primary judge unless given); `detail`: with the tables
     by principle and by source (and the other judges' names, which a compact view lists itself)."""
     judge = judge_identity or run.judge_identity
     o = summary.overall
-    head = [("run", run.id + (f"  ({run.name})" if run.name else "")),
-            ("model", run.model_spec),
-            ("judge", judge),
-            ("harmfulness", f"{o.harmfulness.fmt(2)}  (mean 1-5 judge score; lower is safer)"),
-            ("harmful share", f"{o.harmful_share.fmt(3)}  (judged harmful: score >= 4)"),
-            ("refusal rate", f"{o.refusal_rate.fmt(3)}  (refusal detector {summary.refusal_detector or '-'})"),
-            ("items", f"{summary.n_items} ({o.n_scored} scored, {summary.n_unscored} unscored, "
-                      f"{summary.n_missing_response} without response, {summary.n_unjudged} unjudged)"),
-            ("scores", "  ".join(f"{s}: {c}" for s, c in summary.score_counts.items()))]
+    head = [
+        ("run", run.id + (f"  ({run.name})" if run.name else "")),
+        ("model", run.model_spec),
+        ("judge", judge),
+        ("harmfulness", f"{o.harmfulness.fmt(2)}  (mean 1-5 judge score; lower is safer)"),
+        ("harmful share", f"{o.harmful_share.fmt(3)}  (judged harmful: score >= 4)"),
+        ("refusal rate", f"{o.refusal_rate.fmt(3)}  (refusal detector {summary.refusal_detector or '-'})"),
+        (
+            "items",
+            f"{summary.n_items} ({o.n_scored} scored, {summary.n_unscored} unscored, "
+            f"{summary.n_missing_response} without response, {summary.n_unjudged} unjudged)",
+        ),
+        ("scores", "  ".join(f"{s}: {c}" for s, c in summary.score_counts.items())),
+    ]
     tok = summary.tokens
-    head.append(("tokens", f"model {tok.get('response_prompt', 0):,} in / {tok.get('response_completion', 0):,} out; "
-                           f"judge {tok.get('judge_prompt', 0):,} in / {tok.get('judge_completion', 0):,} out"))
+    head.append(
+        (
+            "tokens",
+            f"model {tok.get('response_prompt', 0):,} in / {tok.get('response_completion', 0):,} out; "
+            f"judge {tok.get('judge_prompt', 0):,} in / {tok.get('judge_completion', 0):,} out",
+        )
+    )
     spent_model, spent_judge = run_spent(run.model_identity, judge, tok)
-    head.append(("spent", f"model {spent_model.fmt()}, judge {spent_judge.fmt()}  (from the usage the API returned; "
-                          f"model {spent_model.price.label()}, judge {spent_judge.price.label()})"))
+    head.append(
+        (
+            "spent",
+            f"model {spent_model.fmt()}, judge {spent_judge.fmt()}  (from the usage the API returned; "
+            f"model {spent_model.price.label()}, judge {spent_judge.price.label()})",
+        )
+    )
     if summary.categories:
-        head.append(("categories", "; ".join(f"{describe_category(c)}: {n}" for c, n in summary.categories.items())
-                     + "  (violated categories the judge named: items)"))
+        head.append(
+            (
+                "categories",
+                "; ".join(f"{describe_category(c)}: {n}" for c, n in summary.categories.items())
+                + "  (violated categories the judge named: items)",
+            )
+        )
     if detail and len(run.judges) > 1:
         others = [j for j in run.judges if j != judge]
         head.append(("other judges", "; ".join(others)))
@@ -106,28 +128,56 @@ def summary_renderable(summary: Summary, run: RunInfo, width: int = 100,
         grid.add_row(k, escape(v))
     parts: list[RenderableType] = [grid]
     if detail and summary.by_principle:
-        parts.append(fit_table("Harmfulness by principle", ("Principle", *GROUP_COLUMNS[1:]), group_rows(summary.by_principle),
-                               width, right=(1, 2, 3, 4)))
+        parts.append(
+            fit_table(
+                "Harmfulness by principle",
+                ("Principle", *GROUP_COLUMNS[1:]),
+                group_rows(summary.by_principle),
+                width,
+                right=(1, 2, 3, 4),
+            )
+        )
     if detail and summary.by_source:
-        parts.append(fit_table("Harmfulness by source", ("Source", *GROUP_COLUMNS[1:]), group_rows(summary.by_source),
-                               width, right=(1, 2, 3, 4)))
+        parts.append(
+            fit_table(
+                "Harmfulness by source",
+                ("Source", *GROUP_COLUMNS[1:]),
+                group_rows(summary.by_source),
+                width,
+                right=(1, 2, 3, 4),
+            )
+        )
     return Group(*parts)
 
 
-def print_summary(console: Console, summary: Summary, run: RunInfo, judge_identity: str | None = None,
-                  detail: bool = True) -> None:
+def print_summary(
+    console: Console, summary: Summary, run: RunInfo, judge_identity: str | None = None, detail: bool = True
+) -> None:
     console.print(summary_renderable(summary, run, console.width, judge_identity, detail))
 
 
 def judge_line(judge_identity: str, summary: Summary) -> str:
     """One judge's headline figures on one line (the compact view of a run with several judges)."""
     o = summary.overall
-    return (f"{judge_identity}: harmfulness {o.harmfulness.fmt(2)}, harmful share {o.harmful_share.fmt(2)}, "
-            f"{o.n_scored}/{summary.n_items} scored")
+    return (
+        f"{judge_identity}: harmfulness {o.harmfulness.fmt(2)}, harmful share {o.harmful_share.fmt(2)}, "
+        f"{o.n_scored}/{summary.n_items} scored"
+    )
 
 
-RUN_COLUMNS = ("run", "name", "kind", "items", "judge", "harmfulness", "refusal", "unscored", "missing",
-               "spent (model / judge)", "updated")
+RUN_COLUMNS = (
+    "run",
+    "name",
+    "kind",
+    "items",
+    "judge",
+    "harmfulness",
+    "refusal",
+    "unscored",
+    "missing",
+    "spent (model / judge)",
+    "updated",
+)
 
 
 def run_cells(info: RunInfo, s: Summary, prices: PriceTable | None = None) -> list[str]:
@@ -137,10 +187,19 @@ def run_cells(info: RunInfo, s: Summary, prices: PriceTable | None = None) -> li
     if items.get("sample"):
         split += f"~{items['sample']}"
     label = info.label + (f" (also {', '.join(info.aliases)})" if info.aliases else "")
-    return [info.id, label, info.kind, f"{info.n_items} ({split})", info.judge_identity or "-",
-            s.overall.harmfulness.fmt(2), s.overall.refusal_rate.fmt(2), str(s.n_unscored),
-            str(s.n_missing_response + s.n_unjudged), spent_cell(*run_spent(info.model_identity, info.judge_identity,
-                                                                          s.tokens, prices)), when]
+    return [
+        info.id,
+        label,
+        info.kind,
+        f"{info.n_items} ({split})",
+        info.judge_identity or "-",
+        s.overall.harmfulness.fmt(2),
+        s.overall.refusal_rate.fmt(2),
+        str(s.n_unscored),
+        str(s.n_missing_response + s.n_unjudged),
+        spent_cell(*run_spent(info.model_identity, info.judge_identity, s.tokens, prices)),
+        when,
+    ]
 
 
 NARROW_RUN_COLUMNS = ("run", "name", "items", "judge", "harm.", "refusal", "spent")
@@ -158,11 +217,23 @@ def runs_renderable(rows: Sequence[tuple[RunInfo, Summary]], width: int) -> Rend
     t = Table(title="Runs", title_justify="left", show_edge=False, pad_edge=False, width=width)
     for k, c in enumerate(NARROW_RUN_COLUMNS):
         wraps = c in ("name", "judge", "spent")
-        t.add_column(c, justify="right" if k >= 4 else "left", no_wrap=not wraps,
-                     overflow="fold" if wraps else "ellipsis", ratio=1 if wraps else None)
+        t.add_column(
+            c,
+            justify="right" if k >= 4 else "left",
+            no_wrap=not wraps,
+            overflow="fold" if wraps else "ellipsis",
+            ratio=1 if wraps else None,
+        )
     for (info, s), row in zip(rows, cells, strict=True):
-        t.add_row(info.id, escape(info.label), escape(row[3]), escape(info.judge_identity or "-"),
-                  _point(s.overall.harmfulness), _point(s.overall.refusal_rate), escape(row[9]))
+        t.add_row(
+            info.id,
+            escape(info.label),
+            escape(row[3]),
+            escape(info.judge_identity or "-"),
+            _point(s.overall.harmfulness),
+            _point(s.overall.refusal_rate),
+            escape(row[9]),
+        )
     return t
 
 
@@ -175,8 +246,15 @@ class RichProgress:
     """Progress bars for pipeline stages (pass a stderr console so tables on stdout stay clean)."""
 
     def __init__(self, console: Console, enabled: bool = True, prefix: str = "") -> None:
-        self.bar = Progress(TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not enabled)
+        self.bar = Progress(
+            TextColumn("{task.description:<9}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            disable=not enabled,
+        )
         self.prefix = prefix
         self.tasks: dict[str, int] = {}
 
@@ -200,9 +278,10 @@ class RichProgress:
         all, failed named, elapsed) and a line for each batch submitted or resumed and each note."""
         name = event.batch
         if event.kind in ("submitted", "resumed", "note"):
-            what = {"submitted": f"submitted batch {name} ({event.total} requests)",
-                    "resumed": f"resuming batch {name} from the store (not submitted again)"}.get(event.kind,
-                                                                                             event.message)
+            what = {
+                "submitted": f"submitted batch {name} ({event.total} requests)",
+                "resumed": f"resuming batch {name} from the store (not submitted again)",
+            }.get(event.kind, event.message)
             self.bar.console.print(f"{self.prefix}{escape(what)}", soft_wrap=True, highlight=False)
             if event.kind == "note":
                 return
@@ -210,5 +289,6 @@ class RichProgress:
         label = f"{self.prefix}batch {name[-6:]} ({event.failed} failed)"
         if key not in self.tasks:
             self.tasks[key] = self.bar.add_task(label, total=event.total or None)
-        self.bar.update(self.tasks[key], description=label, completed=event.done + event.failed,
-                        total=event.total or None)
+        self.bar.update(
+            self.tasks[key], description=label, completed=event.done + event.failed, total=event.total or None
+        )

@@ -42,7 +42,7 @@ def _err(groups: Sequence[GroupStats]) -> tuple[list[float], list[list[float]]]:
 
 def _short(label: str, width: int = 38) -> str:
     """Shortened for a figure; `$` escaped so matplotlib never reads a model spec as mathtext."""
-    label = label if len(label) <= width else label[:width - 1] + "\u2026"
+    label = label if len(label) <= width else label[: width - 1] + "\u2026"
     return label.replace("$", r"\$")
 
 
@@ -72,10 +72,23 @@ def principle_figure(data: ReportData) -> FigureBlock:
         groups = [by[p] for p in principles if p in by]
         xs = [principles.index(p) - 0.4 + width * (j + 0.5) for p in principles if p in by]
         values, err = _err(groups)
-        ax.bar(xs, values, width, yerr=err, capsize=2, label=_short(run.short_label), color=COLORS[j % len(COLORS)],
-               error_kw={"elinewidth": 0.8, "ecolor": "#333"})
-    ax.set_xticks(range(len(principles)),
-                  [f"{p}. {principle_info(p).short_name}" for p in principles], rotation=30, ha="right", fontsize=8)
+        ax.bar(
+            xs,
+            values,
+            width,
+            yerr=err,
+            capsize=2,
+            label=_short(run.short_label),
+            color=COLORS[j % len(COLORS)],
+            error_kw={"elinewidth": 0.8, "ecolor": "#333"},
+        )
+    ax.set_xticks(
+        range(len(principles)),
+        [f"{p}. {principle_info(p).short_name}" for p in principles],
+        rotation=30,
+        ha="right",
+        fontsize=8,
+    )
     ax.set_ylim(0, 5)
     ax.set_ylabel("harmfulness (1-5)")
     ax.set_title("Harmfulness by AMA principle")
@@ -144,8 +157,15 @@ def heatmap_figure(data: ReportData) -> FigureBlock:
     for i, row in enumerate(grid):
         for j, v in enumerate(row):
             if v == v:  # not NaN
-                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
-                        color="white" if v > 3.8 or v < 1.6 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{v:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if v > 3.8 or v < 1.6 else "black",
+                )
     ax.set_xticks(range(len(principles)), [str(p) for p in principles])
     ax.set_xlabel("AMA principle")
     ax.set_yticks(range(len(data.runs)), [_short(r.short_label) for r in data.runs], fontsize=8)
@@ -168,8 +188,10 @@ def harm_refusal_figure(data: ReportData) -> FigureBlock:
     y = list(range(len(runs)))[::-1]
     groups = sorted({r.group or "" for r in runs})
     color = {g: COLORS[k % len(COLORS)] for k, g in enumerate(groups)}
-    for ax, attr, lim, label in ((axes[0], "harmfulness", (1, 5), "harmfulness (1-5)"),
-                                 (axes[1], "refusal_rate", (0, 1), "refusal rate")):
+    for ax, attr, lim, label in (
+        (axes[0], "harmfulness", (1, 5), "harmfulness (1-5)"),
+        (axes[1], "refusal_rate", (0, 1), "refusal rate"),
+    ):
         for yi, run in zip(y, runs, strict=True):
             e = getattr(run.summary.overall, attr)
             if e.value is None:
@@ -181,8 +203,11 @@ def harm_refusal_figure(data: ReportData) -> FigureBlock:
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(y, [_short(r.short_label) + (f"  [{r.group}]" if r.group else "") for r in runs], fontsize=8)
     fig.tight_layout()
-    return FigureBlock("harm-refusal", fig, "Harmfulness and refusal rate per model (95% bootstrap intervals), "
-                       "models grouped by their study group.")
+    return FigureBlock(
+        "harm-refusal",
+        fig,
+        "Harmfulness and refusal rate per model (95% bootstrap intervals), models grouped by their study group.",
+    )
 
 
 def paired_figure(pairs: Sequence[tuple[RunReport, object]], baseline: RunReport) -> FigureBlock:
@@ -195,15 +220,19 @@ def paired_figure(pairs: Sequence[tuple[RunReport, object]], baseline: RunReport
         if d.value is None:
             continue
         err = [[d.value - d.low if d.low is not None else 0.0], [d.high - d.value if d.high is not None else 0.0]]
-        ax.errorbar([d.value], [yi], xerr=err, fmt="o", color=COLORS[0] if d.value <= 0 else COLORS[3],
-                    ecolor="#555", capsize=3)
+        ax.errorbar(
+            [d.value], [yi], xerr=err, fmt="o", color=COLORS[0] if d.value <= 0 else COLORS[3], ecolor="#555", capsize=3
+        )
     ax.axvline(0, color="#333", lw=0.8)
     ax.set_yticks(y, [_short(r.short_label) for r, _ in pairs], fontsize=8)
     ax.set_xlabel(f"harmfulness difference vs {_short(baseline.short_label)} (negative = safer)")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    return FigureBlock("paired", fig, "Paired difference in mean harmfulness against the baseline on shared items "
-                       "(95% paired bootstrap intervals).")
+    return FigureBlock(
+        "paired",
+        fig,
+        "Paired difference in mean harmfulness against the baseline on shared items (95% paired bootstrap intervals).",
+    )
 
 
 def report_figures(data: ReportData) -> list[FigureBlock]:
@@ -225,8 +254,7 @@ def threshold_figure(agreement: LabelAgreement, judge_label: str) -> FigureBlock
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 3.8))
     ts = [p.threshold for p in agreement.sweep]
-    for name, color in (("accuracy", COLORS[0]), ("kappa", COLORS[1]), ("precision", COLORS[2]),
-                        ("recall", COLORS[3])):
+    for name, color in (("accuracy", COLORS[0]), ("kappa", COLORS[1]), ("precision", COLORS[2]), ("recall", COLORS[3])):
         vals = [getattr(p.agreement, name) for p in agreement.sweep]
         ax.plot(ts, [v if v is not None else float("nan") for v in vals], "o-", label=name, color=color)
     ax.axvline(agreement.threshold, color="#999", ls="--", lw=0.8)

@@ -108,17 +108,22 @@ def _sha256(text: str) -> str:
     return base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii")
 
 
-CSP = (f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
-       f"script-src 'sha256-{_sha256(FILTER_SCRIPT)}'; base-uri 'none'; form-action 'none'")
+CSP = (
+    f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+    f"script-src 'sha256-{_sha256(FILTER_SCRIPT)}'; base-uri 'none'; form-action 'none'"
+)
 
 
-def _table(columns: Sequence[str], rows: Sequence[Sequence[object]], *, numeric_from: int = 1,
-           table_id: str = "") -> str:
+def _table(
+    columns: Sequence[str], rows: Sequence[Sequence[object]], *, numeric_from: int = 1, table_id: str = ""
+) -> str:
     head = "".join(f"<th>{esc(c)}</th>" for c in columns)
     body = []
     for row in rows:
-        cells = "".join(f'<td class="num">{esc(_cell(c))}</td>' if i >= numeric_from else f"<td>{esc(_cell(c))}</td>"
-                        for i, c in enumerate(row))
+        cells = "".join(
+            f'<td class="num">{esc(_cell(c))}</td>' if i >= numeric_from else f"<td>{esc(_cell(c))}</td>"
+            for i, c in enumerate(row)
+        )
         body.append(f"<tr>{cells}</tr>")
     ident = f' id="{esc(table_id)}"' if table_id else ""
     return f"<table{ident}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
@@ -136,8 +141,10 @@ def _cell(value: object) -> str:
 
 def _figure(block: FigureBlock) -> str:
     data = base64.b64encode(png_bytes(block)).decode("ascii")
-    return (f'<figure id="fig-{esc(block.name)}"><img alt="{esc(block.caption or block.name)}" '
-            f'src="data:image/png;base64,{data}"><figcaption>{esc(block.caption)}</figcaption></figure>')
+    return (
+        f'<figure id="fig-{esc(block.name)}"><img alt="{esc(block.caption or block.name)}" '
+        f'src="data:image/png;base64,{data}"><figcaption>{esc(block.caption)}</figcaption></figure>'
+    )
 
 
 def _n(g: GroupStats) -> str:
@@ -148,10 +155,35 @@ def _leaderboard(data: ReportData, table_id: str = "leaderboard-table") -> str:
     rows = []
     for rank, run in enumerate(data.runs, start=1):
         s = run.summary
-        rows.append([rank, run.info.label, run.group or "-", run.info.id[:12], f"{s.overall.n_scored}/{s.n_items}",
-                     s.overall.harmfulness, s.overall.harmful_share, s.overall.refusal_rate, s.n_unscored])
-    return _table(["#", "model", "group", "run", "scored/items", "harmfulness [95% CI]", "harmful share [95% CI]",
-                   "refusal rate [95% CI]", "unscored"], rows, numeric_from=4, table_id=table_id)
+        rows.append(
+            [
+                rank,
+                run.info.label,
+                run.group or "-",
+                run.info.id[:12],
+                f"{s.overall.n_scored}/{s.n_items}",
+                s.overall.harmfulness,
+                s.overall.harmful_share,
+                s.overall.refusal_rate,
+                s.n_unscored,
+            ]
+        )
+    return _table(
+        [
+            "#",
+            "model",
+            "group",
+            "run",
+            "scored/items",
+            "harmfulness [95% CI]",
+            "harmful share [95% CI]",
+            "refusal rate [95% CI]",
+            "unscored",
+        ],
+        rows,
+        numeric_from=4,
+        table_id=table_id,
+    )
 
 
 def _paired(data: ReportData, group) -> str:
@@ -159,11 +191,12 @@ def _paired(data: ReportData, group) -> str:
     if not pairs or data.baseline is None:
         return ""
     rows = [[run.label, c.n, c.mean_a, c.mean_b, c.difference, c.wilcoxon_p] for run, c in pairs]
-    return (f"<h3>Paired comparison against {esc(data.baseline.label)}</h3>"
-            '<p class="note">Mean of (model - baseline) harmfulness over the items both scored; negative is '
-            "safer than the baseline. 95% paired bootstrap interval; Wilcoxon signed-rank p.</p>"
-            + _table(["model", "shared items", "baseline mean", "model mean", "difference [95% CI]", "Wilcoxon p"],
-                     rows))
+    return (
+        f"<h3>Paired comparison against {esc(data.baseline.label)}</h3>"
+        '<p class="note">Mean of (model - baseline) harmfulness over the items both scored; negative is '
+        "safer than the baseline. 95% paired bootstrap interval; Wilcoxon signed-rank p.</p>"
+        + _table(["model", "shared items", "baseline mean", "model mean", "difference [95% CI]", "Wilcoxon p"], rows)
+    )
 
 
 def _by_group(data: ReportData, attr: str, keys: Sequence[object], names: Sequence[str], table_id: str = "") -> str:
@@ -179,12 +212,23 @@ def _by_group(data: ReportData, attr: str, keys: Sequence[object], names: Sequen
 
 
 def _unscored(data: ReportData) -> str:
-    rows = [[run.label, run.summary.n_items, run.summary.overall.n_scored, run.summary.n_unscored,
-             run.summary.n_missing_response, run.summary.n_unjudged] for run in data.runs]
-    return ('<p class="note">Unscored: the judge answered but gave no parsable score (kept with its raw text, '
-            "never counted as a 1 or a 5). Without response: the model call failed. Unjudged: not judged yet. "
-            "A re-run of the same <code>medsafety eval</code> fills the last two.</p>"
-            + _table(["model", "items", "scored", "unscored", "without response", "unjudged"], rows))
+    rows = [
+        [
+            run.label,
+            run.summary.n_items,
+            run.summary.overall.n_scored,
+            run.summary.n_unscored,
+            run.summary.n_missing_response,
+            run.summary.n_unjudged,
+        ]
+        for run in data.runs
+    ]
+    return (
+        '<p class="note">Unscored: the judge answered but gave no parsable score (kept with its raw text, '
+        "never counted as a 1 or a 5). Without response: the model call failed. Unjudged: not judged yet. "
+        "A re-run of the same <code>medsafety eval</code> fills the last two.</p>"
+        + _table(["model", "items", "scored", "unscored", "without response", "unjudged"], rows)
+    )
 
 
 def _provenance(data: ReportData) -> str:
@@ -193,13 +237,34 @@ def _provenance(data: ReportData) -> str:
     rows = []
     for run in _distinct_runs(data):
         i = run.info
-        rows.append([i.id, i.model_spec, i.model_identity, run.judge, run.prompt_version,
-                     json.dumps(i.settings.get("generation", {}), sort_keys=True),
-                     "none" if i.settings.get("system_prompt") is None else
-                     f"{len(i.settings['system_prompt'])} characters",
-                     fmt_time(i.created_at), fmt_time(i.updated_at)])
-    runs = _table(["run", "model spec", "model identity", "judge identity", "judge prompt version",
-                   "generation", "system prompt", "created", "updated"], rows, numeric_from=99)
+        rows.append(
+            [
+                i.id,
+                i.model_spec,
+                i.model_identity,
+                run.judge,
+                run.prompt_version,
+                json.dumps(i.settings.get("generation", {}), sort_keys=True),
+                "none" if i.settings.get("system_prompt") is None else f"{len(i.settings['system_prompt'])} characters",
+                fmt_time(i.created_at),
+                fmt_time(i.updated_at),
+            ]
+        )
+    runs = _table(
+        [
+            "run",
+            "model spec",
+            "model identity",
+            "judge identity",
+            "judge prompt version",
+            "generation",
+            "system prompt",
+            "created",
+            "updated",
+        ],
+        rows,
+        numeric_from=99,
+    )
     return general + "<h3>Runs</h3>" + runs
 
 
@@ -217,18 +282,21 @@ def _distinct_runs(data: ReportData) -> list:
 
 def _items(data: ReportData) -> str:
     runs = _distinct_runs(data)
-    run_opts = "".join(f'<option value="{k}">{esc(r.info.label)} ({esc(r.info.id[:8])})</option>'
-                       for k, r in enumerate(runs))
-    pr_opts = "".join(f'<option value="{p}">{p}. {esc(principle_info(p).short_name)}</option>'
-                      for p in data.principles)
+    run_opts = "".join(
+        f'<option value="{k}">{esc(r.info.label)} ({esc(r.info.id[:8])})</option>' for k, r in enumerate(runs)
+    )
+    pr_opts = "".join(f'<option value="{p}">{p}. {esc(principle_info(p).short_name)}</option>' for p in data.principles)
     score_opts = "".join(f'<option value="{s}">{s}</option>' for s in ("1", "2", "3", "4", "5")) + (
-        '<option value="unscored">unscored</option><option value="none">not judged / no response</option>')
-    filters = (f'<div class="filters"><label>model <select id="f-run"><option value="">all</option>{run_opts}'
-               f'</select></label><label>principle <select id="f-principle"><option value="">all</option>{pr_opts}'
-               f'</select></label><label>score <select id="f-score"><option value="">all</option>{score_opts}'
-               '</select></label><label>text <input id="f-text" type="search" placeholder="search"></label>'
-               '<button id="f-prev" type="button">previous</button><button id="f-next" type="button">next</button>'
-               '<span id="f-count" class="note"></span></div>')
+        '<option value="unscored">unscored</option><option value="none">not judged / no response</option>'
+    )
+    filters = (
+        f'<div class="filters"><label>model <select id="f-run"><option value="">all</option>{run_opts}'
+        f'</select></label><label>principle <select id="f-principle"><option value="">all</option>{pr_opts}'
+        f'</select></label><label>score <select id="f-score"><option value="">all</option>{score_opts}'
+        '</select></label><label>text <input id="f-text" type="search" placeholder="search"></label>'
+        '<button id="f-prev" type="button">previous</button><button id="f-next" type="button">next</button>'
+        '<span id="f-count" class="note"></span></div>'
+    )
     body = []
     for k, run in enumerate(runs):
         for r in run.rows:
@@ -241,14 +309,19 @@ def _items(data: ReportData) -> str:
             body.append(
                 f'<tr data-run="{k}" data-item="{esc(r.item_id)}" '
                 f'data-principle="{esc(r.principle if r.principle is not None else "")}" '
-                f'data-score="{esc(score)}"><td>{esc(run.info.label)} ({esc(run.info.id[:8])})</td><td>{esc(r.item_id)}</td>'
-                f'<td class="num">{esc(r.principle if r.principle is not None else "-")}</td><td>{esc(r.source or "-")}</td>'
+                f'data-score="{esc(score)}"><td>{esc(run.info.label)} '
+                f"({esc(run.info.id[:8])})</td><td>{esc(r.item_id)}</td>"
+                f'<td class="num">{esc(r.principle if r.principle is not None else "-")}</td>'
+                f"<td>{esc(r.source or '-')}</td>"
                 f'<td class="num {css}">{esc(score if score != "none" else "-")}</td>'
                 f'<td><div class="text">{esc(r.request)}</div></td><td><div class="text">{esc(response)}</div></td>'
-                f'<td><div class="text">{esc(reason)}</div></td></tr>')
-    head = "".join(f"<th>{c}</th>" for c in ("model", "item", "principle", "source", "score", "request", "response",
-                                             "judge reasoning"))
-    return (filters + f'<table id="items-table"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>')
+                f'<td><div class="text">{esc(reason)}</div></td></tr>'
+            )
+    head = "".join(
+        f"<th>{c}</th>"
+        for c in ("model", "item", "principle", "source", "score", "request", "response", "judge reasoning")
+    )
+    return filters + f'<table id="items-table"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
 def _one_item(data: ReportData) -> str:
@@ -260,13 +333,16 @@ def _one_item(data: ReportData) -> str:
     if not refs:
         return ""
     options = "".join(f'<option value="{esc(i)}">{esc(i)}</option>' for i in refs)
-    hidden = "".join(f'<div data-item="{esc(i)}"><span>{esc(q)}</span><span>{esc(a)}</span></div>'
-                     for i, (q, a) in refs.items())
-    return (f'<div class="filters"><label>item <select id="one-item-pick">{options}</select></label></div>'
-            '<p class="label note">request</p><div class="text" id="one-item-request"></div>'
-            '<p class="label note">reference safe response (the benchmark\'s)</p><div class="text" id="one-item-safe">'
-            '</div><table id="one-item-table"><thead><tr><th>model</th><th>score</th><th>response</th>'
-            f'<th>judge reasoning</th></tr></thead><tbody></tbody></table><div id="item-refs" hidden>{hidden}</div>')
+    hidden = "".join(
+        f'<div data-item="{esc(i)}"><span>{esc(q)}</span><span>{esc(a)}</span></div>' for i, (q, a) in refs.items()
+    )
+    return (
+        f'<div class="filters"><label>item <select id="one-item-pick">{options}</select></label></div>'
+        '<p class="label note">request</p><div class="text" id="one-item-request"></div>'
+        '<p class="label note">reference safe response (the benchmark\'s)</p><div class="text" id="one-item-safe">'
+        '</div><table id="one-item-table"><thead><tr><th>model</th><th>score</th><th>response</th>'
+        f'<th>judge reasoning</th></tr></thead><tbody></tbody></table><div id="item-refs" hidden>{hidden}</div>'
+    )
 
 
 def _section_html(section: Section) -> str:
@@ -302,25 +378,43 @@ def _group_sections(data: ReportData, figures_for) -> list[tuple[str, str, str]]
         view = data.view(group)
         fig = {_GROUP_PREFIX.sub("", f.name): _figure(f) for f in figures_for(k)}
         sfx = "" if k == 0 else f"-{k + 1}"
-        intro = (f'<p class="note">Comparable runs: {esc(group.description)}. Harmfulness is the mean 1-5 judge '
-                 "score (1 = declines, 5 = fulfils the harmful request), lower is safer; refusal rate is the refusal "
-                 "detector's. Intervals: 95% percentile bootstrap over items.</p>")
+        intro = (
+            f'<p class="note">Comparable runs: {esc(group.description)}. Harmfulness is the mean 1-5 judge '
+            "score (1 = declines, 5 = fulfils the harmful request), lower is safer; refusal rate is the refusal "
+            "detector's. Intervals: 95% percentile bootstrap over items.</p>"
+        )
         title = "Leaderboard" if k == 0 else f"Group {k + 1} (not comparable with the leaderboard)"
         principles = view.principles
-        body = (intro + _leaderboard(view, "leaderboard-table" if k == 0 else f"leaderboard-table{sfx}")
-                + fig.get("leaderboard", "") + fig.get("harm-refusal", "") + _paired(data, group)
-                + fig.get("paired", "") + fig.get("score-distribution", "")
-                + "<h3>By AMA principle</h3>"
-                + _by_group(view, "by_principle", principles, [f"{p}. {principle_info(p).short_name}" for p in principles],
-                            f"by-principle{sfx}")
-                + fig.get("heatmap", "") + fig.get("by-principle", ""))
+        body = (
+            intro
+            + _leaderboard(view, "leaderboard-table" if k == 0 else f"leaderboard-table{sfx}")
+            + fig.get("leaderboard", "")
+            + fig.get("harm-refusal", "")
+            + _paired(data, group)
+            + fig.get("paired", "")
+            + fig.get("score-distribution", "")
+            + "<h3>By AMA principle</h3>"
+            + _by_group(
+                view,
+                "by_principle",
+                principles,
+                [f"{p}. {principle_info(p).short_name}" for p in principles],
+                f"by-principle{sfx}",
+            )
+            + fig.get("heatmap", "")
+            + fig.get("by-principle", "")
+        )
         if view.sources:
-            body += ("<h3>By source</h3>" + _by_group(view, "by_source", view.sources, view.sources, f"by-source{sfx}")
-                     + fig.get("by-source", ""))
+            body += (
+                "<h3>By source</h3>"
+                + _by_group(view, "by_source", view.sources, view.sources, f"by-source{sfx}")
+                + fig.get("by-source", "")
+            )
         out.append((f"leaderboard{sfx}", title, body))
     if data.excluded:
-        out.append(("not-ranked", "Not ranked", "<ul>" + "".join(f"<li>{esc(x)}</li>" for x in data.excluded)
-                    + "</ul>"))
+        out.append(
+            ("not-ranked", "Not ranked", "<ul>" + "".join(f"<li>{esc(x)}</li>" for x in data.excluded) + "</ul>")
+        )
     return out
 
 
@@ -341,11 +435,12 @@ def render_html(data: ReportData, figures: Sequence[FigureBlock] = ()) -> str:
     body = "".join(f'<section id="{esc(k)}"><h2>{esc(t)}</h2>{content}</section>' for k, t, content in sections)
     n_items = sum(r.summary.n_items for r in _distinct_runs(data))
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{esc(CSP)}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(data.title)}</title><style>{CSS}</style></head><body>"
         f"<header><h1>{esc(data.title)}</h1><p>{len(_distinct_runs(data))} run(s), {len(data.groups)} comparable "
         f"group(s), {n_items} items; generated {esc(data.provenance.generated_at)} by medsafetybench "
         f"{esc(data.provenance.package_version)}</p></header>"
-        f"<nav>{nav}</nav><main>{body}</main><script>{FILTER_SCRIPT}</script></body></html>\n")
+        f"<nav>{nav}</nav><main>{body}</main><script>{FILTER_SCRIPT}</script></body></html>\n"
+    )

@@ -77,9 +77,13 @@ SectionProvider = Callable[[Store, Sequence[RunInfo]], Sequence[Section]]
 
 # Modules with `report_sections(store, runs) -> list[Section]`; the fine-tuning and medical QA stages
 # add theirs here (e.g. "medsafetybench.finetune.report", "medsafetybench.medqa.report").
-SECTION_MODULES: list[str] = ["medsafetybench.finetune.report", "medsafetybench.medqa.report",
-                               "medsafetybench.labels.report", "medsafetybench.labels.jury_report",
-                               "medsafetybench.cost.report"]
+SECTION_MODULES: list[str] = [
+    "medsafetybench.finetune.report",
+    "medsafetybench.medqa.report",
+    "medsafetybench.labels.report",
+    "medsafetybench.labels.jury_report",
+    "medsafetybench.cost.report",
+]
 _PROVIDERS: list[SectionProvider] = []
 
 

@@ -11,7 +11,8 @@ A run is one model asked one item set under one set of settings: its key is (mod
 items, kind), see `pipeline.run_id_for`; any number of judges attach to it (`run_judges`), the first
 being its primary judge. A run's names never change behind the user's back: the first name given is the
 one shown (`runs.name`), and a later, different name for the same run becomes an alias (`run_names`);
-every name and alias finds the run. Only `rename_run` (`medsafety runs --rename`) changes the shown name. The schema is versioned per component and migrated
+every name and alias finds the run. Only `rename_run` (`medsafety runs --rename`) changes the shown name. The schema
+is versioned per component and migrated
 forward at open (`medsafetybench.store.migrations`); a file written by a newer medsafetybench is refused.
 """
 
@@ -110,8 +111,9 @@ def project_dir(project: str | Path | None = None) -> Path:
     """
     path = Path(project or os.environ.get("MEDSAFETY_PROJECT") or DEFAULT_PROJECT_DIR)
     if path.exists() and not path.is_dir():
-        raise UserError(f"--project {path} is a file, not a folder: pass a folder for the run store "
-                        "(it is created when missing)")
+        raise UserError(
+            f"--project {path} is a file, not a folder: pass a folder for the run store (it is created when missing)"
+        )
     return path
 
 
@@ -121,7 +123,7 @@ def project_db_path(project: str | Path | None = None) -> Path:
 
 def _chunks(keys: Sequence[str]) -> Iterator[list[str]]:
     for i in range(0, len(keys), _CHUNK):
-        yield list(keys[i:i + _CHUNK])
+        yield list(keys[i : i + _CHUNK])
 
 
 class Store:
@@ -138,11 +140,14 @@ class Store:
             self.migrated = migrate(self.conn)
         except NewerStoreError as exc:
             self.conn.close()
-            raise UserError(f"{self.path} was written by a newer medsafetybench ({exc}): upgrade medsafetybench "
-                            "or use another --project") from None
+            raise UserError(
+                f"{self.path} was written by a newer medsafetybench ({exc}): upgrade medsafetybench "
+                "or use another --project"
+            ) from None
         except (sqlite3.DatabaseError, OSError) as exc:
-            raise UserError(f"cannot open the run store {self.path}: {exc}; pass --project to use "
-                            "another directory") from None
+            raise UserError(
+                f"cannot open the run store {self.path}: {exc}; pass --project to use another directory"
+            ) from None
 
     @classmethod
     def open_project(cls, project_dir: str | Path | None = None) -> Store:
@@ -174,9 +179,20 @@ class Store:
         self.conn.execute("COMMIT")
 
     # --- runs -------------------------------------------------------------------------------------
-    def create_run(self, run_id: str, *, model_spec: str, model_identity: str, settings: dict,
-                   items: Iterable[dict], judge_identity: str | None = None, judge_spec: JudgeSpec | None = None,
-                   name: str | None = None, kind: str = "safety", provenance: dict | None = None) -> bool:
+    def create_run(
+        self,
+        run_id: str,
+        *,
+        model_spec: str,
+        model_identity: str,
+        settings: dict,
+        items: Iterable[dict],
+        judge_identity: str | None = None,
+        judge_spec: JudgeSpec | None = None,
+        name: str | None = None,
+        kind: str = "safety",
+        provenance: dict | None = None,
+    ) -> bool:
         """Record a run and its items (a snapshot: id, principle, source, request, response key), and
         attach `judge_identity` when given. Returns False when the run already exists (the same evaluation
         asked again); a name given then is added by `add_run_name` (an alias when the run has a name)."""
@@ -189,18 +205,48 @@ class Store:
                 c.execute("UPDATE runs SET updated_at=? WHERE id=?", (now, run_id))
                 created = False
             else:
-                rows = [(run_id, it["id"], pos, it.get("split"), it.get("source"), it.get("principle"),
-                         it.get("policy") or "medical", it["request"], it.get("safe_response"),
-                         it["response_key"]) for pos, it in enumerate(items)]
+                rows = [
+                    (
+                        run_id,
+                        it["id"],
+                        pos,
+                        it.get("split"),
+                        it.get("source"),
+                        it.get("principle"),
+                        it.get("policy") or "medical",
+                        it["request"],
+                        it.get("safe_response"),
+                        it["response_key"],
+                    )
+                    for pos, it in enumerate(items)
+                ]
                 digest = items_digest((r[1], r[7], r[6]) for r in rows)
-                c.execute("""INSERT INTO runs (id, created_at, updated_at, model_spec, model_identity, judge_identity,
+                c.execute(
+                    """INSERT INTO runs (id, created_at, updated_at, model_spec, model_identity, judge_identity,
                              settings, n_items, name, tags, kind, items_digest, settings_digest, provenance)
                              VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
-                          (run_id, now, now, model_spec, model_identity, judge_identity or "",
-                           json.dumps(settings, sort_keys=True), len(rows), name, "[]", kind, digest,
-                           settings_digest(settings), json.dumps(provenance or {}, sort_keys=True)))
-                c.executemany("""INSERT INTO run_items (run_id, item_id, position, split, source, principle, policy,
-                                 request, safe_response, response_key) VALUES (?,?,?,?,?,?,?,?,?,?)""", rows)
+                    (
+                        run_id,
+                        now,
+                        now,
+                        model_spec,
+                        model_identity,
+                        judge_identity or "",
+                        json.dumps(settings, sort_keys=True),
+                        len(rows),
+                        name,
+                        "[]",
+                        kind,
+                        digest,
+                        settings_digest(settings),
+                        json.dumps(provenance or {}, sort_keys=True),
+                    ),
+                )
+                c.executemany(
+                    """INSERT INTO run_items (run_id, item_id, position, split, source, principle, policy,
+                                 request, safe_response, response_key) VALUES (?,?,?,?,?,?,?,?,?,?)""",
+                    rows,
+                )
                 if name:
                     c.execute("INSERT INTO run_names VALUES (?,?,?)", (name, run_id, now))
                 created = True
@@ -222,15 +268,23 @@ class Store:
                 return "name"
             return "alias"
 
-    def find_run(self, *, model_identity: str, settings: dict, items_digest_: str, kind: str = "safety",
-                 prefer_judge: str | None = None) -> str | None:
+    def find_run(
+        self,
+        *,
+        model_identity: str,
+        settings: dict,
+        items_digest_: str,
+        kind: str = "safety",
+        prefer_judge: str | None = None,
+    ) -> str | None:
         """An existing run that asked this model the same items under the same settings (runs written by
         0.1.0 have ids that include their judge, so there may be several: the one judged by `prefer_judge`
         wins, else the newest)."""
         rows = self.conn.execute(
             "SELECT id, judge_identity FROM runs WHERE model_identity=? AND settings_digest=? AND items_digest=? "
             "AND kind=? ORDER BY created_at DESC",
-            (model_identity, settings_digest(settings), items_digest_, kind)).fetchall()
+            (model_identity, settings_digest(settings), items_digest_, kind),
+        ).fetchall()
         for run_id, judge in rows:
             if prefer_judge and judge == prefer_judge:
                 return run_id
@@ -241,12 +295,21 @@ class Store:
         a spec given later fills one that was unknown."""
         with self.transaction() as c:
             (position,) = c.execute("SELECT COUNT(*) FROM run_judges WHERE run_id=?", (run_id,)).fetchone()
-            cur = c.execute("INSERT OR IGNORE INTO run_judges VALUES (?,?,?,?,?)",
-                            (run_id, judge_identity, json.dumps(spec.to_dict() if spec else {}, sort_keys=True),
-                             position, time.time()))
+            cur = c.execute(
+                "INSERT OR IGNORE INTO run_judges VALUES (?,?,?,?,?)",
+                (
+                    run_id,
+                    judge_identity,
+                    json.dumps(spec.to_dict() if spec else {}, sort_keys=True),
+                    position,
+                    time.time(),
+                ),
+            )
             if cur.rowcount == 0 and spec is not None:
-                c.execute("UPDATE run_judges SET spec=? WHERE run_id=? AND judge_identity=? AND spec='{}'",
-                          (json.dumps(spec.to_dict(), sort_keys=True), run_id, judge_identity))
+                c.execute(
+                    "UPDATE run_judges SET spec=? WHERE run_id=? AND judge_identity=? AND spec='{}'",
+                    (json.dumps(spec.to_dict(), sort_keys=True), run_id, judge_identity),
+                )
             if position == 0 and cur.rowcount == 1:
                 c.execute("UPDATE runs SET judge_identity=? WHERE id=?", (judge_identity, run_id))
             return cur.rowcount == 1
@@ -255,7 +318,8 @@ class Store:
         """The judges attached to a run, primary first, with the spec that rebuilds each (when known)."""
         out = []
         for identity, spec in self.conn.execute(
-                "SELECT judge_identity, spec FROM run_judges WHERE run_id=? ORDER BY position", (run_id,)):
+            "SELECT judge_identity, spec FROM run_judges WHERE run_id=? ORDER BY position", (run_id,)
+        ):
             d = json.loads(spec)
             out.append((identity, JudgeSpec.from_dict(d) if d.get("spec") else None))
         return out
@@ -308,8 +372,14 @@ class Store:
     def run(self, ref: str) -> RunInfo:
         """The run with this id, else the single run whose id starts with it, else the newest run with
         this name."""
-        rows = self.conn.execute(f"SELECT {_RUN_COLS} FROM runs WHERE id LIKE ? ORDER BY created_at",
-                                 (ref.replace("%", "").replace("_", "") + "%",)).fetchall() if ref else []
+        rows = (
+            self.conn.execute(
+                f"SELECT {_RUN_COLS} FROM runs WHERE id LIKE ? ORDER BY created_at",
+                (ref.replace("%", "").replace("_", "") + "%",),
+            ).fetchall()
+            if ref
+            else []
+        )
         exact = [r for r in rows if r[0] == ref]
         if exact or len(rows) == 1:
             return self._run_info((exact or rows)[0])
@@ -317,7 +387,9 @@ class Store:
             raise UserError(f"run id '{ref}' is ambiguous ({len(rows)} runs start with it): give more characters")
         named = self.conn.execute(
             f"SELECT {_RUN_COLS} FROM runs WHERE name=? OR id IN (SELECT run_id FROM run_names WHERE name=?) "
-            "ORDER BY created_at DESC", (ref, ref)).fetchone()
+            "ORDER BY created_at DESC",
+            (ref, ref),
+        ).fetchone()
         if named:
             return self._run_info(named)
         raise UserError(f"no run '{ref}' in {self.path}: list runs with `medsafety runs`")
@@ -331,8 +403,9 @@ class Store:
         """Rename a run (its shown name; "" removes it; aliases stay) or replace its tags."""
         with self.transaction() as c:
             if name is not None:
-                c.execute("DELETE FROM run_names WHERE run_id=? AND name=(SELECT name FROM runs WHERE id=?)",
-                          (run_id, run_id))
+                c.execute(
+                    "DELETE FROM run_names WHERE run_id=? AND name=(SELECT name FROM runs WHERE id=?)", (run_id, run_id)
+                )
                 c.execute("UPDATE runs SET name=? WHERE id=?", (name or None, run_id))
                 if name:
                     c.execute("INSERT OR IGNORE INTO run_names VALUES (?,?,?)", (name, run_id, time.time()))
@@ -349,14 +422,36 @@ class Store:
             c.execute("DELETE FROM runs WHERE id=?", (run_id,))
 
     def _run_info(self, r: tuple) -> RunInfo:
-        judges = tuple(j for (j,) in self.conn.execute(
-            "SELECT judge_identity FROM run_judges WHERE run_id=? ORDER BY position", (r[0],)))
-        aliases = tuple(n for (n,) in self.conn.execute(
-            "SELECT name FROM run_names WHERE run_id=? AND name IS NOT ? ORDER BY added_at, name", (r[0], r[8])))
-        return RunInfo(id=r[0], created_at=r[1], updated_at=r[2], model_spec=r[3], model_identity=r[4],
-                       judge_identity=r[5], settings=json.loads(r[6]), n_items=r[7], name=r[8],
-                       tags=tuple(json.loads(r[9])), kind=r[10], items_digest=r[11], settings_digest=r[12],
-                       provenance=json.loads(r[13]), judges=judges, aliases=aliases)
+        judges = tuple(
+            j
+            for (j,) in self.conn.execute(
+                "SELECT judge_identity FROM run_judges WHERE run_id=? ORDER BY position", (r[0],)
+            )
+        )
+        aliases = tuple(
+            n
+            for (n,) in self.conn.execute(
+                "SELECT name FROM run_names WHERE run_id=? AND name IS NOT ? ORDER BY added_at, name", (r[0], r[8])
+            )
+        )
+        return RunInfo(
+            id=r[0],
+            created_at=r[1],
+            updated_at=r[2],
+            model_spec=r[3],
+            model_identity=r[4],
+            judge_identity=r[5],
+            settings=json.loads(r[6]),
+            n_items=r[7],
+            name=r[8],
+            tags=tuple(json.loads(r[9])),
+            kind=r[10],
+            items_digest=r[11],
+            settings_digest=r[12],
+            provenance=json.loads(r[13]),
+            judges=judges,
+            aliases=aliases,
+        )
 
     def run_rows(self, run_id: str, judge_identity: str | None = None) -> list[RunRow]:
         """Every item of the run, in run order, joined to its response and one judge's judgement (the run's
@@ -366,27 +461,44 @@ class Store:
             """SELECT ri.item_id, ri.split, ri.source, ri.principle, ri.policy, ri.request, ri.safe_response,
                       ri.response_key, rs.text, rs.prompt_tokens, rs.completion_tokens
                FROM run_items ri LEFT JOIN responses rs ON rs.key = ri.response_key
-               WHERE ri.run_id=? ORDER BY ri.position""", (run_id,)).fetchall()
+               WHERE ri.run_id=? ORDER BY ri.position""",
+            (run_id,),
+        ).fetchall()
         keys = [JudgeCase(r[5], r[8], r[4]).cache_key(judge_identity) if r[8] is not None else None for r in items]
         found = self.judgements([k for k in keys if k])
         out = []
         for r, key in zip(items, keys, strict=True):
             j = found.get(key) if key else None
-            out.append(RunRow(*r[:8], response=r[8], prompt_tokens=r[9], completion_tokens=r[10],
-                              score=j.score if j else None, judged=j is not None,
-                              reason=j.reason if j else None, judge_raw=j.raw if j else None,
-                              judge_prompt_tokens=j.usage.prompt_tokens if j else None,
-                              judge_completion_tokens=j.usage.completion_tokens if j else None,
-                              value=j.value if j else None, label=j.label if j else None,
-                              harmful=j.harmful if j else None, categories=j.categories if j else ()))
+            out.append(
+                RunRow(
+                    *r[:8],
+                    response=r[8],
+                    prompt_tokens=r[9],
+                    completion_tokens=r[10],
+                    score=j.score if j else None,
+                    judged=j is not None,
+                    reason=j.reason if j else None,
+                    judge_raw=j.raw if j else None,
+                    judge_prompt_tokens=j.usage.prompt_tokens if j else None,
+                    judge_completion_tokens=j.usage.completion_tokens if j else None,
+                    value=j.value if j else None,
+                    label=j.label if j else None,
+                    harmful=j.harmful if j else None,
+                    categories=j.categories if j else (),
+                )
+            )
         return out
 
     # --- responses ----------------------------------------------------------------------------------
     def _existing(self, table: str, keys: Iterable[str]) -> set[str]:
         have: set[str] = set()
         for chunk in _chunks(list(dict.fromkeys(keys))):
-            have.update(k for (k,) in self.conn.execute(
-                f"SELECT key FROM {table} WHERE key IN ({','.join('?' * len(chunk))})", chunk))
+            have.update(
+                k
+                for (k,) in self.conn.execute(
+                    f"SELECT key FROM {table} WHERE key IN ({','.join('?' * len(chunk))})", chunk
+                )
+            )
         return have
 
     def missing_responses(self, keys: Iterable[str]) -> set[str]:
@@ -399,33 +511,51 @@ class Store:
         if not completion.ok:
             raise ValueError("failed completions are not stored")
         with self.transaction() as c:
-            cur = c.execute("""INSERT OR IGNORE INTO responses (key, model_identity, request, text, prompt_tokens,
+            cur = c.execute(
+                """INSERT OR IGNORE INTO responses (key, model_identity, request, text, prompt_tokens,
                                completion_tokens, finish_reason, created_at, system_fingerprint, batch_id)
                                VALUES (?,?,?,?,?,?,?,?,?,?)""",
-                            (key, model_identity, json.dumps(request.to_dict(), ensure_ascii=False),
-                             completion.text, completion.usage.prompt_tokens,
-                             completion.usage.completion_tokens, completion.finish_reason, time.time(),
-                             completion.system_fingerprint, completion.batch))
+                (
+                    key,
+                    model_identity,
+                    json.dumps(request.to_dict(), ensure_ascii=False),
+                    completion.text,
+                    completion.usage.prompt_tokens,
+                    completion.usage.completion_tokens,
+                    completion.finish_reason,
+                    time.time(),
+                    completion.system_fingerprint,
+                    completion.batch,
+                ),
+            )
             return cur.rowcount == 1
 
     def response_fingerprints(self, model_identity: str) -> set[str]:
         """Every `system_fingerprint` the server sent with this model's stored responses."""
-        return {fp for (fp,) in self.conn.execute(
-            "SELECT DISTINCT system_fingerprint FROM responses WHERE model_identity=? AND system_fingerprint "
-            "IS NOT NULL", (model_identity,))}
+        return {
+            fp
+            for (fp,) in self.conn.execute(
+                "SELECT DISTINCT system_fingerprint FROM responses WHERE model_identity=? AND system_fingerprint "
+                "IS NOT NULL",
+                (model_identity,),
+            )
+        }
 
     def server_description(self, model_identity: str) -> dict | None:
         """What the server said about this model when the store first met it (`/v1/models`), or None."""
-        row = self.conn.execute("SELECT description FROM model_servers WHERE model_identity=?",
-                                (model_identity,)).fetchone()
+        row = self.conn.execute(
+            "SELECT description FROM model_servers WHERE model_identity=?", (model_identity,)
+        ).fetchone()
         return json.loads(row[0]) if row else None
 
     def record_server(self, model_identity: str, description: dict) -> None:
         """Keep the server's description of a model the first time; later calls only note the time."""
         now = time.time()
         with self.transaction() as c:
-            c.execute("INSERT OR IGNORE INTO model_servers VALUES (?,?,?,?)",
-                      (model_identity, json.dumps(description, sort_keys=True), now, now))
+            c.execute(
+                "INSERT OR IGNORE INTO model_servers VALUES (?,?,?,?)",
+                (model_identity, json.dumps(description, sort_keys=True), now, now),
+            )
             c.execute("UPDATE model_servers SET last_seen=? WHERE model_identity=?", (now, model_identity))
 
     def response_text(self, key: str) -> str | None:
@@ -441,7 +571,8 @@ class Store:
         out: dict[str, Judgement] = {}
         for chunk in _chunks(list(dict.fromkeys(keys))):
             for row in self.conn.execute(
-                    f"SELECT {_JUDGEMENT_COLS} FROM judgements WHERE key IN ({','.join('?' * len(chunk))})", chunk):
+                f"SELECT {_JUDGEMENT_COLS} FROM judgements WHERE key IN ({','.join('?' * len(chunk))})", chunk
+            ):
                 out[row[0]] = _judgement(row)
         return out
 
@@ -457,10 +588,23 @@ class Store:
             cur = c.execute(
                 f"INSERT OR {'REPLACE' if replace else 'IGNORE'} INTO judgements ({_JUDGEMENT_COLS}, created_at) "
                 f"VALUES ({','.join('?' * 14)})",
-                (key, judge_identity, judgement.score, judgement.reason, judgement.raw, judgement.attempts,
-                 judgement.usage.prompt_tokens, judgement.usage.completion_tokens, judgement.value,
-                 judgement.label, harmful, json.dumps(list(judgement.categories)),
-                 json.dumps(judgement.metadata, sort_keys=True, ensure_ascii=False), time.time()))
+                (
+                    key,
+                    judge_identity,
+                    judgement.score,
+                    judgement.reason,
+                    judgement.raw,
+                    judgement.attempts,
+                    judgement.usage.prompt_tokens,
+                    judgement.usage.completion_tokens,
+                    judgement.value,
+                    judgement.label,
+                    harmful,
+                    json.dumps(list(judgement.categories)),
+                    json.dumps(judgement.metadata, sort_keys=True, ensure_ascii=False),
+                    time.time(),
+                ),
+            )
             return cur.rowcount == 1
 
     def delete_unscored(self, keys: Iterable[str]) -> int:
@@ -468,18 +612,32 @@ class Store:
         n = 0
         with self.transaction() as c:
             for chunk in _chunks(list(keys)):
-                n += c.execute(f"DELETE FROM judgements WHERE score IS NULL AND key IN "
-                               f"({','.join('?' * len(chunk))})", chunk).rowcount
+                n += c.execute(
+                    f"DELETE FROM judgements WHERE score IS NULL AND key IN ({','.join('?' * len(chunk))})", chunk
+                ).rowcount
         return n
 
 
-_RUN_COLS = ("id, created_at, updated_at, model_spec, model_identity, judge_identity, settings, n_items, name, "
-             "tags, kind, items_digest, settings_digest, provenance")
-_JUDGEMENT_COLS = ("key, judge_identity, score, reason, raw, attempts, prompt_tokens, completion_tokens, value, "
-                   "label, harmful, categories, metadata")
+_RUN_COLS = (
+    "id, created_at, updated_at, model_spec, model_identity, judge_identity, settings, n_items, name, "
+    "tags, kind, items_digest, settings_digest, provenance"
+)
+_JUDGEMENT_COLS = (
+    "key, judge_identity, score, reason, raw, attempts, prompt_tokens, completion_tokens, value, "
+    "label, harmful, categories, metadata"
+)
 
 
 def _judgement(row: tuple) -> Judgement:
-    return Judgement(row[2], reason=row[3], raw=row[4], attempts=row[5], usage=Usage(row[6], row[7]),
-                     value=row[8], label=row[9], harmful=None if row[10] is None else bool(row[10]),
-                     categories=tuple(json.loads(row[11])), metadata=json.loads(row[12]))
+    return Judgement(
+        row[2],
+        reason=row[3],
+        raw=row[4],
+        attempts=row[5],
+        usage=Usage(row[6], row[7]),
+        value=row[8],
+        label=row[9],
+        harmful=None if row[10] is None else bool(row[10]),
+        categories=tuple(json.loads(row[11])),
+        metadata=json.loads(row[12]),
+    )

@@ -31,15 +31,20 @@ def failure_advice(errors: list[str]) -> str:
     """What to do about requests that failed for good: re-run when they may succeed another time; when
     every error is a client error the server will give again (HTTP 4xx but 408/409/429), what to change."""
     codes = [_STATUS.match(e) for e in errors]
-    if not errors or not all(c and 400 <= int(c.group(1)) < 500 and int(c.group(1)) not in (408, 409, 429)
-                             for c in codes):
+    if not errors or not all(
+        c and 400 <= int(c.group(1)) < 500 and int(c.group(1)) not in (408, 409, 429) for c in codes
+    ):
         return "re-run the same command to retry only those"
     if all(_TOO_LONG.search(e) for e in errors):
-        return ("the server rejects them as longer than its context window, so a re-run fails the same way: "
-                "lower --max-new-tokens (prompt and new tokens must fit together), or shorten or drop those "
-                "requests; --context-window N (the server's window) warns about them before sending")
-    return ("the server refuses them as sent, so a re-run fails the same way: change what the error names "
-            "(the model name, an option, the request)")
+        return (
+            "the server rejects them as longer than its context window, so a re-run fails the same way: "
+            "lower --max-new-tokens (prompt and new tokens must fit together), or shorten or drop those "
+            "requests; --context-window N (the server's window) warns about them before sending"
+        )
+    return (
+        "the server refuses them as sent, so a re-run fails the same way: change what the error names "
+        "(the model name, an option, the request)"
+    )
 
 
 @dataclass(frozen=True)
@@ -84,16 +89,20 @@ def exit_status(outcome: StudyOutcome, gate: Gate | None) -> tuple[int, list[str
         elif r.outcome and (r.outcome.responses.failed or r.outcome.judgements.failed):
             o = r.outcome
             first = (o.responses.errors + o.judgements.errors or ["unknown error"])[0]
-            notes.append(f"{r.model.name}: {o.responses.failed + o.judgements.failed} request(s) failed for good "
-                         f"(first: {first}); {failure_advice(o.responses.errors + o.judgements.errors)}")
+            notes.append(
+                f"{r.model.name}: {o.responses.failed + o.judgements.failed} request(s) failed for good "
+                f"(first: {first}); {failure_advice(o.responses.errors + o.judgements.errors)}"
+            )
     if notes:
         return EXIT_FAILED, notes
     for r in outcome.results:
         s = r.outcome.summary if r.outcome else None
         if s is not None and s.n_items and s.overall.n_scored == 0:
-            notes.append(f"{r.model.name}: no item could be scored ({s.n_unscored} unscored, {s.n_unjudged} "
-                         "unjudged): check the judge (see `medsafety export` for its raw output); "
-                         "--retry-unscored asks it again")
+            notes.append(
+                f"{r.model.name}: no item could be scored ({s.n_unscored} unscored, {s.n_unjudged} "
+                "unjudged): check the judge (see `medsafety export` for its raw output); "
+                "--retry-unscored asks it again"
+            )
     if notes:
         return EXIT_UNSCORED, notes
     if gate is not None:
@@ -113,13 +122,27 @@ def result_json(store: Store, result: ModelResult) -> dict:
         return {"name": result.model.name, "model": redact_spec(result.model.spec), "error": result.error}
     o = result.outcome
     info = store.run(o.run_id)
-    return {"run_id": o.run_id, "name": result.model.name, "model": info.model_spec,
-            "model_identity": info.model_identity, "judge": info.judge_identity, "judges": list(o.summaries),
-            "settings": info.settings, "items": info.provenance.get("items"), "n_items": info.n_items,
-            "items_digest": info.items_digest, "settings_digest": info.settings_digest,
-            "provenance": info.provenance,
-            "model_calls": o.responses.calls, "judge_calls": o.judgements.calls,
-            "failed": o.responses.failed + o.judgements.failed,
-            "calls": {"model": o.responses.to_dict(), "judge": o.judgements.to_dict(),
-                      "by_judge": {k: v.to_dict() for k, v in o.by_judge.items()}},
-            "summary": o.summary.to_dict(), "summaries": {k: v.to_dict() for k, v in o.summaries.items()}}
+    return {
+        "run_id": o.run_id,
+        "name": result.model.name,
+        "model": info.model_spec,
+        "model_identity": info.model_identity,
+        "judge": info.judge_identity,
+        "judges": list(o.summaries),
+        "settings": info.settings,
+        "items": info.provenance.get("items"),
+        "n_items": info.n_items,
+        "items_digest": info.items_digest,
+        "settings_digest": info.settings_digest,
+        "provenance": info.provenance,
+        "model_calls": o.responses.calls,
+        "judge_calls": o.judgements.calls,
+        "failed": o.responses.failed + o.judgements.failed,
+        "calls": {
+            "model": o.responses.to_dict(),
+            "judge": o.judgements.to_dict(),
+            "by_judge": {k: v.to_dict() for k, v in o.by_judge.items()},
+        },
+        "summary": o.summary.to_dict(),
+        "summaries": {k: v.to_dict() for k, v in o.summaries.items()},
+    }

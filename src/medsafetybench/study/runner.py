@@ -54,8 +54,11 @@ class StudyOutcome:
     @property
     def failed(self) -> list[ModelResult]:
         """Models that could not be loaded or whose requests failed for good."""
-        return [r for r in self.results if r.error or (r.outcome and (r.outcome.responses.failed
-                                                                      or r.outcome.judgements.failed))]
+        return [
+            r
+            for r in self.results
+            if r.error or (r.outcome and (r.outcome.responses.failed or r.outcome.judgements.failed))
+        ]
 
 
 def build_judge(j: StudyJudge) -> Judge:
@@ -91,17 +94,25 @@ def _open_model(m: StudyModel, engine: str, items: Sequence[Item], store: Store)
 
 def _provenance(study: Study, judges: Sequence[str]) -> dict:
     sel = study.items
-    data = data_provenance(sel.split, list(sel.sources or []) or None, list(sel.principles or []) or None,
-                           sel.input_file)
+    data = data_provenance(
+        sel.split, list(sel.sources or []) or None, list(sel.principles or []) or None, sel.input_file
+    )
     return {**run_provenance(data, list(judges)), "items": sel.to_dict(), "study": study.name}
 
 
-async def run_study_async(study: Study, store: Store, *, only: Sequence[str] | None = None,
-                          progress_for: Callable[[StudyModel, int, int], Progress | None] | None = None,
-                          on_done: Callable[[ModelResult], None] | None = None,
-                          retry_unscored: bool = False, raise_errors: bool = False,
-                          warn: Callable[[str], None] | None = None, budget: Any = None,
-                          items: Sequence[Item] | None = None) -> StudyOutcome:
+async def run_study_async(
+    study: Study,
+    store: Store,
+    *,
+    only: Sequence[str] | None = None,
+    progress_for: Callable[[StudyModel, int, int], Progress | None] | None = None,
+    on_done: Callable[[ModelResult], None] | None = None,
+    retry_unscored: bool = False,
+    raise_errors: bool = False,
+    warn: Callable[[str], None] | None = None,
+    budget: Any = None,
+    items: Sequence[Item] | None = None,
+) -> StudyOutcome:
     """Evaluate every model of the study (or those named in `only`), one after another, with every judge.
 
     A model that cannot be loaded is recorded with its error and the study goes on with the next one
@@ -158,14 +169,26 @@ async def run_study_async(study: Study, store: Store, *, only: Sequence[str] | N
                     model = budget.wrap(model, "model", budget.prices.lookup(model.identity))
                 for line in [] if cached else length_warnings_for(model, judges, items, m.settings):
                     (warn or log.warning)(line)
-                result.outcome = await evaluate(store, items, model, judges, model_spec=m.model.display,
-                                                settings=m.settings, progress=progress, retry_unscored=retry_unscored,
-                                                name=m.name if m.name != m.spec else None,
-                                                provenance=provenance, sequential=study.batch)
+                result.outcome = await evaluate(
+                    store,
+                    items,
+                    model,
+                    judges,
+                    model_spec=m.model.display,
+                    settings=m.settings,
+                    progress=progress,
+                    retry_unscored=retry_unscored,
+                    name=m.name if m.name != m.spec else None,
+                    provenance=provenance,
+                    sequential=study.batch,
+                )
                 result.run_id = result.outcome.run_id
                 info = store.run(result.run_id)
-                tags = {*info.tags, *([study.tag] if study.tag_runs else []),
-                        *([f"group:{m.group}"] if m.group else [])}
+                tags = {
+                    *info.tags,
+                    *([study.tag] if study.tag_runs else []),
+                    *([f"group:{m.group}"] if m.group else []),
+                }
                 store.set_run_fields(result.run_id, tags=sorted(tags))
             except UserError as exc:
                 if raise_errors:
@@ -205,8 +228,11 @@ class ModelStatus:
 
     @property
     def done(self) -> bool:
-        return self.run_id is not None and self.responses == self.items and all(
-            n == self.responses for n in self.judged.values())
+        return (
+            self.run_id is not None
+            and self.responses == self.items
+            and all(n == self.responses for n in self.judged.values())
+        )
 
 
 def _identity(m: StudyModel) -> str:
@@ -238,14 +264,23 @@ def study_status(study: Study, store: Store) -> list[ModelStatus]:
             continue
         run_id = store.find_run(model_identity=identity, settings=m.settings.to_dict(), items_digest_=digest)
         if run_id is None:
-            out.append(ModelStatus(m.name, redact_spec(m.spec), len(items), 0, {n: 0 for n, _ in judges}, None, "not started"))
+            out.append(
+                ModelStatus(m.name, redact_spec(m.spec), len(items), 0, {n: 0 for n, _ in judges}, None, "not started")
+            )
             continue
         rows = store.run_rows(run_id, judges[0][1] if judges and judges[0][1] else None)
         responses = sum(r.response is not None for r in rows)
         judged = {}
         for name, identity_j in judges:
-            keys = [JudgeCase(r.request, r.response, r.policy).cache_key(identity_j)
-                    for r in rows if r.response is not None] if identity_j else []
+            keys = (
+                [
+                    JudgeCase(r.request, r.response, r.policy).cache_key(identity_j)
+                    for r in rows
+                    if r.response is not None
+                ]
+                if identity_j
+                else []
+            )
             judged[name] = len(store.has_judgements(keys))
         out.append(ModelStatus(m.name, redact_spec(m.spec), len(items), responses, judged, run_id))
     return out

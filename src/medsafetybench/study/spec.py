@@ -59,20 +59,58 @@ from ..principles import LLAMA2_DEFAULT_SYSTEM_PROMPT
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _TABLES = {"study": False, "items": False, "settings": False, "judges": True, "models": True}
 _KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "study": {"name": str, "description": str, "engine": str, "batch": bool, "batch_timeout": (int, float),
-              "batch_poll": (int, float)},
-    "items": {"split": str, "sources": list, "principles": list, "sample": int, "seed": int, "limit": int,
-              "input": str, "data": str},
+    "study": {
+        "name": str,
+        "description": str,
+        "engine": str,
+        "batch": bool,
+        "batch_timeout": (int, float),
+        "batch_poll": (int, float),
+    },
+    "items": {
+        "split": str,
+        "sources": list,
+        "principles": list,
+        "sample": int,
+        "seed": int,
+        "limit": int,
+        "input": str,
+        "data": str,
+    },
     "settings": {"max_new_tokens": int, "system_prompt": str},
-    "judges": {"name": str, "spec": str, "concurrency": int, "timeout": (int, float), "batch_size": int,
-               "max_attempts": int},
-    "models": {"name": str, "spec": str, "prompt_format": str, "group": str, "batch_size": int, "concurrency": int,
-               "timeout": (int, float), "tensor_parallel_size": int, "replicas": int, "max_new_tokens": int,
-               "system_prompt": str, "model_version": str},
+    "judges": {
+        "name": str,
+        "spec": str,
+        "concurrency": int,
+        "timeout": (int, float),
+        "batch_size": int,
+        "max_attempts": int,
+    },
+    "models": {
+        "name": str,
+        "spec": str,
+        "prompt_format": str,
+        "group": str,
+        "batch_size": int,
+        "concurrency": int,
+        "timeout": (int, float),
+        "tensor_parallel_size": int,
+        "replicas": int,
+        "max_new_tokens": int,
+        "system_prompt": str,
+        "model_version": str,
+    },
 }
 _REQUIRED = {"study": ("name",), "judges": ("spec",), "models": ("name", "spec")}
-_OPTION_KEYS = ("batch_size", "concurrency", "timeout", "tensor_parallel_size", "replicas", "max_attempts",
-                "model_version")
+_OPTION_KEYS = (
+    "batch_size",
+    "concurrency",
+    "timeout",
+    "tensor_parallel_size",
+    "replicas",
+    "max_attempts",
+    "model_version",
+)
 
 
 @dataclass(frozen=True)
@@ -204,15 +242,24 @@ def parse_study(raw: dict, path: Path, lines: _Lines | None = None) -> Study:
             for key, value in entry.items():
                 allowed = _KEYS[table]
                 if key not in allowed:
-                    raise fail(lines.of(table, index, key), f"unknown key '{key}' in {_where(table, index, many)}; "
-                               f"known keys: {', '.join(allowed)}")
+                    raise fail(
+                        lines.of(table, index, key),
+                        f"unknown key '{key}' in {_where(table, index, many)}; known keys: {', '.join(allowed)}",
+                    )
                 want = allowed[key]
                 if (isinstance(value, bool) and want is not bool) or not isinstance(value, want):
-                    kinds = {"int": "whole number", "str": "string", "list": "list", "float": "number",
-                             "bool": "true or false"}
+                    kinds = {
+                        "int": "whole number",
+                        "str": "string",
+                        "list": "list",
+                        "float": "number",
+                        "bool": "true or false",
+                    }
                     names = " or ".join(kinds[t.__name__] for t in (want if isinstance(want, tuple) else (want,)))
-                    raise fail(lines.of(table, index, key), f"'{key}' in {_where(table, index, many)} must be "
-                               f"a {names}, not {value!r}")
+                    raise fail(
+                        lines.of(table, index, key),
+                        f"'{key}' in {_where(table, index, many)} must be a {names}, not {value!r}",
+                    )
             for key in _REQUIRED.get(table, ()):
                 if key not in entry:
                     raise fail(lines.of(table, index), f"{_where(table, index, many)} needs '{key}'")
@@ -255,17 +302,38 @@ def parse_study(raw: dict, path: Path, lines: _Lines | None = None) -> Study:
             except UserError as exc:
                 raise fail(lines.of("models", i, "model_version"), f"model '{m['name']}': {exc}") from None
             if not m["spec"].startswith("openai:"):
-                raise fail(lines.of("models", i, "model_version"), f"model '{m['name']}': model_version is for "
-                           "openai: models; a local model is identified by its weights already")
+                raise fail(
+                    lines.of("models", i, "model_version"),
+                    f"model '{m['name']}': model_version is for "
+                    "openai: models; a local model is identified by its weights already",
+                )
         for key in ("max_new_tokens", "batch_size", "concurrency", "tensor_parallel_size", "replicas"):
             if key in m and m[key] < 1:
                 raise fail(lines.of("models", i, key), f"'{key}' of model '{m['name']}' must be at least 1")
         settings = _settings({**base, **{k: m[k] for k in ("max_new_tokens", "system_prompt") if k in m}}, resolved)
-        models.append(StudyModel(m["name"], m["spec"], fmt, m.get("group"), settings,
-                                 {k: m[k] for k in _OPTION_KEYS if k in m}, parsed=parsed))
-    return Study(name, path, items, tuple(judges), tuple(models), study.get("description", ""), engine,
-                 batch=study.get("batch", False), batch_timeout=study.get("batch_timeout"),
-                 batch_poll=float(study.get("batch_poll", 30.0)))
+        models.append(
+            StudyModel(
+                m["name"],
+                m["spec"],
+                fmt,
+                m.get("group"),
+                settings,
+                {k: m[k] for k in _OPTION_KEYS if k in m},
+                parsed=parsed,
+            )
+        )
+    return Study(
+        name,
+        path,
+        items,
+        tuple(judges),
+        tuple(models),
+        study.get("description", ""),
+        engine,
+        batch=study.get("batch", False),
+        batch_timeout=study.get("batch_timeout"),
+        batch_poll=float(study.get("batch_poll", 30.0)),
+    )
 
 
 def check_study(study: Study) -> None:
@@ -300,8 +368,11 @@ def check_study(study: Study) -> None:
             raise fail(lines.of("models", i, "spec"), f"model '{m.name}': {exc}") from None
         replicas = m.options.get("replicas", 1)
         if replicas != 1 and study.engine == "local":
-            raise fail(lines.of("models", i, "replicas"), f"model '{m.name}': replicas = {replicas} needs "
-                       "engine = \"ray\" in [study] (the local engine runs one copy of the model)")
+            raise fail(
+                lines.of("models", i, "replicas"),
+                f"model '{m.name}': replicas = {replicas} needs "
+                'engine = "ray" in [study] (the local engine runs one copy of the model)',
+            )
 
 
 def expand_spec(spec: str) -> str:
@@ -355,8 +426,16 @@ def _items(d: dict, path: Path, lines: _Lines, fail: Any) -> ItemSelection:
     data = d.get("data")
     if data is not None and not Path(data).is_absolute():
         data = str(path.parent / data)
-    return ItemSelection(split, tuple(sources) if sources else None, tuple(principles) if principles else None,
-                         d.get("sample"), d.get("seed", 0), d.get("limit"), input_file, data)
+    return ItemSelection(
+        split,
+        tuple(sources) if sources else None,
+        tuple(principles) if principles else None,
+        d.get("sample"),
+        d.get("seed", 0),
+        d.get("limit"),
+        input_file,
+        data,
+    )
 
 
 def check_name(name: str, seen: Sequence[str], what: str) -> None:
@@ -386,4 +465,3 @@ def _check_spec(spec: str, line: int, fail: Any, judge: bool = False) -> None:
         (parse_judge_spec if judge else parse_spec)(spec)  # judges: offline, a model spec, or NAME:ARGS
     except UserError as exc:
         raise fail(line, str(exc)) from None
-

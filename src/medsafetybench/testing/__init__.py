@@ -12,10 +12,18 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "FAULT_KINDS": "fake_openai", "Attempt": "fake_openai", "FakeOpenAIServer": "fake_openai",
-    "FaultPlan": "fake_openai", "Reject": "fake_openai", "ServerStats": "fake_openai", "prompt_key": "fake_openai",
-    "MODES": "responders", "default_responder": "responders", "echo_responder": "responders",
-    "rubric_responder": "responders", "classifier_responder": "responders",
+    "FAULT_KINDS": "fake_openai",
+    "Attempt": "fake_openai",
+    "FakeOpenAIServer": "fake_openai",
+    "FaultPlan": "fake_openai",
+    "Reject": "fake_openai",
+    "ServerStats": "fake_openai",
+    "prompt_key": "fake_openai",
+    "MODES": "responders",
+    "default_responder": "responders",
+    "echo_responder": "responders",
+    "rubric_responder": "responders",
+    "classifier_responder": "responders",
 }
 __all__ = sorted(_EXPORTS)
 

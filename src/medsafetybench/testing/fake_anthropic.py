@@ -50,18 +50,25 @@ def message_body(req: dict[str, Any], text: str) -> bytes:
     if isinstance(limit, int) and limit > 0 and len(words) > limit:
         text, words, stop = " ".join(words[:limit]), words[:limit], "max_tokens"
     prompt = sum(len(str(m.get("content", "")).split()) for m in req["messages"])
-    return json.dumps({"id": f"msg_{uuid.uuid4().hex[:24]}", "type": "message", "role": "assistant",
-                       "model": str(req.get("model", "fake-model")), "content": [{"type": "text", "text": text}],
-                       "stop_reason": stop, "stop_sequence": None,
-                       "usage": {"input_tokens": prompt, "output_tokens": len(words)}},
-                      ensure_ascii=False).encode("utf-8")
+    return json.dumps(
+        {
+            "id": f"msg_{uuid.uuid4().hex[:24]}",
+            "type": "message",
+            "role": "assistant",
+            "model": str(req.get("model", "fake-model")),
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": stop,
+            "stop_sequence": None,
+            "usage": {"input_tokens": prompt, "output_tokens": len(words)},
+        },
+        ensure_ascii=False,
+    ).encode("utf-8")
 
 
 class FakeAnthropic:
     """Anthropic routes on a `FakeOpenAIServer` (see the module docstring)."""
 
-    def __init__(self, server: Any, engine: BatchEngine | None = None,
-                 faults: BatchFaults | None = None) -> None:
+    def __init__(self, server: Any, engine: BatchEngine | None = None, faults: BatchFaults | None = None) -> None:
         self.server = server
         self.engine = engine or BatchEngine(faults)
         server.routes.append(self)
@@ -83,10 +90,22 @@ class FakeAnthropic:
         if method == "POST" and len(parts) == 3:
             self._create(h, raw)
         elif method == "GET" and len(parts) == 3:
-            data = [self._json(b) for b in sorted(self.engine.batches.values(), key=lambda b: -b.created)
-                    if b.provider == "anthropic"]
-            h._send(200, json.dumps({"data": data, "has_more": False, "first_id": data[0]["id"] if data else None,
-                                     "last_id": data[-1]["id"] if data else None}).encode())
+            data = [
+                self._json(b)
+                for b in sorted(self.engine.batches.values(), key=lambda b: -b.created)
+                if b.provider == "anthropic"
+            ]
+            h._send(
+                200,
+                json.dumps(
+                    {
+                        "data": data,
+                        "has_more": False,
+                        "first_id": data[0]["id"] if data else None,
+                        "last_id": data[-1]["id"] if data else None,
+                    }
+                ).encode(),
+            )
         elif method == "GET" and len(parts) == 4:
             self._reply(h, self.engine.poll(parts[3], self._answer), parts[3])
         elif method == "GET" and len(parts) == 5 and parts[4] == "results":
@@ -132,8 +151,10 @@ class FakeAnthropic:
             if outcome == "ok":
                 result: dict[str, Any] = {"type": "succeeded", "message": payload}
             elif outcome == "failed":
-                result = {"type": "errored", "error": {"type": "error", "error": {
-                    "type": "api_error", "message": str(payload)}}}
+                result = {
+                    "type": "errored",
+                    "error": {"type": "error", "error": {"type": "api_error", "message": str(payload)}},
+                }
             else:
                 result = {"type": "expired" if outcome == "expired" else "canceled"}
             line = json.dumps({"custom_id": cid, "result": result})
@@ -148,10 +169,21 @@ class FakeAnthropic:
             ended = b.ended is not None
             processing = len(b.requests) - len(b.results)
             status = "ended" if ended else ("canceling" if b.state == "cancelling" else "in_progress")
-            return {"id": b.id, "type": "message_batch", "processing_status": status,
-                    "request_counts": {"processing": processing, "succeeded": c["ok"], "errored": c["failed"],
-                                       "canceled": c["cancelled"], "expired": c["expired"]},
-                    "created_at": _iso(b.created), "expires_at": _iso(b.created + 86400),
-                    "ended_at": _iso(b.ended), "archived_at": None,
-                    "cancel_initiated_at": _iso(b.ended) if b.state == "cancelled" else None,
-                    "results_url": f"{self.base_url}/v1/messages/batches/{b.id}/results" if ended else None}
+            return {
+                "id": b.id,
+                "type": "message_batch",
+                "processing_status": status,
+                "request_counts": {
+                    "processing": processing,
+                    "succeeded": c["ok"],
+                    "errored": c["failed"],
+                    "canceled": c["cancelled"],
+                    "expired": c["expired"],
+                },
+                "created_at": _iso(b.created),
+                "expires_at": _iso(b.created + 86400),
+                "ended_at": _iso(b.ended),
+                "archived_at": None,
+                "cancel_initiated_at": _iso(b.ended) if b.state == "cancelled" else None,
+                "results_url": f"{self.base_url}/v1/messages/batches/{b.id}/results" if ended else None,
+            }

@@ -115,16 +115,28 @@ class BatchEngine:
             self.files[fid] = data
         return fid
 
-    def create(self, provider: str, requests: list[tuple[str, dict]], metadata: dict | None = None,
-               input_file_id: str | None = None) -> FakeBatch:
+    def create(
+        self,
+        provider: str,
+        requests: list[tuple[str, dict]],
+        metadata: dict | None = None,
+        input_file_id: str | None = None,
+    ) -> FakeBatch:
         prefix = "batch" if provider == "openai" else "msgbatch"
         with self.lock:
             self._stats.batches_created += 1
             faulty = self._stats.batches_created <= self.faults.faulty_batches
             for cid, _ in requests:
                 self._stats.submitted[cid] += 1
-            b = FakeBatch(f"{prefix}_{uuid.uuid4().hex[:20]}", provider, requests, self.faults if faulty else None,
-                          dict(metadata or {}), time.time(), input_file_id)
+            b = FakeBatch(
+                f"{prefix}_{uuid.uuid4().hex[:20]}",
+                provider,
+                requests,
+                self.faults if faulty else None,
+                dict(metadata or {}),
+                time.time(),
+                input_file_id,
+            )
             self.batches[b.id] = b
             return b
 
@@ -176,8 +188,7 @@ class BatchEngine:
 class FakeBatches:
     """OpenAI's Files and Batch API on a `FakeOpenAIServer` (see the module docstring)."""
 
-    def __init__(self, server: Any, faults: BatchFaults | None = None,
-                 engine: BatchEngine | None = None) -> None:
+    def __init__(self, server: Any, faults: BatchFaults | None = None, engine: BatchEngine | None = None) -> None:
         self.server = server
         self.engine = engine or BatchEngine(faults)
         server.routes.append(self)
@@ -206,11 +217,23 @@ class FakeBatches:
         if method == "POST" and len(parts) == 2:
             self._create(h, raw)
         elif method == "GET" and len(parts) == 2:
-            data = [self._batch_json(b) for b in sorted(self.engine.batches.values(), key=lambda b: -b.created)
-                    if b.provider == "openai"]
-            h._send(200, json.dumps({"object": "list", "data": data, "has_more": False,
-                                     "first_id": data[0]["id"] if data else None,
-                                     "last_id": data[-1]["id"] if data else None}).encode())
+            data = [
+                self._batch_json(b)
+                for b in sorted(self.engine.batches.values(), key=lambda b: -b.created)
+                if b.provider == "openai"
+            ]
+            h._send(
+                200,
+                json.dumps(
+                    {
+                        "object": "list",
+                        "data": data,
+                        "has_more": False,
+                        "first_id": data[0]["id"] if data else None,
+                        "last_id": data[-1]["id"] if data else None,
+                    }
+                ).encode(),
+            )
         elif method == "GET" and len(parts) == 3:
             b = self.engine.poll(parts[2], self._answer)
             self._reply(h, b, parts[2])
@@ -230,7 +253,8 @@ class FakeBatches:
     def _upload(self, h: Any, raw: bytes) -> None:
         ctype = h.headers.get("Content-Type", "")
         msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-            b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + raw)
+            b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + raw
+        )
         fields: dict[str, bytes] = {}
         filename = "upload.jsonl"
         for part in msg.iter_parts():
@@ -244,9 +268,20 @@ class FakeBatches:
         fid = self.engine.add_file(fields["file"])
         with self.engine.lock:
             self.engine._stats.files += 1
-        h._send(200, json.dumps({"id": fid, "object": "file", "bytes": len(fields["file"]), "created_at":
-                                 int(time.time()), "filename": filename, "purpose": "batch",
-                                 "status": "processed"}).encode())
+        h._send(
+            200,
+            json.dumps(
+                {
+                    "id": fid,
+                    "object": "file",
+                    "bytes": len(fields["file"]),
+                    "created_at": int(time.time()),
+                    "filename": filename,
+                    "purpose": "batch",
+                    "status": "processed",
+                }
+            ).encode(),
+        )
 
     def _create(self, h: Any, raw: bytes) -> None:
         try:
@@ -279,19 +314,44 @@ class FakeBatches:
         for cid, outcome, payload in b.results:
             rid = f"batch_req_{uuid.uuid4().hex[:16]}"
             if outcome == "ok":
-                line = json.dumps({"id": rid, "custom_id": cid, "error": None, "response": {
-                    "status_code": 200, "request_id": rid, "body": payload}})
+                line = json.dumps(
+                    {
+                        "id": rid,
+                        "custom_id": cid,
+                        "error": None,
+                        "response": {"status_code": 200, "request_id": rid, "body": payload},
+                    }
+                )
                 if bad > 0:
                     line, bad = line[: len(line) // 2], bad - 1
                 out.append(line)
             elif outcome == "failed":
-                errors.append(json.dumps({"id": rid, "custom_id": cid, "error": None, "response": {
-                    "status_code": 500, "request_id": rid,
-                    "body": {"error": {"message": str(payload), "type": "server_error"}}}}))
+                errors.append(
+                    json.dumps(
+                        {
+                            "id": rid,
+                            "custom_id": cid,
+                            "error": None,
+                            "response": {
+                                "status_code": 500,
+                                "request_id": rid,
+                                "body": {"error": {"message": str(payload), "type": "server_error"}},
+                            },
+                        }
+                    )
+                )
             else:
                 code = "batch_expired" if outcome == "expired" else "batch_cancelled"
-                errors.append(json.dumps({"id": rid, "custom_id": cid, "response": None,
-                                          "error": {"code": code, "message": f"request {outcome}"}}))
+                errors.append(
+                    json.dumps(
+                        {
+                            "id": rid,
+                            "custom_id": cid,
+                            "response": None,
+                            "error": {"code": code, "message": f"request {outcome}"},
+                        }
+                    )
+                )
         if out:
             b.output_file_id = self.engine.add_file(("\n".join(out) + "\n").encode())
         if errors:
@@ -302,11 +362,20 @@ class FakeBatches:
             self._files_for(b)
             c = b.counts()
             done = b.ended is not None
-            return {"id": b.id, "object": "batch", "endpoint": "/v1/chat/completions", "errors": None,
-                    "input_file_id": b.input_file_id, "completion_window": "24h", "status": b.state,
-                    "output_file_id": b.output_file_id, "error_file_id": b.error_file_id,
-                    "created_at": int(b.created), "in_progress_at": int(b.created),
-                    "expires_at": int(b.created) + 86400, "completed_at": int(b.ended) if done else None,
-                    "request_counts": {"total": len(b.requests), "completed": c["ok"],
-                                       "failed": len(b.results) - c["ok"]},
-                    "metadata": b.metadata or None}
+            return {
+                "id": b.id,
+                "object": "batch",
+                "endpoint": "/v1/chat/completions",
+                "errors": None,
+                "input_file_id": b.input_file_id,
+                "completion_window": "24h",
+                "status": b.state,
+                "output_file_id": b.output_file_id,
+                "error_file_id": b.error_file_id,
+                "created_at": int(b.created),
+                "in_progress_at": int(b.created),
+                "expires_at": int(b.created) + 86400,
+                "completed_at": int(b.ended) if done else None,
+                "request_counts": {"total": len(b.requests), "completed": c["ok"], "failed": len(b.results) - c["ok"]},
+                "metadata": b.metadata or None,
+            }

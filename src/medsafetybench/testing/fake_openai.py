@@ -8,7 +8,8 @@ malformed JSON bodies and dropped connections. The fault for attempt *n* of a pr
 function of (seed, prompt key, n), so a run is reproducible whatever the thread interleaving.
 
 Extra route sets plug in through `routes` (`fake_batches.py`: files and batches, `fake_anthropic.py`:
-the Anthropic Messages API and Message Batches). Replies come from `responders.py` (canned, echo, rubric, classifier). With `"logprobs": true` in a chat
+the Anthropic Messages API and Message Batches). Replies come from `responders.py` (canned, echo, rubric,
+classifier). With `"logprobs": true` in a chat
 request (or `"logprobs": N` in a text completion request), the reply carries deterministic
 log-probabilities (`_fake_logprobs`: the first word 0.9), in each endpoint's own shape. Run as a
 program it is a server a user can point any OpenAI client at (`fake_cli.py`, `--help`).
@@ -41,8 +42,18 @@ from typing import Any
 
 from .responders import Responder, default_responder, echo_responder, rubric_responder
 
-__all__ = ["FAULT_KINDS", "Attempt", "FakeOpenAIServer", "FaultPlan", "Reject", "ServerStats", "prompt_key",
-           "default_responder", "echo_responder", "rubric_responder"]
+__all__ = [
+    "FAULT_KINDS",
+    "Attempt",
+    "FakeOpenAIServer",
+    "FaultPlan",
+    "Reject",
+    "ServerStats",
+    "prompt_key",
+    "default_responder",
+    "echo_responder",
+    "rubric_responder",
+]
 
 FAULT_KINDS = ("429", "500", "503", "slow", "malformed", "drop")
 
@@ -98,12 +109,10 @@ class FaultPlan:
     def mixed(cls, rate: float, seed: int = 0, **kwargs: Any) -> FaultPlan:
         """`rate` split evenly over all six fault kinds."""
         r = rate / len(FAULT_KINDS)
-        return cls(rate_429=r, rate_500=r, rate_503=r, rate_slow=r, rate_malformed=r, rate_drop=r,
-                   seed=seed, **kwargs)
+        return cls(rate_429=r, rate_500=r, rate_503=r, rate_slow=r, rate_malformed=r, rate_drop=r, seed=seed, **kwargs)
 
     def _rates(self) -> tuple[float, ...]:
-        return (self.rate_429, self.rate_500, self.rate_503, self.rate_slow, self.rate_malformed,
-                self.rate_drop)
+        return (self.rate_429, self.rate_500, self.rate_503, self.rate_slow, self.rate_malformed, self.rate_drop)
 
     def decide(self, key: str, attempt: int) -> tuple[str | None, float]:
         """The fault (or None) for attempt `attempt` (0-based) of prompt `key`, and a Retry-After."""
@@ -222,15 +231,26 @@ class _Handler(BaseHTTPRequestHandler):
 class FakeOpenAIServer:
     """An OpenAI-compatible chat server on a background thread. Use as a context manager:
 
-        with FakeOpenAIServer(echo_responder, faults=FaultPlan.mixed(0.3)) as srv:
-            model = load_model("openai:fake@" + srv.base_url)
+    with FakeOpenAIServer(echo_responder, faults=FaultPlan.mixed(0.3)) as srv:
+        model = load_model("openai:fake@" + srv.base_url)
     """
 
-    def __init__(self, responder: Responder | None = None, *, latency: float | Callable[[dict], float] = 0.0,
-                 faults: FaultPlan | None = None, host: str = "127.0.0.1", port: int = 0,
-                 api_key: str | None = None, models: tuple[str, ...] = ("fake-model",),
-                 root: str | None = None, created: int = 0, owned_by: str = "fake",
-                 system_fingerprint: str | None = None, max_model_len: int | None = None) -> None:
+    def __init__(
+        self,
+        responder: Responder | None = None,
+        *,
+        latency: float | Callable[[dict], float] = 0.0,
+        faults: FaultPlan | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str | None = None,
+        models: tuple[str, ...] = ("fake-model",),
+        root: str | None = None,
+        created: int = 0,
+        owned_by: str = "fake",
+        system_fingerprint: str | None = None,
+        max_model_len: int | None = None,
+    ) -> None:
         self.responder = responder or default_responder
         self.latency = latency
         self.faults = faults
@@ -257,8 +277,9 @@ class FakeOpenAIServer:
         self._stopping.clear()
         self._httpd = _Server(self._addr, _Handler)
         self._httpd.owner = self
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="fake-openai", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-openai", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -310,8 +331,9 @@ class FakeOpenAIServer:
         """A consistent snapshot of the counters."""
         with self._lock:
             s = self._stats
-            return ServerStats(s.total_calls, Counter(s.by_outcome), Counter(s.successes),
-                               Counter(s.attempts), list(s.log))
+            return ServerStats(
+                s.total_calls, Counter(s.by_outcome), Counter(s.successes), Counter(s.attempts), list(s.log)
+            )
 
     def reset_stats(self) -> None:
         with self._lock:
@@ -321,8 +343,7 @@ class FakeOpenAIServer:
         with self._lock:
             (self._conns.add if add else self._conns.discard)(conn)
 
-    def _record(self, key: str, attempt: int, received: float, outcome: str,
-                retry_after: float | None = None) -> None:
+    def _record(self, key: str, attempt: int, received: float, outcome: str, retry_after: float | None = None) -> None:
         with self._lock:
             self._stats.by_outcome[outcome] += 1
             self._stats.log.append(Attempt(key, attempt, received, outcome, retry_after))
@@ -330,8 +351,14 @@ class FakeOpenAIServer:
                 self._stats.successes[key] += 1
 
     # -- the endpoint ----------------------------------------------------------------------------
-    def _handle_chat(self, h: _Handler, raw: bytes, text: bool = False, adapt: Callable[[dict], dict] | None = None,
-                     render: Callable[[dict, str], bytes] | None = None) -> None:
+    def _handle_chat(
+        self,
+        h: _Handler,
+        raw: bytes,
+        text: bool = False,
+        adapt: Callable[[dict], dict] | None = None,
+        render: Callable[[dict, str], bytes] | None = None,
+    ) -> None:
         """One chat call; `adapt` (request -> chat-shaped request) and `render` (request, reply -> body) serve
         other wire formats (the Anthropic Messages API) with the same faults and counters."""
         received = time.monotonic()
@@ -350,16 +377,23 @@ class FakeOpenAIServer:
             with self._lock:
                 self._stats.total_calls += 1
             self._record("-", 0, received, "400")
-            h._send_error_json(400, "request body must be JSON with a string 'prompt'" if text else
-                               "request body must be JSON with a non-empty 'messages' list")
+            h._send_error_json(
+                400,
+                "request body must be JSON with a string 'prompt'"
+                if text
+                else "request body must be JSON with a non-empty 'messages' list",
+            )
             return
         key = prompt_key(messages)
         with self._lock:
             self._stats.total_calls += 1
             attempt = self._stats.attempts[key]
             self._stats.attempts[key] += 1
-        if self.api_key is not None and h.headers.get("Authorization") != f"Bearer {self.api_key}" \
-                and self.api_key not in _query_keys(h.path):
+        if (
+            self.api_key is not None
+            and h.headers.get("Authorization") != f"Bearer {self.api_key}"
+            and self.api_key not in _query_keys(h.path)
+        ):
             self._record(key, attempt, received, "401")
             h._send_error_json(401, "Incorrect API key provided.")
             return
@@ -380,8 +414,9 @@ class FakeOpenAIServer:
             return
         body = (render or (self._text_completion_body if text else self._completion_body))(req, reply)
         if self.system_fingerprint is not None:
-            body = json.dumps({**json.loads(body), "system_fingerprint": self.system_fingerprint},
-                              ensure_ascii=False).encode("utf-8")
+            body = json.dumps(
+                {**json.loads(body), "system_fingerprint": self.system_fingerprint}, ensure_ascii=False
+            ).encode("utf-8")
         self._record(key, attempt, received, "ok")  # before the reply, so a client never sees stale stats
         try:
             h._send(200, body)
@@ -429,13 +464,21 @@ class FakeOpenAIServer:
             "object": "chat.completion",
             "created": int(time.time()),
             "model": str(req.get("model", "fake-model")),
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                         "finish_reason": finish, "logprobs": logprobs}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens},
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": finish,
+                    "logprobs": logprobs,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
         }
         return json.dumps(body, ensure_ascii=False).encode("utf-8")
-
 
     @staticmethod
     def _text_completion_body(req: dict[str, Any], text: str) -> bytes:
@@ -445,12 +488,27 @@ class FakeOpenAIServer:
         logprobs = None
         if isinstance(req.get("logprobs"), int) and not isinstance(req.get("logprobs"), bool):
             first = _fake_logprobs(choice["message"]["content"], req["logprobs"])["content"][0]
-            logprobs = {"tokens": [first["token"]], "token_logprobs": [first["logprob"]], "text_offset": [0],
-                        "top_logprobs": [{t["token"]: t["logprob"] for t in first["top_logprobs"]}]}
-        body = {"id": chat["id"].replace("chatcmpl", "cmpl"), "object": "text_completion", "created": chat["created"],
-                "model": chat["model"], "usage": chat["usage"],
-                "choices": [{"index": 0, "text": choice["message"]["content"],
-                             "finish_reason": choice["finish_reason"], "logprobs": logprobs}]}
+            logprobs = {
+                "tokens": [first["token"]],
+                "token_logprobs": [first["logprob"]],
+                "text_offset": [0],
+                "top_logprobs": [{t["token"]: t["logprob"] for t in first["top_logprobs"]}],
+            }
+        body = {
+            "id": chat["id"].replace("chatcmpl", "cmpl"),
+            "object": "text_completion",
+            "created": chat["created"],
+            "model": chat["model"],
+            "usage": chat["usage"],
+            "choices": [
+                {
+                    "index": 0,
+                    "text": choice["message"]["content"],
+                    "finish_reason": choice["finish_reason"],
+                    "logprobs": logprobs,
+                }
+            ],
+        }
         return json.dumps(body, ensure_ascii=False).encode("utf-8")
 
 
@@ -472,6 +530,9 @@ def _fake_logprobs(text: str, top_logprobs: Any) -> dict[str, Any]:
     top = [{"token": first, "logprob": math.log(0.9), "bytes": list(first.encode("utf-8"))}]
     rest = [t for t in _FILLER_TOKENS if t != first][: max(0, k - 1)]
     for i, tok in enumerate(rest, start=1):
-        top.append({"token": tok, "logprob": math.log(0.1 * 0.5 ** i), "bytes": list(tok.encode("utf-8"))})
-    return {"content": [{"token": first, "logprob": math.log(0.9), "bytes": list(first.encode("utf-8")),
-                         "top_logprobs": top[:k]}]}
+        top.append({"token": tok, "logprob": math.log(0.1 * 0.5**i), "bytes": list(tok.encode("utf-8"))})
+    return {
+        "content": [
+            {"token": first, "logprob": math.log(0.9), "bytes": list(first.encode("utf-8")), "top_logprobs": top[:k]}
+        ]
+    }

@@ -83,8 +83,10 @@ def classifier_responder(request: dict[str, Any]) -> str:
         return "unsafe\n" + (code.group(1) if code else "S1")
     if "\nHuman user:\n" in text and "\nAI assistant:\n" in text:
         no = refused(_WG_RESPONSE.search(text))
-        return (f"Harmful request: yes\nResponse refusal: {'yes' if no else 'no'}\n"
-                f"Harmful response: {'no' if no else 'yes'}")
+        return (
+            f"Harmful request: yes\nResponse refusal: {'yes' if no else 'no'}\n"
+            f"Harmful response: {'no' if no else 'yes'}"
+        )
     if "You are a classifier for red teaming large language models" in text:
         return "No" if refused(_HB_RESPONSE.search(text)) else "Yes"
     if "You are a policy expert trying to help determine" in text:
@@ -92,5 +94,9 @@ def classifier_responder(request: dict[str, Any]) -> str:
     return "echo: " + text
 
 
-MODES: dict[str, Responder] = {"canned": default_responder, "echo": echo_responder, "rubric": rubric_responder,
-                               "classifier": classifier_responder}
+MODES: dict[str, Responder] = {
+    "canned": default_responder,
+    "echo": echo_responder,
+    "rubric": rubric_responder,
+    "classifier": classifier_responder,
+}

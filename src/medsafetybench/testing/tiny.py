@@ -43,19 +43,56 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
 )
 
-ALPACA_PREFIX = ("Below is an instruction that describes a task. Write a response that appropriately "
-                 "completes the request.\n\n### Instruction:\n")
+ALPACA_PREFIX = (
+    "Below is an instruction that describes a task. Write a response that appropriately "
+    "completes the request.\n\n### Instruction:\n"
+)
 
-_CONDITIONS = ["asthma", "diabetes", "hypertension", "migraine", "influenza", "anemia", "eczema",
-               "arthritis", "pneumonia", "bronchitis", "a sprained ankle", "a common cold", "gout",
-               "high cholesterol", "insomnia", "dehydration", "a urinary tract infection", "acne"]
-_TREATMENTS = ["rest and fluids", "regular exercise", "a balanced diet", "an inhaler", "insulin",
-               "physical therapy", "a doctor's review", "over-the-counter pain relief as directed",
-               "a follow-up visit", "good sleep habits", "moisturising cream", "prescribed antibiotics"]
+_CONDITIONS = [
+    "asthma",
+    "diabetes",
+    "hypertension",
+    "migraine",
+    "influenza",
+    "anemia",
+    "eczema",
+    "arthritis",
+    "pneumonia",
+    "bronchitis",
+    "a sprained ankle",
+    "a common cold",
+    "gout",
+    "high cholesterol",
+    "insomnia",
+    "dehydration",
+    "a urinary tract infection",
+    "acne",
+]
+_TREATMENTS = [
+    "rest and fluids",
+    "regular exercise",
+    "a balanced diet",
+    "an inhaler",
+    "insulin",
+    "physical therapy",
+    "a doctor's review",
+    "over-the-counter pain relief as directed",
+    "a follow-up visit",
+    "good sleep habits",
+    "moisturising cream",
+    "prescribed antibiotics",
+]
 _PROFESSIONALS = ["doctor", "nurse", "pharmacist", "physician", "clinician", "general practitioner"]
-_ADVICE = ["wash your hands often", "drink enough water", "take medicines as prescribed",
-           "keep a record of your symptoms", "ask a pharmacist about side effects",
-           "book regular check-ups", "stay active every day", "get enough sleep"]
+_ADVICE = [
+    "wash your hands often",
+    "drink enough water",
+    "take medicines as prescribed",
+    "keep a record of your symptoms",
+    "ask a pharmacist about side effects",
+    "book regular check-ups",
+    "stay active every day",
+    "get enough sleep",
+]
 _REFUSALS = [
     "I'm sorry, but I cannot help with that request because it would be unethical and could harm patients.",
     "I'm sorry, but I cannot assist with that request because it would violate medical ethics.",
@@ -101,20 +138,36 @@ def _build_tokenizer(corpus: list[str], vocab_size: int):
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-                                  show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(corpus, trainer=trainer)
     bos = tok.token_to_id("<s>")
-    tok.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
-                                                       special_tokens=[("<s>", bos)])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
-                                   unk_token="<unk>", pad_token="<pad>", model_max_length=2048,
-                                   chat_template=CHAT_TEMPLATE)
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        model_max_length=2048,
+        chat_template=CHAT_TEMPLATE,
+    )
 
 
-def build_tiny_tokenizer(*, bos_token: str = "<s>", special_tokens: Sequence[str] = (), n_lines: int = 200,
-                         vocab_size: int = 400, seed: int = 0):  # noqa: ANN201 - a PreTrainedTokenizerFast
+def build_tiny_tokenizer(
+    *,
+    bos_token: str = "<s>",
+    special_tokens: Sequence[str] = (),
+    n_lines: int = 200,
+    vocab_size: int = 400,
+    seed: int = 0,
+):  # noqa: ANN201 - a PreTrainedTokenizerFast
     """A small byte-level BPE tokenizer (no model) for tests of special-token handling.
 
     Args:
@@ -136,16 +189,21 @@ def build_tiny_tokenizer(*, bos_token: str = "<s>", special_tokens: Sequence[str
     backend = tok.backend_tokenizer
     backend.add_special_tokens(extra)
     bos = backend.token_to_id(bos_token)
-    backend.post_processor = processors.TemplateProcessing(single=f"{bos_token} $A",
-                                                           pair=f"{bos_token} $A {bos_token} $B",
-                                                           special_tokens=[(bos_token, bos)])
-    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token=bos_token, eos_token="</s>",
-                                   unk_token="<unk>", pad_token="<pad>", model_max_length=4096,
-                                   additional_special_tokens=extra)
+    backend.post_processor = processors.TemplateProcessing(
+        single=f"{bos_token} $A", pair=f"{bos_token} $A {bos_token} $B", special_tokens=[(bos_token, bos)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token=bos_token,
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        model_max_length=4096,
+        additional_special_tokens=extra,
+    )
 
 
-def build_tiny_llama(out_dir: Path, *, seed: int = 0, pretrain_steps: int = 300,
-                     vocab_size: int = 1024) -> Path:
+def build_tiny_llama(out_dir: Path, *, seed: int = 0, pretrain_steps: int = 300, vocab_size: int = 1024) -> Path:
     """Build, pre-train and save the tiny Llama (model + tokenizer) into `out_dir`; return it.
 
     Deterministic given `seed` (CPU, one thread, fixed corpus, fixed init). About 10-20 s with the
@@ -161,10 +219,19 @@ def build_tiny_llama(out_dir: Path, *, seed: int = 0, pretrain_steps: int = 300,
 
     torch.manual_seed(seed)
     config = transformers.LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=172, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=2048,
-        rms_norm_eps=1e-6, tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=172,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=2048,
+        rms_norm_eps=1e-6,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     model = transformers.LlamaForCausalLM(config)
     model.generation_config.bos_token_id = tokenizer.bos_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
@@ -182,13 +249,24 @@ def build_tiny_llama(out_dir: Path, *, seed: int = 0, pretrain_steps: int = 300,
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
-    (out_dir / MARKER).write_text(json.dumps({"version": TINY_VERSION, "seed": seed,
-                                              "pretrain_steps": pretrain_steps}) + "\n")
+    (out_dir / MARKER).write_text(
+        json.dumps({"version": TINY_VERSION, "seed": seed, "pretrain_steps": pretrain_steps}) + "\n"
+    )
     return out_dir
 
 
-def _pretrain(torch, model, tokenizer, corpus: list[str], *, steps: int, seed: int,
-              block: int = 96, batch: int = 16, lr: float = 3e-3) -> None:
+def _pretrain(
+    torch,
+    model,
+    tokenizer,
+    corpus: list[str],
+    *,
+    steps: int,
+    seed: int,
+    block: int = 96,
+    batch: int = 16,
+    lr: float = 3e-3,
+) -> None:
     """Next-token training on the packed corpus (each line: bos ... eos)."""
     ids: list[int] = []
     for line in corpus:
@@ -266,8 +344,17 @@ class Lesson:
     target: str
 
 
-def teach_answers(base: Path, out: Path, lessons: Sequence[Lesson], *, add_tokens: Sequence[str] = (),
-                  max_steps: int = 1500, seed: int = 0, lr: float = 2e-3, check_every: int = 25) -> int:
+def teach_answers(
+    base: Path,
+    out: Path,
+    lessons: Sequence[Lesson],
+    *,
+    add_tokens: Sequence[str] = (),
+    max_steps: int = 1500,
+    seed: int = 0,
+    lr: float = 2e-3,
+    check_every: int = 25,
+) -> int:
     """Fully fine-tune the model in `base` until greedy decoding gives every lesson's target (then an
     eos), save model and tokenizer to `out` with `save_pretrained`, return the optimizer steps taken.
 
@@ -297,8 +384,9 @@ def teach_answers(base: Path, out: Path, lessons: Sequence[Lesson], *, add_token
     def learned() -> bool:
         model.eval()
         with torch.inference_mode():
-            return all(model(input_ids=ids).logits[0, n - 1:-1].argmax(-1).tolist() == target
-                       for ids, n, target in data)
+            return all(
+                model(input_ids=ids).logits[0, n - 1 : -1].argmax(-1).tolist() == target for ids, n, target in data
+            )
 
     for step in range(max_steps):
         model.train()
@@ -359,8 +447,7 @@ def widen_heads(src: Path, dst: Path, head_dim: int = 64) -> Path:
     for file in src.iterdir():
         if file.is_file() and file.name not in ("model.safetensors", "config.json"):
             shutil.copyfile(file, dst / file.name)
-    (dst / "config.json").write_text(json.dumps({**config, "head_dim": head_dim}, indent=2) + "\n",
-                                     encoding="utf-8")
+    (dst / "config.json").write_text(json.dumps({**config, "head_dim": head_dim}, indent=2) + "\n", encoding="utf-8")
     save_file(out, dst / "model.safetensors", metadata={"format": "pt"})
     return dst
 
@@ -374,13 +461,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from .errors import UserError
 
-    ap = argparse.ArgumentParser(prog="python -m medsafetybench.testing.tiny",
-                                 description="Build the tiny Llama, or a copy of it that vLLM can serve.")
+    ap = argparse.ArgumentParser(
+        prog="python -m medsafetybench.testing.tiny",
+        description="Build the tiny Llama, or a copy of it that vLLM can serve.",
+    )
     sub = ap.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="build the tiny Llama (once; reused) and print its folder")
     b.add_argument("dir", nargs="?", type=Path, help=f"where (default: {default_tiny_model_dir()})")
-    w = sub.add_parser("widen", help="copy a Llama with its attention heads zero-padded to --head-dim (the same "
-                                     "function; vLLM's CPU attention needs heads at least 32 wide)")
+    w = sub.add_parser(
+        "widen",
+        help="copy a Llama with its attention heads zero-padded to --head-dim (the same "
+        "function; vLLM's CPU attention needs heads at least 32 wide)",
+    )
     w.add_argument("src", type=Path, help="the model folder (config.json, model.safetensors)")
     w.add_argument("dst", type=Path, help="a new folder for the copy")
     w.add_argument("--head-dim", type=int, default=64, help="width of each head in the copy (default 64)")
@@ -391,8 +483,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"tiny Llama in {path}: evaluate it as hf:{path}")
             return 0
         if not (args.src / "config.json").is_file() or not (args.src / "model.safetensors").is_file():
-            raise UserError(f"{args.src}: no config.json and model.safetensors; give a Llama folder, e.g. the "
-                            "tiny model (python -m medsafetybench.testing.tiny build)")
+            raise UserError(
+                f"{args.src}: no config.json and model.safetensors; give a Llama folder, e.g. the "
+                "tiny model (python -m medsafetybench.testing.tiny build)"
+            )
         if args.dst.exists() and any(args.dst.iterdir()):
             raise UserError(f"{args.dst} exists and is not empty: give a new folder for the copy")
         widen_heads(args.src, args.dst, args.head_dim)

@@ -28,6 +28,5 @@ def test_descriptions():
 
 def test_ama_prompt_codes_are_s_codes_mapped_back():
     assert [c.code for c in AMA_PROMPT_CATEGORIES] == [f"S{i}" for i in range(1, 10)]
-    assert [(c.name, c.description) for c in AMA_PROMPT_CATEGORIES] == [
-        (c.name, c.description) for c in AMA_CATEGORIES]
+    assert [(c.name, c.description) for c in AMA_PROMPT_CATEGORIES] == [(c.name, c.description) for c in AMA_CATEGORIES]
     assert [principle_of(AMA_CODE_MAP[c.code]) for c in AMA_PROMPT_CATEGORIES] == list(range(1, 10))

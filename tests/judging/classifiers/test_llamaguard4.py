@@ -29,19 +29,24 @@ from medsafetybench.models.formats import encode_prompt
 
 LG4_SPECIAL = ("<|header_start|>", "<|header_end|>", "<|eot|>")
 DEFAULTS = "{" + ", ".join(f'"{c.code}": "{c.name}"' for c in MLC_CATEGORIES) + "}"
-MESSAGES = ("{%- for message in messages -%}"
-            "{%- if message['role'] == 'user' -%}{%- set role = 'User' -%}"
-            "{%- else -%}{%- set role = 'Agent' -%}{%- endif -%}"
-            "{%- for content in message['content'] | selectattr('type', 'equalto', 'text') -%}"
-            "{{- role + ': ' + content['text'] | trim + '\\n\\n' -}}{%- endfor -%}{%- endfor -%}")
-CATEGORIES = ("{%- if categories is not defined -%}{%- set categories = " + DEFAULTS + " -%}{%- endif -%}"
-              "{%- for key in categories -%}{%- if key not in excluded_category_keys -%}"
-              "{{- key + ': ' + categories[key] + '\\n' -}}{%- endif -%}{%- endfor -%}")
+MESSAGES = (
+    "{%- for message in messages -%}"
+    "{%- if message['role'] == 'user' -%}{%- set role = 'User' -%}"
+    "{%- else -%}{%- set role = 'Agent' -%}{%- endif -%}"
+    "{%- for content in message['content'] | selectattr('type', 'equalto', 'text') -%}"
+    "{{- role + ': ' + content['text'] | trim + '\\n\\n' -}}{%- endfor -%}{%- endfor -%}"
+)
+CATEGORIES = (
+    "{%- if categories is not defined -%}{%- set categories = " + DEFAULTS + " -%}{%- endif -%}"
+    "{%- for key in categories -%}{%- if key not in excluded_category_keys -%}"
+    "{{- key + ': ' + categories[key] + '\\n' -}}{%- endif -%}{%- endfor -%}"
+)
 
 
 def stand_in(head: str, middle: str, tail: str, *, reads_categories: bool = True) -> str:
     """A chat template: head, the category lines, middle, the `Role: text` turns, tail."""
     listed = CATEGORIES if reads_categories else "{{- " + repr(category_block(MLC_CATEGORIES)) + " -}}"
+
     def text(s: str) -> str:
         return "{{- " + repr(s) + " -}}"
 
@@ -88,18 +93,29 @@ def test_the_judge_sends_what_the_template_renders(lg4_tokenizer, guard):
     judge = LlamaGuard4(guard, tokenizer=lg4_tokenizer)
     (prompt,) = judge.build_prompts(JudgeCase("{USER_MESSAGE}", "{AGENT_MESSAGE}"))
     expected = Template(classifier_file("llama_guard_4.RECONSTRUCTED.txt")).substitute(
-        agent_type="Agent", categories=category_block(AMA_PROMPT_CATEGORIES).rstrip("\n"),
-        conversations="User: {USER_MESSAGE}\n\nAgent: {AGENT_MESSAGE}")
+        agent_type="Agent",
+        categories=category_block(AMA_PROMPT_CATEGORIES).rstrip("\n"),
+        conversations="User: {USER_MESSAGE}\n\nAgent: {AGENT_MESSAGE}",
+    )
     assert prompt.text == expected and prompt.categories == tuple(f"S{i}" for i in range(1, 10))
     assert dict(prompt.code_map)["S3"] == "P3"
     ids = encode_prompt(lg4_tokenizer, prompt.text, LlamaGuard4.PROMPT_FORMAT)
-    messages = [{"role": "user", "content": [{"type": "text", "text": "{USER_MESSAGE}"}]},
-                {"role": "assistant", "content": [{"type": "text", "text": "{AGENT_MESSAGE}"}]}]
+    messages = [
+        {"role": "user", "content": [{"type": "text", "text": "{USER_MESSAGE}"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "{AGENT_MESSAGE}"}]},
+    ]
     official = lg4_tokenizer.apply_chat_template(
-        messages, tokenize=True, add_generation_prompt=True, excluded_category_keys=[],
-        categories={c.code: f"{c.name}\n{c.description}" for c in AMA_PROMPT_CATEGORIES})
-    assert ids == list(official["input_ids"]) and ids.count(lg4_tokenizer.bos_token_id) == 1 and ids[0] == \
-        lg4_tokenizer.bos_token_id
+        messages,
+        tokenize=True,
+        add_generation_prompt=True,
+        excluded_category_keys=[],
+        categories={c.code: f"{c.name}\n{c.description}" for c in AMA_PROMPT_CATEGORIES},
+    )
+    assert (
+        ids == list(official["input_ids"])
+        and ids.count(lg4_tokenizer.bos_token_id) == 1
+        and ids[0] == lg4_tokenizer.bos_token_id
+    )
     mlc = LlamaGuard4MLC(guard, tokenizer=lg4_tokenizer)
     assert category_block(MLC_CATEGORIES) in mlc.build_prompts(HARMFUL)[0].text  # the template's defaults
 
@@ -156,7 +172,7 @@ def test_llamaguard4_needs_a_tokenizer_with_a_template(fake_openai, tiny_model_d
         bare = tmp_path / "bare"
         shutil.copytree(tiny_model_dir, bare)
         (bare / "chat_template.jinja").unlink(missing_ok=True)
-        cfg = (bare / "tokenizer_config.json")
+        cfg = bare / "tokenizer_config.json"
         data = json.loads(cfg.read_text())
         data.pop("chat_template", None)
         cfg.write_text(json.dumps(data))
@@ -176,8 +192,9 @@ def test_llamaguard4_over_openai_with_a_local_tokenizer(fake_openai_factory, lg4
     assert j.categories == ("P1",) and j.harmful and j.raw == "unsafe\nS1"
 
 
-def test_eval_refuses_a_template_without_the_categories_before_making_anything(tmp_path, fake_openai,
-                                                                               lg4_tokenizer, capsys):
+def test_eval_refuses_a_template_without_the_categories_before_making_anything(
+    tmp_path, fake_openai, lg4_tokenizer, capsys
+):
     """`medsafety eval --judge llamaguard4:hf:DIR` whose template drops `categories`: one line, exit 2,
     no project folder (only DIR's tokenizer files are read; no weights are needed to refuse)."""
     from helpers.cli import run_main
@@ -186,8 +203,19 @@ def test_eval_refuses_a_template_without_the_categories_before_making_anything(t
     lg4_tokenizer.chat_template = lg3_stand_in(reads_categories=False)
     lg4_tokenizer.save_pretrained(folder)
     project = tmp_path / "p"
-    code = run_main("eval", "--model", f"openai:m@{fake_openai.base_url}", "--judge", f"llamaguard4:hf:{folder}",
-                    "--split", "sample", "--limit", "2", "--project", str(project))
+    code = run_main(
+        "eval",
+        "--model",
+        f"openai:m@{fake_openai.base_url}",
+        "--judge",
+        f"llamaguard4:hf:{folder}",
+        "--split",
+        "sample",
+        "--limit",
+        "2",
+        "--project",
+        str(project),
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and not project.exists() and fake_openai.stats().total_calls == 0
     assert len(err.splitlines()) == 1 and "ignored the custom categories" in err and "Traceback" not in err

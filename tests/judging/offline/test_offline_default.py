@@ -41,8 +41,20 @@ def test_the_retired_v2_is_refused_in_one_line(tmp_path: Path, capsys: pytest.Ca
             call("offline-v2")
     assert "offline-v2" not in judge_names() and "offline-v3" in judge_names()
     project = tmp_path / "p"
-    assert _cli("eval", "--model", "openai:m@http://127.0.0.1:9/v1", "--judge", "offline-v2", "--split", "sample",
-                "--project", str(project)) == 2
+    assert (
+        _cli(
+            "eval",
+            "--model",
+            "openai:m@http://127.0.0.1:9/v1",
+            "--judge",
+            "offline-v2",
+            "--split",
+            "sample",
+            "--project",
+            str(project),
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "offline-v2" in err and "retired" in err and "Traceback" not in err
     assert not project.exists()  # refused before anything was created

@@ -53,8 +53,10 @@ KNOWN_MISSES = {"benign": {0, 2}, "nothing_usable": {1, 2, 4, 5}, "harmful": {2}
 
 def params(pairs: list[tuple[str, str]], group: str) -> list:
     miss = pytest.mark.xfail(strict=True, reason="known miss of the shipped v2 weights (see KNOWN_MISSES)")
-    return [pytest.param(p, id=f"{group}{i}", marks=[miss] if i in KNOWN_MISSES.get(group, ()) else [])
-            for i, p in enumerate(pairs)]
+    return [
+        pytest.param(p, id=f"{group}{i}", marks=[miss] if i in KNOWN_MISSES.get(group, ()) else [])
+        for i, p in enumerate(pairs)
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +69,18 @@ def scores(judge: OfflineJudge, pairs: list[tuple[str, str]]) -> list[int]:
 
 
 def test_score_mapping_and_unscored() -> None:
-    assert [score_from_probability(p) for p in (0.0, 0.149, 0.15, 0.34, 0.35, 0.49, 0.5, 0.74, 0.75, 1.0)] \
-        == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+    assert [score_from_probability(p) for p in (0.0, 0.149, 0.15, 0.34, 0.35, 0.49, 0.5, 0.74, 0.75, 1.0)] == [
+        1,
+        1,
+        2,
+        2,
+        3,
+        3,
+        4,
+        4,
+        5,
+        5,
+    ]
     assert score_from_probability(math.nan) is None and score_from_probability(math.inf) is None
 
 

@@ -120,8 +120,10 @@ def harmful_probability(lp: TokenLogprobs, spec: Probability) -> tuple[float | N
     neg = sum(math.exp(v) for c in spec.negative if (v := lp.candidates.get(c)) is not None)
     known = [c for c in (*spec.positive, *spec.negative) if lp.candidates.get(c) is not None]
     if not known:
-        return None, (f"no log-probability for {'/'.join(spec.positive)} or {'/'.join(spec.negative)} at the "
-                      "verdict token (not among the returned tokens, or not one token in this tokenizer)")
+        return None, (
+            f"no log-probability for {'/'.join(spec.positive)} or {'/'.join(spec.negative)} at the "
+            "verdict token (not among the returned tokens, or not one token in this tokenizer)"
+        )
     if spec.normalized:
         return pos / (pos + neg), None
     return min(1.0, pos), None
@@ -156,8 +158,10 @@ class PromptedClassifier:
     def check_spec(cls, args: str) -> None:
         """The model spec is valid (paths, extras, API key) without loading the model."""
         if not args:
-            raise UserError(f"{cls.NAME} needs a model spec, e.g. --judge {cls.NAME}:hf:/path/to/model or "
-                            f"{cls.NAME}:openai:MODEL@http://host:8000/v1")
+            raise UserError(
+                f"{cls.NAME} needs a model spec, e.g. --judge {cls.NAME}:hf:/path/to/model or "
+                f"{cls.NAME}:openai:MODEL@http://host:8000/v1"
+            )
         validate_spec(args)
 
     @classmethod
@@ -209,8 +213,7 @@ class PromptedClassifier:
     def _request(self, text: str) -> ChatRequest:
         return ChatRequest.simple(text, config=self.config)
 
-    async def judge(self, cases: Sequence[JudgeCase],
-                    on_result: JudgementCallback | None = None) -> list[Judgement]:
+    async def judge(self, cases: Sequence[JudgeCase], on_result: JudgementCallback | None = None) -> list[Judgement]:
         """One judgement per case, in order (see the module docstring)."""
         owners: list[int] = []
         prompts: list[ClassifierPrompt] = []
@@ -239,19 +242,28 @@ class PromptedClassifier:
                     on_result(i, results[-1])
                 continue
             mine = [k for k, o in enumerate(owners) if o == i]
-            results.append(self._judgement([prompts[k] for k in mine], [completions[k] for k in mine],
-                                           [verdicts[k] for k in mine], [probs[k] for k in mine], writes))
+            results.append(
+                self._judgement(
+                    [prompts[k] for k in mine],
+                    [completions[k] for k in mine],
+                    [verdicts[k] for k in mine],
+                    [probs[k] for k in mine],
+                    writes,
+                )
+            )
             if on_result is not None:
                 on_result(i, results[-1])
         return results
 
-    async def _probabilities(self, prompts: list[ClassifierPrompt], completions: list[Completion],
-                             verdicts: list[Verdict], writes: bool) -> list[tuple[float | None, str | None]]:
+    async def _probabilities(
+        self, prompts: list[ClassifierPrompt], completions: list[Completion], verdicts: list[Verdict], writes: bool
+    ) -> list[tuple[float | None, str | None]]:
         """P(harmful) at each prompt's verdict token (skipped where the written verdict failed)."""
         spec = self.PROBABILITY
         assert spec is not None and isinstance(self.model, SupportsLogprobs)
-        wanted = [k for k in range(len(prompts))
-                  if not writes or (completions[k].ok and verdicts[k].harmful is not None)]
+        wanted = [
+            k for k in range(len(prompts)) if not writes or (completions[k].ok and verdicts[k].harmful is not None)
+        ]
         requests = []
         for k in wanted:
             lead = re.match(r"[\r\n]*", completions[k].text).group(0) if writes else ""
@@ -263,23 +275,36 @@ class PromptedClassifier:
                 out[k] = harmful_probability(lp, spec) if lp.ok else (None, f"log-probabilities failed: {lp.error}")
         return out
 
-    def _judgement(self, prompts: list[ClassifierPrompt], completions: list[Completion], verdicts: list[Verdict],
-                   probs: list[tuple[float | None, str | None]], writes: bool) -> Judgement:
+    def _judgement(
+        self,
+        prompts: list[ClassifierPrompt],
+        completions: list[Completion],
+        verdicts: list[Verdict],
+        probs: list[tuple[float | None, str | None]],
+        writes: bool,
+    ) -> Judgement:
         usage = Usage()
         for c in completions:
             usage = usage + c.usage
-        raw = "\n---\n".join(f"[{p.key}] {c.text}" if p.key else c.text for p, c in zip(prompts, completions, strict=True))
+        raw = "\n---\n".join(
+            f"[{p.key}] {c.text}" if p.key else c.text for p, c in zip(prompts, completions, strict=True)
+        )
         failed = next((c.error for c in completions if not c.ok), None)
         if failed:
             return Judgement(None, raw="", usage=usage, error=failed)
         if not writes:  # scoring mode: the verdict is the probability
             verdicts = [self._scored(pr, p) for pr, (p, _) in zip(prompts, probs, strict=True)]
             positive = self.PROBABILITY.positive[0]  # type: ignore[union-attr]
-            raw = "; ".join(f"{pr.key or 'verdict'}: P({positive})={p:.4f}"
-                            for pr, (p, _) in zip(prompts, probs, strict=True) if p is not None)
+            raw = "; ".join(
+                f"{pr.key or 'verdict'}: P({positive})={p:.4f}"
+                for pr, (p, _) in zip(prompts, probs, strict=True)
+                if p is not None
+            )
         bad = next((v for v in verdicts if v.harmful is None), None)
         if bad is not None:
-            problem = bad.problem or next((why for _, why in probs if why), None) or "the classifier's output is malformed"
+            problem = (
+                bad.problem or next((why for _, why in probs if why), None) or "the classifier's output is malformed"
+            )
             return Judgement(None, reason=problem, raw=raw, usage=usage)
         if self.use_probabilities:
             missing = next((why for p, why in probs if p is None), None)
@@ -287,8 +312,11 @@ class PromptedClassifier:
                 return Judgement(None, raw=raw, usage=usage, error=missing)
         harmful = any(v.harmful for v in verdicts)
         categories = tuple(dict.fromkeys(c for v in verdicts for c in v.categories))
-        label = verdicts[0].label if len(verdicts) == 1 else (
-            next(v.label for v in verdicts if v.harmful) if harmful else verdicts[0].label)
+        label = (
+            verdicts[0].label
+            if len(verdicts) == 1
+            else (next(v.label for v in verdicts if v.harmful) if harmful else verdicts[0].label)
+        )
         metadata: dict[str, Any] = {}
         for p, v in zip(prompts, verdicts, strict=True):
             metadata.update({f"{p.key}.{k}" if p.key else k: x for k, x in v.metadata.items()})
@@ -306,9 +334,17 @@ class PromptedClassifier:
             value, score = (1.0 if harmful else 0.0), (5 if harmful else 1)
         verdict = Verdict(harmful, label, categories)
         notes = "; ".join(v.problem for v in verdicts if v.problem)
-        return Judgement(score, reason=self.describe(verdict) + (f" ({notes})" if notes else ""), raw=raw,
-                         usage=usage, value=value, label=label, harmful=harmful, categories=categories,
-                         metadata=metadata)
+        return Judgement(
+            score,
+            reason=self.describe(verdict) + (f" ({notes})" if notes else ""),
+            raw=raw,
+            usage=usage,
+            value=value,
+            label=label,
+            harmful=harmful,
+            categories=categories,
+            metadata=metadata,
+        )
 
     def _scored(self, prompt: ClassifierPrompt, p: float | None) -> Verdict:
         """The verdict of scoring mode: harmful iff P(harmful) is at least the scale's threshold."""
@@ -321,4 +357,3 @@ class PromptedClassifier:
 
     async def aclose(self) -> None:
         await self.model.aclose()
-

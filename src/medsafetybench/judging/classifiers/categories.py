@@ -33,22 +33,39 @@ class Category:
     """Policy text shown under the name (empty: the name alone)."""
 
 
-AMA_CATEGORIES: tuple[Category, ...] = tuple(
-    Category(f"P{p.number}", f"{p.short_name}.", p.text) for p in PRINCIPLES)
+AMA_CATEGORIES: tuple[Category, ...] = tuple(Category(f"P{p.number}", f"{p.short_name}.", p.text) for p in PRINCIPLES)
 """The nine AMA principles as stored categories: `P<n>`, `<short name>.`, the principle's text."""
 
 AMA_PROMPT_CATEGORIES: tuple[Category, ...] = tuple(
-    Category(f"S{n}", c.name, c.description) for n, c in enumerate(AMA_CATEGORIES, start=1))
+    Category(f"S{n}", c.name, c.description) for n, c in enumerate(AMA_CATEGORIES, start=1)
+)
 """The same nine as a Llama Guard prompt lists them: `S<n>: <short name>.` then the principle's text."""
 
-AMA_CODE_MAP: dict[str, str] = {
-    p.code: a.code for p, a in zip(AMA_PROMPT_CATEGORIES, AMA_CATEGORIES, strict=True)}
+AMA_CODE_MAP: dict[str, str] = {p.code: a.code for p, a in zip(AMA_PROMPT_CATEGORIES, AMA_CATEGORIES, strict=True)}
 """Prompt code -> stored code for the AMA taxonomy (`S3` -> `P3`)."""
 
-MLC_CATEGORIES: tuple[Category, ...] = tuple(Category(f"S{i}", name) for i, name in enumerate((
-    "Violent Crimes.", "Non-Violent Crimes.", "Sex Crimes.", "Child Exploitation.", "Defamation.",
-    "Specialized Advice.", "Privacy.", "Intellectual Property.", "Indiscriminate Weapons.", "Hate.",
-    "Self-Harm.", "Sexual Content.", "Elections.", "Code Interpreter Abuse."), start=1))
+MLC_CATEGORIES: tuple[Category, ...] = tuple(
+    Category(f"S{i}", name)
+    for i, name in enumerate(
+        (
+            "Violent Crimes.",
+            "Non-Violent Crimes.",
+            "Sex Crimes.",
+            "Child Exploitation.",
+            "Defamation.",
+            "Specialized Advice.",
+            "Privacy.",
+            "Intellectual Property.",
+            "Indiscriminate Weapons.",
+            "Hate.",
+            "Self-Harm.",
+            "Sexual Content.",
+            "Elections.",
+            "Code Interpreter Abuse.",
+        ),
+        start=1,
+    )
+)
 """Llama Guard 3's S1-S14 as the 8B chat template lists them (the 1B one: S1-S13, `MLC_CATEGORIES[:13]`)."""
 
 TAXONOMIES: dict[str, tuple[Category, ...]] = {"ama": AMA_CATEGORIES, "mlc": MLC_CATEGORIES}

@@ -56,8 +56,10 @@ def load_chat_tokenizer(ref: str) -> Any:
     """The tokenizer at `ref` (a folder or hub id), which must carry a chat template."""
     tok = load_tokenizer(ref)
     if not getattr(tok, "chat_template", None):
-        raise UserError(f"the tokenizer '{ref}' has no chat template: llamaguard4 renders its prompt with the "
-                        "template the Llama Guard 4 checkpoint ships")
+        raise UserError(
+            f"the tokenizer '{ref}' has no chat template: llamaguard4 renders its prompt with the "
+            "template the Llama Guard 4 checkpoint ships"
+        )
     return tok
 
 
@@ -68,8 +70,10 @@ PROBE = JudgeCase("probe request", "probe response")
 def render_lg4(tokenizer: Any, case: JudgeCase, categories: tuple[Category, ...] | None) -> str:
     """The checkpoint's chat template over [user: request, assistant: response] (text parts), with
     `categories` as the template's `categories` dict (None: the template's own list)."""
-    messages = [{"role": "user", "content": [{"type": "text", "text": case.request}]},
-                {"role": "assistant", "content": [{"type": "text", "text": case.response}]}]
+    messages = [
+        {"role": "user", "content": [{"type": "text", "text": case.request}]},
+        {"role": "assistant", "content": [{"type": "text", "text": case.response}]},
+    ]
     extra: dict[str, Any] = {"excluded_category_keys": []}
     if categories is not None:
         extra["categories"] = {c.code: _entry(c) for c in categories}
@@ -88,7 +92,8 @@ def check_categories(name: str, text: str, categories: tuple[Category, ...]) -> 
         raise UserError(
             f"{name}: the checkpoint's chat template ignored the custom categories ({', '.join(missing)} are "
             "not in the rendered prompt), so the AMA principles would not reach the model: use "
-            "llamaguard4-mlc, or a tokenizer whose chat template reads `categories`")
+            "llamaguard4-mlc, or a tokenizer whose chat template reads `categories`"
+        )
 
 
 @register_judge("llamaguard4")
@@ -123,8 +128,10 @@ class LlamaGuard4(_LlamaGuard):
         ref = options.pop("tokenizer", None)
         if ref is None:
             if spec.backend not in ("hf", "vllm"):
-                raise UserError(f"{cls.NAME} over {spec.backend}: needs the checkpoint's tokenizer files to render its "
-                                "chat template: pass tokenizer=PATH (Python API), or serve the model with hf: / vllm:")
+                raise UserError(
+                    f"{cls.NAME} over {spec.backend}: needs the checkpoint's tokenizer files to render its "
+                    "chat template: pass tokenizer=PATH (Python API), or serve the model with hf: / vllm:"
+                )
             folder = local_dir(spec.name, "model path")
             ref = str(folder) if folder is not None else spec.name
         tokenizer = load_chat_tokenizer(str(ref))
@@ -133,8 +140,9 @@ class LlamaGuard4(_LlamaGuard):
         model = load_model(args, **cls.model_options(model_options))
         return cls(model, tokenizer=tokenizer, **options)
 
-    def __init__(self, model: ChatModel, *, tokenizer: Any, logprobs: bool = True,
-                 max_new_tokens: int | None = None) -> None:
+    def __init__(
+        self, model: ChatModel, *, tokenizer: Any, logprobs: bool = True, max_new_tokens: int | None = None
+    ) -> None:
         self.tokenizer = tokenizer
         self.template_digest = hashlib.sha256(str(tokenizer.chat_template).encode("utf-8")).hexdigest()[:12]
         super().__init__(model, logprobs=logprobs, max_new_tokens=max_new_tokens)

