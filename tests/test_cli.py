@@ -548,6 +548,7 @@ def test_export_and_show_accept_every_name_judge_accepts(tmp_path, capsys):
 
 
 def test_export_judge_offline_names(tmp_path, capsys):
+    from medsafetybench.errors import UserError
     from medsafetybench.judging.base import JudgeSpec
     from medsafetybench.store import Store
 
@@ -563,7 +564,10 @@ def test_export_judge_offline_names(tmp_path, capsys):
         )
         s.add_run_judge("r1", "offline:minilm-ce-v2-bbbb", JudgeSpec("offline-v2"))
         assert s.run_judge_identity("r1", "offline-v2") == "offline:minilm-ce-v2-bbbb"
-        assert s.run_judge_identity("r1", "OFFLINE-V1") == "offline:minilm-lr-v1-aaaa"  # `offline` is v1
+        # stored under `offline` when that meant v1: `offline-v1` finds it by identity; `offline` (v3 now) does not
+        assert s.run_judge_identity("r1", "OFFLINE-V1") == "offline:minilm-lr-v1-aaaa"
+        with pytest.raises(UserError, match="no judgements by 'offline'"):
+            s.run_judge_identity("r1", "offline")
         assert s.run_judge_identity("r1", "offline:minilm-ce-v2-bbbb") == "offline:minilm-ce-v2-bbbb"
     assert (
         run_main(

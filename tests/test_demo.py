@@ -58,7 +58,7 @@ def test_demo_without_the_release_judges_the_base_then_reuses_everything(
     assert "4/5 skipped" in captured.err.replace("\n", " ")
     # the offline judges as a jury on the stored responses (demo.demo_jury), with its agreement
     assert "Jury of the offline judges, sample set" in captured.out and "Krippendorff, ordinal" in captured.out
-    assert "J3" in captured.out and re.search(r"judge calls this time: [1-9]", captured.out)  # judges new to it
+    assert "J2" in captured.out and re.search(r"judge calls this time: [1-9]", captured.out)  # judges new to it
     assert (tmp_path / "report.html").is_file() and (tmp_path / "medsafety.db").is_file()
     assert "Juries: several judges" in (tmp_path / "report.html").read_text(encoding="utf-8")
     assert run_main(*args) == 0

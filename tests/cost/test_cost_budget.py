@@ -60,7 +60,8 @@ def test_max_cost_stops_mid_run_and_a_rerun_resumes_with_only_the_missing_calls(
     # then $44 + 16 > $50: the last 2 requests are not sent.
     assert run_main(*args, "--max-cost", "50") == 5
     out, err = capsys.readouterr()
-    assert "model: 6 requests, 4 answered, 2 failed" in out and "2 of them held back by --max-cost" in out
+    flat = " ".join(out.split())  # the line wraps at the console width
+    assert "model: 6 requests, 4 answered, 2 failed" in flat and "2 of them held back by --max-cost" in flat
     assert "stopped at --max-cost $50.00: spent $44.00 this time (model $44.00, judge $0.00)" in err
     assert "2 model request(s) not sent" in err and "re-run the same command with a higher --max-cost" in err
     assert model.stats().total_calls == 4 and jsrv.stats().total_calls == 4

@@ -176,8 +176,19 @@ def judge_spec_key(text: str) -> tuple[str, str]:
     Returns:
         A key equal for specs that build the same judge; a `UserError` for a spec no judge serves.
     """
-    parsed = parse_judge_spec(text)
+    parsed = parse_judge_spec(text, allow_retired=True)
     return JUDGES.get(parsed.name, parsed.name), redact_spec(parsed.args) if parsed.args else ""
+
+
+def judge_identity_prefix(text: str) -> str | None:
+    """The prefix every identity of the judge a spec names starts with, where its class declares one
+    (`IDENTITY_PREFIX`: the offline judges); else None. Matches a typed `offline-v1` with judgements stored
+    under `offline` when that meant v1, whatever `offline` means now. Retired names are accepted."""
+    try:
+        cls = _REGISTRY.get(parse_judge_spec(text, allow_retired=True).name)
+    except UserError:
+        return None
+    return getattr(cls, "IDENTITY_PREFIX", None)
 
 
 def _prefixed(role: str | None, spec: ParsedJudgeSpec, exc: UserError) -> UserError:

@@ -202,12 +202,12 @@ def run_cells(info: RunInfo, s: Summary, prices: PriceTable | None = None) -> li
     ]
 
 
-NARROW_RUN_COLUMNS = ("run", "name", "items", "judge", "harm.", "refusal", "spent")
+NARROW_RUN_COLUMNS = ("run", "name", "judge", "harm.", "refusal", "spent")
 
 
 def runs_renderable(rows: Sequence[tuple[RunInfo, Summary]], width: int) -> RenderableType:
     """The list of runs: id, name (or spec), kind, items, primary judge, scores, spent, dates; where that
-    does not fit, a narrow table (id, name, items, judge, point estimates, spent; names and judges wrap)
+    does not fit, a narrow table (id, name and aliases, judge, point estimates, spent; names and judges wrap)
     that fits 80 columns."""
     prices = load_prices()
     cells = [run_cells(i, s, prices) for i, s in rows]
@@ -216,10 +216,10 @@ def runs_renderable(rows: Sequence[tuple[RunInfo, Summary]], width: int) -> Rend
         return fit_table("Runs", RUN_COLUMNS, cells, width, right=(5, 6, 7, 8, 9))
     t = Table(title="Runs", title_justify="left", show_edge=False, pad_edge=False, width=width)
     for k, c in enumerate(NARROW_RUN_COLUMNS):
-        wraps = c in ("name", "judge", "spent")
+        wraps = c in ("name", "judge")
         t.add_column(
             c,
-            justify="right" if k >= 4 else "left",
+            justify="right" if k >= 3 else "left",
             no_wrap=not wraps,
             overflow="fold" if wraps else "ellipsis",
             ratio=1 if wraps else None,
@@ -227,8 +227,7 @@ def runs_renderable(rows: Sequence[tuple[RunInfo, Summary]], width: int) -> Rend
     for (info, s), row in zip(rows, cells, strict=True):
         t.add_row(
             info.id,
-            escape(info.label),
-            escape(row[3]),
+            escape(row[1]),
             escape(info.judge_identity or "-"),
             _point(s.overall.harmfulness),
             _point(s.overall.refusal_rate),

@@ -338,7 +338,7 @@ class Store:
         Raises:
             UserError: the run has no judge by that name (the message lists its judges).
         """
-        from .judging.registry import judge_spec_key
+        from ..judging.registry import judge_identity_prefix, judge_spec_key
 
         judges = self.run_judges(run_id)
         name = name.strip()
@@ -347,8 +347,12 @@ class Store:
         for identity, _ in judges:
             if identity == name:
                 return identity
+        prefix = judge_identity_prefix(name)  # a versioned judge: its identities say which version judged
+        family = [identity for identity, _ in judges if prefix is not None and identity.startswith(prefix)]
+        if len(family) == 1:
+            return family[0]
         try:
-            key = judge_spec_key(name)
+            key = judge_spec_key(name) if prefix is None else None  # a versioned judge is matched by identity only
         except UserError:
             key = None
         matches = []

