@@ -67,14 +67,15 @@ def test_rename_is_explicit_and_keeps_lookups_by_the_new_name(tmp_path, fake_ope
             "--limit",
             "2",
             "--name",
-            "a",
+            "first-name",
             "--project",
             str(tmp_path),
         )
         == 0
     )
-    assert run_main("runs", "--run", "a", "--rename", "b", "--project", str(tmp_path)) == 0
+    # names that are not hex: a name like "a" is also a prefix of the run ids that start with it
+    assert run_main("runs", "--run", "first-name", "--rename", "second-name", "--project", str(tmp_path)) == 0
     capsys.readouterr()
-    assert run_main("show", "b", "--project", str(tmp_path), "--json") == 0
-    assert json.loads(capsys.readouterr().out)["name"] == "b"
-    assert run_main("show", "a", "--project", str(tmp_path)) == 2  # the user renamed it away
+    assert run_main("show", "second-name", "--project", str(tmp_path), "--json") == 0
+    assert json.loads(capsys.readouterr().out)["name"] == "second-name"
+    assert run_main("show", "first-name", "--project", str(tmp_path)) == 2  # the user renamed it away
