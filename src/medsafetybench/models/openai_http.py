@@ -190,28 +190,15 @@ class AiohttpTransport:
 
     async def post(self, body: dict[str, Any], path: str = "/chat/completions") -> Any:
         """The parsed JSON reply of one call to `path` under the base URL; raises `Failure`."""
-        try:
-            async with self._session.post(
-                self._base + path, data=json.dumps(body).encode("utf-8"), params=self._query
-            ) as resp:
-                raw = await resp.read()
-                status, headers = resp.status, resp.headers
-        except Exception as exc:  # noqa: BLE001 - mapped below; anything unknown is a bug and re-raised
-            failure = aiohttp_failure(exc)
-            if failure is None:
-                raise
-            raise failure from None
-        if status >= 400:
-            raise Failure("status", _error_message(raw), status=status, retry_after=retry_after(headers))
-        try:
-            return json.loads(raw)
-        except ValueError as exc:
-            raise Failure("malformed", f"malformed response body: {str(exc)[:200]}") from None
+        return await self._send("POST", path, json.dumps(body).encode("utf-8"))
 
     async def get(self, path: str) -> Any:
         """The parsed JSON reply of a GET of `path` under the base URL (e.g. `/models`); raises `Failure`."""
+        return await self._send("GET", path)
+
+    async def _send(self, method: str, path: str, data: bytes | None = None) -> Any:
         try:
-            async with self._session.get(self._base + path, params=self._query) as resp:
+            async with self._session.request(method, self._base + path, data=data, params=self._query) as resp:
                 raw = await resp.read()
                 status, headers = resp.status, resp.headers
         except Exception as exc:  # noqa: BLE001 - mapped below; anything unknown is a bug and re-raised
@@ -266,26 +253,19 @@ class SDKTransport:
 
     async def post(self, body: dict[str, Any], path: str = "/chat/completions") -> Any:
         """The parsed JSON reply of one call to `path` under the base URL; raises `Failure`."""
-        try:
-            # client.post = chat.completions.create minus the SDK's TypedDict transform of the body and
-            # its pydantic parse of the reply (a third of its CPU per call)
-            resp = await self._client.post(path, body=body, cast_to=self._response_type)
-        except Exception as exc:  # noqa: BLE001 - mapped below; anything unknown is a bug and re-raised
-            failure = sdk_failure(exc, self._sdk)
-            if failure is None:
-                raise
-            raise failure from None
-        try:
-            return json.loads(resp.content)
-        except ValueError as exc:
-            raise Failure("malformed", f"malformed response body: {str(exc)[:200]}") from None
+        # client.post = chat.completions.create minus the SDK's TypedDict transform of the body and
+        # its pydantic parse of the reply (a third of its CPU per call)
+        return await self._parsed(self._client.post(path, body=body, cast_to=self._response_type))
 
     async def get(self, path: str) -> Any:
         """The parsed JSON reply of a GET of `path` under the base URL (e.g. `/models`); raises `Failure`."""
+        return await self._parsed(self._client.get(path, cast_to=self._response_type))
+
+    async def _parsed(self, call: Any) -> Any:
         try:
-            resp = await self._client.get(path, cast_to=self._response_type)
+            resp = await call
         except Exception as exc:  # noqa: BLE001 - mapped below; anything unknown is a bug and re-raised
-            failure = sdk_failure(exc)
+            failure = sdk_failure(exc, self._sdk)
             if failure is None:
                 raise
             raise failure from None
