@@ -39,7 +39,7 @@ from ..judging.prompt import JUDGE_MAX_NEW_TOKENS, JUDGE_SYSTEM_PROMPT, PROMPT_V
 from ..judging.registry import MODEL_JUDGE, parse_judge_spec
 from ..models.base import ChatRequest, GenerationConfig
 from ..models.loading import model_identity
-from ..models.spec import parse_spec, redact_spec
+from ..models.spec import redact_spec
 from ..study.spec import Study, StudyModel
 from .pricing import LOCAL, PriceLookup, PriceTable, fmt_usd, per_million
 
@@ -174,7 +174,7 @@ class _StoreView:
 
 def _counter_for(m: StudyModel) -> tuple[TokenCounter, str]:
     """The model's own tokenizer for a local folder (hf:/vllm:), else the stated estimate."""
-    spec = parse_spec(m.spec)
+    spec = m.model
     if spec.backend in ("hf", "vllm") and Path(spec.name).expanduser().is_dir():
         try:
             from transformers import AutoTokenizer

@@ -287,9 +287,8 @@ def parse_study(raw: dict, path: Path, lines: _Lines | None = None) -> Study:
     for i, m in entries("models"):
         m = {**m, "spec": expand_spec(m.get("spec", ""))}
         _check_name(m["name"], [x.name for x in models], "model", lines.of("models", i, "name"), fail)
-        _check_spec(m["spec"], lines.of("models", i, "spec"), fail)
+        parsed = _check_spec(m["spec"], lines.of("models", i, "spec"), fail)  # the one parse, kept in the record
         fmt = m.get("prompt_format", "chat")
-        parsed = parse_spec(m["spec"])  # checked just above: the one parse, kept in the record
         try:  # `paper` resolved as the backend will (name or folder), for the family's system text
             resolved = resolve_spec_format(parsed, fmt)
         except UserError as exc:
@@ -363,7 +362,7 @@ def check_study(study: Study) -> None:
             raise fail(lines.of("judges", i, "spec"), str(exc)) from None
     for i, m in enumerate(study.models):
         try:
-            validate_spec(m.spec)
+            validate_spec(m.model)
         except UserError as exc:
             raise fail(lines.of("models", i, "spec"), f"model '{m.name}': {exc}") from None
         replicas = m.options.get("replicas", 1)
@@ -457,11 +456,11 @@ def _check_name(name: str, seen: list[str], what: str, line: int, fail: Any) -> 
         raise fail(line, str(exc)) from None
 
 
-def _check_spec(spec: str, line: int, fail: Any, judge: bool = False) -> None:
+def _check_spec(spec: str, line: int, fail: Any, judge: bool = False) -> Any:
+    """The parsed spec (`ParsedJudgeSpec` for a judge, `ModelSpec` for a model); errors name the line."""
     from ..judging.registry import parse_judge_spec
-    from ..models.spec import parse_spec
 
     try:
-        (parse_judge_spec if judge else parse_spec)(spec)  # judges: offline, a model spec, or NAME:ARGS
+        return (parse_judge_spec if judge else parse_spec)(spec)  # judges: offline, a model spec, or NAME:ARGS
     except UserError as exc:
         raise fail(line, str(exc)) from None
